@@ -1,0 +1,23 @@
+//! The MAOS vocabulary: identifiers, rings, trust classes, IFC levels and profiles.
+//!
+//! Guarantees: every type here is validated on construction (an `AgentId` is never
+//! empty or oversized, a `TokenId` is always a UUIDv7), every enum has a stable
+//! numeric code used by the canonical encodings, and nothing here does I/O.
+//!
+//! ```
+//! use maos_model::{AgentId, IfcLevel, Ring};
+//! let agent = AgentId::new("mail-assistant").unwrap();
+//! assert_eq!(agent.as_str(), "mail-assistant");
+//! assert!(IfcLevel::Public < IfcLevel::Restricted);
+//! assert_eq!(Ring::from_code(3), Some(Ring::Untrusted));
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod ids;
+mod labels;
+mod time;
+
+pub use ids::{AgentId, IdError, TokenId, AGENT_ID_BYTES_MAX};
+pub use labels::{IfcLevel, Profile, Ring, TrustClass};
+pub use time::UnixMillis;
