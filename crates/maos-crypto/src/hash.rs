@@ -93,14 +93,8 @@ mod tests {
     #[test]
     fn sha3_256_known_answer() {
         // FIPS 202 test vector for the empty string.
-        assert_eq!(
-            sha3_256(b"").to_hex(),
-            "a7ffc6f8bf1ed76651c14756a061d662f580ff4de43b49fa82d80a4b80f8434a"
-        );
-        assert_eq!(
-            sha3_256(b"abc").to_hex(),
-            "3a985da74fe225b2045c172d6bd390bd855f086e3e9d525b46bfe24511431532"
-        );
+        assert_eq!(sha3_256(b"").to_hex(), "a7ffc6f8bf1ed76651c14756a061d662f580ff4de43b49fa82d80a4b80f8434a");
+        assert_eq!(sha3_256(b"abc").to_hex(), "3a985da74fe225b2045c172d6bd390bd855f086e3e9d525b46bfe24511431532");
     }
 
     #[test]

@@ -3,9 +3,9 @@
 //! Why hybrid: ML-DSA covers a future quantum adversary, Ed25519 covers a flaw in
 //! the young ML-DSA implementations. An attacker has to break both.
 
-use crate::{hash::hex, sha3_256, CryptoError, Digest, Sha3Hasher};
+use crate::{CryptoError, Digest, Sha3Hasher, hash::hex, sha3_256};
 use aws_lc_rs::signature::{
-    Ed25519KeyPair, KeyPair as _, ParsedPublicKey, PqdsaKeyPair, ED25519, ML_DSA_65, ML_DSA_65_SIGNING,
+    ED25519, Ed25519KeyPair, KeyPair as _, ML_DSA_65, ML_DSA_65_SIGNING, ParsedPublicKey, PqdsaKeyPair,
 };
 use std::fmt;
 use zeroize::Zeroizing;

@@ -117,9 +117,8 @@ pub fn read_secret_key_file(path: &Path) -> Result<SigningKey, CryptoError> {
             .decode(encoded)
             .map_err(|_| file_err(path, "seeds are not base64"))?,
     );
-    let seeds: Zeroizing<[u8; SEEDS_LEN]> = Zeroizing::new(
-        decoded.as_slice().try_into().map_err(|_| file_err(path, "seeds have the wrong length"))?,
-    );
+    let seeds: Zeroizing<[u8; SEEDS_LEN]> =
+        Zeroizing::new(decoded.as_slice().try_into().map_err(|_| file_err(path, "seeds have the wrong length"))?);
     let key = SigningKey::from_seeds(&seeds)?;
     check_key_id(&text, SECRET_HEADER, path, key.key_id())?;
     Ok(key)
@@ -151,9 +150,8 @@ pub fn read_public_key_file(path: &Path) -> Result<VerifyingKey, CryptoError> {
     let text = read_small_file(path, false)?;
     check_suite(&text, PUBLIC_HEADER, path)?;
     let encoded = field(&text, PUBLIC_HEADER, "key", path)?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .map_err(|_| file_err(path, "key is not base64"))?;
+    let bytes =
+        base64::engine::general_purpose::STANDARD.decode(encoded).map_err(|_| file_err(path, "key is not base64"))?;
     let key = VerifyingKey::new(PublicKey::from_bytes(&bytes)?)?;
     check_key_id(&text, PUBLIC_HEADER, path, key.key_id())?;
     Ok(key)

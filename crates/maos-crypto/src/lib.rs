@@ -29,14 +29,14 @@ mod keyfile;
 mod seal;
 
 pub use error::CryptoError;
-pub use hash::{sha3_256, Digest, Sha3Hasher, DIGEST_LEN};
+pub use hash::{DIGEST_LEN, Digest, Sha3Hasher, sha3_256};
 pub use hybrid::{
-    CryptoSuite, HybridMlDsa65Ed25519, KeyId, PublicKey, Signature, SignatureDomain, SigningKey,
-    SuiteId, VerifyingKey, ED25519_PUBLIC_KEY_LEN, ED25519_SIGNATURE_LEN, MLDSA65_PUBLIC_KEY_LEN,
-    MLDSA65_SIGNATURE_LEN, PUBLIC_KEY_LEN, SIGNATURE_LEN,
+    CryptoSuite, ED25519_PUBLIC_KEY_LEN, ED25519_SIGNATURE_LEN, HybridMlDsa65Ed25519, KeyId, MLDSA65_PUBLIC_KEY_LEN,
+    MLDSA65_SIGNATURE_LEN, PUBLIC_KEY_LEN, PublicKey, SIGNATURE_LEN, Signature, SignatureDomain, SigningKey, SuiteId,
+    VerifyingKey,
 };
 pub use keyfile::{read_public_key_file, read_secret_key_file, write_public_key_file, write_secret_key_file};
-pub use seal::{SealingKey, SEALED_OVERHEAD};
+pub use seal::{SEALED_OVERHEAD, SealingKey};
 
 /// Fills a buffer from the operating system's CSPRNG (through AWS-LC).
 ///

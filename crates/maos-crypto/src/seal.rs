@@ -1,9 +1,9 @@
 //! AES-256-GCM sealing for data at rest (spec §14a.3), e.g. WAL payloads in the
 //! Hardened and Isolated profiles.
 
-use crate::keyfile::{read_small_file, write_private_file};
 use crate::CryptoError;
-use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use crate::keyfile::{read_small_file, write_private_file};
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use base64::Engine as _;
 use std::fmt;
 use std::path::Path;

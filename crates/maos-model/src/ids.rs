@@ -33,9 +33,7 @@ impl AgentId {
     pub fn new(id: &str) -> Result<Self, IdError> {
         let ok = !id.is_empty()
             && id.len() <= AGENT_ID_BYTES_MAX
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'));
+            && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'));
         if ok {
             Ok(Self(id.to_owned()))
         } else {

@@ -214,9 +214,7 @@ impl Profile {
     /// Parses a lowercase name.
     #[must_use]
     pub fn parse(text: &str) -> Option<Self> {
-        [Self::Standard, Self::Hardened, Self::Isolated]
-            .into_iter()
-            .find(|p| p.name().eq_ignore_ascii_case(text))
+        [Self::Standard, Self::Hardened, Self::Isolated].into_iter().find(|p| p.name().eq_ignore_ascii_case(text))
     }
 }
 

@@ -18,6 +18,6 @@ mod ids;
 mod labels;
 mod time;
 
-pub use ids::{AgentId, IdError, TokenId, AGENT_ID_BYTES_MAX};
+pub use ids::{AGENT_ID_BYTES_MAX, AgentId, IdError, TokenId};
 pub use labels::{IfcLevel, Profile, Ring, TrustClass};
 pub use time::UnixMillis;

@@ -1,1 +1,39 @@
-fn main(){}
+//! `maos`: the command-line interface of the MAOS security kernel.
+//!
+//! A thin layer: it parses arguments, reads the data directory and calls the
+//! library crates. Exit codes: 0 success, 1 error, 2 usage error, 3 a token or
+//! log that failed verification.
+
+#![forbid(unsafe_code)]
+
+mod cli;
+mod cmd_init;
+mod cmd_token;
+mod datadir;
+mod demo;
+mod ledger;
+mod output;
+
+use clap::Parser as _;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MAOS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let out = output::Output::new(cli.json);
+    let result = match cli.command {
+        cli::Command::Init(args) => cmd_init::run(&out, &cli.data_dir, &args),
+        cli::Command::Token(cmd) => cmd_token::run(&out, &cli.data_dir, cmd),
+        cli::Command::Demo(args) => demo::run(&out, &args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => out.fail(&err),
+    }
+}

@@ -1,0 +1,152 @@
+//! Command-line definitions. Every command takes `--json` and `--data-dir`.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// MAOS: a security kernel for AI agents.
+#[derive(Debug, Parser)]
+#[command(name = "maos", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Data directory (keys, logs, configuration).
+    #[arg(long, global = true, env = "MAOS_DATA_DIR", default_value = ".maos")]
+    pub data_dir: PathBuf,
+    /// Machine-readable JSON output on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a data directory: configuration, kernel key and commander key.
+    Init(InitArgs),
+    /// Issue, inspect, derive, revoke and list capability tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Walk through the token lifecycle in a temporary data directory.
+    Demo(DemoArgs),
+}
+
+/// `maos init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Security profile: standard, hardened or isolated.
+    #[arg(long, default_value = "standard")]
+    pub profile: String,
+}
+
+/// `maos demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the demo's data directory instead of deleting it.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+/// `maos token …`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Mint a root token for an agent. Prints the token on stdout.
+    Issue(IssueArgs),
+    /// Verify a token and show its claims (exit 3 if invalid).
+    Inspect(InspectArgs),
+    /// Derive an attenuated child token from a parent token.
+    Derive(DeriveArgs),
+    /// Revoke a token and all its descendants.
+    Revoke(RevokeArgs),
+    /// List tokens issued from this data directory.
+    List(ListArgs),
+}
+
+/// Limits shared by issue and derive.
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// A permission: ACTION[=SCOPE[,SCOPE]][;ARG=A|B][;ARG<=N][;ARG~GLOB]. Repeatable.
+    #[arg(long = "allow", value_name = "PERMISSION", required = true)]
+    pub allow: Vec<String>,
+    /// Lifetime such as 15m or 2h (default by ring: ring 2 60m, ring 3 15m, external 5m).
+    #[arg(long)]
+    pub ttl: Option<String>,
+    /// Operations per hour, e.g. 600/h or 10/m.
+    #[arg(long)]
+    pub rate: Option<String>,
+    /// Operations over the token's whole life.
+    #[arg(long)]
+    pub max_ops: Option<u64>,
+    /// IFC clearance: public, internal, confidential or restricted.
+    #[arg(long)]
+    pub clearance: Option<String>,
+}
+
+/// `maos token issue`.
+#[derive(Debug, Args)]
+pub struct IssueArgs {
+    /// Agent instance id.
+    #[arg(long)]
+    pub agent: String,
+    /// Ring of the holder: 2 (trusted) or 3 (untrusted).
+    #[arg(long, default_value_t = 3)]
+    pub ring: u8,
+    /// Trust class: a (transparent), b (inspectable), c (opaque) or external.
+    #[arg(long, default_value = "b")]
+    pub trust_class: String,
+    /// Budget in integer units (Rule 7).
+    #[arg(long, default_value_t = 1000)]
+    pub budget: u64,
+    /// Human-authored mission statement, trusted for argument provenance.
+    #[arg(long)]
+    pub mission: Option<String>,
+    /// Acknowledge, as commander, a lifetime over 4x the default (recorded in the token and log).
+    #[arg(long)]
+    pub commander_ack: bool,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// `maos token inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The token, or `-` to read it from stdin.
+    pub token: String,
+    /// Verify against this public key file instead of the data directory's kernel key.
+    #[arg(long)]
+    pub public_key: Option<PathBuf>,
+}
+
+/// `maos token derive`.
+#[derive(Debug, Args)]
+pub struct DeriveArgs {
+    /// The parent token, or `-` to read it from stdin.
+    pub token: String,
+    /// The child's agent instance id.
+    #[arg(long)]
+    pub agent: String,
+    /// The child's ring (never more trusted than the parent's).
+    #[arg(long)]
+    pub ring: Option<u8>,
+    /// Budget carved from the parent's remaining budget.
+    #[arg(long, default_value_t = 0)]
+    pub budget: u64,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// `maos token revoke`.
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// Token id (UUID) to revoke together with all its descendants.
+    pub id: String,
+    /// Why, for the audit record.
+    #[arg(long, default_value = "revoked by operator")]
+    pub reason: String,
+}
+
+/// `maos token list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Also show expired and revoked tokens.
+    #[arg(long)]
+    pub all: bool,
+}

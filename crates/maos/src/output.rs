@@ -1,0 +1,113 @@
+//! User-facing output: concise text, coloured only on a terminal (and never when
+//! `NO_COLOR` is set), or JSON on stdout with `--json`. Errors always carry a
+//! stable code that users can grep for.
+
+use std::io::IsTerminal as _;
+use std::process::ExitCode;
+
+/// An error with a stable code and a chosen exit status.
+#[derive(Debug)]
+pub struct Coded {
+    pub code: &'static str,
+    pub message: String,
+    pub exit: u8,
+}
+
+impl std::fmt::Display for Coded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Coded {}
+
+/// Exit status for a token or log that failed verification.
+pub const EXIT_INVALID: u8 = 3;
+
+/// Builds a coded error for `anyhow`.
+pub fn coded(code: &'static str, message: impl Into<String>, exit: u8) -> anyhow::Error {
+    anyhow::Error::new(Coded { code, message: message.into(), exit })
+}
+
+/// Where output goes and how it looks.
+pub struct Output {
+    pub json: bool,
+    color: bool,
+}
+
+impl Output {
+    pub fn new(json: bool) -> Self {
+        let color = !json && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        Self { json, color }
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_owned() }
+    }
+
+    pub fn green(&self, text: &str) -> String {
+        self.paint("32", text)
+    }
+
+    pub fn red(&self, text: &str) -> String {
+        self.paint("31", text)
+    }
+
+    pub fn bold(&self, text: &str) -> String {
+        self.paint("1", text)
+    }
+
+    pub fn dim(&self, text: &str) -> String {
+        self.paint("2", text)
+    }
+
+    /// A line of human output (suppressed under `--json`).
+    pub fn line(&self, text: impl AsRef<str>) {
+        if !self.json {
+            println!("{}", text.as_ref());
+        }
+    }
+
+    /// A `key: value` line of human output.
+    pub fn field(&self, key: &str, value: impl std::fmt::Display) {
+        if !self.json {
+            println!("  {:<14} {value}", self.dim(&format!("{key}:")));
+        }
+    }
+
+    /// The JSON document for `--json` (suppressed otherwise).
+    pub fn json(&self, value: &serde_json::Value) {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|_| "{}".into()));
+        }
+    }
+
+    /// Reports an error with its stable code and returns the exit status.
+    pub fn fail(&self, err: &anyhow::Error) -> ExitCode {
+        let (code, exit) = error_code(err);
+        let message = format!("{err:#}");
+        if self.json {
+            let doc = serde_json::json!({ "ok": false, "code": code, "error": message });
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        } else {
+            eprintln!("{} {message}", self.red(&format!("error[{code}]:")));
+        }
+        ExitCode::from(exit)
+    }
+}
+
+/// The stable code and exit status of an error chain.
+pub fn error_code(err: &anyhow::Error) -> (&'static str, u8) {
+    for cause in err.chain() {
+        if let Some(c) = cause.downcast_ref::<Coded>() {
+            return (c.code, c.exit);
+        }
+        if let Some(e) = cause.downcast_ref::<maos_token::TokenError>() {
+            return (e.code(), 1);
+        }
+        if let Some(e) = cause.downcast_ref::<maos_crypto::CryptoError>() {
+            return (e.code(), 1);
+        }
+    }
+    ("MAOS-ERROR", 1)
+}

@@ -1,0 +1,247 @@
+//! CLI integration tests: run the built `maos` binary against a temporary data
+//! directory, as a user would.
+
+#[cfg(test)]
+mod cli {
+    use std::path::Path;
+    use std::process::{Command, Output, Stdio};
+
+    fn maos(dir: &Path, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_maos"))
+            .arg("--data-dir")
+            .arg(dir)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run maos")
+    }
+
+    fn maos_stdin(dir: &Path, args: &[&str], input: &str) -> Output {
+        use std::io::Write as _;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_maos"))
+            .arg("--data-dir")
+            .arg(dir)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn maos");
+        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+        child.wait_with_output().expect("wait")
+    }
+
+    fn stdout(o: &Output) -> String {
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    fn json(o: &Output) -> serde_json::Value {
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(o)))
+    }
+
+    fn init() -> tempfile::TempDir {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let o = maos(tmp.path(), &["init"]);
+        assert!(o.status.success(), "init failed: {}", String::from_utf8_lossy(&o.stderr));
+        tmp
+    }
+
+    fn issue(dir: &Path, extra: &[&str]) -> String {
+        let mut args = vec!["token", "issue", "--agent", "assistant", "--allow", "fs.write=/workspace/**"];
+        args.extend_from_slice(extra);
+        let o = maos(dir, &args);
+        assert!(o.status.success(), "issue failed: {}", String::from_utf8_lossy(&o.stderr));
+        stdout(&o).trim().to_owned()
+    }
+
+    #[test]
+    fn init_writes_keys_0600_and_refuses_to_overwrite() {
+        let tmp = init();
+        #[cfg(unix)]
+        for key in ["kernel.key", "commander.key"] {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(tmp.path().join("keys").join(key)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{key}");
+        }
+        assert!(std::fs::read_to_string(tmp.path().join("maos.toml")).unwrap().contains("profile = \"standard\""));
+        let o = maos(tmp.path(), &["init"]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("MAOS-ALREADY-INITIALIZED"));
+    }
+
+    #[test]
+    fn issue_then_inspect_shows_claims() {
+        let tmp = init();
+        let token = issue(tmp.path(), &["--ring", "2", "--ttl", "30m", "--budget", "50", "--rate", "10/m"]);
+        assert!(token.starts_with("maos1."));
+        let o = maos(tmp.path(), &["--json", "token", "inspect", &token]);
+        assert!(o.status.success());
+        let doc = json(&o);
+        assert_eq!(doc["valid"], true);
+        assert_eq!(doc["claims"]["agent"], "assistant");
+        assert_eq!(doc["claims"]["budget"], 50);
+        assert_eq!(doc["claims"]["rate_per_hour"], 600);
+        // From stdin too, in text mode.
+        let o = maos_stdin(tmp.path(), &["token", "inspect", "-"], &token);
+        assert!(o.status.success());
+        assert!(stdout(&o).contains("fs.write=/workspace/**"));
+    }
+
+    #[test]
+    fn tampered_token_exits_3_with_stable_code() {
+        let tmp = init();
+        let token = issue(tmp.path(), &[]);
+        let mut bent = token.into_bytes();
+        let i = bent.len() - 10;
+        bent[i] = if bent[i] == b'A' { b'B' } else { b'A' };
+        let bent = String::from_utf8(bent).unwrap();
+        let o = maos(tmp.path(), &["--json", "token", "inspect", &bent]);
+        assert_eq!(o.status.code(), Some(3));
+        assert_eq!(json(&o)["code"], "TOKEN-SIGNATURE");
+        let o = maos(tmp.path(), &["token", "inspect", "maos1.!!!"]);
+        assert_eq!(o.status.code(), Some(3));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("TOKEN-ENCODING"));
+    }
+
+    #[test]
+    fn derive_revoke_list_and_restart() {
+        let tmp = init();
+        let parent = issue(tmp.path(), &["--budget", "100"]);
+        let o = maos_stdin(
+            tmp.path(),
+            &[
+                "--json",
+                "token",
+                "derive",
+                "-",
+                "--agent",
+                "helper",
+                "--allow",
+                "fs.write=/workspace/out/*",
+                "--budget",
+                "40",
+            ],
+            &parent,
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let child = json(&o)["token"].as_str().unwrap().to_owned();
+        // Widening names the field.
+        let o = maos(tmp.path(), &["--json", "token", "derive", &parent, "--agent", "x", "--allow", "fs.write=/etc/*"]);
+        assert_eq!(o.status.code(), Some(1));
+        assert_eq!(json(&o)["code"], "TOKEN-WIDENED");
+        assert!(json(&o)["error"].as_str().unwrap().contains("permissions"));
+        let o = maos(
+            tmp.path(),
+            &[
+                "--json",
+                "token",
+                "derive",
+                &parent,
+                "--agent",
+                "x",
+                "--allow",
+                "fs.write=/workspace/*",
+                "--budget",
+                "61",
+            ],
+        );
+        assert_eq!(json(&o)["code"], "TOKEN-WIDENED");
+
+        let parent_id = json(&maos(tmp.path(), &["--json", "token", "inspect", &parent]))["claims"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let o = maos(tmp.path(), &["--json", "token", "revoke", &parent_id, "--reason", "test"]);
+        assert!(o.status.success());
+        assert_eq!(json(&o)["revoked"].as_array().unwrap().len(), 2);
+        assert_eq!(json(&o)["epoch"], 1);
+        // A new process (a restart) still refuses both.
+        for t in [&parent, &child] {
+            let o = maos(tmp.path(), &["--json", "token", "inspect", t]);
+            assert_eq!(o.status.code(), Some(3));
+            assert_eq!(json(&o)["code"], "TOKEN-REVOKED");
+        }
+        let list = json(&maos(tmp.path(), &["--json", "token", "list", "--all"]));
+        assert_eq!(list["epoch"], 1);
+        assert_eq!(list["tokens"].as_array().unwrap().len(), 2);
+        assert!(list["tokens"].as_array().unwrap().iter().all(|t| t["status"] == "revoked"));
+        let live = json(&maos(tmp.path(), &["--json", "token", "list"]));
+        assert_eq!(live["tokens"].as_array().unwrap().len(), 0);
+    }
+
+    #[test]
+    fn long_ttl_needs_commander_ack_and_is_recorded() {
+        let tmp = init();
+        let o = maos(
+            tmp.path(),
+            &["--json", "token", "issue", "--agent", "a", "--allow", "mail.send=*@example.com", "--ttl", "2h"],
+        );
+        assert_eq!(o.status.code(), Some(1));
+        assert_eq!(json(&o)["code"], "TOKEN-TTL-ACK");
+        let o = maos(
+            tmp.path(),
+            &[
+                "--json",
+                "token",
+                "issue",
+                "--agent",
+                "a",
+                "--allow",
+                "mail.send=*@example.com",
+                "--ttl",
+                "2h",
+                "--commander-ack",
+            ],
+        );
+        assert!(o.status.success());
+        assert_eq!(json(&o)["claims"]["commander_ack"], true);
+        let ledger = std::fs::read_to_string(tmp.path().join("ledger").join("events.jsonl")).unwrap();
+        assert!(ledger.contains("\"commander_ack\":true"));
+        // The ledger holds the token's hash, never the token itself.
+        let token = json(&o)["token"].as_str().unwrap().to_owned();
+        assert!(!ledger.contains(&token[6..60]));
+    }
+
+    #[test]
+    fn inspect_offline_with_a_public_key_file() {
+        let tmp = init();
+        let token = issue(tmp.path(), &[]);
+        let elsewhere = tempfile::tempdir().unwrap();
+        let pubkey = tmp.path().join("keys").join("kernel.pub");
+        let o = maos(elsewhere.path(), &["token", "inspect", &token, "--public-key", pubkey.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let wrong = tmp.path().join("keys").join("commander.pub");
+        let o =
+            maos(elsewhere.path(), &["--json", "token", "inspect", &token, "--public-key", wrong.to_str().unwrap()]);
+        assert_eq!(json(&o)["code"], "TOKEN-UNKNOWN-ISSUER");
+    }
+
+    #[test]
+    fn uninitialised_dir_and_bad_input_give_clear_errors() {
+        let tmp = tempfile::tempdir().unwrap();
+        let o = maos(tmp.path(), &["token", "list"]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("run `maos init` first"));
+        let tmp = init();
+        let o = maos(tmp.path(), &["--json", "token", "issue", "--agent", "Bad Agent", "--allow", "fs.read=/w/*"]);
+        assert_eq!(o.status.code(), Some(1));
+        let o = maos(tmp.path(), &["--json", "token", "issue", "--agent", "a", "--allow", "fs.write"]);
+        assert_eq!(json(&o)["code"], "TOKEN-INVALID");
+        let o =
+            maos(tmp.path(), &["--json", "token", "issue", "--agent", "a", "--allow", "fs.read=/w/*", "--ring", "1"]);
+        assert_eq!(o.status.code(), Some(2));
+    }
+
+    #[test]
+    fn demo_runs_clean() {
+        let tmp = tempfile::tempdir().unwrap();
+        let o = maos(tmp.path(), &["--json", "demo"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let doc = json(&o);
+        assert_eq!(doc["ok"], true);
+        let refused: Vec<&str> = doc["steps"].as_array().unwrap().iter().filter_map(|s| s["code"].as_str()).collect();
+        assert!(refused.contains(&"TOKEN-WIDENED"));
+        assert!(refused.contains(&"TOKEN-SIGNATURE"));
+        assert!(refused.contains(&"TOKEN-REVOKED"));
+    }
+}
