@@ -2,8 +2,8 @@
 //! revocation epoch.
 //!
 //! A hit needs the presented text to be byte-for-byte the text that was verified,
-//! at the same epoch (every revocation bumps it), and still inside its time
-//! window. So a hit is exactly as strong as a full verify, minus the two
+//! at the same epoch (every revocation bumps it), signed by a key the caller
+//! still trusts, and still inside its time window. So a hit is exactly as strong as a full verify, minus the two
 //! signature checks. The lookup key is the token's tail (part of its Ed25519
 //! signature, unique per signed body), which avoids hashing 5 KB per call.
 
@@ -65,6 +65,7 @@ impl VerifyCache {
         if let Some(entry) = self.map.get(&key)
             && entry.epoch == revocations.epoch()
             && *entry.text == *text
+            && keys.get(&entry.token.claims().issuer).is_some()
         {
             check_live(entry.token.claims(), now, revocations)?;
             return Ok(entry.token.clone());

@@ -217,6 +217,15 @@ fn warm_cache_is_as_strict_as_verify() {
     let event = reg.plan_revoke(token.claims().id, NOW, "test").unwrap();
     reg.apply(&event).unwrap();
     assert_eq!(cache.verify(token.text(), &keys(), NOW, reg.revocations()).unwrap_err().code(), "TOKEN-REVOKED");
+    // A key ring that no longer trusts the issuer gets no hit.
+    let strangers = KeyRing::with(other_key().verifying_key().clone());
+    let token2 = mint_at(request("b", &["fs.read=/w/*"]), UnixMillis(NOW.0 + 1), 1);
+    let later = UnixMillis(NOW.0 + 1);
+    assert!(cache.verify(token2.text(), &keys(), later, reg.revocations()).is_ok());
+    assert_eq!(
+        cache.verify(token2.text(), &strangers, later, reg.revocations()).unwrap_err().code(),
+        "TOKEN-UNKNOWN-ISSUER"
+    );
     // A same-tail but altered token does not hit.
     let mut bent = token.text().to_owned().into_bytes();
     bent[20] = if bent[20] == b'A' { b'B' } else { b'A' };
