@@ -25,8 +25,64 @@ pub enum Command {
     /// Issue, inspect, derive, revoke and list capability tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Verify, read and export the write-ahead log (the audit record).
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Walk through the token lifecycle in a temporary data directory.
     Demo(DemoArgs),
+}
+
+/// `maos audit …`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check every CRC, the hash chain and every checkpoint signature (exit 3 naming the first bad record).
+    Verify(AuditVerifyArgs),
+    /// Print the last records.
+    Tail(AuditTailArgs),
+    /// Print one record in full.
+    Show(AuditShowArgs),
+    /// Export the log, one JSON object per record, for SIEM ingestion.
+    Export(AuditExportArgs),
+}
+
+/// `maos audit verify`.
+#[derive(Debug, Args)]
+pub struct AuditVerifyArgs {
+    /// Verify this log directory (for example a copy) instead of the data directory's.
+    #[arg(long)]
+    pub wal_dir: Option<PathBuf>,
+    /// The kernel public key to check checkpoints with (default: the data directory's).
+    #[arg(long)]
+    pub public_key: Option<PathBuf>,
+}
+
+/// `maos audit tail`.
+#[derive(Debug, Args)]
+pub struct AuditTailArgs {
+    /// How many records.
+    #[arg(short = 'n', default_value_t = 20)]
+    pub n: usize,
+    /// Keep printing new records as they are appended.
+    #[arg(long)]
+    pub follow: bool,
+}
+
+/// `maos audit show`.
+#[derive(Debug, Args)]
+pub struct AuditShowArgs {
+    /// The record's sequence number.
+    pub lsn: u64,
+}
+
+/// `maos audit export`.
+#[derive(Debug, Args)]
+pub struct AuditExportArgs {
+    /// Output format; `jsonl` is one JSON object per line.
+    #[arg(long, default_value = "jsonl")]
+    pub format: String,
+    /// First sequence number to export.
+    #[arg(long, default_value_t = 1)]
+    pub from: u64,
 }
 
 /// `maos init`.
@@ -35,6 +91,9 @@ pub struct InitArgs {
     /// Security profile: standard, hardened or isolated.
     #[arg(long, default_value = "standard")]
     pub profile: String,
+    /// Encrypt the log at rest (always on for hardened and isolated).
+    #[arg(long)]
+    pub encrypt_log: bool,
 }
 
 /// `maos demo`.

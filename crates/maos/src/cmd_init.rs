@@ -3,14 +3,14 @@
 
 use crate::cli::InitArgs;
 use crate::datadir::{DataDir, create_private_dir, now};
-use crate::ledger::{Ledger, SecurityEvent};
+use crate::journal::{Journal, SecurityEvent};
 use crate::output::{Output, coded};
-use maos_crypto::{SigningKey, SuiteId};
+use maos_crypto::{SealingKey, SigningKey, SuiteId};
 use maos_model::Profile;
 use std::path::Path;
 use std::process::ExitCode;
 
-pub fn config_text(profile: Profile) -> String {
+pub fn config_text(profile: Profile, encrypt: bool) -> String {
     format!(
         r#"# MAOS configuration, written by `maos init`.
 # The eleven Mandatory Rules are compiled in and cannot be changed here.
@@ -22,8 +22,20 @@ pub fn config_text(profile: Profile) -> String {
 # Standard does NOT provide strong agent isolation, DSC redundancy, commander
 # ceremonies or host hardening (spec §5.2.2).
 profile = "{}"
+
+[wal]
+# The write-ahead log holds every security event, hash-chained with signed
+# checkpoints. A second copy is written with the first and an event counts as
+# logged only when both are durable (spec §38.3). Put it on another partition
+# (standard) or another disk (hardened, isolated). "" disables it (not advised).
+secondary_dir = "{}"
+# Seal record payloads with AES-256-GCM (keys/wal.key). Always on, whatever
+# this says, for the hardened and isolated profiles.
+encrypt = {}
 "#,
-        profile.name()
+        profile.name(),
+        crate::datadir::DEFAULT_WAL_SECONDARY,
+        encrypt
     )
 }
 
@@ -32,18 +44,23 @@ pub fn run(out: &Output, data_dir: &Path, args: &InitArgs) -> anyhow::Result<Exi
         coded("MAOS-USAGE", format!("unknown profile `{}`: use standard, hardened or isolated", args.profile), 2)
     })?;
     let dir = DataDir::new(data_dir);
-    let report = init(&dir, profile)?;
+    let report = init(&dir, profile, args.encrypt_log)?;
     out.json(&serde_json::json!({
         "ok": true,
         "data_dir": dir.root().display().to_string(),
         "profile": profile.name(),
         "kernel_key_id": report.kernel_key_id,
         "commander_key_id": report.commander_key_id,
+        "wal_encrypted": report.encrypted,
     }));
     out.line(format!("{} MAOS data directory at {}", out.green("created"), dir.root().display()));
     out.field("profile", profile.name());
     out.field("kernel key", &report.kernel_key_id);
     out.field("commander key", &report.commander_key_id);
+    out.field("log", format!("{} (+ copy in {})", dir.wal().display(), report.secondary.as_deref().unwrap_or("none")));
+    if report.encrypted {
+        out.field("encryption", "AES-256-GCM, key in keys/wal.key");
+    }
     out.line(out.dim("  secret keys are mode 0600; keep keys/commander.key away from agents"));
     if profile == Profile::Standard {
         out.line(
@@ -56,11 +73,14 @@ pub fn run(out: &Output, data_dir: &Path, args: &InitArgs) -> anyhow::Result<Exi
 pub struct InitReport {
     pub kernel_key_id: String,
     pub commander_key_id: String,
+    pub secondary: Option<String>,
+    pub encrypted: bool,
 }
 
-/// Creates the directory, keys and configuration. Refuses if any key exists.
-pub fn init(dir: &DataDir, profile: Profile) -> anyhow::Result<InitReport> {
-    for existing in [dir.kernel_key(), dir.commander_key(), dir.kernel_pub(), dir.commander_pub()] {
+/// Creates the directory, keys, configuration and the journal, whose first
+/// events record the two keys. Refuses if any key exists.
+pub fn init(dir: &DataDir, profile: Profile, encrypt: bool) -> anyhow::Result<InitReport> {
+    for existing in [dir.kernel_key(), dir.commander_key(), dir.kernel_pub(), dir.commander_pub(), dir.wal_key()] {
         if existing.exists() {
             return Err(coded(
                 "MAOS-ALREADY-INITIALIZED",
@@ -71,25 +91,40 @@ pub fn init(dir: &DataDir, profile: Profile) -> anyhow::Result<InitReport> {
     }
     create_private_dir(dir.root())?;
     create_private_dir(&dir.keys())?;
-    let (ledger, _) = Ledger::open(&dir.ledger())?;
-    let mut ids = Vec::new();
+    if !dir.config().exists() {
+        std::fs::write(dir.config(), config_text(profile, encrypt))?;
+    }
+    let config = dir.load_config()?;
+    if config.encrypt_wal {
+        SealingKey::generate()?.write_file(&dir.wal_key())?;
+    }
+    let mut created = Vec::new();
     for (role, secret, public) in
         [("kernel", dir.kernel_key(), dir.kernel_pub()), ("commander", dir.commander_key(), dir.commander_pub())]
     {
         let key = SigningKey::generate()?;
         maos_crypto::write_secret_key_file(&secret, &key)?;
         maos_crypto::write_public_key_file(&public, key.verifying_key())?;
-        ledger.append(&SecurityEvent::KeyCreated {
-            role: role.into(),
-            key_id: key.key_id().to_hex(),
-            suite: SuiteId::MlDsa65Ed25519.name().into(),
-            at_ms: now().0,
-        })?;
-        ids.push(key.key_id().to_hex());
+        created.push((role, key.key_id().to_hex()));
     }
-    if !dir.config().exists() {
-        std::fs::write(dir.config(), config_text(profile))?;
+    let (journal, _, _) = Journal::open(dir)?;
+    for (role, key_id) in &created {
+        journal.append(
+            &SecurityEvent::KeyCreated {
+                role: (*role).into(),
+                key_id: key_id.clone(),
+                suite: SuiteId::MlDsa65Ed25519.name().into(),
+                at_ms: now().0,
+            },
+            None,
+        )?;
     }
-    let mut ids = ids.into_iter();
-    Ok(InitReport { kernel_key_id: ids.next().unwrap_or_default(), commander_key_id: ids.next().unwrap_or_default() })
+    journal.checkpoint_now()?;
+    let mut ids = created.into_iter().map(|(_, id)| id);
+    Ok(InitReport {
+        kernel_key_id: ids.next().unwrap_or_default(),
+        commander_key_id: ids.next().unwrap_or_default(),
+        secondary: config.wal_secondary.map(|p| p.display().to_string()),
+        encrypted: config.encrypt_wal,
+    })
 }

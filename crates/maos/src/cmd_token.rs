@@ -4,7 +4,7 @@
 
 use crate::cli::{DeriveArgs, InspectArgs, IssueArgs, LimitArgs, ListArgs, RevokeArgs, TokenCommand};
 use crate::datadir::{DataDir, now, random10};
-use crate::ledger::{Ledger, SecurityEvent};
+use crate::journal::{Journal, SecurityEvent, read_registry};
 use crate::output::{EXIT_INVALID, Output, coded};
 use maos_model::{AgentId, IfcLevel, Ring, TokenId, TrustClass, UnixMillis};
 use maos_token::{
@@ -60,16 +60,19 @@ fn read_token(arg: &str) -> anyhow::Result<String> {
     Ok(text.trim().to_owned())
 }
 
-fn record_issued(ledger: &Ledger, registry: &mut TokenRegistry, token: &MintedToken) -> anyhow::Result<()> {
-    let event = TokenEvent::Issued(TokenIssued::from_minted(token));
-    ledger.append(&SecurityEvent::Token(event.clone()))?;
-    registry.apply(&event)?;
+/// Logs the event durably, then applies it: what is reported was logged first.
+fn record(journal: &Journal, registry: &mut TokenRegistry, event: TokenEvent) -> anyhow::Result<()> {
+    let mut after = registry.clone();
+    after.apply(&event)?;
+    journal.append(&SecurityEvent::Token(event), Some(&after))?;
+    journal.checkpoint_now()?;
+    *registry = after;
     Ok(())
 }
 
 fn issue(out: &Output, dir: &DataDir, args: &IssueArgs) -> anyhow::Result<ExitCode> {
     let key = dir.kernel_signing_key()?;
-    let (ledger, mut registry) = Ledger::open(&dir.ledger())?;
+    let (journal, mut registry, _) = Journal::open(dir)?;
     let trust_class = TrustClass::parse(&args.trust_class)
         .ok_or_else(|| usage(format!("--trust-class `{}`: use a, b, c or external", args.trust_class)))?;
     let req = MintRequest {
@@ -86,7 +89,7 @@ fn issue(out: &Output, dir: &DataDir, args: &IssueArgs) -> anyhow::Result<ExitCo
         commander_ack: args.commander_ack,
     };
     let token = maos_token::mint(&key, req, now(), registry.revocations().epoch(), random10()?)?;
-    record_issued(&ledger, &mut registry, &token)?;
+    record(&journal, &mut registry, TokenEvent::Issued(TokenIssued::from_minted(&token)))?;
     print_minted(out, "issued", &token);
     Ok(ExitCode::SUCCESS)
 }
@@ -153,8 +156,7 @@ fn inspect(out: &Output, dir: &DataDir, args: &InspectArgs) -> anyhow::Result<Ex
         Some(path) => (maos_crypto::read_public_key_file(path)?, maos_token::RevocationState::default()),
         None => {
             let key = dir.kernel_verifying_key()?;
-            let (_, registry) = Ledger::open(&dir.ledger())?;
-            (key, registry.revocations().clone())
+            (key, read_registry(dir)?.revocations().clone())
         }
     };
     let now = now();
@@ -191,7 +193,7 @@ fn limit_overrides(limits: &LimitArgs) -> anyhow::Result<(Option<u64>, Option<u3
 
 fn derive(out: &Output, dir: &DataDir, args: &DeriveArgs) -> anyhow::Result<ExitCode> {
     let key = dir.kernel_signing_key()?;
-    let (ledger, mut registry) = Ledger::open(&dir.ledger())?;
+    let (journal, mut registry, _) = Journal::open(dir)?;
     let now = now();
     let parent = UnverifiedToken::parse(&read_token(&args.token)?)?.verify(
         &KeyRing::with(key.verifying_key().clone()),
@@ -210,18 +212,17 @@ fn derive(out: &Output, dir: &DataDir, args: &DeriveArgs) -> anyhow::Result<Exit
         budget: args.budget,
     };
     let child = maos_token::derive(&key, &parent, req, now, &registry, random10()?)?;
-    record_issued(&ledger, &mut registry, &child)?;
+    record(&journal, &mut registry, TokenEvent::Issued(TokenIssued::from_minted(&child)))?;
     print_minted(out, "derived", &child);
     Ok(ExitCode::SUCCESS)
 }
 
 fn revoke(out: &Output, dir: &DataDir, args: &RevokeArgs) -> anyhow::Result<ExitCode> {
     dir.require_initialized()?;
-    let (ledger, mut registry) = Ledger::open(&dir.ledger())?;
+    let (journal, mut registry, _) = Journal::open(dir)?;
     let id = TokenId::parse(&args.id)?;
     let event = registry.plan_revoke(id, now(), &args.reason)?;
-    ledger.append(&SecurityEvent::Token(event.clone()))?;
-    registry.apply(&event)?;
+    record(&journal, &mut registry, event.clone())?;
     let TokenEvent::Revoked(r) = &event else {
         return Err(coded("MAOS-BUG", "revocation planned a non-revocation", 1));
     };
@@ -235,8 +236,7 @@ fn revoke(out: &Output, dir: &DataDir, args: &RevokeArgs) -> anyhow::Result<Exit
 }
 
 fn list(out: &Output, dir: &DataDir, args: &ListArgs) -> anyhow::Result<ExitCode> {
-    dir.require_initialized()?;
-    let (_, registry) = Ledger::open(&dir.ledger())?;
+    let registry = read_registry(dir)?;
     let now = now();
     let rows: Vec<_> = registry
         .iter()

@@ -5,13 +5,44 @@
 //! <data-dir>/keys/kernel.pub      its public key: what auditors and verifiers need
 //! <data-dir>/keys/commander.key   the human operator's key (0600), kept apart from the kernel's
 //! <data-dir>/keys/commander.pub
-//! <data-dir>/ledger/              the security event log
+//! <data-dir>/keys/wal.key         AES-256-GCM key of the log (hardened, isolated, or `encrypt = true`)
+//! <data-dir>/wal/                 the write-ahead log: security events and audit chain
+//! <data-dir>/wal-secondary/       its second copy (configurable)
 //! ```
 
 use crate::output::coded;
 use anyhow::Context as _;
 use maos_crypto::{SigningKey, VerifyingKey};
-use maos_model::UnixMillis;
+use maos_model::{Profile, UnixMillis};
+use serde::Deserialize;
+
+/// Where the second WAL copy goes by default, relative to the data directory.
+pub const DEFAULT_WAL_SECONDARY: &str = "wal-secondary";
+
+/// The configuration in force.
+pub struct Config {
+    pub profile: Profile,
+    /// The second WAL copy (spec §38.3); `None` when disabled.
+    pub wal_secondary: Option<PathBuf>,
+    /// Whether WAL payloads are sealed (forced on for hardened and isolated).
+    pub encrypt_wal: bool,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    profile: Option<String>,
+    #[serde(default)]
+    wal: WalSection,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WalSection {
+    secondary_dir: Option<String>,
+    #[serde(default)]
+    encrypt: bool,
+}
 use std::path::{Path, PathBuf};
 
 /// Paths inside one data directory.
@@ -52,8 +83,33 @@ impl DataDir {
         self.keys().join("commander.pub")
     }
 
-    pub fn ledger(&self) -> PathBuf {
-        self.root.join("ledger")
+    pub fn wal(&self) -> PathBuf {
+        self.root.join("wal")
+    }
+
+    pub fn wal_key(&self) -> PathBuf {
+        self.keys().join("wal.key")
+    }
+
+    /// Reads `maos.toml`; unknown keys are an error (a typo must not silently
+    /// weaken anything). Without a file the embedded defaults apply.
+    pub fn load_config(&self) -> anyhow::Result<Config> {
+        let path = self.config();
+        let file: ConfigFile = if path.exists() {
+            let text = std::fs::read_to_string(&path).with_context(|| format!("reading `{}`", path.display()))?;
+            toml::from_str(&text).map_err(|e| coded("MAOS-CONFIG", format!("`{}`: {e}", path.display()), 1))?
+        } else {
+            ConfigFile::default()
+        };
+        let profile = match &file.profile {
+            None => Profile::Standard,
+            Some(p) => Profile::parse(p)
+                .ok_or_else(|| coded("MAOS-CONFIG", format!("`{}`: unknown profile `{p}`", path.display()), 1))?,
+        };
+        let secondary = file.wal.secondary_dir.unwrap_or_else(|| DEFAULT_WAL_SECONDARY.to_owned());
+        let wal_secondary = (!secondary.is_empty()).then(|| self.root.join(secondary));
+        let encrypt_wal = file.wal.encrypt || maos_wal::encryption_required(profile);
+        Ok(Config { profile, wal_secondary, encrypt_wal })
     }
 
     /// Fails with a helpful message unless `maos init` has run here.

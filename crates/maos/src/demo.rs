@@ -4,7 +4,7 @@
 use crate::cli::DemoArgs;
 use crate::cmd_init;
 use crate::datadir::{DataDir, now, random10};
-use crate::ledger::{Ledger, SecurityEvent};
+use crate::journal::{Journal, SecurityEvent, read_registry};
 use crate::output::Output;
 use maos_model::{AgentId, IfcLevel, Profile, Ring, TrustClass};
 use maos_token::{
@@ -53,19 +53,22 @@ pub fn run(out: &Output, args: &DemoArgs) -> anyhow::Result<ExitCode> {
     out.line(out.dim(&format!("data directory: {}", root.display())));
 
     s.step("Generate the kernel key and the commander key (hybrid ML-DSA-65 + Ed25519)");
-    let report = cmd_init::init(&dir, Profile::Standard)?;
+    let report = cmd_init::init(&dir, Profile::Standard, false)?;
     s.ok("kernel key", &report.kernel_key_id[..16.min(report.kernel_key_id.len())]);
     s.ok("commander key", &report.commander_key_id[..16.min(report.commander_key_id.len())]);
     s.ok("secret keys written mode 0600", dir.keys().display());
 
     let key = dir.kernel_signing_key()?;
     let keys = KeyRing::with(dir.kernel_verifying_key()?);
-    let (ledger, mut registry) = Ledger::open(&dir.ledger())?;
-    let record = |ledger: &Ledger, registry: &mut maos_token::TokenRegistry, event: TokenEvent| -> anyhow::Result<()> {
-        ledger.append(&SecurityEvent::Token(event.clone()))?;
-        registry.apply(&event)?;
-        Ok(())
-    };
+    let (journal, mut registry, _) = Journal::open(&dir)?;
+    let record =
+        |journal: &Journal, registry: &mut maos_token::TokenRegistry, event: TokenEvent| -> anyhow::Result<()> {
+            let mut after = registry.clone();
+            after.apply(&event)?;
+            journal.append(&SecurityEvent::Token(event), Some(&after))?;
+            *registry = after;
+            Ok(())
+        };
 
     s.step("Issue a token to `research-agent` (ring 3: untrusted, 15 minute default lifetime)");
     let t0 = now();
@@ -92,7 +95,7 @@ pub fn run(out: &Output, args: &DemoArgs) -> anyhow::Result<ExitCode> {
         registry.revocations().epoch(),
         random10()?,
     )?;
-    record(&ledger, &mut registry, TokenEvent::Issued(TokenIssued::from_minted(&parent)))?;
+    record(&journal, &mut registry, TokenEvent::Issued(TokenIssued::from_minted(&parent)))?;
     s.ok(
         "issued",
         format!("{} ({} bytes, text starts {}…)", parent.claims().id, parent.bytes().len(), &parent.text()[..24]),
@@ -136,7 +139,7 @@ pub fn run(out: &Output, args: &DemoArgs) -> anyhow::Result<ExitCode> {
         &registry,
         random10()?,
     )?;
-    record(&ledger, &mut registry, TokenEvent::Issued(TokenIssued::from_minted(&child)))?;
+    record(&journal, &mut registry, TokenEvent::Issued(TokenIssued::from_minted(&child)))?;
     s.ok("derived", format!("{} (depth {}, budget 200 carved from 1000)", child.claims().id, child.claims().depth()));
     let widening = maos_token::derive(
         &key,
@@ -176,7 +179,7 @@ pub fn run(out: &Output, args: &DemoArgs) -> anyhow::Result<ExitCode> {
 
     s.step("Revoke the parent: the whole subtree dies and the revocation epoch moves");
     let event = registry.plan_revoke(parent.claims().id, now(), "demo: research-agent retired")?;
-    record(&ledger, &mut registry, event)?;
+    record(&journal, &mut registry, event)?;
     s.ok("revocation epoch", registry.revocations().epoch());
     for (who, t) in [("research-agent", &parent), ("summarizer", &child)] {
         match UnverifiedToken::parse(t.text())?.verify(&keys, now(), registry.revocations()) {
@@ -185,13 +188,28 @@ pub fn run(out: &Output, args: &DemoArgs) -> anyhow::Result<ExitCode> {
         }
     }
 
-    s.step("Restart: replay the ledger from disk; the revocation persists");
-    drop(ledger);
-    let (_, replayed) = Ledger::open(&dir.ledger())?;
-    s.ok("ledger replayed", format!("{} tokens, epoch {}", replayed.iter().count(), replayed.revocations().epoch()));
+    s.step("Restart: replay the write-ahead log from disk; the revocation persists");
+    journal.checkpoint_now()?;
+    drop(journal);
+    let replayed = read_registry(&dir)?;
+    s.ok("log replayed", format!("{} tokens, epoch {}", replayed.iter().count(), replayed.revocations().epoch()));
     match UnverifiedToken::parse(child.text())?.verify(&keys, now(), replayed.revocations()) {
         Err(e) => s.refused("summarizer's token after restart", e.code(), e),
         Ok(_) => anyhow::bail!("a revoked token verified after restart"),
+    }
+
+    s.step("Audit: verify the log's hash chain, CRCs and signed checkpoints with the public key only");
+    for copy in [dir.wal(), dir.root().join(crate::datadir::DEFAULT_WAL_SECONDARY)] {
+        let report = maos_wal::verify_log(&copy, &dir.kernel_verifying_key()?)?;
+        s.ok(
+            &format!("{} verified", copy.file_name().and_then(|n| n.to_str()).unwrap_or("log")),
+            format!(
+                "{} records, {} signed checkpoints, head {}",
+                report.records,
+                report.checkpoints,
+                &report.head_hash.to_hex()[..16]
+            ),
+        );
     }
 
     out.json(&serde_json::json!({ "ok": true, "steps": s.log }));

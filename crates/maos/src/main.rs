@@ -7,11 +7,12 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod cmd_audit;
 mod cmd_init;
 mod cmd_token;
 mod datadir;
 mod demo;
-mod ledger;
+mod journal;
 mod output;
 
 use clap::Parser as _;
@@ -30,6 +31,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         cli::Command::Init(args) => cmd_init::run(&out, &cli.data_dir, &args),
         cli::Command::Token(cmd) => cmd_token::run(&out, &cli.data_dir, cmd),
+        cli::Command::Audit(cmd) => cmd_audit::run(&out, &cli.data_dir, cmd),
         cli::Command::Demo(args) => demo::run(&out, &args),
     };
     match result {

@@ -195,11 +195,11 @@ mod cli {
         );
         assert!(o.status.success());
         assert_eq!(json(&o)["claims"]["commander_ack"], true);
-        let ledger = std::fs::read_to_string(tmp.path().join("ledger").join("events.jsonl")).unwrap();
-        assert!(ledger.contains("\"commander_ack\":true"));
-        // The ledger holds the token's hash, never the token itself.
+        let export = stdout(&maos(tmp.path(), &["audit", "export", "--format", "jsonl"]));
+        assert!(export.contains("\"commander_ack\":true"), "{export}");
+        // The log holds the token's hash, never the token itself.
         let token = json(&o)["token"].as_str().unwrap().to_owned();
-        assert!(!ledger.contains(&token[6..60]));
+        assert!(!export.contains(&token[6..60]));
     }
 
     #[test]
@@ -243,5 +243,124 @@ mod cli {
         assert!(refused.contains(&"TOKEN-WIDENED"));
         assert!(refused.contains(&"TOKEN-SIGNATURE"));
         assert!(refused.contains(&"TOKEN-REVOKED"));
+    }
+
+    /// Byte offset of the record with `lsn` in the first segment of `wal`.
+    fn record_offset(wal: &Path, lsn: u64) -> (std::path::PathBuf, usize, usize) {
+        let seg = wal.join("00000000000000000001.seg");
+        let bytes = std::fs::read(&seg).unwrap();
+        let scan = maos_wal::scan_segment(&bytes);
+        let (offset, raw) = scan.records.iter().find(|(_, r)| r.lsn.0 == lsn).expect("record present");
+        (seg, *offset, raw.hashed.len())
+    }
+
+    fn audited(dir: &Path) -> (Option<i32>, serde_json::Value) {
+        let o = maos(dir, &["--json", "audit", "verify"]);
+        (o.status.code(), json(&o))
+    }
+
+    #[test]
+    fn ct_wal_12_audit_verify_names_the_first_bad_record() {
+        let tmp = init();
+        let parent = issue(tmp.path(), &[]);
+        let o = maos(tmp.path(), &["token", "derive", &parent, "--agent", "h", "--allow", "fs.write=/workspace/a"]);
+        assert!(o.status.success());
+        let (code, doc) = audited(tmp.path());
+        assert_eq!(code, Some(0), "{doc}");
+        assert_eq!(doc["copies"].as_array().unwrap().len(), 2, "both copies are verified");
+        let records: Vec<serde_json::Value> =
+            stdout(&maos(tmp.path(), &["audit", "export"])).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let issued = records.iter().find(|r| r["kind_name"] == "token.issued").unwrap()["lsn"].as_u64().unwrap();
+
+        // Flip one bit inside the first token.issued record of the primary copy.
+        let (seg, offset, len) = record_offset(&tmp.path().join("wal"), issued);
+        let mut bytes = std::fs::read(&seg).unwrap();
+        bytes[offset + len / 2] ^= 0x10;
+        std::fs::write(&seg, &bytes).unwrap();
+        let (code, doc) = audited(tmp.path());
+        assert_eq!(code, Some(3), "{doc}");
+        assert_eq!(doc["first_bad_lsn"], issued, "{doc}");
+        assert_eq!(doc["code"], "WAL-CRC");
+        assert_eq!(doc["copies"][1]["valid"], true, "the secondary copy is intact");
+        // An auditor on another machine with only the public key sees the same.
+        let elsewhere = tempfile::tempdir().unwrap();
+        let pubkey = tmp.path().join("keys/kernel.pub");
+        let o = maos(
+            elsewhere.path(),
+            &[
+                "--json",
+                "audit",
+                "verify",
+                "--wal-dir",
+                tmp.path().join("wal").to_str().unwrap(),
+                "--public-key",
+                pubkey.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(o.status.code(), Some(3));
+        assert_eq!(json(&o)["first_bad_lsn"], issued);
+    }
+
+    #[test]
+    fn audit_tail_show_export_have_stable_fields() {
+        let tmp = init();
+        issue(tmp.path(), &[]);
+        let lines: Vec<serde_json::Value> = stdout(&maos(tmp.path(), &["audit", "export", "--format", "jsonl"]))
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines[0]["kind_name"], "genesis");
+        for (i, r) in lines.iter().enumerate() {
+            assert_eq!(r["lsn"], i as u64 + 1);
+            for field in ["ts_ms", "time", "kind", "kind_name", "prev_hash", "hash", "payload"] {
+                assert!(r.get(field).is_some(), "missing {field} in {r}");
+            }
+            if i > 0 {
+                assert_eq!(r["prev_hash"], lines[i - 1]["hash"], "chain in the export");
+            }
+        }
+        let names: Vec<&str> = lines.iter().map(|r| r["kind_name"].as_str().unwrap()).collect();
+        assert!(names.contains(&"key.created") && names.contains(&"token.issued") && names.contains(&"checkpoint"));
+        let o = maos(tmp.path(), &["audit", "tail", "-n", "2"]);
+        assert_eq!(stdout(&o).lines().count(), 2);
+        let o = maos(tmp.path(), &["--json", "audit", "show", "2"]);
+        assert_eq!(json(&o)["payload"]["type"], "key_created");
+        let o = maos(tmp.path(), &["--json", "audit", "show", "999"]);
+        assert_eq!(o.status.code(), Some(1));
+        assert_eq!(json(&o)["code"], "WAL-NOT-FOUND");
+    }
+
+    #[test]
+    fn hardened_profile_encrypts_the_log() {
+        let tmp = tempfile::tempdir().unwrap();
+        let o = maos(tmp.path(), &["--json", "init", "--profile", "hardened"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(json(&o)["wal_encrypted"], true);
+        issue(tmp.path(), &[]);
+        let (code, doc) = audited(tmp.path());
+        assert_eq!(code, Some(0), "{doc}");
+        assert!(doc["copies"][0]["sealed_records"].as_u64().unwrap() > 0);
+        // The agent id is not readable in the segment files, but is through the CLI with the key.
+        let raw = std::fs::read(tmp.path().join("wal/00000000000000000001.seg")).unwrap();
+        assert!(!raw.windows(9).any(|w| w == b"assistant"));
+        assert!(stdout(&maos(tmp.path(), &["audit", "export"])).contains("assistant"));
+        // Without the key, reading refuses rather than guessing.
+        std::fs::remove_file(tmp.path().join("keys/wal.key")).unwrap();
+        let o = maos(tmp.path(), &["--json", "token", "list"]);
+        assert_eq!(o.status.code(), Some(1));
+    }
+
+    #[test]
+    fn a_running_writer_locks_out_a_second_one() {
+        let tmp = init();
+        let (_wal, _) =
+            maos_wal::Wal::open(maos_wal::WalConfig::new(maos_model_profile(), tmp.path().join("wal"))).unwrap();
+        let o = maos(tmp.path(), &["--json", "token", "issue", "--agent", "a", "--allow", "fs.read=/w/*"]);
+        assert_eq!(o.status.code(), Some(1));
+        assert_eq!(json(&o)["code"], "WAL-LOCKED");
+    }
+
+    fn maos_model_profile() -> maos_model::Profile {
+        maos_model::Profile::Standard
     }
 }

@@ -1,0 +1,145 @@
+//! Full offline verification, for auditors: every CRC, every hash, every link, every
+//! checkpoint signature, the retention anchor. Needs only public keys.
+
+use crate::chain::{Chain, Depth};
+use crate::error::{Fault, WalError};
+use crate::frame::{FrameError, ScanEnd, scan_segment};
+use crate::storage::{FsStorage, Storage};
+use crate::types::{CopyId, LogId, Lsn, RecordHash};
+use maos_crypto::VerifyingKey;
+use std::path::Path;
+
+/// Largest segment file any reader loads. A segment is rolled once it passes its
+/// target size (at most [`crate::SEGMENT_BYTES_TARGET_MAX`]), so it can exceed the target
+/// by one commit group at most; anything larger is not ours, and loading it could
+/// exhaust memory.
+pub const SEGMENT_FILE_BYTES_MAX: u64 = crate::SEGMENT_BYTES_TARGET_MAX + 2 * crate::APPEND_QUEUE_BYTES_MAX as u64;
+
+/// What a successful verification saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Segment files checked.
+    pub segments: usize,
+    /// Records checked.
+    pub records: u64,
+    /// The first Lsn present (above 1 after a retention cut).
+    pub first_lsn: Lsn,
+    /// The last Lsn.
+    pub last_lsn: Lsn,
+    /// Hash of the last record.
+    pub head_hash: RecordHash,
+    /// The log's id.
+    pub log_id: Option<LogId>,
+    /// Checkpoints whose signature verified.
+    pub checkpoints: u64,
+    /// The last checkpoint's Lsn.
+    pub last_checkpoint: Option<Lsn>,
+    /// Records after the last checkpoint: intact, but vouched for by no signature yet.
+    pub unsigned_tail_records: u64,
+    /// Most records between two consecutive checkpoints (cadence check, CT-WAL-10).
+    pub max_records_between_checkpoints: u64,
+    /// The retention cut the log starts after, anchored by a retention record.
+    pub retention_cut: Option<Lsn>,
+    /// Records whose payload is sealed.
+    pub sealed_records: u64,
+}
+
+/// Verifies a log directory (for example a copy taken to another machine) with the
+/// checkpoint signer's public key.
+///
+/// # Errors
+/// [`WalError::Corrupt`] naming the first bad Lsn and the [`Fault`], [`WalError::Empty`]
+/// if there are no segments, [`WalError::Io`] if the directory cannot be read.
+pub fn verify_log(dir: &Path, key: &VerifyingKey) -> Result<VerifyReport, WalError> {
+    let storage = FsStorage::open_existing(dir).map_err(|e| WalError::io(CopyId::Primary, "open", &e))?;
+    verify_storage(&storage, std::slice::from_ref(key))
+}
+
+/// Verifies a log in any [`Storage`], trusting checkpoints signed by any of `keys`
+/// (several after a key rotation).
+///
+/// # Errors
+/// As [`verify_log`].
+pub fn verify_storage(storage: &dyn Storage, keys: &[VerifyingKey]) -> Result<VerifyReport, WalError> {
+    let segments = crate::recovery::list_segments(storage, CopyId::Primary)?;
+    let Some(last_index) = segments.len().checked_sub(1) else { return Err(WalError::Empty) };
+    let mut chain = Chain::default();
+    let mut first_lsn = None;
+    for (i, (name_lsn, name)) in segments.iter().enumerate() {
+        let is_last = i == last_index;
+        let corrupt = |chain: &Chain, fault: Fault, offset: usize| WalError::Corrupt {
+            lsn: chain.blame(*name_lsn),
+            fault,
+            segment: name.clone(),
+            offset: offset as u64,
+        };
+        let bytes = crate::recovery::read_segment(storage, CopyId::Primary, name)?
+            .ok_or_else(|| corrupt(&chain, Fault::Segment, 0))?;
+        let scan = scan_segment(&bytes);
+        match scan.header {
+            Ok(h) if h.first_lsn == *name_lsn => {}
+            Ok(_) => return Err(corrupt(&chain, Fault::Segment, 0)),
+            Err(_) if is_last && matches!(scan.end, ScanEnd::Incomplete { .. }) => {
+                return Err(corrupt(&chain, Fault::TornTail, 0));
+            }
+            Err(_) => return Err(corrupt(&chain, Fault::Segment, 0)),
+        }
+        chain.start_segment(*name_lsn).map_err(|f| corrupt(&chain, f, 0))?;
+        for (offset, rec) in &scan.records {
+            let checkpoint = chain.accept(rec, Depth::Full).map_err(|f| corrupt(&chain, f, *offset))?;
+            first_lsn.get_or_insert(rec.lsn);
+            if let Some(c) = checkpoint {
+                let key = keys.iter().find(|k| k.key_id() == c.key_id).ok_or_else(|| WalError::Corrupt {
+                    lsn: rec.lsn,
+                    fault: Fault::CheckpointKey,
+                    segment: name.clone(),
+                    offset: *offset as u64,
+                })?;
+                c.verify(key).map_err(|_| WalError::Corrupt {
+                    lsn: rec.lsn,
+                    fault: Fault::CheckpointSignature,
+                    segment: name.clone(),
+                    offset: *offset as u64,
+                })?;
+            }
+        }
+        match scan.end {
+            ScanEnd::Clean => {}
+            ScanEnd::Incomplete { offset } if is_last => return Err(corrupt(&chain, Fault::TornTail, offset)),
+            ScanEnd::Incomplete { offset } => return Err(corrupt(&chain, Fault::Truncated, offset)),
+            ScanEnd::Bad { offset, torn_shaped: true, .. } if is_last => {
+                return Err(corrupt(&chain, Fault::TornTail, offset));
+            }
+            ScanEnd::Bad { offset, error: FrameError::BadCrc, .. } => return Err(corrupt(&chain, Fault::Crc, offset)),
+            ScanEnd::Bad { offset, .. } => return Err(corrupt(&chain, Fault::Frame, offset)),
+        }
+    }
+    let first_name = segments.first().map(|(_, n)| n.clone()).unwrap_or_default();
+    chain.check_anchor().map_err(|lsn| WalError::Corrupt {
+        lsn,
+        fault: Fault::RetentionAnchor,
+        segment: first_name.clone(),
+        offset: 0,
+    })?;
+    let (Some(first_lsn), Some(last_lsn), Some(head_hash)) = (first_lsn, chain.head_lsn, chain.head) else {
+        return Err(WalError::Empty);
+    };
+    Ok(VerifyReport {
+        segments: segments.len(),
+        records: chain.records,
+        first_lsn,
+        last_lsn,
+        head_hash,
+        log_id: chain.log_id,
+        checkpoints: chain.checkpoints,
+        last_checkpoint: chain.last_checkpoint.map(|(l, _)| l),
+        unsigned_tail_records: chain.since_checkpoint,
+        max_records_between_checkpoints: chain.max_gap.max(if chain.checkpoints > 0 {
+            0
+        } else {
+            chain.since_checkpoint
+        }),
+        retention_cut: (first_lsn.0 > 1).then(|| Lsn(first_lsn.0 - 1)),
+        sealed_records: chain.sealed,
+    })
+}

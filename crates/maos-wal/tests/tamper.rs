@@ -1,0 +1,242 @@
+//! CT-WAL-12: tampering with a copied log is detected by `verify_log` (what
+//! `maos audit verify` runs), naming the right Lsn.
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "test helpers: a panic is a failed test"
+)]
+
+use maos_crypto::{SignatureDomain, SigningKey};
+use maos_model::{Profile, UnixMillis};
+use maos_wal::{
+    Checkpoint, Fault, Lsn, ManualClock, RecordKind, StateDigest, Wal, WalConfig, WalError, scan_segment, verify_log,
+};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+const KIND: RecordKind = RecordKind(0x0100);
+
+fn key(seed: u8) -> Arc<SigningKey> {
+    Arc::new(SigningKey::from_seeds(&[seed; 64]).unwrap())
+}
+
+/// A log of 150 caller records over about a dozen segments, with automatic checkpoints.
+fn build_log(dir: &Path, seed: u8) {
+    let config = WalConfig::new(Profile::Standard, dir)
+        .signer(key(seed), Arc::new(|| StateDigest([2; 32])))
+        .clock(Arc::new(ManualClock::new(UnixMillis(1_750_000_000_000))))
+        .segment_bytes_target(4096);
+    let (wal, _) = Wal::open(config).unwrap();
+    for i in 0..150u32 {
+        wal.append(KIND, format!("{{\"record\":{i},\"pad\":\"{:0>200}\"}}", i).as_bytes()).unwrap();
+    }
+    wal.checkpoint(StateDigest([3; 32])).unwrap();
+}
+
+fn segment_paths(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Segment path, byte offset and length of record `lsn`.
+fn locate(dir: &Path, lsn: u64) -> (PathBuf, usize, usize) {
+    for path in segment_paths(dir) {
+        let bytes = std::fs::read(&path).unwrap();
+        let scan = scan_segment(&bytes);
+        if let Some((off, rec)) = scan.records.iter().find(|(_, r)| r.lsn.0 == lsn) {
+            return (path, *off, rec.hashed.len() + 36);
+        }
+    }
+    panic!("lsn {lsn} not found");
+}
+
+fn checkpoint_lsns(dir: &Path) -> Vec<u64> {
+    let mut out = Vec::new();
+    for path in segment_paths(dir) {
+        let bytes = std::fs::read(&path).unwrap();
+        out.extend(
+            scan_segment(&bytes).records.iter().filter(|(_, r)| r.kind == RecordKind::CHECKPOINT).map(|(_, r)| r.lsn.0),
+        );
+    }
+    out
+}
+
+fn frames(bytes: &[u8]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut at = 32;
+    while at + 12 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+        if len < 100 || at + len > bytes.len() {
+            break;
+        }
+        out.push((at, len));
+        at += len;
+    }
+    out
+}
+
+fn seal_frame(frame: &mut [u8], prev: Option<[u8; 32]>) -> [u8; 32] {
+    let n = frame.len();
+    if let Some(p) = prev {
+        frame[n - 68..n - 36].copy_from_slice(&p);
+    }
+    let hash = maos_crypto::sha3_256(&frame[..n - 36]).0;
+    frame[n - 36..n - 4].copy_from_slice(&hash);
+    let crc = crc32c::crc32c(&frame[..n - 4]);
+    frame[n - 4..].copy_from_slice(&crc.to_le_bytes());
+    hash
+}
+
+/// What an attacker without the key can do: recompute every hash and CRC so the chain
+/// links again after a change.
+fn rechain(dir: &Path) {
+    let mut prev: Option<[u8; 32]> = None;
+    for path in segment_paths(dir) {
+        let mut bytes = std::fs::read(&path).unwrap();
+        for (at, len) in frames(&bytes) {
+            prev = Some(seal_frame(&mut bytes[at..at + len], prev));
+        }
+        std::fs::write(&path, bytes).unwrap();
+    }
+}
+
+fn edit(path: &Path, f: impl FnOnce(&mut Vec<u8>)) {
+    let mut bytes = std::fs::read(path).unwrap();
+    f(&mut bytes);
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn verify(dir: &Path) -> Result<maos_wal::VerifyReport, WalError> {
+    verify_log(dir, key(1).verifying_key())
+}
+
+fn assert_detected(dir: &Path, fault: Fault, lsn: u64) {
+    let err = verify(dir).unwrap_err();
+    assert_eq!((err.fault(), err.lsn()), (Some(fault), Some(Lsn(lsn))), "{err}");
+}
+
+#[test]
+fn intact_log_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    build_log(dir.path(), 1);
+    let report = verify(dir.path()).unwrap();
+    assert_eq!((report.first_lsn, report.last_lsn), (Lsn(1), Lsn(153)));
+    assert_eq!((report.checkpoints, report.unsigned_tail_records), (2, 0));
+    assert!(report.segments > 5, "{report:?}");
+    assert_eq!(verify_log(dir.path(), key(9).verifying_key()).unwrap_err().code(), "WAL-CHECKPOINT-KEY");
+}
+
+#[test]
+fn ct_wal_12_flipped_bit_is_a_crc_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    build_log(dir.path(), 1);
+    let (path, off, _) = locate(dir.path(), 40);
+    edit(&path, |b| b[off + 50] ^= 0x01);
+    assert_detected(dir.path(), Fault::Crc, 40);
+}
+
+#[test]
+fn ct_wal_12_flipped_bit_with_fixed_crc_breaks_the_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    build_log(dir.path(), 1);
+    let (path, off, len) = locate(dir.path(), 40);
+    edit(&path, |b| {
+        b[off + 50] ^= 0x01;
+        let crc = crc32c::crc32c(&b[off..off + len - 4]);
+        b[off + len - 4..off + len].copy_from_slice(&crc.to_le_bytes());
+    });
+    assert_detected(dir.path(), Fault::Chain, 40);
+}
+
+#[test]
+fn ct_wal_12_deleted_record_is_a_sequence_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    build_log(dir.path(), 1);
+    let (path, off, len) = locate(dir.path(), 40);
+    let (path2, ..) = locate(dir.path(), 41);
+    assert_eq!(path, path2, "pick a record in the middle of a segment");
+    edit(&path, |b| drop(b.drain(off..off + len)));
+    assert_detected(dir.path(), Fault::Sequence { found: 41 }, 40);
+}
+
+#[test]
+fn ct_wal_12_swapped_records_are_a_sequence_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    build_log(dir.path(), 1);
+    let (path, a, alen) = locate(dir.path(), 40);
+    let (_, b_off, blen) = locate(dir.path(), 41);
+    edit(&path, |b| {
+        let first = b[a..a + alen].to_vec();
+        let second = b[b_off..b_off + blen].to_vec();
+        b.splice(a..b_off + blen, second.into_iter().chain(first));
+    });
+    assert_detected(dir.path(), Fault::Sequence { found: 41 }, 40);
+}
+
+#[test]
+fn ct_wal_12_record_spliced_from_another_log_breaks_the_chain() {
+    let (dir, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    build_log(dir.path(), 1);
+    build_log(other.path(), 1);
+    let (path, off, len) = locate(dir.path(), 40);
+    let (opath, ooff, olen) = locate(other.path(), 40);
+    let foreign = std::fs::read(opath).unwrap()[ooff..ooff + olen].to_vec();
+    edit(&path, |b| drop(b.splice(off..off + len, foreign)));
+    assert_detected(dir.path(), Fault::Chain, 40);
+}
+
+#[test]
+fn ct_wal_12_truncation_mid_log_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    build_log(dir.path(), 1);
+    let segs = segment_paths(dir.path());
+    let middle = &segs[3];
+    let bytes = std::fs::read(middle).unwrap();
+    let scan = scan_segment(&bytes);
+    let (last_off, last) = *scan.records.last().unwrap();
+    let last_lsn = last.lsn.0;
+    // Cut inside the segment's last record.
+    std::fs::write(middle, &bytes[..last_off + 60]).unwrap();
+    assert_detected(dir.path(), Fault::Truncated, last_lsn);
+    // Cut exactly at a record boundary: the next segment no longer follows on.
+    std::fs::write(middle, &bytes[..last_off]).unwrap();
+    assert_detected(dir.path(), Fault::Sequence { found: last_lsn + 1 }, last_lsn);
+}
+
+#[test]
+fn ct_wal_12_replaced_checkpoint_signature_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    build_log(dir.path(), 1);
+    let cp_lsn = checkpoint_lsns(dir.path())[0];
+    let (path, off, len) = locate(dir.path(), cp_lsn);
+    let forger = key(2);
+    edit(&path, |b| {
+        let payload = &b[off + 32..off + len - 68];
+        let mut cp = Checkpoint::decode(payload).unwrap();
+        let msg =
+            Checkpoint::signed_message(cp.head_lsn, &cp.head_hash, &cp.state, &cp.log_id, cp.timestamp, &cp.key_id);
+        cp.signature = forger.sign(SignatureDomain::WalCheckpoint, &msg).unwrap();
+        let encoded = cp.encode();
+        b[off + 32..off + len - 68].copy_from_slice(&encoded);
+    });
+    rechain(dir.path());
+    assert_detected(dir.path(), Fault::CheckpointSignature, cp_lsn);
+}
+
+#[test]
+fn ct_wal_12_rewritten_history_is_caught_by_the_next_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    build_log(dir.path(), 1);
+    let (path, off, _) = locate(dir.path(), 40);
+    edit(&path, |b| b[off + 40] = b'X');
+    rechain(dir.path());
+    let next_checkpoint = checkpoint_lsns(dir.path()).into_iter().find(|l| *l > 40).unwrap();
+    assert_detected(dir.path(), Fault::CheckpointMismatch, next_checkpoint);
+}

@@ -1,0 +1,178 @@
+//! The security journal: every key and token event is a record in the WAL
+//! (hash-chained, group-committed, dual-copy, signed checkpoints), appended
+//! durably *before* its effect is reported. Replaying it rebuilds the token
+//! registry, so revocations and the epoch survive restarts.
+//!
+//! Payloads are canonical JSON of [`SecurityEvent`] (fixed field order, no maps).
+//! A record that does not decode or does not apply stops everything (fail
+//! closed): a journal we cannot read is one someone may have edited.
+
+use crate::datadir::{Config, DataDir};
+use crate::output::coded;
+use maos_crypto::{SealingKey, sha3_256};
+use maos_token::{TokenEvent, TokenRegistry};
+use maos_wal::{LogReader, Logged, OpenReport, Record, RecordKind, StateDigest, Wal, WalConfig};
+use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex};
+
+/// WAL record kind of a key creation.
+pub const KIND_KEY_CREATED: u16 = 0x0100;
+/// WAL record kind of an issued (or derived) token.
+pub const KIND_TOKEN_ISSUED: u16 = 0x0110;
+/// WAL record kind of a revocation (which also moves the revocation epoch).
+pub const KIND_TOKEN_REVOKED: u16 = 0x0111;
+
+/// One security event.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SecurityEvent {
+    /// A key pair was created.
+    KeyCreated { role: String, key_id: String, suite: String, at_ms: u64 },
+    /// A token event (issued, derived, revoked).
+    Token(TokenEvent),
+}
+
+impl SecurityEvent {
+    fn kind(&self) -> u16 {
+        match self {
+            Self::KeyCreated { .. } => KIND_KEY_CREATED,
+            Self::Token(TokenEvent::Issued(_)) => KIND_TOKEN_ISSUED,
+            Self::Token(TokenEvent::Revoked(_)) => KIND_TOKEN_REVOKED,
+        }
+    }
+}
+
+/// A stable name for a record kind, for `maos audit` output.
+pub fn kind_name(kind: RecordKind) -> &'static str {
+    match kind.0 {
+        KIND_KEY_CREATED => "key.created",
+        KIND_TOKEN_ISSUED => "token.issued",
+        KIND_TOKEN_REVOKED => "token.revoked",
+        _ => kind.name(),
+    }
+}
+
+/// The digest of token state that checkpoints sign: epoch, revoked ids, token ids.
+fn registry_digest(registry: &TokenRegistry) -> StateDigest {
+    let doc = serde_json::json!({
+        "epoch": registry.revocations().epoch(),
+        "revoked": registry.revocations().revoked(),
+        "tokens": registry.iter().map(|r| r.issued.id).collect::<Vec<_>>(),
+    });
+    StateDigest(sha3_256(doc.to_string().as_bytes()).0)
+}
+
+/// Decodes a journal record into an event, if it is one of ours.
+pub fn decode_event(record: &Record) -> anyhow::Result<Option<SecurityEvent>> {
+    if record.kind.is_reserved() {
+        return Ok(None);
+    }
+    if record.payload_state == maos_wal::PayloadState::Sealed {
+        return Err(coded(
+            "JOURNAL-SEALED",
+            format!("lsn {} is encrypted and no wal key was given (keys/wal.key)", record.lsn),
+            1,
+        ));
+    }
+    let event: SecurityEvent = serde_json::from_slice(&record.payload)
+        .map_err(|e| coded("JOURNAL-CORRUPT", format!("lsn {}: {e}", record.lsn), 1))?;
+    if event.kind() != record.kind.0 {
+        return Err(coded("JOURNAL-CORRUPT", format!("lsn {}: payload does not match kind", record.lsn), 1));
+    }
+    Ok(Some(event))
+}
+
+fn replay(reader: &LogReader) -> anyhow::Result<TokenRegistry> {
+    let mut registry = TokenRegistry::new();
+    for record in reader.records()? {
+        let record = record?;
+        if let Some(SecurityEvent::Token(event)) = decode_event(&record)? {
+            registry.apply(&event).map_err(|e| coded("JOURNAL-CORRUPT", format!("lsn {}: {e}", record.lsn), 1))?;
+        }
+    }
+    Ok(registry)
+}
+
+/// The journal open for writing: the WAL plus the state digest it signs.
+pub struct Journal {
+    wal: Wal,
+    digest: Arc<Mutex<StateDigest>>,
+}
+
+impl Journal {
+    /// Opens (recovering if needed) the journal for writing, with the kernel key
+    /// signing checkpoints, and replays it.
+    pub fn open(dir: &DataDir) -> anyhow::Result<(Self, TokenRegistry, OpenReport)> {
+        let config = dir.load_config()?;
+        let key = Arc::new(dir.kernel_signing_key()?);
+        let digest = Arc::new(Mutex::new(StateDigest([0; 32])));
+        let source = {
+            let digest = digest.clone();
+            // A poisoned lock yields a digest no honest state has, so the
+            // checkpoint cannot vouch for anything.
+            Arc::new(move || digest.lock().map(|d| *d).unwrap_or(StateDigest([0xFF; 32])))
+        };
+        let mut wal_config = WalConfig::new(config.profile, dir.wal()).signer(key, source);
+        if let Some(secondary) = &config.wal_secondary {
+            wal_config = wal_config.secondary_dir(secondary);
+        }
+        if let Some(sealing) = sealing_key(dir, &config)? {
+            wal_config = wal_config.sealing_key(sealing);
+        }
+        let (wal, report) = Wal::open(wal_config)?;
+        let registry = replay(&wal.reader())?;
+        if let Ok(mut d) = digest.lock() {
+            *d = registry_digest(&registry);
+        }
+        Ok((Self { wal, digest }, registry, report))
+    }
+
+    /// Appends an event; returns once it is durable on every healthy copy.
+    /// `registry` is the state after the event, for the next checkpoint's digest.
+    pub fn append(&self, event: &SecurityEvent, registry_after: Option<&TokenRegistry>) -> anyhow::Result<Logged> {
+        let payload = serde_json::to_vec(event)?;
+        let logged = self.wal.append(RecordKind::caller(event.kind())?, &payload)?;
+        if let Some(registry) = registry_after
+            && let Ok(mut d) = self.digest.lock()
+        {
+            *d = registry_digest(registry);
+        }
+        self.wal.maybe_checkpoint()?;
+        Ok(logged)
+    }
+}
+
+impl Journal {
+    /// Signs the chain head now. Short-lived writers (each CLI command) call this
+    /// before exiting, so what they logged is vouched for by a checkpoint
+    /// signature at once instead of after the next 100 records or 5 minutes.
+    pub fn checkpoint_now(&self) -> anyhow::Result<()> {
+        let digest = self.digest.lock().map(|d| *d).unwrap_or(StateDigest([0xFF; 32]));
+        self.wal.checkpoint(digest)?;
+        Ok(())
+    }
+}
+
+/// The sealing key, when the profile or configuration asks for encryption.
+pub fn sealing_key(dir: &DataDir, config: &Config) -> anyhow::Result<Option<Arc<SealingKey>>> {
+    if !config.encrypt_wal {
+        return Ok(None);
+    }
+    Ok(Some(Arc::new(SealingKey::read_file(&dir.wal_key())?)))
+}
+
+/// A read-only view for commands that only look (no lock, no recovery).
+pub fn reader(dir: &DataDir) -> anyhow::Result<LogReader> {
+    dir.require_initialized()?;
+    let config = dir.load_config()?;
+    let mut reader = LogReader::open_dir(&dir.wal())?;
+    if let Some(key) = sealing_key(dir, &config)? {
+        reader = reader.with_sealing_key(key);
+    }
+    Ok(reader)
+}
+
+/// Replays the journal read-only into a token registry.
+pub fn read_registry(dir: &DataDir) -> anyhow::Result<TokenRegistry> {
+    replay(&reader(dir)?)
+}
