@@ -76,7 +76,7 @@ pub use types::{
 pub use verify::{SEGMENT_FILE_BYTES_MAX, VerifyReport, verify_log, verify_storage};
 pub use wal::{
     APPEND_QUEUE_BYTES_MAX, APPEND_QUEUE_RECORDS_MAX, CHECKPOINT_RECORDS_MAX, CopyHealth, CopyRepair, CriticalEvent,
-    CriticalEventKind, HEALTH_EVENTS_MAX, HealthReport, HealthState, Logged, OpenReport, RetentionReport,
-    SEGMENT_BYTES_TARGET_DEFAULT, SEGMENT_BYTES_TARGET_MAX, SEGMENT_BYTES_TARGET_MIN, SignatureCheck, TornTail,
-    WRITE_CALLS_MAX, Wal, WalConfig,
+    CriticalEventKind, GROUP_GATHER_MAX_US, HEALTH_EVENTS_MAX, HealthReport, HealthState, Logged, OpenReport,
+    RetentionReport, SEGMENT_BYTES_TARGET_DEFAULT, SEGMENT_BYTES_TARGET_MAX, SEGMENT_BYTES_TARGET_MIN, SignatureCheck,
+    TornTail, WRITE_CALLS_MAX, Wal, WalConfig,
 };
