@@ -21,3 +21,13 @@ mod time;
 pub use ids::{AGENT_ID_BYTES_MAX, AgentId, IdError, TokenId};
 pub use labels::{IfcLevel, Profile, Ring, TrustClass};
 pub use time::UnixMillis;
+
+mod intent;
+mod verdict;
+
+pub use intent::{
+    ARG_NAME_BYTES_MAX, ARG_VALUE_BYTES_MAX, ArgValue, EffectClass, INTENT_ACTION_BYTES_MAX, INTENT_ARGS_MAX,
+    INTENT_BYTES_MAX, INTENT_READS_MAX, INTENT_RESOURCES_MAX, Intent, IntentError, IntentId, RESOURCE_VALUE_BYTES_MAX,
+    ReadLabel, Resource, ResourceKind, SENSITIVE_ARGS_MAX,
+};
+pub use verdict::{DenyCode, HacfLevel, Verdict};

@@ -25,6 +25,9 @@ pub enum Command {
     /// Issue, inspect, derive, revoke and list capability tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Run policy scenarios through the DSC (check one file, test a directory).
+    #[command(subcommand)]
+    Policy(crate::cmd_policy::PolicyCommand),
     /// Verify, read and export the write-ahead log (the audit record).
     #[command(subcommand)]
     Audit(AuditCommand),

@@ -10,8 +10,8 @@ use crate::output::{Output, coded};
 use maos_crypto::SigningKey;
 use maos_dsc::{CheckId, Decision, DscConfig, DscState, KernelHealth, Outcome, decide};
 use maos_model::{
-    AgentId, ArgValue, DenyCode, EffectClass, IfcLevel, Intent, IntentId, Profile, ReadLabel, Resource,
-    ResourceKind, Ring, TrustClass, UnixMillis, Verdict,
+    AgentId, ArgValue, DenyCode, EffectClass, IfcLevel, Intent, IntentId, Profile, ReadLabel, Resource, ResourceKind,
+    Ring, TrustClass, UnixMillis, Verdict,
 };
 use maos_token::{
     KeyRing, MintRequest, RevocationState, ScopeKind, TokenError, UnverifiedToken, default_scope_kind,
@@ -244,7 +244,12 @@ pub fn run(out: &Output, cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
                     Ok(report) => {
                         let n = report.failures();
                         if n == 0 {
-                            out.line(format!("{} {} ({} steps)", out.green("PASS"), file.display(), report.steps.len()));
+                            out.line(format!(
+                                "{} {} ({} steps)",
+                                out.green("PASS"),
+                                file.display(),
+                                report.steps.len()
+                            ));
                         } else {
                             failed += 1;
                             out.line(format!("{} {}", out.red("FAIL"), file.display()));
@@ -335,7 +340,8 @@ fn default_sink(action: &str) -> IfcLevel {
 }
 
 fn run_scenario(scenario: &Scenario, name: String) -> anyhow::Result<ScenarioReport> {
-    let profile = Profile::parse(&scenario.profile).ok_or_else(|| bad(format!("unknown profile `{}`", scenario.profile)))?;
+    let profile =
+        Profile::parse(&scenario.profile).ok_or_else(|| bad(format!("unknown profile `{}`", scenario.profile)))?;
     if scenario.agents.len() > AGENTS_MAX || scenario.steps.len() > STEPS_MAX {
         return Err(bad(format!("at most {AGENTS_MAX} agents and {STEPS_MAX} steps")));
     }
@@ -448,11 +454,15 @@ fn run_scenario(scenario: &Scenario, name: String) -> anyhow::Result<ScenarioRep
         let none = TokenError::UnknownToken("no token presented".into());
         let verified = match (step.token.as_deref(), minted.get(&step.agent)) {
             (Some("none"), _) | (None | Some(_), None) => Err(none),
-            (Some("forged"), Some(m)) => UnverifiedToken::parse(&m.forged).and_then(|t| t.verify(&keys, now, &revocation)),
+            (Some("forged"), Some(m)) => {
+                UnverifiedToken::parse(&m.forged).and_then(|t| t.verify(&keys, now, &revocation))
+            }
             (Some(other), Some(m)) => match minted.get(other) {
                 // Present another agent's token (agent mismatch).
                 Some(theirs) => UnverifiedToken::parse(&theirs.text).and_then(|t| t.verify(&keys, now, &revocation)),
-                None if other == "own" => UnverifiedToken::parse(&m.text).and_then(|t| t.verify(&keys, now, &revocation)),
+                None if other == "own" => {
+                    UnverifiedToken::parse(&m.text).and_then(|t| t.verify(&keys, now, &revocation))
+                }
                 None => return Err(bad(format!("step {index}: unknown token `{other}`"))),
             },
             (None, Some(m)) => UnverifiedToken::parse(&m.text).and_then(|t| t.verify(&keys, now, &revocation)),
@@ -532,7 +542,11 @@ fn print_report(out: &Output, report: &ScenarioReport, all: bool) {
         if s.decision.votes.len() > 1 {
             let votes: Vec<String> =
                 s.decision.votes.iter().map(|v| format!("{}={}", v.instance, verdict_text(&v.verdict))).collect();
-            out.line(format!("      votes: {}{}", votes.join(" "), if s.decision.divergence { " (DIVERGENCE)" } else { "" }));
+            out.line(format!(
+                "      votes: {}{}",
+                votes.join(" "),
+                if s.decision.divergence { " (DIVERGENCE)" } else { "" }
+            ));
         }
     }
 }

@@ -120,6 +120,14 @@ impl Journal {
             wal_config = wal_config.sealing_key(sealing);
         }
         let (wal, report) = Wal::open(wal_config)?;
+        if let Some(torn) = &report.torn_tail {
+            tracing::warn!(?torn, "recovered the write-ahead log: cut a torn tail left by a crash");
+        }
+        // Retention per profile, by whole segments; the deletion itself is logged.
+        let retention = wal.apply_retention()?;
+        if !retention.deleted_segments.is_empty() {
+            tracing::info!(segments = retention.deleted_segments.len(), "retention removed old log segments");
+        }
         let registry = replay(&wal.reader())?;
         if let Ok(mut d) = digest.lock() {
             *d = registry_digest(&registry);

@@ -105,6 +105,12 @@ pub fn error_code(err: &anyhow::Error) -> (&'static str, u8) {
         if let Some(e) = cause.downcast_ref::<maos_token::TokenError>() {
             return (e.code(), 1);
         }
+        if let Some(e) = cause.downcast_ref::<maos_dsc::DscError>() {
+            return (e.code(), 1);
+        }
+        if let Some(e) = cause.downcast_ref::<maos_model::IntentError>() {
+            return (e.code(), 1);
+        }
         if let Some(e) = cause.downcast_ref::<maos_wal::WalError>() {
             return (e.code(), 1);
         }

@@ -1,0 +1,457 @@
+//! The primary ("alpha") implementation of the seven checks (spec §15.3).
+//! Each check is a pure function of a [`CheckInput`]; none reads a clock, an
+//! RNG, or any state but what the input borrows.
+
+use crate::config::{DscConfig, WORKSPACE_ROOT};
+use crate::decision::Outcome;
+use crate::mac::{MacOutcome, MacRequest};
+use crate::rules::{self, RuleInput};
+use crate::state::{DscState, Session};
+use maos_model::{
+    ArgValue, DenyCode, EffectClass, HacfLevel, IfcLevel, Intent, Profile, ResourceKind, Ring, UnixMillis,
+};
+use maos_token::{ArgSource, ResourceRef, ScopeKind, TokenClaims, TokenError, VerifiedToken};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+/// One hour in microseconds: the rate window.
+pub const HOUR_US: u64 = 3_600_000_000;
+/// Shortest value provenance looks at: shorter strings (`a`, `id`, `42`) occur
+/// in any text and would flag everything.
+pub const PROVENANCE_MIN_BYTES: usize = 4;
+/// Argument names treated as provenance-sensitive in every intent (recipients,
+/// accounts, URLs, paths), in addition to an intent's own `sensitive_args`.
+pub const DEFAULT_SENSITIVE_ARGS: [&str; 18] = [
+    "to",
+    "cc",
+    "bcc",
+    "recipient",
+    "recipients",
+    "account",
+    "iban",
+    "url",
+    "uri",
+    "endpoint",
+    "path",
+    "destination",
+    "dest",
+    "address",
+    "email",
+    "domain",
+    "host",
+    "webhook",
+];
+
+/// Everything a check may look at.
+#[derive(Clone, Copy)]
+pub struct CheckInput<'a> {
+    /// The configuration (from the state).
+    pub config: &'a DscConfig,
+    /// The state snapshot.
+    pub state: &'a DscState,
+    /// The intent.
+    pub intent: &'a Intent,
+    /// The verified token, or why there is none.
+    pub token: Result<&'a VerifiedToken, &'a TokenError>,
+    /// Injected time.
+    pub now: UnixMillis,
+}
+
+impl<'a> CheckInput<'a> {
+    /// Bundles the inputs of one decision.
+    #[must_use]
+    pub fn new(
+        state: &'a DscState,
+        intent: &'a Intent,
+        token: Result<&'a VerifiedToken, &'a TokenError>,
+        now: UnixMillis,
+    ) -> Self {
+        Self { config: state.config(), state, intent, token, now }
+    }
+
+    /// The verified claims, if a token was verified.
+    #[must_use]
+    pub fn claims(&self) -> Option<&'a TokenClaims> {
+        self.token.ok().map(VerifiedToken::claims)
+    }
+
+    /// The session of the intent's agent.
+    #[must_use]
+    pub fn session(&self) -> Option<&'a Session> {
+        self.state.session(&self.intent.agent)
+    }
+}
+
+/// The intent's arguments as token constraints read them.
+pub struct Args<'a>(pub &'a BTreeMap<String, ArgValue>);
+
+impl ArgSource for Args<'_> {
+    fn arg_text(&self, name: &str) -> Option<Cow<'_, str>> {
+        self.0.get(name).map(|v| match v {
+            ArgValue::Str(s) => Cow::Borrowed(s.as_str()),
+            ArgValue::Int(_) | ArgValue::Bool(_) => Cow::Owned(v.to_text()),
+        })
+    }
+}
+
+/// The token scope kind for a resource kind.
+#[must_use]
+pub const fn scope_kind(kind: ResourceKind) -> ScopeKind {
+    match kind {
+        ResourceKind::Path => ScopeKind::Path,
+        ResourceKind::Domain => ScopeKind::Domain,
+        ResourceKind::Recipient => ScopeKind::Recipient,
+        ResourceKind::Resource => ScopeKind::Resource,
+    }
+}
+
+/// The deny code for a token error (check 1).
+#[must_use]
+pub const fn token_error_code(e: &TokenError) -> DenyCode {
+    match e {
+        TokenError::UnknownToken(_) => DenyCode::NoToken,
+        TokenError::Expired { .. } | TokenError::NotYetValid { .. } => DenyCode::Expired,
+        TokenError::Revoked(_) | TokenError::EpochStale { .. } => DenyCode::Revoked,
+        TokenError::Encoding(_)
+        | TokenError::UnsupportedVersion(_)
+        | TokenError::TooLarge { .. }
+        | TokenError::LimitExceeded { .. }
+        | TokenError::InvalidClaims(_)
+        | TokenError::Signature(_)
+        | TokenError::UnknownIssuer(_)
+        | TokenError::Widened { .. }
+        | TokenError::DepthExceeded { .. }
+        | TokenError::TooManyChildren { .. }
+        | TokenError::TtlNeedsAck { .. }
+        | TokenError::TtlOutOfRange { .. }
+        | TokenError::Crypto(_) => DenyCode::Signature,
+    }
+}
+
+/// Check 1: the token is valid, held by this agent, live now, and covers this
+/// exact action, every resource and the arguments.
+#[must_use]
+pub fn check_1_token(input: &CheckInput<'_>) -> Outcome {
+    let token = match input.token {
+        Ok(t) => t,
+        Err(e) => return Outcome::deny(token_error_code(e), e.code()),
+    };
+    let claims = token.claims();
+    if claims.agent != input.intent.agent {
+        return Outcome::deny(DenyCode::AgentMismatch, "token holder differs from the intent's agent");
+    }
+    if let Err(e) = token.recheck(input.now, input.state.revocation()) {
+        return Outcome::deny(token_error_code(&e), e.code());
+    }
+    let mut refs: Vec<ResourceRef<'_>> = input
+        .intent
+        .resources
+        .iter()
+        .map(|r| ResourceRef { kind: scope_kind(r.kind), value: r.value.as_str() })
+        .collect();
+    if refs.is_empty() {
+        // No named resource: only a permission scoped to any resource covers it.
+        refs.push(ResourceRef { kind: ScopeKind::Any, value: "" });
+    }
+    match claims.permission_for(&input.intent.action, &refs, &Args(&input.intent.args)) {
+        Some(_) => Outcome::Pass,
+        None => Outcome::deny(
+            DenyCode::Scope,
+            format!("no permission covers `{}` on {} resource(s)", input.intent.action, input.intent.resources.len()),
+        ),
+    }
+}
+
+/// GCRA step: the new theoretical arrival time, or `None` if over the rate.
+/// Burst = the hourly rate (a full hour's allowance), refilled continuously.
+#[must_use]
+pub fn gcra(tat_us: u64, now_us: u64, rate_per_hour: u32) -> Option<u64> {
+    if rate_per_hour == 0 {
+        return None;
+    }
+    let interval = HOUR_US / u64::from(rate_per_hour);
+    let tau = interval.saturating_mul(u64::from(rate_per_hour).saturating_sub(1));
+    let tat = tat_us.max(now_us);
+    if tat > now_us.saturating_add(tau) {
+        return None;
+    }
+    Some(tat.saturating_add(interval))
+}
+
+/// Microseconds for a millisecond time.
+#[must_use]
+pub const fn now_us(now: UnixMillis) -> u64 {
+    now.0.saturating_mul(1000)
+}
+
+/// Check 2: lifetime operations, per-capability rate and per-agent rate.
+#[must_use]
+pub fn check_2_rate(input: &CheckInput<'_>) -> Outcome {
+    let Some(claims) = input.claims() else {
+        return Outcome::not_applicable("no verified token");
+    };
+    let usage = input.state.token_usage(&claims.id);
+    if usage.ops >= claims.max_ops {
+        return Outcome::deny(DenyCode::Ops, format!("{} of {} operations used", usage.ops, claims.max_ops));
+    }
+    let now = now_us(input.now);
+    if gcra(usage.tat_us, now, claims.rate_per_hour).is_none() {
+        return Outcome::deny(DenyCode::Rate, format!("capability rate {}/h exceeded", claims.rate_per_hour));
+    }
+    let agent_rate = input.config.rates().for_ring(claims.ring);
+    if gcra(input.state.agent_usage(&input.intent.agent).tat_us, now, agent_rate).is_none() {
+        return Outcome::deny(DenyCode::Rate, format!("agent rate {agent_rate}/h exceeded"));
+    }
+    Outcome::Pass
+}
+
+/// Check 3: exact, absolute budget (Rule 7): spent + cost ≤ budget.
+#[must_use]
+pub fn check_3_budget(input: &CheckInput<'_>) -> Outcome {
+    let Some(claims) = input.claims() else {
+        return Outcome::not_applicable("no verified token");
+    };
+    let spent = input.state.token_usage(&claims.id).spent;
+    match spent.checked_add(input.intent.cost) {
+        Some(total) if total <= claims.budget => Outcome::Pass,
+        Some(_) | None => Outcome::deny(
+            DenyCode::Budget,
+            format!("cost {} with {} of {} spent", input.intent.cost, spent, claims.budget),
+        ),
+    }
+}
+
+/// The session's context level and taint after joining this intent's labels.
+#[must_use]
+pub fn context_label(intent: &Intent, session: Option<&Session>) -> (IfcLevel, bool) {
+    let mut level = session.map_or(IfcLevel::Public, |s| s.level);
+    let mut untrusted = session.is_some_and(|s| s.untrusted);
+    for r in &intent.reads {
+        level = level.join(r.level);
+        untrusted |= r.untrusted;
+    }
+    (level, untrusted)
+}
+
+/// The values provenance looks at: every resource value and every string
+/// argument whose name is sensitive.
+pub fn sensitive_values(intent: &Intent) -> impl Iterator<Item = (&str, &str)> {
+    let resources = intent.resources.iter().map(|r| (r.kind.name(), r.value.as_str()));
+    let args = intent.args.iter().filter_map(|(name, v)| {
+        let sensitive = DEFAULT_SENSITIVE_ARGS.contains(&name.as_str()) || intent.sensitive_args.contains(name);
+        match (sensitive, v) {
+            (true, ArgValue::Str(s)) => Some((name.as_str(), s.as_str())),
+            (true | false, _) => None,
+        }
+    });
+    resources.chain(args)
+}
+
+/// Argument provenance (design.md "Information flow"): the first sensitive
+/// value that appears in untrusted text the session read and in no trusted
+/// source (the token's mission statement, trusted reads). If the session's
+/// fragment store overflowed, any sensitive value not found in a trusted source
+/// is flagged (fail-closed).
+#[must_use]
+pub fn provenance_flag<'i>(intent: &'i Intent, session: Option<&Session>, mission: Option<&str>) -> Option<&'i str> {
+    let session = session?;
+    if session.untrusted_text.is_empty() && !session.overflow {
+        return None;
+    }
+    let mission = mission.map(str::to_lowercase);
+    for (name, value) in sensitive_values(intent) {
+        let needle = value.trim().to_lowercase();
+        if needle.len() < PROVENANCE_MIN_BYTES {
+            continue;
+        }
+        let trusted = mission.as_deref().is_some_and(|m| m.contains(&needle))
+            || session.trusted_text.iter().any(|t| t.contains(&needle));
+        if trusted {
+            continue;
+        }
+        if session.overflow || session.untrusted_text.iter().any(|t| t.contains(&needle)) {
+            return Some(name);
+        }
+    }
+    None
+}
+
+/// Check 4: IFC. No read-up; no write-down (Standard escalates an
+/// Internal→Public write to a declassification approval, every other
+/// write-down denies); untrusted data with Confidential-or-higher data may not
+/// leave in an irreversible effect; argument provenance; integrity-requiring
+/// effects from a tainted session escalate to HACF L2.
+#[must_use]
+pub fn check_4_ifc(input: &CheckInput<'_>) -> Outcome {
+    let intent = input.intent;
+    let claims = input.claims();
+    // Without a verified token the clearance is the lowest: fail-closed.
+    let clearance = claims.map_or(IfcLevel::Public, |c| c.clearance);
+    if let Some(level) = intent.read_level()
+        && level > clearance
+    {
+        return Outcome::deny(DenyCode::ReadUp, format!("reading {level} with clearance {clearance}"));
+    }
+    let session = input.session();
+    let (context, untrusted) = context_label(intent, session);
+    let mut escalation: Option<Outcome> = None;
+    match intent.effect {
+        EffectClass::Observe => {
+            if let Some(name) = provenance_flag(intent, session, claims.and_then(|c| c.mission.as_deref())) {
+                escalation = Some(Outcome::escalate(
+                    HacfLevel::L2,
+                    format!("`{name}` of this read came only from untrusted content"),
+                ));
+            }
+        }
+        EffectClass::Write | EffectClass::Irreversible => {
+            if context > intent.sink_level {
+                let declassify = input.config.profile() == Profile::Standard
+                    && context == IfcLevel::Internal
+                    && intent.sink_level == IfcLevel::Public;
+                if declassify {
+                    escalation = Some(Outcome::escalate(
+                        HacfLevel::L2,
+                        "write-down internal→public needs a declassification approval",
+                    ));
+                } else {
+                    return Outcome::deny(
+                        DenyCode::WriteDown,
+                        format!("context {context} may not flow to a {} sink", intent.sink_level),
+                    );
+                }
+            }
+            if untrusted && context >= IfcLevel::Confidential && intent.effect == EffectClass::Irreversible {
+                return Outcome::deny(DenyCode::Taint, format!("untrusted data mixed with {context} data"));
+            }
+            if let Some(name) = provenance_flag(intent, session, claims.and_then(|c| c.mission.as_deref())) {
+                return Outcome::deny(
+                    DenyCode::Provenance,
+                    format!("`{name}` appears only in untrusted content this session read"),
+                );
+            }
+            if escalation.is_none() && intent.requires_integrity && untrusted {
+                escalation = Some(Outcome::escalate(
+                    HacfLevel::L2,
+                    "integrity-requiring effect from a session tainted untrusted",
+                ));
+            }
+        }
+    }
+    escalation.unwrap_or(Outcome::Pass)
+}
+
+/// Whether every path resource lies inside the workspace root (no `..`).
+#[must_use]
+pub fn in_workspace(intent: &Intent) -> bool {
+    intent
+        .resources
+        .iter()
+        .filter(|r| r.kind == ResourceKind::Path)
+        .all(|r| r.value.starts_with(WORKSPACE_ROOT) && !r.value.split('/').any(|seg| seg == ".."))
+}
+
+/// Check 5: the eleven Mandatory Rules (hard-coded Rust, first failure wins),
+/// then the profile MAC in Cedar, which can only add denies.
+#[must_use]
+pub fn check_5_rules(input: &CheckInput<'_>) -> Outcome {
+    let rule_input = RuleInput::from_check_input(input);
+    for rule in rules::ALL_RULES {
+        let outcome = (rule.check)(&rule_input);
+        if outcome.is_deny() {
+            return outcome;
+        }
+    }
+    match mac_outcome(input) {
+        MacOutcome::Allow => Outcome::Pass,
+        MacOutcome::Deny { reason } => Outcome::deny(DenyCode::Mac, reason),
+    }
+}
+
+/// Builds the MAC request for an intent and evaluates the sliced policy set.
+#[must_use]
+pub fn mac_outcome(input: &CheckInput<'_>) -> MacOutcome {
+    input.config.mac().evaluate(&mac_request(input))
+}
+
+/// The MAC request (Cedar principal, action, resource and context inputs) for an intent.
+#[must_use]
+pub fn mac_request<'a>(input: &CheckInput<'a>) -> MacRequest<'a> {
+    let intent = input.intent;
+    let claims = input.claims();
+    let (context, untrusted) = context_label(intent, input.session());
+    let first = intent.resources.first();
+    let pf = input.config.prefilter();
+    // The PII scan is a regex pass over every argument: only pay for it when
+    // this action's policy slice reads `context.pii`.
+    let wants_pii = input.config.mac().slice_fields(&intent.action).contains(&"pii");
+    let pii = wants_pii && intent.args.values().any(|v| v.as_str().is_some_and(|s| pf.looks_like_pii(s)));
+    MacRequest {
+        agent: intent.agent.as_str(),
+        ring: claims.map_or(Ring::Untrusted, |c| c.ring).code(),
+        trust_class: claims.map_or("external", |c| c.trust_class.name()),
+        clearance: claims.map_or(IfcLevel::Public, |c| c.clearance).code(),
+        profile: input.config.profile().name(),
+        action: &intent.action,
+        effect: intent.effect.name(),
+        resource_kind: first.map_or("", |r| r.kind.name()),
+        resource: first.map_or("", |r| r.value.as_str()),
+        resources: intent.resources.iter().map(|r| r.value.as_str()).collect(),
+        in_workspace: in_workspace(intent),
+        args: &intent.args,
+        sink_level: intent.sink_level.code(),
+        context_level: context.code(),
+        untrusted,
+        requires_integrity: intent.requires_integrity,
+        pii,
+        cost: intent.cost,
+    }
+}
+
+/// Check 6: the node's revocation epoch lags the global epoch by at most one,
+/// and the token was not issued in an epoch more than one ahead of the node.
+#[must_use]
+pub fn check_6_epoch(input: &CheckInput<'_>) -> Outcome {
+    let node = input.state.revocation().epoch();
+    let global = input.state.global_epoch();
+    if global.saturating_sub(node) > 1 {
+        return Outcome::deny(DenyCode::Epoch, format!("node epoch {node} lags global epoch {global} by more than 1"));
+    }
+    if let Some(c) = input.claims()
+        && c.epoch > node.saturating_add(1)
+    {
+        return Outcome::deny(DenyCode::Epoch, format!("token epoch {} is ahead of node epoch {node}", c.epoch));
+    }
+    Outcome::Pass
+}
+
+/// Check 7: structural bounds, then the pre-filter over every string argument
+/// and resource; identifiers (domains, recipients, URL-like sensitive
+/// arguments) also get the homoglyph check.
+#[must_use]
+pub fn check_7_prefilter(input: &CheckInput<'_>) -> Outcome {
+    let intent = input.intent;
+    if let Err(e) = intent.validate() {
+        return Outcome::deny(DenyCode::Bounds, e.to_string());
+    }
+    let pf = input.config.prefilter();
+    for r in &intent.resources {
+        let hit = match r.kind {
+            ResourceKind::Domain | ResourceKind::Recipient => pf.scan_identifier(&r.value),
+            ResourceKind::Path | ResourceKind::Resource => pf.scan_text(&r.value),
+        };
+        if let Some(hit) = hit {
+            return Outcome::deny(DenyCode::Prefilter, format!("{} in {} resource", hit.id, r.kind.name()));
+        }
+    }
+    for (name, value) in &intent.args {
+        let ArgValue::Str(text) = value else { continue };
+        let identifier = (DEFAULT_SENSITIVE_ARGS.contains(&name.as_str()) || intent.sensitive_args.contains(name))
+            && (text.contains('@') || text.contains("://") || matches!(name.as_str(), "domain" | "host"));
+        let hit = if identifier { pf.scan_identifier(text) } else { pf.scan_text(text) };
+        if let Some(hit) = hit {
+            return Outcome::deny(DenyCode::Prefilter, format!("{} in argument `{name}`", hit.id));
+        }
+    }
+    Outcome::Pass
+}

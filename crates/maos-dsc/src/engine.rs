@@ -1,0 +1,235 @@
+//! `decide`: runs all seven checks (always all, spec §15.11), combines them,
+//! runs the redundant instances the profile requires and votes (spec
+//! §15.7–15.8), and computes the state delta. Fail-closed: an internal error in
+//! any check denies that check with `DSC-INTERNAL`, and a panic anywhere in
+//! the evaluation becomes a `DSC-INTERNAL` deny of the whole decision.
+
+use crate::DscError;
+use crate::checks::{
+    CheckInput, HOUR_US, check_1_token, check_2_rate, check_3_budget, check_4_ifc, check_5_rules, check_6_epoch,
+    check_7_prefilter, now_us,
+};
+use crate::decision::{CheckId, CheckResult, Decision, Outcome, Vote, combine};
+use crate::reference::{reference_check_1, reference_check_3, reference_check_4, reference_check_6};
+use crate::state::{DeltaOp, DscState, StateDelta};
+use maos_model::{DenyCode, EffectClass, HacfLevel, Intent, Profile, UnixMillis, Verdict};
+use maos_token::{TokenError, VerifiedToken};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+/// Test hook: faults to inject into one decision. Public on purpose: a fault
+/// can only turn a check into a deny, so exposing it cannot weaken anything,
+/// and the fail-closed property tests need it from outside the crate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// Make this check return an internal error.
+    pub fail_check: Option<CheckId>,
+    /// Panic inside this check.
+    pub panic_in_check: Option<CheckId>,
+    /// Make the reference model (instances beta/gamma) return an internal error in check 1.
+    pub fail_reference: bool,
+}
+
+impl Faults {
+    /// No faults.
+    pub const NONE: Self = Self { fail_check: None, panic_in_check: None, fail_reference: false };
+}
+
+/// Decides one intent. Never panics; never allows on an internal error.
+///
+/// `token` is the result of verifying the presented token (pass
+/// `Err(&TokenError::UnknownToken(..))` when none was presented); `now` is the
+/// kernel's monotonic time in Unix milliseconds.
+#[must_use]
+pub fn decide(
+    state: &DscState,
+    intent: &Intent,
+    token: Result<&VerifiedToken, &TokenError>,
+    now: UnixMillis,
+) -> Decision {
+    decide_injecting_faults(state, intent, token, now, Faults::NONE)
+}
+
+/// [`decide`] with injected faults (the fail-closed tests' hook).
+#[must_use]
+pub fn decide_injecting_faults(
+    state: &DscState,
+    intent: &Intent,
+    token: Result<&VerifiedToken, &TokenError>,
+    now: UnixMillis,
+    faults: Faults,
+) -> Decision {
+    let config_hash = state.config().hash();
+    match catch_unwind(AssertUnwindSafe(|| evaluate(state, intent, token, now, faults))) {
+        Ok(Ok(decision)) => decision,
+        Ok(Err(e)) => internal_decision(config_hash, &e.to_string()),
+        Err(_) => internal_decision(config_hash, "panic during evaluation"),
+    }
+}
+
+/// A decision that denies with `DSC-INTERNAL` in every check.
+fn internal_decision(config_hash: [u8; 32], why: &str) -> Decision {
+    let checks = CheckId::ALL.map(|check| CheckResult { check, outcome: Outcome::deny(DenyCode::Internal, why) });
+    let verdict = Verdict::deny(DenyCode::Internal);
+    Decision {
+        verdict: verdict.clone(),
+        checks,
+        delta: StateDelta::empty(),
+        config_hash,
+        votes: vec![Vote { instance: "alpha", verdict }],
+        divergence: false,
+    }
+}
+
+fn inject(id: CheckId, faults: Faults) -> Result<(), DscError> {
+    if faults.panic_in_check == Some(id) {
+        panic_now(id);
+    }
+    if faults.fail_check == Some(id) {
+        return Err(DscError::Internal(format!("injected fault in check {}", id.number())));
+    }
+    Ok(())
+}
+
+#[expect(clippy::panic, reason = "fault injection: proves a panic inside a check fails closed")]
+fn panic_now(id: CheckId) {
+    panic!("injected panic in check {}", id.number());
+}
+
+fn run(id: CheckId, faults: Faults, f: impl FnOnce() -> Outcome) -> CheckResult {
+    let outcome = match inject(id, faults) {
+        Ok(()) => f(),
+        Err(e) => Outcome::deny(DenyCode::Internal, e.to_string()),
+    };
+    CheckResult { check: id, outcome }
+}
+
+/// The primary (alpha) instance: all seven checks, always all.
+fn primary(input: &CheckInput<'_>, faults: Faults) -> [CheckResult; 7] {
+    [
+        run(CheckId::Token, faults, || check_1_token(input)),
+        run(CheckId::Rate, faults, || check_2_rate(input)),
+        run(CheckId::Budget, faults, || check_3_budget(input)),
+        run(CheckId::Ifc, faults, || check_4_ifc(input)),
+        run(CheckId::MandatoryRules, faults, || check_5_rules(input)),
+        run(CheckId::Epoch, faults, || check_6_epoch(input)),
+        run(CheckId::Prefilter, faults, || check_7_prefilter(input)),
+    ]
+}
+
+fn replace(checks: &[CheckResult; 7], id: CheckId, outcome: Outcome) -> [CheckResult; 7] {
+    let mut out = checks.clone();
+    for c in &mut out {
+        if c.check == id {
+            c.outcome = outcome.clone();
+        }
+    }
+    out
+}
+
+/// What two verdicts must share to count as the same vote: kind, deny code and
+/// escalation level (reasons are free text and differ between implementations).
+fn vote_key(v: &Verdict) -> (u8, Option<DenyCode>, Option<HacfLevel>) {
+    match v {
+        Verdict::Allow => (0, None, None),
+        Verdict::Deny { code } => (1, Some(*code), None),
+        Verdict::Escalate { level, .. } => (2, None, Some(*level)),
+    }
+}
+
+/// The voter (spec §15.7 layer 6): 1-of-1, 2-of-2 or 2-of-3 on the vote key.
+/// Without the required agreement the verdict is `DSC-DIVERGENCE` (deny).
+#[must_use]
+pub fn vote(votes: &[Vote], required: usize) -> (Verdict, bool) {
+    let divergence = votes.windows(2).any(|w| matches!(w, [a, b] if vote_key(&a.verdict) != vote_key(&b.verdict)));
+    for candidate in votes {
+        let agreeing = votes.iter().filter(|v| vote_key(&v.verdict) == vote_key(&candidate.verdict)).count();
+        if agreeing >= required {
+            return (candidate.verdict.clone(), divergence);
+        }
+    }
+    (Verdict::deny(DenyCode::Divergence), divergence)
+}
+
+fn evaluate(
+    state: &DscState,
+    intent: &Intent,
+    token: Result<&VerifiedToken, &TokenError>,
+    now: UnixMillis,
+    faults: Faults,
+) -> Result<Decision, DscError> {
+    let input = CheckInput::new(state, intent, token, now);
+    let alpha_checks = primary(&input, faults);
+    let alpha = Vote { instance: "alpha", verdict: combine(&alpha_checks) };
+    let profile = state.config().profile();
+    let reference_1 = || {
+        if faults.fail_reference {
+            Outcome::deny(DenyCode::Internal, "injected fault in reference check 1")
+        } else {
+            reference_check_1(state, intent, token, now)
+        }
+    };
+    let (verdict, votes, divergence) = match profile {
+        Profile::Standard => (alpha.verdict.clone(), vec![alpha], false),
+        Profile::Hardened | Profile::Isolated => {
+            let beta_checks = replace(
+                &replace(&alpha_checks, CheckId::Token, reference_1()),
+                CheckId::Ifc,
+                reference_check_4(state, intent, token),
+            );
+            let beta = Vote { instance: "beta", verdict: combine(&beta_checks) };
+            if profile == Profile::Hardened {
+                let votes = vec![alpha, beta];
+                let (verdict, divergence) = vote(&votes, 2);
+                (verdict, votes, divergence)
+            } else {
+                let gamma_checks = replace(
+                    &replace(&beta_checks, CheckId::Budget, reference_check_3(state, intent, token)),
+                    CheckId::Epoch,
+                    reference_check_6(state, token),
+                );
+                let gamma = Vote { instance: "gamma", verdict: combine(&gamma_checks) };
+                let votes = vec![alpha, beta, gamma];
+                let (verdict, divergence) = vote(&votes, 2);
+                (verdict, votes, divergence)
+            }
+        }
+    };
+    let delta = if verdict.is_allow() { allow_delta(&input)? } else { StateDelta::empty() };
+    Ok(Decision { verdict, checks: alpha_checks, delta, config_hash: state.config().hash(), votes, divergence })
+}
+
+/// The state change an allowed intent causes: one operation counted, budget
+/// spent, rate clocks advanced, and for a read the session label raised.
+fn allow_delta(input: &CheckInput<'_>) -> Result<StateDelta, DscError> {
+    let token = input.token.map_err(|_| DscError::Internal("allow without a verified token".into()))?;
+    let claims = token.claims();
+    let now = now_us(input.now);
+    let advance = |tat: u64, rate: u32| -> Result<u64, DscError> {
+        let rate = u64::from(rate);
+        if rate == 0 {
+            return Err(DscError::Internal("zero rate on an allowed intent".into()));
+        }
+        Ok(tat.max(now).saturating_add(HOUR_US / rate))
+    };
+    let token_tat_us = advance(input.state.token_usage(&claims.id).tat_us, claims.rate_per_hour)?;
+    let agent_rate = input.config.rates().for_ring(claims.ring);
+    let agent_tat_us = advance(input.state.agent_usage(&input.intent.agent).tat_us, agent_rate)?;
+    let mut ops = vec![DeltaOp::Charge {
+        agent: input.intent.agent.clone(),
+        token: claims.id,
+        token_tat_us,
+        agent_tat_us,
+        cost: input.intent.cost,
+    }];
+    if input.intent.effect == EffectClass::Observe {
+        for r in &input.intent.reads {
+            ops.push(DeltaOp::Read {
+                agent: input.intent.agent.clone(),
+                level: r.level,
+                untrusted: r.untrusted,
+                text: None,
+            });
+        }
+    }
+    Ok(StateDelta { ops })
+}

@@ -1,0 +1,385 @@
+//! The DSC's view of the node: rate counters, budgets, session IFC context,
+//! revocation epochs and kernel health. It changes **only** through
+//! [`DscState::apply`] of a [`StateDelta`], so a kernel rebuilds it exactly by
+//! replaying the deltas recorded in the WAL.
+
+use crate::DscError;
+use crate::config::DscConfig;
+use maos_model::{AgentId, IfcLevel, Ring, TokenId};
+use maos_token::RevocationState;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// Agents tracked: a flood of fresh agent ids cannot grow the state without bound.
+pub const STATE_AGENTS_MAX: usize = 1_000_000;
+/// Tokens tracked (usage counters).
+pub const STATE_TOKENS_MAX: usize = 1_000_000;
+/// Text fragments kept per session and trust kind for argument provenance.
+/// When exceeded the session is marked overflowed and provenance fails closed.
+pub const SESSION_FRAGMENTS_MAX: usize = 64;
+/// Bytes per fragment; longer text marks the session overflowed (fail-closed)
+/// rather than silently dropping the part an attacker put at the end.
+pub const FRAGMENT_BYTES_MAX: usize = 64 * 1024;
+/// Revoked ids carried in one delta.
+pub const DELTA_REVOKED_MAX: usize = 100_000;
+
+/// What the kernel reports about the machinery the rules depend on. Every field
+/// defaults to the unsafe answer (`false`), so a state nobody reported on denies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+pub struct KernelHealth {
+    /// Security heartbeats arrive on time (Rule 10).
+    pub heartbeat_ok: bool,
+    /// SHA3-256 of the DSC configuration the kernel loaded at boot (Rule 1).
+    #[serde(serialize_with = "crate::decision::hex32")]
+    pub config_hash_loaded: [u8; 32],
+    /// The WAL accepts durable writes (Rule 8).
+    pub wal_writable: bool,
+    /// The audit hash chain verified at its last check (Rule 3).
+    pub audit_chain_intact: bool,
+    /// The Rollback Zone can take a snapshot (Rule 5).
+    pub rollback_available: bool,
+    /// A supervising MAOS instance is present (Rule 11).
+    pub supervisor_present: bool,
+    /// The voter is alive (Rule 6: voter failure is DENY).
+    pub voter_ok: bool,
+    /// The gateway is the sole path: pods have no direct network (Rule 9).
+    pub gateway_enforced: bool,
+}
+
+impl KernelHealth {
+    /// Everything healthy under the configuration with this hash.
+    #[must_use]
+    pub const fn healthy(config_hash: [u8; 32]) -> Self {
+        Self {
+            heartbeat_ok: true,
+            config_hash_loaded: config_hash,
+            wal_writable: true,
+            audit_chain_intact: true,
+            rollback_available: true,
+            supervisor_present: true,
+            voter_ok: true,
+            gateway_enforced: true,
+        }
+    }
+}
+
+/// One agent session's IFC context (spec §11).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Join of every level read.
+    pub level: IfcLevel,
+    /// Whether anything untrusted was read.
+    pub untrusted: bool,
+    /// Lowercased untrusted text read (for provenance).
+    pub untrusted_text: Vec<String>,
+    /// Lowercased trusted text read (for provenance).
+    pub trusted_text: Vec<String>,
+    /// A fragment bound was hit: provenance fails closed for this session.
+    pub overflow: bool,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Self {
+            level: IfcLevel::Public,
+            untrusted: false,
+            untrusted_text: Vec::new(),
+            trusted_text: Vec::new(),
+            overflow: false,
+        }
+    }
+}
+
+/// Usage of one capability token.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenUsage {
+    /// Operations allowed so far.
+    pub ops: u64,
+    /// Budget units spent.
+    pub spent: u64,
+    /// GCRA theoretical arrival time, microseconds since the Unix epoch.
+    pub tat_us: u64,
+}
+
+/// Usage and registration of one agent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AgentUsage {
+    /// GCRA theoretical arrival time, microseconds.
+    pub tat_us: u64,
+    /// The ring the agent was onboarded into, if registered (Rule 4).
+    pub ring: Option<Ring>,
+}
+
+/// One state change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "op")]
+pub enum DeltaOp {
+    /// An allowed operation: advances rate clocks, counts the op, spends budget.
+    Charge {
+        /// Agent.
+        agent: AgentId,
+        /// Capability.
+        token: TokenId,
+        /// New GCRA time for the token.
+        token_tat_us: u64,
+        /// New GCRA time for the agent.
+        agent_tat_us: u64,
+        /// Budget units spent.
+        cost: u64,
+    },
+    /// The session read something: raises its level, maybe taints it, and keeps
+    /// the text for provenance.
+    Read {
+        /// Agent.
+        agent: AgentId,
+        /// Level of what was read.
+        level: IfcLevel,
+        /// Whether it was untrusted.
+        untrusted: bool,
+        /// The text, if the kernel keeps it for provenance.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+    },
+    /// The kernel's health report.
+    Health(KernelHealth),
+    /// The node's revocation state.
+    Revocation {
+        /// Node epoch.
+        epoch: u64,
+        /// Revoked ids (the full set).
+        revoked: Vec<TokenId>,
+    },
+    /// The global (federation) revocation epoch the node has heard of.
+    GlobalEpoch {
+        /// The epoch.
+        epoch: u64,
+    },
+    /// An agent finished onboarding into a ring.
+    RegisterAgent {
+        /// Agent.
+        agent: AgentId,
+        /// Ring.
+        ring: Ring,
+    },
+}
+
+/// A list of state changes, applied in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StateDelta {
+    /// The changes.
+    pub ops: Vec<DeltaOp>,
+}
+
+impl StateDelta {
+    /// No change.
+    #[must_use]
+    pub fn empty() -> Self {
+        Self::default()
+    }
+
+    /// Whether there is nothing to apply.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// The DSC state.
+#[derive(Debug, Clone)]
+pub struct DscState {
+    config: Arc<DscConfig>,
+    sessions: BTreeMap<AgentId, Session>,
+    tokens: BTreeMap<TokenId, TokenUsage>,
+    agents: BTreeMap<AgentId, AgentUsage>,
+    revocation: RevocationState,
+    global_epoch: u64,
+    health: KernelHealth,
+}
+
+impl DscState {
+    /// A fresh state under `config`, reporting a healthy kernel that loaded it.
+    /// A kernel that has not yet verified its machinery applies a
+    /// [`DeltaOp::Health`] with the real report.
+    #[must_use]
+    pub fn new(config: Arc<DscConfig>) -> Self {
+        let health = KernelHealth::healthy(config.hash());
+        Self {
+            config,
+            sessions: BTreeMap::new(),
+            tokens: BTreeMap::new(),
+            agents: BTreeMap::new(),
+            revocation: RevocationState::default(),
+            global_epoch: 0,
+            health,
+        }
+    }
+
+    /// The configuration every decision on this state uses.
+    #[must_use]
+    pub fn config(&self) -> &Arc<DscConfig> {
+        &self.config
+    }
+
+    /// The session of an agent, if it read anything.
+    #[must_use]
+    pub fn session(&self, agent: &AgentId) -> Option<&Session> {
+        self.sessions.get(agent)
+    }
+
+    /// Usage of a token.
+    #[must_use]
+    pub fn token_usage(&self, token: &TokenId) -> TokenUsage {
+        self.tokens.get(token).copied().unwrap_or_default()
+    }
+
+    /// Usage of an agent.
+    #[must_use]
+    pub fn agent_usage(&self, agent: &AgentId) -> AgentUsage {
+        self.agents.get(agent).copied().unwrap_or_default()
+    }
+
+    /// The node's revocation state.
+    #[must_use]
+    pub fn revocation(&self) -> &RevocationState {
+        &self.revocation
+    }
+
+    /// The global revocation epoch.
+    #[must_use]
+    pub fn global_epoch(&self) -> u64 {
+        self.global_epoch
+    }
+
+    /// The kernel health report.
+    #[must_use]
+    pub fn health(&self) -> &KernelHealth {
+        &self.health
+    }
+
+    /// Delta constructor: the session of `agent` read content at `level`.
+    #[must_use]
+    pub fn record_read(agent: &AgentId, level: IfcLevel, untrusted: bool, text: Option<&str>) -> StateDelta {
+        StateDelta {
+            ops: vec![DeltaOp::Read { agent: agent.clone(), level, untrusted, text: text.map(str::to_owned) }],
+        }
+    }
+
+    /// Delta constructor: a new kernel health report.
+    #[must_use]
+    pub fn report_health(health: KernelHealth) -> StateDelta {
+        StateDelta { ops: vec![DeltaOp::Health(health)] }
+    }
+
+    /// Delta constructor: the node's revocation state changed.
+    #[must_use]
+    pub fn set_revocation(revocation: &RevocationState) -> StateDelta {
+        StateDelta {
+            ops: vec![DeltaOp::Revocation {
+                epoch: revocation.epoch(),
+                revoked: revocation.revoked().iter().copied().collect(),
+            }],
+        }
+    }
+
+    /// Delta constructor: the global epoch advanced.
+    #[must_use]
+    pub fn set_global_epoch(epoch: u64) -> StateDelta {
+        StateDelta { ops: vec![DeltaOp::GlobalEpoch { epoch }] }
+    }
+
+    /// Delta constructor: an agent was onboarded into a ring.
+    #[must_use]
+    pub fn register_agent(agent: &AgentId, ring: Ring) -> StateDelta {
+        StateDelta { ops: vec![DeltaOp::RegisterAgent { agent: agent.clone(), ring }] }
+    }
+
+    /// Applies a delta. All-or-nothing: on error the state is unchanged.
+    ///
+    /// # Errors
+    /// [`DscError::StateLimit`] if a bound would be exceeded.
+    pub fn apply(&mut self, delta: &StateDelta) -> Result<(), DscError> {
+        // Validate every bound first, counting keys this delta would add, so a
+        // failing delta leaves the state untouched without cloning it.
+        let mut new_tokens = BTreeSet::new();
+        let mut new_agents = BTreeSet::new();
+        let mut new_sessions = BTreeSet::new();
+        for op in &delta.ops {
+            match op {
+                DeltaOp::Charge { agent, token, .. } => {
+                    if !self.tokens.contains_key(token) {
+                        new_tokens.insert(*token);
+                    }
+                    if !self.agents.contains_key(agent) {
+                        new_agents.insert(agent);
+                    }
+                }
+                DeltaOp::Read { agent, .. } => {
+                    if !self.sessions.contains_key(agent) {
+                        new_sessions.insert(agent);
+                    }
+                }
+                DeltaOp::RegisterAgent { agent, .. } => {
+                    if !self.agents.contains_key(agent) {
+                        new_agents.insert(agent);
+                    }
+                }
+                DeltaOp::Revocation { revoked, .. } => {
+                    if revoked.len() > DELTA_REVOKED_MAX {
+                        return Err(DscError::StateLimit { field: "revoked", max: DELTA_REVOKED_MAX });
+                    }
+                }
+                DeltaOp::Health(_) | DeltaOp::GlobalEpoch { .. } => {}
+            }
+        }
+        let over = |len: usize, added: usize, max: usize| len.saturating_add(added) > max;
+        if over(self.tokens.len(), new_tokens.len(), STATE_TOKENS_MAX) {
+            return Err(DscError::StateLimit { field: "tokens", max: STATE_TOKENS_MAX });
+        }
+        if over(self.agents.len(), new_agents.len(), STATE_AGENTS_MAX) {
+            return Err(DscError::StateLimit { field: "agents", max: STATE_AGENTS_MAX });
+        }
+        if over(self.sessions.len(), new_sessions.len(), STATE_AGENTS_MAX) {
+            return Err(DscError::StateLimit { field: "sessions", max: STATE_AGENTS_MAX });
+        }
+        for op in &delta.ops {
+            self.apply_op(op);
+        }
+        Ok(())
+    }
+
+    fn apply_op(&mut self, op: &DeltaOp) {
+        match op {
+            DeltaOp::Charge { agent, token, token_tat_us, agent_tat_us, cost } => {
+                let t = self.tokens.entry(*token).or_default();
+                t.ops = t.ops.saturating_add(1);
+                t.spent = t.spent.saturating_add(*cost);
+                t.tat_us = t.tat_us.max(*token_tat_us);
+                let a = self.agents.entry(agent.clone()).or_default();
+                a.tat_us = a.tat_us.max(*agent_tat_us);
+            }
+            DeltaOp::Read { agent, level, untrusted, text } => {
+                let s = self.sessions.entry(agent.clone()).or_default();
+                s.level = s.level.join(*level);
+                s.untrusted |= *untrusted;
+                if let Some(text) = text {
+                    let list = if *untrusted { &mut s.untrusted_text } else { &mut s.trusted_text };
+                    if list.len() >= SESSION_FRAGMENTS_MAX || text.len() > FRAGMENT_BYTES_MAX {
+                        s.overflow = true;
+                    } else {
+                        list.push(text.to_lowercase());
+                    }
+                }
+            }
+            DeltaOp::Health(h) => self.health = *h,
+            DeltaOp::Revocation { epoch, revoked } => {
+                let set: BTreeSet<TokenId> = revoked.iter().copied().collect();
+                self.revocation = RevocationState::new(*epoch, set);
+            }
+            DeltaOp::GlobalEpoch { epoch } => self.global_epoch = self.global_epoch.max(*epoch),
+            DeltaOp::RegisterAgent { agent, ring } => {
+                self.agents.entry(agent.clone()).or_default().ring = Some(*ring);
+            }
+        }
+    }
+}
