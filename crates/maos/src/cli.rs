@@ -25,6 +25,9 @@ pub enum Command {
     /// Issue, inspect, derive, revoke and list capability tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Rotate the kernel or commander key (the handover is logged first).
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// Run policy scenarios through the DSC (check one file, test a directory).
     #[command(subcommand)]
     Policy(crate::cmd_policy::PolicyCommand),
@@ -33,6 +36,16 @@ pub enum Command {
     Audit(AuditCommand),
     /// Walk through the token lifecycle in a temporary data directory.
     Demo(DemoArgs),
+}
+
+/// `maos key …`.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Replace a key with a new one: `kernel` or `commander`.
+    Rotate {
+        /// Which key: kernel or commander.
+        role: String,
+    },
 }
 
 /// `maos audit …`.

@@ -7,7 +7,7 @@ use crate::datadir::DataDir;
 use crate::journal::{decode_event, kind_name, reader};
 use crate::output::{EXIT_INVALID, Output, coded};
 use base64::Engine as _;
-use maos_wal::{Lsn, PayloadState, Record, verify_log};
+use maos_wal::{Lsn, PayloadState, Record, verify_storage};
 use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
@@ -28,9 +28,9 @@ pub fn run(out: &Output, data_dir: &Path, cmd: AuditCommand) -> anyhow::Result<E
 }
 
 fn verify(out: &Output, dir: &DataDir, args: &AuditVerifyArgs) -> anyhow::Result<ExitCode> {
-    let key = match &args.public_key {
-        Some(path) => maos_crypto::read_public_key_file(path)?,
-        None => dir.kernel_verifying_key()?,
+    let keys = match &args.public_key {
+        Some(path) => vec![maos_crypto::read_public_key_file(path)?],
+        None => dir.kernel_trusted_keys()?,
     };
     let mut copies = vec![("primary", args.wal_dir.clone().unwrap_or_else(|| dir.wal()))];
     if args.wal_dir.is_none()
@@ -42,7 +42,14 @@ fn verify(out: &Output, dir: &DataDir, args: &AuditVerifyArgs) -> anyhow::Result
     let mut results = Vec::new();
     let mut failed = None;
     for (name, path) in &copies {
-        match verify_log(path, &key) {
+        let verified = maos_wal::FsStorage::open_existing(path)
+            .map_err(|e| maos_wal::WalError::Io {
+                copy: if *name == "primary" { maos_wal::CopyId::Primary } else { maos_wal::CopyId::Secondary },
+                op: "open",
+                detail: e.to_string(),
+            })
+            .and_then(|storage| verify_storage(&storage, &keys));
+        match verified {
             Ok(r) => {
                 out.line(format!(
                     "{} {name} copy {}: {} records (lsn {}..={}), {} signed checkpoints, last at lsn {}, {} records after it",
@@ -83,7 +90,8 @@ fn verify(out: &Output, dir: &DataDir, args: &AuditVerifyArgs) -> anyhow::Result
         }
     }
     out.json(&serde_json::json!({
-        "ok": failed.is_none(), "valid": failed.is_none(), "key_id": key.key_id().to_hex(),
+        "ok": failed.is_none(), "valid": failed.is_none(),
+        "key_ids": keys.iter().map(|k| k.key_id().to_hex()).collect::<Vec<_>>(),
         "code": failed.map(|(c, _)| c), "first_bad_lsn": failed.and_then(|(_, l)| l), "copies": results,
     }));
     Ok(if failed.is_some() { ExitCode::from(EXIT_INVALID) } else { ExitCode::SUCCESS })
@@ -133,6 +141,11 @@ fn record_line(out: &Output, record: &Record) -> String {
         Ok(Some(crate::journal::SecurityEvent::KeyCreated { role, key_id, .. })) => {
             format!("{role} key {}", key_id.get(..16).unwrap_or(&key_id))
         }
+        Ok(Some(crate::journal::SecurityEvent::KeyRotated { role, old_key_id, new_key_id, .. })) => format!(
+            "{role} key {} replaced by {}",
+            old_key_id.get(..16).unwrap_or(&old_key_id),
+            new_key_id.get(..16).unwrap_or(&new_key_id)
+        ),
         Ok(Some(crate::journal::SecurityEvent::Token(maos_token::TokenEvent::Issued(i)))) => {
             format!("{} for {}{}", i.id, i.agent, i.parent.map_or_else(String::new, |p| format!(" (child of {p})")))
         }

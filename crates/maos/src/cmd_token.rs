@@ -26,6 +26,16 @@ pub fn run(out: &Output, data_dir: &Path, cmd: TokenCommand) -> anyhow::Result<E
     }
 }
 
+/// The current kernel key and every retired one: tokens signed before a rotation
+/// stay valid until they expire or are revoked.
+pub fn key_ring(dir: &DataDir) -> anyhow::Result<KeyRing> {
+    let mut ring = KeyRing::new();
+    for key in dir.kernel_trusted_keys()? {
+        ring.insert(key);
+    }
+    Ok(ring)
+}
+
 fn usage(message: String) -> anyhow::Error {
     coded("MAOS-USAGE", message, 2)
 }
@@ -152,16 +162,13 @@ fn show_claims(out: &Output, c: &TokenClaims, now: UnixMillis) {
 
 fn inspect(out: &Output, dir: &DataDir, args: &InspectArgs) -> anyhow::Result<ExitCode> {
     let text = read_token(&args.token)?;
-    let (key, revocations) = match &args.public_key {
-        Some(path) => (maos_crypto::read_public_key_file(path)?, maos_token::RevocationState::default()),
-        None => {
-            let key = dir.kernel_verifying_key()?;
-            (key, read_registry(dir)?.revocations().clone())
-        }
+    let (keys, revocations) = match &args.public_key {
+        Some(path) => (KeyRing::with(maos_crypto::read_public_key_file(path)?), maos_token::RevocationState::default()),
+        None => (key_ring(dir)?, read_registry(dir)?.revocations().clone()),
     };
     let now = now();
     let token = UnverifiedToken::parse(&text).map_err(|e| coded(e.code(), e.to_string(), EXIT_INVALID))?;
-    match token.verify(&KeyRing::with(key), now, &revocations) {
+    match token.verify(&keys, now, &revocations) {
         Ok(verified) => {
             out.json(&serde_json::json!({ "ok": true, "valid": true, "claims": verified.claims() }));
             out.line(format!("{} token (signature ML-DSA-65 + Ed25519, both verified)", out.green("valid")));
@@ -195,11 +202,8 @@ fn derive(out: &Output, dir: &DataDir, args: &DeriveArgs) -> anyhow::Result<Exit
     let key = dir.kernel_signing_key()?;
     let (journal, mut registry, _) = Journal::open(dir)?;
     let now = now();
-    let parent = UnverifiedToken::parse(&read_token(&args.token)?)?.verify(
-        &KeyRing::with(key.verifying_key().clone()),
-        now,
-        registry.revocations(),
-    )?;
+    let parent =
+        UnverifiedToken::parse(&read_token(&args.token)?)?.verify(&key_ring(dir)?, now, registry.revocations())?;
     let (ttl_ms, rate_per_hour, clearance) = limit_overrides(&args.limits)?;
     let req = DeriveRequest {
         agent: AgentId::new(&args.agent)?,

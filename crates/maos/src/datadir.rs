@@ -16,6 +16,10 @@ use maos_crypto::{SigningKey, VerifyingKey};
 use maos_model::{Profile, UnixMillis};
 use serde::Deserialize;
 
+/// Retired kernel keys still trusted for verification; bounds what a directory
+/// full of planted key files could make every verify consider.
+pub const RETIRED_KEYS_MAX: usize = 32;
+
 /// Where the second WAL copy goes by default, relative to the data directory.
 pub const DEFAULT_WAL_SECONDARY: &str = "wal-secondary";
 
@@ -81,6 +85,35 @@ impl DataDir {
 
     pub fn commander_pub(&self) -> PathBuf {
         self.keys().join("commander.pub")
+    }
+
+    /// Public keys of rotated-out kernel keys: still trusted to verify what they
+    /// signed (tokens until they expire, old checkpoints forever), never to sign.
+    pub fn retired_keys(&self) -> PathBuf {
+        self.keys().join("retired")
+    }
+
+    /// Every kernel public key this data directory trusts: the current one first,
+    /// then the retired ones in file-name order.
+    pub fn kernel_trusted_keys(&self) -> anyhow::Result<Vec<VerifyingKey>> {
+        let mut keys = vec![self.kernel_verifying_key()?];
+        let retired = self.retired_keys();
+        if retired.is_dir() {
+            let mut names: Vec<PathBuf> = std::fs::read_dir(&retired)?
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("kernel-") && n.ends_with(".pub"))
+                })
+                .collect();
+            names.sort();
+            for path in names.iter().take(RETIRED_KEYS_MAX) {
+                keys.push(maos_crypto::read_public_key_file(path)?);
+            }
+        }
+        Ok(keys)
     }
 
     pub fn wal(&self) -> PathBuf {

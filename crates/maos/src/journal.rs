@@ -17,6 +17,8 @@ use std::sync::{Arc, Mutex};
 
 /// WAL record kind of a key creation.
 pub const KIND_KEY_CREATED: u16 = 0x0100;
+/// WAL record kind of a key rotation.
+pub const KIND_KEY_ROTATED: u16 = 0x0101;
 /// WAL record kind of an issued (or derived) token.
 pub const KIND_TOKEN_ISSUED: u16 = 0x0110;
 /// WAL record kind of a revocation (which also moves the revocation epoch).
@@ -28,6 +30,8 @@ pub const KIND_TOKEN_REVOKED: u16 = 0x0111;
 pub enum SecurityEvent {
     /// A key pair was created.
     KeyCreated { role: String, key_id: String, suite: String, at_ms: u64 },
+    /// A key was replaced; the old public key stays trusted for verification only.
+    KeyRotated { role: String, old_key_id: String, new_key_id: String, suite: String, at_ms: u64 },
     /// A token event (issued, derived, revoked).
     Token(TokenEvent),
 }
@@ -36,6 +40,7 @@ impl SecurityEvent {
     fn kind(&self) -> u16 {
         match self {
             Self::KeyCreated { .. } => KIND_KEY_CREATED,
+            Self::KeyRotated { .. } => KIND_KEY_ROTATED,
             Self::Token(TokenEvent::Issued(_)) => KIND_TOKEN_ISSUED,
             Self::Token(TokenEvent::Revoked(_)) => KIND_TOKEN_REVOKED,
         }
@@ -46,6 +51,7 @@ impl SecurityEvent {
 pub fn kind_name(kind: RecordKind) -> &'static str {
     match kind.0 {
         KIND_KEY_CREATED => "key.created",
+        KIND_KEY_ROTATED => "key.rotated",
         KIND_TOKEN_ISSUED => "token.issued",
         KIND_TOKEN_REVOKED => "token.revoked",
         _ => kind.name(),
@@ -103,6 +109,15 @@ impl Journal {
     /// Opens (recovering if needed) the journal for writing, with the kernel key
     /// signing checkpoints, and replays it.
     pub fn open(dir: &DataDir) -> anyhow::Result<(Self, TokenRegistry, OpenReport)> {
+        if dir.wal().exists() {
+            crate::cmd_key::finish_interrupted(dir)?;
+        }
+        Self::open_as_is(dir)
+    }
+
+    /// [`Self::open`] without completing an interrupted key rotation: for the
+    /// rotation itself, which stages its new key before logging it.
+    pub fn open_as_is(dir: &DataDir) -> anyhow::Result<(Self, TokenRegistry, OpenReport)> {
         let config = dir.load_config()?;
         let key = Arc::new(dir.kernel_signing_key()?);
         let digest = Arc::new(Mutex::new(StateDigest([0; 32])));
@@ -113,6 +128,10 @@ impl Journal {
             Arc::new(move || digest.lock().map(|d| *d).unwrap_or(StateDigest([0xFF; 32])))
         };
         let mut wal_config = WalConfig::new(config.profile, dir.wal()).signer(key, source);
+        // Checkpoints signed before a rotation stay verifiable.
+        for retired in dir.kernel_trusted_keys()?.into_iter().skip(1) {
+            wal_config = wal_config.trust_key(retired);
+        }
         if let Some(secondary) = &config.wal_secondary {
             wal_config = wal_config.secondary_dir(secondary);
         }
@@ -178,6 +197,17 @@ pub fn reader(dir: &DataDir) -> anyhow::Result<LogReader> {
         reader = reader.with_sealing_key(key);
     }
     Ok(reader)
+}
+
+/// Every security event in the log, in order (read-only).
+pub fn read_events(dir: &DataDir) -> anyhow::Result<Vec<SecurityEvent>> {
+    let mut events = Vec::new();
+    for record in reader(dir)?.records()? {
+        if let Some(event) = decode_event(&record?)? {
+            events.push(event);
+        }
+    }
+    Ok(events)
 }
 
 /// Replays the journal read-only into a token registry.

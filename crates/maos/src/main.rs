@@ -9,6 +9,7 @@
 mod cli;
 mod cmd_audit;
 mod cmd_init;
+mod cmd_key;
 mod cmd_policy;
 mod cmd_token;
 mod datadir;
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         cli::Command::Init(args) => cmd_init::run(&out, &cli.data_dir, &args),
         cli::Command::Token(cmd) => cmd_token::run(&out, &cli.data_dir, cmd),
+        cli::Command::Key(cmd) => cmd_key::run(&out, &cli.data_dir, cmd),
         cli::Command::Policy(cmd) => cmd_policy::run(&out, cmd),
         cli::Command::Audit(cmd) => cmd_audit::run(&out, &cli.data_dir, cmd),
         cli::Command::Demo(args) => demo::run(&out, &args),

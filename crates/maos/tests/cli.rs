@@ -363,4 +363,53 @@ mod cli {
     fn maos_model_profile() -> maos_model::Profile {
         maos_model::Profile::Standard
     }
+
+    #[test]
+    fn key_rotation_is_logged_and_old_tokens_keep_verifying() {
+        let tmp = init();
+        let old_token = issue(tmp.path(), &[]);
+        let o = maos(tmp.path(), &["--json", "key", "rotate", "kernel"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let rotated = json(&o);
+        assert_ne!(rotated["old_key_id"], rotated["new_key_id"]);
+        // Tokens signed by the retired key still verify; new ones use the new key.
+        let o = maos(tmp.path(), &["--json", "token", "inspect", &old_token]);
+        assert_eq!(json(&o)["valid"], true);
+        let new_token = issue(tmp.path(), &[]);
+        let o = maos(tmp.path(), &["--json", "token", "inspect", &new_token]);
+        assert_eq!(json(&o)["claims"]["issuer"], rotated["new_key_id"]);
+        // The handover is in the log, and the whole log verifies with the current and retired keys.
+        let export = stdout(&maos(tmp.path(), &["audit", "export"]));
+        assert!(export.contains("\"kind_name\":\"key.rotated\""), "{export}");
+        let (code, doc) = audited(tmp.path());
+        assert_eq!(code, Some(0), "{doc}");
+        // With only the new public key, the checkpoints the old key signed do not verify.
+        let new_pub = tmp.path().join("keys/kernel.pub");
+        let o = maos(tmp.path(), &["--json", "audit", "verify", "--public-key", new_pub.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(3));
+        assert_eq!(json(&o)["code"], "WAL-CHECKPOINT-KEY", "signed by a key the auditor was not given");
+        // The retired secret is gone; only its public half remains.
+        let retired: Vec<_> = std::fs::read_dir(tmp.path().join("keys/retired")).unwrap().collect();
+        assert_eq!(retired.len(), 1);
+        let o = maos(tmp.path(), &["--json", "key", "rotate", "commander"]);
+        assert!(o.status.success());
+        let o = maos(tmp.path(), &["--json", "key", "rotate", "nobody"]);
+        assert_eq!(o.status.code(), Some(2));
+    }
+
+    #[test]
+    fn a_rotation_that_never_reached_the_log_is_discarded() {
+        let tmp = init();
+        let keys = tmp.path().join("keys");
+        // A crash after staging the new key but before logging it.
+        let staged = maos_crypto::SigningKey::generate().unwrap();
+        maos_crypto::write_secret_key_file(&keys.join("kernel.key.new"), &staged).unwrap();
+        maos_crypto::write_public_key_file(&keys.join("kernel.pub.new"), staged.verifying_key()).unwrap();
+        let before = std::fs::read(keys.join("kernel.pub")).unwrap();
+        let token = issue(tmp.path(), &[]);
+        assert!(!keys.join("kernel.key.new").exists(), "the unlogged staged key is removed");
+        assert_eq!(std::fs::read(keys.join("kernel.pub")).unwrap(), before, "the old key stays in force");
+        let o = maos(tmp.path(), &["--json", "token", "inspect", &token]);
+        assert_eq!(json(&o)["valid"], true);
+    }
 }
