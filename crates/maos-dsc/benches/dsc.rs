@@ -10,102 +10,21 @@
 
 #![expect(clippy::unwrap_used, clippy::indexing_slicing, reason = "benchmark harness: a failure here is a failed run")]
 
+#[path = "common/workload.rs"]
+mod workload;
+
 use criterion::{Criterion, criterion_group, criterion_main};
-use maos_crypto::SigningKey;
 use maos_dsc::checks::{
     CheckInput, check_1_token, check_2_rate, check_3_budget, check_4_ifc, check_5_rules, check_6_epoch,
     check_7_prefilter, mac_request,
 };
-use maos_dsc::{DscConfig, DscState, decide};
-use maos_model::{
-    AgentId, ArgValue, EffectClass, IfcLevel, Intent, IntentId, Profile, Resource, ResourceKind, Ring, TrustClass,
-    UnixMillis,
-};
-use maos_token::{KeyRing, MintRequest, RevocationState, UnverifiedToken, VerifiedToken, parse_permission};
-use std::collections::BTreeMap;
+use maos_dsc::decide;
+use maos_model::Profile;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
+use workload::{AGENTS, NOW, action, fixture};
 
-const AGENTS: usize = 50;
-const POLICIES_PER_ACTION: usize = 4;
 const SAMPLES: usize = 20_000;
-const NOW: UnixMillis = UnixMillis(1_767_225_600_000);
-
-fn action(i: usize) -> String {
-    format!("svc{i:02}.invoke")
-}
-
-fn policies() -> String {
-    let mut text = String::new();
-    for i in 0..AGENTS {
-        let a = action(i);
-        text.push_str(&format!(
-            "@id(\"p{i}-a\") forbid (principal, action == Action::\"{a}\", resource) when {{ context.ring == 3 && context.effect == \"irreversible\" }};\n\
-             @id(\"p{i}-b\") forbid (principal, action == Action::\"{a}\", resource) when {{ context.args has amount && context.args.amount > 10000 }};\n\
-             @id(\"p{i}-c\") forbid (principal, action == Action::\"{a}\", resource) when {{ context.sink_level == 0 && context.context_level >= 2 }};\n\
-             @id(\"p{i}-d\") forbid (principal, action == Action::\"{a}\", resource) when {{ context.resource like \"*/admin/*\" }};\n"
-        ));
-    }
-    text
-}
-
-struct Fixture {
-    state: DscState,
-    intents: Vec<Intent>,
-    tokens: Vec<VerifiedToken>,
-}
-
-fn fixture(profile: Profile) -> Fixture {
-    let config = DscConfig::builder(profile).policy("bench.cedar", &policies()).build().unwrap();
-    assert_eq!(config.mac().slice_len(&action(0)), POLICIES_PER_ACTION + config.mac().slice_len("unlisted.action"));
-    let key = SigningKey::from_seeds(&[9; 64]).unwrap();
-    let keys = KeyRing::with(key.verifying_key().clone());
-    let mut state = DscState::new(config);
-    let mut intents = Vec::new();
-    let mut tokens = Vec::new();
-    for i in 0..AGENTS {
-        let agent = AgentId::new(&format!("agent-{i:02}")).unwrap();
-        let req = MintRequest {
-            agent: agent.clone(),
-            ring: Ring::Trusted,
-            trust_class: TrustClass::Transparent,
-            clearance: IfcLevel::Confidential,
-            permissions: vec![parse_permission(&format!("{}=resource:orders/*", action(i))).unwrap()],
-            ttl_ms: None,
-            rate_per_hour: 3_600_000,
-            max_ops: u64::MAX,
-            budget: u64::MAX,
-            mission: Some(format!("Process today's orders for customer-{i}@example.com.")),
-            commander_ack: false,
-        };
-        let minted = maos_token::mint(&key, req, NOW, 0, [u8::try_from(i).unwrap(); 10]).unwrap();
-        let token =
-            UnverifiedToken::parse(minted.text()).unwrap().verify(&keys, NOW, &RevocationState::default()).unwrap();
-        state
-            .apply(&DscState::record_read(&agent, IfcLevel::Internal, i % 3 == 0, Some("order list: 42 items, 3 late")))
-            .unwrap();
-        let mut args = BTreeMap::new();
-        args.insert("amount".to_owned(), ArgValue::Int(250));
-        args.insert("note".to_owned(), ArgValue::Str("Ship the backlog before Friday; notify the warehouse.".into()));
-        args.insert("to".to_owned(), ArgValue::Str(format!("customer-{i}@example.com")));
-        intents.push(Intent {
-            id: IntentId::new_v7(NOW.0, [1; 10]),
-            agent,
-            action: action(i),
-            resources: vec![Resource { kind: ResourceKind::Resource, value: format!("orders/{i}") }],
-            args,
-            effect: EffectClass::Write,
-            cost: 1,
-            sink_level: IfcLevel::Internal,
-            requires_integrity: false,
-            reads: vec![],
-            sensitive_args: vec![],
-            world_state_hash: None,
-        });
-        tokens.push(token);
-    }
-    Fixture { state, intents, tokens }
-}
 
 fn percentile(sorted: &[Duration], pct: usize) -> Duration {
     sorted[(sorted.len() * pct / 100).min(sorted.len() - 1)]
@@ -139,9 +58,10 @@ fn report(profile: Profile) {
     let elapsed = start.elapsed();
     let per_sec = u128::from(u32::try_from(SAMPLES + 1000).unwrap()) * 1_000_000_000 / elapsed.as_nanos().max(1);
     println!(
-        "\n== {profile}: {AGENTS} agents, {} policies, slice {} ==",
+        "\n== {profile}: {AGENTS} agents, {} policies, slice {} (evaluated after load-time pruning: {}) ==",
         fx.state.config().mac().policy_count(),
-        fx.state.config().mac().slice_len(&action(0))
+        fx.state.config().mac().slice_len(&action(0)),
+        fx.state.config().mac().evaluated_len(&action(0))
     );
     println!("decide (all 7 checks): p50 {p50:?}  p99 {p99:?}  mean {mean:?}  ~{per_sec} decisions/s (1 core)");
     if profile != Profile::Standard {
@@ -179,13 +99,23 @@ fn report(profile: Profile) {
     let (p50, p99, mean) = time_each(SAMPLES, |i| {
         black_box(mac.authorize(&requests[idx(i)], &fx.intents[idx(i)].action));
     });
-    println!("  cedar-policy alone (sliced set)      p50 {p50:?}  p99 {p99:?}  mean {mean:?}");
+    println!(
+        "  cedar-policy alone (sliced set, {} evaluated)   p50 {p50:?}  p99 {p99:?}  mean {mean:?}",
+        mac.evaluated_len(&action(0))
+    );
+    // Requests for an unlisted action, built with the fields its (defaults) slice reads.
+    let unlisted: Vec<cedar_policy::Request> = (0..AGENTS)
+        .map(|i| {
+            let input = CheckInput::new(&fx.state, &fx.intents[i], Ok(&fx.tokens[i]), NOW);
+            mac.build_request(&maos_dsc::mac::MacRequest { action: "unlisted.action", ..mac_request(&input) }).unwrap()
+        })
+        .collect();
     let (p50, p99, mean) = time_each(SAMPLES, |i| {
-        black_box(mac.authorize(&requests[idx(i)], "unlisted.action"));
+        black_box(mac.authorize(&unlisted[idx(i)], "unlisted.action"));
     });
     println!(
-        "  cedar-policy alone, {}-policy defaults slice   p50 {p50:?}  p99 {p99:?}  mean {mean:?}",
-        mac.slice_len("unlisted.action")
+        "  cedar-policy alone, defaults slice ({} evaluated)   p50 {p50:?}  p99 {p99:?}  mean {mean:?}",
+        mac.evaluated_len("unlisted.action")
     );
     let (p50, p99, mean) = time_each(SAMPLES, |i| {
         let input = CheckInput::new(&fx.state, &fx.intents[idx(i)], Ok(&fx.tokens[idx(i)]), NOW);

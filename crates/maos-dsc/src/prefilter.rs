@@ -196,7 +196,11 @@ impl Prefilter {
             let idx = self.phrase_index.get(m.pattern().as_usize()).copied();
             return Some(self.hit(idx));
         }
-        if let Some(first) = self.regexes.matches(&norm).iter().next() {
+        // `is_match` can stop early and skips overlapping-match bookkeeping; the
+        // full set (for the lowest matching pattern) is computed only on a hit.
+        if self.regexes.is_match(&norm)
+            && let Some(first) = self.regexes.matches(&norm).iter().next()
+        {
             return Some(self.hit(self.regex_index.get(first).copied()));
         }
         if depth < BASE64_DEPTH_MAX {
@@ -228,6 +232,9 @@ impl Prefilter {
 /// `IGNORE   previous\ninstructions` matches the phrase.
 #[must_use]
 pub fn normalize(text: &str) -> String {
+    if text.is_ascii() {
+        return normalize_ascii(text);
+    }
     let mut out = String::with_capacity(text.len());
     let mut space = false;
     for c in text.chars() {
@@ -245,6 +252,26 @@ pub fn normalize(text: &str) -> String {
         for l in c.to_lowercase() {
             out.push(l);
         }
+    }
+    out
+}
+
+/// [`normalize`] for ASCII text (the common case), byte by byte: the same
+/// output, since ASCII has no zero-width characters, its Unicode whitespace is
+/// exactly `\t`..=`\r` and space, and its lowercase is one ASCII byte.
+fn normalize_ascii(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut space = false;
+    for b in text.bytes() {
+        if matches!(b, b'\t'..=b'\r' | b' ') {
+            space = true;
+            continue;
+        }
+        if space && !out.is_empty() {
+            out.push(' ');
+        }
+        space = false;
+        out.push(char::from(b.to_ascii_lowercase()));
     }
     out
 }
@@ -332,6 +359,39 @@ fn decode_base64(run: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The general path of [`normalize`], without the ASCII fast path.
+    fn normalize_chars(text: &str) -> String {
+        let mut out = String::new();
+        let mut space = false;
+        for c in text.chars() {
+            if c.is_whitespace() {
+                space = true;
+                continue;
+            }
+            if is_zero_width(c) {
+                continue;
+            }
+            if space && !out.is_empty() {
+                out.push(' ');
+            }
+            space = false;
+            out.extend(c.to_lowercase());
+        }
+        out
+    }
+
+    #[test]
+    fn ascii_normalize_matches_general_path() {
+        let every: String = (0u8..=127).map(char::from).collect();
+        for text in [every.as_str(), "  IGNORE \t\x0b\x0c previous\r\ninstructions  ", "", " ", "A\x1fB\x1c c"] {
+            assert_eq!(normalize(text), normalize_chars(text), "{text:?}");
+        }
+        for b in 0u8..=127 {
+            let text = format!("x{}y {}", char::from(b), char::from(b));
+            assert_eq!(normalize(&text), normalize_chars(&text), "{b}");
+        }
+    }
 
     fn prefilter() -> Prefilter {
         match Prefilter::compile(DEFAULT_PATTERNS) {
