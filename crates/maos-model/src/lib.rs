@@ -20,7 +20,7 @@ mod time;
 
 pub use ids::{AGENT_ID_BYTES_MAX, AgentId, IdError, TokenId};
 pub use labels::{IfcLevel, Profile, Ring, TrustClass};
-pub use time::UnixMillis;
+pub use time::{CivilTime, UnixMillis};
 
 mod intent;
 mod verdict;

@@ -122,7 +122,7 @@ fn record_json(record: &Record) -> serde_json::Value {
     serde_json::json!({
         "lsn": record.lsn.0,
         "ts_ms": record.timestamp.0,
-        "time": rfc3339(record.timestamp.0),
+        "time": record.timestamp.to_rfc3339(),
         "kind": record.kind.0,
         "kind_name": kind_name(record.kind),
         "prev_hash": record.prev_hash.to_hex(),
@@ -162,7 +162,7 @@ fn record_line(out: &Output, record: &Record) -> String {
     format!(
         "{:>8}  {}  {:<16} {}",
         record.lsn.0,
-        out.dim(&rfc3339(record.timestamp.0)),
+        out.dim(&record.timestamp.to_rfc3339()),
         kind_name(record.kind),
         summary
     )
@@ -218,31 +218,4 @@ fn export(dir: &DataDir, args: &AuditExportArgs) -> anyhow::Result<ExitCode> {
         writeln!(lock, "{}", record_json(&record?))?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ` from Unix milliseconds (civil-from-days, proleptic Gregorian).
-pub fn rfc3339(ms: u64) -> String {
-    let secs = ms / 1000;
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, rem % 3600 / 60, rem % 60, ms % 1000)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn rfc3339_known_dates() {
-        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(super::rfc3339(1_767_225_600_123), "2026-01-01T00:00:00.123Z");
-        assert_eq!(super::rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
-    }
 }
