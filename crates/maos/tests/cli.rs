@@ -412,4 +412,119 @@ mod cli {
         let o = maos(tmp.path(), &["--json", "token", "inspect", &token]);
         assert_eq!(json(&o)["valid"], true);
     }
+
+    /// Copies a data directory (so each tampering starts from the same intact log).
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy_dir(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), &target).unwrap();
+            }
+        }
+    }
+
+    /// (offset, length, lsn, kind) of every frame in the first segment.
+    fn frames(seg: &[u8]) -> Vec<(usize, usize, u64, u16)> {
+        maos_wal::scan_segment(seg)
+            .records
+            .iter()
+            .map(|(off, r)| (*off, r.hashed.len() + 36, r.lsn.0, r.kind.0))
+            .collect()
+    }
+
+    /// Tampers with the primary copy, then returns what `maos audit verify --wal-dir` says.
+    fn tampered(base: &Path, name: &str, edit: impl FnOnce(&mut Vec<u8>)) -> (Option<i32>, serde_json::Value) {
+        let dir = base.parent().unwrap().join(name);
+        copy_dir(base, &dir);
+        let seg = dir.join("wal/00000000000000000001.seg");
+        let mut bytes = std::fs::read(&seg).unwrap();
+        edit(&mut bytes);
+        std::fs::write(&seg, &bytes).unwrap();
+        let o = maos(&dir, &["--json", "audit", "verify", "--wal-dir", dir.join("wal").to_str().unwrap()]);
+        (o.status.code(), json(&o))
+    }
+
+    #[test]
+    fn ct_wal_12_every_tampering_is_named_by_audit_verify() {
+        let root = tempfile::tempdir().unwrap();
+        let base = root.path().join("base");
+        assert!(maos(&base, &["init"]).status.success());
+        for i in 0..3 {
+            let o = maos(&base, &["token", "issue", "--agent", &format!("a{i}"), "--allow", "fs.read=/w/*"]);
+            assert!(o.status.success());
+        }
+        let other = root.path().join("other");
+        assert!(maos(&other, &["init"]).status.success());
+        for i in 0..2 {
+            let o = maos(&other, &["token", "issue", "--agent", &format!("x{i}"), "--allow", "fs.read=/w/*"]);
+            assert!(o.status.success());
+        }
+        let seg = std::fs::read(base.join("wal/00000000000000000001.seg")).unwrap();
+        let fr = frames(&seg);
+        let issued: Vec<_> = fr.iter().filter(|f| f.3 == 0x0110).copied().collect();
+        let (a, b) = (issued[0], issued[1]);
+
+        // Delete a record: the sequence has a gap where it was.
+        let (code, doc) = tampered(&base, "delete", |bytes| {
+            bytes.drain(a.0..a.0 + a.1);
+        });
+        assert_eq!(
+            (code, doc["code"].as_str(), doc["first_bad_lsn"].as_u64()),
+            (Some(3), Some("WAL-SEQUENCE"), Some(a.2)),
+            "{doc}"
+        );
+
+        // Swap two neighbouring records.
+        let next = fr.iter().find(|f| f.2 == a.2 + 1).copied().unwrap();
+        let (code, doc) = tampered(&base, "swap", |bytes| {
+            let first = bytes[a.0..a.0 + a.1].to_vec();
+            let second = bytes[next.0..next.0 + next.1].to_vec();
+            bytes.splice(a.0..next.0 + next.1, second.into_iter().chain(first));
+        });
+        assert_eq!(
+            (code, doc["code"].as_str(), doc["first_bad_lsn"].as_u64()),
+            (Some(3), Some("WAL-SEQUENCE"), Some(a.2)),
+            "{doc}"
+        );
+
+        // Splice in the record with the same Lsn from another, valid log.
+        let foreign_seg = std::fs::read(other.join("wal/00000000000000000001.seg")).unwrap();
+        let foreign = frames(&foreign_seg).into_iter().find(|f| f.2 == b.2).unwrap();
+        let (code, doc) = tampered(&base, "splice", |bytes| {
+            bytes.splice(b.0..b.0 + b.1, foreign_seg[foreign.0..foreign.0 + foreign.1].iter().copied());
+        });
+        assert_eq!(
+            (code, doc["code"].as_str(), doc["first_bad_lsn"].as_u64()),
+            (Some(3), Some("WAL-CHAIN"), Some(b.2)),
+            "{doc}"
+        );
+
+        // Truncate inside a record.
+        let (code, doc) = tampered(&base, "truncate", |bytes| bytes.truncate(b.0 + b.1 / 2));
+        assert_eq!(code, Some(3), "{doc}");
+        assert_eq!(doc["first_bad_lsn"].as_u64(), Some(b.2), "{doc}");
+
+        // Replace the last checkpoint's signature, recomputing its hash and CRC as an
+        // attacker without the key can: only the signature check catches it.
+        let cp = *fr.iter().rev().find(|f| f.3 == 0x0002).unwrap();
+        assert_eq!(cp, *fr.last().unwrap(), "each CLI command ends with a checkpoint");
+        let (code, doc) = tampered(&base, "signature", |bytes| {
+            let frame = &mut bytes[cp.0..cp.0 + cp.1];
+            let p = frame.len() - 100;
+            frame[32 + p - 10] ^= 0x01; // inside the signature, at the end of the payload
+            let hash = maos_crypto::sha3_256(&frame[..64 + p]).0;
+            frame[64 + p..96 + p].copy_from_slice(&hash);
+            let crc = crc32c::crc32c(&frame[..96 + p]);
+            frame[96 + p..].copy_from_slice(&crc.to_le_bytes());
+        });
+        assert_eq!(
+            (code, doc["code"].as_str(), doc["first_bad_lsn"].as_u64()),
+            (Some(3), Some("WAL-CHECKPOINT-SIGNATURE"), Some(cp.2)),
+            "{doc}"
+        );
+    }
 }
