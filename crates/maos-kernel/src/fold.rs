@@ -1,0 +1,257 @@
+//! Kernel state as a fold over the WAL (design.md: "all kernel state is a fold
+//! over WAL records"), and `replay`, which re-runs the DSC over every logged
+//! decision with the state as it was at that point.
+
+use crate::error::KernelError;
+use crate::records::{ActionSummary, ApprovalOutcome, ApprovalPacket, DecisionRecord, DeltaWire, KernelRecord};
+use maos_dsc::{DscConfig, DscState, StateDelta, decide};
+use maos_model::{AgentId, Intent, IntentId, UnixMillis, Verdict};
+use maos_token::{KeyRing, TokenError, TokenEvent, TokenRegistry, UnverifiedToken, VerifiedToken};
+use maos_wal::{LogReader, Lsn, PayloadState};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Divergences kept in a [`ReplayReport`]: a log forged into millions of bad
+/// decisions cannot make the report exhaust memory (the count stays exact).
+pub const REPLAY_DIVERGENCES_MAX: usize = 10_000;
+
+/// The kernel state rebuilt from the log.
+#[derive(Debug, Clone)]
+pub(crate) struct KernelState {
+    pub dsc: DscState,
+    pub registry: TokenRegistry,
+    /// Open approval packets (id → packet), as logged.
+    pub open_packets: BTreeMap<IntentId, ApprovalPacket>,
+    /// Shape of the last granted request per (agent, action).
+    pub last_granted: BTreeMap<(AgentId, String), ActionSummary>,
+    /// The latest decision time seen (decisions are monotonic).
+    pub last_now: UnixMillis,
+}
+
+/// What rebuilding the state from the log found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FoldSummary {
+    /// Records read (all kinds).
+    pub records: u64,
+    /// Decision records folded.
+    pub decisions: u64,
+    /// Token events folded.
+    pub token_events: u64,
+    /// Session-label (read) records folded.
+    pub reads: u64,
+    /// Deltas that could not be applied (a state bound was hit; the kernel
+    /// skipped them live too, so the fold matches).
+    pub deltas_skipped: u64,
+    /// Approval packets open at the end of the log.
+    pub approvals_open: u64,
+    /// The last Lsn read.
+    pub last_lsn: Option<Lsn>,
+}
+
+impl KernelState {
+    pub(crate) fn new(config: Arc<DscConfig>) -> Self {
+        Self {
+            dsc: DscState::new(config),
+            registry: TokenRegistry::new(),
+            open_packets: BTreeMap::new(),
+            last_granted: BTreeMap::new(),
+            last_now: UnixMillis(0),
+        }
+    }
+
+    /// Applies a delta the way the live kernel does: all-or-nothing, and a
+    /// delta over a state bound is skipped (the kernel then refuses the effect).
+    pub(crate) fn apply_delta(&mut self, delta: &StateDelta) -> bool {
+        self.dsc.apply(delta).is_ok()
+    }
+
+    /// Applies a token event and mirrors the revocation state into the DSC.
+    pub(crate) fn apply_token(&mut self, event: &TokenEvent) -> Result<(), TokenError> {
+        self.registry.apply(event)?;
+        if let TokenEvent::Revoked(_) = event {
+            // Cannot exceed bounds the registry itself accepted; a failure is
+            // still surfaced, never ignored.
+            self.dsc
+                .apply(&DscState::set_revocation(self.registry.revocations()))
+                .map_err(|e| TokenError::UnknownToken(format!("revocation state does not apply: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Folds one record (not a decision's re-evaluation: see [`replay`]).
+    fn fold(&mut self, record: &KernelRecord, summary: &mut FoldSummary) -> Result<(), String> {
+        match record {
+            KernelRecord::Decision(d) => {
+                summary.decisions = summary.decisions.saturating_add(1);
+                self.last_now = self.last_now.max(UnixMillis(d.now_ms));
+                let delta = DeltaWire::to_delta(&d.delta)?;
+                if !self.apply_delta(&delta) {
+                    summary.deltas_skipped = summary.deltas_skipped.saturating_add(1);
+                }
+            }
+            KernelRecord::Read(r) => {
+                summary.reads = summary.reads.saturating_add(1);
+                let delta = DeltaWire::to_delta(&r.delta)?;
+                if !self.apply_delta(&delta) {
+                    summary.deltas_skipped = summary.deltas_skipped.saturating_add(1);
+                }
+            }
+            KernelRecord::Token(event) => {
+                summary.token_events = summary.token_events.saturating_add(1);
+                self.apply_token(event).map_err(|e| e.to_string())?;
+            }
+            KernelRecord::ApprovalPacket(p) => {
+                self.open_packets.insert(p.id, (**p).clone());
+            }
+            KernelRecord::ApprovalDecision(d) => {
+                self.open_packets.remove(&d.id);
+                if d.outcome == ApprovalOutcome::Granted {
+                    self.last_granted.insert((d.agent.clone(), d.action.clone()), d.summary.clone());
+                }
+            }
+            KernelRecord::Mode(_) | KernelRecord::Refused(_) => {}
+        }
+        Ok(())
+    }
+}
+
+/// Reads every record of `reader` in Lsn order and calls `each` on those the
+/// kernel folds.
+fn scan(
+    reader: &LogReader,
+    mut each: impl FnMut(Lsn, &KernelRecord) -> Result<(), String>,
+) -> Result<(u64, Option<Lsn>), KernelError> {
+    let mut count = 0u64;
+    let mut last = None;
+    for record in reader.records().map_err(|e| KernelError::LogRead(e.to_string()))? {
+        let record = record.map_err(|e| KernelError::LogRead(e.to_string()))?;
+        count = count.saturating_add(1);
+        last = Some(record.lsn);
+        if record.kind.is_reserved() {
+            continue;
+        }
+        let Some(decoded) = KernelRecord::decode(record.kind, &record.payload) else { continue };
+        if record.payload_state == PayloadState::Sealed {
+            return Err(KernelError::LogCorrupt {
+                lsn: record.lsn.0,
+                why: "payload is encrypted and the reader has no key".into(),
+            });
+        }
+        let decoded = decoded.map_err(|why| KernelError::LogCorrupt { lsn: record.lsn.0, why })?;
+        each(record.lsn, &decoded).map_err(|why| KernelError::LogCorrupt { lsn: record.lsn.0, why })?;
+    }
+    Ok((count, last))
+}
+
+/// Rebuilds the kernel state from the log.
+pub(crate) fn rebuild(reader: &LogReader, config: Arc<DscConfig>) -> Result<(KernelState, FoldSummary), KernelError> {
+    let mut state = KernelState::new(config);
+    let mut summary = FoldSummary::default();
+    let (records, last) = scan(reader, |_, r| state.fold(r, &mut summary))?;
+    summary.records = records;
+    summary.last_lsn = last;
+    summary.approvals_open = u64::try_from(state.open_packets.len()).unwrap_or(u64::MAX);
+    Ok((state, summary))
+}
+
+/// One logged decision that the DSC does not reproduce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Divergence {
+    /// The decision record.
+    pub lsn: Lsn,
+    /// The intent.
+    pub intent: IntentId,
+    /// The verdict in the log.
+    pub recorded: Verdict,
+    /// The verdict the DSC gives now, on the state as it was.
+    pub replayed: Verdict,
+    /// What differs: `verdict`, `delta` or `config`.
+    pub what: &'static str,
+}
+
+/// The outcome of [`replay`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplayReport {
+    /// Records read.
+    pub records: u64,
+    /// Decisions re-run.
+    pub decisions: u64,
+    /// Divergences found (the first [`REPLAY_DIVERGENCES_MAX`]).
+    pub divergences: Vec<Divergence>,
+    /// Total divergences (may exceed `divergences.len()`).
+    pub divergence_count: u64,
+}
+
+impl ReplayReport {
+    /// Whether every logged decision was reproduced.
+    #[must_use]
+    pub fn is_clean(&self) -> bool {
+        self.divergence_count == 0
+    }
+}
+
+fn reverify(record: &DecisionRecord, keys: &KeyRing, state: &KernelState) -> Result<VerifiedToken, TokenError> {
+    match &record.token {
+        Some(text) => {
+            UnverifiedToken::parse(text)?.verify(keys, UnixMillis(record.now_ms), state.registry.revocations())
+        }
+        None => Err(TokenError::UnknownToken("none presented".into())),
+    }
+}
+
+fn compare(
+    record: &DecisionRecord,
+    intent: &Intent,
+    config_hash: &str,
+    state: &KernelState,
+    keys: &KeyRing,
+) -> Option<(Verdict, &'static str)> {
+    let token = reverify(record, keys, state);
+    let decision = decide(&state.dsc, intent, token.as_ref(), UnixMillis(record.now_ms));
+    if record.config_hash != config_hash {
+        return Some((decision.verdict, "config"));
+    }
+    if decision.verdict != record.verdict {
+        return Some((decision.verdict, "verdict"));
+    }
+    if DeltaWire::from_delta(&decision.delta) != record.delta {
+        return Some((decision.verdict, "delta"));
+    }
+    None
+}
+
+/// Re-runs the DSC (`config`, token keys `keys`) over every decision record in
+/// the log, each on the state folded from the records before it, and reports
+/// every record whose verdict, delta or configuration hash differs. The token
+/// text in each record is re-verified at the record's time against the
+/// revocations logged before it.
+///
+/// # Errors
+/// [`KernelError::LogRead`] if the log cannot be read,
+/// [`KernelError::LogCorrupt`] if a kernel or token record does not decode.
+pub fn replay(reader: &LogReader, config: Arc<DscConfig>, keys: &KeyRing) -> Result<ReplayReport, KernelError> {
+    let config_hash = crate::records::hex32(&config.hash());
+    let mut state = KernelState::new(config);
+    let mut summary = FoldSummary::default();
+    let mut report = ReplayReport::default();
+    let (records, _) = scan(reader, |lsn, record| {
+        if let KernelRecord::Decision(d) = record
+            && let Some((replayed, what)) = compare(d, &d.intent, &config_hash, &state, keys)
+        {
+            report.divergence_count = report.divergence_count.saturating_add(1);
+            if report.divergences.len() < REPLAY_DIVERGENCES_MAX {
+                report.divergences.push(Divergence {
+                    lsn,
+                    intent: d.intent.id,
+                    recorded: d.verdict.clone(),
+                    replayed,
+                    what,
+                });
+            }
+        }
+        state.fold(record, &mut summary)
+    })?;
+    report.records = records;
+    report.decisions = summary.decisions;
+    Ok(report)
+}

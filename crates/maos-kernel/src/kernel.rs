@@ -1,0 +1,1196 @@
+//! The sequencer (design.md "Parallel thinking, serial acting"): one task owns
+//! the kernel state and takes requests from a bounded queue; allowed effects
+//! run concurrently on blocking threads through the Commit Layer, which
+//! serialises them per resource.
+
+use crate::error::KernelError;
+use crate::fold::{FoldSummary, KernelState, rebuild};
+use crate::mode::{CODE_FREEZE, Mode};
+use crate::records::{
+    self, ActionSummary, ApprovalDecisionRecord, ApprovalOutcome, ApprovalPacket, DecisionRecord, DeltaWire,
+    JournalEvent, KIND_APPROVAL_DECISION, KIND_APPROVAL_PACKET, KIND_DECISION, KIND_MODE, KIND_READ, KIND_REFUSED,
+    ModeRecord, RECORD_VERSION, ReadRecord, RefusedRecord,
+};
+use maos_commit::{
+    ApprovalGrant, Authorized, CommitError, CommitLayer, Committed, FailReason, OutputLabel, RecoveryReport,
+    SignedApproval,
+};
+use maos_crypto::VerifyingKey;
+use maos_dsc::{CheckId, Decision, DscConfig, DscState, FRAGMENT_BYTES_MAX, Faults, Outcome, decide_injecting_faults};
+use maos_model::{DenyCode, EffectClass, HacfLevel, Intent, IntentId, UnixMillis, Verdict};
+use maos_token::limits::TOKEN_TEXT_MAX;
+use maos_token::{KeyRing, TokenError, TokenEvent, VerifyCache};
+use maos_wal::{
+    APPEND_QUEUE_BYTES_MAX, Clock, HealthReport, HealthState, Lsn, PAYLOAD_BYTES_MAX, RecordKind, SystemClock, Wal,
+    WalError,
+};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Largest submission queue: bounds the memory and latency a flood of agent
+/// requests can cost; beyond it a submission fails with `KERNEL-BUSY`.
+pub const SUBMIT_QUEUE_MAX: usize = 4096;
+/// Queue bound used by [`KernelConfig::new`].
+pub const SUBMIT_QUEUE_DEFAULT: usize = 1024;
+/// Open approval packets: an agent escalating in a loop cannot grow the
+/// kernel's memory without bound (beyond it escalations deny `KERNEL-APPROVALS-FULL`).
+pub const PENDING_APPROVALS_MAX: usize = 4096;
+/// Default lifetime of an approval packet (15 minutes).
+pub const APPROVAL_TTL_MS_DEFAULT: u64 = 15 * 60 * 1000;
+/// Default interval of the internal heartbeat.
+pub const HEARTBEAT_INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
+/// Watchdog checks without a heartbeat before the kernel stops committing
+/// (three intervals: tolerates scheduling jitter, not a stalled sequencer).
+pub const HEARTBEAT_MISSES_MAX: u32 = 3;
+/// Consecutive decisions with a `DSC-INTERNAL` check before the kernel stops
+/// committing (Rule 10: a failing DSC must not be trusted to allow).
+pub const DSC_INTERNAL_STREAK_MAX: u32 = 3;
+/// Completions (finished commits) waiting for the sequencer.
+const COMPLETIONS_MAX: usize = 1024;
+/// Decisions whose records share one WAL commit group (one sync): bounds the
+/// latency one batch adds to its first request.
+pub const DECISION_BATCH_MAX: usize = 64;
+const _: () = assert!(DECISION_BATCH_MAX <= maos_wal::APPEND_QUEUE_RECORDS_MAX);
+const _: () = assert!(PAYLOAD_BYTES_MAX <= APPEND_QUEUE_BYTES_MAX);
+/// Refusal code for a token text over the token format's bound.
+pub const CODE_TOKEN_TOO_LARGE: &str = "KERNEL-TOKEN-TOO-LARGE";
+/// Refusal code for a record over the WAL's payload bound.
+pub const CODE_RECORD_TOO_LARGE: &str = "KERNEL-RECORD-TOO-LARGE";
+
+/// Refusal code when the approval table is full.
+pub const CODE_APPROVALS_FULL: &str = "KERNEL-APPROVALS-FULL";
+/// Deny code when a delta would exceed a DSC state bound.
+pub const CODE_STATE_LIMIT: &str = "KERNEL-STATE-LIMIT";
+
+/// Test and simulation hooks. Each can only make the kernel refuse more,
+/// never allow more, so exposing them cannot weaken it.
+#[derive(Debug, Default)]
+pub struct KernelFaults {
+    /// The sequencer stops petting the watchdog (simulates a stalled sequencer).
+    pub stop_heartbeat: AtomicBool,
+    /// Every decision runs with an injected internal error in check 1.
+    pub fail_dsc: AtomicBool,
+}
+
+/// Everything the kernel needs to start.
+pub struct KernelConfig {
+    /// The Commit Layer; its WAL is the kernel's log.
+    pub commit: Arc<CommitLayer>,
+    /// The DSC configuration (immutable; its hash is in every decision).
+    pub dsc: Arc<DscConfig>,
+    /// Keys trusted to issue capability tokens.
+    pub token_keys: KeyRing,
+    /// The commander's public key: approvals must verify under it.
+    pub commander: VerifyingKey,
+    /// Time source (decisions use `max(previous, now)`, so they are monotonic).
+    pub clock: Arc<dyn Clock>,
+    /// Submission queue bound, clamped to `1..=`[`SUBMIT_QUEUE_MAX`].
+    pub queue_capacity: usize,
+    /// Lifetime of an approval packet.
+    pub approval_ttl_ms: u64,
+    /// Interval of the internal heartbeat and the watchdog.
+    pub heartbeat_interval: Duration,
+    /// Fault injection (tests).
+    pub faults: Arc<KernelFaults>,
+}
+
+impl fmt::Debug for KernelConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KernelConfig")
+            .field("dsc", &self.dsc.hash_hex())
+            .field("commander", &self.commander.key_id().to_hex())
+            .field("queue_capacity", &self.queue_capacity)
+            .field("approval_ttl_ms", &self.approval_ttl_ms)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KernelConfig {
+    /// Defaults: system clock, [`SUBMIT_QUEUE_DEFAULT`], [`APPROVAL_TTL_MS_DEFAULT`],
+    /// [`HEARTBEAT_INTERVAL_DEFAULT`], no faults.
+    #[must_use]
+    pub fn new(commit: Arc<CommitLayer>, dsc: Arc<DscConfig>, token_keys: KeyRing, commander: VerifyingKey) -> Self {
+        Self {
+            commit,
+            dsc,
+            token_keys,
+            commander,
+            clock: Arc::new(SystemClock),
+            queue_capacity: SUBMIT_QUEUE_DEFAULT,
+            approval_ttl_ms: APPROVAL_TTL_MS_DEFAULT,
+            heartbeat_interval: HEARTBEAT_INTERVAL_DEFAULT,
+            faults: Arc::new(KernelFaults::default()),
+        }
+    }
+}
+
+/// The answer to one submission (or one granted approval).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// Allowed and committed.
+    Done {
+        /// The intent.
+        intent: IntentId,
+        /// Lsn of the decision record (`None` for an approved escalation, whose
+        /// decision record is the escalation's).
+        decision_lsn: Option<Lsn>,
+        /// What the Commit Layer returned.
+        committed: Committed,
+        /// Lsn of the session-label record when the output was untrusted.
+        taint_lsn: Option<Lsn>,
+    },
+    /// Refused: by the DSC (a `DSC-…` code), the kernel's mode (`KERNEL-…`),
+    /// or the authorization proof (`CL-…`). Nothing executed.
+    Denied {
+        /// The intent.
+        intent: IntentId,
+        /// Stable code.
+        code: &'static str,
+        /// One line for the agent (Agent Right 1).
+        explanation: String,
+        /// Lsn of the decision record, when one was logged.
+        decision_lsn: Option<Lsn>,
+    },
+    /// Escalated: waits for a human decision.
+    Pending {
+        /// The intent.
+        intent: IntentId,
+        /// The approval packet id (the intent id).
+        approval: IntentId,
+        /// The level required.
+        level: HacfLevel,
+        /// When the packet expires (then the intent is denied).
+        expires: UnixMillis,
+        /// Lsn of the decision record.
+        decision_lsn: Lsn,
+    },
+    /// Allowed, but the commit failed and was rolled back (the failure is logged).
+    Failed {
+        /// The intent.
+        intent: IntentId,
+        /// Why, with the stage and the rollback.
+        error: CommitError,
+    },
+}
+
+impl Reply {
+    /// The intent.
+    #[must_use]
+    pub const fn intent(&self) -> IntentId {
+        match self {
+            Self::Done { intent, .. }
+            | Self::Denied { intent, .. }
+            | Self::Pending { intent, .. }
+            | Self::Failed { intent, .. } => *intent,
+        }
+    }
+
+    /// The stable code of a denial or failure (`None` for done and pending).
+    #[must_use]
+    pub const fn code(&self) -> Option<&'static str> {
+        match self {
+            Self::Denied { code, .. } => Some(code),
+            Self::Failed { error, .. } => Some(error.code()),
+            Self::Done { .. } | Self::Pending { .. } => None,
+        }
+    }
+}
+
+/// What [`Kernel::start`] found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartReport {
+    /// The state rebuilt from the log.
+    pub fold: FoldSummary,
+    /// Approval packets open at shutdown, denied now (fail-safe).
+    pub approvals_lapsed: Vec<IntentId>,
+    /// What crash recovery did (`None` if it failed: see `hold`).
+    pub recovery: Option<RecoveryReport>,
+    /// Why the kernel stays in recovery hold, if it does (recovery failed or
+    /// found damaged records).
+    pub hold: Option<String>,
+}
+
+/// A snapshot for `maos status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelStatus {
+    /// The mode (with why).
+    pub mode: Mode,
+    /// Requests waiting in the queue.
+    pub queue_depth: usize,
+    /// The queue bound.
+    pub queue_capacity: usize,
+    /// The last Lsn in the log.
+    pub last_lsn: Option<Lsn>,
+    /// The WAL's health.
+    pub wal: HealthReport,
+    /// Open approval packets.
+    pub pending_approvals: usize,
+}
+
+enum Command {
+    Submit { intent: Box<Intent>, token: String, reply: oneshot::Sender<Reply> },
+    Approve { id: IntentId, approval: Box<SignedApproval>, reply: oneshot::Sender<Result<Reply, KernelError>> },
+    Deny { id: IntentId, reason: String, reply: oneshot::Sender<Result<(), KernelError>> },
+    Approvals { reply: oneshot::Sender<Vec<ApprovalPacket>> },
+    Token { event: Box<TokenEvent>, reply: oneshot::Sender<Result<Lsn, KernelError>> },
+}
+
+enum Completion {
+    /// An observation returned untrusted output: raise the session label, then reply.
+    Tainted { intent: Box<Intent>, reply: Reply, to: ReplyTo },
+}
+
+enum ReplyTo {
+    Agent(oneshot::Sender<Reply>),
+    Approver(oneshot::Sender<Result<Reply, KernelError>>),
+}
+
+impl ReplyTo {
+    fn send(self, reply: Reply) {
+        // A dropped receiver means the caller stopped waiting; the outcome is in the log.
+        let _ = match self {
+            Self::Agent(tx) => tx.send(reply).map_err(drop),
+            Self::Approver(tx) => tx.send(Ok(reply)).map_err(drop),
+        };
+    }
+}
+
+/// State shared between the handle, the sequencer, the watchdog and recovery.
+struct Shared {
+    mode: Mutex<Mode>,
+    wal: Arc<Wal>,
+    clock: Arc<dyn Clock>,
+    beats: AtomicU64,
+    stopped: AtomicBool,
+    pending_approvals: AtomicUsize,
+}
+
+impl Shared {
+    fn mode(&self) -> Mode {
+        self.mode.lock().map_or_else(|_| Mode::CommitFreeze { why: "kernel mode lock poisoned".into() }, |m| m.clone())
+    }
+
+    /// Moves to `next` if that is allowed, logging the transition (best
+    /// effort: in commit freeze the log cannot take it). Returns whether the
+    /// mode changed.
+    fn transition(&self, next: Mode, trigger: &str) -> bool {
+        let Ok(mut mode) = self.mode.lock() else { return false };
+        if !mode.may_become(&next) {
+            return false;
+        }
+        let record = ModeRecord {
+            v: RECORD_VERSION,
+            trigger: trigger.to_owned(),
+            previous: Some(mode.clone()),
+            new: next.clone(),
+            at_ms: self.clock.now().0,
+        };
+        tracing::warn!(previous = %*mode, new = %next, trigger, "kernel mode transition");
+        if let Ok(payload) = records::encode(&record)
+            && let Err(e) = self.wal.append(KIND_MODE, &payload)
+        {
+            tracing::error!(error = %e, "mode transition could not be logged");
+        }
+        *mode = next;
+        true
+    }
+
+    fn freeze(&self, why: &str) {
+        self.transition(Mode::CommitFreeze { why: why.to_owned() }, "wal-commit-freeze");
+    }
+}
+
+/// A running kernel. Cheap to clone; every clone talks to the same sequencer.
+/// The sequencer stops when every handle is dropped.
+#[derive(Clone)]
+pub struct KernelHandle {
+    tx: mpsc::Sender<Command>,
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for KernelHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KernelHandle").field("mode", &self.shared.mode()).finish_non_exhaustive()
+    }
+}
+
+/// A submission in the queue; await [`Submission::outcome`] for the answer.
+#[derive(Debug)]
+pub struct Submission {
+    intent: IntentId,
+    rx: oneshot::Receiver<Reply>,
+}
+
+impl Submission {
+    /// The intent.
+    #[must_use]
+    pub const fn intent(&self) -> IntentId {
+        self.intent
+    }
+
+    /// Waits for the answer.
+    ///
+    /// # Errors
+    /// [`KernelError::Stopped`] if the kernel stopped before answering.
+    pub async fn outcome(self) -> Result<Reply, KernelError> {
+        self.rx.await.map_err(|_| KernelError::Stopped)
+    }
+}
+
+impl KernelHandle {
+    fn enqueue(&self, command: Command) -> Result<(), KernelError> {
+        self.tx.try_send(command).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => KernelError::Busy { capacity: self.tx.max_capacity() },
+            mpsc::error::TrySendError::Closed(_) => KernelError::Stopped,
+        })
+    }
+
+    /// Queues an intent with the capability token text the agent presented
+    /// (empty: none). Never blocks.
+    ///
+    /// # Errors
+    /// [`KernelError::Busy`] when the queue is full, [`KernelError::Stopped`].
+    pub fn submit(&self, intent: Intent, token_text: impl Into<String>) -> Result<Submission, KernelError> {
+        let (reply, rx) = oneshot::channel();
+        let id = intent.id;
+        self.enqueue(Command::Submit { intent: Box::new(intent), token: token_text.into(), reply })?;
+        Ok(Submission { intent: id, rx })
+    }
+
+    /// [`Self::submit`] and wait for the answer.
+    ///
+    /// # Errors
+    /// As [`Self::submit`] and [`Submission::outcome`].
+    pub async fn submit_and_wait(&self, intent: Intent, token_text: impl Into<String>) -> Result<Reply, KernelError> {
+        self.submit(intent, token_text)?.outcome().await
+    }
+
+    /// Open approval packets, oldest first.
+    ///
+    /// # Errors
+    /// [`KernelError::Busy`], [`KernelError::Stopped`].
+    pub async fn approvals(&self) -> Result<Vec<ApprovalPacket>, KernelError> {
+        let (reply, rx) = oneshot::channel();
+        self.enqueue(Command::Approvals { reply })?;
+        rx.await.map_err(|_| KernelError::Stopped)
+    }
+
+    /// The grant the commander signs for a packet: sign
+    /// [`ApprovalGrant::message`] with the commander key in the
+    /// `ApprovalDecision` domain and pass the result to [`Self::approve`].
+    #[must_use]
+    pub fn grant_for(packet: &ApprovalPacket) -> Option<ApprovalGrant> {
+        let hash = hex_to_32(&packet.decision_sha3)?;
+        Some(ApprovalGrant {
+            intent: packet.id,
+            decision_hash: hash,
+            level: packet.level,
+            expires: UnixMillis(packet.expires_ms),
+        })
+    }
+
+    /// Grants an approval packet with a commander-signed decision; the intent
+    /// then goes through the Commit Layer and its result is returned.
+    ///
+    /// # Errors
+    /// [`KernelError::UnknownApproval`], [`KernelError::ApprovalExpired`] (the
+    /// intent is denied), [`KernelError::ApprovalRejected`] (bad signature or
+    /// mismatch; the packet stays open), [`KernelError::Refused`] (the mode
+    /// refuses effects; the packet stays open), [`KernelError::Freeze`],
+    /// [`KernelError::Busy`], [`KernelError::Stopped`].
+    pub async fn approve(&self, id: IntentId, approval: SignedApproval) -> Result<Reply, KernelError> {
+        let (reply, rx) = oneshot::channel();
+        self.enqueue(Command::Approve { id, approval: Box::new(approval), reply })?;
+        rx.await.map_err(|_| KernelError::Stopped)?
+    }
+
+    /// Denies an approval packet (no signature needed: refusing is always safe).
+    ///
+    /// # Errors
+    /// [`KernelError::UnknownApproval`], [`KernelError::Freeze`],
+    /// [`KernelError::Busy`], [`KernelError::Stopped`].
+    pub async fn deny(&self, id: IntentId, reason: &str) -> Result<(), KernelError> {
+        let (reply, rx) = oneshot::channel();
+        self.enqueue(Command::Deny { id, reason: reason.to_owned(), reply })?;
+        rx.await.map_err(|_| KernelError::Stopped)?
+    }
+
+    /// Logs a token event in the journal's format (kinds `0x0110`/`0x0111`)
+    /// and applies it (revocations take effect on the next decision).
+    ///
+    /// # Errors
+    /// [`KernelError::TokenEvent`] if it does not apply, [`KernelError::Freeze`],
+    /// [`KernelError::Busy`], [`KernelError::Stopped`].
+    pub async fn token_event(&self, event: TokenEvent) -> Result<Lsn, KernelError> {
+        let (reply, rx) = oneshot::channel();
+        self.enqueue(Command::Token { event: Box::new(event), reply })?;
+        rx.await.map_err(|_| KernelError::Stopped)?
+    }
+
+    /// The current mode.
+    #[must_use]
+    pub fn mode(&self) -> Mode {
+        self.shared.mode()
+    }
+
+    /// Mode, queue depth, last Lsn, WAL health, open approvals.
+    #[must_use]
+    pub fn status(&self) -> KernelStatus {
+        let capacity = self.tx.max_capacity();
+        KernelStatus {
+            mode: self.shared.mode(),
+            queue_depth: capacity.saturating_sub(self.tx.capacity()),
+            queue_capacity: capacity,
+            last_lsn: self.shared.wal.head().ok().map(|(lsn, _)| lsn),
+            wal: self.shared.wal.health(),
+            pending_approvals: self.shared.pending_approvals.load(Ordering::SeqCst),
+        }
+    }
+}
+
+fn hex_to_32(text: &str) -> Option<[u8; 32]> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (dst, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        *dst = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Crash recovery running in the background; [`Recovering::finish`] waits for it.
+#[derive(Debug)]
+pub struct Recovering {
+    rx: oneshot::Receiver<(Option<RecoveryReport>, Option<String>)>,
+    fold: FoldSummary,
+    approvals_lapsed: Vec<IntentId>,
+}
+
+impl Recovering {
+    /// Waits for crash recovery and returns the start report. The kernel leaves
+    /// recovery hold when recovery completes cleanly.
+    ///
+    /// # Errors
+    /// [`KernelError::Stopped`] if the recovery task died.
+    pub async fn finish(self) -> Result<StartReport, KernelError> {
+        let (recovery, hold) = self.rx.await.map_err(|_| KernelError::Stopped)?;
+        Ok(StartReport { fold: self.fold, approvals_lapsed: self.approvals_lapsed, recovery, hold })
+    }
+}
+
+/// The kernel entry points.
+#[derive(Debug)]
+pub struct Kernel;
+
+impl Kernel {
+    /// Rebuilds the state from the log, starts the sequencer and watchdog,
+    /// runs crash recovery and returns once it completed. Must run inside a
+    /// tokio runtime.
+    ///
+    /// # Errors
+    /// [`KernelError::LogRead`] or [`KernelError::LogCorrupt`] if the log
+    /// cannot be folded, [`KernelError::Freeze`] if the start records cannot
+    /// be logged.
+    pub async fn start(config: KernelConfig) -> Result<(KernelHandle, StartReport), KernelError> {
+        let (handle, recovering) = Self::boot(config)?;
+        let report = recovering.finish().await?;
+        Ok((handle, report))
+    }
+
+    /// [`Self::start`] without waiting for crash recovery: the handle works at
+    /// once, in recovery hold (observations run, effects are refused with
+    /// `KERNEL-RECOVERY-HOLD`) until recovery completes.
+    ///
+    /// # Errors
+    /// As [`Self::start`].
+    pub fn boot(config: KernelConfig) -> Result<(KernelHandle, Recovering), KernelError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| KernelError::NoRuntime)?;
+        let wal = config.commit.wal().clone();
+        let (mut state, fold) = rebuild(&wal.reader(), config.dsc.clone())?;
+        let shared = Arc::new(Shared {
+            mode: Mutex::new(Mode::RecoveryHold),
+            wal: wal.clone(),
+            clock: config.clock.clone(),
+            beats: AtomicU64::new(0),
+            stopped: AtomicBool::new(false),
+            pending_approvals: AtomicUsize::new(0),
+        });
+        let now = config.clock.now().max(state.last_now);
+        let start = ModeRecord {
+            v: RECORD_VERSION,
+            trigger: "start".into(),
+            previous: None,
+            new: Mode::RecoveryHold,
+            at_ms: now.0,
+        };
+        append(&wal, KIND_MODE, &start).map_err(KernelError::Freeze)?;
+        // Packets open at shutdown lost their waiting agent and their decision
+        // object: deny them (fail-safe) rather than approve blind.
+        let open: Vec<ApprovalPacket> = std::mem::take(&mut state.open_packets).into_values().collect();
+        let mut approvals_lapsed = Vec::with_capacity(open.len());
+        for packet in open {
+            let record = outcome_record(&packet, ApprovalOutcome::Lapsed, None, "kernel restarted", now);
+            append(&wal, KIND_APPROVAL_DECISION, &record).map_err(KernelError::Freeze)?;
+            approvals_lapsed.push(packet.id);
+        }
+        let capacity = config.queue_capacity.clamp(1, SUBMIT_QUEUE_MAX);
+        let (tx, rx) = mpsc::channel(capacity);
+        let (done_tx, done_rx) = mpsc::channel(COMPLETIONS_MAX);
+        let sequencer = Sequencer {
+            state,
+            cache: VerifyCache::new(),
+            keys: config.token_keys,
+            commander: config.commander,
+            commit: config.commit.clone(),
+            shared: shared.clone(),
+            faults: config.faults,
+            approval_ttl_ms: config.approval_ttl_ms,
+            pending: BTreeMap::new(),
+            dsc_streak: 0,
+            last_now: now,
+            done_tx,
+        };
+        let interval = config.heartbeat_interval.max(Duration::from_millis(1));
+        runtime.spawn(sequencer.run(rx, done_rx, interval));
+        runtime.spawn(watchdog(shared.clone(), interval));
+        let (rec_tx, rec_rx) = oneshot::channel();
+        let commit = config.commit;
+        let rec_shared = shared.clone();
+        runtime.spawn(async move {
+            let result = tokio::task::spawn_blocking(move || commit.recover(now)).await;
+            let (report, hold) = match result {
+                Ok(Ok(report)) if report.damaged.is_empty() => (Some(report), None),
+                Ok(Ok(report)) => {
+                    let why = format!("recovery found {} damaged commit records", report.damaged.len());
+                    (Some(report), Some(why))
+                }
+                Ok(Err(e)) => (None, Some(format!("recovery failed ({}): {e}", e.code()))),
+                Err(e) => (None, Some(format!("recovery task failed: {e}"))),
+            };
+            if hold.is_none() {
+                rec_shared.transition(Mode::Normal, "recovery-complete");
+            }
+            let _ = rec_tx.send((report, hold));
+        });
+        let handle = KernelHandle { tx, shared };
+        Ok((handle, Recovering { rx: rec_rx, fold, approvals_lapsed }))
+    }
+}
+
+fn append<T: Serialize>(wal: &Wal, kind: RecordKind, record: &T) -> Result<Lsn, String> {
+    let payload = records::encode(record)?;
+    wal.append(kind, &payload).map(|l| l.lsn()).map_err(|e| format!("{} ({})", e, e.code()))
+}
+
+fn outcome_record(
+    packet: &ApprovalPacket,
+    outcome: ApprovalOutcome,
+    signed_by: Option<String>,
+    reason: &str,
+    now: UnixMillis,
+) -> ApprovalDecisionRecord {
+    ApprovalDecisionRecord {
+        v: RECORD_VERSION,
+        id: packet.id,
+        agent: packet.agent.clone(),
+        action: packet.action.clone(),
+        outcome,
+        signed_by,
+        summary: packet.summary.clone(),
+        reason: reason.to_owned(),
+        at_ms: now.0,
+    }
+}
+
+async fn watchdog(shared: Arc<Shared>, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last = shared.beats.load(Ordering::SeqCst);
+    let mut misses = 0u32;
+    loop {
+        tick.tick().await;
+        if shared.stopped.load(Ordering::SeqCst) {
+            return;
+        }
+        let beats = shared.beats.load(Ordering::SeqCst);
+        if beats == last {
+            misses = misses.saturating_add(1);
+            if misses >= HEARTBEAT_MISSES_MAX {
+                shared.transition(
+                    Mode::ThinkDontCommit { why: format!("missed {misses} internal heartbeats") },
+                    "missed-heartbeat",
+                );
+            }
+        } else {
+            misses = 0;
+            last = beats;
+        }
+    }
+}
+
+/// A decided submission waiting for its decision record to be durable.
+struct Staged {
+    intent: Intent,
+    decision: Decision,
+    class: EffectClass,
+    payload: Vec<u8>,
+    applied: bool,
+    now: UnixMillis,
+    reply: oneshot::Sender<Reply>,
+}
+
+struct PendingApproval {
+    packet: ApprovalPacket,
+    intent: Intent,
+    decision: Decision,
+}
+
+struct Sequencer {
+    state: KernelState,
+    cache: VerifyCache,
+    keys: KeyRing,
+    commander: VerifyingKey,
+    commit: Arc<CommitLayer>,
+    shared: Arc<Shared>,
+    faults: Arc<KernelFaults>,
+    approval_ttl_ms: u64,
+    pending: BTreeMap<IntentId, PendingApproval>,
+    dsc_streak: u32,
+    last_now: UnixMillis,
+    done_tx: mpsc::Sender<Completion>,
+}
+
+fn explain(decision: &Decision, code: DenyCode) -> String {
+    let detail = decision.checks.iter().find_map(|c| match &c.outcome {
+        Outcome::Deny { code: c_code, detail } if *c_code == code => Some(detail.clone()),
+        Outcome::Deny { .. } | Outcome::Pass | Outcome::NotApplicable { .. } | Outcome::Escalate { .. } => None,
+    });
+    match detail {
+        Some(d) => format!("{}: {d}", code.explain()),
+        None => code.explain().to_owned(),
+    }
+}
+
+fn denied(intent: IntentId, code: &'static str, explanation: impl Into<String>, lsn: Option<Lsn>) -> Reply {
+    Reply::Denied { intent, code, explanation: explanation.into(), decision_lsn: lsn }
+}
+
+impl Sequencer {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Command>,
+        mut done_rx: mpsc::Receiver<Completion>,
+        interval: Duration,
+    ) {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                Some(done) = done_rx.recv() => self.on_completion(done),
+                command = rx.recv() => match command {
+                    Some(command) => self.on_commands(command, &mut rx),
+                    None => break,
+                },
+                _ = tick.tick() => {
+                    self.pet();
+                    let now = self.now();
+                    self.sweep(now);
+                }
+            }
+        }
+        self.shared.stopped.store(true, Ordering::SeqCst);
+    }
+
+    fn pet(&self) {
+        if !self.faults.stop_heartbeat.load(Ordering::SeqCst) {
+            self.shared.beats.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn now(&mut self) -> UnixMillis {
+        self.last_now = self.last_now.max(self.shared.clock.now());
+        self.last_now
+    }
+
+    fn publish_pending(&self) {
+        self.shared.pending_approvals.store(self.pending.len(), Ordering::SeqCst);
+    }
+
+    /// Handles `first` and, while they are submissions, whatever else is
+    /// already queued (up to [`DECISION_BATCH_MAX`] records and a byte bound):
+    /// their decision records share one WAL sync.
+    fn on_commands(&mut self, first: Command, rx: &mut mpsc::Receiver<Command>) {
+        self.pet();
+        let mut batch = Vec::new();
+        let mut bytes = 0usize;
+        // Counts refused submissions too, so a flood of them cannot keep the
+        // sequencer here and starve completions and the heartbeat.
+        let mut taken = 0usize;
+        let mut next = Some(first);
+        while let Some(command) = next.take() {
+            taken = taken.saturating_add(1);
+            match command {
+                Command::Submit { intent, token, reply } => {
+                    if let Some(staged) = self.stage(*intent, &token, reply) {
+                        bytes = bytes.saturating_add(staged.payload.len());
+                        batch.push(staged);
+                    }
+                    let room =
+                        taken < DECISION_BATCH_MAX && bytes.saturating_add(PAYLOAD_BYTES_MAX) <= APPEND_QUEUE_BYTES_MAX;
+                    if room {
+                        next = rx.try_recv().ok();
+                    }
+                }
+                other => {
+                    self.flush(std::mem::take(&mut batch));
+                    self.on_command(other);
+                }
+            }
+        }
+        self.flush(batch);
+    }
+
+    fn on_command(&mut self, command: Command) {
+        self.pet();
+        match command {
+            Command::Submit { intent, token, reply } => {
+                let staged = self.stage(*intent, &token, reply);
+                self.flush(staged.into_iter().collect());
+            }
+            Command::Approve { id, approval, reply } => self.on_approve(id, &approval, reply),
+            Command::Deny { id, reason, reply } => {
+                let _ = reply.send(self.on_deny(id, &reason));
+            }
+            Command::Approvals { reply } => {
+                let now = self.now();
+                self.sweep(now);
+                let _ = reply.send(self.pending.values().map(|p| p.packet.clone()).collect());
+            }
+            Command::Token { event, reply } => {
+                let _ = reply.send(self.on_token(&event));
+            }
+        }
+    }
+
+    /// Appends a record. A record over the WAL's size bounds is refused on
+    /// its own (`KERNEL-RECORD-TOO-LARGE`); any other failure freezes commits.
+    fn log<T: Serialize>(&self, kind: RecordKind, record: &T) -> Result<Lsn, KernelError> {
+        let payload = records::encode(record).map_err(KernelError::RecordTooLarge)?;
+        self.shared.wal.append(kind, &payload).map(|l| l.lsn()).map_err(|e| self.wal_failed(&e))
+    }
+
+    /// Maps a WAL error to the kernel's answer, freezing on a storage failure.
+    fn wal_failed(&self, e: &WalError) -> KernelError {
+        let why = format!("{e} ({})", e.code());
+        match e {
+            WalError::TooLarge { .. } | WalError::Limit { .. } => KernelError::RecordTooLarge(why),
+            _ => {
+                self.shared.freeze(&why);
+                KernelError::Freeze(why)
+            }
+        }
+    }
+
+    fn refuse(&self, intent: &Intent, code: &'static str, why: &str, now: UnixMillis) -> Reply {
+        let record = RefusedRecord {
+            v: RECORD_VERSION,
+            intent: intent.id,
+            agent: intent.agent.clone(),
+            action: intent.action.clone(),
+            code: code.to_owned(),
+            why: why.to_owned(),
+            at_ms: now.0,
+        };
+        // Best effort: in commit freeze the refusal itself cannot be logged.
+        let _ = append(&self.shared.wal, KIND_REFUSED, &record);
+        denied(intent.id, code, why, None)
+    }
+
+    fn class_of(&self, intent: &Intent) -> EffectClass {
+        self.commit.classify(intent).max(intent.effect)
+    }
+
+    fn mode_refusal(&self) -> Option<(&'static str, String)> {
+        if self.shared.wal.health().state == HealthState::CommitFreeze {
+            self.shared.freeze("the write-ahead log reports commit freeze");
+        }
+        let mode = self.shared.mode();
+        mode.effect_refusal().map(|code| (code, format!("effects are refused: kernel is in {mode}")))
+    }
+
+    /// Sanitizes, gates, verifies, decides and applies the delta in memory;
+    /// the decision record is appended by [`Self::flush`] with the rest of the
+    /// batch before anything acts on it. Returns `None` when already answered.
+    fn stage(&mut self, intent: Intent, token_text: &str, reply: oneshot::Sender<Reply>) -> Option<Staged> {
+        let now = self.now();
+        if let Err(e) = intent.validate() {
+            let _ = reply.send(denied(intent.id, e.code(), e.to_string(), None));
+            return None;
+        }
+        let class = self.class_of(&intent);
+        let refusal = self.mode_refusal();
+        // In commit freeze nothing can be recorded, so nothing is decided
+        // (observations included); in the other modes observations continue.
+        let frozen = matches!(self.shared.mode(), Mode::CommitFreeze { .. });
+        if (class.is_effect() || frozen)
+            && let Some((code, why)) = refusal
+        {
+            let _ = reply.send(self.refuse(&intent, code, &why, now));
+            return None;
+        }
+        let text = token_text.trim();
+        if text.len() > TOKEN_TEXT_MAX {
+            let why = format!("the presented token is over {TOKEN_TEXT_MAX} bytes");
+            let _ = reply.send(self.refuse(&intent, CODE_TOKEN_TOO_LARGE, &why, now));
+            return None;
+        }
+        let verified = if text.is_empty() {
+            Err(TokenError::UnknownToken("none presented".into()))
+        } else {
+            self.cache.verify(text, &self.keys, now, self.state.registry.revocations())
+        };
+        let faults = if self.faults.fail_dsc.load(Ordering::SeqCst) {
+            Faults { fail_check: Some(CheckId::Token), ..Faults::NONE }
+        } else {
+            Faults::NONE
+        };
+        let decision = decide_injecting_faults(&self.state.dsc, &intent, verified.as_ref(), now, faults);
+        self.track_dsc_health(&decision);
+        let record = DecisionRecord {
+            v: RECORD_VERSION,
+            intent: intent.clone(),
+            token: (!text.is_empty()).then(|| text.to_owned()),
+            token_sha3: (!text.is_empty()).then(|| maos_crypto::sha3_256(text.as_bytes()).to_hex()),
+            token_error: verified.as_ref().err().map(|e| e.code().to_owned()),
+            now_ms: now.0,
+            verdict: decision.verdict.clone(),
+            deny_code: decision.verdict.deny_code().map(|c| c.as_str().to_owned()),
+            checks: serde_json::to_value(&decision.checks).unwrap_or(serde_json::Value::Null),
+            config_hash: records::hex32(&decision.config_hash),
+            decision_sha3: maos_crypto::sha3_256(&decision.canonical_bytes()).to_hex(),
+            delta: DeltaWire::from_delta(&decision.delta),
+        };
+        let payload = match records::encode(&record) {
+            Ok(p) if p.len() <= PAYLOAD_BYTES_MAX => p,
+            Ok(_) | Err(_) => {
+                let why = format!("the decision record is over {PAYLOAD_BYTES_MAX} bytes");
+                let _ = reply.send(self.refuse(&intent, CODE_RECORD_TOO_LARGE, &why, now));
+                return None;
+            }
+        };
+        // INVARIANT: nothing acts on this delta before the batch holding its
+        // record is durable; if the batch fails the kernel freezes (sticky),
+        // so an unlogged delta never influences an allowed effect.
+        let applied = self.state.apply_delta(&decision.delta);
+        Some(Staged { intent, decision, class, payload, applied, now, reply })
+    }
+
+    /// Appends the batch's decision records in one commit group, then acts on each.
+    fn flush(&mut self, batch: Vec<Staged>) {
+        if batch.is_empty() {
+            return;
+        }
+        let records: Vec<(RecordKind, &[u8])> = batch.iter().map(|s| (KIND_DECISION, s.payload.as_slice())).collect();
+        let result = self.shared.wal.append_batch(&records);
+        drop(records);
+        match result {
+            Ok(logged) if logged.len() == batch.len() => {
+                for (staged, logged) in batch.into_iter().zip(logged) {
+                    self.act(staged, logged.lsn());
+                }
+            }
+            Ok(_) => {
+                let why = "the log acknowledged a different number of records";
+                self.shared.freeze(why);
+                for staged in batch {
+                    let _ = staged.reply.send(denied(staged.intent.id, CODE_FREEZE, why, None));
+                }
+            }
+            Err(e) => {
+                // Per-record sizes and the batch bounds were checked when
+                // staging, so any error here is a storage failure.
+                let why = format!("{e} ({})", e.code());
+                self.shared.freeze(&why);
+                for staged in batch {
+                    let _ = staged.reply.send(denied(staged.intent.id, CODE_FREEZE, why.clone(), None));
+                }
+            }
+        }
+    }
+
+    fn act(&mut self, staged: Staged, lsn: Lsn) {
+        let Staged { intent, decision, class, applied, now, reply, .. } = staged;
+        if !applied {
+            let _ = reply.send(denied(intent.id, CODE_STATE_LIMIT, "a kernel state bound was reached", Some(lsn)));
+            return;
+        }
+        match decision.verdict.clone() {
+            Verdict::Allow => self.on_allow(intent, &decision, class, lsn, reply),
+            Verdict::Deny { code } => {
+                let _ = reply.send(denied(intent.id, code.as_str(), explain(&decision, code), Some(lsn)));
+            }
+            Verdict::Escalate { level, reason } => {
+                let answer = self.escalate(intent, decision, level, &reason, class, lsn, now);
+                let _ = reply.send(answer);
+            }
+        }
+    }
+
+    fn track_dsc_health(&mut self, decision: &Decision) {
+        let internal =
+            decision.checks.iter().any(|c| matches!(&c.outcome, Outcome::Deny { code: DenyCode::Internal, .. }));
+        if internal {
+            self.dsc_streak = self.dsc_streak.saturating_add(1);
+            if self.dsc_streak >= DSC_INTERNAL_STREAK_MAX {
+                self.shared.transition(
+                    Mode::ThinkDontCommit { why: format!("{} consecutive DSC internal errors", self.dsc_streak) },
+                    "dsc-internal-errors",
+                );
+            }
+        } else {
+            self.dsc_streak = 0;
+        }
+    }
+
+    fn on_allow(
+        &self,
+        intent: Intent,
+        decision: &Decision,
+        class: EffectClass,
+        lsn: Lsn,
+        reply: oneshot::Sender<Reply>,
+    ) {
+        let id = intent.id;
+        if class.is_effect()
+            && let Some((code, why)) = self.mode_refusal()
+        {
+            let _ = reply.send(denied(id, code, why, Some(lsn)));
+            return;
+        }
+        let authorized = match Authorized::new(intent, decision) {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = reply.send(denied(id, e.code(), e.to_string(), Some(lsn)));
+                return;
+            }
+        };
+        self.run_commit(authorized, Some(lsn), ReplyTo::Agent(reply));
+    }
+
+    /// Stage 1 here (durable intent record), stages 2–7 on a blocking thread.
+    fn run_commit(&self, authorized: Authorized, decision_lsn: Option<Lsn>, to: ReplyTo) {
+        let id = authorized.id();
+        let intent = authorized.intent().clone();
+        let commit = self.commit.clone();
+        let shared = self.shared.clone();
+        let done_tx = self.done_tx.clone();
+        let now = self.last_now;
+        // Stage 1 (the durable intent record) runs on the blocking thread too,
+        // so concurrent commits share one WAL sync (group commit) and the
+        // sequencer only waits for its own decision records.
+        tokio::spawn(async move {
+            let result = tokio::task::spawn_blocking(move || match commit.log_intent(authorized) {
+                Ok(logged) => commit.commit(logged, now).map_err(|e| (true, e)),
+                Err(e) => Err((false, e)),
+            })
+            .await;
+            let reply = match result {
+                Ok(Ok(committed)) => {
+                    let untrusted = committed.output.label == OutputLabel::Untrusted;
+                    let reply = Reply::Done { intent: id, decision_lsn, committed, taint_lsn: None };
+                    if untrusted {
+                        let done = Completion::Tainted { intent: Box::new(intent), reply, to };
+                        // If the sequencer is gone the agent gets no answer: fail-safe.
+                        let _ = done_tx.send(done).await;
+                        return;
+                    }
+                    reply
+                }
+                Ok(Err((logged, error))) => {
+                    if matches!(error.reason, FailReason::Wal(_)) {
+                        shared.freeze(&error.to_string());
+                    }
+                    if logged {
+                        Reply::Failed { intent: id, error }
+                    } else {
+                        // Refused at stage 1: nothing was logged or ran.
+                        denied(id, error.code(), error.to_string(), decision_lsn)
+                    }
+                }
+                Err(e) => denied(id, "KERNEL-COMMIT-TASK", format!("commit task failed: {e}"), decision_lsn),
+            };
+            to.send(reply);
+        });
+    }
+
+    fn on_completion(&mut self, done: Completion) {
+        match done {
+            Completion::Tainted { intent, reply, to } => {
+                let now = self.now();
+                let Reply::Done { intent: id, decision_lsn, committed, .. } = reply else {
+                    to.send(reply);
+                    return;
+                };
+                let text = String::from_utf8_lossy(&committed.output.body);
+                // A longer text marks the session overflowed in the DSC
+                // (provenance then fails closed) without logging megabytes.
+                let cut = text.char_indices().map(|(i, _)| i).find(|i| *i > FRAGMENT_BYTES_MAX);
+                let text = cut.and_then(|i| text.get(..i)).unwrap_or(&text);
+                let level = intent.read_level().unwrap_or(maos_model::IfcLevel::Public);
+                let delta = DscState::record_read(&intent.agent, level, true, Some(text));
+                let record =
+                    ReadRecord { v: RECORD_VERSION, intent: id, delta: DeltaWire::from_delta(&delta), at_ms: now.0 };
+                match self.log(KIND_READ, &record) {
+                    Ok(lsn) => {
+                        let taint_lsn = self.state.apply_delta(&delta).then_some(lsn);
+                        to.send(Reply::Done { intent: id, decision_lsn, committed, taint_lsn });
+                    }
+                    Err(e) => {
+                        // The label could not be raised durably: withhold the
+                        // untrusted output rather than hand it over untracked.
+                        to.send(denied(id, e.code(), e.to_string(), decision_lsn));
+                    }
+                }
+            }
+        }
+    }
+
+    #[expect(clippy::too_many_arguments, reason = "one call site; the values are the decision's parts")]
+    fn escalate(
+        &mut self,
+        intent: Intent,
+        decision: Decision,
+        level: HacfLevel,
+        reason: &str,
+        class: EffectClass,
+        lsn: Lsn,
+        now: UnixMillis,
+    ) -> Reply {
+        let id = intent.id;
+        if self.pending.len() >= PENDING_APPROVALS_MAX || self.pending.contains_key(&id) {
+            return denied(id, CODE_APPROVALS_FULL, "no room for another approval packet", Some(lsn));
+        }
+        let summary = ActionSummary::of(&intent);
+        let changed =
+            summary.changes_since(self.state.last_granted.get(&(intent.agent.clone(), intent.action.clone())));
+        let expires = now.saturating_add_ms(self.approval_ttl_ms);
+        let packet = ApprovalPacket {
+            v: RECORD_VERSION,
+            id,
+            agent: intent.agent.clone(),
+            action: intent.action.clone(),
+            intent: intent.clone(),
+            level,
+            risk: class,
+            summary,
+            why: reason.to_owned(),
+            changed,
+            decision_sha3: maos_crypto::sha3_256(&decision.canonical_bytes()).to_hex(),
+            created_ms: now.0,
+            expires_ms: expires.0,
+        };
+        if let Err(e) = self.log(KIND_APPROVAL_PACKET, &packet) {
+            return denied(id, e.code(), e.to_string(), Some(lsn));
+        }
+        self.pending.insert(id, PendingApproval { packet, intent, decision });
+        self.publish_pending();
+        Reply::Pending { intent: id, approval: id, level, expires, decision_lsn: lsn }
+    }
+
+    /// Closes a packet with `outcome`, logging it.
+    fn close(
+        &mut self,
+        id: IntentId,
+        outcome: ApprovalOutcome,
+        signed_by: Option<String>,
+        reason: &str,
+    ) -> Result<PendingApproval, KernelError> {
+        let now = self.now();
+        let pending = self.pending.remove(&id).ok_or(KernelError::UnknownApproval(id))?;
+        self.publish_pending();
+        let record = outcome_record(&pending.packet, outcome, signed_by, reason, now);
+        self.log(KIND_APPROVAL_DECISION, &record)?;
+        if outcome == ApprovalOutcome::Granted {
+            self.state
+                .last_granted
+                .insert((pending.packet.agent.clone(), pending.packet.action.clone()), pending.packet.summary.clone());
+        }
+        Ok(pending)
+    }
+
+    fn sweep(&mut self, now: UnixMillis) {
+        let expired: Vec<IntentId> =
+            self.pending.values().filter(|p| now.0 >= p.packet.expires_ms).map(|p| p.packet.id).collect();
+        for id in expired {
+            let _ = self.close(id, ApprovalOutcome::Expired, None, "no decision before expiry");
+        }
+    }
+
+    fn on_approve(
+        &mut self,
+        id: IntentId,
+        approval: &SignedApproval,
+        reply: oneshot::Sender<Result<Reply, KernelError>>,
+    ) {
+        let now = self.now();
+        if self.pending.get(&id).is_some_and(|p| now.0 >= p.packet.expires_ms) {
+            let answer = match self.close(id, ApprovalOutcome::Expired, None, "no decision before expiry") {
+                Ok(_) => KernelError::ApprovalExpired(id),
+                Err(e) => e,
+            };
+            let _ = reply.send(Err(answer));
+            return;
+        }
+        self.sweep(now);
+        let Some(pending) = self.pending.get(&id) else {
+            let _ = reply.send(Err(KernelError::UnknownApproval(id)));
+            return;
+        };
+        let authorized =
+            match Authorized::approved(pending.intent.clone(), &pending.decision, approval, &self.commander, now) {
+                Ok(a) => a,
+                Err(e) => {
+                    let _ = reply.send(Err(KernelError::ApprovalRejected { code: e.code(), why: e.to_string() }));
+                    return;
+                }
+            };
+        if pending.packet.risk.is_effect()
+            && let Some((code, why)) = self.mode_refusal()
+        {
+            let _ = reply.send(Err(KernelError::Refused { code, why }));
+            return;
+        }
+        let signer = self.commander.key_id().to_hex();
+        match self.close(id, ApprovalOutcome::Granted, Some(signer), "granted by the commander") {
+            Ok(_) => self.run_commit(authorized, None, ReplyTo::Approver(reply)),
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+
+    fn on_deny(&mut self, id: IntentId, reason: &str) -> Result<(), KernelError> {
+        let now = self.now();
+        self.sweep(now);
+        self.close(id, ApprovalOutcome::Denied, None, reason).map(drop)
+    }
+
+    fn on_token(&mut self, event: &TokenEvent) -> Result<Lsn, KernelError> {
+        // Check it applies before logging it, so the log never holds an event
+        // the fold would reject.
+        let mut trial = self.state.registry.clone();
+        trial.apply(event).map_err(|e| KernelError::TokenEvent(e.to_string()))?;
+        let lsn = self.log(records::token_event_kind(event), &JournalEvent::Token(event.clone()))?;
+        self.state.apply_token(event).map_err(|e| KernelError::TokenEvent(e.to_string()))?;
+        Ok(lsn)
+    }
+}

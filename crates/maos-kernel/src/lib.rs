@@ -1,0 +1,60 @@
+//! The MAOS kernel sequencer: joins the Deterministic Security Core, the
+//! write-ahead log and the Commit Layer into one path for every effect
+//! (design.md "The pipeline"; spec §5, §6, §13, §14.2, §50).
+//!
+//! Guarantees:
+//! - **One owner.** A single task owns the kernel state (DSC state, token
+//!   registry, verify cache, approval packets) and takes requests from a
+//!   bounded queue; a full queue is `KERNEL-BUSY`, never unbounded growth.
+//! - **Logged before acted.** Every decision is a durable WAL record (kind
+//!   `0x0300`) before its delta is applied and before anything executes; an
+//!   allowed intent then passes through [`maos_commit::CommitLayer`], whose
+//!   effects run concurrently on blocking threads, serialised per resource.
+//! - **A WAL error is a deny** (`KERNEL-FREEZE`), never an allow.
+//! - **State is a fold over the log.** On start, token events and decision
+//!   deltas are replayed in Lsn order, so rate counters, budgets, revocations
+//!   and session labels survive a restart; [`replay`] re-runs the DSC over
+//!   every logged decision and reports any that differs.
+//! - **Fail-safe modes** (Rule 10): recovery hold at start, commit freeze on a
+//!   WAL failure, think-but-don't-commit on a DSC error streak or a missed
+//!   heartbeat; effects are refused with a stable code, observations continue.
+//! - **Approvals** (HACF level 2): an escalation becomes a logged packet that a
+//!   commander-signed decision grants; an expired packet denies.
+//!
+//! ```no_run
+//! use maos_kernel::{Kernel, KernelConfig, Reply};
+//! # async fn run(commit: std::sync::Arc<maos_commit::CommitLayer>, dsc: std::sync::Arc<maos_dsc::DscConfig>,
+//! #   keys: maos_token::KeyRing, commander: maos_crypto::VerifyingKey, intent: maos_model::Intent, token: String)
+//! #   -> Result<(), maos_kernel::KernelError> {
+//! let (kernel, report) = Kernel::start(KernelConfig::new(commit, dsc, keys, commander)).await?;
+//! println!("recovered: {:?}", report.recovery);
+//! match kernel.submit(intent, token)?.outcome().await? {
+//!     Reply::Done { committed, .. } => println!("done: {}", committed.output.summary),
+//!     Reply::Denied { code, explanation, .. } => println!("{code}: {explanation}"),
+//!     Reply::Pending { approval, .. } => println!("waiting for approval {approval}"),
+//!     Reply::Failed { error, .. } => println!("{}: {error}", error.code()),
+//! }
+//! println!("{:?}", kernel.status().mode);
+//! # Ok(()) }
+//! ```
+//!
+//! Record kinds, payloads, codes and modes: `docs/kernel.md`.
+
+#![forbid(unsafe_code)]
+
+mod error;
+mod fold;
+mod kernel;
+mod mode;
+pub mod records;
+
+pub use error::KernelError;
+pub use fold::{Divergence, FoldSummary, REPLAY_DIVERGENCES_MAX, ReplayReport, replay};
+pub use kernel::{
+    APPROVAL_TTL_MS_DEFAULT, CODE_APPROVALS_FULL, CODE_RECORD_TOO_LARGE, CODE_STATE_LIMIT, CODE_TOKEN_TOO_LARGE,
+    DECISION_BATCH_MAX, DSC_INTERNAL_STREAK_MAX, HEARTBEAT_INTERVAL_DEFAULT, HEARTBEAT_MISSES_MAX, Kernel,
+    KernelConfig, KernelFaults, KernelHandle, KernelStatus, PENDING_APPROVALS_MAX, Recovering, Reply,
+    SUBMIT_QUEUE_DEFAULT, SUBMIT_QUEUE_MAX, StartReport, Submission,
+};
+pub use mode::{CODE_FREEZE, CODE_RECOVERY_HOLD, CODE_THINK_ONLY, Mode};
+pub use records::{ApprovalPacket, redact_payload};

@@ -1,0 +1,642 @@
+//! Kernel WAL records (kinds `0x0300`–`0x03FF`) and the journal's token events
+//! (`0x0110`, `0x0111`) the kernel folds. Payloads are JSON with a fixed field
+//! order (no unordered maps); every one carries a version `v`.
+//!
+//! A decision record holds the presented capability token text so that
+//! `replay` can re-verify it; exports must go through [`redact_payload`], which
+//! replaces it with its SHA3-256 (style rule 13: never print token bytes).
+
+use crate::mode::Mode;
+use maos_dsc::{DeltaOp, KernelHealth, StateDelta};
+use maos_model::{AgentId, EffectClass, HacfLevel, IfcLevel, Intent, IntentId, Ring, TokenId, Verdict};
+use maos_token::TokenEvent;
+use maos_wal::RecordKind;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Version of every kernel record payload.
+pub const RECORD_VERSION: u16 = 1;
+/// A DSC decision on one intent (durable before anything executes).
+pub const KIND_DECISION: RecordKind = RecordKind(0x0300);
+/// A kernel mode transition (Rule 10).
+pub const KIND_MODE: RecordKind = RecordKind(0x0301);
+/// An observation's output raised the agent's session label (IFC, pipeline stage 5).
+pub const KIND_READ: RecordKind = RecordKind(0x0302);
+/// An intent refused by the kernel's mode before the DSC ran.
+pub const KIND_REFUSED: RecordKind = RecordKind(0x0303);
+/// An approval packet (HACF level 2+): an escalated intent waits for a human.
+pub const KIND_APPROVAL_PACKET: RecordKind = RecordKind(0x0310);
+/// The outcome of an approval packet: granted, denied, expired or lapsed.
+pub const KIND_APPROVAL_DECISION: RecordKind = RecordKind(0x0311);
+/// The journal's token-issued kind (written by the `maos` binary or [`crate::KernelHandle::token_event`]).
+pub const KIND_TOKEN_ISSUED: RecordKind = RecordKind(0x0110);
+/// The journal's token-revoked kind.
+pub const KIND_TOKEN_REVOKED: RecordKind = RecordKind(0x0111);
+
+/// What replaces the token text in [`redact_payload`] output.
+pub const REDACTED: &str = "[redacted]";
+
+/// One state change as logged: the same JSON shape as [`maos_dsc::DeltaOp`],
+/// which only serializes; this type also reads it back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "op")]
+pub enum DeltaWire {
+    /// See [`DeltaOp::Charge`].
+    Charge {
+        /// Agent.
+        agent: AgentId,
+        /// Capability.
+        token: TokenId,
+        /// New GCRA time for the token.
+        token_tat_us: u64,
+        /// New GCRA time for the agent.
+        agent_tat_us: u64,
+        /// Budget units spent.
+        cost: u64,
+    },
+    /// See [`DeltaOp::Read`].
+    Read {
+        /// Agent.
+        agent: AgentId,
+        /// Level read.
+        level: IfcLevel,
+        /// Untrusted or not.
+        untrusted: bool,
+        /// Text kept for provenance.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+    },
+    /// See [`DeltaOp::Health`].
+    Health(HealthWire),
+    /// See [`DeltaOp::Revocation`].
+    Revocation {
+        /// Epoch.
+        epoch: u64,
+        /// Revoked ids.
+        revoked: Vec<TokenId>,
+    },
+    /// See [`DeltaOp::GlobalEpoch`].
+    GlobalEpoch {
+        /// Epoch.
+        epoch: u64,
+    },
+    /// See [`DeltaOp::RegisterAgent`].
+    RegisterAgent {
+        /// Agent.
+        agent: AgentId,
+        /// Ring.
+        ring: Ring,
+    },
+}
+
+/// [`KernelHealth`] as logged (the config hash in hex).
+#[expect(clippy::struct_excessive_bools, reason = "mirrors maos_dsc::KernelHealth field for field")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthWire {
+    /// See [`KernelHealth::heartbeat_ok`].
+    pub heartbeat_ok: bool,
+    /// Hex SHA3-256.
+    pub config_hash_loaded: String,
+    /// See [`KernelHealth::wal_writable`].
+    pub wal_writable: bool,
+    /// See [`KernelHealth::audit_chain_intact`].
+    pub audit_chain_intact: bool,
+    /// See [`KernelHealth::rollback_available`].
+    pub rollback_available: bool,
+    /// See [`KernelHealth::supervisor_present`].
+    pub supervisor_present: bool,
+    /// See [`KernelHealth::voter_ok`].
+    pub voter_ok: bool,
+    /// See [`KernelHealth::gateway_enforced`].
+    pub gateway_enforced: bool,
+}
+
+/// Lowercase hex of 32 bytes.
+#[must_use]
+pub fn hex32(bytes: &[u8; 32]) -> String {
+    maos_crypto::Digest(*bytes).to_hex()
+}
+
+fn unhex32(text: &str) -> Option<[u8; 32]> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (dst, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        let s = std::str::from_utf8(pair).ok()?;
+        *dst = u8::from_str_radix(s, 16).ok()?;
+    }
+    Some(out)
+}
+
+impl DeltaWire {
+    /// The logged form of a delta.
+    #[must_use]
+    pub fn from_delta(delta: &StateDelta) -> Vec<Self> {
+        delta.ops.iter().map(Self::from_op).collect()
+    }
+
+    fn from_op(op: &DeltaOp) -> Self {
+        match op {
+            DeltaOp::Charge { agent, token, token_tat_us, agent_tat_us, cost } => Self::Charge {
+                agent: agent.clone(),
+                token: *token,
+                token_tat_us: *token_tat_us,
+                agent_tat_us: *agent_tat_us,
+                cost: *cost,
+            },
+            DeltaOp::Read { agent, level, untrusted, text } => {
+                Self::Read { agent: agent.clone(), level: *level, untrusted: *untrusted, text: text.clone() }
+            }
+            DeltaOp::Health(h) => Self::Health(HealthWire {
+                heartbeat_ok: h.heartbeat_ok,
+                config_hash_loaded: hex32(&h.config_hash_loaded),
+                wal_writable: h.wal_writable,
+                audit_chain_intact: h.audit_chain_intact,
+                rollback_available: h.rollback_available,
+                supervisor_present: h.supervisor_present,
+                voter_ok: h.voter_ok,
+                gateway_enforced: h.gateway_enforced,
+            }),
+            DeltaOp::Revocation { epoch, revoked } => Self::Revocation { epoch: *epoch, revoked: revoked.clone() },
+            DeltaOp::GlobalEpoch { epoch } => Self::GlobalEpoch { epoch: *epoch },
+            DeltaOp::RegisterAgent { agent, ring } => Self::RegisterAgent { agent: agent.clone(), ring: *ring },
+        }
+    }
+
+    /// Back to a DSC delta.
+    ///
+    /// # Errors
+    /// A message if a health hash is not 64 hex digits.
+    pub fn to_delta(ops: &[Self]) -> Result<StateDelta, String> {
+        let mut out = Vec::with_capacity(ops.len());
+        for op in ops {
+            out.push(match op {
+                Self::Charge { agent, token, token_tat_us, agent_tat_us, cost } => DeltaOp::Charge {
+                    agent: agent.clone(),
+                    token: *token,
+                    token_tat_us: *token_tat_us,
+                    agent_tat_us: *agent_tat_us,
+                    cost: *cost,
+                },
+                Self::Read { agent, level, untrusted, text } => {
+                    DeltaOp::Read { agent: agent.clone(), level: *level, untrusted: *untrusted, text: text.clone() }
+                }
+                Self::Health(h) => DeltaOp::Health(KernelHealth {
+                    heartbeat_ok: h.heartbeat_ok,
+                    config_hash_loaded: unhex32(&h.config_hash_loaded)
+                        .ok_or_else(|| "health config hash is not 64 hex digits".to_owned())?,
+                    wal_writable: h.wal_writable,
+                    audit_chain_intact: h.audit_chain_intact,
+                    rollback_available: h.rollback_available,
+                    supervisor_present: h.supervisor_present,
+                    voter_ok: h.voter_ok,
+                    gateway_enforced: h.gateway_enforced,
+                }),
+                Self::Revocation { epoch, revoked } => DeltaOp::Revocation { epoch: *epoch, revoked: revoked.clone() },
+                Self::GlobalEpoch { epoch } => DeltaOp::GlobalEpoch { epoch: *epoch },
+                Self::RegisterAgent { agent, ring } => DeltaOp::RegisterAgent { agent: agent.clone(), ring: *ring },
+            });
+        }
+        Ok(StateDelta { ops: out })
+    }
+}
+
+/// Kind `0x0300`: one DSC decision. Appended durably before the delta is
+/// applied and before anything executes.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    /// [`RECORD_VERSION`].
+    pub v: u16,
+    /// The intent as decided.
+    pub intent: Intent,
+    /// The presented token text, kept so replay can re-verify it. A
+    /// credential: exports use [`redact_payload`].
+    pub token: Option<String>,
+    /// SHA3-256 of the presented token text (hex), if any.
+    pub token_sha3: Option<String>,
+    /// The stable code of the token verification error, if verification failed.
+    pub token_error: Option<String>,
+    /// The decision time (kernel clock, monotonic), Unix ms.
+    pub now_ms: u64,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The deny code, if denied (also inside `verdict`; here for grep).
+    pub deny_code: Option<String>,
+    /// The seven check results as the DSC serialized them.
+    pub checks: serde_json::Value,
+    /// Hex SHA3-256 of the DSC configuration.
+    pub config_hash: String,
+    /// Hex SHA3-256 of the decision's canonical bytes (approvals bind to it).
+    pub decision_sha3: String,
+    /// The state delta the kernel applied.
+    pub delta: Vec<DeltaWire>,
+}
+
+impl fmt::Debug for DecisionRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DecisionRecord")
+            .field("intent", &self.intent.id)
+            .field("token_sha3", &self.token_sha3)
+            .field("token_error", &self.token_error)
+            .field("now_ms", &self.now_ms)
+            .field("verdict", &self.verdict)
+            .field("config_hash", &self.config_hash)
+            .field("delta", &self.delta)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Kind `0x0301`: a mode transition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModeRecord {
+    /// [`RECORD_VERSION`].
+    pub v: u16,
+    /// What caused it (`start`, `recovery-complete`, `wal-commit-freeze`, …).
+    pub trigger: String,
+    /// The mode before (`None` at start).
+    pub previous: Option<Mode>,
+    /// The mode after.
+    pub new: Mode,
+    /// When, Unix ms.
+    pub at_ms: u64,
+}
+
+/// Kind `0x0302`: an observation returned untrusted output; the session label rises.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadRecord {
+    /// [`RECORD_VERSION`].
+    pub v: u16,
+    /// The observation.
+    pub intent: IntentId,
+    /// The delta applied (a `read` op).
+    pub delta: Vec<DeltaWire>,
+    /// When, Unix ms.
+    pub at_ms: u64,
+}
+
+/// Kind `0x0303`: refused by the kernel's mode (no DSC decision was made).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedRecord {
+    /// [`RECORD_VERSION`].
+    pub v: u16,
+    /// The intent.
+    pub intent: IntentId,
+    /// The agent.
+    pub agent: AgentId,
+    /// The action.
+    pub action: String,
+    /// Stable code.
+    pub code: String,
+    /// Why.
+    pub why: String,
+    /// When, Unix ms.
+    pub at_ms: u64,
+}
+
+/// The approval-relevant shape of an action, to tell the human what changed
+/// since the last approval for the same agent and action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionSummary {
+    /// Effect class.
+    pub effect: EffectClass,
+    /// Sink level.
+    pub sink_level: IfcLevel,
+    /// `kind:value` of every resource.
+    pub resources: Vec<String>,
+    /// Argument names (values are not repeated here).
+    pub args: Vec<String>,
+    /// Labels of what the intent reads or carries (`level` or `level+untrusted`).
+    pub labels: Vec<String>,
+}
+
+impl ActionSummary {
+    /// The summary of an intent.
+    #[must_use]
+    pub fn of(intent: &Intent) -> Self {
+        Self {
+            effect: intent.effect,
+            sink_level: intent.sink_level,
+            resources: intent.resources.iter().map(|r| format!("{}:{}", r.kind.name(), r.value)).collect(),
+            args: intent.args.keys().cloned().collect(),
+            labels: intent
+                .reads
+                .iter()
+                .map(|r| if r.untrusted { format!("{}+untrusted", r.level) } else { r.level.to_string() })
+                .collect(),
+        }
+    }
+
+    /// One line naming what differs from `before`.
+    #[must_use]
+    pub fn changes_since(&self, before: Option<&Self>) -> String {
+        let Some(before) = before else {
+            return "first approval request for this agent and action".to_owned();
+        };
+        let mut parts = Vec::new();
+        if self.effect != before.effect {
+            parts.push(format!("effect {} -> {}", before.effect.name(), self.effect.name()));
+        }
+        if self.sink_level != before.sink_level {
+            parts.push(format!("sink {} -> {}", before.sink_level, self.sink_level));
+        }
+        if self.resources != before.resources {
+            parts.push(format!("resources {:?} -> {:?}", before.resources, self.resources));
+        }
+        if self.args != before.args {
+            parts.push(format!("arguments {:?} -> {:?}", before.args, self.args));
+        }
+        if self.labels != before.labels {
+            parts.push(format!("labels {:?} -> {:?}", before.labels, self.labels));
+        }
+        if parts.is_empty() { "same shape as the last approved request".to_owned() } else { parts.join("; ") }
+    }
+}
+
+/// Kind `0x0310`: the trusted decision packet a human sees (HACF level 2+).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalPacket {
+    /// [`RECORD_VERSION`].
+    pub v: u16,
+    /// Approval id: the escalated intent's id (one packet per intent).
+    pub id: IntentId,
+    /// The agent asking.
+    pub agent: AgentId,
+    /// The requested action.
+    pub action: String,
+    /// The requested intent in full.
+    pub intent: Intent,
+    /// The HACF level required.
+    pub level: HacfLevel,
+    /// Risk in one word: the effect class the Commit Layer will run it under.
+    pub risk: EffectClass,
+    /// Labels and shape of the request.
+    pub summary: ActionSummary,
+    /// Why the DSC escalated.
+    pub why: String,
+    /// What changed since the last approval for the same agent and action.
+    pub changed: String,
+    /// Hex SHA3-256 of the escalated decision (what the commander signs, with
+    /// the intent id, level and expiry: [`maos_commit::ApprovalGrant::message`]).
+    pub decision_sha3: String,
+    /// Created, Unix ms.
+    pub created_ms: u64,
+    /// Expires (an expired packet denies), Unix ms.
+    pub expires_ms: u64,
+}
+
+/// How an approval packet ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalOutcome {
+    /// The commander signed a grant; the intent went to the Commit Layer.
+    Granted,
+    /// The commander refused.
+    Denied,
+    /// The packet expired before a decision.
+    Expired,
+    /// The kernel restarted with the packet open: fail-safe deny.
+    Lapsed,
+}
+
+impl ApprovalOutcome {
+    /// Stable name.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Granted => "granted",
+            Self::Denied => "denied",
+            Self::Expired => "expired",
+            Self::Lapsed => "lapsed",
+        }
+    }
+}
+
+/// Kind `0x0311`: the outcome of an approval packet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalDecisionRecord {
+    /// [`RECORD_VERSION`].
+    pub v: u16,
+    /// The packet id.
+    pub id: IntentId,
+    /// The agent.
+    pub agent: AgentId,
+    /// The action.
+    pub action: String,
+    /// The outcome.
+    pub outcome: ApprovalOutcome,
+    /// Key id (hex) of the commander key that signed a grant.
+    pub signed_by: Option<String>,
+    /// The request's shape (for the next packet's "what changed").
+    pub summary: ActionSummary,
+    /// Free text from the approver, or why it expired or lapsed.
+    pub reason: String,
+    /// When, Unix ms.
+    pub at_ms: u64,
+}
+
+/// The journal's security-event envelope, for the token events only
+/// (`{"type":"token","event":"issued"|"revoked",…}`, as `crates/maos/src/journal.rs`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(crate) enum JournalEvent {
+    /// A token event.
+    Token(TokenEvent),
+}
+
+/// The journal kind for a token event.
+#[must_use]
+pub const fn token_event_kind(event: &TokenEvent) -> RecordKind {
+    match event {
+        TokenEvent::Issued(_) => KIND_TOKEN_ISSUED,
+        TokenEvent::Revoked(_) => KIND_TOKEN_REVOKED,
+    }
+}
+
+/// A decoded record the kernel folds.
+#[derive(Debug, Clone)]
+pub enum KernelRecord {
+    /// `0x0300`.
+    Decision(Box<DecisionRecord>),
+    /// `0x0301`.
+    Mode(ModeRecord),
+    /// `0x0302`.
+    Read(ReadRecord),
+    /// `0x0303`.
+    Refused(RefusedRecord),
+    /// `0x0310`.
+    ApprovalPacket(Box<ApprovalPacket>),
+    /// `0x0311`.
+    ApprovalDecision(Box<ApprovalDecisionRecord>),
+    /// `0x0110` / `0x0111`.
+    Token(TokenEvent),
+}
+
+fn parse<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(payload).map_err(|e| format!("payload does not decode: {e}"))
+}
+
+impl KernelRecord {
+    /// Decodes a record of a kind the kernel folds; `None` for other kinds.
+    ///
+    /// # Errors
+    /// A message if the payload of one of our kinds does not decode, has
+    /// another version, or a token event sits under the wrong kind.
+    pub fn decode(kind: RecordKind, payload: &[u8]) -> Option<Result<Self, String>> {
+        let decoded = match kind {
+            KIND_DECISION => parse::<DecisionRecord>(payload).map(|r| Self::Decision(Box::new(r))),
+            KIND_MODE => parse(payload).map(Self::Mode),
+            KIND_READ => parse(payload).map(Self::Read),
+            KIND_REFUSED => parse(payload).map(Self::Refused),
+            KIND_APPROVAL_PACKET => parse::<ApprovalPacket>(payload).map(|r| Self::ApprovalPacket(Box::new(r))),
+            KIND_APPROVAL_DECISION => {
+                parse::<ApprovalDecisionRecord>(payload).map(|r| Self::ApprovalDecision(Box::new(r)))
+            }
+            KIND_TOKEN_ISSUED | KIND_TOKEN_REVOKED => parse::<JournalEvent>(payload).and_then(|e| {
+                let JournalEvent::Token(event) = e;
+                if token_event_kind(&event) == kind {
+                    Ok(Self::Token(event))
+                } else {
+                    Err("token event does not match its record kind".to_owned())
+                }
+            }),
+            _ => return None,
+        };
+        Some(decoded.and_then(|r| {
+            let v = r.version();
+            if v == RECORD_VERSION { Ok(r) } else { Err(format!("unsupported record version {v}")) }
+        }))
+    }
+
+    const fn version(&self) -> u16 {
+        match self {
+            Self::Decision(r) => r.v,
+            Self::Mode(r) => r.v,
+            Self::Read(r) => r.v,
+            Self::Refused(r) => r.v,
+            Self::ApprovalPacket(r) => r.v,
+            Self::ApprovalDecision(r) => r.v,
+            Self::Token(_) => RECORD_VERSION,
+        }
+    }
+}
+
+/// A payload safe to print or export: for a decision record the token text
+/// is replaced by [`REDACTED`] (its SHA3-256 stays in `token_sha3`); other
+/// kinds are returned unchanged. A decision payload that does not parse is
+/// replaced whole, so a damaged record cannot leak a token either.
+#[must_use]
+pub fn redact_payload(kind: RecordKind, payload: &[u8]) -> Vec<u8> {
+    if kind != KIND_DECISION {
+        return payload.to_vec();
+    }
+    match serde_json::from_slice::<serde_json::Value>(payload) {
+        Ok(mut value) => {
+            if let Some(token) = value.get_mut("token")
+                && !token.is_null()
+            {
+                *token = serde_json::Value::String(REDACTED.to_owned());
+            }
+            serde_json::to_vec(&value).unwrap_or_else(|_| REDACTED.as_bytes().to_vec())
+        }
+        Err(_) => REDACTED.as_bytes().to_vec(),
+    }
+}
+
+/// Encodes a record payload.
+pub(crate) fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, String> {
+    serde_json::to_vec(record).map_err(|e| format!("record does not encode: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use maos_model::UnixMillis;
+
+    fn agent() -> AgentId {
+        AgentId::new("writer").unwrap()
+    }
+
+    #[test]
+    fn every_delta_op_round_trips_in_the_dsc_json_shape() {
+        let token = TokenId::new_v7(1, [2; 10]);
+        let delta = StateDelta {
+            ops: vec![
+                DeltaOp::Charge { agent: agent(), token, token_tat_us: 5, agent_tat_us: 6, cost: 7 },
+                DeltaOp::Read {
+                    agent: agent(),
+                    level: IfcLevel::Confidential,
+                    untrusted: true,
+                    text: Some("x".into()),
+                },
+                DeltaOp::Read { agent: agent(), level: IfcLevel::Public, untrusted: false, text: None },
+                DeltaOp::Health(KernelHealth::healthy([9; 32])),
+                DeltaOp::Revocation { epoch: 3, revoked: vec![token] },
+                DeltaOp::GlobalEpoch { epoch: 4 },
+                DeltaOp::RegisterAgent { agent: agent(), ring: Ring::Trusted },
+            ],
+        };
+        let wire = DeltaWire::from_delta(&delta);
+        // Same bytes as the DSC's own serialization.
+        assert_eq!(serde_json::to_value(&wire).unwrap(), serde_json::to_value(&delta.ops).unwrap());
+        let back: Vec<DeltaWire> = serde_json::from_slice(&serde_json::to_vec(&wire).unwrap()).unwrap();
+        assert_eq!(DeltaWire::to_delta(&back).unwrap(), delta);
+    }
+
+    #[test]
+    fn a_bad_health_hash_does_not_convert() {
+        let mut wire = DeltaWire::from_delta(&maos_dsc::DscState::report_health(KernelHealth::healthy([1; 32])));
+        if let Some(DeltaWire::Health(h)) = wire.first_mut() {
+            h.config_hash_loaded = "zz".into();
+        }
+        assert!(DeltaWire::to_delta(&wire).is_err());
+    }
+
+    #[test]
+    fn decode_rejects_other_versions_and_mismatched_token_kinds() {
+        let record = ModeRecord { v: 2, trigger: "start".into(), previous: None, new: Mode::Normal, at_ms: 0 };
+        let payload = encode(&record).unwrap();
+        assert!(KernelRecord::decode(KIND_MODE, &payload).unwrap().is_err());
+        let revoked = TokenEvent::Revoked(maos_token::TokenRevoked {
+            root: TokenId::new_v7(1, [1; 10]),
+            ids: vec![TokenId::new_v7(1, [1; 10])],
+            epoch: 1,
+            at_ms: UnixMillis(1).0,
+            reason: "test".into(),
+        });
+        let payload = encode(&JournalEvent::Token(revoked)).unwrap();
+        assert!(KernelRecord::decode(KIND_TOKEN_REVOKED, &payload).unwrap().is_ok());
+        assert!(KernelRecord::decode(KIND_TOKEN_ISSUED, &payload).unwrap().is_err());
+        assert!(KernelRecord::decode(RecordKind(0x0204), &payload).is_none());
+    }
+
+    #[test]
+    fn redaction_never_leaks_a_token_even_from_a_damaged_record() {
+        assert_eq!(redact_payload(KIND_DECISION, b"{\"token\":\"maos1.secret\""), REDACTED.as_bytes());
+        let ok = redact_payload(KIND_DECISION, br#"{"token":"maos1.secret","v":1}"#);
+        assert_eq!(ok, br#"{"token":"[redacted]","v":1}"#);
+        let none = redact_payload(KIND_DECISION, br#"{"token":null}"#);
+        assert_eq!(none, br#"{"token":null}"#);
+        assert_eq!(redact_payload(KIND_MODE, b"abc"), b"abc");
+    }
+
+    #[test]
+    fn changes_since_names_what_differs() {
+        let mut a = ActionSummary {
+            effect: EffectClass::Write,
+            sink_level: IfcLevel::Public,
+            resources: vec!["path:/workspace/a".into()],
+            args: vec!["content".into()],
+            labels: vec![],
+        };
+        assert_eq!(a.changes_since(Some(&a.clone())), "same shape as the last approved request");
+        let before = a.clone();
+        a.sink_level = IfcLevel::Internal;
+        a.labels.push("internal+untrusted".into());
+        let text = a.changes_since(Some(&before));
+        assert!(text.contains("sink public -> internal"), "{text}");
+        assert!(text.contains("labels"), "{text}");
+        assert!(a.changes_since(None).starts_with("first"));
+    }
+}

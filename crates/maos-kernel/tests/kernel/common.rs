@@ -1,0 +1,207 @@
+//! Fixtures: fixed keys, a temp-dir world (real WAL on disk, fs and mail
+//! effectors), token minting, intents and per-lifetime runtimes.
+
+use maos_commit::effectors::fs::FsEffector;
+use maos_commit::effectors::mail::MailEffector;
+use maos_commit::{CommitConfig, CommitLayer, Effector, Effectors, FaultHook};
+use maos_crypto::SigningKey;
+use maos_dsc::DscConfig;
+use maos_kernel::{Kernel, KernelConfig, KernelHandle, Reply, StartReport};
+use maos_model::{
+    AgentId, ArgValue, EffectClass, IfcLevel, Intent, IntentId, Profile, ReadLabel, Resource, ResourceKind, Ring,
+    TrustClass, UnixMillis,
+};
+use maos_token::{KeyRing, MintRequest, parse_permission};
+use maos_wal::{ManualClock, Wal, WalConfig};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+pub const NOW: UnixMillis = UnixMillis(1_767_225_600_000); // 2026-01-01T00:00:00Z
+
+pub fn issuer() -> &'static SigningKey {
+    static KEY: OnceLock<SigningKey> = OnceLock::new();
+    KEY.get_or_init(|| SigningKey::from_seeds(&[0x5A; 64]).unwrap())
+}
+
+pub fn commander() -> &'static SigningKey {
+    static KEY: OnceLock<SigningKey> = OnceLock::new();
+    KEY.get_or_init(|| SigningKey::from_seeds(&[0xC0; 64]).unwrap())
+}
+
+pub fn impostor() -> &'static SigningKey {
+    static KEY: OnceLock<SigningKey> = OnceLock::new();
+    KEY.get_or_init(|| SigningKey::from_seeds(&[0x66; 64]).unwrap())
+}
+
+pub fn dsc() -> Arc<DscConfig> {
+    DscConfig::default_for(Profile::Standard).unwrap()
+}
+
+pub fn keys() -> KeyRing {
+    KeyRing::with(issuer().verifying_key().clone())
+}
+
+/// A token for `writer` on the workspace with `budget` units.
+pub fn token(budget: u64) -> String {
+    let req = MintRequest {
+        agent: AgentId::new("writer").unwrap(),
+        ring: Ring::Trusted,
+        trust_class: TrustClass::Transparent,
+        clearance: IfcLevel::Internal,
+        permissions: ["fs.write=/workspace/**", "fs.read=/workspace/**", "feed.get=news"]
+            .iter()
+            .map(|p| parse_permission(p).unwrap())
+            .collect(),
+        ttl_ms: None,
+        rate_per_hour: 3600,
+        max_ops: 1000,
+        budget,
+        mission: Some("Maintain the workspace notes.".into()),
+        commander_ack: false,
+    };
+    maos_token::mint(issuer(), req, NOW, 0, [1; 10]).unwrap().text().to_owned()
+}
+
+static NEXT: AtomicU64 = AtomicU64::new(1);
+
+pub fn new_id() -> IntentId {
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    let mut random = [0u8; 10];
+    random[..8].copy_from_slice(&n.to_be_bytes());
+    IntentId::new_v7(NOW.0, random)
+}
+
+pub fn intent(action: &str, effect: EffectClass, kind: ResourceKind, value: &str) -> Intent {
+    Intent {
+        id: new_id(),
+        agent: AgentId::new("writer").unwrap(),
+        action: action.into(),
+        resources: vec![Resource { kind, value: value.into() }],
+        args: BTreeMap::new(),
+        effect,
+        cost: 1,
+        sink_level: IfcLevel::Internal,
+        requires_integrity: false,
+        reads: vec![],
+        sensitive_args: vec![],
+        world_state_hash: None,
+    }
+}
+
+pub fn fs_write(name: &str, content: &str) -> Intent {
+    let mut i = intent("fs.write", EffectClass::Write, ResourceKind::Path, &format!("/workspace/{name}"));
+    i.args.insert("content".into(), ArgValue::Str(content.into()));
+    i
+}
+
+pub fn fs_read(name: &str) -> Intent {
+    intent("fs.read", EffectClass::Observe, ResourceKind::Path, &format!("/workspace/{name}"))
+}
+
+/// A write of internal data to a public sink: Standard escalates it (declassification, HACF L2).
+pub fn declassify(name: &str) -> Intent {
+    let mut i = fs_write(name, "quarterly figures");
+    i.sink_level = IfcLevel::Public;
+    i.reads.push(ReadLabel { level: IfcLevel::Internal, untrusted: false });
+    i
+}
+
+/// A workspace, effectors state, maildir, WAL and rollback zone in one temp dir.
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub clock: Arc<ManualClock>,
+}
+
+impl World {
+    pub fn new() -> Self {
+        Self { dir: tempfile::tempdir().unwrap(), clock: Arc::new(ManualClock::new(NOW)) }
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    pub fn file(&self, name: &str) -> Option<String> {
+        std::fs::read_to_string(self.root().join(name)).ok()
+    }
+
+    pub fn put(&self, name: &str, content: &str) {
+        std::fs::create_dir_all(self.root()).unwrap();
+        std::fs::write(self.root().join(name), content).unwrap();
+    }
+
+    pub fn wal_config(&self) -> WalConfig {
+        WalConfig::new(Profile::Standard, self.dir.path().join("wal")).clock(self.clock.clone())
+    }
+
+    pub fn effectors(&self, extra: &[Arc<dyn Effector>]) -> Effectors {
+        let fs = Arc::new(FsEffector::new(self.root(), self.dir.path().join("state/fs")).unwrap());
+        let mail = Arc::new(MailEffector::new(self.dir.path().join("mail"), "writer@example.com").unwrap());
+        let mut e = Effectors::new().with(fs).unwrap().with(mail).unwrap();
+        for x in extra {
+            e.insert(x.clone()).unwrap();
+        }
+        e
+    }
+
+    pub fn layer_on(
+        &self,
+        wal: Wal,
+        extra: &[Arc<dyn Effector>],
+        hook: Option<Arc<dyn FaultHook>>,
+    ) -> Arc<CommitLayer> {
+        let mut config = CommitConfig::new(self.dir.path().join("rollback"));
+        config.lock_wait = Duration::from_millis(500);
+        let layer = CommitLayer::open(Arc::new(wal), self.effectors(extra), config).unwrap();
+        Arc::new(match hook {
+            Some(h) => layer.with_fault_injection(h),
+            None => layer,
+        })
+    }
+
+    pub fn layer(&self) -> Arc<CommitLayer> {
+        self.layer_on(Wal::open(self.wal_config()).unwrap().0, &[], None)
+    }
+
+    pub fn config(&self, layer: Arc<CommitLayer>) -> KernelConfig {
+        let mut c = KernelConfig::new(layer, dsc(), keys(), commander().verifying_key().clone());
+        c.clock = self.clock.clone();
+        c.heartbeat_interval = Duration::from_millis(50);
+        c
+    }
+
+    pub fn wal_reader(&self) -> maos_wal::LogReader {
+        maos_wal::LogReader::open_dir(&self.dir.path().join("wal")).unwrap()
+    }
+}
+
+/// Runs one kernel lifetime on its own runtime; everything it spawned is
+/// dropped with the runtime, which releases the WAL for the next lifetime.
+pub fn lifetime<T>(f: impl std::future::Future<Output = T>) -> T {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let out = rt.block_on(f);
+    rt.shutdown_timeout(Duration::from_secs(10));
+    out
+}
+
+pub async fn start(world: &World) -> (KernelHandle, StartReport) {
+    Kernel::start(world.config(world.layer())).await.unwrap()
+}
+
+pub async fn submit(kernel: &KernelHandle, intent: Intent, token: &str) -> Reply {
+    kernel.submit_and_wait(intent, token).await.unwrap()
+}
+
+/// Waits (bounded) until `pred` holds for the kernel's mode.
+pub async fn wait_for(kernel: &KernelHandle, pred: impl Fn(&maos_kernel::Mode) -> bool) {
+    for _ in 0..2000 {
+        if pred(&kernel.mode()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("mode never reached the expected state: {}", kernel.mode());
+}
