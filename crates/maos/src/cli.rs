@@ -59,6 +59,8 @@ pub enum AuditCommand {
     Show(AuditShowArgs),
     /// Export the log, one JSON object per record, for SIEM ingestion.
     Export(AuditExportArgs),
+    /// Re-run the DSC over every logged decision and report any verdict that differs (exit 3).
+    Replay,
 }
 
 /// `maos audit verify`.

@@ -24,6 +24,7 @@ pub fn run(out: &Output, data_dir: &Path, cmd: AuditCommand) -> anyhow::Result<E
         AuditCommand::Tail(args) => tail(out, &dir, &args),
         AuditCommand::Show(args) => show(out, &dir, &args),
         AuditCommand::Export(args) => export(&dir, &args),
+        AuditCommand::Replay => replay(out, &dir),
     }
 }
 
@@ -116,7 +117,14 @@ fn record_json(record: &Record) -> serde_json::Value {
     } else {
         match decode_event(record) {
             Ok(Some(event)) => serde_json::to_value(event).unwrap_or(serde_json::Value::Null),
-            _ => serde_json::json!({ "raw": base64::engine::general_purpose::STANDARD.encode(&record.payload) }),
+            // Commit Layer and kernel records are JSON too; decision records carry
+            // the presented token, which is a credential: never export it.
+            _ => {
+                let redacted = maos_kernel::redact_payload(record.kind, &record.payload);
+                serde_json::from_slice(&redacted).unwrap_or_else(
+                    |_| serde_json::json!({ "raw": base64::engine::general_purpose::STANDARD.encode(&redacted) }),
+                )
+            }
         }
     };
     serde_json::json!({
@@ -218,4 +226,41 @@ fn export(dir: &DataDir, args: &AuditExportArgs) -> anyhow::Result<ExitCode> {
         writeln!(lock, "{}", record_json(&record?))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Re-runs the DSC over every logged decision, with the state as it was then,
+/// and reports any record whose verdict differs (there must be none).
+fn replay(out: &Output, dir: &DataDir) -> anyhow::Result<ExitCode> {
+    let config = maos_dsc::DscConfig::default_for(dir.load_config()?.profile)?;
+    let report = maos_kernel::replay(&reader(dir)?, config, &crate::cmd_token::key_ring(dir)?)?;
+    out.json(&serde_json::json!({
+        "ok": report.is_clean(), "records": report.records, "decisions": report.decisions,
+        "divergence_count": report.divergence_count,
+        "divergences": report.divergences.iter().map(|d| serde_json::json!({
+            "lsn": d.lsn.0, "intent": d.intent.to_string(), "recorded": format!("{:?}", d.recorded),
+            "replayed": format!("{:?}", d.replayed), "what": d.what,
+        })).collect::<Vec<_>>(),
+    }));
+    if report.is_clean() {
+        out.line(format!(
+            "{} {} records read, {} decisions re-run, every verdict reproduced",
+            out.green("clean"),
+            report.records,
+            report.decisions
+        ));
+        Ok(ExitCode::SUCCESS)
+    } else {
+        for d in &report.divergences {
+            out.line(format!(
+                "{} lsn {} intent {}: recorded {:?}, replayed {:?} ({})",
+                out.red("diverged"),
+                d.lsn,
+                d.intent,
+                d.recorded,
+                d.replayed,
+                d.what
+            ));
+        }
+        Ok(ExitCode::from(EXIT_INVALID))
+    }
 }

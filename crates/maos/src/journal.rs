@@ -47,6 +47,10 @@ impl SecurityEvent {
     }
 }
 
+/// Record kinds of the security journal; other caller kinds belong to the
+/// Commit Layer (0x02xx) and the kernel (0x03xx).
+pub const JOURNAL_KINDS: std::ops::RangeInclusive<u16> = 0x0100..=0x01FF;
+
 /// A stable name for a record kind, for `maos audit` output.
 pub fn kind_name(kind: RecordKind) -> &'static str {
     match kind.0 {
@@ -54,6 +58,18 @@ pub fn kind_name(kind: RecordKind) -> &'static str {
         KIND_KEY_ROTATED => "key.rotated",
         KIND_TOKEN_ISSUED => "token.issued",
         KIND_TOKEN_REVOKED => "token.revoked",
+        0x0200 => "commit.intent",
+        0x0201 => "commit.executing",
+        0x0202 => "commit.result",
+        0x0203 => "commit.failed",
+        0x0204 => "commit.undone",
+        0x0205 => "commit.released",
+        0x0300 => "kernel.decision",
+        0x0301 => "kernel.mode",
+        0x0302 => "kernel.read",
+        0x0303 => "kernel.refused",
+        0x0310 => "approval.requested",
+        0x0311 => "approval.decided",
         _ => kind.name(),
     }
 }
@@ -70,7 +86,7 @@ fn registry_digest(registry: &TokenRegistry) -> StateDigest {
 
 /// Decodes a journal record into an event, if it is one of ours.
 pub fn decode_event(record: &Record) -> anyhow::Result<Option<SecurityEvent>> {
-    if record.kind.is_reserved() {
+    if !JOURNAL_KINDS.contains(&record.kind.0) {
         return Ok(None);
     }
     if record.payload_state == maos_wal::PayloadState::Sealed {

@@ -527,4 +527,75 @@ mod cli {
             "{doc}"
         );
     }
+
+    /// A real kernel writes decisions and commits into the data directory's log;
+    /// the CLI must read them (not mistake them for corrupt journal records),
+    /// replay every decision clean, and never export the presented token.
+    #[test]
+    fn kernel_records_are_replayed_and_redacted_by_the_cli() {
+        use std::sync::Arc;
+        let tmp = init();
+        let dir = tmp.path();
+        let o = maos(dir, &["token", "issue", "--agent", "writer", "--allow", "fs.write=/workspace/**", "--ring", "2"]);
+        assert!(o.status.success());
+        let token = stdout(&o).trim().to_owned();
+
+        let kernel_key = Arc::new(maos_crypto::read_secret_key_file(&dir.join("keys/kernel.key")).unwrap());
+        let keys = maos_token::KeyRing::with(kernel_key.verifying_key().clone());
+        let commander = maos_crypto::read_public_key_file(&dir.join("keys/commander.pub")).unwrap();
+        let wal_config = maos_wal::WalConfig::new(maos_model::Profile::Standard, dir.join("wal"))
+            .secondary_dir(dir.join("wal-secondary"))
+            .signer(kernel_key, Arc::new(|| maos_wal::StateDigest([0; 32])));
+        let (wal, _) = maos_wal::Wal::open(wal_config).unwrap();
+        let fs = maos_commit::effectors::fs::FsEffector::new(dir.join("workspace"), dir.join("state/fs")).unwrap();
+        let effectors = maos_commit::Effectors::new().with(Arc::new(fs)).unwrap();
+        let layer = maos_commit::CommitLayer::open(
+            Arc::new(wal),
+            effectors,
+            maos_commit::CommitConfig::new(dir.join("rollback")),
+        )
+        .unwrap();
+        let dsc = maos_dsc::DscConfig::default_for(maos_model::Profile::Standard).unwrap();
+        let config = maos_kernel::KernelConfig::new(Arc::new(layer), dsc, keys, commander);
+        let intent = |path: &str| {
+            let mut args = std::collections::BTreeMap::new();
+            args.insert("content".to_owned(), maos_model::ArgValue::Str("hello".into()));
+            maos_model::Intent {
+                id: maos_model::IntentId::new_v7(1, [7; 10]),
+                agent: maos_model::AgentId::new("writer").unwrap(),
+                action: "fs.write".into(),
+                resources: vec![maos_model::Resource { kind: maos_model::ResourceKind::Path, value: path.into() }],
+                args,
+                effect: maos_model::EffectClass::Write,
+                cost: 1,
+                sink_level: maos_model::IfcLevel::Internal,
+                requires_integrity: false,
+                reads: vec![],
+                sensitive_args: vec![],
+                world_state_hash: None,
+            }
+        };
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let (kernel, _) = maos_kernel::Kernel::start(config).await.unwrap();
+            let allowed = kernel.submit_and_wait(intent("/workspace/a.txt"), &token).await.unwrap();
+            assert!(matches!(allowed, maos_kernel::Reply::Done { .. }), "{allowed:?}");
+            let denied = kernel.submit_and_wait(intent("/etc/passwd"), &token).await.unwrap();
+            assert!(matches!(denied, maos_kernel::Reply::Denied { .. }), "{denied:?}");
+        });
+        rt.shutdown_timeout(std::time::Duration::from_secs(10));
+
+        let replay = json(&maos(dir, &["--json", "audit", "replay"]));
+        assert_eq!(replay["ok"], true, "{replay}");
+        assert_eq!(replay["decisions"], 2, "{replay}");
+        let export = stdout(&maos(dir, &["audit", "export"]));
+        assert!(export.contains("\"kind_name\":\"kernel.decision\""), "{export}");
+        assert!(export.contains("\"kind_name\":\"commit.result\""), "{export}");
+        assert!(!export.contains(&token[6..60]), "the presented token must never be exported");
+        // The journal still reads its own events from a log the kernel shared.
+        let list = json(&maos(dir, &["--json", "token", "list"]));
+        assert_eq!(list["tokens"].as_array().unwrap().len(), 1);
+        let (code, doc) = audited(dir);
+        assert_eq!(code, Some(0), "{doc}");
+    }
 }
