@@ -11,6 +11,12 @@ pub(crate) fn hex32<S: serde::Serializer>(bytes: &[u8; 32], s: S) -> Result<S::O
     s.serialize_str(&maos_crypto::Digest(*bytes).to_hex())
 }
 
+/// Reads what [`hex32`] wrote: exactly 64 hex digits.
+pub(crate) fn unhex32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+    let text = <String as serde::Deserialize>::deserialize(d)?;
+    maos_crypto::Digest::from_hex(&text).map(|digest| digest.0).map_err(serde::de::Error::custom)
+}
+
 /// The seven checks, in specified order (spec §15.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]

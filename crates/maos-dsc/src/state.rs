@@ -7,7 +7,7 @@ use crate::DscError;
 use crate::config::DscConfig;
 use maos_model::{AgentId, IfcLevel, Ring, TokenId};
 use maos_token::RevocationState;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -26,12 +26,12 @@ pub const DELTA_REVOKED_MAX: usize = 100_000;
 
 /// What the kernel reports about the machinery the rules depend on. Every field
 /// defaults to the unsafe answer (`false`), so a state nobody reported on denies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct KernelHealth {
     /// Security heartbeats arrive on time (Rule 10).
     pub heartbeat_ok: bool,
     /// SHA3-256 of the DSC configuration the kernel loaded at boot (Rule 1).
-    #[serde(serialize_with = "crate::decision::hex32")]
+    #[serde(serialize_with = "crate::decision::hex32", deserialize_with = "crate::decision::unhex32")]
     pub config_hash_loaded: [u8; 32],
     /// The WAL accepts durable writes (Rule 8).
     pub wal_writable: bool,
@@ -111,8 +111,9 @@ pub struct AgentUsage {
     pub ring: Option<Ring>,
 }
 
-/// One state change.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One state change. It serializes to the JSON the kernel logs and reads back,
+/// so a kernel rebuilds state from its log with exactly these values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "op")]
 pub enum DeltaOp {
     /// An allowed operation: advances rate clocks, counts the op, spends budget.
@@ -138,7 +139,7 @@ pub enum DeltaOp {
         /// Whether it was untrusted.
         untrusted: bool,
         /// The text, if the kernel keeps it for provenance.
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         text: Option<String>,
     },
     /// The kernel's health report.
@@ -165,7 +166,7 @@ pub enum DeltaOp {
 }
 
 /// A list of state changes, applied in order.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateDelta {
     /// The changes.
     pub ops: Vec<DeltaOp>,

@@ -3,7 +3,7 @@
 //! decision with the state as it was at that point.
 
 use crate::error::KernelError;
-use crate::records::{ActionSummary, ApprovalOutcome, ApprovalPacket, DecisionRecord, DeltaWire, KernelRecord};
+use crate::records::{ActionSummary, ApprovalOutcome, ApprovalPacket, DecisionRecord, KernelRecord};
 use maos_dsc::{DscConfig, DscState, StateDelta, decide};
 use maos_model::{AgentId, Intent, IntentId, UnixMillis, Verdict};
 use maos_token::{KeyRing, TokenError, TokenEvent, TokenRegistry, UnverifiedToken, VerifiedToken};
@@ -84,14 +84,14 @@ impl KernelState {
             KernelRecord::Decision(d) => {
                 summary.decisions = summary.decisions.saturating_add(1);
                 self.last_now = self.last_now.max(UnixMillis(d.now_ms));
-                let delta = DeltaWire::to_delta(&d.delta)?;
+                let delta = StateDelta { ops: d.delta.clone() };
                 if !self.apply_delta(&delta) {
                     summary.deltas_skipped = summary.deltas_skipped.saturating_add(1);
                 }
             }
             KernelRecord::Read(r) => {
                 summary.reads = summary.reads.saturating_add(1);
-                let delta = DeltaWire::to_delta(&r.delta)?;
+                let delta = StateDelta { ops: r.delta.clone() };
                 if !self.apply_delta(&delta) {
                     summary.deltas_skipped = summary.deltas_skipped.saturating_add(1);
                 }
@@ -214,7 +214,7 @@ fn compare(
     if decision.verdict != record.verdict {
         return Some((decision.verdict, "verdict"));
     }
-    if DeltaWire::from_delta(&decision.delta) != record.delta {
+    if decision.delta.ops != record.delta {
         return Some((decision.verdict, "delta"));
     }
     None

@@ -7,9 +7,9 @@ use crate::error::KernelError;
 use crate::fold::{FoldSummary, KernelState, rebuild};
 use crate::mode::{CODE_FREEZE, Mode};
 use crate::records::{
-    self, ActionSummary, ApprovalDecisionRecord, ApprovalOutcome, ApprovalPacket, DecisionRecord, DeltaWire,
-    JournalEvent, KIND_APPROVAL_DECISION, KIND_APPROVAL_PACKET, KIND_DECISION, KIND_MODE, KIND_READ, KIND_REFUSED,
-    ModeRecord, RECORD_VERSION, ReadRecord, RefusedRecord,
+    self, ActionSummary, ApprovalDecisionRecord, ApprovalOutcome, ApprovalPacket, DecisionRecord, JournalEvent,
+    KIND_APPROVAL_DECISION, KIND_APPROVAL_PACKET, KIND_DECISION, KIND_MODE, KIND_READ, KIND_REFUSED, ModeRecord,
+    RECORD_VERSION, ReadRecord, RefusedRecord,
 };
 use maos_commit::{
     ApprovalGrant, Authorized, CommitError, CommitLayer, Committed, FailReason, OutputLabel, RecoveryReport,
@@ -877,7 +877,7 @@ impl Sequencer {
             checks: serde_json::to_value(&decision.checks).unwrap_or(serde_json::Value::Null),
             config_hash: records::hex32(&decision.config_hash),
             decision_sha3: maos_crypto::sha3_256(&decision.canonical_bytes()).to_hex(),
-            delta: DeltaWire::from_delta(&decision.delta),
+            delta: decision.delta.ops.clone(),
         };
         let payload = match records::encode(&record) {
             Ok(p) if p.len() <= PAYLOAD_BYTES_MAX => p,
@@ -1047,8 +1047,7 @@ impl Sequencer {
                 let text = cut.and_then(|i| text.get(..i)).unwrap_or(&text);
                 let level = intent.read_level().unwrap_or(maos_model::IfcLevel::Public);
                 let delta = DscState::record_read(&intent.agent, level, true, Some(text));
-                let record =
-                    ReadRecord { v: RECORD_VERSION, intent: id, delta: DeltaWire::from_delta(&delta), at_ms: now.0 };
+                let record = ReadRecord { v: RECORD_VERSION, intent: id, delta: delta.ops.clone(), at_ms: now.0 };
                 match self.log(KIND_READ, &record) {
                     Ok(lsn) => {
                         let taint_lsn = self.state.apply_delta(&delta).then_some(lsn);

@@ -7,8 +7,8 @@
 //! replaces it with its SHA3-256 (style rule 13: never print token bytes).
 
 use crate::mode::Mode;
-use maos_dsc::{DeltaOp, KernelHealth, StateDelta};
-use maos_model::{AgentId, EffectClass, HacfLevel, IfcLevel, Intent, IntentId, Ring, TokenId, Verdict};
+use maos_dsc::DeltaOp;
+use maos_model::{AgentId, EffectClass, HacfLevel, IfcLevel, Intent, IntentId, Verdict};
 use maos_token::TokenEvent;
 use maos_wal::RecordKind;
 use serde::{Deserialize, Serialize};
@@ -33,175 +33,14 @@ pub const KIND_TOKEN_ISSUED: RecordKind = RecordKind(0x0110);
 /// The journal's token-revoked kind.
 pub const KIND_TOKEN_REVOKED: RecordKind = RecordKind(0x0111);
 
-/// What replaces the token text in [`redact_payload`] output.
-pub const REDACTED: &str = "[redacted]";
-
-/// One state change as logged: the same JSON shape as [`maos_dsc::DeltaOp`],
-/// which only serializes; this type also reads it back.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "op")]
-pub enum DeltaWire {
-    /// See [`DeltaOp::Charge`].
-    Charge {
-        /// Agent.
-        agent: AgentId,
-        /// Capability.
-        token: TokenId,
-        /// New GCRA time for the token.
-        token_tat_us: u64,
-        /// New GCRA time for the agent.
-        agent_tat_us: u64,
-        /// Budget units spent.
-        cost: u64,
-    },
-    /// See [`DeltaOp::Read`].
-    Read {
-        /// Agent.
-        agent: AgentId,
-        /// Level read.
-        level: IfcLevel,
-        /// Untrusted or not.
-        untrusted: bool,
-        /// Text kept for provenance.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        text: Option<String>,
-    },
-    /// See [`DeltaOp::Health`].
-    Health(HealthWire),
-    /// See [`DeltaOp::Revocation`].
-    Revocation {
-        /// Epoch.
-        epoch: u64,
-        /// Revoked ids.
-        revoked: Vec<TokenId>,
-    },
-    /// See [`DeltaOp::GlobalEpoch`].
-    GlobalEpoch {
-        /// Epoch.
-        epoch: u64,
-    },
-    /// See [`DeltaOp::RegisterAgent`].
-    RegisterAgent {
-        /// Agent.
-        agent: AgentId,
-        /// Ring.
-        ring: Ring,
-    },
-}
-
-/// [`KernelHealth`] as logged (the config hash in hex).
-#[expect(clippy::struct_excessive_bools, reason = "mirrors maos_dsc::KernelHealth field for field")]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HealthWire {
-    /// See [`KernelHealth::heartbeat_ok`].
-    pub heartbeat_ok: bool,
-    /// Hex SHA3-256.
-    pub config_hash_loaded: String,
-    /// See [`KernelHealth::wal_writable`].
-    pub wal_writable: bool,
-    /// See [`KernelHealth::audit_chain_intact`].
-    pub audit_chain_intact: bool,
-    /// See [`KernelHealth::rollback_available`].
-    pub rollback_available: bool,
-    /// See [`KernelHealth::supervisor_present`].
-    pub supervisor_present: bool,
-    /// See [`KernelHealth::voter_ok`].
-    pub voter_ok: bool,
-    /// See [`KernelHealth::gateway_enforced`].
-    pub gateway_enforced: bool,
-}
-
 /// Lowercase hex of 32 bytes.
 #[must_use]
 pub fn hex32(bytes: &[u8; 32]) -> String {
     maos_crypto::Digest(*bytes).to_hex()
 }
 
-fn unhex32(text: &str) -> Option<[u8; 32]> {
-    let bytes = text.as_bytes();
-    if bytes.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (dst, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-        let s = std::str::from_utf8(pair).ok()?;
-        *dst = u8::from_str_radix(s, 16).ok()?;
-    }
-    Some(out)
-}
-
-impl DeltaWire {
-    /// The logged form of a delta.
-    #[must_use]
-    pub fn from_delta(delta: &StateDelta) -> Vec<Self> {
-        delta.ops.iter().map(Self::from_op).collect()
-    }
-
-    fn from_op(op: &DeltaOp) -> Self {
-        match op {
-            DeltaOp::Charge { agent, token, token_tat_us, agent_tat_us, cost } => Self::Charge {
-                agent: agent.clone(),
-                token: *token,
-                token_tat_us: *token_tat_us,
-                agent_tat_us: *agent_tat_us,
-                cost: *cost,
-            },
-            DeltaOp::Read { agent, level, untrusted, text } => {
-                Self::Read { agent: agent.clone(), level: *level, untrusted: *untrusted, text: text.clone() }
-            }
-            DeltaOp::Health(h) => Self::Health(HealthWire {
-                heartbeat_ok: h.heartbeat_ok,
-                config_hash_loaded: hex32(&h.config_hash_loaded),
-                wal_writable: h.wal_writable,
-                audit_chain_intact: h.audit_chain_intact,
-                rollback_available: h.rollback_available,
-                supervisor_present: h.supervisor_present,
-                voter_ok: h.voter_ok,
-                gateway_enforced: h.gateway_enforced,
-            }),
-            DeltaOp::Revocation { epoch, revoked } => Self::Revocation { epoch: *epoch, revoked: revoked.clone() },
-            DeltaOp::GlobalEpoch { epoch } => Self::GlobalEpoch { epoch: *epoch },
-            DeltaOp::RegisterAgent { agent, ring } => Self::RegisterAgent { agent: agent.clone(), ring: *ring },
-        }
-    }
-
-    /// Back to a DSC delta.
-    ///
-    /// # Errors
-    /// A message if a health hash is not 64 hex digits.
-    pub fn to_delta(ops: &[Self]) -> Result<StateDelta, String> {
-        let mut out = Vec::with_capacity(ops.len());
-        for op in ops {
-            out.push(match op {
-                Self::Charge { agent, token, token_tat_us, agent_tat_us, cost } => DeltaOp::Charge {
-                    agent: agent.clone(),
-                    token: *token,
-                    token_tat_us: *token_tat_us,
-                    agent_tat_us: *agent_tat_us,
-                    cost: *cost,
-                },
-                Self::Read { agent, level, untrusted, text } => {
-                    DeltaOp::Read { agent: agent.clone(), level: *level, untrusted: *untrusted, text: text.clone() }
-                }
-                Self::Health(h) => DeltaOp::Health(KernelHealth {
-                    heartbeat_ok: h.heartbeat_ok,
-                    config_hash_loaded: unhex32(&h.config_hash_loaded)
-                        .ok_or_else(|| "health config hash is not 64 hex digits".to_owned())?,
-                    wal_writable: h.wal_writable,
-                    audit_chain_intact: h.audit_chain_intact,
-                    rollback_available: h.rollback_available,
-                    supervisor_present: h.supervisor_present,
-                    voter_ok: h.voter_ok,
-                    gateway_enforced: h.gateway_enforced,
-                }),
-                Self::Revocation { epoch, revoked } => DeltaOp::Revocation { epoch: *epoch, revoked: revoked.clone() },
-                Self::GlobalEpoch { epoch } => DeltaOp::GlobalEpoch { epoch: *epoch },
-                Self::RegisterAgent { agent, ring } => DeltaOp::RegisterAgent { agent: agent.clone(), ring: *ring },
-            });
-        }
-        Ok(StateDelta { ops: out })
-    }
-}
+/// What replaces the token text in [`redact_payload`] output.
+pub const REDACTED: &str = "[redacted]";
 
 /// Kind `0x0300`: one DSC decision. Appended durably before the delta is
 /// applied and before anything executes.
@@ -231,7 +70,7 @@ pub struct DecisionRecord {
     /// Hex SHA3-256 of the decision's canonical bytes (approvals bind to it).
     pub decision_sha3: String,
     /// The state delta the kernel applied.
-    pub delta: Vec<DeltaWire>,
+    pub delta: Vec<DeltaOp>,
 }
 
 impl fmt::Debug for DecisionRecord {
@@ -271,7 +110,7 @@ pub struct ReadRecord {
     /// The observation.
     pub intent: IntentId,
     /// The delta applied (a `read` op).
-    pub delta: Vec<DeltaWire>,
+    pub delta: Vec<DeltaOp>,
     /// When, Unix ms.
     pub at_ms: u64,
 }
@@ -552,7 +391,8 @@ pub(crate) fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use maos_model::UnixMillis;
+    use maos_dsc::{KernelHealth, StateDelta};
+    use maos_model::{Ring, TokenId, UnixMillis};
 
     fn agent() -> AgentId {
         AgentId::new("writer").unwrap()
@@ -577,20 +417,18 @@ mod tests {
                 DeltaOp::RegisterAgent { agent: agent(), ring: Ring::Trusted },
             ],
         };
-        let wire = DeltaWire::from_delta(&delta);
-        // Same bytes as the DSC's own serialization.
-        assert_eq!(serde_json::to_value(&wire).unwrap(), serde_json::to_value(&delta.ops).unwrap());
-        let back: Vec<DeltaWire> = serde_json::from_slice(&serde_json::to_vec(&wire).unwrap()).unwrap();
-        assert_eq!(DeltaWire::to_delta(&back).unwrap(), delta);
+        // The logged form is the DSC's own serialization, and reads back exactly.
+        let logged = serde_json::to_vec(&delta.ops).unwrap();
+        let back: Vec<DeltaOp> = serde_json::from_slice(&logged).unwrap();
+        assert_eq!(StateDelta { ops: back }, delta);
     }
 
     #[test]
-    fn a_bad_health_hash_does_not_convert() {
-        let mut wire = DeltaWire::from_delta(&maos_dsc::DscState::report_health(KernelHealth::healthy([1; 32])));
-        if let Some(DeltaWire::Health(h)) = wire.first_mut() {
-            h.config_hash_loaded = "zz".into();
-        }
-        assert!(DeltaWire::to_delta(&wire).is_err());
+    fn a_bad_health_hash_does_not_decode() {
+        let health = maos_dsc::DscState::report_health(KernelHealth::healthy([1; 32]));
+        let mut json = serde_json::to_value(&health.ops).unwrap();
+        json[0]["config_hash_loaded"] = serde_json::Value::String("zz".into());
+        assert!(serde_json::from_value::<Vec<DeltaOp>>(json).is_err());
     }
 
     #[test]
