@@ -205,18 +205,22 @@ pub fn check_2_rate(input: &CheckInput<'_>) -> Outcome {
     Outcome::Pass
 }
 
-/// Check 3: exact, absolute budget (Rule 7): spent + cost ≤ budget.
+/// Check 3: exact, absolute budget (Rule 7): spent + carved for children +
+/// cost ≤ budget, so a delegation tree never spends more than its root.
 #[must_use]
 pub fn check_3_budget(input: &CheckInput<'_>) -> Outcome {
     let Some(claims) = input.claims() else {
         return Outcome::not_applicable("no verified token");
     };
-    let spent = input.state.token_usage(&claims.id).spent;
-    match spent.checked_add(input.intent.cost) {
+    let usage = input.state.token_usage(&claims.id);
+    match usage.spent.checked_add(usage.carved).and_then(|used| used.checked_add(input.intent.cost)) {
         Some(total) if total <= claims.budget => Outcome::Pass,
         Some(_) | None => Outcome::deny(
             DenyCode::Budget,
-            format!("cost {} with {} of {} spent", input.intent.cost, spent, claims.budget),
+            format!(
+                "cost {} with {} spent and {} carved for children, of {}",
+                input.intent.cost, usage.spent, usage.carved, claims.budget
+            ),
         ),
     }
 }

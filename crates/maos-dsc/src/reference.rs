@@ -100,8 +100,9 @@ pub fn reference_check_1(
 #[must_use]
 pub fn reference_check_3(state: &DscState, intent: &Intent, token: Result<&VerifiedToken, &TokenError>) -> Outcome {
     let Ok(t) = token else { return Outcome::not_applicable("reference: no token") };
-    let spent = u128::from(state.token_usage(&t.claims().id).spent);
-    if spent + u128::from(intent.cost) <= u128::from(t.claims().budget) {
+    let usage = state.token_usage(&t.claims().id);
+    let used = u128::from(usage.spent) + u128::from(usage.carved);
+    if used + u128::from(intent.cost) <= u128::from(t.claims().budget) {
         Outcome::Pass
     } else {
         Outcome::deny(DenyCode::Budget, "reference: over budget")

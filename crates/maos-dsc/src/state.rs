@@ -98,6 +98,9 @@ pub struct TokenUsage {
     pub ops: u64,
     /// Budget units spent.
     pub spent: u64,
+    /// Budget units carved out of this token for derived children (Rule 7):
+    /// no longer spendable here, whatever the children do with them.
+    pub carved: u64,
     /// GCRA theoretical arrival time, microseconds since the Unix epoch.
     pub tat_us: u64,
 }
@@ -156,6 +159,16 @@ pub enum DeltaOp {
         /// The epoch.
         epoch: u64,
     },
+    /// Budget carved out of a token for a derived child (Rule 7: the subtree
+    /// never holds more than its root).
+    Carve {
+        /// The token the budget came from.
+        parent: TokenId,
+        /// The derived token that holds it now.
+        child: TokenId,
+        /// Units carved.
+        budget: u64,
+    },
     /// An agent finished onboarding into a ring.
     RegisterAgent {
         /// Agent.
@@ -196,6 +209,8 @@ pub struct DscState {
     revocation: RevocationState,
     global_epoch: u64,
     health: KernelHealth,
+    /// Children whose budget has been carved, so a replayed carve counts once.
+    carved_children: BTreeSet<TokenId>,
 }
 
 impl DscState {
@@ -213,6 +228,7 @@ impl DscState {
             revocation: RevocationState::default(),
             global_epoch: 0,
             health,
+            carved_children: BTreeSet::new(),
         }
     }
 
@@ -289,6 +305,13 @@ impl DscState {
         StateDelta { ops: vec![DeltaOp::GlobalEpoch { epoch }] }
     }
 
+    /// Delta constructor: `child` was derived from `parent` with `budget` carved
+    /// out of the parent's (the kernel applies it for every derived token).
+    #[must_use]
+    pub fn record_carve(parent: TokenId, child: TokenId, budget: u64) -> StateDelta {
+        StateDelta { ops: vec![DeltaOp::Carve { parent, child, budget }] }
+    }
+
     /// Delta constructor: an agent was onboarded into a ring.
     #[must_use]
     pub fn register_agent(agent: &AgentId, ring: Ring) -> StateDelta {
@@ -328,6 +351,14 @@ impl DscState {
                 DeltaOp::Revocation { revoked, .. } => {
                     if revoked.len() > DELTA_REVOKED_MAX {
                         return Err(DscError::StateLimit { field: "revoked", max: DELTA_REVOKED_MAX });
+                    }
+                }
+                DeltaOp::Carve { parent, .. } => {
+                    if !self.tokens.contains_key(parent) {
+                        new_tokens.insert(*parent);
+                    }
+                    if self.carved_children.len() >= STATE_TOKENS_MAX {
+                        return Err(DscError::StateLimit { field: "carved children", max: STATE_TOKENS_MAX });
                     }
                 }
                 DeltaOp::Health(_) | DeltaOp::GlobalEpoch { .. } => {}
@@ -378,6 +409,12 @@ impl DscState {
                 self.revocation = RevocationState::new(*epoch, set);
             }
             DeltaOp::GlobalEpoch { epoch } => self.global_epoch = self.global_epoch.max(*epoch),
+            DeltaOp::Carve { parent, child, budget } => {
+                if self.carved_children.insert(*child) {
+                    let t = self.tokens.entry(*parent).or_default();
+                    t.carved = t.carved.saturating_add(*budget);
+                }
+            }
             DeltaOp::RegisterAgent { agent, ring } => {
                 self.agents.entry(agent.clone()).or_default().ring = Some(*ring);
             }

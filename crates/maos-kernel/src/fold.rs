@@ -68,6 +68,14 @@ impl KernelState {
     /// Applies a token event and mirrors the revocation state into the DSC.
     pub(crate) fn apply_token(&mut self, event: &TokenEvent) -> Result<(), TokenError> {
         self.registry.apply(event)?;
+        // A derived token's budget leaves its parent for good (Rule 7).
+        if let TokenEvent::Issued(issued) = event
+            && let Some(parent) = issued.parent
+        {
+            self.dsc
+                .apply(&DscState::record_carve(parent, issued.id, issued.budget))
+                .map_err(|e| TokenError::UnknownToken(format!("budget carve does not apply: {e}")))?;
+        }
         if let TokenEvent::Revoked(_) = event {
             // Cannot exceed bounds the registry itself accepted; a failure is
             // still surfaced, never ignored.

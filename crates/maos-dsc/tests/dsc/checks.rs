@@ -163,6 +163,23 @@ fn ct_cap_15_budget_exactly_zero_left() {
     assert_eq!(code(&run(&state(Profile::Standard), &huge, &t)), Some("DSC-3-BUDGET"), "no overflow");
 }
 
+#[test]
+fn ct_cap_07_budget_carved_for_children_is_not_spendable_by_the_parent() {
+    let mut s = state(Profile::Standard);
+    let mut req = request("writer", &["fs.write=/workspace/**"]);
+    req.budget = 10;
+    let parent = token_from(req, 9);
+    let child = maos_model::TokenId::new_v7(1, [3; 10]);
+    s.apply(&maos_dsc::DscState::record_carve(parent.id(), child, 6)).unwrap();
+    // Replaying the same carve does not count it twice.
+    s.apply(&maos_dsc::DscState::record_carve(parent.id(), child, 6)).unwrap();
+    let mut spend = fs_write("/workspace/a");
+    spend.cost = 4;
+    assert_eq!(run(&s, &spend, &parent).verdict, Verdict::Allow, "4 of the 10 were not carved");
+    spend.cost = 5;
+    assert_eq!(code(&run(&s, &spend, &parent)), Some("DSC-3-BUDGET"), "5 would dip into the child's 6");
+}
+
 fn reader(clearance: IfcLevel) -> maos_token::VerifiedToken {
     let mut req = request("writer", &["fs.write=/workspace/**", "fs.read=/workspace/**", "mail.send=*"]);
     req.clearance = clearance;
