@@ -219,6 +219,62 @@ fn restart_rebuilds_budget_state() {
     assert_eq!(world.file("b3.txt"), None);
 }
 
+/// Rule 7 through the kernel: a derived token's budget leaves its parent, and
+/// stays carved after a restart (folded from the token events in the log).
+#[test]
+fn ct_cap_07_a_parent_cannot_spend_what_it_delegated() {
+    use maos_token::{DeriveRequest, TokenEvent, TokenIssued, TokenRegistry, UnverifiedToken};
+    let world = World::new();
+    let parent_text = token(3);
+    let parent = UnverifiedToken::parse(&parent_text).unwrap().verify(&keys(), NOW, &Default::default()).unwrap();
+    let c = parent.claims();
+    let parent_event = TokenEvent::Issued(TokenIssued {
+        id: c.id,
+        agent: c.agent.clone(),
+        ring: c.ring,
+        parent: None,
+        depth: 1,
+        budget: c.budget,
+        issued_ms: c.not_before.0,
+        expires_ms: c.expires.0,
+        ttl_ms: c.expires.0 - c.not_before.0,
+        commander_ack: false,
+        epoch: 0,
+        permissions: vec![],
+        issuer: c.issuer.to_hex(),
+        token_sha3: String::new(),
+    });
+    let mut registry = TokenRegistry::new();
+    registry.apply(&parent_event).unwrap();
+    let request = DeriveRequest {
+        agent: maos_model::AgentId::new("helper").unwrap(),
+        ring: None,
+        clearance: None,
+        permissions: vec![maos_token::parse_permission("fs.write=/workspace/**").unwrap()],
+        ttl_ms: None,
+        rate_per_hour: None,
+        max_ops: None,
+        budget: 2,
+    };
+    let child = maos_token::derive(issuer(), &parent, request, NOW, &registry, [4; 10]).unwrap();
+    lifetime(async {
+        let (kernel, _) = start(&world).await;
+        kernel.token_event(parent_event.clone()).await.unwrap();
+        kernel.token_event(TokenEvent::Issued(TokenIssued::from_minted(&child))).await.unwrap();
+        // 3 units, 2 carved for the child: the parent may spend 1.
+        let reply = submit(&kernel, fs_write("p0.txt", "x"), &parent_text).await;
+        assert!(matches!(reply, Reply::Done { .. }), "{reply:?}");
+        let reply = submit(&kernel, fs_write("p1.txt", "x"), &parent_text).await;
+        assert!(reply.code().unwrap().starts_with("DSC-3"), "{reply:?}");
+    });
+    lifetime(async {
+        let (kernel, _) = start(&world).await;
+        let reply = submit(&kernel, fs_write("p2.txt", "x"), &parent_text).await;
+        assert!(reply.code().unwrap().starts_with("DSC-3"), "still carved after restart: {reply:?}");
+    });
+    assert_eq!(world.file("p1.txt"), None);
+}
+
 #[test]
 fn replay_finds_no_divergence_and_finds_a_tampered_record() {
     let world = World::new();
