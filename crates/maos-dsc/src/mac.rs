@@ -327,15 +327,7 @@ fn scan_arg_names(text: &str, out: &mut std::collections::BTreeSet<String>) -> b
             if name.contains('\\') { String::new() } else { name }
         })
     };
-    let mut rest = text;
-    while let Some(pos) = rest.find("context") {
-        let before_ok =
-            rest.get(..pos).and_then(|b| b.chars().last()).is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'));
-        let after = rest.get(pos + "context".len()..).unwrap_or_default();
-        rest = after;
-        if !before_ok {
-            continue;
-        }
+    for after in context_words(text) {
         let t = after.trim_start();
         // The rest after the `args` field access, if this is one.
         let tail = if let Some(r) = t.strip_prefix('.') {
@@ -383,20 +375,30 @@ fn scan_arg_names(text: &str, out: &mut std::collections::BTreeSet<String>) -> b
     false
 }
 
+/// The text after each occurrence of `context` that stands as a word of its
+/// own (not part of `my_context` or `contexts`), for the field scanners below.
+fn context_words(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        while let Some(pos) = rest.find("context") {
+            let before_ok =
+                rest.get(..pos).and_then(|b| b.chars().last()).is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'));
+            let after = rest.get(pos + "context".len()..).unwrap_or_default();
+            rest = after;
+            if before_ok {
+                return Some(after);
+            }
+        }
+        None
+    })
+}
+
 /// Collects `context.x`, `context has x` and `context["x"]` names; returns
 /// true if `context` is used in any other way (then every field is built).
 fn scan_context_fields(text: &str, out: &mut std::collections::BTreeSet<String>) -> bool {
     let ident =
         |s: &str| -> String { s.trim_start().chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect() };
-    let mut rest = text;
-    while let Some(pos) = rest.find("context") {
-        let before_ok =
-            rest.get(..pos).and_then(|b| b.chars().last()).is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'));
-        let after = rest.get(pos + "context".len()..).unwrap_or_default();
-        rest = after;
-        if !before_ok {
-            continue;
-        }
+    for after in context_words(text) {
         let trimmed = after.trim_start();
         let name = if let Some(r) = trimmed.strip_prefix('.') {
             ident(r)

@@ -611,26 +611,11 @@ fn a_revocation_logged_through_the_kernel_denies_the_token_and_replays() {
             issuer: issuer().key_id().to_hex(),
             token_sha3: String::new(),
         });
-        kernel.token_event(issued).await.unwrap();
+        kernel.token_event(issued.clone()).await.unwrap();
         let mut registry = maos_token::TokenRegistry::new();
         let revoke_plan = {
             // Plan against a registry that knows the token, as the CLI does.
-            let issued_again = maos_token::TokenEvent::Issued(maos_token::TokenIssued {
-                id: minted,
-                agent: maos_model::AgentId::new("writer").unwrap(),
-                ring: maos_model::Ring::Trusted,
-                parent: None,
-                depth: 1,
-                budget: 100,
-                issued_ms: NOW.0,
-                expires_ms: NOW.0 + 3_600_000,
-                ttl_ms: 3_600_000,
-                commander_ack: false,
-                epoch: 0,
-                permissions: vec![],
-                issuer: issuer().key_id().to_hex(),
-                token_sha3: String::new(),
-            });
+            let issued_again = issued.clone();
             registry.apply(&issued_again).unwrap();
             registry.plan_revoke(minted, NOW, "compromised").unwrap()
         };
