@@ -6,7 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Nothing beyond the Rust toolchain is needed yet; later suites (MCP servers from
-# npm, the Python MCP client) install themselves here.
+# MCP reference servers from npm, Node 22, the conformance suite and the Python `mcp`
+# SDK, into .tools/ (gitignored). A second run is a no-op and needs no network.
+scripts/setup-mcp.sh
+# shellcheck source=scripts/mcp-env.sh
+source scripts/mcp-env.sh
+# With the tools installed, tests that need them fail instead of skipping.
+export MAOS_REQUIRE_MCP_TOOLS=1
 
 cargo test --workspace --locked "$@"

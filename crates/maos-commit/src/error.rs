@@ -282,6 +282,14 @@ pub enum Rollback {
         /// Why.
         why: String,
     },
+    /// Left as it is: the log failed while recording the result, so whether the
+    /// result record is durable is unknown. Rolling back could contradict a
+    /// record that did land; crash recovery probes the effect on restart and
+    /// records what it finds (the kernel is in commit freeze meanwhile).
+    Deferred {
+        /// Why.
+        why: String,
+    },
 }
 
 impl fmt::Display for Rollback {
@@ -291,6 +299,7 @@ impl fmt::Display for Rollback {
             Self::Restored => f.write_str("restored to the snapshot"),
             Self::NotPossible { why } => write!(f, "not possible ({why})"),
             Self::Failed { why } => write!(f, "FAILED ({why})"),
+            Self::Deferred { why } => write!(f, "deferred to crash recovery ({why})"),
         }
     }
 }

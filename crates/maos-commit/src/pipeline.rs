@@ -112,6 +112,7 @@ pub struct CommitLayer {
     config: CommitConfig,
     faults: Option<Arc<dyn FaultHook>>,
     abuse: LockAbuse,
+    threads: crate::threads::EffectThreads,
 }
 
 struct Failure {
@@ -140,6 +141,7 @@ impl CommitLayer {
             config,
             faults: None,
             abuse: LockAbuse::default(),
+            threads: crate::threads::EffectThreads::default(),
         })
     }
 
@@ -443,22 +445,31 @@ impl CommitLayer {
         let logged = records::encode(&result).and_then(|p| self.wal.append(KIND_RESULT, &p).map_err(|e| e.to_string()));
         let result_lsn = match logged {
             Ok(l) => l.lsn(),
-            Err(e) => return Err(restore(fail(Stage::Record, FailReason::Wal(e)))),
+            Err(e) => {
+                // The record may have reached the disk even though the sync
+                // failed: leave the effect and its marker for recovery to probe.
+                let rollback = snapshot.map_or(Rollback::NotNeeded, |_| Rollback::Deferred {
+                    why: "the log failed while recording the result".into(),
+                });
+                return Err(self.finish_failure(
+                    intent,
+                    class,
+                    fail(Stage::Record, FailReason::Wal(e)),
+                    rollback,
+                    origin,
+                ));
+            }
         };
-        drop(guard);
 
-        // Stages 6 and 7: a failure here compensates under a fresh lock.
-        let relock_and_restore = |stage: Stage| {
-            let keys = effector.resource_keys(intent).unwrap_or_default();
-            let rollback = match self.locks.acquire(intent.id, &keys, self.config.lock_wait) {
-                Ok(_relocked) => snapshot.map_or(Rollback::NotNeeded, |s| self.compensate(intent, effector, s)),
-                Err(e) => Rollback::Failed { why: format!("could not re-lock for rollback: {e}") },
-            };
+        // Stages 6 and 7: the locks are still held, so a rollback here cannot
+        // undo a later commit on the same resource (a lost update).
+        let held_restore = |stage: Stage| {
+            let rollback = snapshot.map_or(Rollback::NotNeeded, |s| self.compensate(intent, effector, s));
             self.finish_failure(intent, class, fail(stage, FailReason::Injected), rollback, origin)
         };
         match self.fault(Stage::Publish, intent) {
             Some(Fault::Halt) => return Err(self.halted(intent, Stage::Publish)),
-            Some(Fault::Fail) => return Err(relock_and_restore(Stage::Publish)),
+            Some(Fault::Fail) => return Err(held_restore(Stage::Publish)),
             None => {}
         }
         self.events.publish(&CommitEvent {
@@ -470,9 +481,10 @@ impl CommitLayer {
         });
         match self.fault(Stage::Complete, intent) {
             Some(Fault::Halt) => return Err(self.halted(intent, Stage::Complete)),
-            Some(Fault::Fail) => return Err(relock_and_restore(Stage::Complete)),
+            Some(Fault::Fail) => return Err(held_restore(Stage::Complete)),
             None => {}
         }
+        drop(guard);
         tracing::debug!(intent = %intent.id, action = %intent.action, class = class.name(), "committed");
         Ok(Committed { intent: intent.id, class, output, result_lsn, undo_until })
     }
@@ -502,11 +514,11 @@ impl CommitLayer {
         let worker_ctx = ctx.clone();
         let worker_effector = Arc::clone(effector);
         let worker_intent = intent.clone();
-        let spawned = std::thread::Builder::new().name("maos-effect".into()).spawn(move || {
+        let spawned = self.threads.run(Box::new(move || {
             let result = worker_effector.execute(&worker_intent, worker_intent.id, &worker_ctx);
             // The receiver may have given up after the timeout; that is fine.
             let _ = tx.send(result);
-        });
+        }));
         if let Err(e) = spawned {
             return Err(Exec::Failed(EffectError::io("spawning the effect thread", &e)));
         }

@@ -59,6 +59,15 @@ pub enum KernelError {
     /// `KERNEL-NO-RUNTIME`: started outside a tokio runtime.
     #[error("the kernel must be started inside a tokio runtime")]
     NoRuntime,
+    /// The Commit Layer refused or failed an undo (its `CL-…` code: hold period
+    /// over, already undone, irreversible, no such intent...).
+    #[error("undo refused ({code}): {why}")]
+    Undo {
+        /// The Commit Layer's stable code.
+        code: &'static str,
+        /// Why.
+        why: String,
+    },
     /// `KERNEL-TOKEN-EVENT`: a token event does not apply to the registry.
     #[error("token event rejected: {0}")]
     TokenEvent(String),
@@ -78,7 +87,7 @@ impl KernelError {
             Self::UnknownApproval(_) => "KERNEL-APPROVAL-UNKNOWN",
             Self::ApprovalExpired(_) => "KERNEL-APPROVAL-EXPIRED",
             Self::ApprovalRejected { .. } => "KERNEL-APPROVAL-REJECTED",
-            Self::Refused { code, .. } => code,
+            Self::Refused { code, .. } | Self::Undo { code, .. } => code,
             Self::NoRuntime => "KERNEL-NO-RUNTIME",
             Self::TokenEvent(_) => "KERNEL-TOKEN-EVENT",
         }

@@ -198,8 +198,42 @@ impl ReplayReport {
     }
 }
 
-fn reverify(record: &DecisionRecord, keys: &KeyRing, state: &KernelState) -> Result<VerifiedToken, TokenError> {
-    match &record.token {
+/// Token texts replay remembers by SHA3-256 (decision records after the first
+/// with a token carry only its hash). Beyond this the memory is cleared; a
+/// record whose text is then unknown is reported as a divergence, never
+/// passed.
+pub const REPLAY_TOKENS_MAX: usize = 65_536;
+
+/// The token texts seen so far in the log, by SHA3-256 hex.
+#[derive(Default)]
+struct TokenTexts(std::collections::BTreeMap<String, String>);
+
+impl TokenTexts {
+    /// The text a record presented, remembering it if the record carries it.
+    /// `Ok(None)`: no token presented; `Err`: the hash names an unseen text.
+    fn resolve(&mut self, record: &DecisionRecord) -> Result<Option<String>, ()> {
+        match (&record.token, &record.token_sha3) {
+            (Some(text), Some(hash)) => {
+                if self.0.len() >= REPLAY_TOKENS_MAX {
+                    self.0.clear();
+                }
+                self.0.insert(hash.clone(), text.clone());
+                Ok(Some(text.clone()))
+            }
+            (Some(text), None) => Ok(Some(text.clone())),
+            (None, Some(hash)) => self.0.get(hash).cloned().map(Some).ok_or(()),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+fn reverify(
+    text: Option<&str>,
+    record: &DecisionRecord,
+    keys: &KeyRing,
+    state: &KernelState,
+) -> Result<VerifiedToken, TokenError> {
+    match text {
         Some(text) => {
             UnverifiedToken::parse(text)?.verify(keys, UnixMillis(record.now_ms), state.registry.revocations())
         }
@@ -213,8 +247,12 @@ fn compare(
     config_hash: &str,
     state: &KernelState,
     keys: &KeyRing,
+    texts: &mut TokenTexts,
 ) -> Option<(Verdict, &'static str)> {
-    let token = reverify(record, keys, state);
+    let Ok(text) = texts.resolve(record) else {
+        return Some((Verdict::Deny { code: maos_model::DenyCode::Signature }, "token text not in the log"));
+    };
+    let token = reverify(text.as_deref(), record, keys, state);
     let decision = decide(&state.dsc, intent, token.as_ref(), UnixMillis(record.now_ms));
     if record.config_hash != config_hash {
         return Some((decision.verdict, "config"));
@@ -242,9 +280,10 @@ pub fn replay(reader: &LogReader, config: Arc<DscConfig>, keys: &KeyRing) -> Res
     let mut state = KernelState::new(config);
     let mut summary = FoldSummary::default();
     let mut report = ReplayReport::default();
+    let mut texts = TokenTexts::default();
     let (records, _) = scan(reader, |lsn, record| {
         if let KernelRecord::Decision(d) = record
-            && let Some((replayed, what)) = compare(d, &d.intent, &config_hash, &state, keys)
+            && let Some((replayed, what)) = compare(d, &d.intent, &config_hash, &state, keys, &mut texts)
         {
             report.divergence_count = report.divergence_count.saturating_add(1);
             if report.divergences.len() < REPLAY_DIVERGENCES_MAX {

@@ -13,13 +13,13 @@ use crate::records::{
 };
 use maos_commit::{
     ApprovalGrant, Authorized, CommitError, CommitLayer, Committed, FailReason, OutputLabel, RecoveryReport,
-    SignedApproval,
+    SignedApproval, Undone,
 };
 use maos_crypto::VerifyingKey;
 use maos_dsc::{CheckId, Decision, DscConfig, DscState, FRAGMENT_BYTES_MAX, Faults, Outcome, decide_injecting_faults};
 use maos_model::{DenyCode, EffectClass, HacfLevel, Intent, IntentId, UnixMillis, Verdict};
 use maos_token::limits::TOKEN_TEXT_MAX;
-use maos_token::{KeyRing, TokenError, TokenEvent, VerifyCache};
+use maos_token::{KeyRing, TokenClaims, TokenError, TokenEvent, VerifyCache};
 use maos_wal::{
     APPEND_QUEUE_BYTES_MAX, Clock, HealthReport, HealthState, Lsn, PAYLOAD_BYTES_MAX, RecordKind, SystemClock, Wal,
     WalError,
@@ -57,6 +57,13 @@ const COMPLETIONS_MAX: usize = 1024;
 pub const DECISION_BATCH_MAX: usize = 64;
 const _: () = assert!(DECISION_BATCH_MAX <= maos_wal::APPEND_QUEUE_RECORDS_MAX);
 const _: () = assert!(PAYLOAD_BYTES_MAX <= APPEND_QUEUE_BYTES_MAX);
+/// Distinct token texts the sequencer remembers having logged since start. A
+/// decision record carries the presented token's text only the first time
+/// (replay needs it to re-verify); later records carry its SHA3-256 alone, so
+/// a 4.7 KB token is not rewritten with every intent. When full the memory is
+/// cleared and texts are logged again on next use.
+pub const LOGGED_TOKENS_MAX: usize = 16_384;
+
 /// Refusal code for a token text over the token format's bound.
 pub const CODE_TOKEN_TOO_LARGE: &str = "KERNEL-TOKEN-TOO-LARGE";
 /// Refusal code for a record over the WAL's payload bound.
@@ -239,6 +246,7 @@ enum Command {
     Deny { id: IntentId, reason: String, reply: oneshot::Sender<Result<(), KernelError>> },
     Approvals { reply: oneshot::Sender<Vec<ApprovalPacket>> },
     Token { event: Box<TokenEvent>, reply: oneshot::Sender<Result<Lsn, KernelError>> },
+    Verify { token: String, reply: oneshot::Sender<Result<TokenClaims, TokenError>> },
 }
 
 enum Completion {
@@ -291,7 +299,11 @@ impl Shared {
             new: next.clone(),
             at_ms: self.clock.now().0,
         };
-        tracing::warn!(previous = %*mode, new = %next, trigger, "kernel mode transition");
+        if next == Mode::Normal {
+            tracing::info!(previous = %*mode, new = %next, trigger, "kernel mode transition");
+        } else {
+            tracing::warn!(previous = %*mode, new = %next, trigger, "kernel mode transition");
+        }
         if let Ok(payload) = records::encode(&record)
             && let Err(e) = self.wal.append(KIND_MODE, &payload)
         {
@@ -312,6 +324,7 @@ impl Shared {
 pub struct KernelHandle {
     tx: mpsc::Sender<Command>,
     shared: Arc<Shared>,
+    commit: Arc<CommitLayer>,
 }
 
 impl fmt::Debug for KernelHandle {
@@ -431,6 +444,42 @@ impl KernelHandle {
         let (reply, rx) = oneshot::channel();
         self.enqueue(Command::Token { event: Box::new(event), reply })?;
         rx.await.map_err(|_| KernelError::Stopped)?
+    }
+
+    /// Verifies a capability token as the sequencer would for an intent
+    /// (signature, issuer, time window, revocation) without deciding anything:
+    /// gateways use it to open a session and learn the holder. Every intent is
+    /// verified again when it is decided.
+    ///
+    /// # Errors
+    /// [`KernelError::Busy`], [`KernelError::Stopped`]; the inner error is the
+    /// token's refusal.
+    pub async fn verify_token(
+        &self,
+        token_text: impl Into<String>,
+    ) -> Result<Result<TokenClaims, TokenError>, KernelError> {
+        let (reply, rx) = oneshot::channel();
+        self.enqueue(Command::Verify { token: token_text.into(), reply })?;
+        rx.await.map_err(|_| KernelError::Stopped)
+    }
+
+    /// Undoes a committed intent inside its hold period (spec §35), on a
+    /// blocking thread: the Commit Layer compensates from the Rollback Zone
+    /// under the resource locks and logs an undo record. Refused in commit
+    /// freeze, where the undo could not be logged.
+    ///
+    /// # Errors
+    /// [`KernelError::Undo`] with the Commit Layer's code, [`KernelError::Freeze`].
+    pub async fn undo(&self, intent: IntentId) -> Result<Undone, KernelError> {
+        if let Mode::CommitFreeze { why } = self.shared.mode() {
+            return Err(KernelError::Freeze(why));
+        }
+        let commit = self.commit.clone();
+        let now = self.shared.clock.now();
+        tokio::task::spawn_blocking(move || commit.undo(intent, now))
+            .await
+            .map_err(|e| KernelError::Freeze(format!("undo task failed: {e}")))?
+            .map_err(|e| KernelError::Undo { code: e.code(), why: e.to_string() })
     }
 
     /// The current mode.
@@ -557,12 +606,13 @@ impl Kernel {
             dsc_streak: 0,
             last_now: now,
             done_tx,
+            logged_tokens: std::collections::BTreeSet::new(),
         };
         let interval = config.heartbeat_interval.max(Duration::from_millis(1));
         runtime.spawn(sequencer.run(rx, done_rx, interval));
         runtime.spawn(watchdog(shared.clone(), interval));
         let (rec_tx, rec_rx) = oneshot::channel();
-        let commit = config.commit;
+        let commit = config.commit.clone();
         let rec_shared = shared.clone();
         runtime.spawn(async move {
             let result = tokio::task::spawn_blocking(move || commit.recover(now)).await;
@@ -580,7 +630,7 @@ impl Kernel {
             }
             let _ = rec_tx.send((report, hold));
         });
-        let handle = KernelHandle { tx, shared };
+        let handle = KernelHandle { tx, shared, commit: config.commit.clone() };
         Ok((handle, Recovering { rx: rec_rx, fold, approvals_lapsed }))
     }
 }
@@ -666,6 +716,7 @@ struct Sequencer {
     dsc_streak: u32,
     last_now: UnixMillis,
     done_tx: mpsc::Sender<Completion>,
+    logged_tokens: std::collections::BTreeSet<[u8; 32]>,
 }
 
 fn explain(decision: &Decision, code: DenyCode) -> String {
@@ -778,6 +829,16 @@ impl Sequencer {
             Command::Token { event, reply } => {
                 let _ = reply.send(self.on_token(&event));
             }
+            Command::Verify { token, reply } => {
+                let now = self.now();
+                let text = token.trim();
+                let verified = if text.len() > TOKEN_TEXT_MAX {
+                    Err(TokenError::UnknownToken(format!("over {TOKEN_TEXT_MAX} bytes")))
+                } else {
+                    self.cache.verify(text, &self.keys, now, self.state.registry.revocations())
+                };
+                let _ = reply.send(verified.map(|v| v.claims().clone()));
+            }
         }
     }
 
@@ -865,11 +926,21 @@ impl Sequencer {
         };
         let decision = decide_injecting_faults(&self.state.dsc, &intent, verified.as_ref(), now, faults);
         self.track_dsc_health(&decision);
+        let token_sha3 = (!text.is_empty()).then(|| maos_crypto::sha3_256(text.as_bytes()));
+        // INVARIANT: a text is marked logged only with the record that holds
+        // it; if that batch fails the kernel freezes, so no later record can
+        // refer to a text that is not in the log.
+        let log_text = token_sha3.is_some_and(|h| {
+            if self.logged_tokens.len() >= LOGGED_TOKENS_MAX {
+                self.logged_tokens.clear();
+            }
+            self.logged_tokens.insert(h.0)
+        });
         let record = DecisionRecord {
             v: RECORD_VERSION,
             intent: intent.clone(),
-            token: (!text.is_empty()).then(|| text.to_owned()),
-            token_sha3: (!text.is_empty()).then(|| maos_crypto::sha3_256(text.as_bytes()).to_hex()),
+            token: log_text.then(|| text.to_owned()),
+            token_sha3: token_sha3.map(|h| h.to_hex()),
             token_error: verified.as_ref().err().map(|e| e.code().to_owned()),
             now_ms: now.0,
             verdict: decision.verdict.clone(),
@@ -882,6 +953,10 @@ impl Sequencer {
         let payload = match records::encode(&record) {
             Ok(p) if p.len() <= PAYLOAD_BYTES_MAX => p,
             Ok(_) | Err(_) => {
+                // The text did not reach the log after all: log it next time.
+                if let (true, Some(h)) = (log_text, token_sha3) {
+                    self.logged_tokens.remove(&h.0);
+                }
                 let why = format!("the decision record is over {PAYLOAD_BYTES_MAX} bytes");
                 let _ = reply.send(self.refuse(&intent, CODE_RECORD_TOO_LARGE, &why, now));
                 return None;
@@ -1019,10 +1094,14 @@ impl Sequencer {
                     if matches!(error.reason, FailReason::Wal(_)) {
                         shared.freeze(&error.to_string());
                     }
-                    if logged {
+                    if logged || matches!(error.reason, FailReason::Wal(_)) {
+                        // A failed WAL write at stage 1 may still have reached the
+                        // disk: then crash recovery runs the (allowed) intent at the
+                        // next start. The agent is told the outcome is unsettled,
+                        // not that it was refused.
                         Reply::Failed { intent: id, error }
                     } else {
-                        // Refused at stage 1: nothing was logged or ran.
+                        // Refused at stage 1 before the log: nothing was logged or ran.
                         denied(id, error.code(), error.to_string(), decision_lsn)
                     }
                 }

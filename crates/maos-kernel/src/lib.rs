@@ -49,12 +49,12 @@ mod mode;
 pub mod records;
 
 pub use error::KernelError;
-pub use fold::{Divergence, FoldSummary, REPLAY_DIVERGENCES_MAX, ReplayReport, replay};
+pub use fold::{Divergence, FoldSummary, REPLAY_DIVERGENCES_MAX, REPLAY_TOKENS_MAX, ReplayReport, replay};
 pub use kernel::{
     APPROVAL_TTL_MS_DEFAULT, CODE_APPROVALS_FULL, CODE_RECORD_TOO_LARGE, CODE_STATE_LIMIT, CODE_TOKEN_TOO_LARGE,
     DECISION_BATCH_MAX, DSC_INTERNAL_STREAK_MAX, HEARTBEAT_INTERVAL_DEFAULT, HEARTBEAT_MISSES_MAX, Kernel,
-    KernelConfig, KernelFaults, KernelHandle, KernelStatus, PENDING_APPROVALS_MAX, Recovering, Reply,
-    SUBMIT_QUEUE_DEFAULT, SUBMIT_QUEUE_MAX, StartReport, Submission,
+    KernelConfig, KernelFaults, KernelHandle, KernelStatus, LOGGED_TOKENS_MAX, PENDING_APPROVALS_MAX, Recovering,
+    Reply, SUBMIT_QUEUE_DEFAULT, SUBMIT_QUEUE_MAX, StartReport, Submission,
 };
 pub use mode::{CODE_FREEZE, CODE_RECOVERY_HOLD, CODE_THINK_ONLY, Mode};
 pub use records::{ApprovalPacket, redact_payload};

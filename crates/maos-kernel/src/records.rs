@@ -50,8 +50,10 @@ pub struct DecisionRecord {
     pub v: u16,
     /// The intent as decided.
     pub intent: Intent,
-    /// The presented token text, kept so replay can re-verify it. A
-    /// credential: exports use [`redact_payload`].
+    /// The presented token text, kept so replay can re-verify it: only in the
+    /// first decision record with this token since the kernel started (later
+    /// ones carry `token_sha3` alone; see `LOGGED_TOKENS_MAX`). A credential:
+    /// exports use [`redact_payload`].
     pub token: Option<String>,
     /// SHA3-256 of the presented token text (hex), if any.
     pub token_sha3: Option<String>,

@@ -335,8 +335,8 @@ impl Intent {
         if self.action.is_empty() || self.action.len() > INTENT_ACTION_BYTES_MAX {
             return limit("action", INTENT_ACTION_BYTES_MAX);
         }
-        if !self.action.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._:/-".contains(&b)) {
-            return invalid("action", "use a-z, 0-9 and `._:/-`");
+        if !self.action.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._:/-_".contains(&b)) {
+            return invalid("action", "use a-z, 0-9 and `._:/-_`");
         }
         if self.resources.len() > INTENT_RESOURCES_MAX {
             return limit("resources", INTENT_RESOURCES_MAX);

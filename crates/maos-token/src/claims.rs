@@ -27,15 +27,15 @@ impl ActionPattern {
     ///
     /// # Errors
     /// [`TokenError::InvalidClaims`] if empty, too long, using characters outside
-    /// `[a-z0-9._:/-]`, or with a `*` anywhere but at the end.
+    /// `[a-z0-9._:/_-]`, or with a `*` anywhere but at the end.
     pub fn new(text: &str) -> Result<Self, TokenError> {
         let bad = |why: &str| TokenError::InvalidClaims(format!("action `{}`: {why}", truncate(text)));
         if text.is_empty() || text.len() > ACTION_BYTES_MAX {
             return Err(bad("must be 1 to 128 bytes"));
         }
         let body = text.strip_suffix('*').unwrap_or(text);
-        if !body.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._:/-".contains(&b)) {
-            return Err(bad("use a-z, 0-9 and `._:/-`, with an optional trailing `*`"));
+        if !body.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._:/-_".contains(&b)) {
+            return Err(bad("use a-z, 0-9 and `._:/-_`, with an optional trailing `*`"));
         }
         if text.ends_with('*') && !(body.is_empty() || body.ends_with('.') || body.ends_with('/')) {
             return Err(bad("a wildcard must follow `.` or `/`, as in `fs.*` or `mcp:github/*`"));

@@ -68,7 +68,7 @@ pub use frame::{
 };
 pub use payload::{CHECKPOINT_SIGNED_LEN, Checkpoint, GENESIS_LEN, Genesis, RETENTION_LEN, RetentionDeletion};
 pub use reader::{FOLLOW_BATCH_RECORDS_MAX, Follower, LogReader, PayloadState, Record, Records, TAIL_RECORDS_MAX};
-pub use storage::{DIRECTORY_ENTRIES_MAX, FsStorage, SegmentFile, Storage};
+pub use storage::{DIRECTORY_ENTRIES_MAX, FsStorage, NoSyncStorage, SegmentFile, Storage};
 pub use types::{
     CheckpointCadence, Clock, CopyId, LegalHold, LogId, Lsn, ManualClock, RecordHash, RecordKind, StateDigest,
     StateDigestSource, SystemClock, encryption_required, retention_days,

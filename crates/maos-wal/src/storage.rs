@@ -234,3 +234,60 @@ impl Storage for FsStorage {
         File::open(&self.dir)?.sync_all()
     }
 }
+
+/// A storage that skips every sync. **Benchmarks only**: appends are
+/// acknowledged before they are durable, so a crash can lose acknowledged
+/// records. `maos up --bench-no-fsync` uses it to measure what durability
+/// costs; nothing else may.
+#[derive(Debug)]
+pub struct NoSyncStorage(pub Arc<dyn Storage>);
+
+struct NoSyncFile(Box<dyn SegmentFile>);
+
+impl SegmentFile for NoSyncFile {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.0.append(bytes)
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Storage for NoSyncStorage {
+    fn list(&self) -> io::Result<Vec<String>> {
+        self.0.list()
+    }
+
+    fn create(&self, name: &str) -> io::Result<Box<dyn SegmentFile>> {
+        Ok(Box::new(NoSyncFile(self.0.create(name)?)))
+    }
+
+    fn open_append(&self, name: &str) -> io::Result<Box<dyn SegmentFile>> {
+        Ok(Box::new(NoSyncFile(self.0.open_append(name)?)))
+    }
+
+    fn read(&self, name: &str, offset: u64, len_max: usize) -> io::Result<Vec<u8>> {
+        self.0.read(name, offset, len_max)
+    }
+
+    fn len(&self, name: &str) -> io::Result<u64> {
+        self.0.len(name)
+    }
+
+    fn truncate(&self, name: &str, len: u64) -> io::Result<()> {
+        self.0.truncate(name, len)
+    }
+
+    fn remove(&self, name: &str) -> io::Result<()> {
+        self.0.remove(name)
+    }
+
+    fn replace(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
+        self.0.replace(name, bytes)
+    }
+
+    fn sync_dir(&self) -> io::Result<()> {
+        Ok(())
+    }
+}

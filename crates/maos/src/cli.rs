@@ -36,6 +36,118 @@ pub enum Command {
     Audit(AuditCommand),
     /// Walk through the token lifecycle in a temporary data directory.
     Demo(DemoArgs),
+    /// Run the kernel daemon: HTTP API on loopback, crash recovery first.
+    Up(UpArgs),
+    /// Mode of the running kernel and why, queue, log health, approvals.
+    Status,
+    /// Undo a committed intent inside its hold period (mail 60 min, files 24 h).
+    Undo(UndoArgs),
+    /// Answer approval requests (HACF level 2) with the commander key.
+    #[command(subcommand)]
+    Approve(ApproveCommand),
+    /// Load-test a running kernel: throughput and latency percentiles.
+    Bench(BenchArgs),
+    /// Serve MCP on stdio for one agent, through the running kernel (for MCP
+    /// clients that launch servers as commands). The capability token comes from
+    /// MAOS_TOKEN or --token-file, never the command line.
+    Mcp(McpArgs),
+    /// Upstream MCP tools: list them with their pins; approve a changed one.
+    #[command(subcommand)]
+    Tools(ToolsCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    /// The agent this process serves (must match the token's holder).
+    #[arg(long)]
+    pub agent: String,
+    /// File holding the capability token (else the MAOS_TOKEN environment variable).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Base URL of the kernel (default: the `maos up` of --data-dir).
+    #[arg(long)]
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ToolsCommand {
+    /// Every upstream tool: pin, policy, and whether it is withheld.
+    List,
+    /// Approve the current definition of SERVER/TOOL after a change.
+    Approve {
+        /// `server/tool`.
+        tool: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Listen address (default from maos.toml, else 127.0.0.1:7700).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Register the `noop.*` effector, which changes nothing (for `maos bench`).
+    #[arg(long)]
+    pub noop_effector: bool,
+    /// BENCHMARKS ONLY: the log skips fsync (a crash can lose acknowledged
+    /// intents); measures what durability costs.
+    #[arg(long)]
+    pub bench_no_fsync: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UndoArgs {
+    /// The intent id.
+    pub intent: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApproveCommand {
+    /// Open approval packets.
+    List,
+    /// One packet in full.
+    Show {
+        /// The approval id (the intent id).
+        id: String,
+    },
+    /// Sign and grant: the intent then runs.
+    Grant {
+        /// The approval id.
+        id: String,
+    },
+    /// Deny: the intent fails with a logged reason.
+    Deny {
+        /// The approval id.
+        id: String,
+        /// Why (logged).
+        #[arg(long, default_value = "denied by the operator")]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Base URL of the kernel (default: the `maos up` of --data-dir).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Concurrent agents (one token and session each; each is limited to
+    /// 1,000 intents/s by its token and session, spec §9).
+    #[arg(long, default_value_t = 32)]
+    pub agents: usize,
+    /// Requests in flight per agent.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Seconds to run.
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+    /// Fraction of writes (0.0 to 1.0); the rest are observations.
+    #[arg(long, default_value_t = 0.5)]
+    pub write_ratio: f64,
+    /// Fixed offered rate in intents per second (default: as fast as possible).
+    #[arg(long)]
+    pub rate: Option<u64>,
+    /// Action namespace to drive: `noop` (needs `maos up --noop-effector`) or `echo` (the bare HTTP floor: GET /v1/health).
+    #[arg(long, default_value = "noop")]
+    pub mode: String,
 }
 
 /// `maos key …`.

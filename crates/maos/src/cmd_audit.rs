@@ -264,3 +264,26 @@ fn replay(out: &Output, dir: &DataDir) -> anyhow::Result<ExitCode> {
         Ok(ExitCode::from(EXIT_INVALID))
     }
 }
+
+/// The daemon's `GET /v1/audit`: the same records and format as `audit export`.
+pub struct LogAudit {
+    dir: DataDir,
+}
+
+impl LogAudit {
+    pub fn new(dir: &DataDir) -> anyhow::Result<Self> {
+        reader(dir)?;
+        Ok(Self { dir: DataDir::new(dir.root()) })
+    }
+}
+
+impl maos_gateway::AuditSource for LogAudit {
+    fn read(&self, from: u64, limit: usize) -> Result<Vec<serde_json::Value>, String> {
+        let reader = reader(&self.dir).map_err(|e| format!("{e:#}"))?;
+        let mut out = Vec::with_capacity(limit.min(maos_gateway::AUDIT_PAGE_MAX));
+        for record in reader.records_from(Lsn(from.max(1))).map_err(|e| e.to_string())?.take(limit) {
+            out.push(record_json(&record.map_err(|e| e.to_string())?));
+        }
+        Ok(out)
+    }
+}

@@ -32,10 +32,33 @@ secondary_dir = "{}"
 # Seal record payloads with AES-256-GCM (keys/wal.key). Always on, whatever
 # this says, for the hardened and isolated profiles.
 encrypt = {}
+
+[api]
+# Where `maos up` serves the HTTP API (/v1) . Loopback by default: agents on
+# other hosts should reach MAOS through a proxy you control.
+listen = "{}"
+# Requests per second per agent session (spec §9 default).
+rate_per_second = {}
+
+[effectors]
+# Relative paths are under this data directory.
+# The only directory fs.* may read or change (no `..`, no symlink escape).
+fs_root = "workspace"
+# Outgoing mail is written here (Maildir) and held 60 minutes, during which
+# `maos undo INTENT` recalls it.
+mail_outbox = "mail"
+mail_from = "agent@maos.localhost"
+# Hosts http.* may reach, e.g. ["api.example.com", "*.example.org"]. Empty: none.
+http_allow = []
+# Local testing only: allow http:// and names resolving to private addresses.
+http_plain = false
+http_private = false
 "#,
         profile.name(),
         crate::datadir::DEFAULT_WAL_SECONDARY,
-        encrypt
+        encrypt,
+        maos_gateway::LISTEN_DEFAULT,
+        maos_gateway::RATE_PER_SECOND_DEFAULT,
     )
 }
 

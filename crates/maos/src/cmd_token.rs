@@ -71,18 +71,45 @@ fn read_token(arg: &str) -> anyhow::Result<String> {
 }
 
 /// Logs the event durably, then applies it: what is reported was logged first.
-fn record(journal: &Journal, registry: &mut TokenRegistry, event: TokenEvent) -> anyhow::Result<()> {
-    let mut after = registry.clone();
-    after.apply(&event)?;
-    journal.append(&SecurityEvent::Token(event), Some(&after))?;
-    journal.checkpoint_now()?;
-    *registry = after;
-    Ok(())
+/// Where token events go: the log directly, or, while `maos up` holds the
+/// log, the daemon, whose kernel logs and applies them at once (so a
+/// revocation takes effect on the running kernel's next decision).
+pub enum Ledger {
+    Local(Box<Journal>),
+    Daemon(crate::client::Daemon),
+}
+
+impl Ledger {
+    pub fn open(dir: &DataDir) -> anyhow::Result<(Self, TokenRegistry)> {
+        // A daemon that does not answer left stale run files behind (a crash);
+        // then the log's lock is free and the journal is written directly.
+        if let Some(daemon) = crate::client::Daemon::find_live(dir)? {
+            return Ok((Self::Daemon(daemon), read_registry(dir)?));
+        }
+        let (journal, registry, _) = Journal::open(dir)?;
+        Ok((Self::Local(Box::new(journal)), registry))
+    }
+
+    pub fn record(&self, registry: &mut TokenRegistry, event: TokenEvent) -> anyhow::Result<()> {
+        let mut after = registry.clone();
+        after.apply(&event)?;
+        match self {
+            Self::Local(journal) => {
+                journal.append(&SecurityEvent::Token(event), Some(&after))?;
+                journal.checkpoint_now()?;
+            }
+            Self::Daemon(daemon) => {
+                daemon.post("/v1/token-events", &serde_json::to_value(&event)?)?;
+            }
+        }
+        *registry = after;
+        Ok(())
+    }
 }
 
 fn issue(out: &Output, dir: &DataDir, args: &IssueArgs) -> anyhow::Result<ExitCode> {
     let key = dir.kernel_signing_key()?;
-    let (journal, mut registry, _) = Journal::open(dir)?;
+    let (ledger, mut registry) = Ledger::open(dir)?;
     let trust_class = TrustClass::parse(&args.trust_class)
         .ok_or_else(|| usage(format!("--trust-class `{}`: use a, b, c or external", args.trust_class)))?;
     let req = MintRequest {
@@ -99,7 +126,7 @@ fn issue(out: &Output, dir: &DataDir, args: &IssueArgs) -> anyhow::Result<ExitCo
         commander_ack: args.commander_ack,
     };
     let token = maos_token::mint(&key, req, now(), registry.revocations().epoch(), random10()?)?;
-    record(&journal, &mut registry, TokenEvent::Issued(TokenIssued::from_minted(&token)))?;
+    ledger.record(&mut registry, TokenEvent::Issued(TokenIssued::from_minted(&token)))?;
     print_minted(out, "issued", &token);
     Ok(ExitCode::SUCCESS)
 }
@@ -200,7 +227,7 @@ fn limit_overrides(limits: &LimitArgs) -> anyhow::Result<(Option<u64>, Option<u3
 
 fn derive(out: &Output, dir: &DataDir, args: &DeriveArgs) -> anyhow::Result<ExitCode> {
     let key = dir.kernel_signing_key()?;
-    let (journal, mut registry, _) = Journal::open(dir)?;
+    let (ledger, mut registry) = Ledger::open(dir)?;
     let now = now();
     let parent =
         UnverifiedToken::parse(&read_token(&args.token)?)?.verify(&key_ring(dir)?, now, registry.revocations())?;
@@ -216,17 +243,17 @@ fn derive(out: &Output, dir: &DataDir, args: &DeriveArgs) -> anyhow::Result<Exit
         budget: args.budget,
     };
     let child = maos_token::derive(&key, &parent, req, now, &registry, random10()?)?;
-    record(&journal, &mut registry, TokenEvent::Issued(TokenIssued::from_minted(&child)))?;
+    ledger.record(&mut registry, TokenEvent::Issued(TokenIssued::from_minted(&child)))?;
     print_minted(out, "derived", &child);
     Ok(ExitCode::SUCCESS)
 }
 
 fn revoke(out: &Output, dir: &DataDir, args: &RevokeArgs) -> anyhow::Result<ExitCode> {
     dir.require_initialized()?;
-    let (journal, mut registry, _) = Journal::open(dir)?;
+    let (ledger, mut registry) = Ledger::open(dir)?;
     let id = TokenId::parse(&args.id)?;
     let event = registry.plan_revoke(id, now(), &args.reason)?;
-    record(&journal, &mut registry, event.clone())?;
+    ledger.record(&mut registry, event.clone())?;
     let TokenEvent::Revoked(r) = &event else {
         return Err(coded("MAOS-BUG", "revocation planned a non-revocation", 1));
     };
@@ -281,4 +308,34 @@ fn list(out: &Output, dir: &DataDir, args: &ListArgs) -> anyhow::Result<ExitCode
         println!("{} token(s), revocation epoch {}", rows.len(), registry.revocations().epoch());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Issues a root token for `agent` with `allow` permissions and records it
+/// (through the daemon when one runs). For `maos bench`, which needs tokens
+/// of its own for its synthetic agents.
+pub fn issue_for(
+    dir: &DataDir,
+    agent: &str,
+    allow: &[String],
+    rate_per_hour: u32,
+    max_ops: u64,
+) -> anyhow::Result<String> {
+    let key = dir.kernel_signing_key()?;
+    let (ledger, mut registry) = Ledger::open(dir)?;
+    let req = MintRequest {
+        agent: AgentId::new(agent)?,
+        ring: Ring::Untrusted,
+        trust_class: TrustClass::Inspectable,
+        clearance: IfcLevel::Internal,
+        permissions: parse_permissions(allow)?,
+        ttl_ms: None,
+        rate_per_hour,
+        max_ops,
+        budget: 0,
+        mission: None,
+        commander_ack: false,
+    };
+    let token = maos_token::mint(&key, req, now(), registry.revocations().epoch(), random10()?)?;
+    ledger.record(&mut registry, TokenEvent::Issued(TokenIssued::from_minted(&token)))?;
+    Ok(token.text().to_owned())
 }

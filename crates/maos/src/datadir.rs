@@ -30,6 +30,79 @@ pub struct Config {
     pub wal_secondary: Option<PathBuf>,
     /// Whether WAL payloads are sealed (forced on for hardened and isolated).
     pub encrypt_wal: bool,
+    /// `[api]`: where `maos up` listens and the per-session rate.
+    pub api: ApiSection,
+    /// `[effectors]`: what the built-in effectors may touch.
+    pub effectors: EffectorsSection,
+    /// `[[upstream]]`: MCP tool servers the gateway mediates.
+    pub upstreams: Vec<maos_mcp::UpstreamConfig>,
+    /// `[mcp]`: the agent-facing MCP gateway.
+    pub mcp: McpSection,
+}
+
+/// `[mcp]` in `maos.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct McpSection {
+    /// Seconds a tool call that needs approval waits for the commander before
+    /// answering "pending" with the approval id.
+    pub approval_wait_s: u64,
+}
+
+impl Default for McpSection {
+    fn default() -> Self {
+        Self { approval_wait_s: 30 }
+    }
+}
+
+/// Upstream servers at most (each is a process or a connection).
+pub const UPSTREAMS_MAX: usize = 64;
+
+/// `[api]` in `maos.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSection {
+    /// Listen address; loopback by default.
+    pub listen: String,
+    /// Requests per second per agent session (spec §9 default 1,000).
+    pub rate_per_second: u32,
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        Self { listen: maos_gateway::LISTEN_DEFAULT.to_owned(), rate_per_second: maos_gateway::RATE_PER_SECOND_DEFAULT }
+    }
+}
+
+/// `[effectors]` in `maos.toml`. Relative paths are under the data directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EffectorsSection {
+    /// The only directory `fs.*` may touch.
+    pub fs_root: String,
+    /// The Maildir outbox `mail.send` writes to (held 60 min before release).
+    pub mail_outbox: String,
+    /// The `From:` of outgoing mail.
+    pub mail_from: String,
+    /// Hosts `http.*` may reach (exact names or `*.example.com`); empty: none.
+    pub http_allow: Vec<String>,
+    /// Allow `http://` as well as `https://` (local testing only).
+    pub http_plain: bool,
+    /// Allow names that resolve to loopback or private addresses (local testing only).
+    pub http_private: bool,
+}
+
+impl Default for EffectorsSection {
+    fn default() -> Self {
+        Self {
+            fs_root: "workspace".into(),
+            mail_outbox: "mail".into(),
+            mail_from: "agent@maos.localhost".into(),
+            http_allow: Vec::new(),
+            http_plain: false,
+            http_private: false,
+        }
+    }
 }
 
 #[derive(Default, Deserialize)]
@@ -38,6 +111,14 @@ struct ConfigFile {
     profile: Option<String>,
     #[serde(default)]
     wal: WalSection,
+    #[serde(default)]
+    api: ApiSection,
+    #[serde(default)]
+    effectors: EffectorsSection,
+    #[serde(default)]
+    upstream: Vec<maos_mcp::UpstreamConfig>,
+    #[serde(default)]
+    mcp: McpSection,
 }
 
 #[derive(Default, Deserialize)]
@@ -116,6 +197,17 @@ impl DataDir {
         Ok(keys)
     }
 
+    /// Run-time files of a running daemon: `daemon.json` and `operator.token`.
+    pub fn run(&self) -> PathBuf {
+        self.root.join("run")
+    }
+
+    /// A path from the configuration: relative ones are under the data directory.
+    pub fn resolve(&self, configured: &str) -> PathBuf {
+        let path = Path::new(configured);
+        if path.is_absolute() { path.to_path_buf() } else { self.root.join(path) }
+    }
+
     pub fn wal(&self) -> PathBuf {
         self.root.join("wal")
     }
@@ -142,7 +234,29 @@ impl DataDir {
         let secondary = file.wal.secondary_dir.unwrap_or_else(|| DEFAULT_WAL_SECONDARY.to_owned());
         let wal_secondary = (!secondary.is_empty()).then(|| self.root.join(secondary));
         let encrypt_wal = file.wal.encrypt || maos_wal::encryption_required(profile);
-        Ok(Config { profile, wal_secondary, encrypt_wal })
+        if file.upstream.len() > UPSTREAMS_MAX {
+            return Err(coded(
+                "MAOS-CONFIG",
+                format!("`{}`: more than {UPSTREAMS_MAX} [[upstream]] entries", path.display()),
+                1,
+            ));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for u in &file.upstream {
+            u.transport().map_err(|e| coded("MAOS-CONFIG", format!("`{}`: {e}", path.display()), 1))?;
+            if !names.insert(u.name.clone()) {
+                return Err(coded("MAOS-CONFIG", format!("`{}`: two upstreams named `{}`", path.display(), u.name), 1));
+            }
+        }
+        Ok(Config {
+            profile,
+            wal_secondary,
+            encrypt_wal,
+            api: file.api,
+            effectors: file.effectors,
+            upstreams: file.upstream,
+            mcp: file.mcp,
+        })
     }
 
     /// Fails with a helpful message unless `maos init` has run here.

@@ -70,6 +70,9 @@ pub fn kind_name(kind: RecordKind) -> &'static str {
         0x0303 => "kernel.refused",
         0x0310 => "approval.requested",
         0x0311 => "approval.decided",
+        0x0400 => "tool.pinned",
+        0x0401 => "tool.approved",
+        0x0402 => "tool.disabled",
         _ => kind.name(),
     }
 }
@@ -134,6 +137,20 @@ impl Journal {
     /// [`Self::open`] without completing an interrupted key rotation: for the
     /// rotation itself, which stages its new key before logging it.
     pub fn open_as_is(dir: &DataDir) -> anyhow::Result<(Self, TokenRegistry, OpenReport)> {
+        Self::open_with(dir, false)
+    }
+
+    /// [`Self::open`]; with `bench_no_fsync` the log skips every sync
+    /// (`maos up --bench-no-fsync`, to measure what durability costs: a crash
+    /// can then lose acknowledged records, and there is no second copy).
+    pub fn open_for_daemon(dir: &DataDir, bench_no_fsync: bool) -> anyhow::Result<(Self, TokenRegistry, OpenReport)> {
+        if dir.wal().exists() {
+            crate::cmd_key::finish_interrupted(dir)?;
+        }
+        Self::open_with(dir, bench_no_fsync)
+    }
+
+    fn open_with(dir: &DataDir, bench_no_fsync: bool) -> anyhow::Result<(Self, TokenRegistry, OpenReport)> {
         let config = dir.load_config()?;
         let key = Arc::new(dir.kernel_signing_key()?);
         let digest = Arc::new(Mutex::new(StateDigest([0; 32])));
@@ -143,12 +160,20 @@ impl Journal {
             // checkpoint cannot vouch for anything.
             Arc::new(move || digest.lock().map(|d| *d).unwrap_or(StateDigest([0xFF; 32])))
         };
-        let mut wal_config = WalConfig::new(config.profile, dir.wal()).signer(key, source);
+        let mut wal_config = if bench_no_fsync {
+            tracing::warn!("--bench-no-fsync: the log does not sync; a crash can lose acknowledged records");
+            let storage = maos_wal::FsStorage::open_locked(dir.wal())
+                .map_err(|e| coded("WAL-LOCKED", format!("opening `{}`: {e}", dir.wal().display()), 1))?;
+            WalConfig::with_storage(config.profile, Arc::new(maos_wal::NoSyncStorage(Arc::new(storage))))
+                .signer(key, source)
+        } else {
+            WalConfig::new(config.profile, dir.wal()).signer(key, source)
+        };
         // Checkpoints signed before a rotation stay verifiable.
         for retired in dir.kernel_trusted_keys()?.into_iter().skip(1) {
             wal_config = wal_config.trust_key(retired);
         }
-        if let Some(secondary) = &config.wal_secondary {
+        if let Some(secondary) = config.wal_secondary.as_ref().filter(|_| !bench_no_fsync) {
             wal_config = wal_config.secondary_dir(secondary);
         }
         if let Some(sealing) = sealing_key(dir, &config)? {
@@ -186,6 +211,12 @@ impl Journal {
 }
 
 impl Journal {
+    /// The log itself, for the kernel, which appends its own records. The
+    /// checkpoint digest stays the one computed at open.
+    pub fn into_wal(self) -> Wal {
+        self.wal
+    }
+
     /// Signs the chain head now. Short-lived writers (each CLI command) call this
     /// before exiting, so what they logged is vouched for by a checkpoint
     /// signature at once instead of after the next 100 records or 5 minutes.

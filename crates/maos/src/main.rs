@@ -6,16 +6,22 @@
 
 #![forbid(unsafe_code)]
 
+mod bench;
 mod cli;
+mod client;
 mod cmd_audit;
 mod cmd_init;
 mod cmd_key;
+mod cmd_mcp;
+mod cmd_ops;
 mod cmd_policy;
 mod cmd_token;
+mod cmd_up;
 mod datadir;
 mod demo;
 mod journal;
 mod output;
+mod runtime;
 
 use clap::Parser as _;
 use std::process::ExitCode;
@@ -37,6 +43,13 @@ fn main() -> ExitCode {
         cli::Command::Policy(cmd) => cmd_policy::run(&out, cmd),
         cli::Command::Audit(cmd) => cmd_audit::run(&out, &cli.data_dir, cmd),
         cli::Command::Demo(args) => demo::run(&out, &args),
+        cli::Command::Up(args) => cmd_up::run(&out, &cli.data_dir, &args),
+        cli::Command::Status => cmd_ops::status(&out, &cli.data_dir),
+        cli::Command::Undo(args) => cmd_ops::undo(&out, &cli.data_dir, &args),
+        cli::Command::Approve(cmd) => cmd_ops::approve(&out, &cli.data_dir, cmd),
+        cli::Command::Bench(args) => bench::run(&out, &cli.data_dir, &args),
+        cli::Command::Mcp(args) => cmd_mcp::mcp(&cli.data_dir, &args),
+        cli::Command::Tools(cmd) => cmd_mcp::tools(&out, &cli.data_dir, cmd),
     };
     match result {
         Ok(code) => code,

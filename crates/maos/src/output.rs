@@ -8,7 +8,7 @@ use std::process::ExitCode;
 /// An error with a stable code and a chosen exit status.
 #[derive(Debug)]
 pub struct Coded {
-    pub code: &'static str,
+    pub code: std::borrow::Cow<'static, str>,
     pub message: String,
     pub exit: u8,
 }
@@ -26,7 +26,12 @@ pub const EXIT_INVALID: u8 = 3;
 
 /// Builds a coded error for `anyhow`.
 pub fn coded(code: &'static str, message: impl Into<String>, exit: u8) -> anyhow::Error {
-    anyhow::Error::new(Coded { code, message: message.into(), exit })
+    anyhow::Error::new(Coded { code: code.into(), message: message.into(), exit })
+}
+
+/// A coded error whose code is only known at run time (one a daemon sent).
+pub fn coded_dynamic(code: String, message: impl Into<String>, exit: u8) -> anyhow::Error {
+    anyhow::Error::new(Coded { code: code.into(), message: message.into(), exit })
 }
 
 /// Where output goes and how it looks.
@@ -97,26 +102,36 @@ impl Output {
 }
 
 /// The stable code and exit status of an error chain.
-pub fn error_code(err: &anyhow::Error) -> (&'static str, u8) {
+pub fn error_code(err: &anyhow::Error) -> (std::borrow::Cow<'static, str>, u8) {
     for cause in err.chain() {
         if let Some(c) = cause.downcast_ref::<Coded>() {
-            return (c.code, c.exit);
+            return (c.code.clone(), c.exit);
         }
-        if let Some(e) = cause.downcast_ref::<maos_token::TokenError>() {
-            return (e.code(), 1);
-        }
-        if let Some(e) = cause.downcast_ref::<maos_dsc::DscError>() {
-            return (e.code(), 1);
-        }
-        if let Some(e) = cause.downcast_ref::<maos_model::IntentError>() {
-            return (e.code(), 1);
-        }
-        if let Some(e) = cause.downcast_ref::<maos_wal::WalError>() {
-            return (e.code(), 1);
-        }
-        if let Some(e) = cause.downcast_ref::<maos_crypto::CryptoError>() {
-            return (e.code(), 1);
+        if let Some((code, exit)) = typed_code(cause) {
+            return (code.into(), exit);
         }
     }
-    ("MAOS-ERROR", 1)
+    ("MAOS-ERROR".into(), 1)
+}
+
+fn typed_code(cause: &(dyn std::error::Error + 'static)) -> Option<(&'static str, u8)> {
+    if let Some(e) = cause.downcast_ref::<maos_token::TokenError>() {
+        return Some((e.code(), 1));
+    }
+    if let Some(e) = cause.downcast_ref::<maos_dsc::DscError>() {
+        return Some((e.code(), 1));
+    }
+    if let Some(e) = cause.downcast_ref::<maos_model::IntentError>() {
+        return Some((e.code(), 1));
+    }
+    if let Some(e) = cause.downcast_ref::<maos_wal::WalError>() {
+        return Some((e.code(), 1));
+    }
+    if let Some(e) = cause.downcast_ref::<maos_crypto::CryptoError>() {
+        return Some((e.code(), 1));
+    }
+    if let Some(e) = cause.downcast_ref::<maos_kernel::KernelError>() {
+        return Some((e.code(), 1));
+    }
+    None
 }

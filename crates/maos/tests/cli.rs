@@ -233,16 +233,58 @@ mod cli {
     }
 
     #[test]
-    fn demo_runs_clean() {
+    fn demo_runs_the_scenario_on_a_real_kernel() {
+        let tmp = tempfile::tempdir().unwrap();
+        let o = maos(tmp.path(), &["demo"]);
+        let text = stdout(&o);
+        assert!(o.status.success(), "{text}\n{}", String::from_utf8_lossy(&o.stderr));
+        let line =
+            |needle: &str| text.lines().find(|l| l.contains(needle)).unwrap_or_else(|| panic!("{needle}: {text}"));
+        assert!(line("allow    fs.write /workspace/notes/plan.md").contains("(lsn "));
+        assert!(line("session is tainted").contains("(lsn "));
+        let exfil = line("mail.send attacker@evil.example");
+        assert!(exfil.trim_start().starts_with("deny") && exfil.contains("DSC-4-"), "{exfil}");
+        assert!(line("fs.write /workspace/scratch/runaway.txt  DSC-2-RATE ×5").trim_start().starts_with("deny"));
+        assert!(line("DSC-3-BUDGET ×4").contains("spender"));
+        assert!(line("undo     fs.delete /workspace/notes/plan.md").contains("(lsn "));
+        assert!(line("back from the Rollback Zone").contains("as the assistant wrote it"));
+        assert!(line("audit verify, primary copy").trim_start().starts_with("ok"));
+        assert!(line("audit verify, secondary copy").trim_start().starts_with("ok"));
+        assert!(line("clean    audit replay").contains(" 0 diverged"));
+        assert!(text.contains("every outcome as expected"));
+    }
+
+    #[test]
+    fn demo_json_is_one_summary_of_every_step() {
         let tmp = tempfile::tempdir().unwrap();
         let o = maos(tmp.path(), &["--json", "demo"]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let doc = json(&o);
         assert_eq!(doc["ok"], true);
-        let refused: Vec<&str> = doc["steps"].as_array().unwrap().iter().filter_map(|s| s["code"].as_str()).collect();
-        assert!(refused.contains(&"TOKEN-WIDENED"));
-        assert!(refused.contains(&"TOKEN-SIGNATURE"));
-        assert!(refused.contains(&"TOKEN-REVOKED"));
+        let steps = doc["steps"].as_array().unwrap();
+        let step = |what: &str, verdict: &str| {
+            steps
+                .iter()
+                .find(|s| s["what"].as_str().is_some_and(|w| w.starts_with(what)) && s["verdict"] == verdict)
+                .unwrap_or_else(|| panic!("no `{verdict}` step for `{what}`: {doc:#}"))
+        };
+        assert!(step("fs.write /workspace/notes/plan.md", "allow")["lsn"].as_u64().is_some());
+        assert!(step("mail.send bob@example.com", "allow")["lsn"].as_u64().is_some());
+        let exfil = step("mail.send attacker@evil.example", "deny");
+        assert!(exfil["code"].as_str().unwrap().starts_with("DSC-4-"), "{exfil}");
+        assert!(!exfil["explanation"].as_str().unwrap().is_empty());
+        assert!(steps.iter().all(|s| s["what"] != "mail.send attacker@evil.example" || s["verdict"] != "allow"));
+        let rate = step("fs.write /workspace/scratch/runaway.txt", "deny");
+        assert_eq!((rate["code"].as_str(), rate["count"].as_u64()), (Some("DSC-2-RATE"), Some(5)));
+        assert_eq!(step("fs.write /workspace/scratch/runaway.txt", "allow")["count"], 10);
+        let budget = step("fs.write /workspace/scratch/spender.txt", "deny");
+        assert_eq!((budget["code"].as_str(), budget["count"].as_u64()), (Some("DSC-3-BUDGET"), Some(4)));
+        assert_eq!(step("fs.delete /workspace/notes/plan.md", "undo")["restored"], true);
+        assert_eq!(step("audit verify, primary copy", "ok")["checkpoints"].as_u64().map(|n| n > 0), Some(true));
+        assert!(step("audit verify, secondary copy", "ok")["records"].as_u64().is_some());
+        let replay = step("audit replay", "clean");
+        assert_eq!(replay["divergences"], 0);
+        assert!(replay["decisions"].as_u64().unwrap() > 0);
     }
 
     /// Byte offset of the record with `lsn` in the first segment of `wal`.

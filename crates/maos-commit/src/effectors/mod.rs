@@ -3,6 +3,7 @@
 pub mod fs;
 pub mod http;
 pub mod mail;
+pub mod noop;
 
 /// SHA3-256 of `parts` joined with a NUL separator (world-state hashes).
 pub(crate) fn state_hash(parts: &[&[u8]]) -> [u8; 32] {

@@ -205,3 +205,22 @@ pub async fn wait_for(kernel: &KernelHandle, pred: impl Fn(&maos_kernel::Mode) -
     }
     panic!("mode never reached the expected state: {}", kernel.mode());
 }
+
+/// A token for `agent` with `permissions` and `budget` units, a high rate (so
+/// a simulation is not throttled) and the id random bytes `[nonce; 10]`.
+pub fn token_for(agent: &str, permissions: &[&str], budget: u64, nonce: u8) -> String {
+    let req = MintRequest {
+        agent: AgentId::new(agent).unwrap(),
+        ring: Ring::Trusted,
+        trust_class: TrustClass::Transparent,
+        clearance: IfcLevel::Internal,
+        permissions: permissions.iter().map(|p| parse_permission(p).unwrap()).collect(),
+        ttl_ms: None,
+        rate_per_hour: 360_000,
+        max_ops: 100_000,
+        budget,
+        mission: Some("Maintain the workspace notes.".into()),
+        commander_ack: false,
+    };
+    maos_token::mint(issuer(), req, NOW, 0, [nonce; 10]).unwrap().text().to_owned()
+}

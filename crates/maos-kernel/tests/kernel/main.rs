@@ -4,6 +4,7 @@
 #![expect(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a panic is a failed test")]
 
 mod common;
+mod simulation;
 
 use common::*;
 use maos_commit::{
@@ -293,7 +294,9 @@ fn replay_finds_no_divergence_and_finds_a_tampered_record() {
     assert!(report.is_clean(), "{:?}", report.divergences);
 
     // Forge: a record claiming the DSC allowed a write it denies (budget exhausted).
-    let (_, denied) = decisions(&world).into_iter().find(|(_, d)| d.deny_code.is_some() && d.token.is_some()).unwrap();
+    // (Only the first record with a token carries its text; later ones carry its hash.)
+    let (_, denied) =
+        decisions(&world).into_iter().find(|(_, d)| d.deny_code.is_some() && d.token_sha3.is_some()).unwrap();
     let mut forged = denied.clone();
     forged.verdict = Verdict::Allow;
     forged.deny_code = None;
@@ -308,6 +311,34 @@ fn replay_finds_no_divergence_and_finds_a_tampered_record() {
     assert_eq!((d.lsn, d.intent, d.what), (lsn, forged.intent.id, "verdict"));
     assert_eq!(d.recorded, Verdict::Allow);
     assert!(matches!(d.replayed, Verdict::Deny { .. }));
+}
+
+#[test]
+fn a_token_text_is_logged_once_and_replay_resolves_it_by_hash() {
+    let world = World::new();
+    let token = token(10);
+    lifetime(async {
+        let (kernel, _) = start(&world).await;
+        for n in 0..3 {
+            submit(&kernel, fs_write(&format!("d{n}.txt"), "x"), &token).await;
+        }
+    });
+    let records = decisions(&world);
+    let with_text = records.iter().filter(|(_, d)| d.token.is_some()).count();
+    assert_eq!(with_text, 1, "the text is in the first record only");
+    assert!(records.iter().all(|(_, d)| d.token_sha3.is_some()));
+    assert!(replay(&world.wal_reader(), dsc(), &keys()).unwrap().is_clean());
+
+    // A record naming a hash whose text is not in the log is a divergence, never clean.
+    let (_, mut orphan) = records.into_iter().next_back().unwrap();
+    orphan.token_sha3 = Some("00".repeat(32));
+    lifetime(async {
+        let layer = world.layer();
+        layer.wal().append(KIND_DECISION, &serde_json::to_vec(&orphan).unwrap()).unwrap();
+    });
+    let report = replay(&world.wal_reader(), dsc(), &keys()).unwrap();
+    assert_eq!(report.divergence_count, 1);
+    assert_eq!(report.divergences[0].what, "token text not in the log");
 }
 
 #[test]

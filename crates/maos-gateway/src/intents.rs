@@ -1,0 +1,326 @@
+//! Intents over HTTP: the request body an agent sends, the view it gets back,
+//! and the bounded table of outcomes that `GET /v1/intents/{id}` reads.
+//!
+//! Guarantees:
+//! - The agent never names itself or the intent id: both come from the session
+//!   and the server (a UUIDv7), so one agent cannot act or poll as another.
+//! - Unknown fields are refused; every bound of `maos_model::Intent` applies.
+//! - The outcome table holds at most [`RESULTS_MAX`] intents; when full the
+//!   oldest finished outcome is dropped (it stays in the audit log), and if
+//!   every slot is still running new intents are refused with `API-BUSY`.
+
+use crate::error::ApiError;
+use base64::Engine as _;
+use maos_commit::OutputLabel;
+use maos_kernel::Reply;
+use maos_model::{AgentId, ArgValue, EffectClass, IfcLevel, Intent, IntentId, ReadLabel, Resource};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+
+/// Outcomes kept for polling.
+pub const RESULTS_MAX: usize = 65_536;
+/// Default time `POST /v1/intents` waits for the outcome before answering 202.
+pub const WAIT_MS_DEFAULT: u64 = 10_000;
+/// Longest wait a request may ask for.
+pub const WAIT_MS_MAX: u64 = 60_000;
+/// [`WAIT_MS_MAX`] as a duration.
+pub const WAIT_MS_MAX_DURATION: std::time::Duration = std::time::Duration::from_millis(WAIT_MS_MAX);
+
+/// The body of `POST /v1/intents`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntentRequest {
+    /// The action (`fs.write`, `mail.send`, `http.get`, ...).
+    pub action: String,
+    /// What it touches.
+    #[serde(default)]
+    pub resources: Vec<Resource>,
+    /// Arguments.
+    #[serde(default)]
+    pub args: BTreeMap<String, ArgValue>,
+    /// The side-effect class the agent claims; the Commit Layer's own
+    /// classification wins when stronger. Absent: `write` (the safe default).
+    #[serde(default)]
+    pub effect: Option<EffectClass>,
+    /// Budget cost.
+    #[serde(default)]
+    pub cost: u64,
+    /// Confidentiality level of the sink. Absent: `public`, the lowest, so an
+    /// unstated sink can never receive a write-down.
+    #[serde(default)]
+    pub sink_level: Option<IfcLevel>,
+    /// Whether the effect requires integrity (payments, new recipients, deletion).
+    #[serde(default)]
+    pub requires_integrity: bool,
+    /// Labels of data the agent read that feeds this intent.
+    #[serde(default)]
+    pub reads: Vec<ReadLabel>,
+    /// Argument names to check for provenance.
+    #[serde(default)]
+    pub sensitive_args: Vec<String>,
+    /// Optimistic-concurrency hash of the target's state (hex).
+    #[serde(default)]
+    pub world_state_hash: Option<String>,
+    /// How long to wait for the outcome (ms, at most [`WAIT_MS_MAX`]; 0 answers at once).
+    #[serde(default)]
+    pub wait_ms: Option<u64>,
+}
+
+impl IntentRequest {
+    /// The kernel's intent, with the server's id and the session's agent.
+    ///
+    /// # Errors
+    /// [`ApiError::BadRequest`] naming the field over its bound or invalid.
+    pub fn into_intent(self, id: IntentId, agent: AgentId) -> Result<Intent, ApiError> {
+        let world_state_hash = match self.world_state_hash.as_deref() {
+            None => None,
+            Some(text) => Some(
+                parse_hex32(text)
+                    .ok_or_else(|| ApiError::BadRequest("`world_state_hash` must be 64 hex digits".into()))?,
+            ),
+        };
+        let intent = Intent {
+            id,
+            agent,
+            action: self.action,
+            resources: self.resources,
+            args: self.args,
+            effect: self.effect.unwrap_or(EffectClass::Write),
+            cost: self.cost,
+            sink_level: self.sink_level.unwrap_or(IfcLevel::Public),
+            requires_integrity: self.requires_integrity,
+            reads: self.reads,
+            sensitive_args: self.sensitive_args,
+            world_state_hash,
+        };
+        intent.validate().map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        Ok(intent)
+    }
+}
+
+fn parse_hex32(text: &str) -> Option<[u8; 32]> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (dst, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        *dst = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Where an intent stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Accepted; the kernel has not answered yet.
+    Queued,
+    /// Allowed and committed.
+    Done,
+    /// Refused; nothing executed.
+    Denied,
+    /// Escalated; waits for a human decision.
+    PendingApproval,
+    /// Allowed, but the commit failed and was rolled back.
+    Failed,
+    /// Done, then taken back by the operator's undo.
+    Undone,
+}
+
+/// What an effect returned, as the agent sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputView {
+    /// One line (no raw content).
+    pub summary: String,
+    /// `trusted` or `untrusted` (the session is tainted by the latter).
+    pub label: OutputLabel,
+    /// The body, when it is UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The body, base64, when it is not UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_base64: Option<String>,
+}
+
+/// The approval an escalated intent waits for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalRef {
+    /// The approval id (the intent id).
+    pub id: IntentId,
+    /// The HACF level.
+    pub level: maos_model::HacfLevel,
+    /// Expiry, Unix ms; the intent is denied then.
+    pub expires_ms: u64,
+}
+
+/// The answer to `POST /v1/intents` and `GET /v1/intents/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntentView {
+    /// The intent id.
+    pub intent: IntentId,
+    /// Where it stands.
+    pub status: Status,
+    /// Stable code of a denial or failure (grep it in the audit log).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// Why, in one line (the agent's right to an explanation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<String>,
+    /// Lsn of the decision record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision_lsn: Option<u64>,
+    /// What the effect returned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<OutputView>,
+    /// Until when `undo` can take the effect back (Unix ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub undo_until_ms: Option<u64>,
+    /// The approval it waits for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalRef>,
+}
+
+impl IntentView {
+    /// Queued, nothing known yet.
+    #[must_use]
+    pub const fn queued(intent: IntentId) -> Self {
+        Self {
+            intent,
+            status: Status::Queued,
+            code: None,
+            explanation: None,
+            decision_lsn: None,
+            output: None,
+            undo_until_ms: None,
+            approval: None,
+        }
+    }
+
+    /// Denied with a code (also for refusals before the kernel, like a full queue).
+    #[must_use]
+    pub fn denied(intent: IntentId, code: &str, explanation: String) -> Self {
+        Self {
+            status: Status::Denied,
+            code: Some(code.to_owned()),
+            explanation: Some(explanation),
+            ..Self::queued(intent)
+        }
+    }
+
+    /// The view of a kernel reply.
+    #[must_use]
+    pub fn of(reply: &Reply) -> Self {
+        match reply {
+            Reply::Done { intent, decision_lsn, committed, .. } => {
+                let (text, body_base64) = match std::str::from_utf8(&committed.output.body) {
+                    Ok(t) if !t.is_empty() => (Some(t.to_owned()), None),
+                    Ok(_) => (None, None),
+                    Err(_) => (None, Some(base64::engine::general_purpose::STANDARD.encode(&committed.output.body))),
+                };
+                Self {
+                    status: Status::Done,
+                    decision_lsn: decision_lsn.map(|l| l.0),
+                    output: Some(OutputView {
+                        summary: committed.output.summary.clone(),
+                        label: committed.output.label,
+                        text,
+                        body_base64,
+                    }),
+                    undo_until_ms: committed.undo_until.map(|u| u.0),
+                    ..Self::queued(*intent)
+                }
+            }
+            Reply::Denied { intent, code, explanation, decision_lsn } => {
+                Self { decision_lsn: decision_lsn.map(|l| l.0), ..Self::denied(*intent, code, explanation.clone()) }
+            }
+            Reply::Pending { intent, approval, level, expires, decision_lsn } => Self {
+                status: Status::PendingApproval,
+                code: Some("HACF-PENDING".into()),
+                explanation: Some(format!(
+                    "waiting for a human decision (approval {approval}); poll GET /v1/intents/{intent}"
+                )),
+                decision_lsn: Some(decision_lsn.0),
+                approval: Some(ApprovalRef { id: *approval, level: *level, expires_ms: expires.0 }),
+                ..Self::queued(*intent)
+            },
+            Reply::Failed { intent, error } => Self {
+                status: Status::Failed,
+                code: Some(error.code().to_owned()),
+                explanation: Some(error.to_string()),
+                ..Self::queued(*intent)
+            },
+        }
+    }
+
+    /// Whether the kernel has given its final answer (pending is not final).
+    #[must_use]
+    pub const fn is_final(&self) -> bool {
+        matches!(self.status, Status::Done | Status::Denied | Status::Failed | Status::Undone)
+    }
+}
+
+struct Slot {
+    session: String,
+    tx: watch::Sender<Arc<IntentView>>,
+}
+
+/// The bounded table of outcomes.
+#[derive(Default)]
+pub struct Results {
+    slots: Mutex<BTreeMap<IntentId, Slot>>,
+}
+
+impl std::fmt::Debug for Results {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Results").field("len", &self.slots.lock().map_or(0, |s| s.len())).finish()
+    }
+}
+
+impl Results {
+    /// Reserves a slot for a new intent of `session`.
+    ///
+    /// # Errors
+    /// [`ApiError::Busy`] when every slot holds an unfinished intent.
+    pub fn reserve(&self, intent: IntentId, session: &str) -> Result<watch::Receiver<Arc<IntentView>>, ApiError> {
+        let mut slots = self.slots.lock().map_err(|_| ApiError::Internal("outcome table poisoned".into()))?;
+        if slots.len() >= RESULTS_MAX {
+            // UUIDv7 ids sort by time: the first finished one is the oldest.
+            let oldest = slots.iter().find(|(_, s)| s.tx.borrow().is_final()).map(|(id, _)| *id);
+            match oldest {
+                Some(id) => {
+                    slots.remove(&id);
+                }
+                None => return Err(ApiError::Busy(format!("{RESULTS_MAX} intents are still unfinished"))),
+            }
+        }
+        let (tx, rx) = watch::channel(Arc::new(IntentView::queued(intent)));
+        slots.insert(intent, Slot { session: session.to_owned(), tx });
+        Ok(rx)
+    }
+
+    /// Records an outcome (also a later one: a granted or denied approval).
+    pub fn set(&self, view: IntentView) {
+        if let Ok(slots) = self.slots.lock()
+            && let Some(slot) = slots.get(&view.intent)
+        {
+            slot.tx.send_replace(Arc::new(view));
+        }
+    }
+
+    /// The outcome, if the caller may see it: the owning session, or the
+    /// operator (`session == None`).
+    ///
+    /// # Errors
+    /// [`ApiError::NotFound`] (also for another session's intent: ids are not
+    /// secret, but their outcomes are).
+    pub fn get(&self, intent: IntentId, session: Option<&str>) -> Result<watch::Receiver<Arc<IntentView>>, ApiError> {
+        let slots = self.slots.lock().map_err(|_| ApiError::Internal("outcome table poisoned".into()))?;
+        match slots.get(&intent) {
+            Some(slot) if session.is_none_or(|s| s == slot.session) => Ok(slot.tx.subscribe()),
+            _ => Err(ApiError::NotFound(format!("no intent `{intent}` for this caller"))),
+        }
+    }
+}

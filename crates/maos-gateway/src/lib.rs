@@ -1,0 +1,149 @@
+//! The Sentry's HTTP gateway (spec §9; design.md "Interfaces"): the `/v1/` API
+//! in front of the kernel, served by axum on loopback by default.
+//!
+//! Guarantees:
+//! - **Every effect goes through the kernel.** The gateway only turns HTTP into
+//!   [`maos_kernel::KernelHandle::submit`] calls and replies into JSON; it holds
+//!   no key and decides nothing. A kernel error is an error, never an allow.
+//! - **Two kinds of caller.** Agents open a session with their capability token
+//!   as the bearer and then use the session id; the operator uses the secret
+//!   that `maos up` writes to `<data-dir>/run/operator.token` (mode 0600).
+//!   Approval grants must in addition carry a commander signature, which the
+//!   kernel verifies: the operator secret alone cannot approve anything.
+//! - **Bounded.** Request bodies ([`BODY_BYTES_MAX`]), sessions, per-session
+//!   rate, outcome table, wait times and audit pages all have stated maxima,
+//!   refused with a stable `API-…` code (`docs/http-api.md`).
+//! - **JSON errors** `{"error": {"code", "message"}}` everywhere; the OpenAPI
+//!   document is served at `/v1/openapi.json`.
+
+#![forbid(unsafe_code)]
+
+mod error;
+pub mod intents;
+pub mod mcp;
+mod openapi;
+mod routes;
+pub mod sessions;
+
+pub use error::ApiError;
+pub use intents::{IntentRequest, IntentView, OutputView, RESULTS_MAX, Status, WAIT_MS_DEFAULT, WAIT_MS_MAX};
+pub use sessions::{RATE_PER_SECOND_DEFAULT, SESSIONS_MAX, SessionLimits};
+
+use maos_kernel::KernelHandle;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Largest request body: an intent (64 KiB) plus its envelope.
+pub const BODY_BYTES_MAX: usize = 96 * 1024;
+/// Largest capability token text accepted in an `Authorization` header.
+pub const BEARER_BYTES_MAX: usize = 16 * 1024;
+/// Audit records one `GET /v1/audit` returns at most.
+pub const AUDIT_PAGE_MAX: usize = 1000;
+/// The default listen address: loopback only.
+pub const LISTEN_DEFAULT: &str = "127.0.0.1:7700";
+
+/// Reads the audit log for `GET /v1/audit`, in the export format of
+/// `maos audit export` (with presented tokens redacted).
+pub trait AuditSource: Send + Sync {
+    /// Up to `limit` records from Lsn `from`.
+    ///
+    /// # Errors
+    /// A message when the log cannot be read.
+    fn read(&self, from: u64, limit: usize) -> Result<Vec<serde_json::Value>, String>;
+}
+
+/// Everything the API serves from.
+pub struct Api {
+    kernel: KernelHandle,
+    operator_sha3: [u8; 32],
+    audit: Arc<dyn AuditSource>,
+    limits: SessionLimits,
+    sessions: sessions::Sessions,
+    results: intents::Results,
+    started: std::time::Instant,
+    tools: Option<(Arc<mcp::ToolRegistry>, Arc<maos_wal::Wal>)>,
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api").field("sessions", &self.sessions.len()).finish_non_exhaustive()
+    }
+}
+
+impl Api {
+    /// An API over `kernel`; `operator_secret` is the operator's bearer.
+    #[must_use]
+    pub fn new(
+        kernel: KernelHandle,
+        operator_secret: &str,
+        audit: Arc<dyn AuditSource>,
+        limits: SessionLimits,
+    ) -> Self {
+        Self {
+            kernel,
+            operator_sha3: maos_crypto::sha3_256(operator_secret.as_bytes()).0,
+            audit,
+            limits,
+            sessions: sessions::Sessions::default(),
+            results: intents::Results::default(),
+            started: std::time::Instant::now(),
+            tools: None,
+        }
+    }
+
+    /// Serves `GET /v1/tools` and the operator's tool approvals from `registry`,
+    /// logging approvals in `wal`.
+    #[must_use]
+    pub fn with_tools(mut self, registry: Arc<mcp::ToolRegistry>, wal: Arc<maos_wal::Wal>) -> Self {
+        self.tools = Some((registry, wal));
+        self
+    }
+
+    /// Open sessions.
+    #[must_use]
+    pub fn sessions_open(&self) -> usize {
+        self.sessions.len()
+    }
+}
+
+/// The `/v1` router.
+pub fn router(api: Arc<Api>) -> axum::Router {
+    routes::router(api)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then stops taking
+/// connections and lets requests in flight finish.
+///
+/// # Errors
+/// The server's I/O error.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    api: Arc<Api>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_router(listener, router(api), shutdown).await
+}
+
+/// [`serve`] for a router built by the caller (the API merged with `/mcp`).
+///
+/// # Errors
+/// The server's I/O error.
+pub async fn serve_router(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+/// The `/v1` API and the MCP endpoint `/mcp` (capability token as bearer),
+/// both in front of the same kernel.
+pub fn router_with_mcp(api: Arc<Api>, mediator: Arc<mcp::KernelMediator>) -> axum::Router {
+    router(api).merge(maos_mcp::router(mediator))
+}
+
+/// Whether `addr` is loopback (the daemon warns when it is not).
+#[must_use]
+pub fn is_loopback(addr: &SocketAddr) -> bool {
+    addr.ip().is_loopback()
+}

@@ -1,0 +1,500 @@
+//! The kernel behind the MCP gateway: every `tools/call` (and every resource
+//! read or prompt fetch) becomes an intent that the DSC decides, the WAL
+//! records and the Commit Layer runs; `tools/list` shows only what the agent's
+//! token permits.
+//!
+//! Guarantees:
+//! - The bearer (a capability token) is verified by the kernel on every
+//!   request; a missing, expired or revoked token is refused before anything
+//!   is listed. The kernel verifies it again for every intent.
+//! - A deny is a tool result with `isError: true` whose text starts with the
+//!   stable code and a one-line reason (the agent's right to an explanation).
+//! - An escalation waits up to `approval_wait` for the commander; then it
+//!   returns the real result, or a result naming the approval id. Calling again
+//!   with `"_maos_approval": "<id>"` returns the decision.
+//! - Limits per agent: requests per second (the session bucket, spec §9
+//!   default 1,000/s) and concurrent calls ([`CONCURRENT_CALLS_MAX`]).
+
+use super::registry::{ToolEntry, ToolRegistry};
+use super::upstreams::Upstreams;
+use crate::intents::{IntentView, Status};
+use crate::sessions::{NewSession, SESSIONS_MAX, Session};
+use crate::{Api, BEARER_BYTES_MAX};
+use maos_mcp::{CallToolResult, ContentBlock, GetPromptResult, JsonObject, Prompt, ReadResourceResult, Resource, Tool};
+use maos_model::{ArgValue, EffectClass, IfcLevel, Intent, IntentId, Resource as IntentResource, ResourceKind};
+use maos_token::TokenClaims;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// Concurrent tool calls per agent session.
+pub const CONCURRENT_CALLS_MAX: usize = 64;
+/// Default time a call that needs approval waits for the commander.
+pub const APPROVAL_WAIT_DEFAULT: Duration = Duration::from_secs(30);
+/// The argument that asks for the decision on an earlier escalated call.
+pub const APPROVAL_ARG: &str = "_maos_approval";
+
+/// A refusal before any tool runs: becomes a JSON-RPC error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// Stable code.
+    pub code: String,
+    /// Why.
+    pub message: String,
+}
+
+fn refused(code: &str, message: impl Into<String>) -> Refused {
+    Refused { code: code.to_owned(), message: message.into() }
+}
+
+/// One agent as the MCP gateway sees it.
+#[derive(Debug)]
+pub struct McpAgent {
+    session: Session,
+    claims: TokenClaims,
+    calls: Semaphore,
+}
+
+impl McpAgent {
+    /// The agent id.
+    #[must_use]
+    pub fn agent(&self) -> &str {
+        self.session.agent.as_str()
+    }
+
+    fn permits(&self, action: &str) -> bool {
+        self.claims.permissions.iter().any(|p| p.action().matches(action))
+    }
+}
+
+/// The kernel-backed mediator.
+#[derive(Debug)]
+pub struct KernelMediator {
+    api: Arc<Api>,
+    registry: Arc<ToolRegistry>,
+    upstreams: Upstreams,
+    approval_wait: Duration,
+    agents: Mutex<BTreeMap<[u8; 32], Arc<McpAgent>>>,
+}
+
+fn denial(code: &str, why: &str) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(format!("{code}: {why}"))])
+}
+
+impl KernelMediator {
+    /// A mediator over the API's kernel.
+    #[must_use]
+    pub fn new(api: Arc<Api>, registry: Arc<ToolRegistry>, upstreams: Upstreams, approval_wait: Duration) -> Self {
+        Self { api, registry, upstreams, approval_wait, agents: Mutex::new(BTreeMap::new()) }
+    }
+
+    /// Verifies the bearer with the kernel and returns the agent's state.
+    ///
+    /// # Errors
+    /// `API-UNAUTHORIZED`, `API-TOKEN-INVALID`, `API-RATE-LIMITED`, `API-BUSY`.
+    pub async fn authenticate(&self, bearer: &str) -> Result<Arc<McpAgent>, Refused> {
+        let bearer = bearer.trim();
+        if bearer.is_empty() || bearer.len() > BEARER_BYTES_MAX {
+            return Err(refused("API-UNAUTHORIZED", "a capability token is required as the bearer"));
+        }
+        let claims = self
+            .api
+            .kernel
+            .verify_token(bearer.to_owned())
+            .await
+            .map_err(|e| refused(e.code(), e.to_string()))?
+            .map_err(|e| refused("API-TOKEN-INVALID", format!("capability token refused: {e} ({})", e.code())))?;
+        let key = maos_crypto::sha3_256(bearer.as_bytes()).0;
+        let now = crate::routes::now_ms();
+        let agent = {
+            let mut agents = self.agents.lock().map_err(|_| refused("API-INTERNAL", "agent table poisoned"))?;
+            if let Some(a) = agents.get(&key) {
+                a.clone()
+            } else {
+                if agents.len() >= SESSIONS_MAX {
+                    agents.retain(|_, a| a.session.expires_ms > now);
+                }
+                if agents.len() >= SESSIONS_MAX {
+                    return Err(refused("API-BUSY", format!("{SESSIONS_MAX} MCP agents are connected")));
+                }
+                let session = Session::new(
+                    NewSession {
+                        agent: claims.agent.clone(),
+                        token_id: claims.id,
+                        token: bearer.to_owned(),
+                        expires_ms: claims.expires.0,
+                        mission: claims.mission.clone(),
+                    },
+                    self.api.limits.burst,
+                )
+                .map_err(|e| refused(e.code(), e.to_string()))?;
+                let a = Arc::new(McpAgent { session, claims, calls: Semaphore::new(CONCURRENT_CALLS_MAX) });
+                agents.insert(key, a.clone());
+                a
+            }
+        };
+        agent.session.admit(self.api.limits).map_err(|e| refused(e.code(), e.to_string()))?;
+        Ok(agent)
+    }
+
+    /// Enabled tools the agent's token permits, by the name the agent sees:
+    /// the upstream's own name, or `<server>.<name>` when two servers share it.
+    fn offered(&self, agent: &McpAgent) -> BTreeMap<String, ToolEntry> {
+        let entries: Vec<ToolEntry> =
+            self.registry.all().into_iter().filter(|e| e.disabled.is_none() && agent.permits(&e.action)).collect();
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for e in &entries {
+            *counts.entry(e.tool.name.to_string()).or_default() += 1;
+        }
+        entries
+            .into_iter()
+            .map(|e| {
+                let name = e.tool.name.to_string();
+                let exposed =
+                    if counts.get(&name).copied().unwrap_or(0) > 1 { format!("{}.{name}", e.server) } else { name };
+                (exposed, e)
+            })
+            .collect()
+    }
+
+    /// `tools/list`.
+    pub fn list_tools(&self, agent: &McpAgent) -> Vec<Tool> {
+        self.offered(agent)
+            .into_iter()
+            .map(|(name, e)| {
+                let mut tool = e.tool;
+                tool.name = name.into();
+                tool
+            })
+            .collect()
+    }
+
+    /// `tools/call`: the call as an intent through the kernel.
+    pub async fn call_tool(&self, agent: &McpAgent, name: &str, mut arguments: JsonObject) -> CallToolResult {
+        let Ok(_permit) = agent.calls.try_acquire() else {
+            return denial("API-BUSY", &format!("over {CONCURRENT_CALLS_MAX} concurrent calls for this agent"));
+        };
+        if let Some(id) = arguments.remove(APPROVAL_ARG) {
+            return self.decision_of(agent, id.as_str().unwrap_or_default()).await;
+        }
+        let offered = self.offered(agent);
+        // A tool the token does not cover still goes to the kernel, so the DSC
+        // denies it with its own code and the attempt is in the log.
+        let fallback;
+        let entry = match offered.get(name) {
+            Some(e) => e,
+            None => match self.registry.all().into_iter().find(|e| e.tool.name.as_ref() == name) {
+                Some(ToolEntry { disabled: Some(d), .. }) => return denial(d.code, &d.why),
+                Some(e) => {
+                    fallback = e;
+                    &fallback
+                }
+                None => return denial("MCP-TOOL-UNKNOWN", &format!("no tool `{name}` is offered")),
+            },
+        };
+        let intent = match self.intent_for(agent, entry, &arguments) {
+            Ok(i) => i,
+            Err(why) => return denial("API-BAD-REQUEST", &why),
+        };
+        let view = self.submit(agent, intent).await;
+        self.answer(&view)
+    }
+
+    fn intent_for(&self, agent: &McpAgent, entry: &ToolEntry, arguments: &JsonObject) -> Result<Intent, String> {
+        let p = &entry.policy;
+        let mut resources = Vec::new();
+        let text = |n: &String| arguments.get(n).and_then(|v| v.as_str()).map(str::to_owned);
+        for (names, kind) in [
+            (&p.paths, ResourceKind::Path),
+            (&p.recipients, ResourceKind::Recipient),
+            (&p.accounts, ResourceKind::Resource),
+        ] {
+            for value in names.iter().filter_map(text) {
+                resources.push(IntentResource { kind, value });
+            }
+        }
+        for url in p.urls.iter().filter_map(text) {
+            if let Some(host) = host_of(&url) {
+                resources.push(IntentResource { kind: ResourceKind::Domain, value: host });
+            }
+        }
+        let id =
+            IntentId::new_v7(crate::routes::now_ms(), maos_crypto::random_bytes::<10>().map_err(|e| e.to_string())?);
+        let intent = Intent {
+            id,
+            agent: agent.session.agent.clone(),
+            action: entry.action.clone(),
+            resources,
+            args: super::args::to_intent(arguments)?,
+            effect: p.effect,
+            cost: 0,
+            sink_level: p.output.level,
+            requires_integrity: false,
+            reads: Vec::new(),
+            sensitive_args: p.sensitive_args().map(str::to_owned).collect(),
+            world_state_hash: None,
+        };
+        intent.validate().map_err(|e| e.to_string())?;
+        Ok(intent)
+    }
+
+    /// Submits through the kernel and waits for a final answer, or for the
+    /// approval wait when it escalates.
+    async fn submit(&self, agent: &McpAgent, intent: Intent) -> Arc<IntentView> {
+        let id = intent.id;
+        let owner = format!("mcp:{}", agent.session.id);
+        let rx = match self.api.results.reserve(id, &owner) {
+            Ok(rx) => rx,
+            Err(e) => return Arc::new(IntentView::denied(id, e.code(), e.to_string())),
+        };
+        match self.api.kernel.submit(intent, agent.session.token.to_string()) {
+            Ok(submission) => {
+                let api = self.api.clone();
+                tokio::spawn(async move {
+                    let view = match submission.outcome().await {
+                        Ok(reply) => IntentView::of(&reply),
+                        Err(e) => IntentView::denied(id, e.code(), e.to_string()),
+                    };
+                    api.results.set(view);
+                });
+            }
+            Err(e) => {
+                let view = IntentView::denied(id, e.code(), e.to_string());
+                self.api.results.set(view.clone());
+                return Arc::new(view);
+            }
+        }
+        wait_final(rx, self.approval_wait).await
+    }
+
+    async fn decision_of(&self, agent: &McpAgent, id: &str) -> CallToolResult {
+        let owner = format!("mcp:{}", agent.session.id);
+        let Ok(id) = IntentId::try_from(id.to_owned()) else {
+            return denial("API-BAD-REQUEST", &format!("`{APPROVAL_ARG}` must be an approval id"));
+        };
+        match self.api.results.get(id, Some(&owner)) {
+            Ok(rx) => {
+                let view = wait_final(rx, self.approval_wait).await;
+                self.answer(&view)
+            }
+            Err(e) => denial(e.code(), &e.to_string()),
+        }
+    }
+
+    fn answer(&self, view: &IntentView) -> CallToolResult {
+        match view.status {
+            Status::Done => view
+                .output
+                .as_ref()
+                .and_then(|o| o.text.as_deref())
+                .and_then(|t| serde_json::from_str::<CallToolResult>(t).ok())
+                .unwrap_or_else(|| {
+                    CallToolResult::success(vec![ContentBlock::text(
+                        view.output.as_ref().map(|o| o.summary.clone()).unwrap_or_default(),
+                    )])
+                }),
+            Status::PendingApproval => {
+                let id = view.approval.as_ref().map_or(view.intent, |a| a.id);
+                CallToolResult::success(vec![ContentBlock::text(format!(
+                    "HACF-PENDING: this call needs a human decision (approval {id}); the operator runs `maos approve grant {id}`. \
+                     Call the tool again with \"{APPROVAL_ARG}\": \"{id}\" to get the decision."
+                ))])
+            }
+            Status::Queued => denial("KERNEL-BUSY", "no answer yet; call again later"),
+            Status::Denied | Status::Failed | Status::Undone => {
+                denial(view.code.as_deref().unwrap_or("MAOS-DENIED"), view.explanation.as_deref().unwrap_or("refused"))
+            }
+        }
+    }
+
+    fn permitted_servers(&self, agent: &McpAgent, op: &str) -> Vec<String> {
+        let mut servers: Vec<String> = self.registry.all().into_iter().map(|e| e.server).collect();
+        servers.dedup();
+        servers.into_iter().filter(|s| agent.permits(&format!("mcp.{s}.{op}"))).collect()
+    }
+
+    /// `resources/list`: from upstreams whose `mcp.<server>.read_resource` the token permits.
+    pub async fn list_resources(&self, agent: &McpAgent) -> Vec<Resource> {
+        let mut out = Vec::new();
+        for server in self.permitted_servers(agent, "read_resource") {
+            if let Ok(up) = self.upstreams.get(&server)
+                && let Ok(list) = up.list_resources().await
+            {
+                out.extend(list);
+            }
+        }
+        out
+    }
+
+    /// `resources/read`: an observation through the kernel, labelled like the server's output.
+    ///
+    /// # Errors
+    /// A refusal with the kernel's code.
+    pub async fn read_resource(&self, agent: &McpAgent, uri: &str) -> Result<ReadResourceResult, Refused> {
+        let mut owner = None;
+        for server in self.permitted_servers(agent, "read_resource") {
+            if let Ok(up) = self.upstreams.get(&server)
+                && up.list_resources().await.is_ok_and(|l| l.iter().any(|r| r.uri == uri))
+            {
+                owner = Some(server);
+                break;
+            }
+        }
+        let server =
+            owner.ok_or_else(|| refused("MCP-RESOURCE-UNKNOWN", format!("no permitted server offers `{uri}`")))?;
+        let intent = self.observation(agent, &format!("mcp.{server}.read_resource"), uri, BTreeMap::new())?;
+        let view = self.submit(agent, intent).await;
+        self.observed(&view)
+    }
+
+    fn observation(
+        &self,
+        agent: &McpAgent,
+        action: &str,
+        value: &str,
+        args: BTreeMap<String, ArgValue>,
+    ) -> Result<Intent, Refused> {
+        let random = maos_crypto::random_bytes::<10>().map_err(|e| refused("API-INTERNAL", e.to_string()))?;
+        let intent = Intent {
+            id: IntentId::new_v7(crate::routes::now_ms(), random),
+            agent: agent.session.agent.clone(),
+            action: action.to_owned(),
+            resources: vec![IntentResource { kind: ResourceKind::Resource, value: value.to_owned() }],
+            args,
+            effect: EffectClass::Observe,
+            cost: 0,
+            sink_level: IfcLevel::Internal,
+            requires_integrity: false,
+            reads: Vec::new(),
+            sensitive_args: Vec::new(),
+            world_state_hash: None,
+        };
+        intent.validate().map_err(|e| refused("API-BAD-REQUEST", e.to_string()))?;
+        Ok(intent)
+    }
+
+    fn observed<T: serde::de::DeserializeOwned>(&self, view: &IntentView) -> Result<T, Refused> {
+        if view.status != Status::Done {
+            return Err(refused(
+                view.code.as_deref().unwrap_or("MAOS-DENIED"),
+                view.explanation.clone().unwrap_or_else(|| "refused".into()),
+            ));
+        }
+        view.output
+            .as_ref()
+            .and_then(|o| o.text.as_deref())
+            .and_then(|t| serde_json::from_str(t).ok())
+            .ok_or_else(|| refused("MCP-UPSTREAM-ERROR", "the upstream's answer does not decode"))
+    }
+
+    /// `prompts/list`: from upstreams whose `mcp.<server>.get_prompt` the token permits.
+    pub async fn list_prompts(&self, agent: &McpAgent) -> Vec<Prompt> {
+        let mut out = Vec::new();
+        for server in self.permitted_servers(agent, "get_prompt") {
+            if let Ok(up) = self.upstreams.get(&server)
+                && let Ok(list) = up.list_prompts().await
+            {
+                out.extend(list);
+            }
+        }
+        out
+    }
+
+    /// `prompts/get`: an observation through the kernel.
+    ///
+    /// # Errors
+    /// A refusal with the kernel's code.
+    pub async fn get_prompt(
+        &self,
+        agent: &McpAgent,
+        name: &str,
+        arguments: Option<JsonObject>,
+    ) -> Result<GetPromptResult, Refused> {
+        let mut owner = None;
+        for server in self.permitted_servers(agent, "get_prompt") {
+            if let Ok(up) = self.upstreams.get(&server)
+                && up.list_prompts().await.is_ok_and(|l| l.iter().any(|p| p.name == name))
+            {
+                owner = Some(server);
+                break;
+            }
+        }
+        let server = owner
+            .ok_or_else(|| refused("MCP-PROMPT-UNKNOWN", format!("no permitted server offers prompt `{name}`")))?;
+        let mut args = BTreeMap::new();
+        if let Some(a) = arguments {
+            args.insert("arguments.json".to_owned(), ArgValue::Str(serde_json::Value::Object(a).to_string()));
+        }
+        let intent = self.observation(agent, &format!("mcp.{server}.get_prompt"), name, args)?;
+        let view = self.submit(agent, intent).await;
+        self.observed(&view)
+    }
+}
+
+/// Waits until the view is final, or for `wait` after it becomes pending.
+async fn wait_final(mut rx: tokio::sync::watch::Receiver<Arc<IntentView>>, wait: Duration) -> Arc<IntentView> {
+    // The kernel's own answer (allow, deny, escalate) comes quickly; a pending
+    // approval then waits for the commander, at most `wait`.
+    let _ =
+        tokio::time::timeout(crate::intents::WAIT_MS_MAX_DURATION, rx.wait_for(|v| v.status != Status::Queued)).await;
+    if rx.borrow().status == Status::PendingApproval {
+        let _ = tokio::time::timeout(wait, rx.wait_for(|v| v.is_final())).await;
+    }
+    rx.borrow().clone()
+}
+
+/// The host of an `http(s)://` URL (lowercase), for the `domain` resource.
+fn host_of(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = host.split(':').next()?;
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
+fn to_refusal(r: Refused) -> maos_mcp::Refusal {
+    maos_mcp::Refusal { code: r.code, message: r.message }
+}
+
+impl maos_mcp::Mediator for KernelMediator {
+    type Session = Arc<McpAgent>;
+
+    async fn authenticate(&self, bearer: &str) -> Result<Self::Session, maos_mcp::Refusal> {
+        Self::authenticate(self, bearer).await.map_err(to_refusal)
+    }
+
+    async fn list_tools(&self, session: &Self::Session) -> Result<Vec<Tool>, maos_mcp::Refusal> {
+        Ok(Self::list_tools(self, session))
+    }
+
+    async fn call_tool(
+        &self,
+        session: &Self::Session,
+        name: &str,
+        arguments: JsonObject,
+    ) -> Result<CallToolResult, maos_mcp::Refusal> {
+        Ok(Self::call_tool(self, session, name, arguments).await)
+    }
+
+    async fn list_resources(&self, session: &Self::Session) -> Result<Vec<Resource>, maos_mcp::Refusal> {
+        Ok(Self::list_resources(self, session).await)
+    }
+
+    async fn read_resource(&self, session: &Self::Session, uri: &str) -> Result<ReadResourceResult, maos_mcp::Refusal> {
+        Self::read_resource(self, session, uri).await.map_err(to_refusal)
+    }
+
+    async fn list_prompts(&self, session: &Self::Session) -> Result<Vec<Prompt>, maos_mcp::Refusal> {
+        Ok(Self::list_prompts(self, session).await)
+    }
+
+    async fn get_prompt(
+        &self,
+        session: &Self::Session,
+        name: &str,
+        arguments: Option<JsonObject>,
+    ) -> Result<GetPromptResult, maos_mcp::Refusal> {
+        Self::get_prompt(self, session, name, arguments).await.map_err(to_refusal)
+    }
+}

@@ -1,0 +1,76 @@
+//! The OpenAPI 3.1 document served at `GET /v1/openapi.json`. Hand-written so
+//! it says exactly what the handlers do; a test checks every route in it is
+//! served and every served route is in it.
+
+pub const DOCUMENT: &str = r##"{
+  "openapi": "3.1.0",
+  "info": {
+    "title": "MAOS kernel API",
+    "version": "1",
+    "description": "Agents open a session with their capability token, then submit intents; every intent passes the Deterministic Security Core, is logged durably, and only then runs through the Commit Layer. Errors are {\"error\":{\"code\",\"message\"}} with stable codes (docs/errors.md)."
+  },
+  "servers": [{ "url": "http://127.0.0.1:7700" }],
+  "components": {
+    "securitySchemes": {
+      "capabilityToken": { "type": "http", "scheme": "bearer", "description": "A MAOS capability token (maos1.…), only for POST /v1/sessions." },
+      "session": { "type": "http", "scheme": "bearer", "description": "A session id (ses_…) returned by POST /v1/sessions." },
+      "operator": { "type": "http", "scheme": "bearer", "description": "The operator secret (op_…) in <data-dir>/run/operator.token." }
+    },
+    "schemas": {
+      "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": { "code": { "type": "string", "examples": ["API-UNAUTHORIZED", "KERNEL-BUSY"] }, "message": { "type": "string" } } } } },
+      "Resource": { "type": "object", "required": ["kind", "value"], "properties": { "kind": { "enum": ["path", "domain", "recipient", "resource"] }, "value": { "type": "string", "maxLength": 1024 } } },
+      "IntentRequest": {
+        "type": "object", "required": ["action"], "additionalProperties": false,
+        "properties": {
+          "action": { "type": "string", "pattern": "^[a-z0-9._:/-]+$", "examples": ["fs.write", "mail.send", "http.get"] },
+          "resources": { "type": "array", "items": { "$ref": "#/components/schemas/Resource" } },
+          "args": { "type": "object", "description": "Argument values: strings, integers, booleans, or lists of strings." },
+          "effect": { "enum": ["observe", "write", "irreversible"], "description": "Absent: write. The Commit Layer's classification wins when stronger." },
+          "cost": { "type": "integer", "minimum": 0 },
+          "sink_level": { "enum": ["public", "internal", "confidential", "restricted"], "description": "Absent: public." },
+          "requires_integrity": { "type": "boolean" },
+          "reads": { "type": "array", "items": { "type": "object" } },
+          "sensitive_args": { "type": "array", "items": { "type": "string" } },
+          "world_state_hash": { "type": "string", "pattern": "^[0-9a-f]{64}$" },
+          "wait_ms": { "type": "integer", "minimum": 0, "maximum": 60000, "description": "Default 10000; 0 answers at once with 202." }
+        }
+      },
+      "IntentView": {
+        "type": "object", "required": ["intent", "status"],
+        "properties": {
+          "intent": { "type": "string", "format": "uuid" },
+          "status": { "enum": ["queued", "done", "denied", "pending_approval", "failed", "undone"] },
+          "code": { "type": "string", "examples": ["DSC-2-PERMISSION", "HACF-PENDING", "CL-FS-PATH"] },
+          "explanation": { "type": "string" },
+          "decision_lsn": { "type": "integer" },
+          "output": { "type": "object", "properties": { "summary": { "type": "string" }, "label": { "enum": ["trusted", "untrusted"] }, "text": { "type": "string" }, "body_base64": { "type": "string" } } },
+          "undo_until_ms": { "type": "integer" },
+          "approval": { "type": "object", "properties": { "id": { "type": "string" }, "level": { "type": "string" }, "expires_ms": { "type": "integer" } } }
+        }
+      }
+    },
+    "responses": {
+      "Error": { "description": "A refusal or failure with a stable code.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+      "Intent": { "description": "The intent's outcome (200) or, if still queued after wait_ms, its id (202).", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/IntentView" } } } }
+    }
+  },
+  "paths": {
+    "/v1/health": { "get": { "summary": "Liveness and kernel mode (no authentication).", "responses": { "200": { "description": "{status, mode, why}" } } } },
+    "/v1/openapi.json": { "get": { "summary": "This document.", "responses": { "200": { "description": "OpenAPI 3.1" } } } },
+    "/v1/sessions": { "post": { "summary": "Open an agent session with a capability token.", "security": [{ "capabilityToken": [] }], "requestBody": { "required": false, "content": { "application/json": { "schema": { "type": "object", "properties": { "mission_statement": { "type": "string", "maxLength": 4096 } } } } } }, "responses": { "201": { "description": "{session, agent, token_id, expires_ms}" }, "401": { "$ref": "#/components/responses/Error" } } } },
+    "/v1/sessions/current": { "delete": { "summary": "Close the calling session.", "security": [{ "session": [] }], "responses": { "204": { "description": "Closed." } } } },
+    "/v1/intents": { "post": { "summary": "Submit an intent; wait for its outcome up to wait_ms.", "security": [{ "session": [] }], "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/IntentRequest" } } } }, "responses": { "200": { "$ref": "#/components/responses/Intent" }, "202": { "$ref": "#/components/responses/Intent" }, "400": { "$ref": "#/components/responses/Error" }, "429": { "$ref": "#/components/responses/Error" }, "503": { "$ref": "#/components/responses/Error" } } } },
+    "/v1/intents/{id}": { "get": { "summary": "An intent's outcome (own session, or the operator); wait_ms waits for a change from queued.", "security": [{ "session": [] }, { "operator": [] }], "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }, { "name": "wait_ms", "in": "query", "schema": { "type": "integer", "maximum": 60000 } }], "responses": { "200": { "$ref": "#/components/responses/Intent" }, "404": { "$ref": "#/components/responses/Error" } } } },
+    "/v1/intents/{id}/cancel": { "post": { "summary": "Cancel an intent waiting for approval (it is denied).", "security": [{ "session": [] }, { "operator": [] }], "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }], "responses": { "200": { "$ref": "#/components/responses/Intent" }, "409": { "$ref": "#/components/responses/Error" } } } },
+    "/v1/intents/{id}/undo": { "post": { "summary": "Undo a committed intent inside its hold period (mail 60 min, files 24 h).", "security": [{ "operator": [] }], "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }], "responses": { "200": { "description": "{intent, undone, lsn}" }, "503": { "$ref": "#/components/responses/Error" } } } },
+    "/v1/approvals": { "get": { "summary": "Open approval packets.", "security": [{ "operator": [] }], "responses": { "200": { "description": "{approvals: [packet]}" } } } },
+    "/v1/approvals/{id}": { "get": { "summary": "One packet and the message (base64) the commander signs to grant it.", "security": [{ "operator": [] }], "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }], "responses": { "200": { "description": "{approval, sign}" }, "404": { "$ref": "#/components/responses/Error" } } } },
+    "/v1/approvals/{id}/grant": { "post": { "summary": "Grant with the commander's signature over the packet's message; the intent then runs.", "security": [{ "operator": [] }], "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }], "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["signature"], "properties": { "signature": { "type": "string", "contentEncoding": "base64" } } } } } }, "responses": { "200": { "$ref": "#/components/responses/Intent" }, "503": { "$ref": "#/components/responses/Error" } } } },
+    "/v1/approvals/{id}/deny": { "post": { "summary": "Deny an open approval.", "security": [{ "operator": [] }], "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }], "requestBody": { "required": false, "content": { "application/json": { "schema": { "type": "object", "properties": { "reason": { "type": "string" } } } } } }, "responses": { "200": { "$ref": "#/components/responses/Intent" } } } },
+    "/v1/status": { "get": { "summary": "Kernel mode and why, queue, WAL health, approvals, sessions.", "security": [{ "operator": [] }], "responses": { "200": { "description": "status object" } } } },
+    "/v1/audit": { "get": { "summary": "Audit records in the export format (tokens redacted).", "security": [{ "operator": [] }], "parameters": [{ "name": "from", "in": "query", "schema": { "type": "integer", "minimum": 1 } }, { "name": "limit", "in": "query", "schema": { "type": "integer", "maximum": 1000 } }], "responses": { "200": { "description": "{records, next}" } } } },
+    "/v1/tools": { "get": { "summary": "Upstream MCP tools with their pins, policies and whether they are withheld (changed or poisoned).", "security": [{ "operator": [] }], "responses": { "200": { "description": "{tools: [...]}" } } } },
+    "/v1/tools/{server}/{tool}/approve": { "post": { "summary": "Approve a tool's current definition (after a change); logged, then offered again.", "security": [{ "operator": [] }], "parameters": [{ "name": "server", "in": "path", "required": true, "schema": { "type": "string" } }, { "name": "tool", "in": "path", "required": true, "schema": { "type": "string" } }], "responses": { "200": { "description": "the tool" }, "404": { "$ref": "#/components/responses/Error" } } } },
+    "/v1/token-events": { "post": { "summary": "Log a token issue or revocation made by the operator's CLI while the daemon holds the log.", "security": [{ "operator": [] }], "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object" } } } }, "responses": { "201": { "description": "{lsn}" }, "409": { "$ref": "#/components/responses/Error" } } } }
+  }
+}"##;

@@ -1,0 +1,115 @@
+//! MCP over streamable HTTP, as a tower service and an axum router.
+//!
+//! rmcp's `StreamableHttpService` in session mode with its in-memory session manager;
+//! the default config keeps rmcp's DNS-rebinding guard (only `localhost`, `127.0.0.1`
+//! and `::1` are accepted as `Host`) and the body cap is [`REQUEST_BYTES_MAX`]. A session
+//! is not bound to a token: each POST is authenticated with its own bearer.
+
+use std::sync::Arc;
+
+use axum::{
+    extract::Request,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use rmcp::transport::{
+    StreamableHttpServerConfig, StreamableHttpService, streamable_http_server::session::local::LocalSessionManager,
+};
+
+use super::{BEARER_BYTES_MAX, McpServer, Mediator, REQUEST_BYTES_MAX, unauthorized};
+
+/// The streamable HTTP MCP endpoint for a mediator: a tower service for
+/// `axum::Router::nest_service`.
+pub type HttpService<M> = StreamableHttpService<McpServer<M>, LocalSessionManager>;
+
+/// The streamable HTTP endpoint with the default config (session mode, loopback `Host`
+/// check, SSE keep-alive 15 s). Mount it with `Router::nest_service("/mcp", …)` behind
+/// [`require_bearer`], or use [`router`].
+#[must_use]
+pub fn http_service<M: Mediator>(mediator: Arc<M>) -> HttpService<M> {
+    http_service_with_config(mediator, StreamableHttpServerConfig::default())
+}
+
+/// As [`http_service`] with a config of the caller's, e.g. more allowed hosts, or
+/// `config.cancellation_token` kept to end open SSE streams on shutdown (axum's
+/// graceful shutdown waits for them). The body cap is lowered to [`REQUEST_BYTES_MAX`]
+/// if the config allows more.
+#[must_use]
+pub fn http_service_with_config<M: Mediator>(
+    mediator: Arc<M>,
+    mut config: StreamableHttpServerConfig,
+) -> HttpService<M> {
+    config.max_request_body_bytes = config.max_request_body_bytes.min(REQUEST_BYTES_MAX);
+    let server = McpServer::over_http(mediator);
+    StreamableHttpService::new(move || Ok(server.clone()), Arc::new(LocalSessionManager::default()), config)
+}
+
+/// A router serving the MCP endpoint at `/mcp` (exactly; rmcp ignores the rest of the
+/// path) behind [`require_bearer`]. Merge it into the daemon's router with
+/// `Router::merge`.
+pub fn router<M: Mediator>(mediator: Arc<M>) -> axum::Router {
+    router_with_config(mediator, StreamableHttpServerConfig::default())
+}
+
+/// As [`router`] with a config of the caller's (see [`http_service_with_config`]).
+pub fn router_with_config<M: Mediator>(mediator: Arc<M>, config: StreamableHttpServerConfig) -> axum::Router {
+    axum::Router::new()
+        .route_service("/mcp", http_service_with_config(mediator, config))
+        .route_layer(axum::middleware::from_fn(require_bearer))
+}
+
+/// axum middleware (`axum::middleware::from_fn(require_bearer)`): a request without a
+/// usable `Authorization: Bearer …` header gets HTTP 401 with `WWW-Authenticate: Bearer`
+/// and the JSON-RPC error body
+/// `{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"API-UNAUTHORIZED: …","data":{"code":"API-UNAUTHORIZED"}}}`,
+/// so nothing is listed without a token. The token itself is checked by the mediator,
+/// per request.
+pub async fn require_bearer(request: Request, next: Next) -> Response {
+    if bearer_from_headers(request.headers()).is_some() {
+        return next.run(request).await;
+    }
+    let error = unauthorized().to_error_data();
+    let body = serde_json::json!({ "jsonrpc": "2.0", "id": null, "error": error });
+    (
+        StatusCode::UNAUTHORIZED,
+        [
+            (header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")),
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+        ],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// The bearer token of `Authorization: Bearer <token>` (scheme case-insensitive), when
+/// present, non-empty and at most [`BEARER_BYTES_MAX`] bytes.
+pub(super) fn bearer_from_headers(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.len() <= BEARER_BYTES_MAX).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn bearer_is_read_from_the_authorization_header() {
+        assert_eq!(bearer_from_headers(&headers("Bearer abc")), Some("abc"));
+        assert_eq!(bearer_from_headers(&headers("bearer  abc ")), Some("abc"));
+        assert_eq!(bearer_from_headers(&headers("Basic abc")), None);
+        assert_eq!(bearer_from_headers(&headers("Bearer ")), None);
+        assert_eq!(bearer_from_headers(&headers("Bearer")), None);
+        assert_eq!(bearer_from_headers(&HeaderMap::new()), None);
+        let long = format!("Bearer {}", "a".repeat(BEARER_BYTES_MAX + 1));
+        assert_eq!(bearer_from_headers(&headers(&long)), None);
+    }
+}

@@ -1,0 +1,137 @@
+//! Operator commands against a running `maos up`: `status`, `undo`, and
+//! `approve list | show | grant | deny`.
+//!
+//! `approve grant` never signs what the daemon hands it: it rebuilds the grant
+//! message from the packet it displays (the trusted display), signs it with
+//! the commander key from this data directory, and sends only the signature.
+
+use crate::cli::{ApproveCommand, UndoArgs};
+use crate::client::Daemon;
+use crate::datadir::DataDir;
+use crate::output::{Output, coded};
+use base64::Engine as _;
+use maos_kernel::{ApprovalPacket, KernelHandle};
+use std::path::Path;
+use std::process::ExitCode;
+
+pub fn status(out: &Output, data_dir: &Path) -> anyhow::Result<ExitCode> {
+    let dir = DataDir::new(data_dir);
+    let Some(daemon) = Daemon::find_live(&dir)? else {
+        out.json(&serde_json::json!({ "ok": false, "running": false }));
+        out.line(format!("{} no `maos up` runs for {}", out.red("down"), dir.root().display()));
+        return Ok(ExitCode::from(1));
+    };
+    let s = daemon.get("/v1/status")?;
+    out.json(&serde_json::json!({ "ok": true, "running": true, "listen": daemon.base(), "status": s }));
+    let mode = s.get("mode").and_then(|m| m.as_str()).unwrap_or("unknown");
+    let painted = if mode == "normal" { out.green(mode) } else { out.red(mode) };
+    out.line(format!("{painted} MAOS kernel at {}/v1", daemon.base()));
+    if let Some(why) = s.get("why").and_then(|w| w.as_str()) {
+        out.field("why", why);
+    }
+    if let Some(code) = s.get("effects_refused_with").and_then(|c| c.as_str()) {
+        out.field("effects", format!("refused with {code}; observations continue"));
+    }
+    let n = |k: &str| s.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+    out.field("queue", format!("{} / {}", n("queue_depth"), n("queue_capacity")));
+    out.field("log", format!("{} (last lsn {})", s.get("wal").and_then(|w| w.as_str()).unwrap_or("?"), n("last_lsn")));
+    out.field("approvals", n("pending_approvals"));
+    out.field("sessions", n("sessions"));
+    out.field("uptime", format!("{} s", n("uptime_s")));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn undo(out: &Output, data_dir: &Path, args: &UndoArgs) -> anyhow::Result<ExitCode> {
+    let daemon = Daemon::require(&DataDir::new(data_dir))?;
+    let done = daemon.post(&format!("/v1/intents/{}/undo", args.intent), &serde_json::json!({}))?;
+    out.json(&serde_json::json!({ "ok": true, "undo": done }));
+    out.line(format!(
+        "{} intent {} (undo record at lsn {})",
+        out.green("undone"),
+        args.intent,
+        done.get("lsn").and_then(serde_json::Value::as_u64).unwrap_or(0)
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn approve(out: &Output, data_dir: &Path, cmd: ApproveCommand) -> anyhow::Result<ExitCode> {
+    let dir = DataDir::new(data_dir);
+    let daemon = Daemon::require(&dir)?;
+    match cmd {
+        ApproveCommand::List => {
+            let list = daemon.get("/v1/approvals")?;
+            out.json(&list);
+            let packets = packets(&list)?;
+            if packets.is_empty() {
+                out.line("no approvals waiting");
+            }
+            for p in &packets {
+                out.line(format!(
+                    "{}  {:<12} {:<14} {:?}  expires in {} s  {}",
+                    p.id,
+                    p.agent,
+                    p.action,
+                    p.level,
+                    p.expires_ms.saturating_sub(crate::datadir::now().0) / 1000,
+                    p.why
+                ));
+            }
+        }
+        ApproveCommand::Show { id } => {
+            let doc = daemon.get(&format!("/v1/approvals/{id}"))?;
+            out.json(&doc);
+            show_packet(out, &packet_of(&doc)?);
+        }
+        ApproveCommand::Grant { id } => {
+            let doc = daemon.get(&format!("/v1/approvals/{id}"))?;
+            let packet = packet_of(&doc)?;
+            show_packet(out, &packet);
+            let grant = KernelHandle::grant_for(&packet)
+                .ok_or_else(|| coded("MAOS-APPROVAL", "the packet's decision hash is malformed", 1))?;
+            let key = maos_crypto::read_secret_key_file(&dir.commander_key())?;
+            let signature = key.sign(maos_crypto::SignatureDomain::ApprovalDecision, &grant.message())?;
+            let encoded = base64::engine::general_purpose::STANDARD.encode(signature.as_bytes());
+            let view =
+                daemon.post(&format!("/v1/approvals/{id}/grant"), &serde_json::json!({ "signature": encoded }))?;
+            out.json(&serde_json::json!({ "ok": true, "intent": view }));
+            outcome_line(out, "granted", &view);
+        }
+        ApproveCommand::Deny { id, reason } => {
+            let view = daemon.post(&format!("/v1/approvals/{id}/deny"), &serde_json::json!({ "reason": reason }))?;
+            out.json(&serde_json::json!({ "ok": true, "intent": view }));
+            out.line(format!("{} approval {id}", out.red("denied")));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn packets(list: &serde_json::Value) -> anyhow::Result<Vec<ApprovalPacket>> {
+    let value = list.get("approvals").cloned().unwrap_or_default();
+    serde_json::from_value(value).map_err(|e| coded("MAOS-DAEMON-IO", format!("malformed approval list: {e}"), 1))
+}
+
+fn packet_of(doc: &serde_json::Value) -> anyhow::Result<ApprovalPacket> {
+    let value = doc.get("approval").cloned().unwrap_or_default();
+    serde_json::from_value(value).map_err(|e| coded("MAOS-DAEMON-IO", format!("malformed approval packet: {e}"), 1))
+}
+
+fn show_packet(out: &Output, p: &ApprovalPacket) {
+    out.line(out.bold(&format!("approval {} ({:?})", p.id, p.level)));
+    out.field("agent", &p.agent);
+    out.field("action", &p.action);
+    out.field("risk", format!("{:?}", p.risk));
+    out.field("why", &p.why);
+    out.field("changed", &p.changed);
+    out.field("intent", serde_json::to_string(&p.intent).unwrap_or_default());
+    out.field("expires in", format!("{} s", p.expires_ms.saturating_sub(crate::datadir::now().0) / 1000));
+}
+
+fn outcome_line(out: &Output, verb: &str, view: &serde_json::Value) {
+    let status = view.get("status").and_then(|s| s.as_str()).unwrap_or("?");
+    let code = view.get("code").and_then(|c| c.as_str()).unwrap_or("");
+    out.line(format!(
+        "{} intent {}: {status} {code}",
+        out.green(verb),
+        view.get("intent").and_then(|i| i.as_str()).unwrap_or("?")
+    ));
+}

@@ -1,0 +1,213 @@
+//! `maos up`: the kernel daemon. Opens (or, on a fresh machine, creates) the
+//! data directory, recovers what a crash left unfinished before taking any new
+//! effect, serves the HTTP API on loopback, and stops cleanly on SIGTERM or
+//! Ctrl-C: no new requests, requests in flight finish, the chain head is signed.
+//!
+//! While it runs it holds the log's lock; other commands that write reach it
+//! through `<data-dir>/run/` (`daemon.json` with the address, `operator.token`
+//! with the operator's bearer, mode 0600, rewritten at every start).
+
+use crate::cli::UpArgs;
+use crate::datadir::{DataDir, create_private_dir};
+use crate::output::{Output, coded};
+use crate::runtime::{self, RuntimeOptions};
+use anyhow::Context as _;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often held mail past its hold period is released, and due checkpoints written.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(30);
+
+pub fn run(out: &Output, data_dir: &std::path::Path, args: &UpArgs) -> anyhow::Result<ExitCode> {
+    let dir = DataDir::new(data_dir);
+    if !dir.kernel_pub().exists() {
+        let report = crate::cmd_init::init(&dir, maos_model::Profile::Standard, false)?;
+        out.line(format!(
+            "{} a new data directory at {} (standard profile; commander key {})",
+            out.green("initialized"),
+            dir.root().display(),
+            report.commander_key_id.get(..16).unwrap_or_default()
+        ));
+    }
+    // Built outside the async runtime: the http effector's blocking client
+    // must be created and dropped outside it.
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    let options = RuntimeOptions { noop_effector: args.noop_effector, bench_no_fsync: args.bench_no_fsync };
+    let runtime = runtime::open(&dir, options, rt.handle()).map_err(|e| {
+        if crate::output::error_code(&e).0 == "WAL-LOCKED" {
+            coded("MAOS-DAEMON-RUNNING", format!("another `maos up` holds {}; stop it first", dir.wal().display()), 1)
+        } else {
+            e
+        }
+    })?;
+    let keep = (runtime.commit.clone(), runtime.mail.clone());
+    let result = rt.block_on(serve(out, &dir, args, runtime));
+    // Tasks holding the Commit Layer end with the runtime; the last reference
+    // is dropped here, outside it.
+    drop(rt);
+    drop(keep);
+    result
+}
+
+async fn serve(out: &Output, dir: &DataDir, args: &UpArgs, runtime: runtime::Runtime) -> anyhow::Result<ExitCode> {
+    let listen = args.listen.clone().unwrap_or_else(|| runtime.listen.clone());
+    let addr: std::net::SocketAddr =
+        listen.parse().map_err(|_| coded("MAOS-USAGE", format!("--listen `{listen}`: expected IP:PORT"), 2))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| coded("MAOS-LISTEN", format!("cannot listen on {addr}: {e}"), 1))?;
+    let bound = listener.local_addr()?;
+    if !maos_gateway::is_loopback(&bound) {
+        tracing::warn!(%bound, "listening beyond loopback: put TLS and a firewall in front of MAOS");
+        out.line(out.red(&format!("warning: listening on {bound}, not loopback")));
+    }
+    let commit = runtime.commit.clone();
+    let mail = runtime.mail.clone();
+    // Upstream tools are pinned and classified before recovery may re-run any call.
+    let upstreams = runtime::connect_upstreams(&runtime).await;
+    let (tools, links, approval_wait) = (runtime.tools.clone(), runtime.upstreams.clone(), runtime.approval_wait);
+    let (kernel, report) = maos_kernel::Kernel::start(runtime.kernel).await?;
+    let recovered = report.recovery.as_ref().map_or(0, |r| r.recovered.len());
+    let secret = operator_secret()?;
+    write_run_files(dir, &bound, &secret)?;
+    let audit = Arc::new(crate::cmd_audit::LogAudit::new(dir)?);
+    let limits = maos_gateway::SessionLimits { per_second: runtime.rate_per_second, burst: runtime.rate_per_second };
+    let api = Arc::new(
+        maos_gateway::Api::new(kernel.clone(), &secret, audit, limits).with_tools(tools.clone(), commit.wal().clone()),
+    );
+    let mediator = Arc::new(maos_gateway::mcp::KernelMediator::new(api.clone(), tools, links, approval_wait));
+    let housekeeping = tokio::spawn(housekeeping(commit.clone(), mail));
+    out.json(&serde_json::json!({
+        "ok": true, "listen": bound.to_string(), "mode": kernel.mode().name(), "recovered": recovered,
+        "approvals_lapsed": report.approvals_lapsed.len(), "hold": report.hold,
+        "token_events": report.fold.token_events, "decisions": report.fold.decisions,
+        "upstreams": upstreams.iter().map(|u| serde_json::json!({
+            "name": u.name, "tools": u.tools, "withheld": u.withheld, "error": u.error,
+        })).collect::<Vec<_>>(),
+    }));
+    out.line(format!("{} MAOS kernel on http://{bound}/v1 (data {})", out.green("up"), dir.root().display()));
+    out.field("mode", kernel.mode().to_string());
+    out.field("recovered", format!("{recovered} unfinished intent(s) finished or rolled back"));
+    if let Some(hold) = &report.hold {
+        out.field("hold", out.red(hold));
+    }
+    for u in &upstreams {
+        match &u.error {
+            None => out.field(
+                "upstream",
+                format!(
+                    "{}: {} tool(s){}",
+                    u.name,
+                    u.tools,
+                    if u.withheld.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", withheld: {}", u.withheld.join(", "))
+                    }
+                ),
+            ),
+            Some(e) => out.field("upstream", out.red(&format!("{}: not available ({e})", u.name))),
+        }
+    }
+    if !upstreams.is_empty() {
+        out.field("mcp", format!("http://{bound}/mcp (capability token as bearer)"));
+    }
+    out.line(out.dim("  stop with Ctrl-C or SIGTERM; `maos status` reports from another terminal"));
+    let app = maos_gateway::router_with_mcp(api, mediator);
+    let served = maos_gateway::serve_router(listener, app, shutdown_signal()).await;
+    housekeeping.abort();
+    remove_run_files(dir);
+    if let Err(e) = tokio::task::spawn_blocking(move || commit.wal().checkpoint_now()).await? {
+        tracing::warn!(error = %e, "could not sign the chain head at shutdown");
+    }
+    served.context("serving the API")?;
+    out.line(format!("{} cleanly", out.green("stopped")));
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn housekeeping(commit: Arc<maos_commit::CommitLayer>, mail: Arc<maos_commit::effectors::mail::MailEffector>) {
+    let mut tick = tokio::time::interval(HOUSEKEEPING_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let (commit, mail) = (commit.clone(), mail.clone());
+        let done = tokio::task::spawn_blocking(move || {
+            let released = commit.release_mail(&mail, crate::datadir::now());
+            let checkpoint = commit.wal().maybe_checkpoint();
+            (released, checkpoint)
+        })
+        .await;
+        match done {
+            Ok((Ok(released), _)) if !released.is_empty() => {
+                tracing::info!(count = released.len(), "released held mail past its hold period");
+            }
+            Ok((Err(e), _)) => tracing::warn!(error = %e, code = e.code(), "mail release failed; retrying later"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "housekeeping task failed"),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: no new requests, finishing those in flight");
+}
+
+fn operator_secret() -> anyhow::Result<String> {
+    let bytes = maos_crypto::random_bytes::<32>()?;
+    Ok(format!("op_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+}
+
+/// Writes `run/operator.token` (0600) and `run/daemon.json`.
+fn write_run_files(dir: &DataDir, bound: &std::net::SocketAddr, secret: &str) -> anyhow::Result<()> {
+    let run = dir.run();
+    create_private_dir(&run)?;
+    write_private(&run.join("operator.token"), secret.as_bytes())?;
+    let info = serde_json::json!({
+        "pid": std::process::id(), "listen": bound.to_string(), "started_ms": crate::datadir::now().0,
+        "version": env!("CARGO_PKG_VERSION"),
+    });
+    write_private(&run.join("daemon.json"), info.to_string().as_bytes())
+}
+
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&tmp).with_context(|| format!("creating `{}`", tmp.display()))?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("installing `{}`", path.display()))?;
+    Ok(())
+}
+
+fn remove_run_files(dir: &DataDir) {
+    for name in ["daemon.json", "operator.token"] {
+        let _ = std::fs::remove_file(dir.run().join(name));
+    }
+}

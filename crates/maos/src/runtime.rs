@@ -1,0 +1,152 @@
+//! Assembles a kernel from a data directory: the log (opened and recovered
+//! through the journal, so an interrupted key rotation is finished first), the
+//! built-in effectors from `[effectors]`, the Commit Layer, the DSC for the
+//! profile, and the trusted keys. `maos up` and `maos demo` both start here, so
+//! the demo runs exactly what the daemon runs.
+
+use crate::datadir::DataDir;
+use crate::journal::Journal;
+use anyhow::Context as _;
+use maos_commit::effectors::fs::FsEffector;
+use maos_commit::effectors::http::{AllowList, HttpConfig, HttpEffector, PlainHttp, PrivateAddresses};
+use maos_commit::effectors::mail::MailEffector;
+use maos_commit::effectors::noop::NoopEffector;
+use maos_commit::{CommitConfig, CommitLayer, Effectors};
+use maos_kernel::KernelConfig;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Choices beyond `maos.toml`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RuntimeOptions {
+    /// Register the `noop.*` effector (for `maos bench`).
+    pub noop_effector: bool,
+    /// Skip every log sync (benchmarks of the cost of durability only).
+    pub bench_no_fsync: bool,
+}
+
+/// A kernel ready to start, with the parts the caller drives directly.
+pub struct Runtime {
+    pub kernel: KernelConfig,
+    pub commit: Arc<CommitLayer>,
+    pub mail: Arc<MailEffector>,
+    pub fs_root: PathBuf,
+    pub listen: String,
+    pub rate_per_second: u32,
+    /// MCP upstreams: their tools (filled by [`connect_upstreams`]) and connections.
+    pub tools: Arc<maos_gateway::mcp::ToolRegistry>,
+    pub upstreams: maos_gateway::mcp::Upstreams,
+    pub upstream_configs: Vec<maos_mcp::UpstreamConfig>,
+    pub approval_wait: std::time::Duration,
+    pub dsc: Arc<maos_dsc::DscConfig>,
+}
+
+/// Opens the data directory's kernel parts. `async_runtime` runs the MCP
+/// effector's upstream calls; call this outside it (the http effector's
+/// blocking client must not be created inside an async context).
+pub fn open(dir: &DataDir, options: RuntimeOptions, async_runtime: &tokio::runtime::Handle) -> anyhow::Result<Runtime> {
+    let config = dir.load_config()?;
+    let (journal, _, report) = Journal::open_for_daemon(dir, options.bench_no_fsync)?;
+    if let Some(torn) = &report.torn_tail {
+        tracing::warn!(?torn, "the log had a torn tail (a crash); it was cut");
+    }
+    let wal = Arc::new(journal.into_wal());
+    let fx = &config.effectors;
+    let state = dir.root().join("state");
+    let fs = FsEffector::new(dir.resolve(&fx.fs_root), state.join("fs")).context("setting up the fs effector")?;
+    let fs_root = fs.root().to_path_buf();
+    let mail = Arc::new(
+        MailEffector::new(dir.resolve(&fx.mail_outbox), &fx.mail_from).context("setting up the mail effector")?,
+    );
+    let mut effectors = Effectors::new().with(Arc::new(fs))?.with(mail.clone())?;
+    if !fx.http_allow.is_empty() {
+        let mut http = HttpConfig::new(AllowList::new(&fx.http_allow)?);
+        if fx.http_plain {
+            http.plain_http = PlainHttp::Allow;
+        }
+        if fx.http_private {
+            http.private_addresses = PrivateAddresses::Allow;
+        }
+        effectors.insert(Arc::new(HttpEffector::new(http)?))?;
+    }
+    if options.noop_effector {
+        effectors.insert(Arc::new(NoopEffector))?;
+    }
+    let tools = Arc::new(maos_gateway::mcp::ToolRegistry::default());
+    let upstreams = maos_gateway::mcp::Upstreams::default();
+    if !config.upstreams.is_empty() {
+        effectors.insert(Arc::new(maos_gateway::mcp::McpEffector::new(
+            tools.clone(),
+            upstreams.clone(),
+            async_runtime.clone(),
+        )))?;
+    }
+    let dsc = maos_dsc::DscConfig::default_for(config.profile)?;
+    let mut commit_config = CommitConfig::new(state.join("rollback"));
+    commit_config.dsc_config_hash = Some(dsc.hash());
+    let commit = Arc::new(CommitLayer::open(wal, effectors, commit_config)?);
+    let commander = maos_crypto::read_public_key_file(&dir.commander_pub())?;
+    let keys = crate::cmd_token::key_ring(dir)?;
+    Ok(Runtime {
+        kernel: KernelConfig::new(commit.clone(), dsc.clone(), keys, commander),
+        commit,
+        mail,
+        fs_root,
+        listen: config.api.listen,
+        rate_per_second: config.api.rate_per_second,
+        tools,
+        upstreams,
+        upstream_configs: config.upstreams,
+        approval_wait: std::time::Duration::from_secs(config.mcp.approval_wait_s.min(600)),
+        dsc,
+    })
+}
+
+/// What connecting the upstreams found.
+pub struct UpstreamReport {
+    pub name: String,
+    pub tools: usize,
+    pub withheld: Vec<String>,
+    pub error: Option<String>,
+}
+
+/// Connects every configured upstream, lists its tools, pins them in the log
+/// (first sight) and withholds changed or poisoned ones. An upstream that
+/// cannot be reached is reported, not fatal: its tools are simply not offered.
+pub async fn connect_upstreams(runtime: &Runtime) -> Vec<UpstreamReport> {
+    let mut reports = Vec::new();
+    for config in &runtime.upstream_configs {
+        let mut report = UpstreamReport { name: config.name.clone(), tools: 0, withheld: Vec::new(), error: None };
+        match maos_mcp::Upstream::connect(config).await {
+            Ok(up) => match up.list_tools().await {
+                Ok(list) => {
+                    let (registry, wal, dsc, cfg) =
+                        (runtime.tools.clone(), runtime.commit.wal().clone(), runtime.dsc.clone(), config.clone());
+                    let installed =
+                        tokio::task::spawn_blocking(move || registry.install(&cfg, list, &wal, Some(dsc.prefilter())))
+                            .await
+                            .map_err(|e| e.to_string())
+                            .and_then(|r| r);
+                    match installed {
+                        Ok(entries) => {
+                            report.tools = entries.len();
+                            report.withheld = entries
+                                .iter()
+                                .filter_map(|e| e.disabled.as_ref().map(|d| format!("{} ({})", e.tool.name, d.code)))
+                                .collect();
+                            runtime.upstreams.insert(config.clone(), Some(Arc::new(up)));
+                        }
+                        Err(e) => report.error = Some(e),
+                    }
+                }
+                Err(e) => report.error = Some(format!("{}: {e}", e.code())),
+            },
+            Err(e) => report.error = Some(format!("{}: {e}", e.code())),
+        }
+        if let Some(e) = &report.error {
+            tracing::warn!(upstream = %config.name, error = %e, "upstream not available; its tools are not offered");
+        }
+        reports.push(report);
+    }
+    reports
+}

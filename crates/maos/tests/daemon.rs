@@ -1,0 +1,748 @@
+//! End-to-end tests against the real `maos up` process: the built binary, a
+//! temporary data directory, the HTTP API on a loopback port the daemon picks
+//! itself (`--listen 127.0.0.1:0`, read back from `run/daemon.json`, so tests
+//! running in parallel never race for a port), and the operator CLI
+//! (`status`, `approve`, `undo`, `token`, `audit`) run as separate processes
+//! with `MAOS_DATA_DIR`, as an operator would.
+//!
+//! Approval expiry is covered in-process by the kernel tests
+//! `an_expired_approval_packet_denies` and
+//! `a_denied_packet_never_runs_and_open_packets_lapse_on_restart`
+//! (crates/maos-kernel/tests/kernel/main.rs), which drive a manual clock.
+
+#[cfg(test)]
+mod daemon {
+    use reqwest::StatusCode;
+    use reqwest::blocking::Client;
+    use serde_json::{Value, json};
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, ExitStatus, Output, Stdio};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    const MAOS: &str = env!("CARGO_BIN_EXE_maos");
+    /// Longest a daemon may take to come up (recovery included) or to stop.
+    const DAEMON_WAIT: Duration = Duration::from_secs(20);
+
+    // Record kinds (docs/kernel.md, docs/commit-layer.md).
+    const KIND_COMMIT_INTENT: u64 = 0x0200;
+    const KIND_COMMIT_EXECUTING: u64 = 0x0201;
+    const KIND_COMMIT_RESULT: u64 = 0x0202;
+    const KIND_COMMIT_FAILED: u64 = 0x0203;
+    const KIND_COMMIT_UNDONE: u64 = 0x0204;
+    const KIND_DECISION: u64 = 0x0300;
+    const KIND_APPROVAL_DECIDED: u64 = 0x0311;
+
+    // ---- the CLI as a process ------------------------------------------------
+
+    fn maos(dir: &Path, args: &[&str]) -> Output {
+        Command::new(MAOS).args(args).env("MAOS_DATA_DIR", dir).env("NO_COLOR", "1").output().expect("run maos")
+    }
+
+    fn text(bytes: &[u8]) -> String {
+        String::from_utf8_lossy(bytes).into_owned()
+    }
+
+    fn ok(dir: &Path, args: &[&str]) -> Output {
+        let o = maos(dir, args);
+        assert!(o.status.success(), "maos {args:?} failed ({}): {}{}", o.status, text(&o.stdout), text(&o.stderr));
+        o
+    }
+
+    fn ok_json(dir: &Path, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let o = ok(dir, &all);
+        serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("maos {args:?}: not JSON ({e}): {}", text(&o.stdout)))
+    }
+
+    fn init(dir: &Path) {
+        ok(dir, &["init"]);
+    }
+
+    /// `maos token issue …` for `agent`: the token text alone on stdout.
+    fn issue(dir: &Path, agent: &str, allow: &[&str]) -> String {
+        let mut args = vec!["token", "issue", "--agent", agent, "--rate", "1000/s"];
+        for a in allow {
+            args.extend_from_slice(&["--allow", a]);
+        }
+        let token = text(&ok(dir, &args).stdout).trim().to_owned();
+        assert!(token.starts_with("maos1."), "{token}");
+        token
+    }
+
+    /// Every record of the log, through `maos audit export --format jsonl`.
+    fn export(dir: &Path) -> Vec<Value> {
+        let o = ok(dir, &["audit", "export", "--format", "jsonl"]);
+        text(&o.stdout).lines().map(|l| serde_json::from_str(l).expect("an export line is JSON")).collect()
+    }
+
+    /// The intent id a record is about: the Intent JSON's id, or the bare id.
+    fn record_intent(record: &Value) -> Option<String> {
+        let intent = record.pointer("/payload/intent")?;
+        intent.get("id").unwrap_or(intent).as_str().map(str::to_owned)
+    }
+
+    /// Records of `kind` counted per intent id.
+    fn count_by_intent(records: &[Value], kind: u64) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for r in records.iter().filter(|r| r["kind"] == kind) {
+            let id = record_intent(r).unwrap_or_else(|| panic!("record without an intent: {r}"));
+            *counts.entry(id).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    fn audit_clean(dir: &Path) {
+        let verify = ok_json(dir, &["audit", "verify"]);
+        assert_eq!(verify["valid"], true, "{verify}");
+        let replay = ok_json(dir, &["audit", "replay"]);
+        assert_eq!(replay["divergence_count"], 0, "{replay}");
+    }
+
+    // ---- the daemon ----------------------------------------------------------
+
+    /// A running `maos up`; killed (SIGKILL) if a test fails before stopping it.
+    struct Daemon {
+        child: Child,
+        dir: PathBuf,
+        log: PathBuf,
+        base: String,
+    }
+
+    impl Daemon {
+        /// Starts `maos [global] up` on `dir` with its output in
+        /// `<log_dir>/<name>.log` and waits until it serves `/v1/health`.
+        fn start(dir: &Path, log_dir: &Path, name: &str, global: &[&str]) -> Self {
+            let log = log_dir.join(format!("{name}.log"));
+            let out = std::fs::File::create(&log).unwrap();
+            let err = out.try_clone().unwrap();
+            let child = Command::new(MAOS)
+                .args(global)
+                .args(["up", "--listen", "127.0.0.1:0"])
+                .env("MAOS_DATA_DIR", dir)
+                .env("NO_COLOR", "1")
+                .stdin(Stdio::null())
+                .stdout(out)
+                .stderr(err)
+                .spawn()
+                .expect("spawn maos up");
+            let mut daemon = Self { child, dir: dir.to_path_buf(), log, base: String::new() };
+            let started = Instant::now();
+            // run/daemon.json is written once recovery finished and the port is
+            // bound; a stale one from a killed run names another pid.
+            loop {
+                if let Some(status) = daemon.child.try_wait().unwrap() {
+                    panic!("maos up exited early ({status}): {}", daemon.output());
+                }
+                assert!(started.elapsed() < DAEMON_WAIT, "maos up never wrote run/daemon.json: {}", daemon.output());
+                if let Ok(info) = std::fs::read_to_string(dir.join("run/daemon.json"))
+                    && let Ok(info) = serde_json::from_str::<Value>(&info)
+                    && info["pid"] == daemon.child.id()
+                {
+                    daemon.base = format!("http://{}", info["listen"].as_str().unwrap());
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let http = client();
+            loop {
+                if let Ok(r) = http.get(format!("{}/v1/health", daemon.base)).send()
+                    && r.status() == StatusCode::OK
+                {
+                    let health: Value = r.json().unwrap();
+                    assert_eq!(health["status"], "ok", "{health}");
+                    assert_eq!(health["mode"], "normal", "{health}");
+                    break;
+                }
+                assert!(started.elapsed() < DAEMON_WAIT, "/v1/health never answered: {}", daemon.output());
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            daemon
+        }
+
+        fn output(&self) -> String {
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        }
+
+        /// The start report `maos --json up` prints (`recovered`, `mode`, ...).
+        fn report(&self) -> Value {
+            let out = self.output();
+            let start = out.find("{\n").unwrap_or_else(|| panic!("no JSON report: {out}"));
+            let mut values = serde_json::Deserializer::from_str(out.get(start..).unwrap()).into_iter::<Value>();
+            values.next().and_then(Result::ok).unwrap_or_else(|| panic!("no JSON report: {out}"))
+        }
+
+        fn operator(&self) -> String {
+            std::fs::read_to_string(self.dir.join("run/operator.token")).unwrap().trim().to_owned()
+        }
+
+        /// SIGKILL: no shutdown code runs.
+        fn sigkill(&mut self) {
+            self.child.kill().unwrap();
+            self.child.wait().unwrap();
+        }
+
+        /// SIGTERM, then the exit status (bounded wait).
+        fn sigterm(&mut self) -> ExitStatus {
+            let o = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).output().expect("run kill");
+            assert!(o.status.success(), "kill -TERM: {}", text(&o.stderr));
+            wait_bounded(&mut self.child, DAEMON_WAIT)
+                .unwrap_or_else(|| panic!("no exit after SIGTERM: {}", self.output()))
+        }
+    }
+
+    impl Drop for Daemon {
+        fn drop(&mut self) {
+            if matches!(self.child.try_wait(), Ok(None)) {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
+    }
+
+    fn wait_bounded(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    fn client() -> Client {
+        Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
+    }
+
+    // ---- an agent over HTTP --------------------------------------------------
+
+    struct Agent {
+        http: Client,
+        base: String,
+        session: String,
+    }
+
+    impl Agent {
+        fn open(base: &str, token: &str) -> Self {
+            let http = client();
+            let (status, body) = open_session(&http, base, token);
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+            let session = body["session"].as_str().unwrap().to_owned();
+            assert!(session.starts_with("ses_"), "{session}");
+            Self { http, base: base.to_owned(), session }
+        }
+
+        fn submit(&self, intent: &Value) -> (StatusCode, Value) {
+            let r = self.http.post(format!("{}/v1/intents", self.base)).bearer_auth(&self.session).json(intent).send();
+            let r = r.unwrap();
+            (r.status(), r.json().unwrap())
+        }
+
+        fn get(&self, path: &str) -> (StatusCode, Value) {
+            let r = self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.session).send().unwrap();
+            (r.status(), r.json().unwrap())
+        }
+
+        fn post(&self, path: &str) -> (StatusCode, Value) {
+            let r = self.http.post(format!("{}{path}", self.base)).bearer_auth(&self.session).send().unwrap();
+            (r.status(), r.json().unwrap())
+        }
+    }
+
+    fn open_session(http: &Client, base: &str, token: &str) -> (StatusCode, Value) {
+        let r = http.post(format!("{base}/v1/sessions")).bearer_auth(token).send().unwrap();
+        (r.status(), r.json().unwrap())
+    }
+
+    fn fs_write(path: &str, content: &str) -> Value {
+        json!({
+            "action": "fs.write",
+            "resources": [{ "kind": "path", "value": path }],
+            "args": { "content": content },
+        })
+    }
+
+    fn mail_send(to: &str, body: &str) -> Value {
+        json!({
+            "action": "mail.send",
+            "resources": [{ "kind": "recipient", "value": to }],
+            "args": { "to": to, "subject": "load", "body": body },
+        })
+    }
+
+    /// A write of internal data to a public sink: Standard escalates it (a
+    /// declassification needs a human, HACF L2).
+    fn declassify(path: &str, wait_ms: u64) -> Value {
+        let mut intent = fs_write(path, "quarterly figures");
+        intent["reads"] = json!([{ "level": "internal" }]);
+        intent["sink_level"] = json!("public");
+        intent["wait_ms"] = json!(wait_ms);
+        intent
+    }
+
+    fn done_id(reply: &(StatusCode, Value)) -> String {
+        assert_eq!(reply.0, StatusCode::OK, "{}", reply.1);
+        assert_eq!(reply.1["status"], "done", "{}", reply.1);
+        reply.1["intent"].as_str().unwrap().to_owned()
+    }
+
+    // ---- A1: SIGKILL under load ----------------------------------------------
+
+    #[derive(Debug, Clone)]
+    enum Acked {
+        File { id: String, nonce: String },
+        Mail { id: String, nonce: String },
+    }
+
+    fn load_content(nonce: &str) -> String {
+        format!("written once by intent nonce {nonce}\n")
+    }
+
+    /// One agent thread: distinct writes (and every fourth a mail) until told to
+    /// stop or the daemon dies under it. Returns what was acknowledged as done.
+    fn load(base: String, session: String, prefix: String, stop: Arc<AtomicBool>) -> (Vec<Acked>, Vec<Value>) {
+        let http = client();
+        let mut acked = Vec::new();
+        let mut other = Vec::new();
+        for n in 0.. {
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            let nonce = format!("{prefix}n{n}");
+            let is_mail = n % 4 == 3;
+            let intent = if is_mail {
+                mail_send("bob@example.com", &format!("mail nonce {nonce}"))
+            } else {
+                fs_write(&format!("/workspace/load/{nonce}.txt"), &load_content(&nonce))
+            };
+            let sent = http.post(format!("{base}/v1/intents")).bearer_auth(&session).json(&intent).send();
+            // After the kill: connection reset or refused. Nothing more is acknowledged.
+            let Ok(response) = sent else { break };
+            let status = response.status();
+            let Ok(body) = response.json::<Value>() else { break };
+            if status == StatusCode::OK && body["status"] == "done" {
+                let id = body["intent"].as_str().unwrap().to_owned();
+                acked.push(if is_mail { Acked::Mail { id, nonce } } else { Acked::File { id, nonce } });
+            } else {
+                other.push(body);
+            }
+        }
+        (acked, other)
+    }
+
+    /// Every Maildir message under the mail root: (file, intent id from the
+    /// Message-ID, body).
+    fn messages(mail_root: &Path) -> Vec<(PathBuf, String, String)> {
+        let mut out = Vec::new();
+        for sub in ["outbox/new", "outbox/cur", "sent/new", "sent/cur", "uncertain"] {
+            let Ok(entries) = std::fs::read_dir(mail_root.join(sub)) else { continue };
+            for entry in entries {
+                let path = entry.unwrap().path();
+                let message = std::fs::read_to_string(&path).unwrap();
+                let id = message
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Message-ID: <"))
+                    .and_then(|l| l.split_once(".maos@"))
+                    .map(|(id, _)| id.to_owned())
+                    .unwrap_or_else(|| panic!("no Message-ID in {}", path.display()));
+                out.push((path, id, message));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn ct_wal_02_ct_wal_03_ct_wal_04_sigkill_under_load_loses_no_acknowledged_intent_and_repeats_no_effect() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        init(&dir);
+        let token = issue(&dir, "writer", &["fs.*=/workspace/**", "mail.send=*@example.com"]);
+        let mut acked = Vec::new();
+        let mut reported_recovered = 0;
+        let mut old_session: Option<String> = None;
+        // Two kills at different points of the storm, each followed by a restart
+        // that must recover before it serves.
+        for (round, load_ms) in [(0, 1200), (1, 700)] {
+            let mut daemon = Daemon::start(&dir, tmp.path(), &format!("run{round}"), &["--json"]);
+            let report = daemon.report();
+            assert_eq!(report["mode"], "normal", "{report}");
+            reported_recovered += report["recovered"].as_u64().unwrap();
+            if let Some(old) = old_session.take() {
+                // Sessions live in the daemon's memory: a restart ends them.
+                let r = client()
+                    .post(format!("{}/v1/intents", daemon.base))
+                    .bearer_auth(old)
+                    .json(&fs_write("/workspace/x", "x"))
+                    .send()
+                    .unwrap();
+                assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+            }
+            let session = Agent::open(&daemon.base, &token).session;
+            let stop = Arc::new(AtomicBool::new(false));
+            let threads: Vec<_> = (0..4)
+                .map(|t| {
+                    let (base, session, stop) = (daemon.base.clone(), session.clone(), stop.clone());
+                    std::thread::spawn(move || load(base, session, format!("r{round}t{t}"), stop))
+                })
+                .collect();
+            std::thread::sleep(Duration::from_millis(load_ms));
+            daemon.sigkill();
+            stop.store(true, Ordering::SeqCst);
+            // The killed daemon left its run files behind; status still says it is not running.
+            assert_eq!(maos(&dir, &["status"]).status.code(), Some(1));
+            let before = acked.len();
+            let mut other = Vec::new();
+            for t in threads {
+                let (a, o) = t.join().unwrap();
+                acked.extend(a);
+                other.extend(o);
+            }
+            // Nothing but "done" is expected before the kill (no denials, no failures).
+            assert!(other.is_empty(), "unexpected replies under load: {other:?}");
+            assert!(acked.len() - before >= 20, "round {round}: too little load to mean anything");
+            old_session = Some(session);
+        }
+
+        // The last restart on the same data directory: recovery first, then health.
+        let mut daemon = Daemon::start(&dir, tmp.path(), "final", &["--json"]);
+        reported_recovered += daemon.report()["recovered"].as_u64().unwrap();
+        let status = ok_json(&dir, &["status"]);
+        assert_eq!(status["status"]["mode"], "normal", "{status}");
+        assert!(daemon.sigterm().success(), "{}", daemon.output());
+
+        let records = export(&dir);
+        let decisions: BTreeMap<String, Value> = records
+            .iter()
+            .filter(|r| r["kind"] == KIND_DECISION)
+            .map(|r| (record_intent(r).unwrap(), r["payload"]["verdict"]["verdict"].clone()))
+            .collect();
+        let intents = count_by_intent(&records, KIND_COMMIT_INTENT);
+        let results = count_by_intent(&records, KIND_COMMIT_RESULT);
+        let failed = count_by_intent(&records, KIND_COMMIT_FAILED);
+        let recovered = records
+            .iter()
+            .filter(|r| [KIND_COMMIT_RESULT, KIND_COMMIT_FAILED].contains(&r["kind"].as_u64().unwrap_or(0)))
+            .filter(|r| r["payload"]["recovered"] == true)
+            .count();
+        // What the restarts reported finishing is what the log says recovery finished.
+        assert_eq!(usize::try_from(reported_recovered).unwrap(), recovered);
+
+        // CT-WAL-02: every acknowledged intent has its decision and exactly one
+        // result in the log, and its effect exists.
+        for a in &acked {
+            let id = match a {
+                Acked::File { id, .. } | Acked::Mail { id, .. } => id,
+            };
+            assert_eq!(decisions.get(id), Some(&json!("allow")), "{a:?}: no allow decision");
+            assert_eq!(intents.get(id), Some(&1), "{a:?}: intent record count");
+            assert_eq!(results.get(id), Some(&1), "{a:?}: result record count");
+            assert_eq!(failed.get(id), None, "{a:?}: an acknowledged intent has a failure record");
+        }
+        // CT-WAL-04: every logged intent finished exactly once (committed or
+        // rolled back); none is left `executing` after recovery.
+        for (id, n) in &intents {
+            assert_eq!(*n, 1, "{id}: logged twice");
+            let finished = results.get(id).copied().unwrap_or(0) + failed.get(id).copied().unwrap_or(0);
+            assert_eq!(finished, 1, "{id}: {finished} result/failure records");
+            assert!(decisions.contains_key(id), "{id}: committed without a decision record");
+        }
+        for id in results.keys().chain(failed.keys()) {
+            assert!(intents.contains_key(id), "{id}: a result without an intent record");
+        }
+
+        // Files: every acknowledged one holds its content; every file on disk
+        // belongs to a committed (not rolled back) logged intent (CT-CL-01).
+        let by_path: BTreeMap<String, String> = records
+            .iter()
+            .filter(|r| r["kind"] == KIND_COMMIT_INTENT && r["payload"]["intent"]["action"] == "fs.write")
+            .map(|r| {
+                let path = r["payload"]["intent"]["resources"][0]["value"].as_str().unwrap().to_owned();
+                (path, record_intent(r).unwrap())
+            })
+            .collect();
+        let load_dir = dir.join("workspace/load");
+        for a in &acked {
+            if let Acked::File { nonce, .. } = a {
+                let content = std::fs::read_to_string(load_dir.join(format!("{nonce}.txt")));
+                assert_eq!(content.ok(), Some(load_content(nonce)), "{a:?}");
+            }
+        }
+        let mut files = 0;
+        for entry in std::fs::read_dir(&load_dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+            let nonce = name.strip_suffix(".txt").unwrap_or_else(|| panic!("stray file {name}"));
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), load_content(nonce), "{name}");
+            let id =
+                by_path.get(&format!("/workspace/load/{name}")).unwrap_or_else(|| panic!("{name}: no intent record"));
+            assert_eq!(results.get(id), Some(&1), "{name}: on disk but its intent did not commit");
+            files += 1;
+        }
+        // A logged write that committed has its file (a rollback removed the others).
+        for (path, id) in &by_path {
+            let on_disk = dir.join("workspace").join(path.strip_prefix("/workspace/").unwrap()).exists();
+            assert_eq!(on_disk, results.contains_key(id), "{path}: file present {on_disk}, committed {}", !on_disk);
+        }
+
+        // Mail (CT-WAL-03): one message per committed mail intent, never two.
+        let mail = messages(&dir.join("mail"));
+        let mut seen_ids = BTreeSet::new();
+        for (path, id, _) in &mail {
+            assert!(seen_ids.insert(id.clone()), "two messages for intent {id}: {}", path.display());
+            assert_eq!(results.get(id), Some(&1), "{id}: message queued but the intent did not commit");
+        }
+        for a in &acked {
+            if let Acked::Mail { id, nonce } = a {
+                let needle = format!("mail nonce {nonce}\r\n");
+                let copies = mail.iter().filter(|(_, _, m)| m.contains(&needle)).count();
+                assert_eq!(copies, 1, "{a:?}: {copies} messages");
+                assert!(seen_ids.contains(id), "{a:?}");
+            }
+        }
+        let committed_mail = records
+            .iter()
+            .filter(|r| r["kind"] == KIND_COMMIT_INTENT && r["payload"]["intent"]["action"] == "mail.send")
+            .filter_map(record_intent)
+            .filter(|id| results.contains_key(id))
+            .count();
+        assert_eq!(committed_mail, mail.len(), "committed mail intents vs messages in the Maildir");
+
+        audit_clean(&dir);
+        eprintln!(
+            "sigkill under load: {} acknowledged ({} files on disk, {} messages), {} intents logged, {} rolled back, \
+             {recovered} finished by recovery",
+            acked.len(),
+            files,
+            mail.len(),
+            intents.len(),
+            failed.len(),
+        );
+    }
+
+    // ---- A2: status and clean shutdown ---------------------------------------
+
+    #[test]
+    fn ct_wal_14_up_auto_inits_reports_normal_and_stops_cleanly_on_sigterm() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        assert!(!dir.exists());
+        let mut daemon = Daemon::start(&dir, tmp.path(), "up", &[]);
+        assert!(daemon.output().contains("initialized"), "{}", daemon.output());
+        assert!(dir.join("keys/kernel.pub").exists() && dir.join("keys/commander.key").exists());
+        #[cfg(unix)]
+        for file in ["run/operator.token", "run/daemon.json"] {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(dir.join(file)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{file}");
+        }
+        assert!(daemon.operator().starts_with("op_"));
+
+        let status = ok_json(&dir, &["status"]);
+        assert_eq!(status["running"], true, "{status}");
+        assert_eq!(status["status"]["mode"], "normal", "{status}");
+        assert_eq!(status["status"]["wal"], "healthy", "{status}");
+        assert!(text(&ok(&dir, &["status"]).stdout).contains("normal"));
+
+        // A second daemon on the same data directory is refused, and leaves the
+        // first one's run files alone.
+        let mut second = Command::new(MAOS)
+            .args(["up", "--listen", "127.0.0.1:0"])
+            .env("MAOS_DATA_DIR", &dir)
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let exit = wait_bounded(&mut second, DAEMON_WAIT);
+        if exit.is_none() {
+            let _ = second.kill();
+        }
+        let o = second.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(1), "second maos up: {}", text(&o.stderr));
+        assert!(text(&o.stderr).contains("MAOS-DAEMON-RUNNING"), "{}", text(&o.stderr));
+        let info: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("run/daemon.json")).unwrap()).unwrap();
+        assert_eq!(info["pid"], daemon.child.id());
+
+        let exit = daemon.sigterm();
+        assert_eq!(exit.code(), Some(0), "{}", daemon.output());
+        assert!(daemon.output().contains("stopped cleanly"), "{}", daemon.output());
+        assert!(!dir.join("run/daemon.json").exists(), "run/daemon.json left behind");
+        assert!(!dir.join("run/operator.token").exists(), "run/operator.token left behind");
+
+        let o = maos(&dir, &["status"]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(text(&o.stdout).contains("down"), "{}", text(&o.stdout));
+        let o = maos(&dir, &["--json", "status"]);
+        assert_eq!(o.status.code(), Some(1));
+        let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(doc["running"], false, "{doc}");
+        // The chain head was signed at shutdown: no unsigned records at the tail.
+        let verify = ok_json(&dir, &["audit", "verify"]);
+        assert_eq!(verify["copies"][0]["unsigned_tail_records"], 0, "{verify}");
+    }
+
+    // ---- A3: escalation end to end -------------------------------------------
+
+    #[test]
+    fn hacf_escalation_over_http_is_granted_denied_or_cancelled_by_the_operator() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        init(&dir);
+        let token = issue(&dir, "writer", &["fs.*=/workspace/**"]);
+        let mut daemon = Daemon::start(&dir, tmp.path(), "up", &[]);
+        let agent = Agent::open(&daemon.base, &token);
+
+        // Pending with a small wait: the answer names the approval.
+        let (status, view) = agent.submit(&declassify("/workspace/public.txt", 200));
+        assert_eq!(status, StatusCode::OK, "{view}");
+        assert_eq!(view["status"], "pending_approval", "{view}");
+        assert_eq!(view["code"], "HACF-PENDING", "{view}");
+        let id = view["intent"].as_str().unwrap().to_owned();
+        assert_eq!(view["approval"]["id"], id.as_str());
+        assert_eq!(view["approval"]["level"], "l2");
+        assert!(!dir.join("workspace/public.txt").exists(), "nothing runs before approval");
+        assert_eq!(agent.get(&format!("/v1/intents/{id}")).1["status"], "pending_approval");
+
+        let list = ok_json(&dir, &["approve", "list"]);
+        let ids: Vec<&str> = list["approvals"].as_array().unwrap().iter().filter_map(|p| p["id"].as_str()).collect();
+        assert_eq!(ids, [id.as_str()], "{list}");
+        assert!(text(&ok(&dir, &["approve", "list"]).stdout).contains(&id));
+        let show = text(&ok(&dir, &["approve", "show", &id]).stdout);
+        assert!(show.contains("write-down"), "{show}");
+        assert_eq!(ok_json(&dir, &["status"])["status"]["pending_approvals"], 1);
+
+        // Granted with the commander key of this data directory: the intent runs.
+        let granted = ok_json(&dir, &["approve", "grant", &id]);
+        assert_eq!(granted["intent"]["status"], "done", "{granted}");
+        let (_, view) = agent.get(&format!("/v1/intents/{id}?wait_ms=5000"));
+        assert_eq!(view["status"], "done", "{view}");
+        assert_eq!(std::fs::read_to_string(dir.join("workspace/public.txt")).unwrap(), "quarterly figures");
+        // A decided approval cannot be granted again.
+        let o = maos(&dir, &["approve", "grant", &id]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(text(&o.stderr).contains("API-NOT-FOUND"), "{}", text(&o.stderr));
+
+        // Denied: never runs; the agent sees why.
+        let (_, view) = agent.submit(&declassify("/workspace/refused.txt", 200));
+        assert_eq!(view["status"], "pending_approval", "{view}");
+        let refused = view["intent"].as_str().unwrap().to_owned();
+        let denied = ok_json(&dir, &["approve", "deny", &refused, "--reason", "not today"]);
+        assert_eq!(denied["intent"]["status"], "denied", "{denied}");
+        let (_, view) = agent.get(&format!("/v1/intents/{refused}"));
+        assert_eq!(view["status"], "denied", "{view}");
+        assert_eq!(view["code"], "HACF-DENIED", "{view}");
+        assert_eq!(view["explanation"], "not today", "{view}");
+        assert!(!dir.join("workspace/refused.txt").exists());
+
+        // Cancelled by the agent itself while pending.
+        let (_, view) = agent.submit(&declassify("/workspace/cancelled.txt", 200));
+        let cancelled = view["intent"].as_str().unwrap().to_owned();
+        let (status, view) = agent.post(&format!("/v1/intents/{cancelled}/cancel"));
+        assert_eq!(status, StatusCode::OK, "{view}");
+        assert_eq!(view["code"], "HACF-CANCELLED", "{view}");
+        // Cancelling a finished intent is a conflict, not a silent success.
+        let (status, view) = agent.post(&format!("/v1/intents/{id}/cancel"));
+        assert_eq!(status, StatusCode::CONFLICT, "{view}");
+        assert_eq!(view["error"]["code"], "API-CONFLICT");
+        assert!(ok_json(&dir, &["approve", "list"])["approvals"].as_array().unwrap().is_empty());
+        assert!(!dir.join("workspace/cancelled.txt").exists());
+
+        assert!(daemon.sigterm().success(), "{}", daemon.output());
+        let records = export(&dir);
+        let outcomes: BTreeMap<String, String> = records
+            .iter()
+            .filter(|r| r["kind"] == KIND_APPROVAL_DECIDED)
+            .map(|r| {
+                (r["payload"]["id"].as_str().unwrap().to_owned(), r["payload"]["outcome"].as_str().unwrap().to_owned())
+            })
+            .collect();
+        assert_eq!(outcomes.get(&id).map(String::as_str), Some("granted"), "{outcomes:?}");
+        assert_eq!(outcomes.get(&refused).map(String::as_str), Some("denied"), "{outcomes:?}");
+        assert_eq!(outcomes.get(&cancelled).map(String::as_str), Some("denied"), "{outcomes:?}");
+        let results = count_by_intent(&records, KIND_COMMIT_RESULT);
+        assert_eq!(results.get(&id), Some(&1));
+        assert!(!results.contains_key(&refused) && !results.contains_key(&cancelled));
+        audit_clean(&dir);
+    }
+
+    // ---- A4: undo and revocation through the running daemon ------------------
+
+    #[test]
+    fn ct_cl_07_undo_restores_and_ct_cap_05_revocation_applies_to_the_next_intent() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        init(&dir);
+        let token = issue(&dir, "writer", &["fs.*=/workspace/**"]);
+        let mut daemon = Daemon::start(&dir, tmp.path(), "up", &[]);
+        let agent = Agent::open(&daemon.base, &token);
+        let file = dir.join("workspace/notes/u.txt");
+
+        let first = done_id(&agent.submit(&fs_write("/workspace/notes/u.txt", "v1")));
+        let second = done_id(&agent.submit(&fs_write("/workspace/notes/u.txt", "v2")));
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "v2");
+
+        // Undo the second write: the first one's content is back.
+        let undone = ok_json(&dir, &["undo", &second]);
+        assert_eq!(undone["undo"]["undone"], true, "{undone}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "v1");
+        assert_eq!(agent.get(&format!("/v1/intents/{second}")).1["status"], "undone");
+        // Twice is refused with a code, and changes nothing.
+        let o = maos(&dir, &["undo", &second]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(text(&o.stderr).contains("UNDO-ALREADY"), "{}", text(&o.stderr));
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "v1");
+        // An intent that never committed, and a malformed id.
+        let o = maos(&dir, &["undo", "01a20000-0000-7000-8000-000000000000"]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(text(&o.stderr).contains("UNDO-NOT-FOUND"), "{}", text(&o.stderr));
+        let o = maos(&dir, &["undo", "not-an-id"]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(text(&o.stderr).contains("API-BAD-REQUEST"), "{}", text(&o.stderr));
+        // Undo the first: the file was absent before it.
+        ok(&dir, &["undo", &first]);
+        assert!(!file.exists());
+
+        // A token issued while the daemon runs goes through it and works at once.
+        let helper = issue(&dir, "helper", &["fs.*=/workspace/**"]);
+        let helper = Agent::open(&daemon.base, &helper);
+        done_id(&helper.submit(&fs_write("/workspace/helper.txt", "h")));
+
+        // Revoke the writer's token: its open session's next intent is denied.
+        let list = ok_json(&dir, &["token", "list"]);
+        let writer = list["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["agent"] == "writer")
+            .and_then(|t| t["id"].as_str())
+            .unwrap_or_else(|| panic!("no writer token in {list}"))
+            .to_owned();
+        ok(&dir, &["token", "revoke", &writer]);
+        let (status, view) = agent.submit(&fs_write("/workspace/after.txt", "x"));
+        assert_eq!(status, StatusCode::OK, "{view}");
+        assert_eq!(view["status"], "denied", "{view}");
+        assert_eq!(view["code"], "DSC-1-REVOKED", "{view}");
+        assert!(!dir.join("workspace/after.txt").exists());
+        // A new session with the revoked token is refused at the door.
+        let (status, body) = open_session(&client(), &daemon.base, &token);
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert_eq!(body["error"]["code"], "API-TOKEN-INVALID", "{body}");
+        // The other agent's token is untouched.
+        done_id(&helper.submit(&fs_write("/workspace/helper.txt", "h2")));
+
+        assert!(daemon.sigterm().success(), "{}", daemon.output());
+        let records = export(&dir);
+        let undone = count_by_intent(&records, KIND_COMMIT_UNDONE);
+        assert_eq!(undone.get(&first), Some(&1));
+        assert_eq!(undone.get(&second), Some(&1));
+        let executing = count_by_intent(&records, KIND_COMMIT_EXECUTING);
+        assert_eq!(executing.get(&second), Some(&1));
+        assert!(records.iter().any(|r| r["kind_name"] == "token.revoked"));
+        audit_clean(&dir);
+    }
+}
