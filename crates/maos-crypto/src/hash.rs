@@ -1,6 +1,5 @@
 //! SHA3-256, the hash of every chain and id in MAOS (spec §14a.3).
 
-use sha3::Digest as _;
 use std::fmt;
 
 /// Length of a SHA3-256 digest in bytes.
@@ -56,15 +55,34 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     s
 }
 
+// SHA3-256 comes from the same aws-lc backend as the signatures: its
+// Keccak is several times faster than the portable one, and every log record
+// and decision is hashed. The RustCrypto `sha3` crate stays as the reference
+// the known-answer and differential tests compare against.
+
+fn digest_of(d: &aws_lc_rs::digest::Digest) -> Digest {
+    let mut out = [0u8; DIGEST_LEN];
+    for (o, b) in out.iter_mut().zip(d.as_ref()) {
+        *o = *b;
+    }
+    Digest(out)
+}
+
 /// SHA3-256 of `data`.
 #[must_use]
 pub fn sha3_256(data: &[u8]) -> Digest {
-    Digest(sha3::Sha3_256::digest(data).into())
+    digest_of(&aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA3_256, data))
 }
 
 /// Incremental SHA3-256, for hashing framed records without concatenating them.
-#[derive(Clone, Default)]
-pub struct Sha3Hasher(sha3::Sha3_256);
+#[derive(Clone)]
+pub struct Sha3Hasher(aws_lc_rs::digest::Context);
+
+impl Default for Sha3Hasher {
+    fn default() -> Self {
+        Self(aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA3_256))
+    }
+}
 
 impl Sha3Hasher {
     /// A fresh hasher.
@@ -82,13 +100,28 @@ impl Sha3Hasher {
     /// The digest of everything fed so far.
     #[must_use]
     pub fn finish(self) -> Digest {
-        Digest(self.0.finalize().into())
+        digest_of(&self.0.finish())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aws_lc_sha3_equals_the_rustcrypto_reference() {
+        use sha3::Digest as _;
+        for len in [0usize, 1, 135, 136, 137, 4700, 70_000] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            let reference: [u8; 32] = sha3::Sha3_256::digest(&data).into();
+            assert_eq!(sha3_256(&data).0, reference, "len {len}");
+            let mut h = Sha3Hasher::new();
+            for chunk in data.chunks(97) {
+                h.update(chunk);
+            }
+            assert_eq!(h.finish().0, reference, "incremental, len {len}");
+        }
+    }
 
     #[test]
     fn sha3_256_known_answer() {

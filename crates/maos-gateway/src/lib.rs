@@ -137,9 +137,15 @@ pub async fn serve_router(
 }
 
 /// The `/v1` API and the MCP endpoint `/mcp` (capability token as bearer),
-/// both in front of the same kernel.
-pub fn router_with_mcp(api: Arc<Api>, mediator: Arc<mcp::KernelMediator>) -> axum::Router {
-    router(api).merge(maos_mcp::router(mediator))
+/// both in front of the same kernel, and a function that ends every open MCP
+/// stream (call it at shutdown, or graceful shutdown waits for them).
+pub fn router_with_mcp(
+    api: Arc<Api>,
+    mediator: Arc<mcp::KernelMediator>,
+) -> (axum::Router, impl FnOnce() + Send + 'static) {
+    let config = maos_mcp::StreamableHttpServerConfig::default();
+    let streams = config.cancellation_token.clone();
+    (router(api).merge(maos_mcp::router_with_config(mediator, config)), move || streams.cancel())
 }
 
 /// Whether `addr` is loopback (the daemon warns when it is not).

@@ -64,6 +64,10 @@ const _: () = assert!(PAYLOAD_BYTES_MAX <= APPEND_QUEUE_BYTES_MAX);
 /// cleared and texts are logged again on next use.
 pub const LOGGED_TOKENS_MAX: usize = 16_384;
 
+/// Bytes of a token text's end that key the sequencer's hash cache (inside the
+/// Ed25519 signature, so distinct tokens differ there).
+const TOKEN_HASH_KEY_BYTES: usize = 48;
+
 /// Refusal code for a token text over the token format's bound.
 pub const CODE_TOKEN_TOO_LARGE: &str = "KERNEL-TOKEN-TOO-LARGE";
 /// Refusal code for a record over the WAL's payload bound.
@@ -607,6 +611,7 @@ impl Kernel {
             last_now: now,
             done_tx,
             logged_tokens: std::collections::BTreeSet::new(),
+            token_hashes: BTreeMap::new(),
         };
         let interval = config.heartbeat_interval.max(Duration::from_millis(1));
         runtime.spawn(sequencer.run(rx, done_rx, interval));
@@ -717,6 +722,10 @@ struct Sequencer {
     last_now: UnixMillis,
     done_tx: mpsc::Sender<Completion>,
     logged_tokens: std::collections::BTreeSet<[u8; 32]>,
+    /// SHA3-256 of recently presented token texts, keyed by their last bytes
+    /// (the signature): hashing a 4.7 KB text for every decision cost more than
+    /// the decision. A hit is used only if the whole text is equal.
+    token_hashes: BTreeMap<Vec<u8>, (String, maos_crypto::Digest)>,
 }
 
 fn explain(decision: &Decision, code: DenyCode) -> String {
@@ -926,7 +935,7 @@ impl Sequencer {
         };
         let decision = decide_injecting_faults(&self.state.dsc, &intent, verified.as_ref(), now, faults);
         self.track_dsc_health(&decision);
-        let token_sha3 = (!text.is_empty()).then(|| maos_crypto::sha3_256(text.as_bytes()));
+        let token_sha3 = (!text.is_empty()).then(|| self.token_hash(text));
         // INVARIANT: a text is marked logged only with the record that holds
         // it; if that batch fails the kernel freezes, so no later record can
         // refer to a text that is not in the log.
@@ -967,6 +976,22 @@ impl Sequencer {
         // so an unlogged delta never influences an allowed effect.
         let applied = self.state.apply_delta(&decision.delta);
         Some(Staged { intent, decision, class, payload, applied, now, reply })
+    }
+
+    fn token_hash(&mut self, text: &str) -> maos_crypto::Digest {
+        let bytes = text.as_bytes();
+        let tail = bytes.get(bytes.len().saturating_sub(TOKEN_HASH_KEY_BYTES)..).unwrap_or(bytes).to_vec();
+        if let Some((cached, hash)) = self.token_hashes.get(&tail)
+            && cached == text
+        {
+            return *hash;
+        }
+        let hash = maos_crypto::sha3_256(bytes);
+        if self.token_hashes.len() >= LOGGED_TOKENS_MAX {
+            self.token_hashes.clear();
+        }
+        self.token_hashes.insert(tail, (text.to_owned(), hash));
+        hash
     }
 
     /// Appends the batch's decision records in one commit group, then acts on each.

@@ -114,8 +114,12 @@ async fn serve(out: &Output, dir: &DataDir, args: &UpArgs, runtime: runtime::Run
         out.field("mcp", format!("http://{bound}/mcp (capability token as bearer)"));
     }
     out.line(out.dim("  stop with Ctrl-C or SIGTERM; `maos status` reports from another terminal"));
-    let app = maos_gateway::router_with_mcp(api, mediator);
-    let served = maos_gateway::serve_router(listener, app, shutdown_signal()).await;
+    let (app, end_streams) = maos_gateway::router_with_mcp(api, mediator);
+    let shutdown = async move {
+        shutdown_signal().await;
+        end_streams();
+    };
+    let served = maos_gateway::serve_router(listener, app, shutdown).await;
     housekeeping.abort();
     remove_run_files(dir);
     if let Err(e) = tokio::task::spawn_blocking(move || commit.wal().checkpoint_now()).await? {

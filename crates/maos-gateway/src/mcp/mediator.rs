@@ -296,7 +296,7 @@ impl KernelMediator {
                 }),
             Status::PendingApproval => {
                 let id = view.approval.as_ref().map_or(view.intent, |a| a.id);
-                CallToolResult::success(vec![ContentBlock::text(format!(
+                CallToolResult::error(vec![ContentBlock::text(format!(
                     "HACF-PENDING: this call needs a human decision (approval {id}); the operator runs `maos approve grant {id}`. \
                      Call the tool again with \"{APPROVAL_ARG}\": \"{id}\" to get the decision."
                 ))])
