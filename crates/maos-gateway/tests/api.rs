@@ -493,6 +493,8 @@ mod api {
         ("get", "/v1/status"),
         ("get", "/v1/audit"),
         ("post", "/v1/token-events"),
+        ("get", "/v1/tools"),
+        ("post", "/v1/tools/{server}/{tool}/approve"),
     ];
 
     #[test]
@@ -508,7 +510,7 @@ mod api {
         for (path, ops) in paths {
             for method in ops.as_object().unwrap().keys() {
                 documented.insert((method.clone(), path.clone()));
-                let concrete = path.replace("{id}", RANDOM_ID);
+                let concrete = path.replace("{id}", RANDOM_ID).replace("{server}", "s").replace("{tool}", "t");
                 let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap();
                 let reply = s.call(method.clone(), &concrete, None, None);
                 let fallback = reply.status == StatusCode::NOT_FOUND

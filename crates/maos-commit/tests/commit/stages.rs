@@ -221,24 +221,40 @@ fn ct_cl_08_real_effect_error_restores_and_is_recorded() {
 }
 
 #[test]
-fn ct_cl_08_stage_5_real_wal_failure_restores_state() {
-    // The WAL itself fails at stage 5: the result cannot be recorded, so the
-    // effect is rolled back; the failure record cannot be written either.
+fn ct_cl_08_stage_5_real_wal_failure_defers_to_recovery() {
+    // The WAL itself fails at stage 5: whether the result record reached the
+    // disk is unknown, so the effect is left in place (rolling back could
+    // contradict a record that did land) and recovery settles it at restart.
     let world = World::new();
     world.put("a.txt", "old");
     let storage = maos_wal::sim::MemStorage::new();
-    let wal = Arc::new(
-        maos_wal::Wal::open(maos_wal::WalConfig::with_storage(Profile::Standard, Arc::new(storage.clone()))).unwrap().0,
-    );
+    let open = |s: &maos_wal::sim::MemStorage| {
+        Arc::new(
+            maos_wal::Wal::open(maos_wal::WalConfig::with_storage(Profile::Standard, Arc::new(s.clone()))).unwrap().0,
+        )
+    };
     let fault = FaultAt::new(Stage::Record, Fault::Fail);
     let faults = storage.clone();
     *fault.hook.lock().unwrap() = Some(Box::new(move || faults.faults().fail_writes.store(true, Ordering::SeqCst)));
-    let layer = CommitLayer::open(wal, world.effectors(&[]), world.config()).unwrap().with_fault_injection(fault);
-    let err = run(&layer, fs_write("a.txt", "new"), T0).unwrap_err();
-    assert_eq!((err.stage, err.code()), (Stage::Record, "COMMIT-WAL"));
-    assert_eq!(err.rollback, Rollback::Restored);
-    assert!(!err.failure_logged);
-    assert_eq!(world.file("a.txt").as_deref(), Some("old"));
+    let intent = fs_write("a.txt", "new");
+    let id = intent.id;
+    {
+        let layer = CommitLayer::open(open(&storage), world.effectors(&[]), world.config())
+            .unwrap()
+            .with_fault_injection(fault);
+        let err = run(&layer, intent, T0).unwrap_err();
+        assert_eq!((err.stage, err.code()), (Stage::Record, "COMMIT-WAL"));
+        assert!(matches!(err.rollback, Rollback::Deferred { .. }), "{:?}", err.rollback);
+        assert!(!err.failure_logged);
+        assert_eq!(world.file("a.txt").as_deref(), Some("new"));
+    }
+    // Restart with a working log: recovery probes the effect and records it.
+    storage.faults().fail_writes.store(false, Ordering::SeqCst);
+    let layer = CommitLayer::open(open(&storage), world.effectors(&[]), world.config()).unwrap();
+    let report = layer.recover(T0).unwrap();
+    assert_eq!(report.recovered.len(), 1, "{report:?}");
+    assert_eq!(world.file("a.txt").as_deref(), Some("new"));
+    assert_eq!(trail(layer.wal(), id).last(), Some(&"result"));
 }
 
 #[test]

@@ -40,4 +40,10 @@ fn isolated_two_of_three_majority() {
     let d = decide_injecting_faults(&s, &fs_write("/workspace/a"), Ok(&writer()), NOW, faults);
     assert_eq!(d.verdict, Verdict::deny(DenyCode::Internal), "beta and gamma outvote alpha, towards deny");
     assert!(d.divergence);
+    // A failing instance is never outvoted into an allow: the fault in alpha's
+    // check 1 denies although beta and gamma (reference check 1) allow.
+    let faults = Faults { fail_check: Some(maos_dsc::CheckId::Token), ..Faults::NONE };
+    let d = decide_injecting_faults(&s, &fs_write("/workspace/a"), Ok(&writer()), NOW, faults);
+    assert_eq!(d.votes[1].verdict, Verdict::Allow);
+    assert_eq!(d.verdict, Verdict::deny(DenyCode::Internal));
 }

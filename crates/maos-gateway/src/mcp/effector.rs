@@ -2,6 +2,8 @@
 //!
 //! - The action names the tool (`mcp.<server>.<tool>`, [`super::registry`]);
 //!   its effect class comes from the tool's policy (unknown = write).
+//!   Resource reads (`mcp.<server>.resources/read`) and prompt fetches
+//!   (`mcp.<server>.prompts/get`) are observations.
 //! - A disabled tool (changed definition, poisoned description) is refused at
 //!   execution too, not only hidden from `tools/list`.
 //! - Output: the upstream's `CallToolResult` as JSON, unchanged, labelled
@@ -17,6 +19,13 @@ use maos_commit::{Compensable, EffectError, EffectOutput, Effector, ExecContext,
 use maos_model::{EffectClass, Intent, IntentId};
 use std::sync::Arc;
 use std::time::Instant;
+
+/// Action suffix of a resource read: `mcp.<server>.resources/read`, the MCP
+/// method's name (`/` cannot occur in a tool action, so no tool is mistaken
+/// for it; `mcp.<server>.*` covers it).
+pub const RESOURCE_OP: &str = ".resources/read";
+/// Action suffix of a prompt fetch: `mcp.<server>.prompts/get`.
+pub const PROMPT_OP: &str = ".prompts/get";
 
 /// The `mcp` effector.
 #[derive(Debug, Clone)]
@@ -45,7 +54,7 @@ impl Effector for McpEffector {
     }
 
     fn effect_class(&self, intent: &Intent) -> EffectClass {
-        if intent.action.ends_with(".read_resource") || intent.action.ends_with(".get_prompt") {
+        if intent.action.ends_with(RESOURCE_OP) || intent.action.ends_with(PROMPT_OP) {
             return EffectClass::Observe;
         }
         self.registry.get(&intent.action).map_or(EffectClass::Write, |e| e.policy.effect)
@@ -65,7 +74,26 @@ impl Effector for McpEffector {
 
     fn execute(&self, intent: &Intent, _key: IntentId, ctx: &ExecContext) -> Result<EffectOutput, EffectError> {
         ctx.checkpoint()?;
-        let (body, untrusted, summary) = if let Some(prefix) = intent.action.strip_suffix(".read_resource") {
+        let (body, untrusted, summary) = if let Some(prefix) = intent.action.strip_suffix(PROMPT_OP) {
+            let server = prefix.strip_prefix("mcp.").unwrap_or(prefix).to_owned();
+            let name = intent.resources.first().map(|r| r.value.clone()).ok_or_else(|| err("no prompt name".into()))?;
+            let arguments = match super::args::from_intent(&intent.args).map_err(err)?.remove("arguments") {
+                Some(serde_json::Value::Object(map)) => Some(map),
+                _ => None,
+            };
+            let up = self.upstreams.get(&server).map_err(|e| err(format!("{}: {e}", e.code())))?;
+            let timeout = ctx.deadline().saturating_duration_since(Instant::now());
+            let result =
+                self.runtime.block_on(async { tokio::time::timeout(timeout, up.get_prompt(&name, arguments)).await });
+            let result = result.map_err(|_| EffectError::Cancelled)?.map_err(|e| {
+                self.upstreams.failed(&server, &e, &self.runtime);
+                err(format!("{}: {e}", e.code()))
+            })?;
+            let body = serde_json::to_vec(&result).map_err(|e| err(e.to_string()))?;
+            // Prompts are text the server chose: untrusted unless the server is configured otherwise.
+            let untrusted = self.registry.config(&server).is_none_or(|c| c.tool_policy("").output.untrusted);
+            (body, untrusted, format!("prompt {name}"))
+        } else if let Some(prefix) = intent.action.strip_suffix(RESOURCE_OP) {
             let server = prefix.strip_prefix("mcp.").unwrap_or(prefix).to_owned();
             let uri = intent.resources.first().map(|r| r.value.clone()).ok_or_else(|| err("no resource uri".into()))?;
             let up = self.upstreams.get(&server).map_err(|e| err(format!("{}: {e}", e.code())))?;

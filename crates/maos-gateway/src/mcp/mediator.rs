@@ -311,13 +311,13 @@ impl KernelMediator {
     fn permitted_servers(&self, agent: &McpAgent, op: &str) -> Vec<String> {
         let mut servers: Vec<String> = self.registry.all().into_iter().map(|e| e.server).collect();
         servers.dedup();
-        servers.into_iter().filter(|s| agent.permits(&format!("mcp.{s}.{op}"))).collect()
+        servers.into_iter().filter(|s| agent.permits(&format!("mcp.{s}{op}"))).collect()
     }
 
-    /// `resources/list`: from upstreams whose `mcp.<server>.read_resource` the token permits.
+    /// `resources/list`: from upstreams whose `mcp.<server>.resources/read` the token permits.
     pub async fn list_resources(&self, agent: &McpAgent) -> Vec<Resource> {
         let mut out = Vec::new();
-        for server in self.permitted_servers(agent, "read_resource") {
+        for server in self.permitted_servers(agent, super::effector::RESOURCE_OP) {
             if let Ok(up) = self.upstreams.get(&server)
                 && let Ok(list) = up.list_resources().await
             {
@@ -333,7 +333,7 @@ impl KernelMediator {
     /// A refusal with the kernel's code.
     pub async fn read_resource(&self, agent: &McpAgent, uri: &str) -> Result<ReadResourceResult, Refused> {
         let mut owner = None;
-        for server in self.permitted_servers(agent, "read_resource") {
+        for server in self.permitted_servers(agent, super::effector::RESOURCE_OP) {
             if let Ok(up) = self.upstreams.get(&server)
                 && up.list_resources().await.is_ok_and(|l| l.iter().any(|r| r.uri == uri))
             {
@@ -343,7 +343,7 @@ impl KernelMediator {
         }
         let server =
             owner.ok_or_else(|| refused("MCP-RESOURCE-UNKNOWN", format!("no permitted server offers `{uri}`")))?;
-        let intent = self.observation(agent, &format!("mcp.{server}.read_resource"), uri, BTreeMap::new())?;
+        let intent = self.observation(agent, &format!("mcp.{server}{}", super::effector::RESOURCE_OP), uri, BTreeMap::new())?;
         let view = self.submit(agent, intent).await;
         self.observed(&view)
     }
@@ -388,10 +388,10 @@ impl KernelMediator {
             .ok_or_else(|| refused("MCP-UPSTREAM-ERROR", "the upstream's answer does not decode"))
     }
 
-    /// `prompts/list`: from upstreams whose `mcp.<server>.get_prompt` the token permits.
+    /// `prompts/list`: from upstreams whose `mcp.<server>.prompts/get` the token permits.
     pub async fn list_prompts(&self, agent: &McpAgent) -> Vec<Prompt> {
         let mut out = Vec::new();
-        for server in self.permitted_servers(agent, "get_prompt") {
+        for server in self.permitted_servers(agent, super::effector::PROMPT_OP) {
             if let Ok(up) = self.upstreams.get(&server)
                 && let Ok(list) = up.list_prompts().await
             {
@@ -412,7 +412,7 @@ impl KernelMediator {
         arguments: Option<JsonObject>,
     ) -> Result<GetPromptResult, Refused> {
         let mut owner = None;
-        for server in self.permitted_servers(agent, "get_prompt") {
+        for server in self.permitted_servers(agent, super::effector::PROMPT_OP) {
             if let Ok(up) = self.upstreams.get(&server)
                 && up.list_prompts().await.is_ok_and(|l| l.iter().any(|p| p.name == name))
             {
@@ -426,7 +426,7 @@ impl KernelMediator {
         if let Some(a) = arguments {
             args.insert("arguments.json".to_owned(), ArgValue::Str(serde_json::Value::Object(a).to_string()));
         }
-        let intent = self.observation(agent, &format!("mcp.{server}.get_prompt"), name, args)?;
+        let intent = self.observation(agent, &format!("mcp.{server}{}", super::effector::PROMPT_OP), name, args)?;
         let view = self.submit(agent, intent).await;
         self.observed(&view)
     }

@@ -45,8 +45,8 @@ pub fn http_service_with_config<M: Mediator>(
     StreamableHttpService::new(move || Ok(server.clone()), Arc::new(LocalSessionManager::default()), config)
 }
 
-/// A router serving the MCP endpoint at `/mcp` (exactly; rmcp ignores the rest of the
-/// path) behind [`require_bearer`]. Merge it into the daemon's router with
+/// A router serving the MCP endpoint at exactly `/mcp` (other paths are not routed)
+/// behind [`require_bearer`]. Merge it into the daemon's router with
 /// `Router::merge`.
 pub fn router<M: Mediator>(mediator: Arc<M>) -> axum::Router {
     router_with_config(mediator, StreamableHttpServerConfig::default())
