@@ -197,11 +197,8 @@ fn evaluate(
     // Fail closed: an instance that errored (or panicked) is never outvoted
     // into an allow; the other instances may only make the answer stricter.
     let internal = Verdict::deny(DenyCode::Internal);
-    let verdict = if verdict.deny_code().is_none() && votes.iter().any(|v| v.verdict == internal) {
-        internal
-    } else {
-        verdict
-    };
+    let verdict =
+        if verdict.deny_code().is_none() && votes.iter().any(|v| v.verdict == internal) { internal } else { verdict };
     let delta = if verdict.is_allow() { allow_delta(&input)? } else { StateDelta::empty() };
     Ok(Decision { verdict, checks: alpha_checks, delta, config_hash: state.config().hash(), votes, divergence })
 }

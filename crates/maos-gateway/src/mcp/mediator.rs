@@ -343,7 +343,8 @@ impl KernelMediator {
         }
         let server =
             owner.ok_or_else(|| refused("MCP-RESOURCE-UNKNOWN", format!("no permitted server offers `{uri}`")))?;
-        let intent = self.observation(agent, &format!("mcp.{server}{}", super::effector::RESOURCE_OP), uri, BTreeMap::new())?;
+        let intent =
+            self.observation(agent, &format!("mcp.{server}{}", super::effector::RESOURCE_OP), uri, BTreeMap::new())?;
         let view = self.submit(agent, intent).await;
         self.observed(&view)
     }
