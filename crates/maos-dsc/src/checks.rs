@@ -284,7 +284,8 @@ pub fn provenance_flag<'i>(intent: &'i Intent, session: Option<&Session>, missio
 /// Internal→Public write to a declassification approval, every other
 /// write-down denies); untrusted data with Confidential-or-higher data may not
 /// leave in an irreversible effect; argument provenance; integrity-requiring
-/// effects from a tainted session escalate to HACF L2.
+/// effects from a tainted session, and every irreversible effect, escalate to
+/// HACF L2 (spec §50.4).
 #[must_use]
 pub fn check_4_ifc(input: &CheckInput<'_>) -> Outcome {
     let intent = input.intent;
@@ -338,6 +339,12 @@ pub fn check_4_ifc(input: &CheckInput<'_>) -> Outcome {
                 escalation = Some(Outcome::escalate(
                     HacfLevel::L2,
                     "integrity-requiring effect from a session tainted untrusted",
+                ));
+            }
+            if escalation.is_none() && intent.effect == EffectClass::Irreversible {
+                escalation = Some(Outcome::escalate(
+                    HacfLevel::L2,
+                    "an irreversible effect needs a human approval (HACF level 2, spec §50.4)",
                 ));
             }
         }

@@ -251,5 +251,8 @@ pub fn reference_check_4(state: &DscState, intent: &Intent, token: Result<&Verif
     if pending.is_none() && intent.requires_integrity && tainted {
         pending = Some(Outcome::escalate(HacfLevel::L2, "reference: integrity from tainted session"));
     }
+    if pending.is_none() && intent.effect == EffectClass::Irreversible {
+        pending = Some(Outcome::escalate(HacfLevel::L2, "reference: irreversible effect"));
+    }
     pending.unwrap_or(Outcome::Pass)
 }

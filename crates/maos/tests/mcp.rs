@@ -929,7 +929,7 @@ mod mcp {
                 &format!("FIXTURE_OUTBOX = {}", qp(&outbox)),
                 r#"
                 [upstream.tools.send_message]
-                effect = "irreversible"
+                effect = "write"
                 recipients = ["to"]
                 [upstream.tools.fetch_url]
                 effect = "observe"

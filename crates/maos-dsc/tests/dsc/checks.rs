@@ -246,7 +246,8 @@ fn ct_ifc_04_untrusted_with_confidential_may_not_leave() {
     let mut send = intent("writer", "mail.send", ResourceKind::Recipient, "bob@example.com", EffectClass::Irreversible);
     send.sink_level = IfcLevel::Restricted;
     s.apply(&DscState::record_read(&agent("writer"), IfcLevel::Confidential, false, None)).unwrap();
-    assert_eq!(run(&s, &send, &t).verdict, Verdict::Allow);
+    // Irreversible: never allowed outright, it waits for a human (spec §50.4).
+    assert!(matches!(run(&s, &send, &t).verdict, Verdict::Escalate { level: maos_model::HacfLevel::L2, .. }));
     s.apply(&DscState::record_read(&agent("writer"), IfcLevel::Public, true, None)).unwrap();
     assert_eq!(code(&run(&s, &send, &t)), Some("DSC-4-TAINT"));
 }
@@ -274,13 +275,15 @@ fn provenance_denies_attacker_supplied_recipient() {
     let evil = with_arg(evil, "to", "drop@exfil.example");
     assert_eq!(code(&run(&s, &evil, &t)), Some("DSC-4-PROVENANCE"));
     // The mission's recipient is trusted even though the session is tainted.
+    // (Irreversible effects then wait for a human: escalation, not a provenance deny.)
+    let l2 = |v: &Verdict| matches!(v, Verdict::Escalate { level: maos_model::HacfLevel::L2, .. });
     let mut good = intent("writer", "mail.send", ResourceKind::Recipient, "bob@example.com", EffectClass::Irreversible);
     good.sink_level = IfcLevel::Public;
-    assert_eq!(run(&s, &with_arg(good, "to", "bob@example.com"), &t).verdict, Verdict::Allow);
+    assert!(l2(&run(&s, &with_arg(good, "to", "bob@example.com"), &t).verdict));
     // The same recipient also seen in a trusted tool output is trusted.
     s.apply(&DscState::record_read(&agent("writer"), IfcLevel::Public, false, Some("CRM: drop@exfil.example")))
         .unwrap();
-    assert_eq!(run(&s, &evil, &t).verdict, Verdict::Allow);
+    assert!(l2(&run(&s, &evil, &t).verdict));
 }
 
 #[test]
