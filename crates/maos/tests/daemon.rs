@@ -328,6 +328,9 @@ mod daemon {
             if status == StatusCode::OK && body["status"] == "done" {
                 let id = body["intent"].as_str().unwrap().to_owned();
                 acked.push(if is_mail { Acked::Mail { id, nonce } } else { Acked::File { id, nonce } });
+            } else if status == StatusCode::TOO_MANY_REQUESTS {
+                // Four threads share one session (1,000 requests/s): back off.
+                std::thread::sleep(std::time::Duration::from_millis(5));
             } else if status == StatusCode::ACCEPTED && body["status"] == "queued" {
                 // Not answered within wait_ms on a loaded machine: not acknowledged,
                 // so it may or may not have run; the checks below cover both.
