@@ -110,9 +110,7 @@ fn parse_id(text: &str) -> ApiResult<IntentId> {
 /// Parses a JSON body with a coded error instead of axum's plain-text rejection.
 fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
     serde_json::from_slice(body).map_err(|e| {
-        let mut msg = e.to_string();
-        msg.truncate(300);
-        ApiError::BadRequest(format!("malformed JSON body: {msg}"))
+        ApiError::BadRequest(format!("malformed JSON body: {}", maos_model::prefix_within(&e.to_string(), 300)))
     })
 }
 
@@ -394,8 +392,9 @@ async fn deny(
     let body = body_of(body)?;
     let id = parse_id(&id)?;
     let body: DenyBody = if body.is_empty() { DenyBody::default() } else { json_body(&body)? };
-    let mut reason = body.reason.unwrap_or_else(|| "denied by the operator".into());
-    reason.truncate(MISSION_BYTES_MAX);
+    let reason =
+        body.reason.as_deref().map_or("denied by the operator", |r| maos_model::prefix_within(r, MISSION_BYTES_MAX));
+    let reason = reason.to_owned();
     api.kernel.deny(id, &reason).await.map_err(|e| ApiError::from_kernel(&e))?;
     let view = IntentView::denied(id, "HACF-DENIED", reason);
     api.results.set(view.clone());

@@ -19,7 +19,7 @@ use maos_crypto::VerifyingKey;
 use maos_dsc::{CheckId, Decision, DscConfig, DscState, FRAGMENT_BYTES_MAX, Faults, Outcome, decide_injecting_faults};
 use maos_model::{DenyCode, EffectClass, HacfLevel, Intent, IntentId, UnixMillis, Verdict};
 use maos_token::limits::TOKEN_TEXT_MAX;
-use maos_token::{KeyRing, TokenClaims, TokenError, TokenEvent, VerifyCache};
+use maos_token::{KeyRing, TokenClaims, TokenError, TokenEvent, VerifiedToken, VerifyCache};
 use maos_wal::{
     APPEND_QUEUE_BYTES_MAX, Clock, HealthReport, HealthState, Lsn, PAYLOAD_BYTES_MAX, RecordKind, SystemClock, Wal,
     WalError,
@@ -63,10 +63,6 @@ const _: () = assert!(PAYLOAD_BYTES_MAX <= APPEND_QUEUE_BYTES_MAX);
 /// a 4.7 KB token is not rewritten with every intent. When full the memory is
 /// cleared and texts are logged again on next use.
 pub const LOGGED_TOKENS_MAX: usize = 16_384;
-
-/// Bytes of a token text's end that key the sequencer's hash cache (inside the
-/// Ed25519 signature, so distinct tokens differ there).
-const TOKEN_HASH_KEY_BYTES: usize = 48;
 
 /// Refusal code for a token text over the token format's bound.
 pub const CODE_TOKEN_TOO_LARGE: &str = "KERNEL-TOKEN-TOO-LARGE";
@@ -611,7 +607,6 @@ impl Kernel {
             last_now: now,
             done_tx,
             logged_tokens: std::collections::BTreeSet::new(),
-            token_hashes: BTreeMap::new(),
         };
         let interval = config.heartbeat_interval.max(Duration::from_millis(1));
         runtime.spawn(sequencer.run(rx, done_rx, interval));
@@ -722,10 +717,6 @@ struct Sequencer {
     last_now: UnixMillis,
     done_tx: mpsc::Sender<Completion>,
     logged_tokens: std::collections::BTreeSet<[u8; 32]>,
-    /// SHA3-256 of recently presented token texts, keyed by their last bytes
-    /// (the signature): hashing a 4.7 KB text for every decision cost more than
-    /// the decision. A hit is used only if the whole text is equal.
-    token_hashes: BTreeMap<Vec<u8>, (String, maos_crypto::Digest)>,
 }
 
 fn explain(decision: &Decision, code: DenyCode) -> String {
@@ -844,7 +835,7 @@ impl Sequencer {
                 let verified = if text.len() > TOKEN_TEXT_MAX {
                     Err(TokenError::UnknownToken(format!("over {TOKEN_TEXT_MAX} bytes")))
                 } else {
-                    self.cache.verify(text, &self.keys, now, self.state.registry.revocations())
+                    self.verify_text(text, now)
                 };
                 let _ = reply.send(verified.map(|v| v.claims().clone()));
             }
@@ -923,11 +914,7 @@ impl Sequencer {
             let _ = reply.send(self.refuse(&intent, CODE_TOKEN_TOO_LARGE, &why, now));
             return None;
         }
-        let verified = if text.is_empty() {
-            Err(TokenError::UnknownToken("none presented".into()))
-        } else {
-            self.cache.verify(text, &self.keys, now, self.state.registry.revocations())
-        };
+        let verified = self.verify_text(text, now);
         let faults = if self.faults.fail_dsc.load(Ordering::SeqCst) {
             Faults { fail_check: Some(CheckId::Token), ..Faults::NONE }
         } else {
@@ -935,7 +922,7 @@ impl Sequencer {
         };
         let decision = decide_injecting_faults(&self.state.dsc, &intent, verified.as_ref(), now, faults);
         self.track_dsc_health(&decision);
-        let token_sha3 = (!text.is_empty()).then(|| self.token_hash(text));
+        let token_sha3 = (!text.is_empty()).then(|| self.cache.text_sha3(text));
         // INVARIANT: a text is marked logged only with the record that holds
         // it; if that batch fails the kernel freezes, so no later record can
         // refer to a text that is not in the log.
@@ -978,20 +965,13 @@ impl Sequencer {
         Some(Staged { intent, decision, class, payload, applied, now, reply })
     }
 
-    fn token_hash(&mut self, text: &str) -> maos_crypto::Digest {
-        let bytes = text.as_bytes();
-        let tail = bytes.get(bytes.len().saturating_sub(TOKEN_HASH_KEY_BYTES)..).unwrap_or(bytes).to_vec();
-        if let Some((cached, hash)) = self.token_hashes.get(&tail)
-            && cached == text
-        {
-            return *hash;
+    /// Verifies a presented token text (empty: none presented) against the
+    /// trusted keys and the revocations in the kernel's state.
+    fn verify_text(&mut self, text: &str, now: UnixMillis) -> Result<VerifiedToken, TokenError> {
+        if text.is_empty() {
+            return Err(TokenError::UnknownToken("none presented".into()));
         }
-        let hash = maos_crypto::sha3_256(bytes);
-        if self.token_hashes.len() >= LOGGED_TOKENS_MAX {
-            self.token_hashes.clear();
-        }
-        self.token_hashes.insert(tail, (text.to_owned(), hash));
-        hash
+        self.cache.verify(text, &self.keys, now, self.state.registry.revocations())
     }
 
     /// Appends the batch's decision records in one commit group, then acts on each.

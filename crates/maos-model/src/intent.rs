@@ -316,11 +316,8 @@ impl Intent {
         if bytes.len() > INTENT_BYTES_MAX {
             return Err(IntentError::TooLarge { len: bytes.len(), max: INTENT_BYTES_MAX });
         }
-        let intent: Self = serde_json::from_slice(bytes).map_err(|e| {
-            let mut msg = e.to_string();
-            msg.truncate(200);
-            IntentError::Syntax(msg)
-        })?;
+        let intent: Self = serde_json::from_slice(bytes)
+            .map_err(|e| IntentError::Syntax(crate::prefix_within(&e.to_string(), 200).to_owned()))?;
         intent.validate()?;
         Ok(intent)
     }
@@ -435,6 +432,13 @@ mod tests {
             "args":{"to":"bob@example.com","n":3,"urgent":true},
             "effect":"irreversible","cost":2,"sink_level":"public"}"#
             .to_owned()
+    }
+
+    #[test]
+    fn a_syntax_error_quoting_multibyte_input_is_cut_on_a_character_boundary() {
+        // serde quotes the unknown field; 200 bytes falls inside an `é`.
+        let json = format!(r#"{{"{}": 1}}"#, "é".repeat(150));
+        assert!(matches!(Intent::from_json(json.as_bytes()), Err(IntentError::Syntax(_))));
     }
 
     #[test]

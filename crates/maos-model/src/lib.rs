@@ -16,10 +16,12 @@
 
 mod ids;
 mod labels;
+mod text;
 mod time;
 
 pub use ids::{AGENT_ID_BYTES_MAX, AgentId, IdError, TokenId};
 pub use labels::{IfcLevel, Profile, Ring, TrustClass};
+pub use text::prefix_within;
 pub use time::{CivilTime, UnixMillis};
 
 mod intent;

@@ -19,6 +19,8 @@ const KEY_LEN: usize = 32;
 
 struct Entry {
     text: Box<str>,
+    /// SHA3-256 of `text`, for callers that log the presented text's hash.
+    sha3: maos_crypto::Digest,
     epoch: u64,
     token: VerifiedToken,
 }
@@ -76,11 +78,33 @@ impl VerifyCache {
         {
             self.map.remove(&old);
         }
-        if self.map.insert(key, Entry { text: text.into(), epoch: revocations.epoch(), token: token.clone() }).is_none()
+        if self
+            .map
+            .insert(
+                key,
+                Entry {
+                    text: text.into(),
+                    sha3: maos_crypto::sha3_256(text.as_bytes()),
+                    epoch: revocations.epoch(),
+                    token: token.clone(),
+                },
+            )
+            .is_none()
         {
             self.order.push_back(key);
         }
         Ok(token)
+    }
+
+    /// SHA3-256 of the trimmed `text`: from the entry when `text` is a cached
+    /// token (no 5 KB hash per decision), computed otherwise.
+    #[must_use]
+    pub fn text_sha3(&self, text: &str) -> maos_crypto::Digest {
+        let text = text.trim();
+        match self.map.get(&Self::key(text)) {
+            Some(entry) if *entry.text == *text => entry.sha3,
+            _ => maos_crypto::sha3_256(text.as_bytes()),
+        }
     }
 
     /// Number of cached entries.

@@ -210,6 +210,10 @@ fn warm_cache_is_as_strict_as_verify() {
     assert!(cache.verify(token.text(), &keys(), NOW, reg.revocations()).is_ok());
     assert!(cache.verify(token.text(), &keys(), NOW, reg.revocations()).is_ok());
     assert_eq!(cache.len(), 1);
+    // The text's hash comes from the entry, and equals a fresh hash; another text is hashed itself.
+    assert_eq!(cache.text_sha3(token.text()), maos_crypto::sha3_256(token.text().as_bytes()));
+    let other = format!("{}x", token.text());
+    assert_eq!(cache.text_sha3(&other), maos_crypto::sha3_256(other.as_bytes()));
     // Expiry is rechecked on a hit.
     let exp = token.claims().expires;
     assert_eq!(cache.verify(token.text(), &keys(), exp, reg.revocations()).unwrap_err().code(), "TOKEN-EXPIRED");
