@@ -105,6 +105,11 @@ pub struct ToolPolicy {
     /// Arguments holding file paths (provenance-checked).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub paths: Vec<String>,
+    /// Confidentiality level of where a write sends its data (the IFC sink): `public`
+    /// for tools that send outside the organisation (mail, chat, HTTP posts),
+    /// `internal` for the workspace. Unset: see [`ToolPolicy::sink_level`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sink: Option<IfcLevel>,
 }
 
 const fn default_effect() -> EffectClass {
@@ -120,11 +125,31 @@ impl Default for ToolPolicy {
             accounts: Vec::new(),
             urls: Vec::new(),
             paths: Vec::new(),
+            sink: None,
         }
     }
 }
 
 impl ToolPolicy {
+    /// The sink level of the tool's writes: `sink` when configured; else `public` for a
+    /// tool with `recipients` or `urls` (it sends somewhere outside), else `internal`.
+    #[must_use]
+    pub fn sink_level(&self) -> IfcLevel {
+        self.sink.unwrap_or(if self.recipients.is_empty() && self.urls.is_empty() {
+            IfcLevel::Internal
+        } else {
+            IfcLevel::Public
+        })
+    }
+
+    /// What an observation through this tool reads: its output label. Writes read
+    /// nothing the DSC checks in advance (their output taints the session afterwards
+    /// when untrusted).
+    #[must_use]
+    pub fn reads(&self) -> Vec<ReadLabel> {
+        if self.effect == EffectClass::Observe { vec![ReadLabel::from(self.output)] } else { Vec::new() }
+    }
+
     /// Every argument name with a role (recipients, accounts, URLs, paths), for
     /// `Intent::sensitive_args`. May repeat a name that has several roles.
     pub fn sensitive_args(&self) -> impl Iterator<Item = &str> {
@@ -314,7 +339,37 @@ mod tests {
         for policy in [config.tool_policy("move_file"), config.tool_policy("unlisted")] {
             assert_eq!(policy.effect, EffectClass::Write);
             assert_eq!(policy.output, OutputLabel { level: IfcLevel::Internal, untrusted: true });
+            assert_eq!(policy.sink_level(), IfcLevel::Internal);
+            assert!(policy.reads().is_empty(), "a write declares no reads");
         }
+        // An observation reads its output label, so the DSC checks it against the
+        // clearance and raises the session's context with it.
+        assert_eq!(read.reads(), [ReadLabel { level: IfcLevel::Confidential, untrusted: false }]);
+    }
+
+    #[test]
+    fn sink_is_public_for_tools_that_send_outside_unless_configured() {
+        let config = parse(
+            r#"
+            name = "mail"
+            command = "mailer"
+            [tools.send]
+            recipients = ["to"]
+            [tools.post]
+            urls = ["url"]
+            [tools.send_internal]
+            recipients = ["to"]
+            sink = "internal"
+            [tools.archive]
+            sink = "confidential"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.tool_policy("send").sink_level(), IfcLevel::Public);
+        assert_eq!(config.tool_policy("post").sink_level(), IfcLevel::Public);
+        assert_eq!(config.tool_policy("send_internal").sink_level(), IfcLevel::Internal);
+        assert_eq!(config.tool_policy("archive").sink_level(), IfcLevel::Confidential);
+        assert!(parse("name = \"a\"\ncommand = \"x\"\n[tools.t]\nsink = \"nowhere\"").is_err());
     }
 
     #[test]

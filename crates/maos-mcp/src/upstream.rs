@@ -224,6 +224,14 @@ impl Upstream {
         self.tools_changed.swap(false, Ordering::AcqRel)
     }
 
+    /// Whether the connection has ended: the upstream exited or closed it (a stdio
+    /// child's output reached its end), or it was closed here. Cheap: no I/O. A
+    /// request on a closed connection fails with `MCP-UPSTREAM-TRANSPORT`.
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        self.service.is_closed() || self.service.is_transport_closed()
+    }
+
     /// All tools, following pagination.
     ///
     /// # Errors

@@ -4,7 +4,9 @@
 //! `--concurrency` intents in flight (closed loop) or sends at a fixed
 //! `--rate` (open loop, latency measured from the scheduled send time so a
 //! stall is not hidden). `--mode echo` measures the floor: the bare HTTP
-//! round trip of `GET /v1/health`, which touches no kernel state.
+//! round trip of `GET /v1/health`, which touches no kernel state. `--mode mcp`
+//! compares MCP tool calls through MAOS with the same calls made directly
+//! ([`crate::bench_mcp`]).
 
 use crate::cli::BenchArgs;
 use crate::client::Daemon;
@@ -26,9 +28,9 @@ const DURATION_MAX_S: u64 = 3600;
 const SAMPLES_MAX: usize = 20_000_000;
 
 #[derive(Default)]
-struct Tally {
-    latencies_us: Vec<u64>,
-    by_code: BTreeMap<String, u64>,
+pub(crate) struct Tally {
+    pub(crate) latencies_us: Vec<u64>,
+    pub(crate) by_code: BTreeMap<String, u64>,
 }
 
 pub fn run(out: &Output, data_dir: &Path, args: &BenchArgs) -> anyhow::Result<ExitCode> {
@@ -41,7 +43,8 @@ pub fn run(out: &Output, data_dir: &Path, args: &BenchArgs) -> anyhow::Result<Ex
     let echo = match args.mode.as_str() {
         "noop" => false,
         "echo" => true,
-        other => return Err(coded("MAOS-USAGE", format!("--mode `{other}`: use noop or echo"), 2)),
+        "mcp" => return crate::bench_mcp::run(out, data_dir, args),
+        other => return Err(coded("MAOS-USAGE", format!("--mode `{other}`: use noop, echo or mcp"), 2)),
     };
     let dir = DataDir::new(data_dir);
     let base = match &args.target {
@@ -172,7 +175,7 @@ async fn intent(http: &reqwest::Client, base: &str, session: &str, worker: usize
     }
 }
 
-fn percentile(sorted: &[u64], p: f64) -> u64 {
+pub(crate) fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
     }

@@ -145,9 +145,28 @@ pub struct BenchArgs {
     /// Fixed offered rate in intents per second (default: as fast as possible).
     #[arg(long)]
     pub rate: Option<u64>,
-    /// Action namespace to drive: `noop` (needs `maos up --noop-effector`) or `echo` (the bare HTTP floor: GET /v1/health).
+    /// What to drive: `noop` intents (needs `maos up --noop-effector`), `echo` (the bare HTTP floor:
+    /// GET /v1/health), or `mcp` (tool calls through `/mcp` against the same calls made directly to
+    /// --upstream-url).
     #[arg(long, default_value = "noop")]
     pub mode: String,
+    /// `--mode mcp`: the upstream's streamable HTTP URL, called directly for the comparison (the
+    /// daemon's maos.toml must configure the same upstream as --server).
+    #[arg(long)]
+    pub upstream_url: Option<String>,
+    /// `--mode mcp`: the upstream's name in maos.toml (tokens get `mcp.<server>.*`).
+    #[arg(long)]
+    pub server: Option<String>,
+    /// `--mode mcp`: the tool to call.
+    #[arg(long, default_value = "echo")]
+    pub tool: String,
+    /// `--mode mcp`: the tool's arguments, a JSON object.
+    #[arg(long, default_value = r#"{"message":"bench"}"#)]
+    pub tool_args: String,
+    /// `--mode mcp`: afterwards open this many more MAOS sessions (a token each) and report the
+    /// daemon's memory per open session.
+    #[arg(long, default_value_t = 0)]
+    pub sessions: usize,
 }
 
 /// `maos key …`.

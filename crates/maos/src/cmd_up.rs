@@ -107,7 +107,10 @@ async fn serve(out: &Output, dir: &DataDir, args: &UpArgs, runtime: runtime::Run
                     }
                 ),
             ),
-            Some(e) => out.field("upstream", out.red(&format!("{}: not available ({e})", u.name))),
+            Some(e) => out.field(
+                "upstream",
+                out.red(&format!("{}: not available yet ({e}); retrying in the background", u.name)),
+            ),
         }
     }
     if !upstreams.is_empty() {

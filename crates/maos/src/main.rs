@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod bench_mcp;
 mod cli;
 mod client;
 mod cmd_audit;

@@ -33,12 +33,12 @@ pub struct Runtime {
     pub fs_root: PathBuf,
     pub listen: String,
     pub rate_per_second: u32,
-    /// MCP upstreams: their tools (filled by [`connect_upstreams`]) and connections.
+    /// MCP upstreams: their tools (filled by [`connect_upstreams`] and every
+    /// reconnection) and connections.
     pub tools: Arc<maos_gateway::mcp::ToolRegistry>,
     pub upstreams: maos_gateway::mcp::Upstreams,
     pub upstream_configs: Vec<maos_mcp::UpstreamConfig>,
     pub approval_wait: std::time::Duration,
-    pub dsc: Arc<maos_dsc::DscConfig>,
 }
 
 /// Opens the data directory's kernel parts. `async_runtime` runs the MCP
@@ -72,8 +72,10 @@ pub fn open(dir: &DataDir, options: RuntimeOptions, async_runtime: &tokio::runti
     if options.noop_effector {
         effectors.insert(Arc::new(NoopEffector))?;
     }
+    let dsc = maos_dsc::DscConfig::default_for(config.profile)?;
     let tools = Arc::new(maos_gateway::mcp::ToolRegistry::default());
-    let upstreams = maos_gateway::mcp::Upstreams::default();
+    let pinning = maos_gateway::mcp::Pinning { registry: tools.clone(), wal: wal.clone(), dsc: dsc.clone() };
+    let upstreams = maos_gateway::mcp::Upstreams::new(pinning, async_runtime.clone());
     if !config.upstreams.is_empty() {
         effectors.insert(Arc::new(maos_gateway::mcp::McpEffector::new(
             tools.clone(),
@@ -81,7 +83,6 @@ pub fn open(dir: &DataDir, options: RuntimeOptions, async_runtime: &tokio::runti
             async_runtime.clone(),
         )))?;
     }
-    let dsc = maos_dsc::DscConfig::default_for(config.profile)?;
     let mut commit_config = CommitConfig::new(state.join("rollback"));
     commit_config.dsc_config_hash = Some(dsc.hash());
     let commit = Arc::new(CommitLayer::open(wal, effectors, commit_config)?);
@@ -98,7 +99,6 @@ pub fn open(dir: &DataDir, options: RuntimeOptions, async_runtime: &tokio::runti
         upstreams,
         upstream_configs: config.upstreams,
         approval_wait: std::time::Duration::from_secs(config.mcp.approval_wait_s.min(600)),
-        dsc,
     })
 }
 
@@ -107,44 +107,32 @@ pub struct UpstreamReport {
     pub name: String,
     pub tools: usize,
     pub withheld: Vec<String>,
+    /// Why it is not available yet (it is reconnected in the background).
     pub error: Option<String>,
 }
 
 /// Connects every configured upstream, lists its tools, pins them in the log
-/// (first sight) and withholds changed or poisoned ones. An upstream that
-/// cannot be reached is reported, not fatal: its tools are simply not offered.
+/// (first sight) and withholds changed or poisoned ones, then makes the
+/// connection live ([`maos_gateway::mcp::Upstreams::start`], the same path every
+/// reconnection takes). An upstream that cannot be reached is reported, not
+/// fatal: it is retried in the background with backoff, and its tools are
+/// offered once it is up.
 pub async fn connect_upstreams(runtime: &Runtime) -> Vec<UpstreamReport> {
     let mut reports = Vec::new();
     for config in &runtime.upstream_configs {
         let mut report = UpstreamReport { name: config.name.clone(), tools: 0, withheld: Vec::new(), error: None };
-        match maos_mcp::Upstream::connect(config).await {
-            Ok(up) => match up.list_tools().await {
-                Ok(list) => {
-                    let (registry, wal, dsc, cfg) =
-                        (runtime.tools.clone(), runtime.commit.wal().clone(), runtime.dsc.clone(), config.clone());
-                    let installed =
-                        tokio::task::spawn_blocking(move || registry.install(&cfg, list, &wal, Some(dsc.prefilter())))
-                            .await
-                            .map_err(|e| e.to_string())
-                            .and_then(|r| r);
-                    match installed {
-                        Ok(entries) => {
-                            report.tools = entries.len();
-                            report.withheld = entries
-                                .iter()
-                                .filter_map(|e| e.disabled.as_ref().map(|d| format!("{} ({})", e.tool.name, d.code)))
-                                .collect();
-                            runtime.upstreams.insert(config.clone(), Some(Arc::new(up)));
-                        }
-                        Err(e) => report.error = Some(e),
-                    }
-                }
-                Err(e) => report.error = Some(format!("{}: {e}", e.code())),
-            },
-            Err(e) => report.error = Some(format!("{}: {e}", e.code())),
-        }
-        if let Some(e) = &report.error {
-            tracing::warn!(upstream = %config.name, error = %e, "upstream not available; its tools are not offered");
+        match runtime.upstreams.start(config.clone()).await {
+            Ok(entries) => {
+                report.tools = entries.len();
+                report.withheld = entries
+                    .iter()
+                    .filter_map(|e| e.disabled.as_ref().map(|d| format!("{} ({})", e.tool.name, d.code)))
+                    .collect();
+            }
+            Err(e) => {
+                tracing::warn!(upstream = %config.name, error = %e, "upstream not available yet; retrying in the background");
+                report.error = Some(e);
+            }
         }
         reports.push(report);
     }

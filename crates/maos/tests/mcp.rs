@@ -15,7 +15,7 @@
 //!
 //! Helper scripts live in `tests/mcp/`: `client.py` (an agent driven by a JSON
 //! plan), `fixture_server.py` (a stdio server whose tool descriptions come from
-//! its environment), `conformance_fixtures.py` (the tools, resources and prompts
+//! its environment or a file it names, with a `crash` tool on request), `conformance_fixtures.py` (the tools, resources and prompts
 //! the conformance suite calls by name), `bearer_proxy.py` (adds the bearer for
 //! the conformance CLI, which cannot send headers). `scripts/conformance.sh` runs
 //! the full conformance comparison and writes `docs/mcp-conformance.md`.
@@ -1019,6 +1019,77 @@ mod mcp {
         audit_clean(&dir);
     }
 
+    // ---- IFC labels of tool outputs ------------------------------------------------
+
+    /// A tool's output label is what an observation reads: above the token's
+    /// clearance it is denied (CT-IFC-01, no read-up); otherwise it raises the
+    /// session's context, and a later write to a lower sink is denied (CT-IFC-02,
+    /// no write-down): a tool with `recipients` sinks to `public`, one configured
+    /// `sink = "internal"` to internal. Nothing reaches the outbox.
+    #[test]
+    fn ct_ifc_01_02_tool_output_labels_bound_reads_and_writes() {
+        let Some(peers) = peers() else { return };
+        let setup = Setup::new("");
+        let outbox = setup.tmp.path().join("outbox.jsonl");
+        setup.configure(&peers.fixture_upstream(
+            "fixture",
+            &format!("FIXTURE_OUTBOX = {}", qp(&outbox)),
+            r#"
+            [upstream.tools.lookup]
+            effect = "observe"
+            output = { level = "confidential", untrusted = false }
+            [upstream.tools.send_message]
+            effect = "write"
+            recipients = ["to"]
+            output = { level = "public", untrusted = false }
+            "#,
+        ));
+        let dir = setup.data();
+        let daemon = setup.start("up");
+        let allow = ["--allow", "mcp.fixture.lookup", "--allow", "mcp.fixture.send_message"];
+        let token_for = |agent: &str, clearance: &str| -> String {
+            let mut args = vec!["token", "issue", "--agent", agent, "--rate", "1000/s", "--clearance", clearance];
+            args.extend_from_slice(&allow);
+            ok_json(&dir, &args)["token"].as_str().unwrap().to_owned()
+        };
+        let send = |to: &str| call("send_message", &json!({ "to": to, "body": "hello" }));
+        let lookup = call("lookup", &json!({ "key": "alpha" }));
+
+        // CT-IFC-01: an internal-cleared agent may not read the confidential output.
+        let internal = token_for("ifc-internal", "internal");
+        let s =
+            peers.client(&plan(&over_http(&daemon.base, Some(&internal)), &[lookup.clone(), send("a@example.com")]));
+        let s = steps(&s);
+        assert_denied(&s[0], "DSC-4-READ-UP");
+        assert_eq!(result_text(result(&s[1])), "sent to a@example.com", "nothing was read: {}", s[1]);
+
+        // CT-IFC-02: a confidential-cleared agent reads it; then sending out is a write-down.
+        let confidential = token_for("ifc-confidential", "confidential");
+        let s = peers.client(&plan(
+            &over_http(&daemon.base, Some(&confidential)),
+            &[send("before@example.com"), lookup, send("after@example.com")],
+        ));
+        let s = steps(&s);
+        assert_eq!(result_text(result(&s[0])), "sent to before@example.com", "{}", s[0]);
+        assert_eq!(result_text(result(&s[1])), "first", "{}", s[1]);
+        assert_denied(&s[2], "DSC-4-WRITE-DOWN");
+        let sent = std::fs::read_to_string(&outbox).unwrap_or_default();
+        assert!(!sent.contains("after@example.com"), "the confidential session sent nothing out: {sent}");
+        assert_eq!(sent.lines().count(), 2, "{sent}");
+
+        // The denials are logged with their codes.
+        let records = export(&dir);
+        let codes: Vec<String> = decisions(&records, "mcp.fixture.lookup")
+            .iter()
+            .chain(decisions(&records, "mcp.fixture.send_message").iter())
+            .filter_map(|d| d["payload"]["deny_code"].as_str().map(str::to_owned))
+            .collect();
+        assert!(codes.iter().any(|c| c == "DSC-4-READ-UP"), "{codes:?}");
+        assert!(codes.iter().any(|c| c == "DSC-4-WRITE-DOWN"), "{codes:?}");
+        daemon.stop();
+        audit_clean(&dir);
+    }
+
     // ---- 6: rug pull and poisoned descriptions -----------------------------------
 
     fn fixture_config(peers: &Peers, lookup: &str) -> String {
@@ -1129,6 +1200,159 @@ mod mcp {
             ],
             "{records:?}"
         );
+        audit_clean(&dir);
+    }
+
+    // ---- 7: an upstream that crashes is restarted and pinned again -----------------
+
+    /// Longest the restart of a crashed upstream may take in these tests (the
+    /// first waits are 0.5 s and 1 s, plus a Python start).
+    const RESTART_WAIT: Duration = Duration::from_secs(30);
+
+    /// The first `tools/call` result of a client run over `transport`.
+    fn call_once(peers: &Peers, transport: &Value, step: &Value) -> Value {
+        let out = peers.client(&plan(transport, std::slice::from_ref(step)));
+        result(&steps(&out)[0]).clone()
+    }
+
+    /// With `maos up` running, the fixture server (a stdio upstream) dies in a
+    /// call: the call fails at once with a coded result (`COMMIT-EFFECT` …
+    /// `EFFECT-REMOTE` … `MCP-UPSTREAM-TRANSPORT`), the daemon stays up, and MAOS
+    /// restarts the server with backoff. Before the new process takes a call its
+    /// tools are listed and pinned again: when it came back with a changed
+    /// `lookup` description (a rug pull through a crash), `lookup` is withheld
+    /// (`MCP-TOOL-CHANGED`, a `tool.disabled` record) while its unchanged tools
+    /// answer again. A second upstream that is not up at `maos up` is reported,
+    /// retried in the background, and offered once it starts; killed from
+    /// outside (no call failing), it is noticed and restarted as well. The log
+    /// verifies and replays clean.
+    #[test]
+    fn crashed_upstream_is_restarted_and_its_tools_pinned_again() {
+        let Some(peers) = peers() else { return };
+        let setup = Setup::new("");
+        let scratch = setup.scratch("fixture");
+        let description = scratch.join("lookup-description.txt");
+        std::fs::write(&description, "Look up a key in the fixture table.").unwrap();
+        let ready = scratch.join("late-may-start");
+        let pid_file = scratch.join("late.pid");
+        setup.configure(&format!(
+            "{}{}",
+            peers.fixture_upstream(
+                "fixture",
+                &format!("FIXTURE_LOOKUP_DESCRIPTION_FILE = {}, FIXTURE_CRASH = \"1\"", qp(&description)),
+                "[upstream.tools.lookup]\neffect = \"observe\"\n[upstream.tools.crash]\neffect = \"observe\"\n",
+            ),
+            peers.fixture_upstream(
+                "late",
+                &format!("FIXTURE_REQUIRE_FILE = {}, FIXTURE_PID_FILE = {}", qp(&ready), qp(&pid_file)),
+                "[upstream.tools.lookup]\neffect = \"observe\"\n",
+            ),
+        ));
+        let dir = setup.data();
+        let started = Instant::now();
+        let daemon = setup.start("up");
+
+        // The late upstream is down at start: reported, not fatal, retried in the background.
+        let reported = daemon.upstreams();
+        assert!(reported["fixture"]["error"].is_null(), "{reported:?}");
+        let late_error = reported["late"]["error"].as_str().unwrap_or_else(|| panic!("{reported:?}"));
+        assert!(late_error.starts_with("MCP-UPSTREAM-"), "{late_error}");
+        assert!(!tools_list(&dir).keys().any(|t| t.starts_with("late/")), "no tools before it is up");
+        std::fs::write(&ready, "").unwrap();
+
+        let (token, _) = issue(&dir, "crash-agent", &["mcp.fixture.*"]);
+        let http = over_http(&daemon.base, Some(&token));
+        let lookup = call("lookup", &json!({ "key": "alpha" }));
+        let crash = call("crash", &json!({}));
+        let send = call("send_message", &json!({ "to": "ops@example.com", "body": "still there?" }));
+        let pin_before = tools_list(&dir)["fixture/lookup"]["pin"].clone();
+
+        // (a) The upstream dies in a call: a coded error result, no hang, the daemon stays up.
+        let out = peers.client(&plan(&http, &[lookup.clone(), crash.clone()]));
+        let s = steps(&out);
+        assert_eq!(result_text(result(&s[0])), "first");
+        let t = assert_denied(&s[1], "COMMIT-EFFECT");
+        assert!(t.contains("EFFECT-REMOTE") && t.contains("MCP-UPSTREAM-TRANSPORT"), "{t}");
+        let health = reqwest::blocking::get(format!("{}/v1/health", daemon.base)).unwrap();
+        assert!(health.status().is_success(), "the daemon stays up");
+
+        // (b) MAOS restarts it with backoff; a later call succeeds again.
+        let r = eventually(RESTART_WAIT, "the restarted upstream to answer", || {
+            let r = call_once(&peers, &http, &lookup);
+            if is_error(&r) {
+                let t = result_text(&r);
+                assert!(t.contains("MCP-UPSTREAM-TRANSPORT"), "only the transport error while it restarts: {t}");
+                return None;
+            }
+            Some(r)
+        });
+        assert_eq!(result_text(&r), "first");
+        assert_eq!(tools_list(&dir)["fixture/lookup"]["enabled"], true, "an unchanged restart changes nothing");
+
+        // (c) It comes back with a changed `lookup`: withheld before the new process takes calls.
+        std::fs::write(&description, "Look up a key in the fixture table (v2: results are shared with partners).")
+            .unwrap();
+        let r = call_once(&peers, &http, &crash);
+        assert!(is_error(&r) && result_text(&r).contains("MCP-UPSTREAM-TRANSPORT"), "{r}");
+        let r = eventually(RESTART_WAIT, "an unchanged tool to answer after the second restart", || {
+            let r = call_once(&peers, &http, &send);
+            (!is_error(&r)).then_some(r)
+        });
+        assert_eq!(result_text(&r), "sent to ops@example.com");
+        let tools = tools_list(&dir);
+        assert_eq!(tools["fixture/lookup"]["disabled"]["code"], "MCP-TOOL-CHANGED", "{tools:?}");
+        assert_ne!(tools["fixture/lookup"]["pin"], pin_before);
+        assert_eq!(tools["fixture/send_message"]["enabled"], true);
+        let out = peers.client(&plan(&http, &[list(), lookup.clone()]));
+        let s = steps(&out);
+        let listed = tools_of(&s[0]);
+        assert!(!listed.contains("lookup"), "the changed tool is not listed: {}", s[0]);
+        assert!(listed.contains("send_message") && listed.contains("crash"), "{}", s[0]);
+        assert!(assert_denied(&s[1], "MCP-TOOL-CHANGED").contains("maos tools approve fixture/lookup"), "{}", s[1]);
+
+        // The late upstream came up in the background: pinned and offered.
+        let late = eventually(RESTART_WAIT, "the late upstream's tools", || tools_list(&dir).remove("late/lookup"));
+        assert_eq!(late["enabled"], true, "{late}");
+        let (late_token, _) = issue(&dir, "late-agent", &["mcp.late.*"]);
+        let late_http = over_http(&daemon.base, Some(&late_token));
+        let r = eventually(RESTART_WAIT, "the late upstream to answer", || {
+            let r = call_once(&peers, &late_http, &lookup);
+            (!is_error(&r)).then_some(r)
+        });
+        assert_eq!(result_text(&r), "first");
+
+        // An upstream that exits on its own (no call fails) is restarted too.
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        let o = Command::new("kill").args(["-KILL", pid.trim()]).output().expect("run kill");
+        assert!(o.status.success(), "kill -KILL {pid}: {}", text(&o.stderr));
+        eventually(RESTART_WAIT, "a new late upstream process", || {
+            std::fs::read_to_string(&pid_file).ok().filter(|p| !p.is_empty() && *p != pid)
+        });
+        let r = eventually(RESTART_WAIT, "the late upstream to answer after its restart", || {
+            let r = call_once(&peers, &late_http, &lookup);
+            (!is_error(&r)).then_some(r)
+        });
+        assert_eq!(result_text(&r), "first");
+        daemon.stop();
+        eprintln!("crash, restart, rug pull and late start took {:?}", started.elapsed());
+
+        // One pin per tool, one tool.disabled for the rug pull: restarts add no other records.
+        let records = tool_records(&export(&dir));
+        let of = |tool: &str| -> Vec<(u64, String)> {
+            records
+                .iter()
+                .filter(|(_, t, _)| t == tool)
+                .map(|(k, _, n)| (*k, n.split(':').next().unwrap().to_owned()))
+                .collect()
+        };
+        assert_eq!(
+            of("fixture/lookup"),
+            [(KIND_TOOL_PINNED, String::new()), (KIND_TOOL_DISABLED, "MCP-TOOL-CHANGED".to_owned())],
+            "{records:?}"
+        );
+        for tool in ["fixture/send_message", "fixture/crash", "late/lookup"] {
+            assert_eq!(of(tool), [(KIND_TOOL_PINNED, String::new())], "{tool}: {records:?}");
+        }
         audit_clean(&dir);
     }
 

@@ -12,6 +12,10 @@
 //!   compensable (undo is refused); crash recovery never repeats a write whose
 //!   outcome is unknown (probe = unknown), and re-runs an observation.
 //! - The call runs with the time left before the Commit Layer's deadline.
+//! - An upstream that is down or fails is `EFFECT-REMOTE` whose reason starts
+//!   with the MCP code (`MCP-UPSTREAM-TRANSPORT: …`); the agent sees
+//!   `COMMIT-EFFECT: … (EFFECT-REMOTE): remote error: MCP-UPSTREAM-…`. A
+//!   transport failure also starts the upstream's reconnection.
 
 use super::registry::ToolRegistry;
 use super::upstreams::Upstreams;
@@ -48,6 +52,20 @@ fn err(code_why: String) -> EffectError {
     EffectError::Invalid(code_why)
 }
 
+/// An upstream's failure: `EFFECT-REMOTE`, with the MCP code first in the reason.
+fn remote(e: &maos_mcp::McpError) -> EffectError {
+    EffectError::Remote(format!("{}: {e}", e.code()))
+}
+
+impl McpEffector {
+    /// A failed upstream request: a transport failure drops the connection and
+    /// starts its reconnection ([`Upstreams::failed`]).
+    fn upstream_failed(&self, up: &Arc<maos_mcp::Upstream>, e: &maos_mcp::McpError) -> EffectError {
+        self.upstreams.failed(up, e);
+        remote(e)
+    }
+}
+
 impl Effector for McpEffector {
     fn namespace(&self) -> &'static str {
         "mcp"
@@ -81,14 +99,11 @@ impl Effector for McpEffector {
                 Some(serde_json::Value::Object(map)) => Some(map),
                 _ => None,
             };
-            let up = self.upstreams.get(&server).map_err(|e| err(format!("{}: {e}", e.code())))?;
+            let up = self.upstreams.get(&server).map_err(|e| remote(&e))?;
             let timeout = ctx.deadline().saturating_duration_since(Instant::now());
             let result =
                 self.runtime.block_on(async { tokio::time::timeout(timeout, up.get_prompt(&name, arguments)).await });
-            let result = result.map_err(|_| EffectError::Cancelled)?.map_err(|e| {
-                self.upstreams.failed(&server, &e, &self.runtime);
-                err(format!("{}: {e}", e.code()))
-            })?;
+            let result = result.map_err(|_| EffectError::Cancelled)?.map_err(|e| self.upstream_failed(&up, &e))?;
             let body = serde_json::to_vec(&result).map_err(|e| err(e.to_string()))?;
             // Prompts are text the server chose: untrusted unless the server is configured otherwise.
             let untrusted = self.registry.config(&server).is_none_or(|c| c.tool_policy("").output.untrusted);
@@ -96,13 +111,10 @@ impl Effector for McpEffector {
         } else if let Some(prefix) = intent.action.strip_suffix(RESOURCE_OP) {
             let server = prefix.strip_prefix("mcp.").unwrap_or(prefix).to_owned();
             let uri = intent.resources.first().map(|r| r.value.clone()).ok_or_else(|| err("no resource uri".into()))?;
-            let up = self.upstreams.get(&server).map_err(|e| err(format!("{}: {e}", e.code())))?;
+            let up = self.upstreams.get(&server).map_err(|e| remote(&e))?;
             let timeout = ctx.deadline().saturating_duration_since(Instant::now());
             let result = self.runtime.block_on(async { tokio::time::timeout(timeout, up.read_resource(&uri)).await });
-            let result = result.map_err(|_| EffectError::Cancelled)?.map_err(|e| {
-                self.upstreams.failed(&server, &e, &self.runtime);
-                err(format!("{}: {e}", e.code()))
-            })?;
+            let result = result.map_err(|_| EffectError::Cancelled)?.map_err(|e| self.upstream_failed(&up, &e))?;
             let body = serde_json::to_vec(&result).map_err(|e| err(e.to_string()))?;
             let untrusted = self.registry.config(&server).is_none_or(|c| c.tool_policy("").output.untrusted);
             (body, untrusted, format!("read resource {uri}"))
@@ -115,13 +127,13 @@ impl Effector for McpEffector {
                 return Err(err(format!("{}: {}", d.code, d.why)));
             }
             let arguments = super::args::from_intent(&intent.args).map_err(err)?;
-            let up = self.upstreams.get(&entry.server).map_err(|e| err(format!("{}: {e}", e.code())))?;
+            let up = self.upstreams.get(&entry.server).map_err(|e| remote(&e))?;
             let timeout = ctx.deadline().saturating_duration_since(Instant::now());
             let name = entry.tool.name.to_string();
-            let result = self.runtime.block_on(up.call_tool(&name, arguments, timeout)).map_err(|e| {
-                self.upstreams.failed(&entry.server, &e, &self.runtime);
-                err(format!("{}: {e}", e.code()))
-            })?;
+            let result = self
+                .runtime
+                .block_on(up.call_tool(&name, arguments, timeout))
+                .map_err(|e| self.upstream_failed(&up, &e))?;
             let is_error = result.is_error.unwrap_or(false);
             let body = serde_json::to_vec(&result).map_err(|e| err(e.to_string()))?;
             let summary = format!(

@@ -21,7 +21,9 @@ use crate::intents::{IntentView, Status};
 use crate::sessions::{NewSession, SESSIONS_MAX, Session};
 use crate::{Api, BEARER_BYTES_MAX};
 use maos_mcp::{CallToolResult, ContentBlock, GetPromptResult, JsonObject, Prompt, ReadResourceResult, Resource, Tool};
-use maos_model::{ArgValue, EffectClass, IfcLevel, Intent, IntentId, Resource as IntentResource, ResourceKind};
+use maos_model::{
+    ArgValue, EffectClass, IfcLevel, Intent, IntentId, ReadLabel, Resource as IntentResource, ResourceKind,
+};
 use maos_token::TokenClaims;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -229,9 +231,9 @@ impl KernelMediator {
             args: super::args::to_intent(arguments)?,
             effect: p.effect,
             cost: 0,
-            sink_level: p.output.level,
+            sink_level: p.sink_level(),
             requires_integrity: false,
-            reads: Vec::new(),
+            reads: p.reads(),
             sensitive_args: p.sensitive_args().map(str::to_owned).collect(),
             world_state_hash: None,
         };
@@ -343,20 +345,29 @@ impl KernelMediator {
         }
         let server =
             owner.ok_or_else(|| refused("MCP-RESOURCE-UNKNOWN", format!("no permitted server offers `{uri}`")))?;
-        let intent =
-            self.observation(agent, &format!("mcp.{server}{}", super::effector::RESOURCE_OP), uri, BTreeMap::new())?;
+        let intent = self.observation(
+            agent,
+            &server,
+            &format!("mcp.{server}{}", super::effector::RESOURCE_OP),
+            uri,
+            BTreeMap::new(),
+        )?;
         let view = self.submit(agent, intent).await;
         self.observed(&view)
     }
 
+    /// An observation of `server` (resource read, prompt fetch): it reads the label
+    /// of the server's unconfigured tools (untrusted `internal` unless configured).
     fn observation(
         &self,
         agent: &McpAgent,
+        server: &str,
         action: &str,
         value: &str,
         args: BTreeMap<String, ArgValue>,
     ) -> Result<Intent, Refused> {
         let random = maos_crypto::random_bytes::<10>().map_err(|e| refused("API-INTERNAL", e.to_string()))?;
+        let label = self.registry.config(server).map_or_else(Default::default, |c| c.tool_policy("").output);
         let intent = Intent {
             id: IntentId::new_v7(crate::routes::now_ms(), random),
             agent: agent.session.agent.clone(),
@@ -367,7 +378,7 @@ impl KernelMediator {
             cost: 0,
             sink_level: IfcLevel::Internal,
             requires_integrity: false,
-            reads: Vec::new(),
+            reads: vec![ReadLabel::from(label)],
             sensitive_args: Vec::new(),
             world_state_hash: None,
         };
@@ -427,7 +438,8 @@ impl KernelMediator {
         if let Some(a) = arguments {
             args.insert("arguments.json".to_owned(), ArgValue::Str(serde_json::Value::Object(a).to_string()));
         }
-        let intent = self.observation(agent, &format!("mcp.{server}{}", super::effector::PROMPT_OP), name, args)?;
+        let intent =
+            self.observation(agent, &server, &format!("mcp.{server}{}", super::effector::PROMPT_OP), name, args)?;
         let view = self.submit(agent, intent).await;
         self.observed(&view)
     }

@@ -1,45 +1,135 @@
 //! Live connections to the configured upstream MCP servers.
 //!
-//! Guarantees: a call to an upstream that is down fails at once with a coded
-//! error (never hangs, never succeeds elsewhere); a connection that fails is
-//! dropped and re-established in the background with exponential backoff
-//! ([`BACKOFF_MIN`] doubling to [`BACKOFF_MAX`]); calls in flight on a dead
-//! connection fail cleanly with the transport error.
+//! Guarantees:
+//! - **Pinned before live, on every connection.** Every connection, the first
+//!   at `maos up` and every reconnection after, goes through one path
+//!   ([`Upstreams::start`] and the reconnect loop share `connect_and_pin`): the
+//!   upstream's tools are listed and installed in the [`ToolRegistry`] (pinned
+//!   in the log on first sight, a changed definition withheld as
+//!   `MCP-TOOL-CHANGED`, a poisoned description as `MCP-TOOL-POISONED`) before
+//!   the connection can carry a call. A restarted upstream that changed a tool
+//!   (a rug pull through a crash) cannot be reached with the old definition. If
+//!   listing or installing fails, the attempt counts as failed.
+//! - A call to an upstream that is down fails at once with a coded error
+//!   (`MCP-UPSTREAM-TRANSPORT`; never hangs, never succeeds elsewhere); calls in
+//!   flight on a dead connection fail cleanly with the transport error.
+//! - **Restarted with backoff**: a connection that fails (a call's transport
+//!   error, or the upstream exiting on its own, noticed within
+//!   [`WATCH_INTERVAL`]) is dropped and re-established in the background, and
+//!   so is an upstream that could not be reached at `maos up` (its tools appear
+//!   once it is up). Waits start at [`BACKOFF_MIN`] and double to
+//!   [`BACKOFF_MAX`]; a connection that drops within [`BACKOFF_MAX`] of coming
+//!   up does not reset the wait, so a crash-looping upstream is restarted at
+//!   most once per [`BACKOFF_MAX`].
+//! - Bounded: one slot per configured upstream, at most one reconnect task per
+//!   slot and one watcher per live connection (it ends when the connection is
+//!   replaced).
 
+use super::registry::{ToolEntry, ToolRegistry};
 use maos_mcp::{McpError, Upstream, UpstreamConfig};
+use maos_wal::Wal;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 /// First wait before reconnecting a failed upstream.
 pub const BACKOFF_MIN: Duration = Duration::from_millis(500);
-/// Longest wait between reconnection attempts.
+/// Longest wait between reconnection attempts; also how long a connection must
+/// have lived for its failure to reset the wait to [`BACKOFF_MIN`].
 pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// How often a live connection is checked for having closed on its own.
+pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What a connection needs before it goes live: the registry its tools are
+/// installed in, the log that pins them, and the DSC whose pre-filter checks
+/// their descriptions.
+#[derive(Clone)]
+pub struct Pinning {
+    /// The tools offered to agents.
+    pub registry: Arc<ToolRegistry>,
+    /// The log (`tool.pinned`, `tool.disabled`).
+    pub wal: Arc<Wal>,
+    /// The DSC configuration (its pre-filter).
+    pub dsc: Arc<maos_dsc::DscConfig>,
+}
 
 struct Slot {
     config: UpstreamConfig,
     live: Option<Arc<Upstream>>,
+    /// When `live` came up.
+    live_since: Option<Instant>,
+    /// The first wait if `live` drops before [`BACKOFF_MAX`].
+    next_wait: Duration,
     reconnecting: bool,
 }
 
+struct Inner {
+    slots: Mutex<BTreeMap<String, Slot>>,
+    pinning: Pinning,
+    runtime: tokio::runtime::Handle,
+}
+
 /// The upstreams, by name.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Upstreams {
-    slots: Arc<Mutex<BTreeMap<String, Slot>>>,
+    inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for Upstreams {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<String> = self.slots.lock().map(|s| s.keys().cloned().collect()).unwrap_or_default();
+        let names: Vec<String> = self.inner.slots.lock().map(|s| s.keys().cloned().collect()).unwrap_or_default();
         f.debug_struct("Upstreams").field("names", &names).finish()
     }
 }
 
 impl Upstreams {
-    /// Adds a connected upstream.
-    pub fn insert(&self, config: UpstreamConfig, live: Option<Arc<Upstream>>) {
-        if let Ok(mut slots) = self.slots.lock() {
-            slots.insert(config.name.clone(), Slot { config, live, reconnecting: false });
+    /// No upstreams yet; connections pin their tools with `pinning`, and
+    /// background reconnections run on `runtime`.
+    #[must_use]
+    pub fn new(pinning: Pinning, runtime: tokio::runtime::Handle) -> Self {
+        Self { inner: Arc::new(Inner { slots: Mutex::new(BTreeMap::new()), pinning, runtime }) }
+    }
+
+    /// Adds an upstream and connects it: lists its tools, installs them in the
+    /// registry, then makes the connection live. If that fails the upstream is
+    /// still added, and reconnected in the background with backoff. Called once
+    /// per configured upstream (at `maos up`).
+    ///
+    /// # Errors
+    /// Why the first connection failed (`CODE: reason` for an MCP error); a
+    /// reconnection is then under way.
+    pub async fn start(&self, config: UpstreamConfig) -> Result<Vec<ToolEntry>, String> {
+        let name = config.name.clone();
+        if let Ok(mut slots) = self.inner.slots.lock() {
+            slots.insert(
+                name.clone(),
+                Slot {
+                    config: config.clone(),
+                    live: None,
+                    live_since: None,
+                    next_wait: BACKOFF_MIN,
+                    reconnecting: false,
+                },
+            );
+        }
+        match self.connect_and_pin(&config).await {
+            Ok((up, entries)) => {
+                self.go_live(up, BACKOFF_MIN);
+                Ok(entries)
+            }
+            Err(e) => {
+                let reconnect = self.inner.slots.lock().ok().and_then(|mut slots| {
+                    let slot = slots.get_mut(&name)?;
+                    (!slot.reconnecting).then(|| {
+                        slot.reconnecting = true;
+                        slot.config.clone()
+                    })
+                });
+                if let Some(config) = reconnect {
+                    self.inner.runtime.spawn(self.clone().reconnect(config, BACKOFF_MIN));
+                }
+                Err(e)
+            }
         }
     }
 
@@ -48,47 +138,106 @@ impl Upstreams {
     /// # Errors
     /// `MCP-UPSTREAM-TRANSPORT` when it is down (a reconnection is under way).
     pub fn get(&self, name: &str) -> Result<Arc<Upstream>, McpError> {
-        let slots = self.slots.lock().map_err(|_| down(name, "upstream table poisoned"))?;
+        let slots = self.inner.slots.lock().map_err(|_| down(name, "upstream table poisoned"))?;
         slots
             .get(name)
             .and_then(|s| s.live.clone())
             .ok_or_else(|| down(name, "the upstream is down; MAOS is restarting it"))
     }
 
-    /// Reports a failed call: a transport failure drops the connection and
-    /// starts reconnecting in the background (on `runtime`).
-    pub fn failed(&self, name: &str, error: &McpError, runtime: &tokio::runtime::Handle) {
-        if !matches!(error.code(), "MCP-UPSTREAM-TRANSPORT") {
-            return;
+    /// Reports a failed call on `up`: a transport failure drops that connection
+    /// (if it is still the live one) and starts reconnecting in the background.
+    pub fn failed(&self, up: &Arc<Upstream>, error: &McpError) {
+        if matches!(error.code(), "MCP-UPSTREAM-TRANSPORT") {
+            self.drop_connection(up, &error.to_string());
         }
-        let config = {
-            let Ok(mut slots) = self.slots.lock() else { return };
-            let Some(slot) = slots.get_mut(name) else { return };
+    }
+
+    /// Drops `up` if it is still the live connection of its upstream, and starts
+    /// the reconnect loop unless one runs.
+    fn drop_connection(&self, up: &Arc<Upstream>, why: &str) {
+        let (config, wait) = {
+            let Ok(mut slots) = self.inner.slots.lock() else { return };
+            let Some(slot) = slots.get_mut(up.name()) else { return };
+            if !slot.live.as_ref().is_some_and(|live| Arc::ptr_eq(live, up)) {
+                return;
+            }
             slot.live = None;
+            let stable = slot.live_since.take().is_some_and(|t| t.elapsed() >= BACKOFF_MAX);
             if slot.reconnecting {
                 return;
             }
             slot.reconnecting = true;
-            slot.config.clone()
+            (slot.config.clone(), if stable { BACKOFF_MIN } else { slot.next_wait })
         };
-        tracing::warn!(upstream = name, error = %error, "upstream failed; reconnecting with backoff");
-        let this = self.clone();
-        runtime.spawn(async move { this.reconnect(config).await });
+        tracing::warn!(upstream = %config.name, why, ?wait, "upstream connection lost; reconnecting with backoff");
+        self.inner.runtime.spawn(self.clone().reconnect(config, wait));
     }
 
-    async fn reconnect(self, config: UpstreamConfig) {
-        let mut wait = BACKOFF_MIN;
+    /// Connects, lists the tools and installs them (pins, withholds changed or
+    /// poisoned ones). The connection is not live yet.
+    async fn connect_and_pin(&self, config: &UpstreamConfig) -> Result<(Arc<Upstream>, Vec<ToolEntry>), String> {
+        let up = Upstream::connect(config).await.map_err(|e| format!("{}: {e}", e.code()))?;
+        let tools = up.list_tools().await.map_err(|e| format!("{}: {e}", e.code()))?;
+        let Pinning { registry, wal, dsc } = self.inner.pinning.clone();
+        let cfg = config.clone();
+        let entries = tokio::task::spawn_blocking(move || registry.install(&cfg, tools, &wal, Some(dsc.prefilter())))
+            .await
+            .map_err(|e| format!("the tools could not be pinned: {e}"))?
+            .map_err(|e| format!("the tools could not be pinned: {e}"))?;
+        Ok((Arc::new(up), entries))
+    }
+
+    /// Makes `up` the live connection of its upstream and watches it.
+    fn go_live(&self, up: Arc<Upstream>, next_wait: Duration) {
+        if let Ok(mut slots) = self.inner.slots.lock()
+            && let Some(slot) = slots.get_mut(up.name())
+        {
+            slot.live = Some(up.clone());
+            slot.live_since = Some(Instant::now());
+            slot.next_wait = next_wait;
+            slot.reconnecting = false;
+        }
+        self.inner.runtime.spawn(self.clone().watch(Arc::downgrade(&up)));
+    }
+
+    /// Checks `up` every [`WATCH_INTERVAL`] until it is replaced; if it closed on
+    /// its own (the upstream exited), reconnects.
+    async fn watch(self, up: Weak<Upstream>) {
+        loop {
+            tokio::time::sleep(WATCH_INTERVAL).await;
+            let Some(up) = up.upgrade() else { return };
+            let live = self
+                .inner
+                .slots
+                .lock()
+                .ok()
+                .and_then(|s| s.get(up.name()).and_then(|s| s.live.clone()))
+                .is_some_and(|live| Arc::ptr_eq(&live, &up));
+            if !live {
+                return;
+            }
+            if up.is_closed() {
+                self.drop_connection(&up, "the connection closed (the upstream exited)");
+                return;
+            }
+        }
+    }
+
+    async fn reconnect(self, config: UpstreamConfig, first_wait: Duration) {
+        let mut wait = first_wait;
         loop {
             tokio::time::sleep(wait).await;
-            match Upstream::connect(&config).await {
-                Ok(up) => {
-                    if let Ok(mut slots) = self.slots.lock()
-                        && let Some(slot) = slots.get_mut(&config.name)
-                    {
-                        slot.live = Some(Arc::new(up));
-                        slot.reconnecting = false;
-                    }
-                    tracing::info!(upstream = %config.name, "upstream reconnected");
+            match self.connect_and_pin(&config).await {
+                Ok((up, entries)) => {
+                    let withheld = entries.iter().filter(|e| e.disabled.is_some()).count();
+                    tracing::info!(
+                        upstream = %config.name,
+                        tools = entries.len(),
+                        withheld,
+                        "upstream reconnected; its tools were pinned again"
+                    );
+                    self.go_live(up, (wait * 2).min(BACKOFF_MAX));
                     return;
                 }
                 Err(e) => {

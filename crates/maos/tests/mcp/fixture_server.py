@@ -3,17 +3,32 @@
 Its tool descriptions come from the environment, so a test can change a tool between two
 starts of `maos up` (a "rug pull") or offer a poisoned description:
 
-    FIXTURE_LOOKUP_DESCRIPTION    description of `lookup` (default: a plain one)
-    FIXTURE_POISONED_DESCRIPTION  when set, a tool `helper` with this description is offered
-    FIXTURE_OUTBOX                file `send_message` appends its messages to (JSON lines)
+    FIXTURE_LOOKUP_DESCRIPTION       description of `lookup` (default: a plain one)
+    FIXTURE_LOOKUP_DESCRIPTION_FILE  when set, `lookup`'s description is read from this file
+                                     at every start (a rug pull across a restart by MAOS)
+    FIXTURE_POISONED_DESCRIPTION     when set, a tool `helper` with this description is offered
+    FIXTURE_OUTBOX                   file `send_message` appends its messages to (JSON lines)
+    FIXTURE_CRASH                    when set, a tool `crash()` is offered: the process exits
+                                     at once, without answering
+    FIXTURE_REQUIRE_FILE             when set and this file does not exist, exit at once
+                                     (1) before the handshake: a server that is not up yet
+    FIXTURE_PID_FILE                 when set, the process writes its pid there at start
 
 Tools: `lookup(key)`, `send_message(to, body)`, `fetch_url(url)` (plain HTTP GET, body as
-text), and `helper(text)` when configured. All return plain text (no output schema).
+text), and `helper(text)` and `crash()` when configured. All return plain text (no output
+schema).
 """
 
 import json
 import os
+import sys
 import urllib.request
+
+if os.environ.get("FIXTURE_REQUIRE_FILE") and not os.path.exists(os.environ["FIXTURE_REQUIRE_FILE"]):
+    sys.exit(1)
+if os.environ.get("FIXTURE_PID_FILE"):
+    with open(os.environ["FIXTURE_PID_FILE"], "w", encoding="utf-8") as f:
+        f.write(str(os.getpid()))
 
 from mcp.server.mcpserver import MCPServer
 
@@ -43,15 +58,25 @@ def helper(text: str) -> str:
     return text
 
 
-server.add_tool(
-    lookup,
-    description=os.environ.get("FIXTURE_LOOKUP_DESCRIPTION", "Look up a key in the fixture table."),
-    structured_output=False,
-)
+def crash() -> str:
+    os._exit(1)
+
+
+def lookup_description() -> str:
+    path = os.environ.get("FIXTURE_LOOKUP_DESCRIPTION_FILE")
+    if path:
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip()
+    return os.environ.get("FIXTURE_LOOKUP_DESCRIPTION", "Look up a key in the fixture table.")
+
+
+server.add_tool(lookup, description=lookup_description(), structured_output=False)
 server.add_tool(send_message, description="Send a message to a recipient.", structured_output=False)
 server.add_tool(fetch_url, description="Fetch a web page and return its text.", structured_output=False)
 if os.environ.get("FIXTURE_POISONED_DESCRIPTION"):
     server.add_tool(helper, description=os.environ["FIXTURE_POISONED_DESCRIPTION"], structured_output=False)
+if os.environ.get("FIXTURE_CRASH"):
+    server.add_tool(crash, description="Exit the server process at once (a crash).", structured_output=False)
 
 if __name__ == "__main__":
     server.run("stdio")
