@@ -133,6 +133,15 @@ pub async fn serve_router(
     app: axum::Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt as _;
+    // Answers (an MCP answer is an SSE stream: several small writes) go out at once:
+    // with Nagle's algorithm a reused connection waits for the client's delayed ACK,
+    // about 40 ms per request on Linux.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+    });
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
 

@@ -80,5 +80,9 @@ async fn main() -> std::io::Result<()> {
     let app = axum::Router::new().route_service("/mcp", service);
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     eprintln!("echo MCP server on http://{}/mcp", listener.local_addr()?);
+    // As MAOS: no Nagle delay on reused connections.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app).await
 }

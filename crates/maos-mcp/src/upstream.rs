@@ -191,7 +191,7 @@ impl Upstream {
                     // rmcp adds the `Bearer ` prefix.
                     http = http.auth_header(token);
                 }
-                let transport = StreamableHttpClientTransport::from_config(http);
+                let transport = StreamableHttpClientTransport::with_client(http_client(&name)?, http);
                 (handshake(&name, client.serve(transport)).await?, None)
             }
         };
@@ -454,6 +454,24 @@ where
 }
 
 /// Forwards a stdio upstream's stderr to `tracing` (debug level), in bounded chunks.
+/// Idle connections kept per upstream host.
+const POOL_IDLE_PER_HOST: usize = 64;
+
+/// The HTTP client of one streamable HTTP upstream: connections are kept and reused
+/// (rmcp's default client opens a new TCP connection for every request, which costs a
+/// connect, an accept and a TIME-WAIT socket per tool call; rmcp drains each response
+/// stream before the connection goes back to the pool, and a stream it cannot drain
+/// is dropped with its connection), `TCP_NODELAY` so a small request is not held
+/// back, and no redirects: an upstream is reached only at its configured URL.
+fn http_client(name: &str) -> Result<reqwest::Client, McpError> {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
+        .tcp_nodelay(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| McpError::Config { upstream: Some(name.to_owned()), why: format!("HTTP client: {e}") })
+}
+
 async fn log_stderr(upstream: String, mut stderr: ChildStderr) {
     let mut buf = vec![0u8; STDERR_CHUNK_BYTES];
     loop {

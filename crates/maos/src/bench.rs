@@ -2,8 +2,10 @@
 //! `redis-benchmark`. Each synthetic agent gets its own token (issued through
 //! the daemon, so it is logged like any other) and session, then keeps
 //! `--concurrency` intents in flight (closed loop) or sends at a fixed
-//! `--rate` (open loop, latency measured from the scheduled send time so a
-//! stall is not hidden). `--mode echo` measures the floor: the bare HTTP
+//! `--rate` (open loop: latency is measured from the scheduled send time when
+//! the worker was still busy with its previous request then, so a stall is not
+//! hidden, and from the actual send otherwise, so the timer's millisecond
+//! granularity is not counted; see [`since`]). `--mode echo` measures the floor: the bare HTTP
 //! round trip of `GET /v1/health`, which touches no kernel state. `--mode mcp`
 //! compares MCP tool calls through MAOS with the same calls made directly
 //! ([`crate::bench_mcp`]).
@@ -104,6 +106,7 @@ async fn drive(base: &str, tokens: Vec<String>, args: &BenchArgs, echo: bool) ->
             let mut n: u64 = 0;
             // Stagger open-loop workers across one period.
             let mut next = period.map(|p| start + p.mul_f64(w as f64 / workers.max(1) as f64));
+            let mut prev_done = start;
             loop {
                 let scheduled = match next {
                     Some(at) => {
@@ -116,11 +119,13 @@ async fn drive(base: &str, tokens: Vec<String>, args: &BenchArgs, echo: bool) ->
                 if scheduled >= end {
                     break;
                 }
+                let sent_from = since(scheduled, prev_done);
                 n = n.wrapping_add(1);
                 let write = write_every != u64::MAX && n.is_multiple_of(write_every.max(1));
                 let code =
                     if echo { health(&http, &base).await } else { intent(&http, &base, &session, w, write).await };
-                let latency = u64::try_from(scheduled.elapsed().as_micros()).unwrap_or(u64::MAX);
+                prev_done = Instant::now();
+                let latency = u64::try_from(prev_done.duration_since(sent_from).as_micros()).unwrap_or(u64::MAX);
                 if code == "ok" && tally.latencies_us.len() < SAMPLES_MAX / workers.max(1) {
                     tally.latencies_us.push(latency);
                 }
@@ -175,6 +180,14 @@ async fn intent(http: &reqwest::Client, base: &str, session: &str, worker: usize
     }
 }
 
+/// Where a request's latency is counted from: its scheduled time if the worker
+/// was late because its previous request ended after it (the system's delay,
+/// counted in full), else now (a sleep wakes up to a millisecond late, which is
+/// the load generator's delay, not the system's).
+pub(crate) fn since(scheduled: Instant, prev_done: Instant) -> Instant {
+    if prev_done > scheduled { scheduled } else { Instant::now() }
+}
+
 pub(crate) fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
@@ -225,5 +238,14 @@ mod tests {
         assert_eq!(super::percentile(&v, 50.0), 501);
         assert_eq!(super::percentile(&v, 99.0), 990);
         assert_eq!(super::percentile(&[], 99.0), 0);
+    }
+
+    #[test]
+    fn a_late_worker_counts_from_the_schedule() {
+        let scheduled = std::time::Instant::now();
+        let busy_until = scheduled + std::time::Duration::from_millis(5);
+        assert_eq!(super::since(scheduled, busy_until), scheduled, "the backlog is the system's delay");
+        let idle_since = scheduled - std::time::Duration::from_millis(5);
+        assert!(super::since(scheduled, idle_since) >= scheduled, "timer lag is not");
     }
 }

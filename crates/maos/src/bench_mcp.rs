@@ -10,7 +10,7 @@
 //! percentiles. `--sessions N` then opens N more MAOS sessions, each with its
 //! own token, and reports the daemon's resident memory per open session.
 
-use crate::bench::{Tally, percentile};
+use crate::bench::{Tally, percentile, since};
 use crate::cli::BenchArgs;
 use crate::client::Daemon;
 use crate::datadir::DataDir;
@@ -147,6 +147,7 @@ async fn drive(
         handles.push(tokio::spawn(async move {
             let mut tally = Tally::default();
             let mut next = period.map(|p| start + p.mul_f64(w as f64 / workers.max(1) as f64));
+            let mut prev_done = start;
             loop {
                 let scheduled = match next {
                     Some(at) => {
@@ -159,12 +160,14 @@ async fn drive(
                 if scheduled >= end {
                     break;
                 }
+                let sent_from = since(scheduled, prev_done);
                 let code = match client.call_tool(&tool, tool_args.clone(), CALL_TIMEOUT).await {
                     Ok(r) if r.is_error != Some(true) => "ok".to_owned(),
                     Ok(r) => tool_error_code(&r),
                     Err(e) => e.code().to_owned(),
                 };
-                let latency = u64::try_from(scheduled.elapsed().as_micros()).unwrap_or(u64::MAX);
+                prev_done = Instant::now();
+                let latency = u64::try_from(prev_done.duration_since(sent_from).as_micros()).unwrap_or(u64::MAX);
                 if code == "ok" {
                     tally.latencies_us.push(latency);
                 }

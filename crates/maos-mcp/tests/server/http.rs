@@ -201,3 +201,35 @@ async fn oversized_requests_are_refused() {
     let response = post(&client, addr, &body).bearer_auth("alice").send().await.unwrap();
     assert_eq!(response.status(), 413);
 }
+
+/// The upstream client keeps its connections: fifty calls in a row open a few
+/// TCP connections, not one each as rmcp's default client does (51). A few: a
+/// connection goes back to the pool only once rmcp has drained the answer's
+/// stream, in a task of its own, so under load the next call may find none free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_client_reuses_its_connections() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::serve::ListenerExt as _;
+
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let counter = Arc::clone(&accepted);
+    let listener = listener.tap_io(move |tcp| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        tcp.set_nodelay(true).unwrap();
+    });
+    let app = maos_mcp::router(Arc::new(Fake::default()));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let client = connect(addr, "alice").await.unwrap();
+    let after_connect = accepted.load(Ordering::SeqCst);
+    for i in 0..50 {
+        let echoed = client.call_tool("echo", object(json!({"message": format!("call {i}")})), CALL_TIMEOUT).await;
+        assert_eq!(text(&echoed.unwrap()), format!("call {i}"));
+    }
+    let opened = accepted.load(Ordering::SeqCst) - after_connect;
+    assert!(opened < 25, "50 calls opened {opened} new connections (after {after_connect} for the handshake)");
+    client.close().await;
+}
