@@ -10,6 +10,11 @@
 //!   the connection can carry a call. A restarted upstream that changed a tool
 //!   (a rug pull through a crash) cannot be reached with the old definition. If
 //!   listing or installing fails, the attempt counts as failed.
+//! - **A live tool list change is pinned too**: when an upstream sends
+//!   `notifications/tools/list_changed`, its tools are listed and installed
+//!   again within [`WATCH_INTERVAL`] (a changed definition withheld as on a
+//!   reconnection); if that fails the connection is dropped and reconnected.
+//!   Until then agents see the definitions pinned before.
 //! - A call to an upstream that is down fails at once with a coded error
 //!   (`MCP-UPSTREAM-TRANSPORT`; never hangs, never succeeds elsewhere); calls in
 //!   flight on a dead connection fail cleanly with the transport error.
@@ -178,14 +183,36 @@ impl Upstreams {
     /// poisoned ones). The connection is not live yet.
     async fn connect_and_pin(&self, config: &UpstreamConfig) -> Result<(Arc<Upstream>, Vec<ToolEntry>), String> {
         let up = Upstream::connect(config).await.map_err(|e| format!("{}: {e}", e.code()))?;
+        let entries = self.pin(config, &up).await?;
+        Ok((Arc::new(up), entries))
+    }
+
+    /// Lists `up`'s tools and installs them: pinned on first sight, a changed or
+    /// poisoned definition withheld.
+    async fn pin(&self, config: &UpstreamConfig, up: &Upstream) -> Result<Vec<ToolEntry>, String> {
         let tools = up.list_tools().await.map_err(|e| format!("{}: {e}", e.code()))?;
         let Pinning { registry, wal, dsc } = self.inner.pinning.clone();
         let cfg = config.clone();
-        let entries = tokio::task::spawn_blocking(move || registry.install(&cfg, tools, &wal, Some(dsc.prefilter())))
+        tokio::task::spawn_blocking(move || registry.install(&cfg, tools, &wal, Some(dsc.prefilter())))
             .await
             .map_err(|e| format!("the tools could not be pinned: {e}"))?
-            .map_err(|e| format!("the tools could not be pinned: {e}"))?;
-        Ok((Arc::new(up), entries))
+            .map_err(|e| format!("the tools could not be pinned: {e}"))
+    }
+
+    /// The live upstream said its tool list changed: pin the tools again, as on a
+    /// reconnection (a changed definition is withheld until approved).
+    async fn repin(&self, up: &Upstream) -> Result<(), String> {
+        let config = self
+            .inner
+            .slots
+            .lock()
+            .ok()
+            .and_then(|s| s.get(up.name()).map(|s| s.config.clone()))
+            .ok_or_else(|| "no such upstream".to_owned())?;
+        let entries = self.pin(&config, up).await?;
+        let withheld = entries.iter().filter(|e| e.disabled.is_some()).count();
+        tracing::info!(upstream = %config.name, tools = entries.len(), withheld, "tool list changed; pinned again");
+        Ok(())
     }
 
     /// Makes `up` the live connection of its upstream and watches it.
@@ -202,7 +229,8 @@ impl Upstreams {
     }
 
     /// Checks `up` every [`WATCH_INTERVAL`] until it is replaced; if it closed on
-    /// its own (the upstream exited), reconnects.
+    /// its own (the upstream exited), reconnects; if it said its tools changed,
+    /// pins them again.
     async fn watch(self, up: Weak<Upstream>) {
         loop {
             tokio::time::sleep(WATCH_INTERVAL).await;
@@ -219,6 +247,13 @@ impl Upstreams {
             }
             if up.is_closed() {
                 self.drop_connection(&up, "the connection closed (the upstream exited)");
+                return;
+            }
+            if up.take_tools_changed()
+                && let Err(why) = self.repin(&up).await
+            {
+                // Unpinned definitions are not offered: drop it, the reconnection pins them.
+                self.drop_connection(&up, &format!("its tool list changed and could not be pinned again: {why}"));
                 return;
             }
         }
