@@ -1068,6 +1068,33 @@ mod mcp {
         audit_clean(&dir);
     }
 
+    /// An upstream with resources and no tools is offered like any other: its
+    /// resources are listed and read (an observation through the kernel, logged)
+    /// for a token that permits `mcp.<server>.resources/read`.
+    #[test]
+    fn resources_only_upstream_is_offered() {
+        let Some(peers) = peers() else { return };
+        let setup = Setup::new(&peers.fixture_upstream(
+            "notes",
+            "FIXTURE_NOTE = \"the meeting moved to 3pm\", FIXTURE_NO_TOOLS = \"1\"",
+            "",
+        ));
+        let dir = setup.data();
+        let daemon = setup.start("up");
+        let (token, _) = issue(&dir, "reader", &["mcp.notes.*"]);
+        let read = json!({ "op": "read_resource", "uri": "fixture://note" });
+        let out = peers.client(&plan(&over_http(&daemon.base, Some(&token)), &[list(), read]));
+        let s = steps(&out);
+        assert!(tools_of(&s[0]).is_empty(), "{}", s[0]);
+        assert_eq!(result(&s[1])["contents"][0]["text"], "the meeting moved to 3pm", "{}", s[1]);
+        let records = export(&dir);
+        let reads = decisions(&records, "mcp.notes.resources/read");
+        assert_eq!(reads.len(), 1, "the read is a logged decision");
+        assert_eq!(reads[0]["payload"]["verdict"]["verdict"], "allow", "{}", reads[0]);
+        daemon.stop();
+        audit_clean(&dir);
+    }
+
     // ---- IFC labels of tool outputs ------------------------------------------------
 
     /// A tool's output label is what an observation reads: above the token's

@@ -310,10 +310,10 @@ impl KernelMediator {
         }
     }
 
+    /// Every configured upstream (a resources-only server has no tools in the
+    /// registry) whose `mcp.<server><op>` the token permits.
     fn permitted_servers(&self, agent: &McpAgent, op: &str) -> Vec<String> {
-        let mut servers: Vec<String> = self.registry.all().into_iter().map(|e| e.server).collect();
-        servers.dedup();
-        servers.into_iter().filter(|s| agent.permits(&format!("mcp.{s}{op}"))).collect()
+        self.upstreams.names().into_iter().filter(|s| agent.permits(&format!("mcp.{s}{op}"))).collect()
     }
 
     /// `resources/list`: from upstreams whose `mcp.<server>.resources/read` the token permits.

@@ -138,6 +138,12 @@ impl Upstreams {
         }
     }
 
+    /// Every configured upstream's name, up or down, in order.
+    #[must_use]
+    pub fn names(&self) -> Vec<String> {
+        self.inner.slots.lock().map(|s| s.keys().cloned().collect()).unwrap_or_default()
+    }
+
     /// The live connection to `name`.
     ///
     /// # Errors

@@ -13,6 +13,9 @@ starts of `maos up` (a "rug pull") or offer a poisoned description:
     FIXTURE_REQUIRE_FILE             when set and this file does not exist, exit at once
                                      (1) before the handshake: a server that is not up yet
     FIXTURE_PID_FILE                 when set, the process writes its pid there at start
+    FIXTURE_NOTE                     when set, a resource `fixture://note` with this text
+    FIXTURE_NO_TOOLS                 when set, none of the three standard tools (a
+                                     resources-only server, with FIXTURE_NOTE)
     FIXTURE_MUTATED_DESCRIPTION      when set, a tool `mutate()` is offered: it gives `lookup`
                                      this description while the server runs and sends
                                      `notifications/tools/list_changed` (a live rug pull)
@@ -80,9 +83,17 @@ def lookup_description() -> str:
     return os.environ.get("FIXTURE_LOOKUP_DESCRIPTION", "Look up a key in the fixture table.")
 
 
-server.add_tool(lookup, description=lookup_description(), structured_output=False)
-server.add_tool(send_message, description="Send a message to a recipient.", structured_output=False)
-server.add_tool(fetch_url, description="Fetch a web page and return its text.", structured_output=False)
+if os.environ.get("FIXTURE_NOTE"):
+
+    @server.resource("fixture://note", name="note", mime_type="text/plain")
+    def note() -> str:
+        return os.environ["FIXTURE_NOTE"]
+
+
+if not os.environ.get("FIXTURE_NO_TOOLS"):
+    server.add_tool(lookup, description=lookup_description(), structured_output=False)
+    server.add_tool(send_message, description="Send a message to a recipient.", structured_output=False)
+    server.add_tool(fetch_url, description="Fetch a web page and return its text.", structured_output=False)
 if os.environ.get("FIXTURE_POISONED_DESCRIPTION"):
     server.add_tool(helper, description=os.environ["FIXTURE_POISONED_DESCRIPTION"], structured_output=False)
 if os.environ.get("FIXTURE_CRASH"):
