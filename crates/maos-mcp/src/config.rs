@@ -191,6 +191,21 @@ impl From<OutputLabel> for ReadLabel {
 }
 
 impl UpstreamConfig {
+    /// A streamable HTTP upstream at `url` with no tool policies (every tool gets the
+    /// defaults); [`Self::transport`] checks the URL.
+    #[must_use]
+    pub fn http(name: &str, url: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            command: None,
+            args: Vec::new(),
+            env: BTreeMap::new(),
+            url: Some(url.to_owned()),
+            bearer_token_env: None,
+            tools: BTreeMap::new(),
+        }
+    }
+
     /// The policy for `tool`: the configured one, or the default (write, untrusted output).
     #[must_use]
     pub fn tool_policy(&self, tool: &str) -> ToolPolicy {

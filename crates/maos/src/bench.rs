@@ -18,6 +18,7 @@ use anyhow::Context as _;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Synthetic agents at most.
@@ -91,16 +92,41 @@ async fn drive(base: &str, tokens: Vec<String>, args: &BenchArgs, echo: bool) ->
         sessions = vec![String::new(); args.agents];
     }
     let workers = args.agents.saturating_mul(args.concurrency);
+    let write_every = if args.write_ratio <= 0.0 { u64::MAX } else { (1.0 / args.write_ratio).round() as u64 };
+    let (http, base) = (http.clone(), Arc::<str>::from(base));
+    let sessions: Arc<[String]> = sessions.into();
+    let request = move |w: usize, n: u64| {
+        let (http, base) = (http.clone(), base.clone());
+        let session = sessions.get(w % sessions.len().max(1)).cloned().unwrap_or_default();
+        let write = write_every != u64::MAX && n.is_multiple_of(write_every.max(1));
+        async move { if echo { health(&http, &base).await } else { intent(&http, &base, &session, w, write).await } }
+    };
+    run_load(workers, args.rate, Duration::from_secs(args.duration), request).await
+}
+
+/// Runs `workers` concurrent workers for `run_for`: closed loop (each sends its
+/// next request when the last is answered), or open loop at `rate` requests per
+/// second in all, spread evenly. `request(worker, n)` sends a worker's `n`-th
+/// request and returns `"ok"` or the code it was refused with. At most
+/// [`SAMPLES_MAX`] latencies are kept.
+pub(crate) async fn run_load<R, F>(
+    workers: usize,
+    rate: Option<u64>,
+    run_for: Duration,
+    request: R,
+) -> anyhow::Result<(Tally, Duration)>
+where
+    R: Fn(usize, u64) -> F + Clone + Send + 'static,
+    F: std::future::Future<Output = String> + Send,
+{
     // Open loop: each worker sends every `workers / rate` seconds.
-    let period = args.rate.filter(|r| *r > 0).map(|r| Duration::from_secs_f64(workers as f64 / r as f64));
+    let period = rate.filter(|r| *r > 0).map(|r| Duration::from_secs_f64(workers as f64 / r as f64));
     let start = Instant::now();
-    let end = start + Duration::from_secs(args.duration);
+    let end = start + run_for;
+    let samples_max = SAMPLES_MAX / workers.max(1);
     let mut handles = Vec::new();
     for w in 0..workers {
-        let session = sessions.get(w % sessions.len().max(1)).cloned().unwrap_or_default();
-        let http = http.clone();
-        let base = base.to_owned();
-        let write_every = if args.write_ratio <= 0.0 { u64::MAX } else { (1.0 / args.write_ratio).round() as u64 };
+        let request = request.clone();
         handles.push(tokio::spawn(async move {
             let mut tally = Tally::default();
             let mut n: u64 = 0;
@@ -121,12 +147,10 @@ async fn drive(base: &str, tokens: Vec<String>, args: &BenchArgs, echo: bool) ->
                 }
                 let sent_from = since(scheduled, prev_done);
                 n = n.wrapping_add(1);
-                let write = write_every != u64::MAX && n.is_multiple_of(write_every.max(1));
-                let code =
-                    if echo { health(&http, &base).await } else { intent(&http, &base, &session, w, write).await };
+                let code = request(w, n).await;
                 prev_done = Instant::now();
                 let latency = u64::try_from(prev_done.duration_since(sent_from).as_micros()).unwrap_or(u64::MAX);
-                if code == "ok" && tally.latencies_us.len() < SAMPLES_MAX / workers.max(1) {
+                if code == "ok" && tally.latencies_us.len() < samples_max {
                     tally.latencies_us.push(latency);
                 }
                 *tally.by_code.entry(code).or_default() += 1;
@@ -184,7 +208,7 @@ async fn intent(http: &reqwest::Client, base: &str, session: &str, worker: usize
 /// was late because its previous request ended after it (the system's delay,
 /// counted in full), else now (a sleep wakes up to a millisecond late, which is
 /// the load generator's delay, not the system's).
-pub(crate) fn since(scheduled: Instant, prev_done: Instant) -> Instant {
+fn since(scheduled: Instant, prev_done: Instant) -> Instant {
     if prev_done > scheduled { scheduled } else { Instant::now() }
 }
 

@@ -10,17 +10,16 @@
 //! percentiles. `--sessions N` then opens N more MAOS sessions, each with its
 //! own token, and reports the daemon's resident memory per open session.
 
-use crate::bench::{Tally, percentile, since};
+use crate::bench::{Tally, percentile, run_load};
 use crate::cli::BenchArgs;
 use crate::client::Daemon;
 use crate::datadir::DataDir;
 use crate::output::{Output, coded};
 use maos_mcp::{JsonObject, Upstream, UpstreamConfig};
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Warm-up before each measured phase (connections, caches, JIT of a Node upstream).
 const WARMUP: Duration = Duration::from_secs(1);
@@ -60,18 +59,6 @@ impl Phase {
     }
 }
 
-fn http_config(name: &str, url: &str) -> UpstreamConfig {
-    UpstreamConfig {
-        name: name.to_owned(),
-        command: None,
-        args: Vec::new(),
-        env: BTreeMap::new(),
-        url: Some(url.to_owned()),
-        bearer_token_env: None,
-        tools: BTreeMap::new(),
-    }
-}
-
 pub fn run(out: &Output, data_dir: &Path, args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let usage = |why: &str| coded("MAOS-USAGE", why.to_owned(), 2);
     let upstream_url = args.upstream_url.clone().ok_or_else(|| usage("--mode mcp needs --upstream-url URL"))?;
@@ -104,18 +91,18 @@ pub fn run(out: &Output, data_dir: &Path, args: &BenchArgs) -> anyhow::Result<Ex
         for token in &tokens {
             let client = rt.block_on(async {
                 if side == "direct" {
-                    Upstream::connect(&http_config("direct", &upstream_url)).await
+                    Upstream::connect(&UpstreamConfig::http("direct", &upstream_url)).await
                 } else {
-                    Upstream::connect_with_bearer(&http_config("maos", &mcp_url), token).await
+                    Upstream::connect_with_bearer(&UpstreamConfig::http("maos", &mcp_url), token).await
                 }
             });
             let client = client.map_err(|e| coded(e.code(), format!("{side}: connecting: {e}"), 1))?;
             clients.push(Arc::new(client));
         }
-        let name = if side == "direct" { "direct" } else { "maos" };
-        rt.block_on(drive(&clients, &args.tool, &tool_args, args, WARMUP));
-        let (tally, elapsed) = rt.block_on(drive(&clients, &args.tool, &tool_args, args, Duration::ZERO));
-        phases.push(Phase { name, tally, elapsed });
+        rt.block_on(drive(&clients, &args.tool, &tool_args, args, WARMUP))?;
+        let (tally, elapsed) =
+            rt.block_on(drive(&clients, &args.tool, &tool_args, args, Duration::from_secs(args.duration)))?;
+        phases.push(Phase { name: side, tally, elapsed });
         for client in clients {
             if let Ok(client) = Arc::try_unwrap(client) {
                 rt.block_on(client.close());
@@ -127,65 +114,31 @@ pub fn run(out: &Output, data_dir: &Path, args: &BenchArgs) -> anyhow::Result<Ex
     report(out, args, &phases, memory)
 }
 
-/// Drives `clients` for `args.duration` (or `warmup` when non-zero, unreported).
+/// Calls `tool` through `clients` (`--concurrency` calls in flight each) for
+/// `run_for`, closed loop or at `--rate`.
 async fn drive(
     clients: &[Arc<Upstream>],
     tool: &str,
     tool_args: &JsonObject,
     args: &BenchArgs,
-    warmup: Duration,
-) -> (Tally, Duration) {
-    let run_for = if warmup.is_zero() { Duration::from_secs(args.duration) } else { warmup };
+    run_for: Duration,
+) -> anyhow::Result<(Tally, Duration)> {
+    let clients: Arc<[Arc<Upstream>]> = clients.into();
     let workers = clients.len().saturating_mul(args.concurrency);
-    let period = args.rate.filter(|r| *r > 0).map(|r| Duration::from_secs_f64(workers as f64 / r as f64));
-    let start = Instant::now();
-    let end = start + run_for;
-    let mut handles = Vec::new();
-    for w in 0..workers {
-        let Some(client) = clients.get(w % clients.len().max(1)).cloned() else { break };
-        let (tool, tool_args) = (tool.to_owned(), tool_args.clone());
-        handles.push(tokio::spawn(async move {
-            let mut tally = Tally::default();
-            let mut next = period.map(|p| start + p.mul_f64(w as f64 / workers.max(1) as f64));
-            let mut prev_done = start;
-            loop {
-                let scheduled = match next {
-                    Some(at) => {
-                        tokio::time::sleep_until(at.into()).await;
-                        next = period.map(|p| at + p);
-                        at
-                    }
-                    None => Instant::now(),
-                };
-                if scheduled >= end {
-                    break;
-                }
-                let sent_from = since(scheduled, prev_done);
-                let code = match client.call_tool(&tool, tool_args.clone(), CALL_TIMEOUT).await {
-                    Ok(r) if r.is_error != Some(true) => "ok".to_owned(),
-                    Ok(r) => tool_error_code(&r),
-                    Err(e) => e.code().to_owned(),
-                };
-                prev_done = Instant::now();
-                let latency = u64::try_from(prev_done.duration_since(sent_from).as_micros()).unwrap_or(u64::MAX);
-                if code == "ok" {
-                    tally.latencies_us.push(latency);
-                }
-                *tally.by_code.entry(code).or_default() += 1;
-            }
-            tally
-        }));
-    }
-    let mut total = Tally::default();
-    for h in handles {
-        if let Ok(t) = h.await {
-            total.latencies_us.extend(t.latencies_us);
-            for (code, n) in t.by_code {
-                *total.by_code.entry(code).or_default() += n;
+    let (tool, tool_args) = (Arc::<str>::from(tool), Arc::new(tool_args.clone()));
+    let request = move |w: usize, _n: u64| {
+        let client = clients.get(w % clients.len().max(1)).cloned();
+        let (tool, tool_args) = (tool.clone(), tool_args.clone());
+        async move {
+            let Some(client) = client else { return "NO-CLIENT".to_owned() };
+            match client.call_tool(&tool, (*tool_args).clone(), CALL_TIMEOUT).await {
+                Ok(r) if r.is_error != Some(true) => "ok".to_owned(),
+                Ok(r) => tool_error_code(&r),
+                Err(e) => e.code().to_owned(),
             }
         }
-    }
-    (total, start.elapsed())
+    };
+    run_load(workers, args.rate, run_for, request).await
 }
 
 /// The stable code at the start of a tool error's text (`DSC-2-RATE: …`), else `TOOL-ERROR`.
@@ -226,7 +179,7 @@ fn session_memory(
     let mut open = Vec::new();
     for token in &tokens {
         let client = rt
-            .block_on(Upstream::connect_with_bearer(&http_config("maos", mcp_url), token))
+            .block_on(Upstream::connect_with_bearer(&UpstreamConfig::http("maos", mcp_url), token))
             .map_err(|e| coded(e.code(), format!("opening session {}: {e}", open.len()), 1))?;
         rt.block_on(client.list_tools()).map_err(|e| coded(e.code(), e.to_string(), 1))?;
         open.push(client);

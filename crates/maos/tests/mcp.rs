@@ -256,7 +256,13 @@ mod mcp {
 
     /// `maos token issue` for `agent`: (token text, token id).
     fn issue(dir: &Path, agent: &str, allow: &[&str]) -> (String, String) {
+        issue_with(dir, agent, allow, &[])
+    }
+
+    /// As [`issue`], with more `maos token issue` options (`--clearance …`).
+    fn issue_with(dir: &Path, agent: &str, allow: &[&str], options: &[&str]) -> (String, String) {
         let mut args = vec!["token", "issue", "--agent", agent, "--rate", "1000/s"];
+        args.extend_from_slice(options);
         for a in allow {
             args.extend_from_slice(&["--allow", a]);
         }
@@ -1095,13 +1101,45 @@ mod mcp {
         audit_clean(&dir);
     }
 
+    /// Two servers offer a tool of the same name: the agent sees and calls it as
+    /// `<server>.<name>`, and each call goes to the server it names.
+    #[test]
+    fn tools_shared_by_two_servers_are_named_by_server() {
+        let Some(peers) = peers() else { return };
+        let setup = Setup::new(&format!(
+            "{}{}",
+            peers.fixture_upstream("north", "", "[upstream.tools.lookup]\neffect = \"observe\"\n"),
+            peers.fixture_upstream("south", "", "[upstream.tools.lookup]\neffect = \"observe\"\n"),
+        ));
+        let dir = setup.data();
+        let daemon = setup.start("up");
+        let (token, _) = issue(&dir, "both", &["mcp.north.lookup", "mcp.south.lookup", "mcp.south.send_message"]);
+        let lookup = |name: &str| call(name, &json!({ "key": "beta" }));
+        let out = peers.client(&plan(
+            &over_http(&daemon.base, Some(&token)),
+            &[list(), lookup("south.lookup"), lookup("north.lookup"), lookup("east.lookup")],
+        ));
+        let s = steps(&out);
+        let tools = tools_of(&s[0]);
+        assert!(tools.contains("north.lookup") && tools.contains("south.lookup"), "{tools:?}");
+        assert!(!tools.contains("lookup") && tools.contains("send_message"), "{tools:?}");
+        assert_eq!(result_text(result(&s[1])), "second");
+        assert_eq!(result_text(result(&s[2])), "second");
+        assert_denied(&s[3], "MCP-TOOL-UNKNOWN");
+        let records = export(&dir);
+        assert_eq!(decisions(&records, "mcp.south.lookup").len(), 1);
+        assert_eq!(decisions(&records, "mcp.north.lookup").len(), 1);
+        daemon.stop();
+        audit_clean(&dir);
+    }
+
     // ---- IFC labels of tool outputs ------------------------------------------------
 
     /// A tool's output label is what an observation reads: above the token's
     /// clearance it is denied (CT-IFC-01, no read-up); otherwise it raises the
     /// session's context, and a later write to a lower sink is denied (CT-IFC-02,
-    /// no write-down): a tool with `recipients` sinks to `public`, one configured
-    /// `sink = "internal"` to internal. Nothing reaches the outbox.
+    /// no write-down): a tool with `recipients` sinks to `public`. Nothing sent
+    /// after the read reaches the outbox.
     #[test]
     fn ct_ifc_01_02_tool_output_labels_bound_reads_and_writes() {
         let Some(peers) = peers() else { return };
@@ -1122,11 +1160,9 @@ mod mcp {
         ));
         let dir = setup.data();
         let daemon = setup.start("up");
-        let allow = ["--allow", "mcp.fixture.lookup", "--allow", "mcp.fixture.send_message"];
         let token_for = |agent: &str, clearance: &str| -> String {
-            let mut args = vec!["token", "issue", "--agent", agent, "--rate", "1000/s", "--clearance", clearance];
-            args.extend_from_slice(&allow);
-            ok_json(&dir, &args)["token"].as_str().unwrap().to_owned()
+            let allow = ["mcp.fixture.lookup", "mcp.fixture.send_message"];
+            issue_with(&dir, agent, &allow, &["--clearance", clearance]).0
         };
         let send = |to: &str| call("send_message", &json!({ "to": to, "body": "hello" }));
         let lookup = call("lookup", &json!({ "key": "alpha" }));

@@ -64,6 +64,29 @@ impl McpEffector {
         self.upstreams.failed(up, e);
         remote(e)
     }
+
+    /// A resource read or prompt fetch on the server of `action_prefix`
+    /// (`mcp.<server>`) within the Commit Layer's deadline: the answer as JSON,
+    /// and whether it is untrusted (the server's output label).
+    fn observe<T, F>(
+        &self,
+        action_prefix: &str,
+        ctx: &ExecContext,
+        request: impl FnOnce(Arc<maos_mcp::Upstream>) -> F,
+    ) -> Result<(Vec<u8>, bool), EffectError>
+    where
+        T: serde::Serialize,
+        F: std::future::Future<Output = Result<T, maos_mcp::McpError>>,
+    {
+        let server = action_prefix.strip_prefix("mcp.").unwrap_or(action_prefix);
+        let up = self.upstreams.get(server).map_err(|e| remote(&e))?;
+        let timeout = ctx.deadline().saturating_duration_since(Instant::now());
+        let result = self.runtime.block_on(tokio::time::timeout(timeout, request(up.clone())));
+        let result = result.map_err(|_| EffectError::Cancelled)?.map_err(|e| self.upstream_failed(&up, &e))?;
+        let body = serde_json::to_vec(&result).map_err(|e| err(e.to_string()))?;
+        // Resources and prompts are text the server chose: untrusted unless configured otherwise.
+        Ok((body, self.registry.server_output(server).untrusted))
+    }
 }
 
 impl Effector for McpEffector {
@@ -93,31 +116,20 @@ impl Effector for McpEffector {
     fn execute(&self, intent: &Intent, _key: IntentId, ctx: &ExecContext) -> Result<EffectOutput, EffectError> {
         ctx.checkpoint()?;
         let (body, untrusted, summary) = if let Some(prefix) = intent.action.strip_suffix(PROMPT_OP) {
-            let server = prefix.strip_prefix("mcp.").unwrap_or(prefix).to_owned();
             let name = intent.resources.first().map(|r| r.value.clone()).ok_or_else(|| err("no prompt name".into()))?;
             let arguments = match super::args::from_intent(&intent.args).map_err(err)?.remove("arguments") {
                 Some(serde_json::Value::Object(map)) => Some(map),
                 _ => None,
             };
-            let up = self.upstreams.get(&server).map_err(|e| remote(&e))?;
-            let timeout = ctx.deadline().saturating_duration_since(Instant::now());
-            let result =
-                self.runtime.block_on(async { tokio::time::timeout(timeout, up.get_prompt(&name, arguments)).await });
-            let result = result.map_err(|_| EffectError::Cancelled)?.map_err(|e| self.upstream_failed(&up, &e))?;
-            let body = serde_json::to_vec(&result).map_err(|e| err(e.to_string()))?;
-            // Prompts are text the server chose: untrusted unless the server is configured otherwise.
-            let untrusted = self.registry.config(&server).is_none_or(|c| c.tool_policy("").output.untrusted);
-            (body, untrusted, format!("prompt {name}"))
+            let summary = format!("prompt {name}");
+            let (body, untrusted) =
+                self.observe(prefix, ctx, |up| async move { up.get_prompt(&name, arguments).await })?;
+            (body, untrusted, summary)
         } else if let Some(prefix) = intent.action.strip_suffix(RESOURCE_OP) {
-            let server = prefix.strip_prefix("mcp.").unwrap_or(prefix).to_owned();
             let uri = intent.resources.first().map(|r| r.value.clone()).ok_or_else(|| err("no resource uri".into()))?;
-            let up = self.upstreams.get(&server).map_err(|e| remote(&e))?;
-            let timeout = ctx.deadline().saturating_duration_since(Instant::now());
-            let result = self.runtime.block_on(async { tokio::time::timeout(timeout, up.read_resource(&uri)).await });
-            let result = result.map_err(|_| EffectError::Cancelled)?.map_err(|e| self.upstream_failed(&up, &e))?;
-            let body = serde_json::to_vec(&result).map_err(|e| err(e.to_string()))?;
-            let untrusted = self.registry.config(&server).is_none_or(|c| c.tool_policy("").output.untrusted);
-            (body, untrusted, format!("read resource {uri}"))
+            let summary = format!("read resource {uri}");
+            let (body, untrusted) = self.observe(prefix, ctx, |up| async move { up.read_resource(&uri).await })?;
+            (body, untrusted, summary)
         } else {
             let entry = self
                 .registry

@@ -22,7 +22,7 @@ use crate::sessions::{NewSession, SESSIONS_MAX, Session};
 use crate::{Api, BEARER_BYTES_MAX};
 use maos_mcp::{CallToolResult, ContentBlock, GetPromptResult, JsonObject, Prompt, ReadResourceResult, Resource, Tool};
 use maos_model::{
-    ArgValue, EffectClass, IfcLevel, Intent, IntentId, ReadLabel, Resource as IntentResource, ResourceKind,
+    ArgValue, EffectClass, IfcLevel, Intent, IntentId, ReadLabel, Resource as IntentResource, ResourceKind, TokenId,
 };
 use maos_token::TokenClaims;
 use std::collections::BTreeMap;
@@ -77,7 +77,8 @@ pub struct KernelMediator {
     registry: Arc<ToolRegistry>,
     upstreams: Upstreams,
     approval_wait: Duration,
-    agents: Mutex<BTreeMap<[u8; 32], Arc<McpAgent>>>,
+    /// By token id (the kernel verified the bearer: its id names it).
+    agents: Mutex<BTreeMap<TokenId, Arc<McpAgent>>>,
 }
 
 fn denial(code: &str, why: &str) -> CallToolResult {
@@ -107,7 +108,7 @@ impl KernelMediator {
             .await
             .map_err(|e| refused(e.code(), e.to_string()))?
             .map_err(|e| refused("API-TOKEN-INVALID", format!("capability token refused: {e} ({})", e.code())))?;
-        let key = maos_crypto::sha3_256(bearer.as_bytes()).0;
+        let key = claims.id;
         let now = crate::routes::now_ms();
         let agent = {
             let mut agents = self.agents.lock().map_err(|_| refused("API-INTERNAL", "agent table poisoned"))?;
@@ -180,27 +181,43 @@ impl KernelMediator {
         if let Some(id) = arguments.remove(APPROVAL_ARG) {
             return self.decision_of(agent, id.as_str().unwrap_or_default()).await;
         }
-        let offered = self.offered(agent);
-        // A tool the token does not cover still goes to the kernel, so the DSC
-        // denies it with its own code and the attempt is in the log.
-        let fallback;
-        let entry = match offered.get(name) {
-            Some(e) => e,
-            None => match self.registry.all().into_iter().find(|e| e.tool.name.as_ref() == name) {
-                Some(ToolEntry { disabled: Some(d), .. }) => return denial(d.code, &d.why),
-                Some(e) => {
-                    fallback = e;
-                    &fallback
-                }
-                None => return denial("MCP-TOOL-UNKNOWN", &format!("no tool `{name}` is offered")),
-            },
+        let entry = match self.resolve(agent, name) {
+            Ok(e) => e,
+            Err((code, why)) => return denial(code, &why),
         };
-        let intent = match self.intent_for(agent, entry, &arguments) {
+        let intent = match self.intent_for(agent, &entry, &arguments) {
             Ok(i) => i,
             Err(why) => return denial("API-BAD-REQUEST", &why),
         };
         let view = self.submit(agent, intent).await;
         self.answer(&view)
+    }
+
+    /// The entry `name` stands for, as [`Self::offered`] exposes it (a tool's own
+    /// name, or `<server>.<name>` when two offered servers share it), without
+    /// building the whole list on every call. A tool the token does not cover
+    /// still resolves, so the DSC denies it with its own code and the attempt is
+    /// in the log; a withheld one is refused with its code (`Err((code, why))`).
+    fn resolve(&self, agent: &McpAgent, name: &str) -> Result<ToolEntry, (&'static str, String)> {
+        let offered = |e: &ToolEntry| e.disabled.is_none() && agent.permits(&e.action);
+        let bare = self.registry.with_tool_name(name);
+        let mut offered_bare = bare.iter().filter(|e| offered(e));
+        if let (Some(e), None) = (offered_bare.next(), offered_bare.next()) {
+            return Ok(e.clone());
+        }
+        if let Some((server, tool)) = name.split_once('.') {
+            let siblings: Vec<ToolEntry> = self.registry.with_tool_name(tool).into_iter().filter(offered).collect();
+            if siblings.len() > 1
+                && let Some(e) = siblings.into_iter().find(|e| e.server == server)
+            {
+                return Ok(e);
+            }
+        }
+        match bare.into_iter().next() {
+            Some(ToolEntry { disabled: Some(d), .. }) => Err((d.code, d.why)),
+            Some(e) => Ok(e),
+            None => Err(("MCP-TOOL-UNKNOWN", format!("no tool `{name}` is offered"))),
+        }
     }
 
     fn intent_for(&self, agent: &McpAgent, entry: &ToolEntry, arguments: &JsonObject) -> Result<Intent, String> {
@@ -367,7 +384,7 @@ impl KernelMediator {
         args: BTreeMap<String, ArgValue>,
     ) -> Result<Intent, Refused> {
         let random = maos_crypto::random_bytes::<10>().map_err(|e| refused("API-INTERNAL", e.to_string()))?;
-        let label = self.registry.config(server).map_or_else(Default::default, |c| c.tool_policy("").output);
+        let label = self.registry.server_output(server);
         let intent = Intent {
             id: IntentId::new_v7(crate::routes::now_ms(), random),
             agent: agent.session.agent.clone(),

@@ -262,10 +262,25 @@ impl ToolRegistry {
         self.tools.read().ok().and_then(|m| m.get(action).cloned())
     }
 
+    /// The entries of every server whose tool is called `tool` (as the upstream
+    /// names it), in action order; only those are cloned.
+    #[must_use]
+    pub fn with_tool_name(&self, tool: &str) -> Vec<ToolEntry> {
+        self.tools.read().map(|m| m.values().filter(|e| e.tool.name == tool).cloned().collect()).unwrap_or_default()
+    }
+
     /// Every entry, in action order.
     #[must_use]
     pub fn all(&self) -> Vec<ToolEntry> {
         self.tools.read().map(|m| m.values().cloned().collect()).unwrap_or_default()
+    }
+
+    /// The label of what `server` returns outside its configured tools (resource
+    /// reads, prompts): its default tool policy's output, untrusted `internal`
+    /// for a server not configured.
+    #[must_use]
+    pub fn server_output(&self, server: &str) -> maos_mcp::OutputLabel {
+        self.config(server).map_or_else(Default::default, |c| c.tool_policy("").output)
     }
 
     /// The upstream configuration of `server`.

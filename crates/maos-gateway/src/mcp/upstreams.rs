@@ -123,16 +123,7 @@ impl Upstreams {
                 Ok(entries)
             }
             Err(e) => {
-                let reconnect = self.inner.slots.lock().ok().and_then(|mut slots| {
-                    let slot = slots.get_mut(&name)?;
-                    (!slot.reconnecting).then(|| {
-                        slot.reconnecting = true;
-                        slot.config.clone()
-                    })
-                });
-                if let Some(config) = reconnect {
-                    self.inner.runtime.spawn(self.clone().reconnect(config, BACKOFF_MIN));
-                }
+                self.spawn_reconnect(&name, BACKOFF_MIN);
                 Err(e)
             }
         }
@@ -149,10 +140,8 @@ impl Upstreams {
     /// # Errors
     /// `MCP-UPSTREAM-TRANSPORT` when it is down (a reconnection is under way).
     pub fn get(&self, name: &str) -> Result<Arc<Upstream>, McpError> {
-        let slots = self.inner.slots.lock().map_err(|_| down(name, "upstream table poisoned"))?;
-        slots
-            .get(name)
-            .and_then(|s| s.live.clone())
+        self.slot(name, |s| s.live.clone())
+            .flatten()
             .ok_or_else(|| down(name, "the upstream is down; MAOS is restarting it"))
     }
 
@@ -167,7 +156,7 @@ impl Upstreams {
     /// Drops `up` if it is still the live connection of its upstream, and starts
     /// the reconnect loop unless one runs.
     fn drop_connection(&self, up: &Arc<Upstream>, why: &str) {
-        let (config, wait) = {
+        let wait = {
             let Ok(mut slots) = self.inner.slots.lock() else { return };
             let Some(slot) = slots.get_mut(up.name()) else { return };
             if !slot.live.as_ref().is_some_and(|live| Arc::ptr_eq(live, up)) {
@@ -175,14 +164,29 @@ impl Upstreams {
             }
             slot.live = None;
             let stable = slot.live_since.take().is_some_and(|t| t.elapsed() >= BACKOFF_MAX);
+            if stable { BACKOFF_MIN } else { slot.next_wait }
+        };
+        tracing::warn!(upstream = %up.name(), why, ?wait, "upstream connection lost; reconnecting with backoff");
+        self.spawn_reconnect(up.name(), wait);
+    }
+
+    /// Starts the reconnect loop of `name` with a first wait of `wait`, unless one runs.
+    fn spawn_reconnect(&self, name: &str, wait: Duration) {
+        let config = {
+            let Ok(mut slots) = self.inner.slots.lock() else { return };
+            let Some(slot) = slots.get_mut(name) else { return };
             if slot.reconnecting {
                 return;
             }
             slot.reconnecting = true;
-            (slot.config.clone(), if stable { BACKOFF_MIN } else { slot.next_wait })
+            slot.config.clone()
         };
-        tracing::warn!(upstream = %config.name, why, ?wait, "upstream connection lost; reconnecting with backoff");
         self.inner.runtime.spawn(self.clone().reconnect(config, wait));
+    }
+
+    /// `f` of the slot of `name`; `None` when there is none (or the table is poisoned).
+    fn slot<T>(&self, name: &str, f: impl FnOnce(&Slot) -> T) -> Option<T> {
+        self.inner.slots.lock().ok().and_then(|s| s.get(name).map(f))
     }
 
     /// Connects, lists the tools and installs them (pins, withholds changed or
@@ -199,26 +203,20 @@ impl Upstreams {
         let tools = up.list_tools().await.map_err(|e| format!("{}: {e}", e.code()))?;
         let Pinning { registry, wal, dsc } = self.inner.pinning.clone();
         let cfg = config.clone();
-        tokio::task::spawn_blocking(move || registry.install(&cfg, tools, &wal, Some(dsc.prefilter())))
+        let entries = tokio::task::spawn_blocking(move || registry.install(&cfg, tools, &wal, Some(dsc.prefilter())))
             .await
             .map_err(|e| format!("the tools could not be pinned: {e}"))?
-            .map_err(|e| format!("the tools could not be pinned: {e}"))
+            .map_err(|e| format!("the tools could not be pinned: {e}"))?;
+        let withheld = entries.iter().filter(|e| e.disabled.is_some()).count();
+        tracing::info!(upstream = %config.name, tools = entries.len(), withheld, "tools pinned");
+        Ok(entries)
     }
 
     /// The live upstream said its tool list changed: pin the tools again, as on a
     /// reconnection (a changed definition is withheld until approved).
     async fn repin(&self, up: &Upstream) -> Result<(), String> {
-        let config = self
-            .inner
-            .slots
-            .lock()
-            .ok()
-            .and_then(|s| s.get(up.name()).map(|s| s.config.clone()))
-            .ok_or_else(|| "no such upstream".to_owned())?;
-        let entries = self.pin(&config, up).await?;
-        let withheld = entries.iter().filter(|e| e.disabled.is_some()).count();
-        tracing::info!(upstream = %config.name, tools = entries.len(), withheld, "tool list changed; pinned again");
-        Ok(())
+        let config = self.slot(up.name(), |s| s.config.clone()).ok_or_else(|| "no such upstream".to_owned())?;
+        self.pin(&config, up).await.map(drop)
     }
 
     /// Makes `up` the live connection of its upstream and watches it.
@@ -241,14 +239,8 @@ impl Upstreams {
         loop {
             tokio::time::sleep(WATCH_INTERVAL).await;
             let Some(up) = up.upgrade() else { return };
-            let live = self
-                .inner
-                .slots
-                .lock()
-                .ok()
-                .and_then(|s| s.get(up.name()).and_then(|s| s.live.clone()))
-                .is_some_and(|live| Arc::ptr_eq(&live, &up));
-            if !live {
+            let live = self.slot(up.name(), |s| s.live.as_ref().is_some_and(|live| Arc::ptr_eq(live, &up)));
+            if live != Some(true) {
                 return;
             }
             if up.is_closed() {
@@ -270,14 +262,8 @@ impl Upstreams {
         loop {
             tokio::time::sleep(wait).await;
             match self.connect_and_pin(&config).await {
-                Ok((up, entries)) => {
-                    let withheld = entries.iter().filter(|e| e.disabled.is_some()).count();
-                    tracing::info!(
-                        upstream = %config.name,
-                        tools = entries.len(),
-                        withheld,
-                        "upstream reconnected; its tools were pinned again"
-                    );
+                Ok((up, _)) => {
+                    tracing::info!(upstream = %config.name, "upstream reconnected");
                     self.go_live(up, (wait * 2).min(BACKOFF_MAX));
                     return;
                 }

@@ -7,8 +7,6 @@
 //! result; a JSON-RPC refusal (`CODE: reason`) becomes a [`Refusal`] with that code;
 //! any other failure becomes a refusal with this crate's `MCP-UPSTREAM-*` code.
 
-use std::collections::BTreeMap;
-
 use rmcp::model::{CallToolResult, GetPromptResult, JsonObject, Prompt, ReadResourceResult, Resource, Tool};
 
 use super::{Mediator, Refusal};
@@ -39,15 +37,7 @@ impl Bridge {
     /// token (the message starts with the daemon's code, e.g. `API-TOKEN-INVALID: …`);
     /// `MCP-CONFIG` for a URL that is not `https://` or `http://` to a loopback host.
     pub async fn connect(url: &str, token: &str) -> Result<Self, McpError> {
-        let config = UpstreamConfig {
-            name: "maos".to_owned(),
-            command: None,
-            args: Vec::new(),
-            env: BTreeMap::new(),
-            url: Some(url.to_owned()),
-            bearer_token_env: None,
-            tools: BTreeMap::new(),
-        };
+        let config = UpstreamConfig::http("maos", url);
         match Upstream::connect_with_bearer(&config, token).await {
             Ok(upstream) => Ok(Self { url: url.to_owned(), token: token.to_owned(), upstream }),
             Err(error @ (McpError::Config { .. } | McpError::Rpc { .. })) => Err(error),

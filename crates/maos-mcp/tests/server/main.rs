@@ -10,7 +10,7 @@ mod http;
 mod python;
 mod stdio;
 
-use std::{collections::BTreeMap, net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, sync::Arc};
 
 use maos_mcp::{CallToolResult, ContentBlock, JsonObject, McpError, Upstream, UpstreamConfig};
 use serde_json::Value;
@@ -32,15 +32,7 @@ fn mcp_url(addr: SocketAddr) -> String {
 
 /// rmcp's client (through `Upstream`) on MAOS's endpoint with `bearer`.
 async fn connect(addr: SocketAddr, bearer: &str) -> Result<Upstream, McpError> {
-    let config = UpstreamConfig {
-        name: "maos".to_owned(),
-        command: None,
-        args: Vec::new(),
-        env: BTreeMap::new(),
-        url: Some(mcp_url(addr)),
-        bearer_token_env: None,
-        tools: BTreeMap::new(),
-    };
+    let config = UpstreamConfig::http("maos", &mcp_url(addr));
     Upstream::connect_with_bearer(&config, bearer).await
 }
 
