@@ -1,6 +1,7 @@
 //! The [`Effector`] trait: the only code that touches the outside world, and
 //! the values it exchanges with the pipeline (spec §13, §26.1; design.md).
 
+use crate::describe::{DescribeError, Described};
 use crate::error::EffectError;
 use maos_model::{EffectClass, Intent, IntentId, UnixMillis};
 use std::collections::BTreeMap;
@@ -161,6 +162,16 @@ pub trait Effector: Send + Sync + fmt::Debug {
     /// The namespace this effector serves: actions `NAME.*` route here.
     fn namespace(&self) -> &'static str;
 
+    /// The operator-side descriptor's facts for this intent's action and
+    /// arguments: effect class, resources, sink level, labels read, cost and
+    /// integrity (design.md "Facts from descriptors"). The kernel overwrites the
+    /// intent's own values with these before the DSC decides, so nothing an
+    /// agent declares in those fields counts. Only `action` and `args` may be read.
+    ///
+    /// # Errors
+    /// A [`DescribeError`] naming the argument that does not fit.
+    fn describe(&self, intent: &Intent) -> Result<Described, DescribeError>;
+
     /// The side-effect class of the intent's action. An unknown or ambiguous
     /// action must be [`EffectClass::Write`] or stronger, never Observe (CT-CL-10).
     fn effect_class(&self, intent: &Intent) -> EffectClass;
@@ -249,6 +260,14 @@ impl Effectors {
     #[must_use]
     pub fn route(&self, action: &str) -> Option<&Arc<dyn Effector>> {
         self.by_namespace.get(namespace_of(action))
+    }
+
+    /// The descriptor's facts for an intent ([`Effector::describe`]).
+    ///
+    /// # Errors
+    /// [`DescribeError::UnknownAction`] when no effector serves the action.
+    pub fn describe(&self, intent: &Intent) -> Result<Described, DescribeError> {
+        self.route(&intent.action).ok_or_else(|| DescribeError::UnknownAction(intent.action.clone()))?.describe(intent)
     }
 
     /// The side-effect class of an intent: the effector's classification, or

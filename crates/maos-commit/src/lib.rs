@@ -45,6 +45,7 @@
 #![forbid(unsafe_code)]
 
 mod abuse;
+pub mod describe;
 mod effector;
 pub mod effectors;
 mod error;
@@ -61,6 +62,7 @@ mod zone;
 pub use abuse::{
     LOCK_ABUSE_ENTRIES_MAX, LOCK_ABUSE_FLAG_CYCLES, LOCK_ABUSE_PAUSE_CYCLES, LOCK_ABUSE_WINDOW_MS, LockStanding,
 };
+pub use describe::{DescribeError, Described, Role};
 pub use effector::{
     Compensable, EFFECTORS_MAX, EffectOutput, Effector, Effectors, ExecContext, OUTPUT_BYTES_MAX, OutputLabel, Probe,
     RESOURCE_KEYS_MAX, SNAPSHOT_BYTES_MAX, Snapshot, namespace_of,

@@ -183,6 +183,15 @@ impl CommitLayer {
         &self.wal
     }
 
+    /// The descriptor's facts for an intent (design.md "Facts from descriptors"):
+    /// the kernel derives every decision attribute with this.
+    ///
+    /// # Errors
+    /// [`crate::DescribeError`] naming the action or argument.
+    pub fn describe(&self, intent: &Intent) -> Result<crate::Described, crate::DescribeError> {
+        self.effectors.describe(intent)
+    }
+
     /// The class an intent runs under (CT-CL-10: unknown actions are writes).
     /// The kernel routes observations and writes with it.
     #[must_use]

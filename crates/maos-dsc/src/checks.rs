@@ -255,9 +255,10 @@ pub fn sensitive_values(intent: &Intent) -> impl Iterator<Item = (&str, &str)> {
 /// value that appears in untrusted text the session read and in no trusted
 /// source (the token's mission statement, trusted reads). If the session's
 /// fragment store overflowed, any sensitive value not found in a trusted source
-/// is flagged (fail-closed).
+/// is flagged (fail-closed). The answer names the argument the agent must fix
+/// and the value (a resource is named by the argument it was derived from).
 #[must_use]
-pub fn provenance_flag<'i>(intent: &'i Intent, session: Option<&Session>, mission: Option<&str>) -> Option<&'i str> {
+pub fn provenance_flag(intent: &Intent, session: Option<&Session>, mission: Option<&str>) -> Option<String> {
     let session = session?;
     if session.untrusted_text.is_empty() && !session.overflow {
         return None;
@@ -274,10 +275,20 @@ pub fn provenance_flag<'i>(intent: &'i Intent, session: Option<&Session>, missio
             continue;
         }
         if session.overflow || session.untrusted_text.iter().any(|t| t.contains(&needle)) {
-            return Some(name);
+            return Some(name_argument(intent, name, &needle, value));
         }
     }
     None
+}
+
+/// "`to` = `attacker@evil.example`": the argument a flagged value came from.
+fn name_argument(intent: &Intent, name: &str, needle: &str, value: &str) -> String {
+    let arg = intent
+        .args
+        .iter()
+        .find(|(_, v)| v.as_str().is_some_and(|s| s.to_lowercase().contains(needle)))
+        .map_or(name, |(arg, _)| arg.as_str());
+    format!("`{arg}` = `{}`", maos_model::prefix_within(value, 80))
 }
 
 /// Check 4: IFC. No read-up; no write-down (Standard escalates an
@@ -305,7 +316,7 @@ pub fn check_4_ifc(input: &CheckInput<'_>) -> Outcome {
             if let Some(name) = provenance_flag(intent, session, claims.and_then(|c| c.mission.as_deref())) {
                 escalation = Some(Outcome::escalate(
                     HacfLevel::L2,
-                    format!("`{name}` of this read came only from untrusted content"),
+                    format!("argument {name} of this read came only from untrusted content"),
                 ));
             }
         }
@@ -332,7 +343,7 @@ pub fn check_4_ifc(input: &CheckInput<'_>) -> Outcome {
             if let Some(name) = provenance_flag(intent, session, claims.and_then(|c| c.mission.as_deref())) {
                 return Outcome::deny(
                     DenyCode::Provenance,
-                    format!("`{name}` appears only in untrusted content this session read"),
+                    format!("argument {name} appears only in untrusted content this session read"),
                 );
             }
             if escalation.is_none() && intent.requires_integrity && untrusted {

@@ -20,6 +20,17 @@ pub enum ApiError {
     /// `API-BAD-REQUEST`: the body or a parameter is malformed or over a limit.
     #[error("{0}")]
     BadRequest(String),
+    /// `API-FIELD-DERIVED`: the request sets a field the kernel derives from the
+    /// action's descriptor (resources, effect, cost, sink level, reads, integrity).
+    #[error("{0}")]
+    FieldDerived(String),
+    /// `API-CONTENT-TYPE`: a request body that is not `application/json`.
+    #[error("{0}")]
+    ContentType(String),
+    /// `API-HOST`: a `Host` that is not a loopback name (DNS rebinding), or an
+    /// `Origin` that is not a loopback origin (a web page posting to the API).
+    #[error("{0}")]
+    Host(String),
     /// `API-TOO-LARGE`: the request body is over the limit.
     #[error("{0}")]
     TooLarge(String),
@@ -60,6 +71,9 @@ impl ApiError {
             Self::TokenInvalid(_) => "API-TOKEN-INVALID",
             Self::Forbidden(_) => "API-FORBIDDEN",
             Self::BadRequest(_) => "API-BAD-REQUEST",
+            Self::FieldDerived(_) => "API-FIELD-DERIVED",
+            Self::ContentType(_) => "API-CONTENT-TYPE",
+            Self::Host(_) => "API-HOST",
             Self::TooLarge(_) => "API-TOO-LARGE",
             Self::NotFound(_) => "API-NOT-FOUND",
             Self::Conflict(_) => "API-CONFLICT",
@@ -76,7 +90,9 @@ impl ApiError {
         match self {
             Self::Unauthorized(_) | Self::TokenInvalid(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::BadRequest(_) | Self::FieldDerived(_) => StatusCode::BAD_REQUEST,
+            Self::ContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Host(_) => StatusCode::FORBIDDEN,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,

@@ -13,7 +13,7 @@ use crate::error::ApiError;
 use base64::Engine as _;
 use maos_commit::OutputLabel;
 use maos_kernel::Reply;
-use maos_model::{AgentId, ArgValue, EffectClass, IfcLevel, Intent, IntentId, ReadLabel, Resource};
+use maos_model::{AgentId, ArgValue, Intent, IntentId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -28,52 +28,78 @@ pub const WAIT_MS_MAX: u64 = 60_000;
 /// [`WAIT_MS_MAX`] as a duration.
 pub const WAIT_MS_MAX_DURATION: std::time::Duration = std::time::Duration::from_millis(WAIT_MS_MAX);
 
-/// The body of `POST /v1/intents`.
+/// The body of `POST /v1/intents`: the action and its arguments. Everything
+/// the DSC decides on besides them (effect, resources, sink level, labels read,
+/// cost, integrity) the kernel derives from the action's descriptor; a request
+/// that sets one of those fields is refused with `API-FIELD-DERIVED` (and the
+/// refusal is logged), so a client written against the older API learns why.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IntentRequest {
-    /// The action (`fs.write`, `mail.send`, `http.get`, ...).
+    /// The action (`fs.write`, `mail.send`, `http.get`, `mcp.<server>.<tool>`, ...).
     pub action: String,
-    /// What it touches.
-    #[serde(default)]
-    pub resources: Vec<Resource>,
     /// Arguments.
     #[serde(default)]
     pub args: BTreeMap<String, ArgValue>,
-    /// The side-effect class the agent claims; the Commit Layer's own
-    /// classification wins when stronger. Absent: `write` (the safe default).
-    #[serde(default)]
-    pub effect: Option<EffectClass>,
-    /// Budget cost.
-    #[serde(default)]
-    pub cost: u64,
-    /// Confidentiality level of the sink. Absent: `public`, the lowest, so an
-    /// unstated sink can never receive a write-down.
-    #[serde(default)]
-    pub sink_level: Option<IfcLevel>,
-    /// Whether the effect requires integrity (payments, new recipients, deletion).
-    #[serde(default)]
-    pub requires_integrity: bool,
-    /// Labels of data the agent read that feeds this intent.
-    #[serde(default)]
-    pub reads: Vec<ReadLabel>,
-    /// Argument names to check for provenance.
-    #[serde(default)]
-    pub sensitive_args: Vec<String>,
     /// Optimistic-concurrency hash of the target's state (hex).
     #[serde(default)]
     pub world_state_hash: Option<String>,
     /// How long to wait for the outcome (ms, at most [`WAIT_MS_MAX`]; 0 answers at once).
     #[serde(default)]
     pub wait_ms: Option<u64>,
+    #[serde(default)]
+    resources: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    effect: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    cost: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    sink_level: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    requires_integrity: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    reads: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    sensitive_args: Option<serde::de::IgnoredAny>,
 }
 
+/// Code of a request that sets a field the kernel derives.
+pub const CODE_FIELD_DERIVED: &str = "API-FIELD-DERIVED";
+
 impl IntentRequest {
-    /// The kernel's intent, with the server's id and the session's agent.
+    /// The fields the request sets that only the kernel may set.
+    fn derived_fields(&self) -> Vec<&'static str> {
+        [
+            ("resources", self.resources.is_some()),
+            ("effect", self.effect.is_some()),
+            ("cost", self.cost.is_some()),
+            ("sink_level", self.sink_level.is_some()),
+            ("requires_integrity", self.requires_integrity.is_some()),
+            ("reads", self.reads.is_some()),
+            ("sensitive_args", self.sensitive_args.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect()
+    }
+
+    /// The kernel's intent, with the server's id and the session's agent, and
+    /// the refusal (code, why) if the request set a kernel-derived field. The
+    /// kernel checks the bounds and derives the rest.
     ///
     /// # Errors
-    /// [`ApiError::BadRequest`] naming the field over its bound or invalid.
-    pub fn into_intent(self, id: IntentId, agent: AgentId) -> Result<Intent, ApiError> {
+    /// [`ApiError::BadRequest`] for a malformed `world_state_hash`.
+    pub fn into_intent(self, id: IntentId, agent: AgentId) -> Result<(Intent, Option<String>), ApiError> {
+        let derived = self.derived_fields();
+        let refusal = (!derived.is_empty()).then(|| {
+            let names: Vec<String> = derived.iter().map(|f| format!("`{f}`")).collect();
+            format!(
+                "{} {} derived by the kernel from the action's descriptor, never taken from the request: remove {}",
+                names.join(", "),
+                if derived.len() == 1 { "is" } else { "are" },
+                if derived.len() == 1 { "it" } else { "them" },
+            )
+        });
         let world_state_hash = match self.world_state_hash.as_deref() {
             None => None,
             Some(text) => Some(
@@ -81,22 +107,9 @@ impl IntentRequest {
                     .ok_or_else(|| ApiError::BadRequest("`world_state_hash` must be 64 hex digits".into()))?,
             ),
         };
-        let intent = Intent {
-            id,
-            agent,
-            action: self.action,
-            resources: self.resources,
-            args: self.args,
-            effect: self.effect.unwrap_or(EffectClass::Write),
-            cost: self.cost,
-            sink_level: self.sink_level.unwrap_or(IfcLevel::Public),
-            requires_integrity: self.requires_integrity,
-            reads: self.reads,
-            sensitive_args: self.sensitive_args,
-            world_state_hash,
-        };
-        intent.validate().map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        Ok(intent)
+        let mut intent = Intent::request(id, agent, self.action, self.args);
+        intent.world_state_hash = world_state_hash;
+        Ok((intent, refusal))
     }
 }
 

@@ -41,7 +41,59 @@ pub fn router(api: Arc<Api>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .layer(axum::middleware::from_fn(hygiene))
         .with_state(api)
+}
+
+/// Whether a `Host` (or an `Origin`'s host) names this machine's loopback
+/// interface: `localhost`, `127.0.0.1` or `[::1]`, with any port.
+fn loopback_authority(authority: &str) -> bool {
+    let host = if authority.starts_with('[') {
+        authority.split_inclusive(']').next().unwrap_or_default()
+    } else {
+        authority
+            .rsplit_once(':')
+            .map_or(authority, |(h, port)| if port.bytes().all(|b| b.is_ascii_digit()) { h } else { authority })
+    };
+    host.eq_ignore_ascii_case("localhost") || host == "127.0.0.1" || host == "[::1]"
+}
+
+/// HTTP hygiene on `/v1`, as rmcp does on `/mcp`: a `Host` that is not a
+/// loopback name is refused (a DNS-rebinding page reaches the API under its own
+/// name), so is an `Origin` that is not a loopback origin (a web page posting
+/// with the user's browser), and a request body must be `application/json`.
+async fn hygiene(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let headers = request.headers();
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+    if !loopback_authority(host) {
+        return ApiError::Host(format!("`Host: {}` is not a loopback name", maos_model::prefix_within(host, 100)))
+            .into_response();
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let text = origin.to_str().unwrap_or_default();
+        let authority = text.strip_prefix("http://").or_else(|| text.strip_prefix("https://"));
+        if !authority.is_some_and(loopback_authority) {
+            return ApiError::Host(format!(
+                "`Origin: {}` is not a loopback origin",
+                maos_model::prefix_within(text, 100)
+            ))
+            .into_response();
+        }
+    }
+    let has_body = headers.get(header::TRANSFER_ENCODING).is_some()
+        || headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim() != "0");
+    if has_body {
+        let json = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+        if !json {
+            return ApiError::ContentType("a request body must be `Content-Type: application/json`".into())
+                .into_response();
+        }
+    }
+    next.run(request).await
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -239,7 +291,15 @@ async fn submit(
         return Err(ApiError::BadRequest(format!("`wait_ms` over {WAIT_MS_MAX}")));
     }
     let id = new_intent_id()?;
-    let intent = request.into_intent(id, session.agent.clone())?;
+    let (intent, refusal) = request.into_intent(id, session.agent.clone())?;
+    if let Some(why) = refusal {
+        // Logged first: every refusal is in the audit log.
+        api.kernel
+            .refuse(intent, crate::intents::CODE_FIELD_DERIVED, why.clone())
+            .await
+            .map_err(|e| ApiError::from_kernel(&e))?;
+        return Err(ApiError::FieldDerived(why));
+    }
     let rx = api.results.reserve(id, &session.id)?;
     let submission = match api.kernel.submit(intent, session.token.to_string()) {
         Ok(s) => s,

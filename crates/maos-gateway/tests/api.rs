@@ -150,6 +150,17 @@ mod api {
             self.dir.path().join("root")
         }
 
+        /// Messages held or sent in the mail outbox.
+        fn outbox(&self) -> usize {
+            ["outbox/new", "outbox/sending", "sent/new"]
+                .iter()
+                .filter_map(|d| std::fs::read_dir(self.dir.path().join("mail").join(d)).ok())
+                .map(|d| {
+                    d.filter(|e| e.as_ref().is_ok_and(|e| !e.file_name().to_string_lossy().starts_with('.'))).count()
+                })
+                .sum()
+        }
+
         fn req(&self, method: Method, path: &str, bearer: Option<&str>) -> RequestBuilder {
             let r = self.http.request(method, format!("{}{path}", self.base));
             match bearer {
@@ -226,14 +237,13 @@ mod api {
     }
 
     fn fs_write(path: &str, content: &str) -> Value {
-        json!({ "action": "fs.write", "resources": [{ "kind": "path", "value": path }], "args": { "content": content } })
+        json!({ "action": "fs.write", "args": { "path": path, "content": content } })
     }
 
-    fn http_get(host: &str, url: &str) -> Value {
-        json!({
-            "action": "http.get", "effect": "observe",
-            "resources": [{ "kind": "domain", "value": host }], "args": { "url": url },
-        })
+    /// The host comes from the url (the kernel derives the `domain` resource);
+    /// `_host` is what an agent might have claimed, which no longer counts.
+    fn http_get(_host: &str, url: &str) -> Value {
+        json!({ "action": "http.get", "args": { "url": url } })
     }
 
     fn done(r: &Reply) -> String {
@@ -383,16 +393,25 @@ mod api {
         intent["wait_ms"] = json!(WAIT_MS_MAX + 1);
         s.submit(&session, &intent).error(StatusCode::BAD_REQUEST, "API-BAD-REQUEST");
         // Malformed JSON, a bad action, a bad world-state hash, a non-id path.
-        let r = Reply::of(s.req(Method::POST, "/v1/intents", Some(&session)).body("{\"action\":").send().unwrap());
-        r.error(StatusCode::BAD_REQUEST, "API-BAD-REQUEST");
-        s.submit(&session, &json!({ "action": "FS WRITE!" })).error(StatusCode::BAD_REQUEST, "API-BAD-REQUEST");
+        let malformed = |content_type: &str| {
+            let req = s.req(Method::POST, "/v1/intents", Some(&session)).header("content-type", content_type);
+            Reply::of(req.body("{\"action\":").send().unwrap())
+        };
+        malformed("application/json").error(StatusCode::BAD_REQUEST, "API-BAD-REQUEST");
+        // A body that does not say it is JSON (a form a web page can post without CORS).
+        malformed("text/plain").error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "API-CONTENT-TYPE");
         let mut intent = fs_write("/workspace/c.txt", "x");
         intent["world_state_hash"] = json!("xyz");
         s.submit(&session, &intent).error(StatusCode::BAD_REQUEST, "API-BAD-REQUEST");
         s.call(Method::GET, "/v1/intents/not-an-id", Some(&session), None)
             .error(StatusCode::BAD_REQUEST, "API-BAD-REQUEST");
 
-        assert_eq!(s.last_lsn(), before, "a refused request reached the log");
+        assert_eq!(s.last_lsn(), before, "a request refused at the door reached the log");
+        // A bad action passes the door and is refused by the kernel's sanitizer,
+        // with its code, in the log.
+        let (code, _) = refused(&s.submit(&session, &json!({ "action": "FS WRITE!" })));
+        assert_eq!(code, "INTENT-INVALID");
+        assert!(s.last_lsn() > before, "the kernel's refusal is logged");
         assert!(!s.root().join("c.txt").exists());
         // And the session still works.
         done(&s.submit(&session, &fs_write("/workspace/c.txt", "x")));
@@ -549,7 +568,9 @@ mod api {
             ["/workspace/../etc/passwd", "/workspace/notes/../../outside/x.txt", "../outside/x.txt", "/etc/passwd"]
         {
             let (code, why) = refused(&s.submit(&session, &fs_write(path, "pwned")));
-            assert!(code.starts_with("DSC-"), "{path}: {code} {why}");
+            // `..` never reaches the scope check: the descriptor refuses it, naming the argument.
+            assert!(code == "INTENT-PATH" || code.starts_with("DSC-"), "{path}: {code} {why}");
+            assert!(code != "INTENT-PATH" || why.contains("`path`"), "{why}");
         }
         assert!(!outside.join("x.txt").exists());
 
@@ -569,10 +590,7 @@ mod api {
             assert!(why.contains("EFFECT-SYMLINK"), "{why}");
             assert_eq!(std::fs::read_to_string(outside.join("target.txt")).unwrap(), "untouched");
             // Nor read through when it leaves the root.
-            let read = json!({
-                "action": "fs.read", "effect": "observe",
-                "resources": [{ "kind": "path", "value": "/workspace/evil.txt" }],
-            });
+            let read = json!({ "action": "fs.read", "args": { "path": "/workspace/evil.txt" } });
             let r = s.submit(&session, &read);
             assert_ne!(r.body["status"], "done", "{}", r.body);
             assert!(!r.body.to_string().contains("untouched"), "content leaked: {}", r.body);
@@ -612,9 +630,15 @@ mod api {
     fn an_escalation_waits_for_a_commander_signature_that_the_operator_secret_cannot_forge() {
         let s = Server::new();
         let session = s.open_session(&token("writer"));
-        let mut intent = fs_write("/workspace/public.txt", "quarterly figures");
-        intent["reads"] = json!([{ "level": "internal" }]);
-        intent["wait_ms"] = json!(200);
+        // An internal file read, then mailed out (a public sink): Standard asks
+        // for a declassification approval.
+        std::fs::create_dir_all(s.root()).unwrap();
+        std::fs::write(s.root().join("q3.txt"), "quarterly figures").unwrap();
+        done(&s.submit(&session, &json!({ "action": "fs.read", "args": { "path": "/workspace/q3.txt" } })));
+        let intent = json!({
+            "action": "mail.send", "wait_ms": 200,
+            "args": { "to": "bob@example.com", "subject": "Q3", "body": "quarterly figures" },
+        });
         let r = s.submit(&session, &intent);
         assert_eq!(r.body["status"], "pending_approval", "{}", r.body);
         let id = r.body["intent"].as_str().unwrap().to_owned();
@@ -638,7 +662,7 @@ mod api {
         let forged = s.call(Method::POST, &grant, Some(OPERATOR), Some(&sign(impostor())));
         assert_eq!(forged.body["error"]["code"], "KERNEL-APPROVAL-REJECTED", "{}", forged.body);
         assert!(!forged.status.is_success());
-        assert!(!s.root().join("public.txt").exists());
+        assert_eq!(s.outbox(), 0, "nothing is sent before approval");
         assert_eq!(
             s.call(Method::GET, &format!("/v1/intents/{id}"), Some(&session), None).body["status"],
             "pending_approval"
@@ -649,7 +673,7 @@ mod api {
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         assert_eq!(r.body["status"], "done", "{}", r.body);
         assert_eq!(s.call(Method::GET, &format!("/v1/intents/{id}"), Some(&session), None).body["status"], "done");
-        assert_eq!(std::fs::read_to_string(s.root().join("public.txt")).unwrap(), "quarterly figures");
+        assert_eq!(s.outbox(), 1);
         // Decided: no longer an open approval.
         s.call(Method::GET, &format!("/v1/approvals/{id}"), Some(OPERATOR), None)
             .error(StatusCode::NOT_FOUND, "API-NOT-FOUND");
@@ -660,7 +684,7 @@ mod api {
         let undo = format!("/v1/intents/{id}/undo");
         let r = s.call(Method::POST, &undo, Some(OPERATOR), None);
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-        assert!(!s.root().join("public.txt").exists());
+        assert_eq!(s.outbox(), 0, "the held message is recalled");
         assert_eq!(s.call(Method::GET, &format!("/v1/intents/{id}"), Some(&session), None).body["status"], "undone");
         let again = s.call(Method::POST, &undo, Some(OPERATOR), None);
         assert_eq!(again.body["error"]["code"], "UNDO-ALREADY", "{}", again.body);

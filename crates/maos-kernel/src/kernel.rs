@@ -247,6 +247,7 @@ enum Command {
     Approvals { reply: oneshot::Sender<Vec<ApprovalPacket>> },
     Token { event: Box<TokenEvent>, reply: oneshot::Sender<Result<Lsn, KernelError>> },
     Verify { token: String, reply: oneshot::Sender<Result<TokenClaims, TokenError>> },
+    Refuse { intent: Box<Intent>, code: &'static str, why: String, reply: oneshot::Sender<Reply> },
 }
 
 enum Completion {
@@ -374,6 +375,18 @@ impl KernelHandle {
         let id = intent.id;
         self.enqueue(Command::Submit { intent: Box::new(intent), token: token_text.into(), reply })?;
         Ok(Submission { intent: id, rx })
+    }
+
+    /// Logs a refusal the gateway made before the kernel could decide (a
+    /// malformed request, a field the agent may not set), so every refusal is
+    /// in the audit log, and answers it as a denial with `code`.
+    ///
+    /// # Errors
+    /// [`KernelError::Busy`], [`KernelError::Stopped`].
+    pub async fn refuse(&self, intent: Intent, code: &'static str, why: String) -> Result<Reply, KernelError> {
+        let (reply, rx) = oneshot::channel();
+        self.enqueue(Command::Refuse { intent: Box::new(intent), code, why, reply })?;
+        rx.await.map_err(|_| KernelError::Stopped)
     }
 
     /// [`Self::submit`] and wait for the answer.
@@ -829,6 +842,10 @@ impl Sequencer {
             Command::Token { event, reply } => {
                 let _ = reply.send(self.on_token(&event));
             }
+            Command::Refuse { intent, code, why, reply } => {
+                let now = self.now();
+                let _ = reply.send(self.refuse(&intent, code, &why, now));
+            }
             Command::Verify { token, reply } => {
                 let now = self.now();
                 let text = token.trim();
@@ -893,10 +910,13 @@ impl Sequencer {
     /// batch before anything acts on it. Returns `None` when already answered.
     fn stage(&mut self, intent: Intent, token_text: &str, reply: oneshot::Sender<Reply>) -> Option<Staged> {
         let now = self.now();
-        if let Err(e) = intent.validate() {
-            let _ = reply.send(denied(intent.id, e.code(), e.to_string(), None));
-            return None;
-        }
+        let intent = match self.derive(intent) {
+            Ok(intent) => intent,
+            Err((intent, code, why)) => {
+                let _ = reply.send(self.refuse(&intent, code, &why, now));
+                return None;
+            }
+        };
         let class = self.class_of(&intent);
         let refusal = self.mode_refusal();
         // In commit freeze nothing can be recorded, so nothing is decided
@@ -963,6 +983,36 @@ impl Sequencer {
         // so an unlogged delta never influences an allowed effect.
         let applied = self.state.apply_delta(&decision.delta);
         Some(Staged { intent, decision, class, payload, applied, now, reply })
+    }
+
+    /// Stage 1, sanitize (design.md "Facts from descriptors, never from the
+    /// agent"): the bounds, then every decision attribute — effect, resources,
+    /// sink level, labels read, cost, integrity — from the action's descriptor
+    /// and the arguments, and for an effect the label it carries: the session's
+    /// context (kernel state). What the submitter put in those fields is
+    /// overwritten. A refusal names its code and is logged by the caller.
+    fn derive(&self, mut intent: Intent) -> Result<Intent, (Intent, &'static str, String)> {
+        // What the submitter declared is neither checked nor kept.
+        intent.resources.clear();
+        intent.reads.clear();
+        intent.sensitive_args.clear();
+        if let Err(e) = intent.validate() {
+            return Err((intent, e.code(), e.to_string()));
+        }
+        match self.commit.describe(&intent) {
+            Ok(described) => described.apply(&mut intent),
+            Err(e) => return Err((intent, e.code(), e.to_string())),
+        }
+        if intent.effect.is_effect()
+            && let Some(session) = self.state.dsc.session(&intent.agent)
+            && (session.level > maos_model::IfcLevel::Public || session.untrusted)
+        {
+            intent.reads.push(maos_model::ReadLabel { level: session.level, untrusted: session.untrusted });
+        }
+        if let Err(e) = intent.validate() {
+            return Err((intent, e.code(), e.to_string()));
+        }
+        Ok(intent)
     }
 
     /// Verifies a presented token text (empty: none presented) against the

@@ -110,6 +110,17 @@ pub struct ToolPolicy {
     /// `internal` for the workspace. Unset: see [`ToolPolicy::sink_level`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sink: Option<IfcLevel>,
+    /// Role arguments that take a JSON array of strings (every element is a
+    /// resource); a role argument not listed here must be one string.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lists: Vec<String>,
+    /// Budget units one call costs (Rule 7). Unset: 1 for an effect, 0 for an observation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<u64>,
+    /// Whether a call from a session tainted `untrusted` needs a human first
+    /// (HACF L2). Unset: see [`ToolPolicy::requires_integrity`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integrity: Option<bool>,
 }
 
 const fn default_effect() -> EffectClass {
@@ -126,6 +137,9 @@ impl Default for ToolPolicy {
             urls: Vec::new(),
             paths: Vec::new(),
             sink: None,
+            lists: Vec::new(),
+            cost: None,
+            integrity: None,
         }
     }
 }
@@ -140,6 +154,31 @@ impl ToolPolicy {
         } else {
             IfcLevel::Public
         })
+    }
+
+    /// Budget units per call: `cost` when configured; else 1 for an effect, 0 for an observation.
+    #[must_use]
+    pub fn cost(&self) -> u64 {
+        self.cost.unwrap_or(if self.effect.is_effect() { 1 } else { 0 })
+    }
+
+    /// Whether a call needs integrity: `integrity` when configured; else true for
+    /// irreversible tools and for tools with `recipients`, `urls` or `accounts`
+    /// roles (payments, messages, requests to addresses), false otherwise.
+    #[must_use]
+    pub fn requires_integrity(&self) -> bool {
+        self.integrity.unwrap_or(
+            self.effect == EffectClass::Irreversible
+                || !self.recipients.is_empty()
+                || !self.urls.is_empty()
+                || !self.accounts.is_empty(),
+        )
+    }
+
+    /// Whether `arg` is declared list-valued.
+    #[must_use]
+    pub fn is_list(&self, arg: &str) -> bool {
+        self.lists.iter().any(|a| a == arg)
     }
 
     /// What an observation through this tool reads: its output label. Writes read
@@ -384,6 +423,11 @@ mod tests {
         assert_eq!(config.tool_policy("post").sink_level(), IfcLevel::Public);
         assert_eq!(config.tool_policy("send_internal").sink_level(), IfcLevel::Internal);
         assert_eq!(config.tool_policy("archive").sink_level(), IfcLevel::Confidential);
+        // Integrity by default for tools that address someone; cost 1 per effect.
+        assert!(config.tool_policy("send").requires_integrity());
+        assert!(config.tool_policy("post").requires_integrity());
+        assert!(!config.tool_policy("archive").requires_integrity());
+        assert_eq!(config.tool_policy("archive").cost(), 1);
         assert!(parse("name = \"a\"\ncommand = \"x\"\n[tools.t]\nsink = \"nowhere\"").is_err());
     }
 

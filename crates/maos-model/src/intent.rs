@@ -306,6 +306,29 @@ fn no_controls(s: &str) -> bool {
 }
 
 impl Intent {
+    /// An intent as a submitter states it: who, the action and its arguments.
+    /// Every other decision attribute (effect, resources, sink, reads, cost,
+    /// integrity) is the kernel's to derive from the action's descriptor
+    /// (design.md "Facts from descriptors"), so they start empty here and
+    /// whatever a submitter sets in them is overwritten.
+    #[must_use]
+    pub const fn request(id: IntentId, agent: AgentId, action: String, args: BTreeMap<String, ArgValue>) -> Self {
+        Self {
+            id,
+            agent,
+            action,
+            resources: Vec::new(),
+            args,
+            effect: EffectClass::Write,
+            cost: 0,
+            sink_level: IfcLevel::Public,
+            requires_integrity: false,
+            reads: Vec::new(),
+            sensitive_args: Vec::new(),
+            world_state_hash: None,
+        }
+    }
+
     /// The bounded sanitizer: parses untrusted JSON bytes into a validated intent.
     ///
     /// # Errors

@@ -183,9 +183,7 @@ async fn health(http: &reqwest::Client, base: &str) -> String {
 async fn intent(http: &reqwest::Client, base: &str, session: &str, worker: usize, write: bool) -> String {
     let body = serde_json::json!({
         "action": if write { "noop.write" } else { "noop.read" },
-        "resources": [{ "kind": "resource", "value": format!("bench-{worker}") }],
-        "effect": if write { "write" } else { "observe" },
-        "sink_level": "internal",
+        "args": { "key": format!("bench-{worker}") },
         "wait_ms": 30_000,
     });
     let response = http

@@ -12,15 +12,27 @@
 //!   directory outside the root, makes a re-execution a no-op and lets `probe`
 //!   answer.
 //!
+//! - Descriptor: the target is the argument `path` (relative, or under
+//!   `/workspace/`); reads and lists observe, writes write, deletes write and
+//!   require integrity; the sink level is the root's label; cost 1 per effect.
+//! - Labels from the data (spec §11): every write stores the label the writing
+//!   session carried (its context level and taint) in the state directory; a
+//!   read returns the file's stored label joined with the root's configured
+//!   label, and an untrusted one comes back as an `untrusted` output, so taint
+//!   cannot be laundered through a file. A path's label only rises: it is kept
+//!   across overwrites by less-labelled sessions and after a delete (so undo
+//!   brings the data back with its label).
+//!
 //! Agents have no direct file access (CT-CL-01), so nothing swaps a checked
 //! directory for a symlink between resolution and use.
 
 use super::{state_hash, str_arg};
+use crate::describe::{DescribeError, Described, workspace_path};
 use crate::effector::{Compensable, EffectOutput, Effector, ExecContext, OutputLabel, Probe, Snapshot};
 use crate::error::EffectError;
 use crate::fsutil::{sync_dir, write_atomic};
 use crate::zone::HOLD_FILE_MS;
-use maos_model::{EffectClass, Intent, IntentId, ResourceKind};
+use maos_model::{EffectClass, IfcLevel, Intent, IntentId, ReadLabel, Resource, ResourceKind};
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
@@ -52,6 +64,15 @@ pub enum Access {
 pub struct FsEffector {
     root: PathBuf,
     applied_dir: PathBuf,
+    labels_dir: PathBuf,
+    root_label: ReadLabel,
+}
+
+/// The label of workspace files nobody labelled: internal, trusted.
+pub const ROOT_LABEL_DEFAULT: ReadLabel = ReadLabel { level: IfcLevel::Internal, untrusted: false };
+
+fn join(a: ReadLabel, b: ReadLabel) -> ReadLabel {
+    ReadLabel { level: a.level.join(b.level), untrusted: a.untrusted || b.untrusted }
 }
 
 impl FsEffector {
@@ -70,7 +91,57 @@ impl FsEffector {
         if applied_dir.starts_with(&root) {
             return Err(EffectError::Invalid("the fs state directory must be outside the root".into()));
         }
-        Ok(Self { root, applied_dir })
+        let labels_dir = state_dir.as_ref().join("labels");
+        std::fs::create_dir_all(&labels_dir).map_err(|e| EffectError::io("creating the fs label dir", &e))?;
+        let labels_dir = labels_dir.canonicalize().map_err(|e| EffectError::io("resolving the fs label dir", &e))?;
+        Ok(Self { root, applied_dir, labels_dir, root_label: ROOT_LABEL_DEFAULT })
+    }
+
+    /// The same effector with `label` as the root's label (the floor of every
+    /// file's label; default [`ROOT_LABEL_DEFAULT`]).
+    #[must_use]
+    pub const fn with_root_label(mut self, label: ReadLabel) -> Self {
+        self.root_label = label;
+        self
+    }
+
+    fn label_file(&self, real: &Path) -> PathBuf {
+        let relative = real.strip_prefix(&self.root).unwrap_or(real);
+        let key = maos_crypto::sha3_256(relative.as_os_str().as_encoded_bytes()).to_hex();
+        self.labels_dir.join(key)
+    }
+
+    fn stored_label(&self, real: &Path) -> Result<Option<ReadLabel>, EffectError> {
+        match std::fs::read(self.label_file(real)) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|_| EffectError::Io(format!("the label of `{}` is unreadable", self.display(real)))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(EffectError::io("reading a file label", &e)),
+        }
+    }
+
+    /// The label a read of `virtual_path` returns: the stored label joined with
+    /// the root's. A path that does not resolve reads the root's label (the
+    /// read itself then fails).
+    ///
+    /// # Errors
+    /// [`EffectError::Io`] when a stored label cannot be read (fail closed).
+    pub fn label_of(&self, virtual_path: &str) -> Result<ReadLabel, EffectError> {
+        let Ok(real) = self.resolve(virtual_path, Access::Read) else { return Ok(self.root_label) };
+        Ok(self.stored_label(&real)?.map_or(self.root_label, |l| join(l, self.root_label)))
+    }
+
+    /// Raises the stored label of `real` to include `carried` (durably, before
+    /// the content it labels lands).
+    fn raise_label(&self, real: &Path, carried: ReadLabel) -> Result<(), EffectError> {
+        let old = self.stored_label(real)?;
+        let new = old.map_or(carried, |o| join(o, carried));
+        if old == Some(new) {
+            return Ok(());
+        }
+        let bytes = serde_json::to_vec(&new).map_err(|e| EffectError::Io(e.to_string()))?;
+        write_atomic(&self.label_file(real), &bytes).map_err(EffectError::Io)
     }
 
     /// The canonical root.
@@ -237,6 +308,12 @@ impl FsEffector {
             let _ = std::fs::remove_file(&tmp);
             return Err(e);
         }
+        let carried =
+            intent.reads.iter().fold(ReadLabel { level: IfcLevel::Public, untrusted: false }, |a, r| join(a, *r));
+        if let Err(e) = self.raise_label(&path, carried) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
         std::fs::rename(&tmp, &path).map_err(|e| EffectError::io("renaming into place", &e))?;
         sync_dir(parent).map_err(|e| EffectError::io("syncing a directory", &e))?;
         self.mark_applied(key, &summary)?;
@@ -275,7 +352,9 @@ impl FsEffector {
             return Err(EffectError::TooLarge { what: "file read", max: crate::effector::OUTPUT_BYTES_MAX });
         }
         let summary = format!("read {} bytes from `{}`", body.len(), self.display(&path));
-        Ok(EffectOutput { body, label: OutputLabel::Trusted, summary })
+        let untrusted = self.root_label.untrusted || self.stored_label(&path)?.is_some_and(|l| l.untrusted);
+        let label = if untrusted { OutputLabel::Untrusted } else { OutputLabel::Trusted };
+        Ok(EffectOutput { body, label, summary })
     }
 
     fn list(&self, intent: &Intent) -> Result<EffectOutput, EffectError> {
@@ -298,7 +377,9 @@ impl FsEffector {
         }
         names.sort();
         let summary = format!("listed {} entries in `{}`", names.len(), self.display(&path));
-        Ok(EffectOutput { body: names.join("\n").into_bytes(), label: OutputLabel::Trusted, summary })
+        // File names are chosen by whoever wrote the files: as trusted as the root.
+        let label = if self.root_label.untrusted { OutputLabel::Untrusted } else { OutputLabel::Trusted };
+        Ok(EffectOutput { body: names.join("\n").into_bytes(), label, summary })
     }
 
     fn current_state(path: &Path) -> Result<Option<Vec<u8>>, EffectError> {
@@ -315,6 +396,32 @@ impl FsEffector {
 impl Effector for FsEffector {
     fn namespace(&self) -> &'static str {
         "fs"
+    }
+
+    fn describe(&self, intent: &Intent) -> Result<Described, DescribeError> {
+        let (effect, requires_integrity) = match intent.action.as_str() {
+            "fs.read" | "fs.list" => (EffectClass::Observe, false),
+            "fs.write" => (EffectClass::Write, false),
+            // A deletion is one of design.md's integrity-requiring effects.
+            "fs.delete" => (EffectClass::Write, true),
+            other => return Err(DescribeError::UnknownAction(other.to_owned())),
+        };
+        let raw = crate::describe::str_arg(intent, "path")?;
+        let path = workspace_path("path", raw)?;
+        let reads = if effect.is_effect() {
+            Vec::new()
+        } else {
+            vec![self.label_of(&path).map_err(|_| DescribeError::Label(path.clone()))?]
+        };
+        Ok(Described {
+            effect,
+            resources: vec![Resource { kind: ResourceKind::Path, value: path }],
+            sink_level: self.root_label.level,
+            reads,
+            cost: Described::default_cost(effect),
+            requires_integrity,
+            sensitive_args: Vec::new(),
+        })
     }
 
     fn effect_class(&self, intent: &Intent) -> EffectClass {

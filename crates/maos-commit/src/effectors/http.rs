@@ -14,9 +14,10 @@
 //! reaches its address only when the operator allow-listed that literal.
 
 use super::{state_hash, str_arg};
+use crate::describe::{DescribeError, Described, Role};
 use crate::effector::{Compensable, EffectOutput, Effector, ExecContext, OutputLabel, Probe, Snapshot};
 use crate::error::EffectError;
-use maos_model::{EffectClass, Intent, IntentId, ResourceKind};
+use maos_model::{EffectClass, IfcLevel, Intent, IntentId, ReadLabel, ResourceKind};
 use reqwest::Url;
 use reqwest::dns::{Name, Resolve, Resolving};
 use std::io::Read;
@@ -359,6 +360,25 @@ fn map_error(e: reqwest::Error) -> EffectError {
 impl Effector for HttpEffector {
     fn namespace(&self) -> &'static str {
         "http"
+    }
+
+    fn describe(&self, intent: &Intent) -> Result<Described, DescribeError> {
+        let (effect, reads) = match intent.action.as_str() {
+            // The web is public and anyone can write it: untrusted.
+            "http.get" => (EffectClass::Observe, vec![ReadLabel { level: IfcLevel::Public, untrusted: true }]),
+            "http.post" => (EffectClass::Irreversible, Vec::new()),
+            other => return Err(DescribeError::UnknownAction(other.to_owned())),
+        };
+        let url = crate::describe::str_arg(intent, "url")?;
+        Ok(Described {
+            effect,
+            resources: vec![Role::Url.resource("url", url)?],
+            sink_level: IfcLevel::Public,
+            reads,
+            cost: Described::default_cost(effect),
+            requires_integrity: effect.is_effect(),
+            sensitive_args: Vec::new(),
+        })
     }
 
     fn effect_class(&self, intent: &Intent) -> EffectClass {

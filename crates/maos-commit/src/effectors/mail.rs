@@ -15,12 +15,13 @@
 //! moved to `uncertain/` and reported (nothing is done twice).
 
 use super::{state_hash, str_arg};
+use crate::describe::{self, DescribeError, Described, Role};
 use crate::effector::{Compensable, EffectOutput, Effector, ExecContext, OutputLabel, Probe, Snapshot};
 use crate::error::EffectError;
 use crate::fsutil::{sync_dir, write_atomic};
 use crate::zone::HOLD_MAIL_MS;
 use base64::Engine;
-use maos_model::{EffectClass, Intent, IntentId, ResourceKind, UnixMillis};
+use maos_model::{EffectClass, IfcLevel, Intent, IntentId, ResourceKind, UnixMillis};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
@@ -441,6 +442,38 @@ pub fn rfc5322_date(now: UnixMillis) -> String {
 impl Effector for MailEffector {
     fn namespace(&self) -> &'static str {
         "mail"
+    }
+
+    fn describe(&self, intent: &Intent) -> Result<Described, DescribeError> {
+        if intent.action != "mail.send" {
+            return Err(DescribeError::UnknownAction(intent.action.clone()));
+        }
+        // `to` is the one list-valued argument: comma-separated, each element
+        // exactly one address and each a `recipient` resource.
+        let to = describe::str_arg(intent, "to")?;
+        let mut resources = Vec::new();
+        for addr in to.split(',') {
+            if resources.len() >= MAIL_RECIPIENTS_MAX {
+                return Err(DescribeError::RoleValue {
+                    arg: "to".into(),
+                    why: format!("more than {MAIL_RECIPIENTS_MAX} recipients"),
+                });
+            }
+            resources.push(Role::Recipient.resource("to", addr.trim())?);
+        }
+        Ok(Described {
+            effect: EffectClass::Write,
+            resources,
+            // Mail leaves the organisation.
+            sink_level: IfcLevel::Public,
+            reads: Vec::new(),
+            cost: 1,
+            // Recipients are provenance-checked instead: a recipient from
+            // untrusted text is refused, a trusted one may be mailed from a
+            // tainted session (the mission's own recipient).
+            requires_integrity: false,
+            sensitive_args: Vec::new(),
+        })
     }
 
     fn effect_class(&self, _intent: &Intent) -> EffectClass {

@@ -4,14 +4,15 @@
 //! real side effect.
 //!
 //! - `noop.read`: observe. `noop.write` and anything else: write (CT-CL-10).
-//! - The lock key is the intent's first resource value (or `noop:default`), so
-//!   a benchmark chooses how much its writers contend.
+//! - The lock key is the argument `key` (a `resource`; `noop:default` when
+//!   absent), so a benchmark chooses how much its writers contend.
 //! - Registered only when the operator asks (`maos up --noop-effector`): a
 //!   token must still grant `noop.*`, like any other action.
 
+use crate::describe::{DescribeError, Described};
 use crate::effector::{Compensable, EffectOutput, Effector, ExecContext, OutputLabel, Probe, Snapshot};
 use crate::error::EffectError;
-use maos_model::{EffectClass, Intent, IntentId};
+use maos_model::{ArgValue, EffectClass, IfcLevel, Intent, IntentId};
 
 /// The no-op effector.
 #[derive(Debug, Clone, Copy, Default)]
@@ -20,6 +21,24 @@ pub struct NoopEffector;
 impl Effector for NoopEffector {
     fn namespace(&self) -> &'static str {
         "noop"
+    }
+
+    fn describe(&self, intent: &Intent) -> Result<Described, DescribeError> {
+        let effect = self.effect_class(intent);
+        let resources = match intent.args.get("key") {
+            Some(ArgValue::Str(key)) => vec![crate::Role::Account.resource("key", key)?],
+            Some(_) => return Err(DescribeError::RoleType { arg: "key".into(), want: "a string" }),
+            None => Vec::new(),
+        };
+        Ok(Described {
+            effect,
+            resources,
+            sink_level: IfcLevel::Internal,
+            reads: Vec::new(),
+            cost: Described::default_cost(effect),
+            requires_integrity: false,
+            sensitive_args: Vec::new(),
+        })
     }
 
     fn effect_class(&self, intent: &Intent) -> EffectClass {

@@ -54,6 +54,19 @@ fn ct_cl_02_missing_forged_or_stale_approval_is_refused() {
     assert!(records(layer.wal()).is_empty());
 }
 
+/// What the test effectors' descriptors say: a write of cost 1 that names nothing.
+fn write_descriptor() -> maos_commit::Described {
+    maos_commit::Described {
+        effect: EffectClass::Write,
+        resources: Vec::new(),
+        sink_level: maos_model::IfcLevel::Internal,
+        reads: Vec::new(),
+        cost: 1,
+        requires_integrity: false,
+        sensitive_args: Vec::new(),
+    }
+}
+
 /// An effector that checks, at execution time, that the intent record is durable.
 #[derive(Debug)]
 struct WalWitness {
@@ -64,6 +77,9 @@ struct WalWitness {
 impl Effector for WalWitness {
     fn namespace(&self) -> &'static str {
         "witness"
+    }
+    fn describe(&self, _: &Intent) -> Result<maos_commit::Described, maos_commit::DescribeError> {
+        Ok(write_descriptor())
     }
     fn effect_class(&self, _: &Intent) -> EffectClass {
         EffectClass::Write
@@ -285,6 +301,9 @@ struct Hang {
 impl Effector for Hang {
     fn namespace(&self) -> &'static str {
         "hang"
+    }
+    fn describe(&self, _: &Intent) -> Result<maos_commit::Described, maos_commit::DescribeError> {
+        Ok(write_descriptor())
     }
     fn effect_class(&self, _: &Intent) -> EffectClass {
         EffectClass::Write

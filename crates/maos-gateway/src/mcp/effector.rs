@@ -19,8 +19,12 @@
 
 use super::registry::ToolRegistry;
 use super::upstreams::Upstreams;
-use maos_commit::{Compensable, EffectError, EffectOutput, Effector, ExecContext, OutputLabel, Probe, Snapshot};
-use maos_model::{EffectClass, Intent, IntentId};
+use maos_commit::describe::{self, ROLE_LIST_ELEMENTS_MAX};
+use maos_commit::{
+    Compensable, DescribeError, Described, EffectError, EffectOutput, Effector, ExecContext, OutputLabel, Probe, Role,
+    Snapshot,
+};
+use maos_model::{ArgValue, EffectClass, IfcLevel, Intent, IntentId, ReadLabel, Resource, ResourceKind};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -79,6 +83,9 @@ impl McpEffector {
         F: std::future::Future<Output = Result<T, maos_mcp::McpError>>,
     {
         let server = action_prefix.strip_prefix("mcp.").unwrap_or(action_prefix);
+        // The action is lowercase; the upstream keeps its configured name.
+        let server = self.registry.config(server).map_or_else(|| server.to_owned(), |c| c.name);
+        let server = server.as_str();
         let up = self.upstreams.get(server).map_err(|e| remote(&e))?;
         let timeout = ctx.deadline().saturating_duration_since(Instant::now());
         let result = self.runtime.block_on(tokio::time::timeout(timeout, request(up.clone())));
@@ -89,9 +96,98 @@ impl McpEffector {
     }
 }
 
+/// The resources one role argument names: a string is one value; a JSON
+/// array of strings (kept as `<arg>.json`) only where the tool's policy lists
+/// the argument in `lists`; any other type is refused.
+fn role_resources(intent: &Intent, arg: &str, role: Role, list: bool) -> Result<Vec<Resource>, DescribeError> {
+    let want = if list { "a string or an array of strings" } else { "a string" };
+    let wrong = || DescribeError::RoleType { arg: arg.to_owned(), want };
+    match intent.args.get(arg) {
+        Some(ArgValue::Str(value)) => return Ok(vec![role.resource(arg, value)?]),
+        Some(ArgValue::Int(_) | ArgValue::Bool(_)) => return Err(wrong()),
+        None => {}
+    }
+    let Some(json) = intent.args.get(&format!("{arg}.json")) else { return Ok(Vec::new()) };
+    let value: serde_json::Value = json.as_str().and_then(|t| serde_json::from_str(t).ok()).ok_or_else(wrong)?;
+    match value {
+        serde_json::Value::Array(items) if list => {
+            if items.len() > ROLE_LIST_ELEMENTS_MAX {
+                return Err(DescribeError::RoleValue {
+                    arg: arg.to_owned(),
+                    why: format!("more than {ROLE_LIST_ELEMENTS_MAX} elements"),
+                });
+            }
+            items.iter().map(|item| item.as_str().ok_or_else(wrong).and_then(|v| role.resource(arg, v))).collect()
+        }
+        _ => Err(wrong()),
+    }
+}
+
+impl McpEffector {
+    /// A resource read or prompt fetch: an observation of the server's output label.
+    fn describe_observation(&self, intent: &Intent, prefix: &str, arg: &str) -> Result<Described, DescribeError> {
+        let server = prefix.strip_prefix("mcp.").unwrap_or(prefix);
+        if self.registry.config(server).is_none() {
+            return Err(DescribeError::UnknownAction(intent.action.clone()));
+        }
+        let value = describe::str_arg(intent, arg)?;
+        let resource = Role::Account.resource(arg, value)?;
+        Ok(Described {
+            effect: EffectClass::Observe,
+            resources: vec![Resource { kind: ResourceKind::Resource, value: resource.value }],
+            sink_level: IfcLevel::Internal,
+            reads: vec![ReadLabel::from(self.registry.server_output(server))],
+            cost: 0,
+            requires_integrity: false,
+            sensitive_args: Vec::new(),
+        })
+    }
+}
+
 impl Effector for McpEffector {
     fn namespace(&self) -> &'static str {
         "mcp"
+    }
+
+    /// The tool's `[upstream.tools.<name>]` policy and the call's arguments:
+    /// the roles' values are the resources (`paths`, `recipients`, `accounts`,
+    /// and the host of each `urls` value), the policy gives effect, sink,
+    /// output label, cost and integrity. Resource reads name the `uri`, prompt
+    /// fetches the `name`. An unknown or withheld tool is refused here, before
+    /// any decision, with its code.
+    fn describe(&self, intent: &Intent) -> Result<Described, DescribeError> {
+        if let Some(prefix) = intent.action.strip_suffix(RESOURCE_OP) {
+            return self.describe_observation(intent, prefix, "uri");
+        }
+        if let Some(prefix) = intent.action.strip_suffix(PROMPT_OP) {
+            return self.describe_observation(intent, prefix, "name");
+        }
+        let entry =
+            self.registry.get(&intent.action).ok_or_else(|| DescribeError::UnknownAction(intent.action.clone()))?;
+        if let Some(d) = &entry.disabled {
+            return Err(DescribeError::Withheld { code: d.code, why: d.why.clone() });
+        }
+        let p = &entry.policy;
+        let mut resources = Vec::new();
+        for (names, role) in [
+            (&p.paths, Role::Path),
+            (&p.recipients, Role::Recipient),
+            (&p.accounts, Role::Account),
+            (&p.urls, Role::Url),
+        ] {
+            for name in names {
+                resources.extend(role_resources(intent, name, role, p.is_list(name))?);
+            }
+        }
+        Ok(Described {
+            effect: p.effect,
+            resources,
+            sink_level: p.sink_level(),
+            reads: p.reads(),
+            cost: p.cost(),
+            requires_integrity: p.requires_integrity(),
+            sensitive_args: p.sensitive_args().map(str::to_owned).collect(),
+        })
     }
 
     fn effect_class(&self, intent: &Intent) -> EffectClass {

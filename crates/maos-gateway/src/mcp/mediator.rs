@@ -21,9 +21,7 @@ use crate::intents::{IntentView, Status};
 use crate::sessions::{NewSession, SESSIONS_MAX, Session};
 use crate::{Api, BEARER_BYTES_MAX};
 use maos_mcp::{CallToolResult, ContentBlock, GetPromptResult, JsonObject, Prompt, ReadResourceResult, Resource, Tool};
-use maos_model::{
-    ArgValue, EffectClass, IfcLevel, Intent, IntentId, ReadLabel, Resource as IntentResource, ResourceKind, TokenId,
-};
+use maos_model::{ArgValue, Intent, IntentId, TokenId};
 use maos_token::TokenClaims;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -200,17 +198,22 @@ impl KernelMediator {
     /// in the log; a withheld one is refused with its code (`Err((code, why))`).
     fn resolve(&self, agent: &McpAgent, name: &str) -> Result<ToolEntry, (&'static str, String)> {
         let offered = |e: &ToolEntry| e.disabled.is_none() && agent.permits(&e.action);
-        let bare = self.registry.with_tool_name(name);
-        let mut offered_bare = bare.iter().filter(|e| offered(e));
-        if let (Some(e), None) = (offered_bare.next(), offered_bare.next()) {
-            return Ok(e.clone());
+        if let Some((server, tool)) = name.split_once('.')
+            && let Some(e) = self.registry.with_tool_name(tool).into_iter().find(|e| e.server == server && offered(e))
+        {
+            return Ok(e);
         }
-        if let Some((server, tool)) = name.split_once('.') {
-            let siblings: Vec<ToolEntry> = self.registry.with_tool_name(tool).into_iter().filter(offered).collect();
-            if siblings.len() > 1
-                && let Some(e) = siblings.into_iter().find(|e| e.server == server)
-            {
-                return Ok(e);
+        let bare = self.registry.with_tool_name(name);
+        let servers: Vec<&str> = bare.iter().filter(|e| offered(e)).map(|e| e.server.as_str()).collect();
+        match servers.as_slice() {
+            [_] => return bare.into_iter().find(offered).ok_or(("MCP-TOOL-UNKNOWN", format!("no tool `{name}`"))),
+            [] => {}
+            several => {
+                let names: Vec<String> = several.iter().map(|s| format!("`{s}.{name}`")).collect();
+                return Err((
+                    "MCP-TOOL-AMBIGUOUS",
+                    format!("`{name}` is offered by several servers: call one of {}", names.join(", ")),
+                ));
             }
         }
         match bare.into_iter().next() {
@@ -220,42 +223,13 @@ impl KernelMediator {
         }
     }
 
+    /// The call as an intent: the action and the arguments, nothing else. The
+    /// kernel derives resources, labels, cost and integrity from the tool's
+    /// descriptor (`McpEffector::describe`), as for the same action over `/v1`.
     fn intent_for(&self, agent: &McpAgent, entry: &ToolEntry, arguments: &JsonObject) -> Result<Intent, String> {
-        let p = &entry.policy;
-        let mut resources = Vec::new();
-        let text = |n: &String| arguments.get(n).and_then(|v| v.as_str()).map(str::to_owned);
-        for (names, kind) in [
-            (&p.paths, ResourceKind::Path),
-            (&p.recipients, ResourceKind::Recipient),
-            (&p.accounts, ResourceKind::Resource),
-        ] {
-            for value in names.iter().filter_map(text) {
-                resources.push(IntentResource { kind, value });
-            }
-        }
-        for url in p.urls.iter().filter_map(text) {
-            if let Some(host) = host_of(&url) {
-                resources.push(IntentResource { kind: ResourceKind::Domain, value: host });
-            }
-        }
         let id =
             IntentId::new_v7(crate::routes::now_ms(), maos_crypto::random_bytes::<10>().map_err(|e| e.to_string())?);
-        let intent = Intent {
-            id,
-            agent: agent.session.agent.clone(),
-            action: entry.action.clone(),
-            resources,
-            args: super::args::to_intent(arguments)?,
-            effect: p.effect,
-            cost: 0,
-            sink_level: p.sink_level(),
-            requires_integrity: false,
-            reads: p.reads(),
-            sensitive_args: p.sensitive_args().map(str::to_owned).collect(),
-            world_state_hash: None,
-        };
-        intent.validate().map_err(|e| e.to_string())?;
-        Ok(intent)
+        Ok(Intent::request(id, agent.session.agent.clone(), entry.action.clone(), super::args::to_intent(arguments)?))
     }
 
     /// Submits through the kernel and waits for a final answer, or for the
@@ -330,7 +304,11 @@ impl KernelMediator {
     /// Every configured upstream (a resources-only server has no tools in the
     /// registry) whose `mcp.<server><op>` the token permits.
     fn permitted_servers(&self, agent: &McpAgent, op: &str) -> Vec<String> {
-        self.upstreams.names().into_iter().filter(|s| agent.permits(&format!("mcp.{s}{op}"))).collect()
+        self.upstreams
+            .names()
+            .into_iter()
+            .filter(|s| agent.permits(&format!("mcp.{}{op}", s.to_ascii_lowercase())))
+            .collect()
     }
 
     /// `resources/list`: from upstreams whose `mcp.<server>.resources/read` the token permits.
@@ -362,13 +340,8 @@ impl KernelMediator {
         }
         let server =
             owner.ok_or_else(|| refused("MCP-RESOURCE-UNKNOWN", format!("no permitted server offers `{uri}`")))?;
-        let intent = self.observation(
-            agent,
-            &server,
-            &format!("mcp.{server}{}", super::effector::RESOURCE_OP),
-            uri,
-            BTreeMap::new(),
-        )?;
+        let action = format!("mcp.{}{}", server.to_ascii_lowercase(), super::effector::RESOURCE_OP);
+        let intent = self.observation(agent, &action, "uri", uri, BTreeMap::new())?;
         let view = self.submit(agent, intent).await;
         self.observed(&view)
     }
@@ -378,29 +351,15 @@ impl KernelMediator {
     fn observation(
         &self,
         agent: &McpAgent,
-        server: &str,
         action: &str,
+        arg: &str,
         value: &str,
-        args: BTreeMap<String, ArgValue>,
+        mut args: BTreeMap<String, ArgValue>,
     ) -> Result<Intent, Refused> {
         let random = maos_crypto::random_bytes::<10>().map_err(|e| refused("API-INTERNAL", e.to_string()))?;
-        let label = self.registry.server_output(server);
-        let intent = Intent {
-            id: IntentId::new_v7(crate::routes::now_ms(), random),
-            agent: agent.session.agent.clone(),
-            action: action.to_owned(),
-            resources: vec![IntentResource { kind: ResourceKind::Resource, value: value.to_owned() }],
-            args,
-            effect: EffectClass::Observe,
-            cost: 0,
-            sink_level: IfcLevel::Internal,
-            requires_integrity: false,
-            reads: vec![ReadLabel::from(label)],
-            sensitive_args: Vec::new(),
-            world_state_hash: None,
-        };
-        intent.validate().map_err(|e| refused("API-BAD-REQUEST", e.to_string()))?;
-        Ok(intent)
+        args.insert(arg.to_owned(), ArgValue::Str(value.to_owned()));
+        let id = IntentId::new_v7(crate::routes::now_ms(), random);
+        Ok(Intent::request(id, agent.session.agent.clone(), action.to_owned(), args))
     }
 
     fn observed<T: serde::de::DeserializeOwned>(&self, view: &IntentView) -> Result<T, Refused> {
@@ -455,8 +414,8 @@ impl KernelMediator {
         if let Some(a) = arguments {
             args.insert("arguments.json".to_owned(), ArgValue::Str(serde_json::Value::Object(a).to_string()));
         }
-        let intent =
-            self.observation(agent, &server, &format!("mcp.{server}{}", super::effector::PROMPT_OP), name, args)?;
+        let action = format!("mcp.{}{}", server.to_ascii_lowercase(), super::effector::PROMPT_OP);
+        let intent = self.observation(agent, &action, "name", name, args)?;
         let view = self.submit(agent, intent).await;
         self.observed(&view)
     }
@@ -472,15 +431,6 @@ async fn wait_final(mut rx: tokio::sync::watch::Receiver<Arc<IntentView>>, wait:
         let _ = tokio::time::timeout(wait, rx.wait_for(|v| v.is_final())).await;
     }
     rx.borrow().clone()
-}
-
-/// The host of an `http(s)://` URL (lowercase), for the `domain` resource.
-fn host_of(url: &str) -> Option<String> {
-    let rest = url.split_once("://")?.1;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = host.split(':').next()?;
-    (!host.is_empty()).then(|| host.to_ascii_lowercase())
 }
 
 fn to_refusal(r: Refused) -> maos_mcp::Refusal {

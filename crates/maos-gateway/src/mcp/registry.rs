@@ -283,10 +283,12 @@ impl ToolRegistry {
         self.config(server).map_or_else(Default::default, |c| c.tool_policy("").output)
     }
 
-    /// The upstream configuration of `server`.
+    /// The upstream configuration of `server`, whose name is matched ignoring
+    /// case (actions are lowercase; names are unique ignoring case).
     #[must_use]
     pub fn config(&self, server: &str) -> Option<UpstreamConfig> {
-        self.configs.read().ok().and_then(|c| c.get(server).cloned())
+        let configs = self.configs.read().ok()?;
+        configs.get(server).or_else(|| configs.values().find(|c| c.name.eq_ignore_ascii_case(server))).cloned()
     }
 }
 

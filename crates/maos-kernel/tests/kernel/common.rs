@@ -3,7 +3,10 @@
 
 use maos_commit::effectors::fs::FsEffector;
 use maos_commit::effectors::mail::MailEffector;
-use maos_commit::{CommitConfig, CommitLayer, Effector, Effectors, FaultHook};
+use maos_commit::{
+    CommitConfig, CommitLayer, DescribeError, Described, EffectError, EffectOutput, Effector, Effectors, ExecContext,
+    FaultHook, Probe, Snapshot,
+};
 use maos_crypto::SigningKey;
 use maos_dsc::DscConfig;
 use maos_kernel::{Kernel, KernelConfig, KernelHandle, Reply, StartReport};
@@ -51,10 +54,15 @@ pub fn token(budget: u64) -> String {
         ring: Ring::Trusted,
         trust_class: TrustClass::Transparent,
         clearance: IfcLevel::Internal,
-        permissions: ["fs.write=/workspace/**", "fs.read=/workspace/**", "feed.get=news"]
-            .iter()
-            .map(|p| parse_permission(p).unwrap())
-            .collect(),
+        permissions: [
+            "fs.write=/workspace/**",
+            "fs.read=/workspace/**",
+            "feed.get=news",
+            "outbox.write=path:/workspace/**",
+        ]
+        .iter()
+        .map(|p| parse_permission(p).unwrap())
+        .collect(),
         ttl_ms: None,
         rate_per_hour: 3600,
         max_ops: 1000,
@@ -74,13 +82,26 @@ pub fn new_id() -> IntentId {
     IntentId::new_v7(NOW.0, random)
 }
 
+/// The role argument a resource kind is derived from (the kernel derives
+/// resources from arguments; the declared `resources` are overwritten).
+pub fn role_arg(kind: ResourceKind) -> &'static str {
+    match kind {
+        ResourceKind::Path => "path",
+        ResourceKind::Recipient => "to",
+        ResourceKind::Domain => "url",
+        ResourceKind::Resource => "key",
+    }
+}
+
 pub fn intent(action: &str, effect: EffectClass, kind: ResourceKind, value: &str) -> Intent {
+    let mut args = BTreeMap::new();
+    args.insert(role_arg(kind).to_owned(), ArgValue::Str(value.into()));
     Intent {
         id: new_id(),
         agent: AgentId::new("writer").unwrap(),
         action: action.into(),
         resources: vec![Resource { kind, value: value.into() }],
-        args: BTreeMap::new(),
+        args,
         effect,
         cost: 1,
         sink_level: IfcLevel::Internal,
@@ -104,9 +125,56 @@ pub fn fs_read(name: &str) -> Intent {
 /// A write of internal data to a public sink: Standard escalates it (declassification, HACF L2).
 pub fn declassify(name: &str) -> Intent {
     let mut i = fs_write(name, "quarterly figures");
-    i.sink_level = IfcLevel::Public;
-    i.reads.push(ReadLabel { level: IfcLevel::Internal, untrusted: false });
+    i.action = "outbox.write".into();
     i
+}
+
+/// `outbox.write`: an `fs.write` whose descriptor says it publishes internal
+/// data (sink public, carries internal), so Standard escalates every call to a
+/// declassification approval. The write itself is the real fs effector's.
+#[derive(Debug)]
+pub struct Outbox(pub Arc<FsEffector>);
+
+fn as_fs(intent: &Intent) -> Intent {
+    let mut i = intent.clone();
+    i.action = "fs.write".into();
+    i
+}
+
+impl Effector for Outbox {
+    fn namespace(&self) -> &'static str {
+        "outbox"
+    }
+    fn describe(&self, intent: &Intent) -> Result<Described, DescribeError> {
+        if intent.action != "outbox.write" {
+            return Err(DescribeError::UnknownAction(intent.action.clone()));
+        }
+        let mut d = self.0.describe(&as_fs(intent))?;
+        d.sink_level = IfcLevel::Public;
+        d.reads = vec![ReadLabel { level: IfcLevel::Internal, untrusted: false }];
+        Ok(d)
+    }
+    fn effect_class(&self, _intent: &Intent) -> EffectClass {
+        EffectClass::Write
+    }
+    fn resource_keys(&self, intent: &Intent) -> Result<Vec<String>, EffectError> {
+        self.0.resource_keys(&as_fs(intent))
+    }
+    fn world_state(&self, intent: &Intent) -> Result<[u8; 32], EffectError> {
+        self.0.world_state(&as_fs(intent))
+    }
+    fn snapshot(&self, intent: &Intent) -> Result<Snapshot, EffectError> {
+        self.0.snapshot(&as_fs(intent))
+    }
+    fn execute(&self, intent: &Intent, key: IntentId, ctx: &ExecContext) -> Result<EffectOutput, EffectError> {
+        self.0.execute(&as_fs(intent), key, ctx)
+    }
+    fn probe(&self, intent: &Intent) -> Result<Probe, EffectError> {
+        self.0.probe(&as_fs(intent))
+    }
+    fn compensate(&self, intent: &Intent, snapshot: &Snapshot) -> Result<(), EffectError> {
+        self.0.compensate(&as_fs(intent), snapshot)
+    }
 }
 
 /// A workspace, effectors state, maildir, WAL and rollback zone in one temp dir.
@@ -140,7 +208,8 @@ impl World {
     pub fn effectors(&self, extra: &[Arc<dyn Effector>]) -> Effectors {
         let fs = Arc::new(FsEffector::new(self.root(), self.dir.path().join("state/fs")).unwrap());
         let mail = Arc::new(MailEffector::new(self.dir.path().join("mail"), "writer@example.com").unwrap());
-        let mut e = Effectors::new().with(fs).unwrap().with(mail).unwrap();
+        let outbox = Arc::new(Outbox(fs.clone()));
+        let mut e = Effectors::new().with(fs).unwrap().with(mail).unwrap().with(outbox).unwrap();
         for x in extra {
             e.insert(x.clone()).unwrap();
         }

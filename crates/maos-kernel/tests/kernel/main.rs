@@ -4,11 +4,13 @@
 #![expect(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a panic is a failed test")]
 
 mod common;
+mod mediation;
 mod simulation;
 
 use common::*;
 use maos_commit::{
-    EffectError, EffectOutput, Effector, ExecContext, Fault, FaultHook, OutputLabel, Probe, Snapshot, Stage,
+    DescribeError, Described, EffectError, EffectOutput, Effector, ExecContext, Fault, FaultHook, OutputLabel, Probe,
+    Snapshot, Stage,
 };
 use maos_crypto::SignatureDomain;
 use maos_kernel::records::{DecisionRecord, KIND_DECISION, KernelRecord, RECORD_VERSION};
@@ -68,8 +70,8 @@ fn denied_intent_never_executes_and_is_logged_with_its_code() {
     let token = token(100);
     let (id, no_token_id) = lifetime(async {
         let (kernel, _) = start(&world).await;
-        // Outside the token's scope.
-        let outside = intent("fs.write", EffectClass::Write, ResourceKind::Path, "/etc/passwd");
+        // Outside the token's scope (it grants no deletes).
+        let outside = intent("fs.delete", EffectClass::Write, ResourceKind::Path, "/workspace/notes.txt");
         let id = outside.id;
         let reply = submit(&kernel, outside, &token).await;
         let code = reply.code().unwrap();
@@ -150,7 +152,8 @@ fn an_expired_approval_packet_denies() {
         let (kernel, _) = start(&world).await;
         let intent = declassify("late.txt");
         let id = intent.id;
-        assert!(matches!(submit(&kernel, intent, &token).await, Reply::Pending { .. }));
+        let reply = submit(&kernel, intent, &token).await;
+        assert!(matches!(reply, Reply::Pending { .. }), "{reply:?}");
         let signed = sign_grant(&kernel, id, commander()).await;
         world.clock.advance_ms(maos_kernel::APPROVAL_TTL_MS_DEFAULT + 1);
         let err = kernel.approve(id, signed).await.unwrap_err();
@@ -558,6 +561,17 @@ impl Effector for Feed {
     fn namespace(&self) -> &'static str {
         "feed"
     }
+    fn describe(&self, _intent: &Intent) -> Result<Described, DescribeError> {
+        Ok(Described {
+            effect: EffectClass::Observe,
+            resources: vec![maos_model::Resource { kind: ResourceKind::Resource, value: "news".into() }],
+            sink_level: maos_model::IfcLevel::Internal,
+            reads: vec![maos_model::ReadLabel { level: maos_model::IfcLevel::Public, untrusted: true }],
+            cost: 0,
+            requires_integrity: false,
+            sensitive_args: vec![],
+        })
+    }
     fn effect_class(&self, _intent: &Intent) -> EffectClass {
         EffectClass::Observe
     }
@@ -588,12 +602,10 @@ impl Effector for Feed {
 #[test]
 fn untrusted_output_taints_the_session_and_survives_restart() {
     let world = World::new();
-    let token = token(100);
-    let integrity = || {
-        let mut w = fs_write("pay.txt", "x");
-        w.requires_integrity = true;
-        w
-    };
+    let token = token_for("writer", &["fs.delete=/workspace/**", "feed.get=news"], 100, 0x45);
+    // A deletion requires integrity (the fs descriptor says so).
+    world.put("pay.txt", "x");
+    let integrity = || intent("fs.delete", EffectClass::Write, ResourceKind::Path, "/workspace/pay.txt");
     lifetime(async {
         let layer = world.layer_on(Wal::open(world.wal_config()).unwrap().0, &[Arc::new(Feed)], None);
         let (kernel, _) = Kernel::start(world.config(layer)).await.unwrap();

@@ -56,8 +56,8 @@ use crate::common::*;
 use maos_commit::effectors::fs::FsEffector;
 use maos_commit::records::CommitRecord;
 use maos_commit::{
-    CommitConfig, CommitLayer, EffectError, EffectOutput, Effector, Effectors, ExecContext, Fault, FaultHook, Probe,
-    Rollback, Snapshot, Stage,
+    CommitConfig, CommitLayer, DescribeError, Described, EffectError, EffectOutput, Effector, Effectors, ExecContext,
+    Fault, FaultHook, Probe, Rollback, Snapshot, Stage,
 };
 use maos_crypto::SignatureDomain;
 use maos_kernel::records::{ApprovalOutcome, KernelRecord};
@@ -232,6 +232,17 @@ fn sleep_past_deadline(ctx: &ExecContext) {
 impl Effector for SimFs {
     fn namespace(&self) -> &'static str {
         "fs"
+    }
+    /// The fs descriptor; a write with the argument `publish` is this test
+    /// descriptor's publishing write (sink public, carries internal data), which
+    /// Standard escalates to a declassification approval.
+    fn describe(&self, intent: &Intent) -> Result<Described, DescribeError> {
+        let mut d = self.inner.describe(intent)?;
+        if intent.args.contains_key("publish") {
+            d.sink_level = IfcLevel::Public;
+            d.reads = vec![ReadLabel { level: IfcLevel::Internal, untrusted: false }];
+        }
+        Ok(d)
     }
     fn effect_class(&self, intent: &Intent) -> EffectClass {
         self.inner.effect_class(intent)
@@ -516,8 +527,7 @@ impl Sim {
             Action::Read => intent("fs.read", EffectClass::Observe, ResourceKind::Path, &target),
         };
         if matches!(op.action, Action::Escalated(_)) {
-            intent.sink_level = IfcLevel::Public;
-            intent.reads.push(ReadLabel { level: IfcLevel::Internal, untrusted: false });
+            intent.args.insert("publish".into(), ArgValue::Bool(true));
         }
         intent.id = self.new_id();
         let (agent, _) = tokens().get(op.token).unwrap();
