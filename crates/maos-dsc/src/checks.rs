@@ -251,19 +251,32 @@ pub fn sensitive_values(intent: &Intent) -> impl Iterator<Item = (&str, &str)> {
     resources.chain(args)
 }
 
+/// What provenance found: the argument (named for the agent) and whether its
+/// value came from untrusted text the pre-filter flagged as an injection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvenanceHit {
+    /// "`to` = `attacker@evil.example`".
+    pub argument: String,
+    /// The value occurs in an output the pre-filter flagged (or the session
+    /// overflowed after reading one): an attack, never a judgement call.
+    pub injected: bool,
+}
+
 /// Argument provenance (design.md "Information flow"): the first sensitive
 /// value that appears in untrusted text the session read and in no trusted
 /// source (the token's mission statement, trusted reads). If the session's
 /// fragment store overflowed, any sensitive value not found in a trusted source
-/// is flagged (fail-closed). The answer names the argument the agent must fix
-/// and the value (a resource is named by the argument it was derived from).
+/// is flagged (fail-closed). The hit names the argument the agent must fix and
+/// the value (a resource is named by the argument it was derived from). An
+/// injected hit is reported before a plain one.
 #[must_use]
-pub fn provenance_flag(intent: &Intent, session: Option<&Session>, mission: Option<&str>) -> Option<String> {
+pub fn provenance_flag(intent: &Intent, session: Option<&Session>, mission: Option<&str>) -> Option<ProvenanceHit> {
     let session = session?;
     if session.untrusted_text.is_empty() && !session.overflow {
         return None;
     }
     let mission = mission.map(str::to_lowercase);
+    let mut plain: Option<ProvenanceHit> = None;
     for (name, value) in sensitive_values(intent) {
         let needle = value.trim().to_lowercase();
         if needle.len() < PROVENANCE_MIN_BYTES {
@@ -274,11 +287,16 @@ pub fn provenance_flag(intent: &Intent, session: Option<&Session>, mission: Opti
         if trusted {
             continue;
         }
-        if session.overflow || session.untrusted_text.iter().any(|t| t.contains(&needle)) {
-            return Some(name_argument(intent, name, &needle, value));
+        let injected =
+            session.injected_text.iter().any(|t| t.contains(&needle)) || (session.overflow && session.injected);
+        if injected {
+            return Some(ProvenanceHit { argument: name_argument(intent, name, &needle, value), injected });
+        }
+        if plain.is_none() && (session.overflow || session.untrusted_text.iter().any(|t| t.contains(&needle))) {
+            plain = Some(ProvenanceHit { argument: name_argument(intent, name, &needle, value), injected });
         }
     }
-    None
+    plain
 }
 
 /// "`to` = `attacker@evil.example`": the argument a flagged value came from.
@@ -313,10 +331,10 @@ pub fn check_4_ifc(input: &CheckInput<'_>) -> Outcome {
     let mut escalation: Option<Outcome> = None;
     match intent.effect {
         EffectClass::Observe => {
-            if let Some(name) = provenance_flag(intent, session, claims.and_then(|c| c.mission.as_deref())) {
+            if let Some(hit) = provenance_flag(intent, session, claims.and_then(|c| c.mission.as_deref())) {
                 escalation = Some(Outcome::escalate(
                     HacfLevel::L2,
-                    format!("argument {name} of this read came only from untrusted content"),
+                    format!("argument {} of this read came only from untrusted content", hit.argument),
                 ));
             }
         }
@@ -340,11 +358,31 @@ pub fn check_4_ifc(input: &CheckInput<'_>) -> Outcome {
             if untrusted && context >= IfcLevel::Confidential && intent.effect == EffectClass::Irreversible {
                 return Outcome::deny(DenyCode::Taint, format!("untrusted data mixed with {context} data"));
             }
-            if let Some(name) = provenance_flag(intent, session, claims.and_then(|c| c.mission.as_deref())) {
-                return Outcome::deny(
-                    DenyCode::Provenance,
-                    format!("argument {name} appears only in untrusted content this session read"),
+            if let Some(hit) = provenance_flag(intent, session, claims.and_then(|c| c.mission.as_deref())) {
+                // Graded by evidence: a value from an output the pre-filter
+                // flagged is an attack (deny); any other untrusted value (a bill
+                // the user asked to pay) is a human's call in Standard (L2), a
+                // deny in Hardened and Isolated.
+                if hit.injected || input.config.profile() != Profile::Standard {
+                    let source = if hit.injected {
+                        "an output the pre-filter flagged as an injection"
+                    } else {
+                        "untrusted content"
+                    };
+                    return Outcome::deny(
+                        DenyCode::Provenance,
+                        format!("argument {} appears only in {source} this session read", hit.argument),
+                    );
+                }
+                let why = format!(
+                    "argument {} came only from untrusted content this session read (no sign of injection): a human must confirm it",
+                    hit.argument
                 );
+                // The packet names every reason a human is asked.
+                escalation = Some(match escalation {
+                    Some(Outcome::Escalate { level, reason }) => Outcome::escalate(level, format!("{reason}; {why}")),
+                    _ => Outcome::escalate(HacfLevel::L2, why),
+                });
             }
             if escalation.is_none() && intent.requires_integrity && untrusted {
                 escalation = Some(Outcome::escalate(

@@ -179,25 +179,36 @@ fn attacker_supplied(value: &str, session: &Session, mission: Option<&str>) -> b
     session.untrusted_text.iter().any(|t| t.contains(v.as_str()))
 }
 
-fn any_attacker_supplied(intent: &Intent, session: Option<&Session>, mission: Option<&str>) -> bool {
-    let Some(s) = session else { return false };
+/// Whether an attacker-supplied `value` came from text the pre-filter flagged.
+fn injected(value: &str, session: &Session) -> bool {
+    let v = value.trim().to_lowercase();
+    (session.overflow && session.injected) || session.injected_text.iter().any(|t| t.contains(v.as_str()))
+}
+
+/// `None`: no attacker-supplied value; `Some(true)`: one of them came from an
+/// injection the pre-filter flagged.
+fn any_attacker_supplied(intent: &Intent, session: Option<&Session>, mission: Option<&str>) -> Option<bool> {
+    let s = session?;
     if s.untrusted_text.is_empty() && !s.overflow {
-        return false;
+        return None;
     }
-    for r in &intent.resources {
-        if attacker_supplied(&r.value, s, mission) {
-            return true;
+    let mut found: Option<bool> = None;
+    let mut note = |value: &str| {
+        if attacker_supplied(value, s, mission) {
+            let hit = injected(value, s);
+            found = Some(found.unwrap_or(false) || hit);
         }
+    };
+    for r in &intent.resources {
+        note(&r.value);
     }
     for (name, value) in &intent.args {
         let listed = SENSITIVE.binary_search(&name.as_str()).is_ok() || intent.sensitive_args.iter().any(|n| n == name);
-        if let (true, ArgValue::Str(text)) = (listed, value)
-            && attacker_supplied(text, s, mission)
-        {
-            return true;
+        if let (true, ArgValue::Str(text)) = (listed, value) {
+            note(text);
         }
     }
-    false
+    found
 }
 
 /// Reference check 4, restated from §11 and design.md: ranks are numbers;
@@ -228,7 +239,7 @@ pub fn reference_check_4(state: &DscState, intent: &Intent, token: Result<&Verif
     let mission = claims.and_then(|c| c.mission.as_deref());
     let sink = rank(intent.sink_level);
     if intent.effect == EffectClass::Observe {
-        if any_attacker_supplied(intent, session, mission) {
+        if any_attacker_supplied(intent, session, mission).is_some() {
             return Outcome::escalate(HacfLevel::L2, "reference: read target from untrusted content");
         }
         return Outcome::Pass;
@@ -245,8 +256,17 @@ pub fn reference_check_4(state: &DscState, intent: &Intent, token: Result<&Verif
     if tainted && context >= 2 && intent.effect == EffectClass::Irreversible {
         return Outcome::deny(DenyCode::Taint, "reference: untrusted with confidential leaving");
     }
-    if any_attacker_supplied(intent, session, mission) {
-        return Outcome::deny(DenyCode::Provenance, "reference: attacker-supplied argument");
+    match any_attacker_supplied(intent, session, mission) {
+        Some(true) => return Outcome::deny(DenyCode::Provenance, "reference: argument from an injection"),
+        Some(false) if state.config().profile() != Profile::Standard => {
+            return Outcome::deny(DenyCode::Provenance, "reference: attacker-supplied argument");
+        }
+        Some(false) => {
+            if pending.is_none() {
+                pending = Some(Outcome::escalate(HacfLevel::L2, "reference: argument from untrusted content"));
+            }
+        }
+        None => {}
     }
     if pending.is_none() && intent.requires_integrity && tainted {
         pending = Some(Outcome::escalate(HacfLevel::L2, "reference: integrity from tainted session"));

@@ -77,6 +77,12 @@ pub struct Session {
     pub trusted_text: Vec<String>,
     /// A fragment bound was hit: provenance fails closed for this session.
     pub overflow: bool,
+    /// Lowercased untrusted text in which the pre-filter found an injection
+    /// (also in `untrusted_text`): a value from it is an attack, not a judgement call.
+    pub injected_text: Vec<String>,
+    /// Whether any untrusted text this session read carried an injection: a
+    /// stronger state than the taint (spec §33.8), kept for the immune system.
+    pub injected: bool,
 }
 
 impl Default for Session {
@@ -87,6 +93,8 @@ impl Default for Session {
             untrusted_text: Vec::new(),
             trusted_text: Vec::new(),
             overflow: false,
+            injected_text: Vec::new(),
+            injected: false,
         }
     }
 }
@@ -391,15 +399,24 @@ impl DscState {
                 a.tat_us = a.tat_us.max(*agent_tat_us);
             }
             DeltaOp::Read { agent, level, untrusted, text } => {
+                // The pre-filter is part of the configuration (its hash is in
+                // every decision), so the fold marks the same fragments on replay.
+                let injected =
+                    *untrusted && text.as_deref().is_some_and(|t| self.config.prefilter().scan_text(t).is_some());
                 let s = self.sessions.entry(agent.clone()).or_default();
                 s.level = s.level.join(*level);
                 s.untrusted |= *untrusted;
+                s.injected |= injected;
                 if let Some(text) = text {
                     let list = if *untrusted { &mut s.untrusted_text } else { &mut s.trusted_text };
                     if list.len() >= SESSION_FRAGMENTS_MAX || text.len() > FRAGMENT_BYTES_MAX {
                         s.overflow = true;
                     } else {
                         list.push(text.to_lowercase());
+                        if injected {
+                            // Bounded by `untrusted_text`'s bound: a subset of it.
+                            s.injected_text.push(text.to_lowercase());
+                        }
                     }
                 }
             }

@@ -1181,7 +1181,12 @@ impl Sequencer {
                 let text = cut.and_then(|i| text.get(..i)).unwrap_or(&text);
                 let level = intent.read_level().unwrap_or(maos_model::IfcLevel::Public);
                 let delta = DscState::record_read(&intent.agent, level, true, Some(text));
-                let record = ReadRecord { v: RECORD_VERSION, intent: id, delta: delta.ops.clone(), at_ms: now.0 };
+                let injection = self.state.dsc.config().prefilter().scan_text(text).map(|hit| hit.id);
+                if let Some(pattern) = &injection {
+                    tracing::warn!(agent = %intent.agent, %pattern, "untrusted output carries an injection; session marked");
+                }
+                let record =
+                    ReadRecord { v: RECORD_VERSION, intent: id, delta: delta.ops.clone(), at_ms: now.0, injection };
                 match self.log(KIND_READ, &record) {
                     Ok(lsn) => {
                         let taint_lsn = self.state.apply_delta(&delta).then_some(lsn);

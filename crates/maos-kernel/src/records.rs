@@ -115,6 +115,12 @@ pub struct ReadRecord {
     pub delta: Vec<DeltaOp>,
     /// When, Unix ms.
     pub at_ms: u64,
+    /// The pre-filter pattern found in the untrusted output (`PF-INJ-…`), if
+    /// any: the session is then marked injected, and values from this output
+    /// are denied, not escalated. Informational: the fold recomputes it from
+    /// the text with the configured pre-filter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub injection: Option<String>,
 }
 
 /// Kind `0x0303`: refused by the kernel's mode (no DSC decision was made).

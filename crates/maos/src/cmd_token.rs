@@ -56,6 +56,19 @@ fn parse_clearance(text: Option<&str>) -> anyhow::Result<Option<IfcLevel>> {
 }
 
 fn parse_permissions(list: &[String]) -> anyhow::Result<Vec<Permission>> {
+    for p in list {
+        // The kernel's MCP actions are `mcp.<server>.<tool>`: an `mcp:` permission
+        // would be signed and then match nothing, without a word.
+        if p.trim_start().starts_with("mcp:") {
+            return Err(coded(
+                "TOKEN-ACTION-SYNTAX",
+                format!(
+                    "`{p}`: MCP actions are `mcp.<server>.<tool>` (e.g. `mcp.files.read_text_file`, `mcp.files.*`)"
+                ),
+                2,
+            ));
+        }
+    }
     list.iter().map(|p| parse_permission(p).map_err(anyhow::Error::from)).collect()
 }
 

@@ -602,6 +602,7 @@ mod cli {
         let intent = |path: &str| {
             let mut args = std::collections::BTreeMap::new();
             args.insert("content".to_owned(), maos_model::ArgValue::Str("hello".into()));
+            args.insert("path".to_owned(), maos_model::ArgValue::Str(path.into()));
             maos_model::Intent {
                 id: maos_model::IntentId::new_v7(1, [7; 10]),
                 agent: maos_model::AgentId::new("writer").unwrap(),
@@ -622,7 +623,11 @@ mod cli {
             let (kernel, _) = maos_kernel::Kernel::start(config).await.unwrap();
             let allowed = kernel.submit_and_wait(intent("/workspace/a.txt"), &token).await.unwrap();
             assert!(matches!(allowed, maos_kernel::Reply::Done { .. }), "{allowed:?}");
-            let denied = kernel.submit_and_wait(intent("/etc/passwd"), &token).await.unwrap();
+            // An action the token does not grant: a DSC deny (a path outside the
+            // workspace would be refused before the DSC, with no decision to replay).
+            let mut delete = intent("/workspace/a.txt");
+            delete.action = "fs.delete".into();
+            let denied = kernel.submit_and_wait(delete, &token).await.unwrap();
             assert!(matches!(denied, maos_kernel::Reply::Denied { .. }), "{denied:?}");
         });
         rt.shutdown_timeout(std::time::Duration::from_secs(10));

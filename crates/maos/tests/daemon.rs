@@ -65,7 +65,8 @@ mod daemon {
 
     /// `maos token issue …` for `agent`: the token text alone on stdout.
     fn issue(dir: &Path, agent: &str, allow: &[&str]) -> String {
-        let mut args = vec!["token", "issue", "--agent", agent, "--rate", "1000/s"];
+        // Every effect costs one budget unit (its descriptor): enough for the load tests.
+        let mut args = vec!["token", "issue", "--agent", agent, "--rate", "1000/s", "--budget", "1000000"];
         for a in allow {
             args.extend_from_slice(&["--allow", a]);
         }
@@ -260,29 +261,29 @@ mod daemon {
     }
 
     fn fs_write(path: &str, content: &str) -> Value {
-        json!({
-            "action": "fs.write",
-            "resources": [{ "kind": "path", "value": path }],
-            "args": { "content": content },
-        })
+        json!({ "action": "fs.write", "args": { "path": path, "content": content } })
     }
 
     fn mail_send(to: &str, body: &str) -> Value {
-        json!({
-            "action": "mail.send",
-            "resources": [{ "kind": "recipient", "value": to }],
-            "args": { "to": to, "subject": "load", "body": body },
-        })
+        json!({ "action": "mail.send", "args": { "to": to, "subject": "load", "body": body } })
     }
 
-    /// A write of internal data to a public sink: Standard escalates it (a
-    /// declassification needs a human, HACF L2).
-    fn declassify(path: &str, wait_ms: u64) -> Value {
-        let mut intent = fs_write(path, "quarterly figures");
-        intent["reads"] = json!([{ "level": "internal" }]);
-        intent["sink_level"] = json!("public");
+    /// Mail (a public sink) from a session that read an internal workspace
+    /// file: Standard escalates it (a declassification needs a human, HACF L2).
+    fn declassify(tag: &str, wait_ms: u64) -> Value {
+        let mut intent = mail_send("bob@example.com", &format!("quarterly figures {tag}"));
         intent["wait_ms"] = json!(wait_ms);
         intent
+    }
+
+    /// Whether a message whose body holds `tag` is in the outbox or sent.
+    fn mailed(dir: &Path, tag: &str) -> bool {
+        ["mail/outbox/new", "mail/outbox/sending", "mail/sent/new"]
+            .iter()
+            .filter_map(|d| std::fs::read_dir(dir.join(d)).ok())
+            .flatten()
+            .filter_map(Result::ok)
+            .any(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains(&format!("quarterly figures {tag}"))))
     }
 
     fn done_id(reply: &(StatusCode, Value)) -> String {
@@ -467,7 +468,7 @@ mod daemon {
             .iter()
             .filter(|r| r["kind"] == KIND_COMMIT_INTENT && r["payload"]["intent"]["action"] == "fs.write")
             .map(|r| {
-                let path = r["payload"]["intent"]["resources"][0]["value"].as_str().unwrap().to_owned();
+                let path = r["payload"]["intent"]["args"]["path"].as_str().unwrap().to_owned();
                 (path, record_intent(r).unwrap())
             })
             .collect();
@@ -599,19 +600,24 @@ mod daemon {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("data");
         init(&dir);
-        let token = issue(&dir, "writer", &["fs.*=/workspace/**"]);
+        let token = issue(&dir, "writer", &["fs.*=/workspace/**", "mail.send=*@example.com"]);
         let mut daemon = Daemon::start(&dir, tmp.path(), "up", &[]);
         let agent = Agent::open(&daemon.base, &token);
+        // The session reads an internal workspace file first.
+        std::fs::create_dir_all(dir.join("workspace")).unwrap();
+        std::fs::write(dir.join("workspace/q3.txt"), "quarterly figures").unwrap();
+        let (_, view) = agent.submit(&json!({ "action": "fs.read", "args": { "path": "/workspace/q3.txt" } }));
+        assert_eq!(view["status"], "done", "{view}");
 
         // Pending with a small wait: the answer names the approval.
-        let (status, view) = agent.submit(&declassify("/workspace/public.txt", 200));
+        let (status, view) = agent.submit(&declassify("public", 200));
         assert_eq!(status, StatusCode::OK, "{view}");
         assert_eq!(view["status"], "pending_approval", "{view}");
         assert_eq!(view["code"], "HACF-PENDING", "{view}");
         let id = view["intent"].as_str().unwrap().to_owned();
         assert_eq!(view["approval"]["id"], id.as_str());
         assert_eq!(view["approval"]["level"], "l2");
-        assert!(!dir.join("workspace/public.txt").exists(), "nothing runs before approval");
+        assert!(!mailed(&dir, "public"), "nothing runs before approval");
         assert_eq!(agent.get(&format!("/v1/intents/{id}")).1["status"], "pending_approval");
 
         let list = ok_json(&dir, &["approve", "list"]);
@@ -627,14 +633,14 @@ mod daemon {
         assert_eq!(granted["intent"]["status"], "done", "{granted}");
         let (_, view) = agent.get(&format!("/v1/intents/{id}?wait_ms=5000"));
         assert_eq!(view["status"], "done", "{view}");
-        assert_eq!(std::fs::read_to_string(dir.join("workspace/public.txt")).unwrap(), "quarterly figures");
+        assert!(mailed(&dir, "public"));
         // A decided approval cannot be granted again.
         let o = maos(&dir, &["approve", "grant", &id]);
         assert_eq!(o.status.code(), Some(1));
         assert!(text(&o.stderr).contains("API-NOT-FOUND"), "{}", text(&o.stderr));
 
         // Denied: never runs; the agent sees why.
-        let (_, view) = agent.submit(&declassify("/workspace/refused.txt", 200));
+        let (_, view) = agent.submit(&declassify("refused", 200));
         assert_eq!(view["status"], "pending_approval", "{view}");
         let refused = view["intent"].as_str().unwrap().to_owned();
         let denied = ok_json(&dir, &["approve", "deny", &refused, "--reason", "not today"]);
@@ -643,10 +649,10 @@ mod daemon {
         assert_eq!(view["status"], "denied", "{view}");
         assert_eq!(view["code"], "HACF-DENIED", "{view}");
         assert_eq!(view["explanation"], "not today", "{view}");
-        assert!(!dir.join("workspace/refused.txt").exists());
+        assert!(!mailed(&dir, "refused"));
 
         // Cancelled by the agent itself while pending.
-        let (_, view) = agent.submit(&declassify("/workspace/cancelled.txt", 200));
+        let (_, view) = agent.submit(&declassify("cancelled", 200));
         let cancelled = view["intent"].as_str().unwrap().to_owned();
         let (status, view) = agent.post(&format!("/v1/intents/{cancelled}/cancel"));
         assert_eq!(status, StatusCode::OK, "{view}");
@@ -656,7 +662,7 @@ mod daemon {
         assert_eq!(status, StatusCode::CONFLICT, "{view}");
         assert_eq!(view["error"]["code"], "API-CONFLICT");
         assert!(ok_json(&dir, &["approve", "list"])["approvals"].as_array().unwrap().is_empty());
-        assert!(!dir.join("workspace/cancelled.txt").exists());
+        assert!(!mailed(&dir, "cancelled"));
 
         assert!(daemon.sigterm().success(), "{}", daemon.output());
         let records = export(&dir);

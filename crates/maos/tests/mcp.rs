@@ -928,7 +928,9 @@ mod mcp {
                 &peers.filesystem,
                 &[&share],
                 "",
-                "[upstream.tools.write_file]\neffect = \"write\"\npaths = [\"path\"]\n",
+                // The filesystem server's answer is its own ("wrote N bytes"): trusted,
+                // so a write does not taint the session by itself.
+                "[upstream.tools.write_file]\neffect = \"write\"\npaths = [\"path\"]\noutput = { untrusted = false }\n",
             ),
             peers.fixture_upstream(
                 "fixture",
@@ -965,12 +967,7 @@ mod mcp {
         let fetched: Value = http
             .post(format!("{}/v1/intents", daemon.base))
             .bearer_auth(&session)
-            .json(&json!({
-                "action": "http.get",
-                "resources": [{ "kind": "domain", "value": "127.0.0.1" }],
-                "args": { "url": url },
-                "effect": "observe",
-            }))
+            .json(&json!({ "action": "http.get", "args": { "url": url } }))
             .send()
             .unwrap()
             .json()
