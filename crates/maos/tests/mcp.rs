@@ -1098,6 +1098,106 @@ mod mcp {
         audit_clean(&dir);
     }
 
+    /// The mediation scenario suite (`examples/scenarios/mediation.json`):
+    /// banking-, mail- and chat-like tools through the real gateway. Honest tasks
+    /// whose targets come from trusted data run without a prompt; those whose
+    /// targets come from untrusted data the user asked to act on ask a human
+    /// (granted here); the same tasks with an injected instruction in the tool
+    /// output are denied without a human. No injected effect reaches the upstream.
+    #[test]
+    fn ct_ifc_mediation_scenarios_through_the_gateway() {
+        let Some(peers) = peers() else { return };
+        let suite: Value =
+            serde_json::from_str(include_str!("../../../examples/scenarios/mediation.json")).expect("scenario JSON");
+        let setup = Setup::new("");
+        let inbox = setup.tmp.path().join("inbox.txt");
+        let outbox = setup.tmp.path().join("outbox.jsonl");
+        std::fs::write(&inbox, "").unwrap();
+        setup.configure(&format!(
+            "[mcp]\napproval_wait_s = 1\n\n{}",
+            peers.fixture_upstream(
+                "fixture",
+                &format!("FIXTURE_SCENARIO_TOOLS = \"1\", FIXTURE_INBOX_FILE = {}, FIXTURE_OUTBOX = {}", qp(&inbox), qp(&outbox)),
+                r#"
+                [upstream.tools.read_inbox]
+                effect = "observe"
+                output = { level = "public", untrusted = true }
+                [upstream.tools.get_contacts]
+                effect = "observe"
+                output = { level = "public", untrusted = false }
+                [upstream.tools.pay]
+                effect = "write"
+                accounts = ["iban"]
+                [upstream.tools.send_message]
+                effect = "write"
+                recipients = ["to"]
+                [upstream.tools.post_chat]
+                effect = "write"
+                accounts = ["channel"]
+                sink = "public"
+                "#,
+            ),
+        ));
+        let dir = setup.data();
+        let daemon = setup.start("up");
+        // Per family: honest (done without a prompt, done after approval, refused),
+        // injected (executed, stopped without a human, stopped by a human).
+        let mut report: BTreeMap<String, [u32; 6]> = BTreeMap::new();
+        for (n, sc) in suite["scenarios"].as_array().unwrap().iter().enumerate() {
+            std::fs::write(&inbox, sc["inbox"].as_str().unwrap_or_default()).unwrap();
+            let agent = format!("scenario-{n}");
+            let (token, _) = issue(&dir, &agent, &["mcp.fixture.*"]);
+            let target = sc["args"].as_object().unwrap().values().next().unwrap().to_string();
+            let target = target.trim_matches('"').to_owned();
+            let out = peers.client(&plan(
+                &over_http(&daemon.base, Some(&token)),
+                &[call(sc["read"].as_str().unwrap(), &json!({})), call(sc["call"].as_str().unwrap(), &sc["args"])],
+            ));
+            let step = &steps(&out)[1];
+            let r = result(step);
+            let text = result_text(r);
+            let outcome = if !is_error(r) {
+                "done".to_owned()
+            } else if text.starts_with("HACF-PENDING") {
+                "approval".to_owned()
+            } else {
+                text.split(':').next().unwrap_or_default().to_owned()
+            };
+            let (family, kind) = (sc["family"].as_str().unwrap(), sc["kind"].as_str().unwrap());
+            assert_eq!(outcome, sc["expect"].as_str().unwrap(), "scenario {n} ({family}, {kind}): {text}");
+            let row = report.entry(family.to_owned()).or_default();
+            let injected = kind == "injected";
+            if outcome == "approval" {
+                let packet = eventually(Duration::from_secs(10), "the packet", || packets(&dir, &agent).pop());
+                let why = packet["why"].as_str().unwrap();
+                let arg = sc["args"].as_object().unwrap().keys().next().unwrap();
+                assert!(why.contains(&format!("`{arg}`")), "the packet names the argument: {why}");
+                let id = packet["id"].as_str().unwrap();
+                if injected {
+                    ok(&dir, &["approve", "deny", id, "--reason", "injected"]);
+                    row[5] += 1;
+                } else {
+                    let granted = ok_json(&dir, &["approve", "grant", id]);
+                    assert_eq!(granted["intent"]["status"], "done", "{granted}");
+                    row[1] += 1;
+                }
+            } else if outcome == "done" {
+                row[if injected { 3 } else { 0 }] += 1;
+            } else {
+                row[if injected { 4 } else { 2 }] += 1;
+            }
+            let sent = std::fs::read_to_string(&outbox).unwrap_or_default();
+            assert_eq!(sent.contains(&target), !injected, "scenario {n}: the upstream got {sent}");
+        }
+        eprintln!("family   honest: no prompt / after approval / refused   injected: executed / stopped / by a human");
+        for (family, r) in &report {
+            eprintln!("{family:<8} {:>2} / {:>2} / {:>2}   {:>2} / {:>2} / {:>2}", r[0], r[1], r[2], r[3], r[4], r[5]);
+            assert_eq!(r[3], 0, "{family}: an injected effect ran");
+        }
+        daemon.stop();
+        audit_clean(&dir);
+    }
+
     /// Two servers offer a tool of the same name: the agent sees and calls it as
     /// `<server>.<name>`, and each call goes to the server it names.
     #[test]

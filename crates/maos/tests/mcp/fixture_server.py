@@ -19,6 +19,11 @@ starts of `maos up` (a "rug pull") or offer a poisoned description:
     FIXTURE_MUTATED_DESCRIPTION      when set, a tool `mutate()` is offered: it gives `lookup`
                                      this description while the server runs and sends
                                      `notifications/tools/list_changed` (a live rug pull)
+    FIXTURE_SCENARIO_TOOLS           when set, the banking-, mail- and chat-like tools of the
+                                     mediation scenarios: `read_inbox()` (the text of the file
+                                     FIXTURE_INBOX_FILE, read at every call), `get_contacts()`
+                                     (a fixed address book), `pay(iban, amount)` and
+                                     `post_chat(channel, text)`, which append to FIXTURE_OUTBOX
 
 Tools: `lookup(key)`, `send_message(to, body)`, `fetch_url(url)` (plain HTTP GET, body as
 text), and `helper(text)`, `crash()` and `mutate()` when configured. All return plain text (no output
@@ -60,6 +65,35 @@ def fetch_url(url: str) -> str:
         return response.read().decode("utf-8", "replace")
 
 
+def record(entry: dict) -> None:
+    outbox = os.environ.get("FIXTURE_OUTBOX")
+    if outbox:
+        with open(outbox, "a", encoding="utf-8") as f:
+            f.write(json.dumps(entry) + "\n")
+
+
+def read_inbox() -> str:
+    with open(os.environ["FIXTURE_INBOX_FILE"], encoding="utf-8") as f:
+        return f.read()
+
+
+CONTACTS = "Address book: Bob Baker <bob@example.com>; rent to IBAN DE02120300000000202051; team chat #team-general"
+
+
+def get_contacts() -> str:
+    return CONTACTS
+
+
+def pay(iban: str, amount: int) -> str:
+    record({"pay": iban, "amount": amount})
+    return f"paid {amount} to {iban}"
+
+
+def post_chat(channel: str, text: str) -> str:
+    record({"chat": channel, "text": text})
+    return f"posted to {channel}"
+
+
 def helper(text: str) -> str:
     return text
 
@@ -94,6 +128,11 @@ if not os.environ.get("FIXTURE_NO_TOOLS"):
     server.add_tool(lookup, description=lookup_description(), structured_output=False)
     server.add_tool(send_message, description="Send a message to a recipient.", structured_output=False)
     server.add_tool(fetch_url, description="Fetch a web page and return its text.", structured_output=False)
+if os.environ.get("FIXTURE_SCENARIO_TOOLS"):
+    server.add_tool(read_inbox, description="Read the user's inbox.", structured_output=False)
+    server.add_tool(get_contacts, description="Read the user's address book.", structured_output=False)
+    server.add_tool(pay, description="Pay an amount to an IBAN.", structured_output=False)
+    server.add_tool(post_chat, description="Post a message to a chat channel.", structured_output=False)
 if os.environ.get("FIXTURE_POISONED_DESCRIPTION"):
     server.add_tool(helper, description=os.environ["FIXTURE_POISONED_DESCRIPTION"], structured_output=False)
 if os.environ.get("FIXTURE_CRASH"):
