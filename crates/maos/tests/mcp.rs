@@ -1117,7 +1117,11 @@ mod mcp {
             "[mcp]\napproval_wait_s = 1\n\n{}",
             peers.fixture_upstream(
                 "fixture",
-                &format!("FIXTURE_SCENARIO_TOOLS = \"1\", FIXTURE_INBOX_FILE = {}, FIXTURE_OUTBOX = {}", qp(&inbox), qp(&outbox)),
+                &format!(
+                    "FIXTURE_SCENARIO_TOOLS = \"1\", FIXTURE_INBOX_FILE = {}, FIXTURE_OUTBOX = {}",
+                    qp(&inbox),
+                    qp(&outbox)
+                ),
                 r#"
                 [upstream.tools.read_inbox]
                 effect = "observe"
@@ -1198,6 +1202,108 @@ mod mcp {
         audit_clean(&dir);
     }
 
+    /// Complete mediation through the real daemon (issue #11): the facts that
+    /// decide come from the tool's descriptor, never from the request, over
+    /// `/v1` as over `/mcp`. Each attack is refused with its code and the
+    /// upstream receives nothing.
+    #[test]
+    fn attack_agent_declared_facts_and_ambiguous_values_never_reach_the_upstream() {
+        let Some(peers) = peers() else { return };
+        let setup = Setup::new("");
+        let outbox = setup.tmp.path().join("outbox.jsonl");
+        setup.configure(&peers.fixture_upstream(
+            "fixture",
+            &format!("FIXTURE_OUTBOX = {}", qp(&outbox)),
+            r#"
+            [upstream.tools.send_message]
+            effect = "write"
+            recipients = ["to"]
+            [upstream.tools.fetch_url]
+            effect = "observe"
+            urls = ["url"]
+            [upstream.tools.lookup]
+            effect = "observe"
+            output = { level = "restricted", untrusted = false }
+            "#,
+        ));
+        let dir = setup.data();
+        let daemon = setup.start("up");
+        let (token, _) = issue(
+            &dir,
+            "mallory",
+            &[
+                "mcp.fixture.send_message=recipient:*@example.com",
+                "mcp.fixture.fetch_url=domain:allowed.example",
+                "mcp.fixture.lookup",
+            ],
+        );
+        let http = reqwest::blocking::Client::new();
+        let session: Value =
+            http.post(format!("{}/v1/sessions", daemon.base)).bearer_auth(&token).send().unwrap().json().unwrap();
+        let session = session["session"].as_str().unwrap().to_owned();
+        let v1 = |body: Value| -> (u16, Value) {
+            let r = http.post(format!("{}/v1/intents", daemon.base)).bearer_auth(&session).json(&body).send().unwrap();
+            (r.status().as_u16(), r.json().unwrap())
+        };
+        // A decoy resource inside the scope: refused as a field the agent may not set.
+        let (status, body) = v1(json!({
+            "action": "mcp.fixture.send_message",
+            "resources": [{ "kind": "recipient", "value": "bob@example.com" }],
+            "args": { "to": "attacker@evil.example", "body": "x" },
+        }));
+        assert_eq!((status, body["error"]["code"].as_str()), (400, Some("API-FIELD-DERIVED")), "{body}");
+        for field in [json!({ "sink_level": "confidential" }), json!({ "reads": [] }), json!({ "cost": 0 })] {
+            let mut intent = json!({ "action": "mcp.fixture.lookup", "args": { "key": "alpha" } });
+            intent.as_object_mut().unwrap().extend(field.as_object().unwrap().clone());
+            assert_eq!(v1(intent).1["error"]["code"], "API-FIELD-DERIVED");
+        }
+        // Without the decoy, the MCP derivation: the real recipient is scope-checked.
+        let (_, body) =
+            v1(json!({ "action": "mcp.fixture.send_message", "args": { "to": "attacker@evil.example", "body": "x" } }));
+        assert_eq!(body["code"], "DSC-1-SCOPE", "{body}");
+        // One value carrying two addresses, and one carrying a header.
+        let (_, body) = v1(json!({ "action": "mcp.fixture.send_message",
+            "args": { "to": "attacker@evil.example,bob@example.com", "body": "x" } }));
+        assert_eq!(body["code"], "INTENT-RECIPIENT", "{body}");
+        assert!(body["explanation"].as_str().unwrap().contains("`to`"), "{body}");
+        let (_, body) = v1(json!({ "action": "mcp.fixture.send_message",
+            "args": { "to": "bob@example.com\nBcc: attacker@evil.example", "body": "x" } }));
+        assert_eq!(body["code"], "INTENT-ROLE-VALUE", "{body}");
+        // A restricted output is a read-up over /v1 as over /mcp.
+        let (_, body) = v1(json!({ "action": "mcp.fixture.lookup", "args": { "key": "alpha" } }));
+        assert_eq!(body["code"], "DSC-4-READ-UP", "{body}");
+        // A Host that is not loopback (DNS rebinding) and a foreign Origin.
+        let r = http.get(format!("{}/v1/status", daemon.base)).header("host", "evil.example").send().unwrap();
+        assert_eq!(r.status().as_u16(), 403);
+        let r = http
+            .post(format!("{}/v1/intents", daemon.base))
+            .bearer_auth(&session)
+            .header("origin", "https://evil.example")
+            .json(&json!({ "action": "mcp.fixture.lookup", "args": { "key": "alpha" } }))
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 403);
+        // Over MCP: an array where one address is expected, and an authority two parsers read apart.
+        let out = peers.client(&plan(
+            &over_http(&daemon.base, Some(&token)),
+            &[
+                call("send_message", &json!({ "to": ["bob@example.com", "attacker@evil.example"], "body": "x" })),
+                call("fetch_url", &json!({ "url": "http://127.0.0.1:8765\\@allowed.example/x" })),
+                call("fetch_url", &json!({ "url": "https://user@allowed.example/x" })),
+            ],
+        ));
+        let s = steps(&out);
+        assert!(assert_denied(&s[0], "INTENT-ROLE-TYPE").contains("`to`"), "{}", s[0]);
+        assert!(assert_denied(&s[1], "INTENT-URL").contains("`url`"), "{}", s[1]);
+        assert_denied(&s[2], "INTENT-URL");
+        assert_eq!(std::fs::read_to_string(&outbox).unwrap_or_default(), "", "the upstream received nothing");
+        // Every refusal is in the log.
+        let refused = export(&dir).iter().filter(|r| r["kind_name"] == "kernel.refused").count();
+        assert!(refused >= 9, "{refused} refusals logged");
+        daemon.stop();
+        audit_clean(&dir);
+    }
+
     /// Two servers offer a tool of the same name: the agent sees and calls it as
     /// `<server>.<name>`, and each call goes to the server it names.
     #[test]
@@ -1223,6 +1329,9 @@ mod mcp {
         assert_eq!(result_text(result(&s[1])), "second");
         assert_eq!(result_text(result(&s[2])), "second");
         assert_denied(&s[3], "MCP-TOOL-UNKNOWN");
+        // The bare shared name names neither: the agent is told to choose.
+        let out = peers.client(&plan(&over_http(&daemon.base, Some(&token)), &[lookup("lookup")]));
+        assert!(assert_denied(&steps(&out)[0], "MCP-TOOL-AMBIGUOUS").contains("south.lookup"));
         let records = export(&dir);
         assert_eq!(decisions(&records, "mcp.south.lookup").len(), 1);
         assert_eq!(decisions(&records, "mcp.north.lookup").len(), 1);
