@@ -266,6 +266,30 @@ fn compare(
     None
 }
 
+/// The budget units `token` has spent, from the decision records of the log
+/// (Rule 7: what a derived child may take is the parent's budget less what it
+/// spent and carved). For `maos token derive` without a running kernel, which
+/// otherwise sees only the carves.
+///
+/// # Errors
+/// As [`replay`].
+pub fn spent_by(reader: &LogReader, token: maos_model::TokenId) -> Result<u64, KernelError> {
+    let mut spent = 0u64;
+    scan(reader, |_, record| {
+        if let KernelRecord::Decision(d) = record {
+            for op in &d.delta {
+                if let maos_dsc::DeltaOp::Charge { token: t, cost, .. } = op
+                    && *t == token
+                {
+                    spent = spent.saturating_add(*cost);
+                }
+            }
+        }
+        Ok(())
+    })?;
+    Ok(spent)
+}
+
 /// Re-runs the DSC (`config`, token keys `keys`) over every decision record in
 /// the log, each on the state folded from the records before it, and reports
 /// every record whose verdict, delta or configuration hash differs. The token

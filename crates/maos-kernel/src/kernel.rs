@@ -1327,6 +1327,21 @@ impl Sequencer {
         // the fold would reject.
         let mut trial = self.state.registry.clone();
         trial.apply(event).map_err(|e| KernelError::TokenEvent(e.to_string()))?;
+        // Rule 7: a child's budget comes out of what its parent has left, spent
+        // included (the token crate sees only what earlier children carved).
+        if let TokenEvent::Issued(issued) = event
+            && let Some(parent) = issued.parent
+            && let Some(record) = self.state.registry.get(&parent)
+        {
+            let usage = self.state.dsc.token_usage(&parent);
+            let remaining = record.issued.budget.saturating_sub(usage.spent).saturating_sub(usage.carved);
+            if issued.budget > remaining {
+                return Err(KernelError::TokenEvent(format!(
+                    "budget {} is above the parent's remaining {remaining} ({} of {} spent, {} carved for children)",
+                    issued.budget, usage.spent, record.issued.budget, usage.carved
+                )));
+            }
+        }
         let lsn = self.log(records::token_event_kind(event), &JournalEvent::Token(event.clone()))?;
         self.state.apply_token(event).map_err(|e| KernelError::TokenEvent(e.to_string()))?;
         Ok(lsn)

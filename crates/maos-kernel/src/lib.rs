@@ -49,7 +49,7 @@ mod mode;
 pub mod records;
 
 pub use error::KernelError;
-pub use fold::{Divergence, FoldSummary, REPLAY_DIVERGENCES_MAX, REPLAY_TOKENS_MAX, ReplayReport, replay};
+pub use fold::{Divergence, FoldSummary, REPLAY_DIVERGENCES_MAX, REPLAY_TOKENS_MAX, ReplayReport, replay, spent_by};
 pub use kernel::{
     APPROVAL_TTL_MS_DEFAULT, CODE_APPROVALS_FULL, CODE_RECORD_TOO_LARGE, CODE_STATE_LIMIT, CODE_TOKEN_TOO_LARGE,
     DECISION_BATCH_MAX, DSC_INTERNAL_STREAK_MAX, HEARTBEAT_INTERVAL_DEFAULT, HEARTBEAT_MISSES_MAX, Kernel,

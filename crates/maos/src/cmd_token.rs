@@ -255,6 +255,20 @@ fn derive(out: &Output, dir: &DataDir, args: &DeriveArgs) -> anyhow::Result<Exit
         max_ops: args.limits.max_ops,
         budget: args.budget,
     };
+    if let Ledger::Local(_) = &ledger {
+        // With a daemon its kernel checks this; offline the log's decisions say
+        // what the parent spent (Rule 7: spent and carved both leave the budget).
+        let spent = maos_kernel::spent_by(&crate::journal::reader(dir)?, parent.claims().id)?;
+        let carved = registry.carved_budget(&parent.claims().id);
+        let remaining = parent.claims().budget.saturating_sub(carved).saturating_sub(spent);
+        if args.budget > remaining {
+            return Err(coded(
+                "TOKEN-WIDENED",
+                format!("`budget` {} is above the parent's remaining {remaining} ({spent} spent, {carved} carved)", args.budget),
+                1,
+            ));
+        }
+    }
     let child = maos_token::derive(&key, &parent, req, now, &registry, random10()?)?;
     ledger.record(&mut registry, TokenEvent::Issued(TokenIssued::from_minted(&child)))?;
     print_minted(out, "derived", &child);

@@ -682,6 +682,32 @@ mod daemon {
         audit_clean(&dir);
     }
 
+    /// Rule 7 across delegation: a child of a parent that spent its budget gets
+    /// no fresh budget, through the running kernel and offline.
+    #[test]
+    fn ct_cap_07_attack_a_child_of_an_exhausted_parent_gets_no_fresh_budget() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        init(&dir);
+        let args = ["token", "issue", "--agent", "writer", "--allow", "fs.*=/workspace/**", "--budget", "2"];
+        let parent = text(&ok(&dir, &args).stdout).trim().to_owned();
+        let mut daemon = Daemon::start(&dir, tmp.path(), "up", &[]);
+        let agent = Agent::open(&daemon.base, &parent);
+        done_id(&agent.submit(&fs_write("/workspace/a.txt", "x")));
+        done_id(&agent.submit(&fs_write("/workspace/b.txt", "x")));
+        let derive = ["token", "derive", parent.as_str(), "--agent", "child", "--allow", "fs.write=/workspace/**", "--budget", "1"];
+        let o = maos(&dir, &derive);
+        assert!(!o.status.success(), "{}", text(&o.stdout));
+        assert!(text(&o.stderr).contains("remaining 0"), "{}", text(&o.stderr));
+        assert!(daemon.sigterm().success(), "{}", daemon.output());
+        let o = maos(&dir, &derive);
+        assert!(!o.status.success(), "{}", text(&o.stdout));
+        let err = text(&o.stderr);
+        assert!(err.contains("TOKEN-WIDENED") && err.contains("2 spent"), "{err}");
+        // Nothing was issued either way.
+        assert_eq!(ok_json(&dir, &["token", "list", "--all"])["tokens"].as_array().unwrap().len(), 1);
+    }
+
     // ---- A4: undo and revocation through the running daemon ------------------
 
     #[test]

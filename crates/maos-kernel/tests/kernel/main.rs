@@ -270,6 +270,24 @@ fn ct_cap_07_a_parent_cannot_spend_what_it_delegated() {
         assert!(matches!(reply, Reply::Done { .. }), "{reply:?}");
         let reply = submit(&kernel, fs_write("p1.txt", "x"), &parent_text).await;
         assert!(reply.code().unwrap().starts_with("DSC-3"), "{reply:?}");
+        // An exhausted parent (1 spent + 2 carved of 3) gives no fresh budget to
+        // a second child, although no earlier child carved it.
+        let mut registry = registry.clone();
+        registry.apply(&TokenEvent::Issued(TokenIssued::from_minted(&child))).unwrap();
+        let request = DeriveRequest {
+            agent: maos_model::AgentId::new("helper2").unwrap(),
+            ring: None,
+            clearance: None,
+            permissions: vec![maos_token::parse_permission("fs.write=/workspace/**").unwrap()],
+            ttl_ms: None,
+            rate_per_hour: None,
+            max_ops: None,
+            budget: 1,
+        };
+        let second = maos_token::derive(issuer(), &parent, request, NOW, &registry, [5; 10]).unwrap();
+        let err = kernel.token_event(TokenEvent::Issued(TokenIssued::from_minted(&second))).await.unwrap_err();
+        assert_eq!(err.code(), "KERNEL-TOKEN-EVENT");
+        assert!(err.to_string().contains("remaining 0"), "{err}");
     });
     lifetime(async {
         let (kernel, _) = start(&world).await;
