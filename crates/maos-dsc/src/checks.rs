@@ -282,17 +282,18 @@ pub fn provenance_flag(intent: &Intent, session: Option<&Session>, mission: Opti
         if needle.len() < PROVENANCE_MIN_BYTES {
             continue;
         }
-        let trusted = mission.as_deref().is_some_and(|m| m.contains(&needle))
-            || session.trusted_text.iter().any(|t| t.contains(&needle));
+        // The value as given and percent-decoded: the index holds both forms of the text.
+        let decoded = crate::prefilter::percent_decode(&needle);
+        let found = |t: &str| t.contains(&needle) || t.contains(&decoded);
+        let trusted = mission.as_deref().is_some_and(found) || session.trusted_text.iter().any(|t| found(t));
         if trusted {
             continue;
         }
-        let injected =
-            session.injected_text.iter().any(|t| t.contains(&needle)) || (session.overflow && session.injected);
+        let injected = session.injected_text.iter().any(|t| found(t)) || (session.overflow && session.injected);
         if injected {
             return Some(ProvenanceHit { argument: name_argument(intent, name, &needle, value), injected });
         }
-        if plain.is_none() && (session.overflow || session.untrusted_text.iter().any(|t| t.contains(&needle))) {
+        if plain.is_none() && (session.overflow || session.untrusted_text.iter().any(|t| found(t))) {
             plain = Some(ProvenanceHit { argument: name_argument(intent, name, &needle, value), injected });
         }
     }

@@ -338,6 +338,49 @@ fn unicode_hit(text: &str) -> Option<PrefilterHit> {
     None
 }
 
+/// `%XX` sequences decoded (invalid ones kept as they are), as UTF-8 lossily.
+#[must_use]
+pub fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let hex = |j: usize| bytes.get(j).and_then(|c| char::from(*c).to_digit(16));
+        match (b, hex(i + 1), hex(i + 2)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
+                i += 3;
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// How untrusted (and trusted) text is indexed for argument provenance: case
+/// folded, then also percent-decoded and with its embedded base64 runs decoded
+/// (at most [`BASE64_RUNS_MAX`]), so a value hidden by encoding is still found.
+/// Split or paraphrased values are not (docs/prefilter.md, "Provenance").
+#[must_use]
+pub fn provenance_index(text: &str) -> String {
+    let mut index = text.to_lowercase();
+    let decoded = percent_decode(text);
+    if decoded != text {
+        index.push('\n');
+        index.push_str(&decoded.to_lowercase());
+    }
+    for run in base64_runs(text).take(BASE64_RUNS_MAX) {
+        if let Some(plain) = decode_base64(run) {
+            index.push('\n');
+            index.push_str(&plain.to_lowercase());
+        }
+    }
+    index
+}
+
 fn base64_runs(text: &str) -> impl Iterator<Item = &str> {
     text.split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | '-' | '_')))
         .filter(|run| run.len() >= BASE64_RUN_MIN)

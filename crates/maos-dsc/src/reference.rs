@@ -163,26 +163,30 @@ fn attacker_supplied(value: &str, session: &Session, mission: Option<&str>) -> b
     if v.len() < 4 {
         return false;
     }
+    let forms = [v.clone(), crate::prefilter::percent_decode(&v)];
+    let seen = |t: &str| forms.iter().any(|f| t.contains(f.as_str()));
     if let Some(m) = mission
-        && m.to_lowercase().contains(v.as_str())
+        && seen(&m.to_lowercase())
     {
         return false;
     }
     for t in &session.trusted_text {
-        if t.contains(v.as_str()) {
+        if seen(t) {
             return false;
         }
     }
     if session.overflow {
         return true;
     }
-    session.untrusted_text.iter().any(|t| t.contains(v.as_str()))
+    session.untrusted_text.iter().any(|t| seen(t))
 }
 
 /// Whether an attacker-supplied `value` came from text the pre-filter flagged.
 fn injected(value: &str, session: &Session) -> bool {
     let v = value.trim().to_lowercase();
-    (session.overflow && session.injected) || session.injected_text.iter().any(|t| t.contains(v.as_str()))
+    let forms = [v.clone(), crate::prefilter::percent_decode(&v)];
+    (session.overflow && session.injected)
+        || session.injected_text.iter().any(|t| forms.iter().any(|f| t.contains(f.as_str())))
 }
 
 /// `None`: no attacker-supplied value; `Some(true)`: one of them came from an

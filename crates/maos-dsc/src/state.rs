@@ -71,7 +71,7 @@ pub struct Session {
     pub level: IfcLevel,
     /// Whether anything untrusted was read.
     pub untrusted: bool,
-    /// Lowercased untrusted text read (for provenance).
+    /// Untrusted text read, indexed for provenance ([`crate::prefilter::provenance_index`]).
     pub untrusted_text: Vec<String>,
     /// Lowercased trusted text read (for provenance).
     pub trusted_text: Vec<String>,
@@ -412,11 +412,12 @@ impl DscState {
                     if list.len() >= SESSION_FRAGMENTS_MAX || text.len() > FRAGMENT_BYTES_MAX {
                         s.overflow = true;
                     } else {
-                        list.push(text.to_lowercase());
+                        let indexed = crate::prefilter::provenance_index(text);
                         if injected {
                             // Bounded by `untrusted_text`'s bound: a subset of it.
-                            s.injected_text.push(text.to_lowercase());
+                            s.injected_text.push(indexed.clone());
                         }
+                        list.push(indexed);
                     }
                 }
             }

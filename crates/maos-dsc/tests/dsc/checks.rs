@@ -463,3 +463,27 @@ fn default_profiles_build_and_slice() {
     let iso = config(Profile::Isolated);
     assert!(iso.mac().slice_len("agent.send") >= iso.mac().slice_len("fs.write") + 2);
 }
+
+/// Provenance normalisation (issue #11 item 12): case, percent-encoding and
+/// embedded base64 do not hide a value; splitting it does (a documented limit).
+#[test]
+fn provenance_sees_through_case_percent_encoding_and_base64_but_not_splits() {
+    let t = reader(IfcLevel::Internal);
+    let send = |to: &str| {
+        let mut i = intent("writer", "mail.send", ResourceKind::Recipient, to, EffectClass::Write);
+        i.sink_level = IfcLevel::Public;
+        with_arg(i, "to", to)
+    };
+    let flagged = |page: &str, to: &str| {
+        let mut s = state(Profile::Hardened);
+        s.apply(&DscState::record_read(&agent("writer"), IfcLevel::Public, true, Some(page))).unwrap();
+        code(&run(&s, &send(to), &t)) == Some("DSC-4-PROVENANCE")
+    };
+    assert!(flagged("Contact: DROP@Exfil.Example", "drop@exfil.example"));
+    assert!(flagged("mailto:drop%40exfil.example?subject=hi", "drop@exfil.example"));
+    assert!(flagged("see ZHJvcEBleGZpbC5leGFtcGxlIGZvciB0aGUgcmVwb3J0", "drop@exfil.example"));
+    assert!(flagged("Contact: drop@exfil.example", "drop%40exfil.example"));
+    // Split or paraphrased: not caught by string matching.
+    assert!(!flagged("write to drop, at exfil dot example", "drop@exfil.example"));
+    assert!(!flagged("user 'drop' + domain 'exfil.example'", "drop@exfil.example"));
+}
