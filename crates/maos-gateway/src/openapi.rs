@@ -22,15 +22,8 @@ pub const DOCUMENT: &str = r##"{
       "IntentRequest": {
         "type": "object", "required": ["action"], "additionalProperties": false,
         "properties": {
-          "action": { "type": "string", "pattern": "^[a-z0-9._:/-]+$", "examples": ["fs.write", "mail.send", "http.get"] },
-          "resources": { "type": "array", "items": { "$ref": "#/components/schemas/Resource" } },
-          "args": { "type": "object", "description": "Argument values: strings, integers, booleans, or lists of strings." },
-          "effect": { "enum": ["observe", "write", "irreversible"], "description": "Absent: write. The Commit Layer's classification wins when stronger." },
-          "cost": { "type": "integer", "minimum": 0 },
-          "sink_level": { "enum": ["public", "internal", "confidential", "restricted"], "description": "Absent: public." },
-          "requires_integrity": { "type": "boolean" },
-          "reads": { "type": "array", "items": { "type": "object" } },
-          "sensitive_args": { "type": "array", "items": { "type": "string" } },
+          "action": { "type": "string", "pattern": "^[a-z0-9._:/-]+$", "examples": ["fs.write", "mail.send", "http.get", "mcp.files.read_text_file"], "description": "Resources, effect, sink, reads, cost and integrity are derived by the kernel from the action's descriptor; setting any of them is refused with API-FIELD-DERIVED." },
+          "args": { "type": "object", "description": "Argument values: strings, integers, booleans. Role arguments (path, to, url, an MCP tool's roles) name the resources." },
           "world_state_hash": { "type": "string", "pattern": "^[0-9a-f]{64}$" },
           "wait_ms": { "type": "integer", "minimum": 0, "maximum": 60000, "description": "Default 10000; 0 answers at once with 202." }
         }
@@ -70,7 +63,8 @@ pub const DOCUMENT: &str = r##"{
     "/v1/status": { "get": { "summary": "Kernel mode and why, queue, WAL health, approvals, sessions.", "security": [{ "operator": [] }], "responses": { "200": { "description": "status object" } } } },
     "/v1/audit": { "get": { "summary": "Audit records in the export format (tokens redacted).", "security": [{ "operator": [] }], "parameters": [{ "name": "from", "in": "query", "schema": { "type": "integer", "minimum": 1 } }, { "name": "limit", "in": "query", "schema": { "type": "integer", "maximum": 1000 } }], "responses": { "200": { "description": "{records, next}" } } } },
     "/v1/tools": { "get": { "summary": "Upstream MCP tools with their pins, policies and whether they are withheld (changed or poisoned).", "security": [{ "operator": [] }], "responses": { "200": { "description": "{tools: [...]}" } } } },
-    "/v1/tools/{server}/{tool}/approve": { "post": { "summary": "Approve a tool's current definition (after a change); logged, then offered again.", "security": [{ "operator": [] }], "parameters": [{ "name": "server", "in": "path", "required": true, "schema": { "type": "string" } }, { "name": "tool", "in": "path", "required": true, "schema": { "type": "string" } }], "responses": { "200": { "description": "the tool" }, "404": { "$ref": "#/components/responses/Error" } } } },
+    "/v1/tools/{server}/{tool}": { "get": { "summary": "One tool: its current definition, the definition the log last vouched for (pinned or approved), the pre-filter's finding and whether it is withheld.", "security": [{ "operator": [] }], "parameters": [{ "name": "server", "in": "path", "required": true, "schema": { "type": "string" } }, { "name": "tool", "in": "path", "required": true, "schema": { "type": "string" } }], "responses": { "200": { "description": "{tool, definition, vouched, poisoned}" }, "404": { "$ref": "#/components/responses/Error" } } } },
+    "/v1/tools/{server}/{tool}/approve": { "post": { "summary": "Approve a tool's current definition (after a change); logged, then offered again. A definition the pre-filter flagged needs {\"allow_poisoned\": true} (else 409 MCP-TOOL-POISONED).", "security": [{ "operator": [] }], "parameters": [{ "name": "server", "in": "path", "required": true, "schema": { "type": "string" } }, { "name": "tool", "in": "path", "required": true, "schema": { "type": "string" } }], "responses": { "200": { "description": "the tool" }, "404": { "$ref": "#/components/responses/Error" } } } },
     "/v1/token-events": { "post": { "summary": "Log a token issue or revocation made by the operator's CLI while the daemon holds the log.", "security": [{ "operator": [] }], "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object" } } } }, "responses": { "201": { "description": "{lsn}" }, "409": { "$ref": "#/components/responses/Error" } } } }
   }
 }"##;

@@ -37,6 +37,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/v1/audit", get(audit))
         .route("/v1/token-events", post(token_event))
         .route("/v1/tools", get(tools))
+        .route("/v1/tools/{server}/{tool}", get(show_tool))
         .route("/v1/tools/{server}/{tool}/approve", post(approve_tool))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -544,7 +545,33 @@ async fn tools(State(api): State<Arc<Api>>, headers: HeaderMap) -> ApiResult<Res
     Ok(Json(serde_json::json!({ "tools": list })).into_response())
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApproveToolBody {
+    /// Approve a definition the pre-filter flagged (the operator read it).
+    #[serde(default)]
+    allow_poisoned: bool,
+}
+
 async fn approve_tool(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    Path((server, tool)): Path<(String, String)>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<Response> {
+    api.operator(&headers)?;
+    let body = body_of(body)?;
+    let options: ApproveToolBody = if body.is_empty() { ApproveToolBody::default() } else { json_body(&body)? };
+    let (registry, wal) =
+        api.tools.clone().ok_or_else(|| ApiError::NotFound("no MCP upstreams are configured".into()))?;
+    let entry = tokio::task::spawn_blocking(move || registry.approve(&server, &tool, &wal, options.allow_poisoned))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| if e.starts_with("MCP-TOOL-POISONED") { ApiError::Conflict(e) } else { ApiError::NotFound(e) })?;
+    Ok(Json(tool_json(&entry)).into_response())
+}
+
+async fn show_tool(
     State(api): State<Arc<Api>>,
     headers: HeaderMap,
     Path((server, tool)): Path<(String, String)>,
@@ -552,9 +579,19 @@ async fn approve_tool(
     api.operator(&headers)?;
     let (registry, wal) =
         api.tools.clone().ok_or_else(|| ApiError::NotFound("no MCP upstreams are configured".into()))?;
-    let entry = tokio::task::spawn_blocking(move || registry.approve(&server, &tool, &wal))
+    let action = crate::mcp::action_for(&server, &tool)
+        .ok_or_else(|| ApiError::BadRequest(format!("`{server}/{tool}` is not a tool name")))?;
+    let entry = registry.get(&action).ok_or_else(|| ApiError::NotFound(format!("no tool `{server}/{tool}`")))?;
+    let (s, t) = (entry.server.clone(), entry.tool.name.to_string());
+    let vouched = tokio::task::spawn_blocking(move || registry.vouched_definition(&s, &t, &wal.reader()))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(ApiError::NotFound)?;
-    Ok(Json(tool_json(&entry)).into_response())
+        .map_err(ApiError::Internal)?;
+    let mut doc = tool_json(&entry);
+    if let Some(map) = doc.as_object_mut() {
+        map.insert("definition".into(), serde_json::to_value(&entry.tool).unwrap_or_default());
+        map.insert("vouched".into(), vouched.unwrap_or(serde_json::Value::Null));
+        map.insert("poisoned".into(), entry.poisoned.clone().map_or(serde_json::Value::Null, Into::into));
+    }
+    Ok(Json(doc).into_response())
 }

@@ -77,6 +77,20 @@ pub enum ToolsCommand {
     Approve {
         /// `server/tool`.
         tool: String,
+        /// Approve even though the pre-filter flagged the definition (read it
+        /// with `maos tools show` first).
+        #[arg(long)]
+        allow_poisoned: bool,
+    },
+    /// The current definition of SERVER/TOOL, its pin, the pre-filter's finding.
+    Show {
+        /// `server/tool`.
+        tool: String,
+    },
+    /// What changed in SERVER/TOOL since the definition the log last vouched for.
+    Diff {
+        /// `server/tool`.
+        tool: String,
     },
 }
 

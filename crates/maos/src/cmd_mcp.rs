@@ -105,11 +105,10 @@ pub fn tools(out: &Output, data_dir: &Path, cmd: ToolsCommand) -> anyhow::Result
                 ));
             }
         }
-        ToolsCommand::Approve { tool } => {
-            let (server, name) = tool
-                .split_once('/')
-                .ok_or_else(|| coded("MAOS-USAGE", format!("`{tool}`: expected SERVER/TOOL"), 2))?;
-            let doc = daemon.post(&format!("/v1/tools/{server}/{name}/approve"), &serde_json::json!({}))?;
+        ToolsCommand::Approve { tool, allow_poisoned } => {
+            let (server, name) = split_tool(tool.as_str())?;
+            let body = serde_json::json!({ "allow_poisoned": allow_poisoned });
+            let doc = daemon.post(&format!("/v1/tools/{server}/{name}/approve"), &body)?;
             out.json(&doc);
             out.line(format!(
                 "{} {tool} (pin {}…); agents see it again",
@@ -117,6 +116,87 @@ pub fn tools(out: &Output, data_dir: &Path, cmd: ToolsCommand) -> anyhow::Result
                 doc.get("pin").and_then(|p| p.as_str()).and_then(|p| p.get(..12)).unwrap_or_default()
             ));
         }
+        ToolsCommand::Show { tool } => {
+            let (server, name) = split_tool(tool.as_str())?;
+            let doc = daemon.get(&format!("/v1/tools/{server}/{name}"))?;
+            out.json(&doc);
+            let state = doc.pointer("/disabled/why").and_then(|w| w.as_str()).unwrap_or("offered");
+            out.line(format!("{tool}  pin {}", doc.get("pin").and_then(|p| p.as_str()).unwrap_or_default()));
+            out.line(format!("state: {state}"));
+            if let Some(hit) = doc.get("poisoned").and_then(|p| p.as_str()) {
+                out.line(format!("{} {hit}", out.red("pre-filter:")));
+            }
+            let definition = doc.get("definition").cloned().unwrap_or_default();
+            out.line(serde_json::to_string_pretty(&definition)?);
+        }
+        ToolsCommand::Diff { tool } => {
+            let (server, name) = split_tool(tool.as_str())?;
+            let doc = daemon.get(&format!("/v1/tools/{server}/{name}"))?;
+            let now = flatten(doc.get("definition").unwrap_or(&serde_json::Value::Null));
+            let vouched = doc.get("vouched").filter(|v| !v.is_null());
+            let Some(vouched) = vouched else {
+                out.json(&serde_json::json!({ "tool": tool, "vouched": null, "changes": [] }));
+                out.line(
+                    "the log holds no definition for this tool's last pin (pinned before definitions were logged)",
+                );
+                return Ok(ExitCode::SUCCESS);
+            };
+            let before = flatten(vouched);
+            let mut changes = Vec::new();
+            for (key, old) in &before {
+                match now.get(key) {
+                    Some(new) if new == old => {}
+                    Some(new) => changes.push(serde_json::json!({ "at": key, "was": old, "now": new })),
+                    None => changes.push(serde_json::json!({ "at": key, "was": old, "now": null })),
+                }
+            }
+            for (key, new) in &now {
+                if !before.contains_key(key) {
+                    changes.push(serde_json::json!({ "at": key, "was": null, "now": new }));
+                }
+            }
+            out.json(&serde_json::json!({ "tool": tool, "changes": changes }));
+            if changes.is_empty() {
+                out.line("no change since the definition the log vouches for");
+            }
+            for c in &changes {
+                out.line(format!("{}", c["at"].as_str().unwrap_or_default()));
+                if !c["was"].is_null() {
+                    out.line(out.red(&format!("  - {}", c["was"])));
+                }
+                if !c["now"].is_null() {
+                    out.line(out.green(&format!("  + {}", c["now"])));
+                }
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn split_tool(tool: &str) -> anyhow::Result<(&str, &str)> {
+    tool.split_once('/').ok_or_else(|| coded("MAOS-USAGE", format!("`{tool}`: expected SERVER/TOOL"), 2))
+}
+
+/// A JSON value as (JSON pointer, leaf) pairs, in order: what `tools diff` compares.
+fn flatten(value: &serde_json::Value) -> std::collections::BTreeMap<String, serde_json::Value> {
+    fn walk(v: &serde_json::Value, at: String, out: &mut std::collections::BTreeMap<String, serde_json::Value>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, x) in map {
+                    walk(x, format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")), out);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (i, x) in items.iter().enumerate() {
+                    walk(x, format!("{at}/{i}"), out);
+                }
+            }
+            leaf => {
+                out.insert(if at.is_empty() { "/".into() } else { at }, leaf.clone());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(value, String::new(), &mut out);
+    out
 }

@@ -264,7 +264,10 @@ fn derive(out: &Output, dir: &DataDir, args: &DeriveArgs) -> anyhow::Result<Exit
         if args.budget > remaining {
             return Err(coded(
                 "TOKEN-WIDENED",
-                format!("`budget` {} is above the parent's remaining {remaining} ({spent} spent, {carved} carved)", args.budget),
+                format!(
+                    "`budget` {} is above the parent's remaining {remaining} ({spent} spent, {carved} carved)",
+                    args.budget
+                ),
                 1,
             ));
         }

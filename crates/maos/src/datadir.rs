@@ -244,8 +244,18 @@ impl DataDir {
         let mut names = std::collections::BTreeSet::new();
         for u in &file.upstream {
             u.transport().map_err(|e| coded("MAOS-CONFIG", format!("`{}`: {e}", path.display()), 1))?;
-            if !names.insert(u.name.clone()) {
-                return Err(coded("MAOS-CONFIG", format!("`{}`: two upstreams named `{}`", path.display(), u.name), 1));
+            // Actions are lowercase (`mcp.<server>.<tool>`): names differing only
+            // in case would share every action.
+            if !names.insert(u.name.to_ascii_lowercase()) {
+                return Err(coded(
+                    "MAOS-CONFIG",
+                    format!(
+                        "`{}`: two upstreams named `{}` (names are compared ignoring case)",
+                        path.display(),
+                        u.name
+                    ),
+                    1,
+                ));
             }
         }
         Ok(Config {

@@ -695,7 +695,17 @@ mod daemon {
         let agent = Agent::open(&daemon.base, &parent);
         done_id(&agent.submit(&fs_write("/workspace/a.txt", "x")));
         done_id(&agent.submit(&fs_write("/workspace/b.txt", "x")));
-        let derive = ["token", "derive", parent.as_str(), "--agent", "child", "--allow", "fs.write=/workspace/**", "--budget", "1"];
+        let derive = [
+            "token",
+            "derive",
+            parent.as_str(),
+            "--agent",
+            "child",
+            "--allow",
+            "fs.write=/workspace/**",
+            "--budget",
+            "1",
+        ];
         let o = maos(&dir, &derive);
         assert!(!o.status.success(), "{}", text(&o.stdout));
         assert!(text(&o.stderr).contains("remaining 0"), "{}", text(&o.stderr));

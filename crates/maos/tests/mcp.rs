@@ -1470,6 +1470,14 @@ mod mcp {
         assert!(!tools_of(&s[0]).contains("lookup"), "a changed tool is not listed: {}", s[0]);
         assert!(assert_denied(&s[1], "MCP-TOOL-CHANGED").contains("maos tools approve fixture/lookup"), "{}", s[1]);
 
+        // Before approving, the operator sees what changed since the logged definition.
+        let diff = ok_json(&dir, &["tools", "diff", "fixture/lookup"]);
+        let changes = diff["changes"].as_array().unwrap();
+        assert_eq!(changes.len(), 1, "{diff}");
+        assert_eq!(changes[0]["at"], "/description", "{diff}");
+        assert_eq!(changes[0]["was"], "Look up a key in the fixture table.", "{diff}");
+        let show = ok_json(&dir, &["tools", "show", "fixture/lookup"]);
+        assert_eq!(show["definition"]["description"], "Look up a key in the fixture table (v2, now with caching).");
         // The operator approves the new definition: listed and callable again.
         let approved = ok_json(&dir, &["tools", "approve", "fixture/lookup"]);
         assert_eq!(approved["pin"], tools["fixture/lookup"]["pin"], "{approved}");
@@ -1477,8 +1485,12 @@ mod mcp {
         let s = steps(&out);
         assert!(tools_of(&s[0]).contains("lookup"), "{}", s[0]);
         assert_eq!(result_text(result(&s[1])), "first");
-        // A poisoned tool can be approved too, for this run: the pre-filter runs again at the next start.
-        ok_json(&dir, &["tools", "approve", "fixture/helper"]);
+        // A poisoned tool is approved only with the operator's explicit word, for
+        // this run: the pre-filter runs again at the next start.
+        let o = maos(&dir, &["tools", "approve", "fixture/helper"]);
+        assert!(!o.status.success() && text(&o.stderr).contains("MCP-TOOL-POISONED"), "{}", text(&o.stderr));
+        assert_eq!(ok_json(&dir, &["tools", "show", "fixture/helper"])["poisoned"], "PF-INJ-OVERRIDE");
+        ok_json(&dir, &["tools", "approve", "fixture/helper", "--allow-poisoned"]);
         let out = peers.client(&plan(&http, &[list(), helper.clone()]));
         let s = steps(&out);
         assert!(tools_of(&s[0]).contains("helper"), "{}", s[0]);
