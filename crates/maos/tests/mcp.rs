@@ -1525,7 +1525,7 @@ mod mcp {
                 (KIND_TOOL_PINNED, String::new()),
                 (KIND_TOOL_DISABLED, "MCP-TOOL-POISONED".to_owned()),
                 (KIND_TOOL_DISABLED, "MCP-TOOL-POISONED".to_owned()),
-                (KIND_TOOL_APPROVED, "approved by the operator".to_owned()),
+                (KIND_TOOL_APPROVED, "approved by the operator, pre-filter finding accepted explicitly".to_owned()),
                 (KIND_TOOL_DISABLED, "MCP-TOOL-POISONED".to_owned()),
             ],
             "{records:?}"
