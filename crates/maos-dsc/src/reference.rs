@@ -265,12 +265,10 @@ pub fn reference_check_4(state: &DscState, intent: &Intent, token: Result<&Verif
         Some(false) if state.config().profile() != Profile::Standard => {
             return Outcome::deny(DenyCode::Provenance, "reference: attacker-supplied argument");
         }
-        Some(false) => {
-            if pending.is_none() {
-                pending = Some(Outcome::escalate(HacfLevel::L2, "reference: argument from untrusted content"));
-            }
+        Some(false) if pending.is_none() => {
+            pending = Some(Outcome::escalate(HacfLevel::L2, "reference: argument from untrusted content"));
         }
-        None => {}
+        Some(false) | None => {}
     }
     if pending.is_none() && intent.requires_integrity && tainted {
         pending = Some(Outcome::escalate(HacfLevel::L2, "reference: integrity from tainted session"));

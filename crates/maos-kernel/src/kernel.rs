@@ -910,13 +910,11 @@ impl Sequencer {
     /// batch before anything acts on it. Returns `None` when already answered.
     fn stage(&mut self, intent: Intent, token_text: &str, reply: oneshot::Sender<Reply>) -> Option<Staged> {
         let now = self.now();
-        let intent = match self.derive(intent) {
-            Ok(intent) => intent,
-            Err((intent, code, why)) => {
-                let _ = reply.send(self.refuse(&intent, code, &why, now));
-                return None;
-            }
-        };
+        let mut intent = intent;
+        if let Err((code, why)) = self.derive(&mut intent) {
+            let _ = reply.send(self.refuse(&intent, code, &why, now));
+            return None;
+        }
         let class = self.class_of(&intent);
         let refusal = self.mode_refusal();
         // In commit freeze nothing can be recorded, so nothing is decided
@@ -991,28 +989,20 @@ impl Sequencer {
     /// and the arguments, and for an effect the label it carries: the session's
     /// context (kernel state). What the submitter put in those fields is
     /// overwritten. A refusal names its code and is logged by the caller.
-    fn derive(&self, mut intent: Intent) -> Result<Intent, (Intent, &'static str, String)> {
+    fn derive(&self, intent: &mut Intent) -> Result<(), (&'static str, String)> {
         // What the submitter declared is neither checked nor kept.
         intent.resources.clear();
         intent.reads.clear();
         intent.sensitive_args.clear();
-        if let Err(e) = intent.validate() {
-            return Err((intent, e.code(), e.to_string()));
-        }
-        match self.commit.describe(&intent) {
-            Ok(described) => described.apply(&mut intent),
-            Err(e) => return Err((intent, e.code(), e.to_string())),
-        }
+        intent.validate().map_err(|e| (e.code(), e.to_string()))?;
+        self.commit.describe(intent).map_err(|e| (e.code(), e.to_string()))?.apply(intent);
         if intent.effect.is_effect()
             && let Some(session) = self.state.dsc.session(&intent.agent)
             && (session.level > maos_model::IfcLevel::Public || session.untrusted)
         {
             intent.reads.push(maos_model::ReadLabel { level: session.level, untrusted: session.untrusted });
         }
-        if let Err(e) = intent.validate() {
-            return Err((intent, e.code(), e.to_string()));
-        }
-        Ok(intent)
+        intent.validate().map_err(|e| (e.code(), e.to_string()))
     }
 
     /// Verifies a presented token text (empty: none presented) against the

@@ -160,7 +160,7 @@ pub fn tools(out: &Output, data_dir: &Path, cmd: ToolsCommand) -> anyhow::Result
                 out.line("no change since the definition the log vouches for");
             }
             for c in &changes {
-                out.line(format!("{}", c["at"].as_str().unwrap_or_default()));
+                out.line(c["at"].as_str().unwrap_or_default());
                 if !c["was"].is_null() {
                     out.line(out.red(&format!("  - {}", c["was"])));
                 }
