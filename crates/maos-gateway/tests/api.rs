@@ -513,6 +513,7 @@ mod api {
         ("get", "/v1/audit"),
         ("post", "/v1/token-events"),
         ("get", "/v1/tools"),
+        ("get", "/v1/tools/{server}/{tool}"),
         ("post", "/v1/tools/{server}/{tool}/approve"),
     ];
 
