@@ -231,8 +231,13 @@ fn export(dir: &DataDir, args: &AuditExportArgs) -> anyhow::Result<ExitCode> {
 /// Re-runs the DSC over every logged decision, with the state as it was then,
 /// and reports any record whose verdict differs (there must be none).
 fn replay(out: &Output, dir: &DataDir) -> anyhow::Result<ExitCode> {
-    let config = maos_dsc::DscConfig::default_for(dir.load_config()?.profile)?;
-    let report = maos_kernel::replay(&reader(dir)?, config, &crate::cmd_token::key_ring(dir)?)?;
+    let log = reader(dir)?;
+    // The policy the log records (the one `maos up` ran), else the deployed one.
+    let config = match crate::policy_log::logged_policy(&log)? {
+        Some(logged) => logged,
+        None => dir.dsc_config(&dir.load_config()?)?,
+    };
+    let report = maos_kernel::replay(&log, config, &crate::cmd_token::key_ring(dir)?)?;
     out.json(&serde_json::json!({
         "ok": report.is_clean(), "records": report.records, "decisions": report.decisions,
         "divergence_count": report.divergence_count,

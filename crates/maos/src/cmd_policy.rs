@@ -217,10 +217,14 @@ impl ScenarioReport {
 }
 
 /// Runs `maos policy`.
-pub fn run(out: &Output, cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
+pub fn run(out: &Output, data_dir: &Path, cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
+    // The policy the deployment runs (maos.toml `[policy] files`, the loader
+    // `maos up` uses), under every scenario's own additions.
+    let dir = crate::datadir::DataDir::new(data_dir);
+    let deployed = dir.policy_sources(&dir.load_config()?)?;
     match cmd {
         PolicyCommand::Check { scenario } => {
-            let report = run_file(&scenario)?;
+            let report = run_file(&scenario, &deployed)?;
             print_report(out, &report, true);
             out.json(&report_json(&report));
             Ok(if report.failures() == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
@@ -240,7 +244,7 @@ pub fn run(out: &Output, cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
             let mut failed = 0usize;
             let mut docs = Vec::new();
             for file in &files {
-                match run_file(file) {
+                match run_file(file, &deployed) {
                     Ok(report) => {
                         let n = report.failures();
                         if n == 0 {
@@ -273,7 +277,7 @@ pub fn run(out: &Output, cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn run_file(path: &Path) -> anyhow::Result<ScenarioReport> {
+fn run_file(path: &Path, deployed: &[(String, String)]) -> anyhow::Result<ScenarioReport> {
     let len = std::fs::metadata(path)
         .map_err(|e| coded("POLICY-IO", format!("cannot read `{}`: {e}", path.display()), 1))?
         .len();
@@ -284,7 +288,7 @@ fn run_file(path: &Path) -> anyhow::Result<ScenarioReport> {
     let scenario: Scenario = serde_json::from_slice(&bytes)
         .map_err(|e| coded("POLICY-SCENARIO", format!("`{}`: {e}", path.display()), 1))?;
     let name = scenario.name.clone().unwrap_or_else(|| path.display().to_string());
-    run_scenario(&scenario, name)
+    run_scenario(&scenario, name, deployed)
 }
 
 fn bad(msg: impl Into<String>) -> anyhow::Error {
@@ -339,13 +343,16 @@ fn default_sink(action: &str) -> IfcLevel {
     }
 }
 
-fn run_scenario(scenario: &Scenario, name: String) -> anyhow::Result<ScenarioReport> {
+fn run_scenario(scenario: &Scenario, name: String, deployed: &[(String, String)]) -> anyhow::Result<ScenarioReport> {
     let profile =
         Profile::parse(&scenario.profile).ok_or_else(|| bad(format!("unknown profile `{}`", scenario.profile)))?;
     if scenario.agents.len() > AGENTS_MAX || scenario.steps.len() > STEPS_MAX {
         return Err(bad(format!("at most {AGENTS_MAX} agents and {STEPS_MAX} steps")));
     }
     let mut builder = DscConfig::builder(profile);
+    for (name, text) in deployed {
+        builder = builder.policy(name, text);
+    }
     for (i, text) in scenario.policies.iter().enumerate() {
         builder = builder.policy(&format!("scenario-policy-{i}"), text);
     }
@@ -596,7 +603,7 @@ mod tests {
         files.sort();
         assert!(files.len() >= 3, "expected example scenarios in {}", dir.display());
         for file in files {
-            let report = run_file(&file).expect("scenario runs");
+            let report = run_file(&file, &[]).expect("scenario runs");
             for s in &report.steps {
                 assert!(s.matched, "{}: step {} got {:?}", file.display(), s.index, s.decision.verdict);
             }

@@ -38,7 +38,25 @@ pub struct Config {
     pub upstreams: Vec<maos_mcp::UpstreamConfig>,
     /// `[mcp]`: the agent-facing MCP gateway.
     pub mcp: McpSection,
+    /// `[policy] files`: Cedar MAC policy files `maos up`, `audit replay` and
+    /// `policy test` load on top of the profile's defaults (absolute, or
+    /// relative to the data directory).
+    pub policy_files: Vec<PathBuf>,
 }
+
+/// `[policy]` in `maos.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySection {
+    /// Cedar files; each may only add forbids (the profile's permit stays).
+    #[serde(default)]
+    pub files: Vec<String>,
+}
+
+/// Policy files at most: bounds boot work and the boot record.
+pub const POLICY_FILES_MAX: usize = 32;
+/// Bytes of one policy file: a policy is text a human reviews, not data.
+pub const POLICY_FILE_BYTES_MAX: usize = 256 * 1024;
 
 /// `[mcp]` in `maos.toml`.
 #[derive(Debug, Clone, Deserialize)]
@@ -119,6 +137,8 @@ struct ConfigFile {
     upstream: Vec<maos_mcp::UpstreamConfig>,
     #[serde(default)]
     mcp: McpSection,
+    #[serde(default)]
+    policy: PolicySection,
 }
 
 #[derive(Default, Deserialize)]
@@ -258,6 +278,14 @@ impl DataDir {
                 ));
             }
         }
+        if file.policy.files.len() > POLICY_FILES_MAX {
+            return Err(coded(
+                "MAOS-CONFIG",
+                format!("`{}`: more than {POLICY_FILES_MAX} policy files", path.display()),
+                1,
+            ));
+        }
+        let policy_files = file.policy.files.iter().map(|f| self.root.join(f)).collect();
         Ok(Config {
             profile,
             wal_secondary,
@@ -266,7 +294,38 @@ impl DataDir {
             effectors: file.effectors,
             upstreams: file.upstream,
             mcp: file.mcp,
+            policy_files,
         })
+    }
+
+    /// The deployed Cedar policy sources (`[policy] files`), as (file name, text).
+    ///
+    /// # Errors
+    /// `MAOS-POLICY` naming a file that cannot be read or is over the size bound.
+    pub fn policy_sources(&self, config: &Config) -> anyhow::Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for path in &config.policy_files {
+            let bad = |why: String| coded("MAOS-POLICY", format!("`{}`: {why}", path.display()), 1);
+            let meta = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?;
+            if !meta.is_file() || meta.len() > u64::try_from(POLICY_FILE_BYTES_MAX).unwrap_or(u64::MAX) {
+                return Err(bad(format!("not a regular file of at most {POLICY_FILE_BYTES_MAX} bytes")));
+            }
+            let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+            let name =
+                path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+            out.push((name, text));
+        }
+        Ok(out)
+    }
+
+    /// The DSC configuration the deployment runs: the profile's defaults plus
+    /// the deployed policy files. The one loader for `maos up`, `audit replay`
+    /// (when the log records no policy) and `policy test`.
+    ///
+    /// # Errors
+    /// `MAOS-POLICY` for an unreadable file or a policy Cedar rejects (start-up refused).
+    pub fn dsc_config(&self, config: &Config) -> anyhow::Result<std::sync::Arc<maos_dsc::DscConfig>> {
+        dsc_config_from(config.profile, &self.policy_sources(config)?)
     }
 
     /// Fails with a helpful message unless `maos init` has run here.
@@ -320,4 +379,20 @@ pub fn now() -> UnixMillis {
 /// Ten random bytes for a UUIDv7.
 pub fn random10() -> anyhow::Result<[u8; 10]> {
     Ok(maos_crypto::random_bytes::<10>()?)
+}
+
+/// A DSC configuration from a profile and policy sources (deployed files or a
+/// `kernel.policy` record).
+///
+/// # Errors
+/// `MAOS-POLICY` naming the source Cedar rejects.
+pub fn dsc_config_from(
+    profile: Profile,
+    sources: &[(String, String)],
+) -> anyhow::Result<std::sync::Arc<maos_dsc::DscConfig>> {
+    let mut builder = maos_dsc::DscConfig::builder(profile);
+    for (name, text) in sources {
+        builder = builder.policy(name, text);
+    }
+    builder.build().map_err(|e| coded("MAOS-POLICY", format!("the MAC policy does not load: {e}"), 1))
 }

@@ -412,8 +412,12 @@ impl Demo<'_> {
                 format!("{name} copy: {} unsigned records", r.unsigned_tail_records)
             })?;
         }
-        let config = maos_dsc::DscConfig::default_for(dir.load_config()?.profile)?;
-        let report = maos_kernel::replay(&crate::journal::reader(dir)?, config, &crate::cmd_token::key_ring(dir)?)?;
+        let log = crate::journal::reader(dir)?;
+        let config = match crate::policy_log::logged_policy(&log)? {
+            Some(logged) => logged,
+            None => dir.dsc_config(&dir.load_config()?)?,
+        };
+        let report = maos_kernel::replay(&log, config, &crate::cmd_token::key_ring(dir)?)?;
         let (decisions, diverged) = (report.decisions, report.divergence_count);
         let tail = format!("{} records, {decisions} decisions re-run, {diverged} diverged", report.records);
         let step = json!({ "what": "audit replay", "decisions": decisions, "divergences": diverged });

@@ -70,6 +70,7 @@ pub fn kind_name(kind: RecordKind) -> &'static str {
         0x0303 => "kernel.refused",
         0x0310 => "approval.requested",
         0x0311 => "approval.decided",
+        0x0320 => "kernel.policy",
         0x0400 => "tool.pinned",
         0x0401 => "tool.approved",
         0x0402 => "tool.disabled",

@@ -22,6 +22,7 @@ mod datadir;
 mod demo;
 mod journal;
 mod output;
+mod policy_log;
 mod runtime;
 
 use clap::Parser as _;
@@ -41,7 +42,7 @@ fn main() -> ExitCode {
         cli::Command::Init(args) => cmd_init::run(&out, &cli.data_dir, &args),
         cli::Command::Token(cmd) => cmd_token::run(&out, &cli.data_dir, cmd),
         cli::Command::Key(cmd) => cmd_key::run(&out, &cli.data_dir, cmd),
-        cli::Command::Policy(cmd) => cmd_policy::run(&out, cmd),
+        cli::Command::Policy(cmd) => cmd_policy::run(&out, &cli.data_dir, cmd),
         cli::Command::Audit(cmd) => cmd_audit::run(&out, &cli.data_dir, cmd),
         cli::Command::Demo(args) => demo::run(&out, &args),
         cli::Command::Up(args) => cmd_up::run(&out, &cli.data_dir, &args),

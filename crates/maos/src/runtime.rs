@@ -72,7 +72,11 @@ pub fn open(dir: &DataDir, options: RuntimeOptions, async_runtime: &tokio::runti
     if options.noop_effector {
         effectors.insert(Arc::new(NoopEffector))?;
     }
-    let dsc = maos_dsc::DscConfig::default_for(config.profile)?;
+    // The one loader (maos.toml `[policy] files`); a policy error refuses start-up.
+    let deployed = dir.policy_sources(&config)?;
+    let dsc = crate::datadir::dsc_config_from(config.profile, &deployed)?;
+    // Logged before the kernel decides anything: replay re-runs this exact policy.
+    crate::policy_log::log_policy(&wal, &dsc, &deployed)?;
     let tools = Arc::new(maos_gateway::mcp::ToolRegistry::default());
     let pinning = maos_gateway::mcp::Pinning { registry: tools.clone(), wal: wal.clone(), dsc: dsc.clone() };
     let upstreams = maos_gateway::mcp::Upstreams::new(pinning, async_runtime.clone());

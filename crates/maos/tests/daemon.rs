@@ -682,6 +682,73 @@ mod daemon {
         audit_clean(&dir);
     }
 
+    /// A deployed Cedar policy (`[policy] files` in maos.toml) is what `maos up`
+    /// enforces, what `maos policy test` tests, and what the log records, so
+    /// `maos audit replay` re-runs it offline even after maos.toml changed; a
+    /// policy that does not load refuses start-up.
+    #[test]
+    fn deployed_mac_policy_is_enforced_tested_logged_and_replayed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        init(&dir);
+        std::fs::create_dir_all(dir.join("policies")).unwrap();
+        std::fs::write(
+            dir.join("policies/site.cedar"),
+            "@id(\"site-no-secret-files\")\n@reason(\"site policy: agents never write files named secret\")\n\
+             forbid (principal, action == Action::\"fs.write\", resource) when { context.resource like \"*secret*\" };\n",
+        )
+        .unwrap();
+        let toml = std::fs::read_to_string(dir.join("maos.toml")).unwrap_or_default();
+        std::fs::write(dir.join("maos.toml"), format!("{toml}\n[policy]\nfiles = [\"policies/site.cedar\"]\n"))
+            .unwrap();
+        // `maos policy test` runs scenarios under the deployed policy.
+        let scenarios = tmp.path().join("scenarios");
+        std::fs::create_dir_all(&scenarios).unwrap();
+        std::fs::write(
+            scenarios.join("site.json"),
+            serde_json::to_string(&json!({
+                "profile": "standard",
+                "agents": [{ "id": "writer", "ring": 2, "trust_class": "a", "clearance": "internal",
+                    "permissions": ["fs.write=/workspace/**"], "budget": 10, "rate": "600/h" }],
+                "steps": [
+                    { "agent": "writer", "action": "fs.write", "resource": "/workspace/secret.txt",
+                      "args": { "content": "x" }, "expect": { "verdict": "deny", "code": "DSC-5-MAC" } },
+                    { "agent": "writer", "action": "fs.write", "resource": "/workspace/ok.txt",
+                      "args": { "content": "x" }, "at_ms": 1000, "expect": "allow" }
+                ]
+            }))
+            .unwrap(),
+        )
+        .unwrap();
+        ok(&dir, &["policy", "test", scenarios.to_str().unwrap()]);
+
+        let token = issue(&dir, "writer", &["fs.*=/workspace/**"]);
+        let mut daemon = Daemon::start(&dir, tmp.path(), "up", &[]);
+        let agent = Agent::open(&daemon.base, &token);
+        let (_, view) = agent.submit(&fs_write("/workspace/secret.txt", "x"));
+        assert_eq!(view["code"], "DSC-5-MAC", "{view}");
+        done_id(&agent.submit(&fs_write("/workspace/ok.txt", "x")));
+        assert!(daemon.sigterm().success(), "{}", daemon.output());
+        assert!(!dir.join("workspace/secret.txt").exists());
+        let records = export(&dir);
+        let policy = records.iter().find(|r| r["kind_name"] == "kernel.policy").expect("a kernel.policy record");
+        assert!(policy.to_string().contains("site-no-secret-files"), "{policy}");
+
+        // The deployment drops the policy: replay still re-runs the logged one.
+        std::fs::write(dir.join("maos.toml"), toml).unwrap();
+        let replay = ok_json(&dir, &["audit", "replay"]);
+        assert_eq!(replay["ok"], true, "{replay}");
+        assert_eq!(replay["divergence_count"], 0, "{replay}");
+
+        // A policy Cedar rejects refuses start-up, with its code.
+        std::fs::write(dir.join("policies/bad.cedar"), "forbid (principal, action, resource) when { nonsense };")
+            .unwrap();
+        std::fs::write(dir.join("maos.toml"), "[policy]\nfiles = [\"policies/bad.cedar\"]\n").unwrap();
+        let o = maos(&dir, &["up", "--listen", "127.0.0.1:0"]);
+        assert!(!o.status.success());
+        assert!(text(&o.stderr).contains("MAOS-POLICY"), "{}", text(&o.stderr));
+    }
+
     /// Rule 7 across delegation: a child of a parent that spent its budget gets
     /// no fresh budget, through the running kernel and offline.
     #[test]

@@ -1,0 +1,67 @@
+//! The MAC policy in force, in the log: `maos up` appends a `kernel.policy`
+//! record at every start, before the kernel decides anything, with the profile,
+//! the deployed Cedar sources and the configuration hash, so `maos audit replay`
+//! re-runs the exact policy offline, whatever `maos.toml` says by then.
+
+use crate::output::coded;
+use maos_dsc::DscConfig;
+use maos_model::Profile;
+use maos_wal::{LogReader, RecordKind, Wal};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Record kind of the policy record (the kernel's range; the kernel's fold ignores it).
+pub const KIND_POLICY: RecordKind = RecordKind(0x0320);
+
+/// The payload of a `kernel.policy` record.
+#[derive(Debug, Serialize, Deserialize)]
+struct PolicyRecord {
+    v: u16,
+    profile: String,
+    /// SHA3-256 of the whole DSC configuration (what every decision record names).
+    config_hash: String,
+    /// The deployed sources `(file name, text)`, on top of the profile's defaults.
+    policies: Vec<(String, String)>,
+}
+
+/// Appends the policy record for `config`, built from `deployed`.
+///
+/// # Errors
+/// The log refused the record.
+pub fn log_policy(wal: &Wal, config: &DscConfig, deployed: &[(String, String)]) -> anyhow::Result<()> {
+    let record = PolicyRecord {
+        v: 1,
+        profile: config.profile().name().to_owned(),
+        config_hash: config.hash_hex(),
+        policies: deployed.to_vec(),
+    };
+    let payload = serde_json::to_vec(&record)?;
+    wal.append(KIND_POLICY, &payload).map_err(|e| coded(e.code(), format!("logging the MAC policy: {e}"), 1))?;
+    Ok(())
+}
+
+/// The configuration of the last policy record in the log, rebuilt from its
+/// sources and checked against its hash; `None` for a log without one.
+///
+/// # Errors
+/// `MAOS-POLICY` if a record does not decode, does not load, or rebuilds to
+/// another hash (the record was edited, or this build's defaults changed).
+pub fn logged_policy(reader: &LogReader) -> anyhow::Result<Option<Arc<DscConfig>>> {
+    let mut last = None;
+    for record in reader.records()? {
+        let record = record?;
+        if record.kind == KIND_POLICY {
+            last = Some((record.lsn, record.payload));
+        }
+    }
+    let Some((lsn, payload)) = last else { return Ok(None) };
+    let bad = |why: String| coded("MAOS-POLICY", format!("the policy record at lsn {lsn}: {why}"), 1);
+    let record: PolicyRecord = serde_json::from_slice(&payload).map_err(|e| bad(e.to_string()))?;
+    let profile =
+        Profile::parse(&record.profile).ok_or_else(|| bad(format!("unknown profile `{}`", record.profile)))?;
+    let config = crate::datadir::dsc_config_from(profile, &record.policies)?;
+    if config.hash_hex() != record.config_hash {
+        return Err(bad(format!("rebuilds to configuration {} instead of {}", config.hash_hex(), record.config_hash)));
+    }
+    Ok(Some(config))
+}
