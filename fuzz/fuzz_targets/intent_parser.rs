@@ -19,6 +19,6 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(intent) = maos_model::Intent::from_json(data) {
         let none = maos_token::TokenError::UnknownToken("fuzz".into());
         let decision = maos_dsc::decide(state(), &intent, Err(&none), maos_model::UnixMillis(1_767_225_600_000));
-        assert!(!decision.verdict.is_allow(), "no token must never allow");
+        assert!(!decision.verdict().is_allow(), "no token must never allow");
     }
 });

@@ -31,26 +31,26 @@ impl Authorized {
     /// An [`AuthorizeError`], which callers treat as deny (CT-CL-02).
     pub fn new(intent: Intent, decision: &Decision) -> Result<Self, AuthorizeError> {
         intent.validate().map_err(|e| AuthorizeError::InvalidIntent(e.to_string()))?;
-        match &decision.verdict {
+        match &decision.verdict() {
             Verdict::Allow => {}
             Verdict::Deny { .. } | Verdict::Escalate { .. } => {
-                return Err(AuthorizeError::NotAllow(decision.verdict.kind()));
+                return Err(AuthorizeError::NotAllow(decision.verdict().kind()));
             }
         }
-        if combine(&decision.checks) != Verdict::Allow {
+        if combine(decision.checks()) != Verdict::Allow {
             return Err(AuthorizeError::Inconsistent("a check result is not a pass"));
         }
-        if decision.checks.iter().any(|c| matches!(c.outcome, Outcome::Deny { .. } | Outcome::Escalate { .. })) {
+        if decision.checks().iter().any(|c| matches!(c.outcome, Outcome::Deny { .. } | Outcome::Escalate { .. })) {
             return Err(AuthorizeError::Inconsistent("a check result is not a pass"));
         }
-        if decision.divergence || decision.votes.iter().any(|v| v.verdict != Verdict::Allow) {
+        if decision.divergence() || decision.votes().iter().any(|v| v.verdict != Verdict::Allow) {
             return Err(AuthorizeError::Inconsistent("redundant instances did not all allow"));
         }
         Self::check_charge(&intent, decision)?;
         Ok(Self {
             intent,
             decision_hash: maos_crypto::sha3_256(&decision.canonical_bytes()).0,
-            config_hash: decision.config_hash,
+            config_hash: decision.config_hash(),
         })
     }
 
@@ -72,14 +72,14 @@ impl Authorized {
         now: UnixMillis,
     ) -> Result<Self, AuthorizeError> {
         intent.validate().map_err(|e| AuthorizeError::InvalidIntent(e.to_string()))?;
-        let requested = match &decision.verdict {
+        let requested = match &decision.verdict() {
             Verdict::Escalate { level, .. } => *level,
             Verdict::Allow | Verdict::Deny { .. } => return Err(AuthorizeError::NotEscalated),
         };
-        if !matches!(combine(&decision.checks), Verdict::Escalate { .. })
-            || decision.checks.iter().any(|c| c.outcome.is_deny())
-            || decision.divergence
-            || decision.votes.iter().any(|v| matches!(v.verdict, Verdict::Deny { .. }))
+        if !matches!(combine(decision.checks()), Verdict::Escalate { .. })
+            || decision.checks().iter().any(|c| c.outcome.is_deny())
+            || decision.divergence()
+            || decision.votes().iter().any(|v| matches!(v.verdict, Verdict::Deny { .. }))
         {
             return Err(AuthorizeError::Inconsistent("an escalated decision may not carry a deny"));
         }
@@ -98,11 +98,11 @@ impl Authorized {
         commander
             .verify(SignatureDomain::ApprovalDecision, &g.message(), &grant.signature)
             .map_err(|_| AuthorizeError::ApprovalSignature)?;
-        Ok(Self { intent, decision_hash, config_hash: decision.config_hash })
+        Ok(Self { intent, decision_hash, config_hash: decision.config_hash() })
     }
 
     fn check_charge(intent: &Intent, decision: &Decision) -> Result<(), AuthorizeError> {
-        for op in &decision.delta.ops {
+        for op in &decision.delta().ops {
             if let DeltaOp::Charge { agent, cost, .. } = op {
                 if *agent != intent.agent {
                     return Err(AuthorizeError::Mismatch("the decision charged another agent"));

@@ -49,7 +49,8 @@ fn time_each(n: usize, mut f: impl FnMut(usize)) -> (Duration, Duration, Duratio
 fn report(profile: Profile) {
     let fx = fixture(profile);
     let idx = |i: usize| i % AGENTS;
-    let verdict = decide(&fx.state, &fx.intents[0], Ok(&fx.tokens[0]), NOW).verdict;
+    let decision = decide(&fx.state, &fx.intents[0], Ok(&fx.tokens[0]), NOW);
+    let verdict = decision.verdict();
     assert!(verdict.is_allow(), "bench intent must be allowed (full path): {verdict:?}");
     let start = Instant::now();
     let (p50, p99, mean) = time_each(SAMPLES, |i| {

@@ -20,7 +20,7 @@ fn main() {
     let mut allowed = 0usize;
     for i in 0..n {
         let j = i % AGENTS;
-        if black_box(decide(&fx.state, &fx.intents[j], Ok(&fx.tokens[j]), NOW)).verdict.is_allow() {
+        if black_box(decide(&fx.state, &fx.intents[j], Ok(&fx.tokens[j]), NOW)).verdict().is_allow() {
             allowed += 1;
         }
     }

@@ -144,25 +144,105 @@ pub struct Vote {
     pub verdict: Verdict,
 }
 
-/// The DSC's decision on one intent.
+/// The DSC's decision on one intent. Only the DSC constructs one (its fields
+/// are private), so the Commit Layer's `Authorized`, built from an Allow
+/// decision, proves the DSC allowed; tests get [`Decision::for_tests`] behind
+/// the `test-support` feature.
+///
+/// Outside the DSC an Allow cannot be assembled by hand:
+///
+/// ```compile_fail,E0451
+/// use maos_dsc::{CheckId, CheckResult, Decision, Outcome, StateDelta};
+/// let forged = Decision {
+///     verdict: maos_model::Verdict::Allow,
+///     checks: std::array::from_fn(|_| CheckResult { check: CheckId::Token, outcome: Outcome::Pass }),
+///     delta: StateDelta { ops: vec![] },
+///     config_hash: [0; 32],
+///     votes: vec![],
+///     divergence: false,
+/// };
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Decision {
     /// The final verdict (after voting).
-    pub verdict: Verdict,
+    pub(crate) verdict: Verdict,
     /// The primary instance's seven check results, in order.
-    pub checks: [CheckResult; 7],
+    pub(crate) checks: [CheckResult; 7],
     /// What to apply to the state if the kernel commits this decision.
-    pub delta: StateDelta,
+    pub(crate) delta: StateDelta,
     /// SHA3-256 of the configuration used.
     #[serde(serialize_with = "hex32")]
-    pub config_hash: [u8; 32],
+    pub(crate) config_hash: [u8; 32],
     /// Every instance's verdict (one in Standard, two in Hardened, three in Isolated).
-    pub votes: Vec<Vote>,
+    pub(crate) votes: Vec<Vote>,
     /// Whether the instances disagreed.
-    pub divergence: bool,
+    pub(crate) divergence: bool,
 }
 
 impl Decision {
+    /// A decision assembled by hand, for tests of the layers above the DSC.
+    #[cfg(feature = "test-support")]
+    #[must_use]
+    pub fn for_tests(
+        verdict: Verdict,
+        checks: [CheckResult; 7],
+        delta: StateDelta,
+        config_hash: [u8; 32],
+        votes: Vec<Vote>,
+    ) -> Self {
+        Self { verdict, checks, delta, config_hash, votes, divergence: false }
+    }
+
+    /// Every field, mutable: tests forge inconsistent decisions with it to show
+    /// the layers above refuse them.
+    #[cfg(feature = "test-support")]
+    pub fn parts_mut(&mut self) -> DecisionPartsMut<'_> {
+        DecisionPartsMut {
+            verdict: &mut self.verdict,
+            checks: &mut self.checks,
+            delta: &mut self.delta,
+            config_hash: &mut self.config_hash,
+            votes: &mut self.votes,
+            divergence: &mut self.divergence,
+        }
+    }
+
+    /// The final verdict (after voting).
+    #[must_use]
+    pub const fn verdict(&self) -> &Verdict {
+        &self.verdict
+    }
+
+    /// The primary instance's seven check results, in order.
+    #[must_use]
+    pub const fn checks(&self) -> &[CheckResult; 7] {
+        &self.checks
+    }
+
+    /// What to apply to the state if the kernel commits this decision.
+    #[must_use]
+    pub const fn delta(&self) -> &StateDelta {
+        &self.delta
+    }
+
+    /// SHA3-256 of the configuration used.
+    #[must_use]
+    pub const fn config_hash(&self) -> [u8; 32] {
+        self.config_hash
+    }
+
+    /// Every instance's verdict.
+    #[must_use]
+    pub fn votes(&self) -> &[Vote] {
+        &self.votes
+    }
+
+    /// Whether the instances disagreed.
+    #[must_use]
+    pub const fn divergence(&self) -> bool {
+        self.divergence
+    }
+
     /// Canonical bytes (JSON with fixed field order) for hashing and comparison.
     #[must_use]
     pub fn canonical_bytes(&self) -> Vec<u8> {
@@ -177,6 +257,24 @@ impl Decision {
         let idx = usize::from(id.number().saturating_sub(1));
         self.checks.get(idx).unwrap_or(&self.checks[0])
     }
+}
+
+/// Mutable access to a decision's fields, for tests only (`test-support`).
+#[cfg(feature = "test-support")]
+#[derive(Debug)]
+pub struct DecisionPartsMut<'a> {
+    /// The verdict.
+    pub verdict: &'a mut Verdict,
+    /// The check results.
+    pub checks: &'a mut [CheckResult; 7],
+    /// The delta.
+    pub delta: &'a mut StateDelta,
+    /// The configuration hash.
+    pub config_hash: &'a mut [u8; 32],
+    /// The votes.
+    pub votes: &'a mut Vec<Vote>,
+    /// The divergence flag.
+    pub divergence: &'a mut bool,
 }
 
 /// Combines seven outcomes into a verdict: the first deny wins, then the

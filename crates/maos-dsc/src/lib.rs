@@ -32,7 +32,7 @@
 //!     "resources":[{"kind":"recipient","value":"bob@example.com"}]}"#).unwrap();
 //! let none = TokenError::UnknownToken("none presented".into());
 //! let decision = decide(&state, &intent, Err(&none), UnixMillis(1_767_225_600_000));
-//! assert_eq!(decision.verdict.deny_code().map(|c| c.as_str()), Some("DSC-1-NO-TOKEN"));
+//! assert_eq!(decision.verdict().deny_code().map(|c| c.as_str()), Some("DSC-1-NO-TOKEN"));
 //! ```
 
 #![forbid(unsafe_code)]
@@ -49,6 +49,8 @@ pub mod rules;
 mod state;
 
 pub use config::{CHECK_DEFINITIONS_VERSION, DscConfig, DscConfigBuilder, RateTable, WORKSPACE_ROOT};
+#[cfg(feature = "test-support")]
+pub use decision::DecisionPartsMut;
 pub use decision::{CheckId, CheckResult, Decision, Outcome, Vote, combine};
 pub use engine::{Faults, decide, decide_injecting_faults, vote};
 pub use error::DscError;

@@ -255,13 +255,13 @@ fn compare(
     let token = reverify(text.as_deref(), record, keys, state);
     let decision = decide(&state.dsc, intent, token.as_ref(), UnixMillis(record.now_ms));
     if record.config_hash != config_hash {
-        return Some((decision.verdict, "config"));
+        return Some((decision.verdict().clone(), "config"));
     }
-    if decision.verdict != record.verdict {
-        return Some((decision.verdict, "verdict"));
+    if *decision.verdict() != record.verdict {
+        return Some((decision.verdict().clone(), "verdict"));
     }
-    if decision.delta.ops != record.delta {
-        return Some((decision.verdict, "delta"));
+    if decision.delta().ops != record.delta {
+        return Some((decision.verdict().clone(), "delta"));
     }
     None
 }

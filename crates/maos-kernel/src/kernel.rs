@@ -733,7 +733,7 @@ struct Sequencer {
 }
 
 fn explain(decision: &Decision, code: DenyCode) -> String {
-    let detail = decision.checks.iter().find_map(|c| match &c.outcome {
+    let detail = decision.checks().iter().find_map(|c| match &c.outcome {
         Outcome::Deny { code: c_code, detail } if *c_code == code => Some(detail.clone()),
         Outcome::Deny { .. } | Outcome::Pass | Outcome::NotApplicable { .. } | Outcome::Escalate { .. } => None,
     });
@@ -957,12 +957,12 @@ impl Sequencer {
             token_sha3: token_sha3.map(|h| h.to_hex()),
             token_error: verified.as_ref().err().map(|e| e.code().to_owned()),
             now_ms: now.0,
-            verdict: decision.verdict.clone(),
-            deny_code: decision.verdict.deny_code().map(|c| c.as_str().to_owned()),
-            checks: serde_json::to_value(&decision.checks).unwrap_or(serde_json::Value::Null),
-            config_hash: records::hex32(&decision.config_hash),
+            verdict: decision.verdict().clone(),
+            deny_code: decision.verdict().deny_code().map(|c| c.as_str().to_owned()),
+            checks: serde_json::to_value(decision.checks()).unwrap_or(serde_json::Value::Null),
+            config_hash: records::hex32(&decision.config_hash()),
             decision_sha3: maos_crypto::sha3_256(&decision.canonical_bytes()).to_hex(),
-            delta: decision.delta.ops.clone(),
+            delta: decision.delta().ops.clone(),
         };
         let payload = match records::encode(&record) {
             Ok(p) if p.len() <= PAYLOAD_BYTES_MAX => p,
@@ -979,7 +979,7 @@ impl Sequencer {
         // INVARIANT: nothing acts on this delta before the batch holding its
         // record is durable; if the batch fails the kernel freezes (sticky),
         // so an unlogged delta never influences an allowed effect.
-        let applied = self.state.apply_delta(&decision.delta);
+        let applied = self.state.apply_delta(decision.delta());
         Some(Staged { intent, decision, class, payload, applied, now, reply })
     }
 
@@ -1053,7 +1053,7 @@ impl Sequencer {
             let _ = reply.send(denied(intent.id, CODE_STATE_LIMIT, "a kernel state bound was reached", Some(lsn)));
             return;
         }
-        match decision.verdict.clone() {
+        match decision.verdict().clone() {
             Verdict::Allow => self.on_allow(intent, &decision, class, lsn, reply),
             Verdict::Deny { code } => {
                 let _ = reply.send(denied(intent.id, code.as_str(), explain(&decision, code), Some(lsn)));
@@ -1067,7 +1067,7 @@ impl Sequencer {
 
     fn track_dsc_health(&mut self, decision: &Decision) {
         let internal =
-            decision.checks.iter().any(|c| matches!(&c.outcome, Outcome::Deny { code: DenyCode::Internal, .. }));
+            decision.checks().iter().any(|c| matches!(&c.outcome, Outcome::Deny { code: DenyCode::Internal, .. }));
         if internal {
             self.dsc_streak = self.dsc_streak.saturating_add(1);
             if self.dsc_streak >= DSC_INTERNAL_STREAK_MAX {

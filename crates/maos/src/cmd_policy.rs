@@ -475,8 +475,8 @@ fn run_scenario(scenario: &Scenario, name: String, deployed: &[(String, String)]
             (None, Some(m)) => UnverifiedToken::parse(&m.text).and_then(|t| t.verify(&keys, now, &revocation)),
         };
         let decision = decide(&state, &intent, verified.as_ref(), now);
-        if decision.verdict.is_allow() {
-            state.apply(&decision.delta)?;
+        if decision.verdict().is_allow() {
+            state.apply(decision.delta())?;
         }
         let expected = match &step.expect {
             None => None,
@@ -484,8 +484,8 @@ fn run_scenario(scenario: &Scenario, name: String, deployed: &[(String, String)]
             Some(ExpectSpec::Full { verdict, code }) => Some((verdict.to_ascii_lowercase(), code.clone())),
         };
         let matched = expected.as_ref().is_none_or(|(kind, code)| {
-            kind == decision.verdict.kind()
-                && code.as_ref().is_none_or(|c| decision.verdict.deny_code().is_some_and(|d| d.as_str() == c))
+            kind == decision.verdict().kind()
+                && code.as_ref().is_none_or(|c| decision.verdict().deny_code().is_some_and(|d| d.as_str() == c))
         });
         steps.push(StepReport {
             index,
@@ -529,8 +529,8 @@ fn print_report(out: &Output, report: &ScenarioReport, all: bool) {
         if !all && s.matched {
             continue;
         }
-        let verdict = verdict_text(&s.decision.verdict);
-        let painted = if s.decision.verdict.is_allow() { out.green(&verdict) } else { out.red(&verdict) };
+        let verdict = verdict_text(s.decision.verdict());
+        let painted = if s.decision.verdict().is_allow() { out.green(&verdict) } else { out.red(&verdict) };
         out.line(format!("[{}] +{}ms {} {} → {painted}", s.index, s.at_ms, s.agent, s.action));
         if let Some(note) = &s.note {
             out.line(format!("      {}", out.dim(note)));
@@ -543,16 +543,16 @@ fn print_report(out: &Output, report: &ScenarioReport, all: bool) {
                 out.line(format!("      expected {want}: {}", out.red("MISMATCH")));
             }
         }
-        for c in &s.decision.checks {
+        for c in s.decision.checks() {
             out.line(format!("      {} {:<16} {}", c.check.number(), c.check.name(), outcome_text(&c.outcome)));
         }
-        if s.decision.votes.len() > 1 {
+        if s.decision.votes().len() > 1 {
             let votes: Vec<String> =
-                s.decision.votes.iter().map(|v| format!("{}={}", v.instance, verdict_text(&v.verdict))).collect();
+                s.decision.votes().iter().map(|v| format!("{}={}", v.instance, verdict_text(&v.verdict))).collect();
             out.line(format!(
                 "      votes: {}{}",
                 votes.join(" "),
-                if s.decision.divergence { " (DIVERGENCE)" } else { "" }
+                if s.decision.divergence() { " (DIVERGENCE)" } else { "" }
             ));
         }
     }
@@ -568,9 +568,9 @@ fn report_json(report: &ScenarioReport) -> serde_json::Value {
                 "agent": s.agent,
                 "action": s.action,
                 "at_ms": s.at_ms,
-                "verdict": s.decision.verdict.kind(),
-                "code": s.decision.verdict.deny_code().map(DenyCode::as_str),
-                "explanation": s.decision.verdict.deny_code().map(DenyCode::explain),
+                "verdict": s.decision.verdict().kind(),
+                "code": s.decision.verdict().deny_code().map(DenyCode::as_str),
+                "explanation": s.decision.verdict().deny_code().map(DenyCode::explain),
                 "decision": serde_json::to_value(&s.decision).unwrap_or_default(),
                 "expected": s.expected.as_ref().map(|(k, c)| serde_json::json!({ "verdict": k, "code": c })),
                 "matched": s.matched,
@@ -605,7 +605,7 @@ mod tests {
         for file in files {
             let report = run_file(&file, &[]).expect("scenario runs");
             for s in &report.steps {
-                assert!(s.matched, "{}: step {} got {:?}", file.display(), s.index, s.decision.verdict);
+                assert!(s.matched, "{}: step {} got {:?}", file.display(), s.index, s.decision.verdict());
             }
         }
     }

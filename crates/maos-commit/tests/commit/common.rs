@@ -69,10 +69,10 @@ pub fn mail_send(to: &str, subject: &str, body: &str) -> Intent {
 
 /// An Allow decision as the DSC makes it for `intent`.
 pub fn allow(intent: &Intent) -> Decision {
-    Decision {
-        verdict: Verdict::Allow,
-        checks: CheckId::ALL.map(|check| CheckResult { check, outcome: Outcome::Pass }),
-        delta: StateDelta {
+    Decision::for_tests(
+        Verdict::Allow,
+        CheckId::ALL.map(|check| CheckResult { check, outcome: Outcome::Pass }),
+        StateDelta {
             ops: vec![DeltaOp::Charge {
                 agent: intent.agent.clone(),
                 token: TokenId::new_v7(T0.0, [9; 10]),
@@ -81,10 +81,9 @@ pub fn allow(intent: &Intent) -> Decision {
                 cost: intent.cost,
             }],
         },
-        config_hash: [7; 32],
-        votes: vec![Vote { instance: "alpha", verdict: Verdict::Allow }],
-        divergence: false,
-    }
+        [7; 32],
+        vec![Vote { instance: "alpha", verdict: Verdict::Allow }],
+    )
 }
 
 pub fn open_wal(dir: &Path) -> Arc<Wal> {

@@ -27,15 +27,15 @@ fn ct_cl_02_missing_forged_or_stale_approval_is_refused() {
 
     // Escalate is not allow either.
     let mut escalate = allow(&write);
-    escalate.verdict = Verdict::Escalate { level: HacfLevel::L2, reason: "irreversible".into() };
+    *escalate.parts_mut().verdict = Verdict::Escalate { level: HacfLevel::L2, reason: "irreversible".into() };
     assert_eq!(Authorized::new(write.clone(), &escalate).unwrap_err().code(), "AUTHZ-NOT-ALLOW");
 
     // A forged Allow over a failing check, a divergent vote, another agent's charge.
     let mut forged = allow(&write);
-    forged.checks[3].outcome = Outcome::deny(maos_model::DenyCode::Taint, "x");
+    forged.parts_mut().checks[3].outcome = Outcome::deny(maos_model::DenyCode::Taint, "x");
     assert_eq!(Authorized::new(write.clone(), &forged).unwrap_err().code(), "AUTHZ-INCONSISTENT");
     let mut divergent = allow(&write);
-    divergent.divergence = true;
+    *divergent.parts_mut().divergence = true;
     assert_eq!(Authorized::new(write.clone(), &divergent).unwrap_err().code(), "AUTHZ-INCONSISTENT");
     let mut other = write.clone();
     other.agent = maos_model::AgentId::new("someone-else").unwrap();
@@ -546,9 +546,9 @@ fn escalated_intents_run_only_with_a_valid_unexpired_commander_approval() {
     let agent_key = SigningKey::from_seeds(&[4; 64]).unwrap();
     let w = fs_write("approved.txt", "after approval");
     let mut escalated = allow(&w);
-    escalated.checks[3].outcome = Outcome::escalate(HacfLevel::L2, "untrusted session");
-    escalated.verdict = Verdict::Escalate { level: HacfLevel::L2, reason: "untrusted session".into() };
-    escalated.votes[0].verdict = escalated.verdict.clone();
+    escalated.parts_mut().checks[3].outcome = Outcome::escalate(HacfLevel::L2, "untrusted session");
+    *escalated.parts_mut().verdict = Verdict::Escalate { level: HacfLevel::L2, reason: "untrusted session".into() };
+    escalated.parts_mut().votes[0].verdict = escalated.verdict().clone();
     let sign = |grant: ApprovalGrant, key: &SigningKey| SignedApproval {
         grant,
         signature: key.sign(SignatureDomain::ApprovalDecision, &grant.message()).unwrap(),
@@ -569,7 +569,7 @@ fn escalated_intents_run_only_with_a_valid_unexpired_commander_approval() {
     assert_eq!(code(Authorized::approved(w.clone(), &escalated, &elsewhere, key, T0)), "AUTHZ-MISMATCH");
     assert_eq!(code(Authorized::approved(w.clone(), &allow(&w), &good, key, T0)), "AUTHZ-NOT-ESCALATED");
     let mut denied = escalated.clone();
-    denied.checks[0].outcome = Outcome::deny(maos_model::DenyCode::Scope, "x");
+    denied.parts_mut().checks[0].outcome = Outcome::deny(maos_model::DenyCode::Scope, "x");
     assert_eq!(code(Authorized::approved(w.clone(), &denied, &good, key, T0)), "AUTHZ-INCONSISTENT");
     assert_eq!(world.file("approved.txt"), None);
 

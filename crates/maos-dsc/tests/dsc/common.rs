@@ -91,7 +91,7 @@ pub fn run(state: &DscState, intent: &Intent, token: &VerifiedToken) -> Decision
 }
 
 pub fn code(d: &Decision) -> Option<&'static str> {
-    d.verdict.deny_code().map(|c| c.as_str())
+    d.verdict().deny_code().map(|c| c.as_str())
 }
 
 pub fn no_token() -> TokenError {

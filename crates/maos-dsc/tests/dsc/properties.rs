@@ -177,8 +177,8 @@ proptest! {
             Faults { fail_check: Some(check), ..Faults::NONE }
         };
         let d = decide_injecting_faults(&s, &intent, pick(which), NOW, faults);
-        prop_assert!(d.verdict.deny_code().is_some(), "{:?}", d.verdict);
-        prop_assert!(d.delta.is_empty());
+        prop_assert!(d.verdict().deny_code().is_some(), "{:?}", d.verdict());
+        prop_assert!(d.delta().is_empty());
     }
 
     #[test]
@@ -200,10 +200,10 @@ proptest! {
         }
         let a = decide(&base, &intent, pick(which), NOW);
         let b = decide(&stricter, &intent, pick(which), NOW);
-        if !a.verdict.is_allow() {
-            prop_assert!(!b.verdict.is_allow(), "forbid turned {:?} into allow", a.verdict);
+        if !a.verdict().is_allow() {
+            prop_assert!(!b.verdict().is_allow(), "forbid turned {:?} into allow", a.verdict());
         }
-        let (a_denied, b_denied) = (a.verdict.deny_code().is_some(), b.verdict.deny_code().is_some());
+        let (a_denied, b_denied) = (a.verdict().deny_code().is_some(), b.verdict().deny_code().is_some());
         prop_assert!(!a_denied || b_denied);
     }
 
@@ -214,8 +214,8 @@ proptest! {
         let s = build_state(profile, &session);
         let wide = decide(&s, &intent, Ok(&tokens().wide), NOW);
         let narrow = decide(&s, &intent, Ok(&tokens().narrow), NOW);
-        if !wide.verdict.is_allow() {
-            prop_assert!(!narrow.verdict.is_allow(), "narrow allowed what wide refused: {:?}", wide.verdict);
+        if !wide.verdict().is_allow() {
+            prop_assert!(!narrow.verdict().is_allow(), "narrow allowed what wide refused: {:?}", wide.verdict());
         }
     }
 
@@ -270,7 +270,7 @@ proptest! {
         intent.cost = cost;
         let d = decide(&state(profile), &intent, pick(which), UnixMillis(dt));
         let text = format!("{d:?}");
-        prop_assert!(!text.contains("panic during evaluation"), "{:?}", d.verdict);
+        prop_assert!(!text.contains("panic during evaluation"), "{:?}", d.verdict());
         let mut args = BTreeMap::new();
         args.insert("x".repeat(maos_model::ARG_NAME_BYTES_MAX), ArgValue::Str("y".repeat(maos_model::ARG_VALUE_BYTES_MAX)));
         intent.args = args;
