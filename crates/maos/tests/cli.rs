@@ -645,4 +645,18 @@ mod cli {
         let (code, doc) = audited(dir);
         assert_eq!(code, Some(0), "{doc}");
     }
+
+    /// Actions are lowercase (`mcp.<server>.<tool>`): two upstreams whose names
+    /// differ only in case would share every action, so the config is refused.
+    #[test]
+    fn attack_upstream_names_differing_only_in_case_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(maos(tmp.path(), &["init"]).status.success());
+        let config = "[[upstream]]\nname = \"Files\"\ncommand = \"true\"\n\n[[upstream]]\nname = \"files\"\ncommand = \"true\"\n";
+        std::fs::write(tmp.path().join("maos.toml"), config).unwrap();
+        let o = maos(tmp.path(), &["up", "--listen", "127.0.0.1:0"]);
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("MAOS-CONFIG") && err.contains("ignoring case"), "{err}");
+    }
 }
