@@ -293,3 +293,54 @@ pub fn token_for(agent: &str, permissions: &[&str], budget: u64, nonce: u8) -> S
     };
     maos_token::mint(issuer(), req, NOW, 0, [nonce; 10]).unwrap().text().to_owned()
 }
+
+/// An observation whose output comes from outside (a web page, an inbox): it
+/// names one `resource`, reads public untrusted data and returns `body`.
+#[derive(Debug)]
+pub struct UntrustedFeed {
+    pub namespace: &'static str,
+    pub resource: &'static str,
+    pub body: &'static [u8],
+}
+
+impl Effector for UntrustedFeed {
+    fn namespace(&self) -> &'static str {
+        self.namespace
+    }
+    fn describe(&self, _intent: &Intent) -> Result<Described, DescribeError> {
+        Ok(Described {
+            effect: EffectClass::Observe,
+            resources: vec![Resource { kind: ResourceKind::Resource, value: self.resource.into() }],
+            sink_level: IfcLevel::Internal,
+            reads: vec![ReadLabel { level: IfcLevel::Public, untrusted: true }],
+            cost: 0,
+            requires_integrity: false,
+            sensitive_args: vec![],
+        })
+    }
+    fn effect_class(&self, _intent: &Intent) -> EffectClass {
+        EffectClass::Observe
+    }
+    fn resource_keys(&self, _intent: &Intent) -> Result<Vec<String>, EffectError> {
+        Ok(vec![format!("{}:{}", self.namespace, self.resource)])
+    }
+    fn world_state(&self, _intent: &Intent) -> Result<[u8; 32], EffectError> {
+        Ok([0; 32])
+    }
+    fn snapshot(&self, _intent: &Intent) -> Result<Snapshot, EffectError> {
+        Err(EffectError::Invalid("observations take no snapshot".into()))
+    }
+    fn execute(&self, _intent: &Intent, _key: IntentId, _ctx: &ExecContext) -> Result<EffectOutput, EffectError> {
+        Ok(EffectOutput {
+            body: self.body.to_vec(),
+            label: maos_commit::OutputLabel::Untrusted,
+            summary: format!("read {}", self.resource),
+        })
+    }
+    fn probe(&self, _intent: &Intent) -> Result<Probe, EffectError> {
+        Ok(Probe::NotDone)
+    }
+    fn compensate(&self, _intent: &Intent, _snapshot: &Snapshot) -> Result<(), EffectError> {
+        Ok(())
+    }
+}
