@@ -260,6 +260,23 @@ pub async fn start(world: &World) -> (KernelHandle, StartReport) {
     Kernel::start(world.config(world.layer())).await.unwrap()
 }
 
+/// [`start`] with one more effector.
+pub async fn start_with(world: &World, extra: Arc<dyn Effector>) -> KernelHandle {
+    let layer = world.layer_on(Wal::open(world.wal_config()).unwrap().0, &[extra], None);
+    Kernel::start(world.config(layer)).await.unwrap().0
+}
+
+/// Every kernel record of the world's log, decoded.
+pub fn kernel_records(world: &World) -> Vec<maos_kernel::records::KernelRecord> {
+    world
+        .wal_reader()
+        .records()
+        .unwrap()
+        .map(|r| r.unwrap())
+        .filter_map(|r| maos_kernel::records::KernelRecord::decode(r.kind, &r.payload).map(|x| x.unwrap()))
+        .collect()
+}
+
 pub async fn submit(kernel: &KernelHandle, intent: Intent, token: &str) -> Reply {
     kernel.submit_and_wait(intent, token).await.unwrap()
 }

@@ -4,10 +4,9 @@
 //! attack it pins.
 
 use crate::common::*;
-use maos_kernel::records::{KIND_DECISION, KernelRecord};
-use maos_kernel::{Kernel, Reply};
+use maos_kernel::Reply;
+use maos_kernel::records::KernelRecord;
 use maos_model::{ArgValue, EffectClass, IfcLevel, Intent, ReadLabel, Resource, ResourceKind, Verdict};
-use maos_wal::Wal;
 use proptest::prelude::*;
 use std::sync::Arc;
 
@@ -43,8 +42,7 @@ fn attack_taint_laundered_through_a_file_is_kept_by_the_file_label() {
     let writer = token_for("writer", &["inbox.get=inbox", "fs.write=/workspace/**"], 100, 0x41);
     let helper = token_for("helper", &["fs.read=/workspace/**", "mail.send=*"], 100, 0x42);
     lifetime(async {
-        let layer = world.layer_on(Wal::open(world.wal_config()).unwrap().0, &[Arc::new(INBOX)], None);
-        let (kernel, _) = Kernel::start(world.config(layer)).await.unwrap();
+        let kernel = start_with(&world, Arc::new(INBOX)).await;
         // The writer reads the injected mail (tainted) and copies it into a file.
         let read = intent("inbox.get", EffectClass::Observe, ResourceKind::Resource, "inbox");
         assert!(matches!(submit(&kernel, read, &writer).await, Reply::Done { taint_lsn: Some(_), .. }));
@@ -78,8 +76,7 @@ fn attack_injected_output_marks_the_session_and_its_values_are_denied() {
     let world = World::new();
     let token = token_for("writer", &["feed.get=inbox", "mail.send=*"], 100, 0x46);
     lifetime(async {
-        let layer = world.layer_on(Wal::open(world.wal_config()).unwrap().0, &[Arc::new(POISONED_FEED)], None);
-        let (kernel, _) = Kernel::start(world.config(layer)).await.unwrap();
+        let kernel = start_with(&world, Arc::new(POISONED_FEED)).await;
         let read = intent("feed.get", EffectClass::Observe, ResourceKind::Resource, "news");
         assert!(matches!(submit(&kernel, read, &token).await, Reply::Done { taint_lsn: Some(_), .. }));
         let reply = submit(&kernel, mail("attacker@evil.example"), &token).await;
@@ -88,12 +85,8 @@ fn attack_injected_output_marks_the_session_and_its_values_are_denied() {
         assert!(explanation.contains("`to`") && explanation.contains("injection"), "{explanation}");
     });
     assert!(outbox_is_empty(&world));
-    let marked = world
-        .wal_reader()
-        .records()
-        .unwrap()
-        .map(|r| r.unwrap())
-        .filter_map(|r| KernelRecord::decode(r.kind, &r.payload).map(|x| x.unwrap()))
+    let marked = kernel_records(&world)
+        .into_iter()
         .any(|r| matches!(r, KernelRecord::Read(read) if read.injection.as_deref() == Some("PF-INJ-OVERRIDE")));
     assert!(marked, "the read record names the pattern");
     assert!(maos_kernel::replay(&world.wal_reader(), dsc(), &keys()).unwrap().is_clean());
@@ -125,13 +118,9 @@ fn attack_declared_resources_cost_and_labels_are_overwritten() {
     });
     assert_eq!(world.file("secret.txt"), None);
     // The log holds the derived facts, not the decoy.
-    let logged: Vec<Intent> = world
-        .wal_reader()
-        .records()
-        .unwrap()
-        .map(|r| r.unwrap())
-        .filter(|r| r.kind == KIND_DECISION)
-        .filter_map(|r| match KernelRecord::decode(r.kind, &r.payload).unwrap().unwrap() {
+    let logged: Vec<Intent> = kernel_records(&world)
+        .into_iter()
+        .filter_map(|r| match r {
             KernelRecord::Decision(d) => Some(d.intent),
             _ => None,
         })
@@ -171,14 +160,7 @@ fn attack_malformed_role_arguments_are_refused_with_a_code_naming_the_argument_a
         assert_eq!(submit(&kernel, unknown, &token).await.code(), Some("INTENT-ACTION-UNKNOWN"));
     });
     assert!(outbox_is_empty(&world));
-    let refusals = world
-        .wal_reader()
-        .records()
-        .unwrap()
-        .map(|r| r.unwrap())
-        .filter_map(|r| KernelRecord::decode(r.kind, &r.payload).map(|x| x.unwrap()))
-        .filter(|r| matches!(r, KernelRecord::Refused(_)))
-        .count();
+    let refusals = kernel_records(&world).into_iter().filter(|r| matches!(r, KernelRecord::Refused(_))).count();
     assert_eq!(refusals, 6, "every refusal is in the audit log");
 }
 
@@ -232,13 +214,9 @@ proptest! {
         });
         prop_assert_eq!(verdicts.0, verdicts.1);
         prop_assert_eq!(verdicts.2, verdicts.3);
-        let intents: Vec<(Intent, Verdict)> = world
-            .wal_reader()
-            .records()
-            .unwrap()
-            .map(|r| r.unwrap())
-            .filter(|r| r.kind == KIND_DECISION)
-            .filter_map(|r| match KernelRecord::decode(r.kind, &r.payload).unwrap().unwrap() {
+        let intents: Vec<(Intent, Verdict)> = kernel_records(&world)
+            .into_iter()
+            .filter_map(|r| match r {
                 KernelRecord::Decision(d) => Some((d.intent, d.verdict)),
                 _ => None,
             })
