@@ -1207,7 +1207,7 @@ mod mcp {
     /// `/v1` as over `/mcp`. Each attack is refused with its code and the
     /// upstream receives nothing.
     #[test]
-    fn attack_agent_declared_facts_and_ambiguous_values_never_reach_the_upstream() {
+    fn ct_cap_02_ct_ifc_01_ct_cl_09_attack_agent_declared_facts_and_ambiguous_values_never_reach_the_upstream() {
         let Some(peers) = peers() else { return };
         let setup = Setup::new("");
         let outbox = setup.tmp.path().join("outbox.jsonl");

@@ -37,7 +37,7 @@ fn outbox_is_empty(world: &World) -> bool {
 }
 
 #[test]
-fn attack_taint_laundered_through_a_file_is_kept_by_the_file_label() {
+fn ct_ifc_03_attack_taint_laundered_through_a_file_is_kept_by_the_file_label() {
     let world = World::new();
     let writer = token_for("writer", &["inbox.get=inbox", "fs.write=/workspace/**"], 100, 0x41);
     let helper = token_for("helper", &["fs.read=/workspace/**", "mail.send=*"], 100, 0x42);
@@ -93,7 +93,7 @@ fn attack_injected_output_marks_the_session_and_its_values_are_denied() {
 }
 
 #[test]
-fn attack_declared_resources_cost_and_labels_are_overwritten() {
+fn ct_cap_02_attack_declared_resources_cost_and_labels_are_overwritten() {
     let world = World::new();
     let scoped = token_for("writer", &["fs.write=/workspace/notes/**"], 2, 0x43);
     lifetime(async {
