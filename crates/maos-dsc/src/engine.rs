@@ -233,6 +233,7 @@ fn allow_delta(input: &CheckInput<'_>) -> Result<StateDelta, DscError> {
                 level: r.level,
                 untrusted: r.untrusted,
                 text: None,
+                injection: None,
             });
         }
     }

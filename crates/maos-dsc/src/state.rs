@@ -152,6 +152,12 @@ pub enum DeltaOp {
         /// The text, if the kernel keeps it for provenance.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         text: Option<String>,
+        /// The pre-filter pattern found in untrusted `text` when the delta was
+        /// built ([`DscState::record_untrusted_output`]): the session is then
+        /// marked injected. Logged with the delta, so the fold (boot, replay)
+        /// reproduces the mark without scanning the text again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        injection: Option<String>,
     },
     /// The kernel's health report.
     Health(KernelHealth),
@@ -286,7 +292,31 @@ impl DscState {
     #[must_use]
     pub fn record_read(agent: &AgentId, level: IfcLevel, untrusted: bool, text: Option<&str>) -> StateDelta {
         StateDelta {
-            ops: vec![DeltaOp::Read { agent: agent.clone(), level, untrusted, text: text.map(str::to_owned) }],
+            ops: vec![DeltaOp::Read {
+                agent: agent.clone(),
+                level,
+                untrusted,
+                text: text.map(str::to_owned),
+                injection: None,
+            }],
+        }
+    }
+
+    /// Delta constructor: the session of `agent` read untrusted `text` at
+    /// `level` (a tool output, a page). The text is scanned once, here, with
+    /// this state's pre-filter; a hit is kept in the delta and marks the session
+    /// injected (spec §33.8).
+    #[must_use]
+    pub fn record_untrusted_output(&self, agent: &AgentId, level: IfcLevel, text: &str) -> StateDelta {
+        let injection = self.config.prefilter().scan_text(text).map(|hit| hit.id);
+        StateDelta {
+            ops: vec![DeltaOp::Read {
+                agent: agent.clone(),
+                level,
+                untrusted: true,
+                text: Some(text.to_owned()),
+                injection,
+            }],
         }
     }
 
@@ -398,11 +428,8 @@ impl DscState {
                 let a = self.agents.entry(agent.clone()).or_default();
                 a.tat_us = a.tat_us.max(*agent_tat_us);
             }
-            DeltaOp::Read { agent, level, untrusted, text } => {
-                // The pre-filter is part of the configuration (its hash is in
-                // every decision), so the fold marks the same fragments on replay.
-                let injected =
-                    *untrusted && text.as_deref().is_some_and(|t| self.config.prefilter().scan_text(t).is_some());
+            DeltaOp::Read { agent, level, untrusted, text, injection } => {
+                let injected = *untrusted && injection.is_some();
                 let s = self.sessions.entry(agent.clone()).or_default();
                 s.level = s.level.join(*level);
                 s.untrusted |= *untrusted;

@@ -16,7 +16,7 @@ use maos_commit::{
     SignedApproval, Undone,
 };
 use maos_crypto::VerifyingKey;
-use maos_dsc::{CheckId, Decision, DscConfig, DscState, FRAGMENT_BYTES_MAX, Faults, Outcome, decide_injecting_faults};
+use maos_dsc::{CheckId, Decision, DscConfig, FRAGMENT_BYTES_MAX, Faults, Outcome, decide_injecting_faults};
 use maos_model::{DenyCode, EffectClass, HacfLevel, Intent, IntentId, UnixMillis, Verdict};
 use maos_token::limits::TOKEN_TEXT_MAX;
 use maos_token::{KeyRing, TokenClaims, TokenError, TokenEvent, VerifiedToken, VerifyCache};
@@ -998,9 +998,11 @@ impl Sequencer {
         self.commit.describe(intent).map_err(|e| (e.code(), e.to_string()))?.apply(intent);
         if intent.effect.is_effect()
             && let Some(session) = self.state.dsc.session(&intent.agent)
-            && (session.level > maos_model::IfcLevel::Public || session.untrusted)
         {
-            intent.reads.push(maos_model::ReadLabel { level: session.level, untrusted: session.untrusted });
+            let carried = maos_model::ReadLabel { level: session.level, untrusted: session.untrusted };
+            if carried != maos_model::ReadLabel::BOTTOM {
+                intent.reads.push(carried);
+            }
         }
         intent.validate().map_err(|e| (e.code(), e.to_string()))
     }
@@ -1170,13 +1172,13 @@ impl Sequencer {
                 let cut = text.char_indices().map(|(i, _)| i).find(|i| *i > FRAGMENT_BYTES_MAX);
                 let text = cut.and_then(|i| text.get(..i)).unwrap_or(&text);
                 let level = intent.read_level().unwrap_or(maos_model::IfcLevel::Public);
-                let delta = DscState::record_read(&intent.agent, level, true, Some(text));
-                let injection = self.state.dsc.config().prefilter().scan_text(text).map(|hit| hit.id);
-                if let Some(pattern) = &injection {
+                // Scanned once, into the delta: a hit marks the session injected,
+                // and the `kernel.read` record names the pattern.
+                let delta = self.state.dsc.record_untrusted_output(&intent.agent, level, text);
+                if let Some(maos_dsc::DeltaOp::Read { injection: Some(pattern), .. }) = delta.ops.first() {
                     tracing::warn!(agent = %intent.agent, %pattern, "untrusted output carries an injection; session marked");
                 }
-                let record =
-                    ReadRecord { v: RECORD_VERSION, intent: id, delta: delta.ops.clone(), at_ms: now.0, injection };
+                let record = ReadRecord { v: RECORD_VERSION, intent: id, delta: delta.ops.clone(), at_ms: now.0 };
                 match self.log(KIND_READ, &record) {
                     Ok(lsn) => {
                         let taint_lsn = self.state.apply_delta(&delta).then_some(lsn);

@@ -115,12 +115,6 @@ pub struct ReadRecord {
     pub delta: Vec<DeltaOp>,
     /// When, Unix ms.
     pub at_ms: u64,
-    /// The pre-filter pattern found in the untrusted output (`PF-INJ-…`), if
-    /// any: the session is then marked injected, and values from this output
-    /// are denied, not escalated. Informational: the fold recomputes it from
-    /// the text with the configured pre-filter.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub injection: Option<String>,
 }
 
 /// Kind `0x0303`: refused by the kernel's mode (no DSC decision was made).
@@ -417,8 +411,15 @@ mod tests {
                     level: IfcLevel::Confidential,
                     untrusted: true,
                     text: Some("x".into()),
+                    injection: Some("PF-INJ-OVERRIDE".into()),
                 },
-                DeltaOp::Read { agent: agent(), level: IfcLevel::Public, untrusted: false, text: None },
+                DeltaOp::Read {
+                    agent: agent(),
+                    level: IfcLevel::Public,
+                    untrusted: false,
+                    text: None,
+                    injection: None,
+                },
                 DeltaOp::Health(KernelHealth::healthy([9; 32])),
                 DeltaOp::Revocation { epoch: 3, revoked: vec![token] },
                 DeltaOp::GlobalEpoch { epoch: 4 },

@@ -213,6 +213,17 @@ pub struct ReadLabel {
     pub untrusted: bool,
 }
 
+impl ReadLabel {
+    /// Public and trusted: the label of nothing read.
+    pub const BOTTOM: Self = Self { level: IfcLevel::Public, untrusted: false };
+
+    /// The least upper bound: the higher level, untrusted if either is.
+    #[must_use]
+    pub fn join(self, other: Self) -> Self {
+        Self { level: self.level.join(other.level), untrusted: self.untrusted || other.untrusted }
+    }
+}
+
 /// What an agent asks the kernel to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

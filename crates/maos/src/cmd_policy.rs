@@ -431,7 +431,12 @@ fn run_scenario(scenario: &Scenario, name: String, deployed: &[(String, String)]
         }
         let agent = AgentId::new(&step.agent)?;
         for r in &step.reads {
-            state.apply(&DscState::record_read(&agent, level(&r.level)?, r.untrusted, r.content.as_deref()))?;
+            // Untrusted content is scanned as the kernel scans a tool output.
+            let delta = match (r.untrusted, r.content.as_deref()) {
+                (true, Some(text)) => state.record_untrusted_output(&agent, level(&r.level)?, text),
+                (untrusted, content) => DscState::record_read(&agent, level(&r.level)?, untrusted, content),
+            };
+            state.apply(&delta)?;
         }
         let mut res = Vec::new();
         resources(step.resource.as_ref(), &step.action, &mut res);

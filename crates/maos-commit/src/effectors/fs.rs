@@ -71,10 +71,6 @@ pub struct FsEffector {
 /// The label of workspace files nobody labelled: internal, trusted.
 pub const ROOT_LABEL_DEFAULT: ReadLabel = ReadLabel { level: IfcLevel::Internal, untrusted: false };
 
-fn join(a: ReadLabel, b: ReadLabel) -> ReadLabel {
-    ReadLabel { level: a.level.join(b.level), untrusted: a.untrusted || b.untrusted }
-}
-
 impl FsEffector {
     /// An effector over `root` (created if missing), keeping its idempotency
     /// markers in `state_dir`, which must lie outside the root (an agent that
@@ -129,14 +125,14 @@ impl FsEffector {
     /// [`EffectError::Io`] when a stored label cannot be read (fail closed).
     pub fn label_of(&self, virtual_path: &str) -> Result<ReadLabel, EffectError> {
         let Ok(real) = self.resolve(virtual_path, Access::Read) else { return Ok(self.root_label) };
-        Ok(self.stored_label(&real)?.map_or(self.root_label, |l| join(l, self.root_label)))
+        Ok(self.stored_label(&real)?.map_or(self.root_label, |l| l.join(self.root_label)))
     }
 
     /// Raises the stored label of `real` to include `carried` (durably, before
     /// the content it labels lands).
     fn raise_label(&self, real: &Path, carried: ReadLabel) -> Result<(), EffectError> {
         let old = self.stored_label(real)?;
-        let new = old.map_or(carried, |o| join(o, carried));
+        let new = old.map_or(carried, |o| o.join(carried));
         if old == Some(new) {
             return Ok(());
         }
@@ -308,8 +304,7 @@ impl FsEffector {
             let _ = std::fs::remove_file(&tmp);
             return Err(e);
         }
-        let carried =
-            intent.reads.iter().fold(ReadLabel { level: IfcLevel::Public, untrusted: false }, |a, r| join(a, *r));
+        let carried = intent.reads.iter().fold(ReadLabel::BOTTOM, |a, r| a.join(*r));
         if let Err(e) = self.raise_label(&path, carried) {
             let _ = std::fs::remove_file(&tmp);
             return Err(e);
@@ -393,19 +388,25 @@ impl FsEffector {
     }
 }
 
+/// The `fs` actions: their effect class and whether they require integrity.
+fn fs_action(action: &str) -> Option<(EffectClass, bool)> {
+    match action {
+        "fs.read" | "fs.list" => Some((EffectClass::Observe, false)),
+        "fs.write" => Some((EffectClass::Write, false)),
+        // A deletion is one of design.md's integrity-requiring effects.
+        "fs.delete" => Some((EffectClass::Write, true)),
+        _ => None,
+    }
+}
+
 impl Effector for FsEffector {
     fn namespace(&self) -> &'static str {
         "fs"
     }
 
     fn describe(&self, intent: &Intent) -> Result<Described, DescribeError> {
-        let (effect, requires_integrity) = match intent.action.as_str() {
-            "fs.read" | "fs.list" => (EffectClass::Observe, false),
-            "fs.write" => (EffectClass::Write, false),
-            // A deletion is one of design.md's integrity-requiring effects.
-            "fs.delete" => (EffectClass::Write, true),
-            other => return Err(DescribeError::UnknownAction(other.to_owned())),
-        };
+        let (effect, requires_integrity) =
+            fs_action(&intent.action).ok_or_else(|| DescribeError::UnknownAction(intent.action.clone()))?;
         let raw = crate::describe::str_arg(intent, "path")?;
         let path = workspace_path("path", raw)?;
         let reads = if effect.is_effect() {
@@ -425,11 +426,8 @@ impl Effector for FsEffector {
     }
 
     fn effect_class(&self, intent: &Intent) -> EffectClass {
-        match intent.action.as_str() {
-            "fs.read" | "fs.list" => EffectClass::Observe,
-            // fs.write, fs.delete, and anything unknown (CT-CL-10).
-            _ => EffectClass::Write,
-        }
+        // Anything unknown is a write (CT-CL-10).
+        fs_action(&intent.action).map_or(EffectClass::Write, |(class, _)| class)
     }
 
     fn resource_keys(&self, intent: &Intent) -> Result<Vec<String>, EffectError> {

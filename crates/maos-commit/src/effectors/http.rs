@@ -357,18 +357,26 @@ fn map_error(e: reqwest::Error) -> EffectError {
     EffectError::Remote(if e.is_connect() { "connection failed".into() } else { "request failed".into() })
 }
 
+/// The `http` actions' effect classes. A POST cannot be recalled and no target
+/// here documents idempotency: irreversible (HACF L2, spec §50.4).
+fn http_action(action: &str) -> Option<EffectClass> {
+    match action {
+        "http.get" => Some(EffectClass::Observe),
+        "http.post" => Some(EffectClass::Irreversible),
+        _ => None,
+    }
+}
+
 impl Effector for HttpEffector {
     fn namespace(&self) -> &'static str {
         "http"
     }
 
     fn describe(&self, intent: &Intent) -> Result<Described, DescribeError> {
-        let (effect, reads) = match intent.action.as_str() {
-            // The web is public and anyone can write it: untrusted.
-            "http.get" => (EffectClass::Observe, vec![ReadLabel { level: IfcLevel::Public, untrusted: true }]),
-            "http.post" => (EffectClass::Irreversible, Vec::new()),
-            other => return Err(DescribeError::UnknownAction(other.to_owned())),
-        };
+        let effect = http_action(&intent.action).ok_or_else(|| DescribeError::UnknownAction(intent.action.clone()))?;
+        // The web is public and anyone can write it: an observation reads untrusted data.
+        let reads =
+            if effect.is_effect() { Vec::new() } else { vec![ReadLabel { level: IfcLevel::Public, untrusted: true }] };
         let url = crate::describe::str_arg(intent, "url")?;
         Ok(Described {
             effect,
@@ -382,13 +390,8 @@ impl Effector for HttpEffector {
     }
 
     fn effect_class(&self, intent: &Intent) -> EffectClass {
-        match intent.action.as_str() {
-            "http.get" => EffectClass::Observe,
-            // A POST cannot be recalled and no target here documents
-            // idempotency: irreversible (HACF L2, spec §50.4).
-            "http.post" => EffectClass::Irreversible,
-            _ => EffectClass::Write,
-        }
+        // Anything unknown is a write (CT-CL-10).
+        http_action(&intent.action).unwrap_or(EffectClass::Write)
     }
 
     fn resource_keys(&self, intent: &Intent) -> Result<Vec<String>, EffectError> {

@@ -24,7 +24,7 @@ use maos_commit::{
     Compensable, DescribeError, Described, EffectError, EffectOutput, Effector, ExecContext, OutputLabel, Probe, Role,
     Snapshot,
 };
-use maos_model::{ArgValue, EffectClass, IfcLevel, Intent, IntentId, ReadLabel, Resource, ResourceKind};
+use maos_model::{ArgValue, EffectClass, IfcLevel, Intent, IntentId, ReadLabel, Resource};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -130,11 +130,11 @@ impl McpEffector {
         if self.registry.config(server).is_none() {
             return Err(DescribeError::UnknownAction(intent.action.clone()));
         }
-        let value = describe::str_arg(intent, arg)?;
-        let resource = Role::Account.resource(arg, value)?;
+        // The URI or prompt name: a `resource`, checked like any role value.
+        let resource = Role::Account.resource(arg, describe::str_arg(intent, arg)?)?;
         Ok(Described {
             effect: EffectClass::Observe,
-            resources: vec![Resource { kind: ResourceKind::Resource, value: resource.value }],
+            resources: vec![resource],
             sink_level: IfcLevel::Internal,
             reads: vec![ReadLabel::from(self.registry.server_output(server))],
             cost: 0,

@@ -204,19 +204,19 @@ impl KernelMediator {
             return Ok(e);
         }
         let bare = self.registry.with_tool_name(name);
-        let servers: Vec<&str> = bare.iter().filter(|e| offered(e)).map(|e| e.server.as_str()).collect();
-        match servers.as_slice() {
-            [_] => return bare.into_iter().find(offered).ok_or(("MCP-TOOL-UNKNOWN", format!("no tool `{name}`"))),
-            [] => {}
-            several => {
-                let names: Vec<String> = several.iter().map(|s| format!("`{s}.{name}`")).collect();
+        let (offered_bare, rest): (Vec<ToolEntry>, Vec<ToolEntry>) = bare.into_iter().partition(|e| offered(e));
+        match <[ToolEntry; 1]>::try_from(offered_bare) {
+            Ok([one]) => return Ok(one),
+            Err(several) if !several.is_empty() => {
+                let names: Vec<String> = several.iter().map(|e| format!("`{}.{name}`", e.server)).collect();
                 return Err((
                     "MCP-TOOL-AMBIGUOUS",
                     format!("`{name}` is offered by several servers: call one of {}", names.join(", ")),
                 ));
             }
+            Err(_) => {}
         }
-        match bare.into_iter().next() {
+        match rest.into_iter().next() {
             Some(ToolEntry { disabled: Some(d), .. }) => Err((d.code, d.why)),
             Some(e) => Ok(e),
             None => Err(("MCP-TOOL-UNKNOWN", format!("no tool `{name}` is offered"))),

@@ -150,9 +150,6 @@ pub struct ToolRegistry {
 
 type Pins = BTreeMap<(String, String), String>;
 
-/// The definitions the log vouches for, per (server, tool): for `tools diff`.
-type Definitions = BTreeMap<(String, String), serde_json::Value>;
-
 /// The last pin the log vouches for, per (server, tool).
 fn pinned_in_log(reader: &LogReader) -> Result<Pins, String> {
     let mut pins = BTreeMap::new();
@@ -345,21 +342,19 @@ impl ToolRegistry {
         tool: &str,
         reader: &LogReader,
     ) -> Result<Option<serde_json::Value>, String> {
-        let mut last: Definitions = BTreeMap::new();
+        let mut last = None;
         for record in reader.records().map_err(|e| e.to_string())? {
             let record = record.map_err(|e| e.to_string())?;
             if record.kind == KIND_TOOL_PINNED || record.kind == KIND_TOOL_APPROVED {
                 let r: ToolRecord = serde_json::from_slice(&record.payload)
                     .map_err(|e| format!("lsn {}: tool record does not decode: {e}", record.lsn))?;
                 if r.server == server && r.tool == tool {
-                    match r.definition {
-                        Some(d) => last.insert((r.server, r.tool), d),
-                        None => last.remove(&(r.server, r.tool)),
-                    };
+                    // A later record without a definition vouches for a pin whose text is unknown.
+                    last = r.definition;
                 }
             }
         }
-        Ok(last.remove(&(server.to_owned(), tool.to_owned())))
+        Ok(last)
     }
 
     /// The entry for an action.

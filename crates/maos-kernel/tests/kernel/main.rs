@@ -247,17 +247,17 @@ fn ct_cap_07_a_parent_cannot_spend_what_it_delegated() {
     });
     let mut registry = TokenRegistry::new();
     registry.apply(&parent_event).unwrap();
-    let request = DeriveRequest {
-        agent: maos_model::AgentId::new("helper").unwrap(),
+    let request = |agent: &str, budget: u64| DeriveRequest {
+        agent: maos_model::AgentId::new(agent).unwrap(),
         ring: None,
         clearance: None,
         permissions: vec![maos_token::parse_permission("fs.write=/workspace/**").unwrap()],
         ttl_ms: None,
         rate_per_hour: None,
         max_ops: None,
-        budget: 2,
+        budget,
     };
-    let child = maos_token::derive(issuer(), &parent, request, NOW, &registry, [4; 10]).unwrap();
+    let child = maos_token::derive(issuer(), &parent, request("helper", 2), NOW, &registry, [4; 10]).unwrap();
     lifetime(async {
         let (kernel, _) = start(&world).await;
         kernel.token_event(parent_event.clone()).await.unwrap();
@@ -271,17 +271,7 @@ fn ct_cap_07_a_parent_cannot_spend_what_it_delegated() {
         // a second child, although no earlier child carved it.
         let mut registry = registry.clone();
         registry.apply(&TokenEvent::Issued(TokenIssued::from_minted(&child))).unwrap();
-        let request = DeriveRequest {
-            agent: maos_model::AgentId::new("helper2").unwrap(),
-            ring: None,
-            clearance: None,
-            permissions: vec![maos_token::parse_permission("fs.write=/workspace/**").unwrap()],
-            ttl_ms: None,
-            rate_per_hour: None,
-            max_ops: None,
-            budget: 1,
-        };
-        let second = maos_token::derive(issuer(), &parent, request, NOW, &registry, [5; 10]).unwrap();
+        let second = maos_token::derive(issuer(), &parent, request("helper2", 1), NOW, &registry, [5; 10]).unwrap();
         let err = kernel.token_event(TokenEvent::Issued(TokenIssued::from_minted(&second))).await.unwrap_err();
         assert_eq!(err.code(), "KERNEL-TOKEN-EVENT");
         assert!(err.to_string().contains("remaining 0"), "{err}");

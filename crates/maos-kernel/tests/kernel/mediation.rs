@@ -85,9 +85,10 @@ fn attack_injected_output_marks_the_session_and_its_values_are_denied() {
         assert!(explanation.contains("`to`") && explanation.contains("injection"), "{explanation}");
     });
     assert!(outbox_is_empty(&world));
-    let marked = kernel_records(&world)
-        .into_iter()
-        .any(|r| matches!(r, KernelRecord::Read(read) if read.injection.as_deref() == Some("PF-INJ-OVERRIDE")));
+    let marked = kernel_records(&world).into_iter().any(|r| {
+        matches!(&r, KernelRecord::Read(read) if read.delta.iter().any(|op| matches!(op,
+            maos_dsc::DeltaOp::Read { injection: Some(p), .. } if p == "PF-INJ-OVERRIDE")))
+    });
     assert!(marked, "the read record names the pattern");
     assert!(maos_kernel::replay(&world.wal_reader(), dsc(), &keys()).unwrap().is_clean());
 }
