@@ -22,6 +22,10 @@ pub enum EffectError {
     /// `EFFECT-NOT-FOUND`: the target does not exist.
     #[error("`{0}` does not exist")]
     NotFound(String),
+    /// `EFFECT-NOT-REGULAR`: the target is a fifo, device or socket; reading
+    /// one could block an effect thread forever, so it is refused before any read.
+    #[error("`{0}` is not a regular file (fifo, device or socket)")]
+    NotRegular(String),
     /// `EFFECT-DOMAIN`: the host is not allow-listed (or a redirect left the list).
     #[error("host `{0}` is not allow-listed")]
     Domain(String),
@@ -29,6 +33,14 @@ pub enum EffectError {
     #[error("{what} exceeds its limit of {max} bytes")]
     TooLarge {
         /// What was too large.
+        what: &'static str,
+        /// The limit.
+        max: usize,
+    },
+    /// `EFFECT-BUSY`: a bounded resource of the Commit Layer is full (see the limit named).
+    #[error("{what} are at their limit of {max}; try again later")]
+    Busy {
+        /// What is full.
         what: &'static str,
         /// The limit.
         max: usize,
@@ -66,8 +78,10 @@ impl EffectError {
             Self::PathEscape(_) => "EFFECT-PATH-ESCAPE",
             Self::Symlink(_) => "EFFECT-SYMLINK",
             Self::NotFound(_) => "EFFECT-NOT-FOUND",
+            Self::NotRegular(_) => "EFFECT-NOT-REGULAR",
             Self::Domain(_) => "EFFECT-DOMAIN",
             Self::TooLarge { .. } => "EFFECT-TOO-LARGE",
+            Self::Busy { .. } => "EFFECT-BUSY",
             Self::Io(_) => "EFFECT-IO",
             Self::Remote(_) => "EFFECT-REMOTE",
             Self::Cancelled => "EFFECT-CANCELLED",
@@ -391,8 +405,9 @@ pub enum ReleaseError {
     /// `RELEASE-EFFECT`: the Maildir could not be read or written.
     #[error("release failed ({code}): {0}", code = .0.code())]
     Effect(EffectError),
-    /// `RELEASE-WAL`: messages were released but a release record failed.
-    #[error("messages were released but the release record failed: {0}")]
+    /// `RELEASE-WAL`: a release record could not be logged; a message whose
+    /// record before release failed stays held.
+    #[error("a release record could not be logged (unlogged messages stay held): {0}")]
     Wal(String),
 }
 

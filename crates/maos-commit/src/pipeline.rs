@@ -11,7 +11,8 @@ use crate::lock::{LOCK_TIMEOUT_DEFAULT, LockTable};
 use crate::proof::{Authorized, LoggedIntent};
 use crate::records::{
     self, ExecutingRecord, FailedRecord, IntentRecord, KIND_EXECUTING, KIND_FAILED, KIND_INTENT, KIND_RELEASED,
-    KIND_RESULT, KIND_UNDONE, RECORD_VERSION, ReleasedRecord, ResultRecord, UndoneRecord,
+    KIND_RELEASING, KIND_RESULT, KIND_UNDONE, RECORD_VERSION, ReleasedRecord, ReleasingRecord, ResultRecord,
+    UndoneRecord,
 };
 use crate::zone::{ROLLBACK_ZONE_BYTES_DEFAULT, RollbackZone};
 use maos_model::{EffectClass, Intent, IntentId, UnixMillis};
@@ -303,12 +304,19 @@ impl CommitLayer {
             }
             None => {}
         }
+        // On an effect thread like a write: an observation that never returns
+        // (a fifo, a stalled upstream) fails at its deadline instead of holding
+        // the caller, and cannot stop the daemon from shutting down.
         let deadline = Instant::now().checked_add(self.config.lock_timeout).unwrap_or_else(Instant::now);
-        let ctx = ExecContext::new(now, deadline);
-        let output = match effector.execute(intent, intent.id, &ctx).and_then(bounded_output) {
+        let output = match self.execute_bounded(intent, effector, now, deadline) {
             Ok(output) => output,
-            Err(e) => {
+            Err(Exec::Failed(e)) => {
                 let failure = fail(Stage::Execute, FailReason::Effect(e));
+                return Err(self.finish_failure(intent, class, failure, Rollback::NotNeeded, origin));
+            }
+            Err(Exec::TimedOut { .. }) => {
+                let timeout_ms = u64::try_from(self.config.lock_timeout.as_millis()).unwrap_or(u64::MAX);
+                let failure = fail(Stage::Execute, FailReason::LockTimeout { timeout_ms });
                 return Err(self.finish_failure(intent, class, failure, Rollback::NotNeeded, origin));
             }
         };
@@ -529,7 +537,7 @@ impl CommitLayer {
             let _ = tx.send(result);
         }));
         if let Err(e) = spawned {
-            return Err(Exec::Failed(EffectError::io("spawning the effect thread", &e)));
+            return Err(Exec::Failed(e));
         }
         match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             Ok(Ok(output)) => Ok(output),
@@ -646,16 +654,37 @@ impl CommitLayer {
         Ok(Undone { intent: intent_id, lsn: logged.lsn() })
     }
 
-    /// Releases held mail whose hold ended ([`MailEffector::release_due`]) and
-    /// logs a release record (`0x0205`) for every message that left the outbox
-    /// or was found interrupted mid-relay. Deferred messages are not logged
-    /// (they are retried on the next call).
+    /// Releases held mail past its hold period: each message's release is
+    /// logged (`0x0206`, durable) before it leaves and its outcome (`0x0205`)
+    /// after. `mode` names the kernel mode that permits the release; the
+    /// kernel calls this only in a mode that permits effects. Deferred
+    /// messages (relay down) are not logged as released; they are retried.
     ///
     /// # Errors
-    /// [`ReleaseError::Effect`] if the Maildir fails; [`ReleaseError::Wal`] if a
-    /// record could not be logged (the messages are released all the same).
-    pub fn release_mail(&self, mail: &MailEffector, now: UnixMillis) -> Result<Vec<Released>, ReleaseError> {
-        let released = mail.release_due(now).map_err(ReleaseError::Effect)?;
+    /// [`ReleaseError::Wal`] if a record could not be logged: when it is the
+    /// record before a release, that message and the rest stay held.
+    /// [`ReleaseError::Effect`] if the Maildir fails.
+    pub fn release_mail(
+        &self,
+        mail: &MailEffector,
+        now: UnixMillis,
+        mode: &str,
+    ) -> Result<Vec<Released>, ReleaseError> {
+        let mut unlogged = None;
+        let mut before = |intent: IntentId| -> Result<(), EffectError> {
+            let record = ReleasingRecord { v: RECORD_VERSION, intent, mode: mode.to_owned(), at_ms: now.0 };
+            records::encode(&record)
+                .and_then(|p| self.wal.append(KIND_RELEASING, &p).map_err(|e| e.to_string()))
+                .map_err(|e| {
+                    unlogged = Some(e.clone());
+                    EffectError::Io(format!("logging the release: {e}"))
+                })?;
+            Ok(())
+        };
+        let released = match mail.release_due(now, &mut before) {
+            Ok(released) => released,
+            Err(e) => return Err(unlogged.map_or(ReleaseError::Effect(e), ReleaseError::Wal)),
+        };
         for r in &released {
             let outcome = match r.outcome {
                 ReleaseOutcome::Delivered => "delivered",

@@ -22,8 +22,11 @@ pub const KIND_FAILED: RecordKind = RecordKind(0x0203);
 pub const KIND_UNDONE: RecordKind = RecordKind(0x0204);
 /// A held message left the outbox (or was found interrupted mid-relay).
 pub const KIND_RELEASED: RecordKind = RecordKind(0x0205);
+/// A held message is about to leave the outbox: durable before it leaves, so
+/// no message is ever released that the log does not show.
+pub const KIND_RELEASING: RecordKind = RecordKind(0x0206);
 
-const _: () = assert!(KIND_INTENT.0 >= RecordKind::CALLER_MIN && KIND_RELEASED.0 <= 0x02FF);
+const _: () = assert!(KIND_INTENT.0 >= RecordKind::CALLER_MIN && KIND_RELEASING.0 <= 0x02FF);
 
 /// Lowercase hex of 32 bytes.
 pub(crate) fn hex32(bytes: &[u8; 32]) -> String {
@@ -118,6 +121,19 @@ pub struct ReleasedRecord {
     pub at_ms: u64,
 }
 
+/// Kind `0x0206`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleasingRecord {
+    /// [`RECORD_VERSION`].
+    pub v: u16,
+    /// The intent whose message is about to leave the outbox.
+    pub intent: IntentId,
+    /// The kernel mode that permitted it (always `normal` today).
+    pub mode: String,
+    /// Wall time, Unix ms.
+    pub at_ms: u64,
+}
+
 /// A decoded commit record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommitRecord {
@@ -133,6 +149,8 @@ pub enum CommitRecord {
     Undone(UndoneRecord),
     /// `0x0205`.
     Released(ReleasedRecord),
+    /// `0x0206`.
+    Releasing(ReleasingRecord),
 }
 
 impl CommitRecord {
@@ -147,6 +165,7 @@ impl CommitRecord {
             KIND_FAILED => serde_json::from_slice(payload).map(Self::Failed),
             KIND_UNDONE => serde_json::from_slice(payload).map(Self::Undone),
             KIND_RELEASED => serde_json::from_slice(payload).map(Self::Released),
+            KIND_RELEASING => serde_json::from_slice(payload).map(Self::Releasing),
             _ => return None,
         };
         Some(parsed.map_err(|e| format!("commit record {kind}: {e}")))
@@ -162,6 +181,7 @@ impl CommitRecord {
             Self::Failed(r) => r.intent,
             Self::Undone(r) => r.intent,
             Self::Released(r) => r.intent,
+            Self::Releasing(r) => r.intent,
         }
     }
 }

@@ -97,7 +97,7 @@ impl CommitLayer {
                         report.already_terminal = report.already_terminal.saturating_add(1);
                     }
                 }
-                CommitRecord::Undone(_) | CommitRecord::Released(_) => {}
+                CommitRecord::Undone(_) | CommitRecord::Released(_) | CommitRecord::Releasing(_) => {}
             }
         }
         for (_, p) in pending {

@@ -495,6 +495,31 @@ impl KernelHandle {
             .map_err(|e| KernelError::Undo { code: e.code(), why: e.to_string() })
     }
 
+    /// Releases held mail past its hold period, only in a mode that permits
+    /// effects (Rule 10: a message leaving the outbox is the effect itself),
+    /// each release logged before the message leaves. In recovery hold,
+    /// commit freeze or think-but-don't-commit nothing leaves.
+    ///
+    /// # Errors
+    /// [`KernelError::Refused`] with the mode's code; [`KernelError::Refused`]
+    /// with the Commit Layer's `RELEASE-…` code if the Maildir or the log failed.
+    pub async fn release_mail(
+        &self,
+        mail: Arc<maos_commit::effectors::mail::MailEffector>,
+    ) -> Result<Vec<maos_commit::effectors::mail::Released>, KernelError> {
+        let mode = self.shared.mode();
+        if let Some(code) = mode.effect_refusal() {
+            return Err(KernelError::Refused { code, why: mode.why().unwrap_or_default().to_owned() });
+        }
+        let commit = self.commit.clone();
+        let now = self.shared.clock.now();
+        let name = mode.name();
+        tokio::task::spawn_blocking(move || commit.release_mail(&mail, now, name))
+            .await
+            .map_err(|e| KernelError::Refused { code: "RELEASE-EFFECT", why: format!("release task failed: {e}") })?
+            .map_err(|e| KernelError::Refused { code: e.code(), why: e.to_string() })
+    }
+
     /// The current mode.
     #[must_use]
     pub fn mode(&self) -> Mode {

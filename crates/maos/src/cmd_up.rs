@@ -19,6 +19,16 @@ use std::time::Duration;
 /// How often held mail past its hold period is released, and due checkpoints written.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(30);
 
+/// Longest `maos up` takes to exit after SIGTERM or Ctrl-C: the longest a
+/// request in flight can take (the 30 s lock timeout and the 2 s cancel grace
+/// of an effect that overran it) and a margin to sign the chain head. Past it
+/// the process exits anyway, releasing the log's lock: whatever was still
+/// running is finished by crash recovery at the next start, as after a crash.
+pub const SHUTDOWN_BUDGET: Duration = Duration::from_secs(40);
+
+/// Longest the async runtime's tasks get to end once serving stopped.
+const RUNTIME_DRAIN: Duration = Duration::from_secs(5);
+
 pub fn run(out: &Output, data_dir: &std::path::Path, args: &UpArgs) -> anyhow::Result<ExitCode> {
     let dir = DataDir::new(data_dir);
     if !dir.kernel_pub().exists() {
@@ -45,7 +55,7 @@ pub fn run(out: &Output, data_dir: &std::path::Path, args: &UpArgs) -> anyhow::R
     let result = rt.block_on(serve(out, &dir, args, runtime));
     // Tasks holding the Commit Layer end with the runtime; the last reference
     // is dropped here, outside it.
-    drop(rt);
+    rt.shutdown_timeout(RUNTIME_DRAIN);
     drop(keep);
     result
 }
@@ -77,7 +87,7 @@ async fn serve(out: &Output, dir: &DataDir, args: &UpArgs, runtime: runtime::Run
         maos_gateway::Api::new(kernel.clone(), &secret, audit, limits).with_tools(tools.clone(), commit.wal().clone()),
     );
     let mediator = Arc::new(maos_gateway::mcp::KernelMediator::new(api.clone(), tools, links, approval_wait));
-    let housekeeping = tokio::spawn(housekeeping(commit.clone(), mail));
+    let housekeeping = tokio::spawn(housekeeping(kernel.clone(), commit.clone(), mail));
     out.json(&serde_json::json!({
         "ok": true, "listen": bound.to_string(), "mode": kernel.mode().name(), "recovered": recovered,
         "approvals_lapsed": report.approvals_lapsed.len(), "hold": report.hold,
@@ -120,6 +130,7 @@ async fn serve(out: &Output, dir: &DataDir, args: &UpArgs, runtime: runtime::Run
     let (app, end_streams) = maos_gateway::router_with_mcp(api, mediator);
     let shutdown = async move {
         shutdown_signal().await;
+        arm_shutdown_deadline();
         end_streams();
     };
     let served = maos_gateway::serve_router(listener, app, shutdown).await;
@@ -133,25 +144,26 @@ async fn serve(out: &Output, dir: &DataDir, args: &UpArgs, runtime: runtime::Run
     Ok(ExitCode::SUCCESS)
 }
 
-async fn housekeeping(commit: Arc<maos_commit::CommitLayer>, mail: Arc<maos_commit::effectors::mail::MailEffector>) {
+async fn housekeeping(
+    kernel: maos_kernel::KernelHandle,
+    commit: Arc<maos_commit::CommitLayer>,
+    mail: Arc<maos_commit::effectors::mail::MailEffector>,
+) {
     let mut tick = tokio::time::interval(HOUSEKEEPING_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let (commit, mail) = (commit.clone(), mail.clone());
-        let done = tokio::task::spawn_blocking(move || {
-            let released = commit.release_mail(&mail, crate::datadir::now());
-            let checkpoint = commit.wal().maybe_checkpoint();
-            (released, checkpoint)
-        })
-        .await;
-        match done {
-            Ok((Ok(released), _)) if !released.is_empty() => {
+        // Through the kernel: held mail leaves only in a mode that permits effects.
+        match kernel.release_mail(mail.clone()).await {
+            Ok(released) if !released.is_empty() => {
                 tracing::info!(count = released.len(), "released held mail past its hold period");
             }
-            Ok((Err(e), _)) => tracing::warn!(error = %e, code = e.code(), "mail release failed; retrying later"),
             Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "housekeeping task failed"),
+            Err(e) => tracing::warn!(error = %e, code = e.code(), "held mail not released; retrying later"),
+        }
+        let commit = commit.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || commit.wal().maybe_checkpoint()).await {
+            tracing::warn!(error = %e, "housekeeping task failed");
         }
     }
 }
@@ -176,6 +188,23 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down: no new requests, finishing those in flight");
+}
+
+/// Exits the process [`SHUTDOWN_BUDGET`] after the stop signal if the orderly
+/// shutdown has not finished by then (an effect thread that never returns
+/// must not keep the log locked).
+fn arm_shutdown_deadline() {
+    let armed = std::thread::Builder::new().name("maos-shutdown-deadline".into()).spawn(|| {
+        std::thread::sleep(SHUTDOWN_BUDGET);
+        eprintln!(
+            "maos up: MAOS-SHUTDOWN-BUDGET: not stopped within {} s; exiting now (recovery finishes what was running at the next start)",
+            SHUTDOWN_BUDGET.as_secs()
+        );
+        std::process::exit(1);
+    });
+    if let Err(e) = armed {
+        tracing::warn!(error = %e, "could not arm the shutdown deadline");
+    }
 }
 
 fn operator_secret() -> anyhow::Result<String> {

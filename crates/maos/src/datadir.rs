@@ -298,6 +298,70 @@ impl DataDir {
         })
     }
 
+    /// Refuses effector paths that overlap what the kernel keeps for itself.
+    ///
+    /// `fs.*` reads and writes anything under `fs_root` for any agent holding
+    /// a path permission, and files in the mail outbox leave the machine: if
+    /// either reached the keys, the log, the run files, the kernel state or a
+    /// policy file, an agent could read `kernel.key`, rewrite `commander.pub`
+    /// or plant mail that was never decided. The fs root and the outbox must
+    /// not overlap each other either (a file written there would be released
+    /// as mail). Upstream MCP servers have no configurable working directory:
+    /// they inherit the one `maos up` was started in.
+    ///
+    /// # Errors
+    /// `MAOS-CONFIG-EXPOSES` naming the setting, its resolved path and what it overlaps.
+    pub fn check_effector_paths(&self, config: &Config) -> anyhow::Result<()> {
+        let mut protected: Vec<(String, PathBuf)> = vec![
+            ("the data directory's keys".into(), self.keys()),
+            ("the log".into(), self.wal()),
+            ("the run files".into(), self.run()),
+            ("the kernel state".into(), self.root.join("state")),
+            ("the configuration".into(), self.config()),
+        ];
+        if let Some(secondary) = &config.wal_secondary {
+            protected.push(("the log's second copy".into(), secondary.clone()));
+        }
+        for file in &config.policy_files {
+            protected.push((format!("the policy file `{}`", file.display()), file.clone()));
+        }
+        let fx = &config.effectors;
+        let settings = [("fs_root", self.resolve(&fx.fs_root)), ("mail_outbox", self.resolve(&fx.mail_outbox))];
+        for (name, path) in &settings {
+            let path = normalized(path);
+            for (what, other) in &protected {
+                let other = normalized(other);
+                if path.starts_with(&other) || other.starts_with(&path) {
+                    return Err(coded(
+                        "MAOS-CONFIG-EXPOSES",
+                        format!(
+                            "[effectors] {name} = `{}` overlaps {what} ({}): an agent could read or replace it; \
+                             choose a directory outside {}",
+                            path.display(),
+                            other.display(),
+                            other.display()
+                        ),
+                        1,
+                    ));
+                }
+            }
+        }
+        let (fs_root, outbox) = (normalized(&settings[0].1), normalized(&settings[1].1));
+        if fs_root.starts_with(&outbox) || outbox.starts_with(&fs_root) {
+            return Err(coded(
+                "MAOS-CONFIG-EXPOSES",
+                format!(
+                    "[effectors] fs_root = `{}` and mail_outbox = `{}` overlap: a file an agent writes \
+                     could be released as mail that was never decided",
+                    fs_root.display(),
+                    outbox.display()
+                ),
+                1,
+            ));
+        }
+        Ok(())
+    }
+
     /// The deployed Cedar policy sources (`[policy] files`), as (file name, text).
     ///
     /// # Errors
@@ -353,6 +417,31 @@ impl DataDir {
         self.require_initialized()?;
         Ok(maos_crypto::read_public_key_file(&self.kernel_pub())?)
     }
+}
+
+/// `path` with `.` and `..` folded, then its longest existing prefix
+/// canonicalized (symlinks resolved), so two spellings of one place compare equal.
+fn normalized(path: &Path) -> PathBuf {
+    let mut lexical = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                lexical.pop();
+            }
+            other => lexical.push(other),
+        }
+    }
+    let mut existing = lexical;
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        let Some(name) = existing.file_name().map(std::ffi::OsStr::to_os_string) else { break };
+        rest.push(name);
+        existing.pop();
+    }
+    let mut out = existing.canonicalize().unwrap_or(existing);
+    out.extend(rest.iter().rev());
+    out
 }
 
 /// Creates `dir` (and parents) with mode 0700: keys and logs are for the operator only.

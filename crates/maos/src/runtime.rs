@@ -46,6 +46,8 @@ pub struct Runtime {
 /// blocking client must not be created inside an async context).
 pub fn open(dir: &DataDir, options: RuntimeOptions, async_runtime: &tokio::runtime::Handle) -> anyhow::Result<Runtime> {
     let config = dir.load_config()?;
+    // Before the log is opened or any effector created: nothing is touched on a refusal.
+    dir.check_effector_paths(&config)?;
     let (journal, _, report) = Journal::open_for_daemon(dir, options.bench_no_fsync)?;
     if let Some(torn) = &report.torn_tail {
         tracing::warn!(?torn, "the log had a torn tail (a crash); it was cut");

@@ -257,8 +257,22 @@ impl FsEffector {
         path.strip_prefix(&self.root).map_or_else(|_| String::from("?"), |p| p.display().to_string())
     }
 
+    /// Reads a regular file of at most [`FS_FILE_BYTES_MAX`] bytes. The open
+    /// never blocks (`O_NONBLOCK`: opening a fifo for reading would wait for
+    /// a writer) and the opened file itself is checked, so a fifo, device or
+    /// socket swapped in after resolution is refused too.
     fn read_bounded(path: &Path) -> Result<Vec<u8>, EffectError> {
-        let file = std::fs::File::open(path).map_err(|e| EffectError::io("opening a file", &e))?;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(path)
+            .map_err(|e| EffectError::io("opening a file", &e))?;
+        let meta = file.metadata().map_err(|e| EffectError::io("inspecting a file", &e))?;
+        if !meta.is_file() {
+            let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+            return Err(EffectError::NotRegular(name.chars().take(200).collect()));
+        }
         let mut bytes = Vec::new();
         let limit = u64::try_from(FS_FILE_BYTES_MAX).unwrap_or(u64::MAX).saturating_add(1);
         file.take(limit).read_to_end(&mut bytes).map_err(|e| EffectError::io("reading a file", &e))?;
@@ -381,7 +395,8 @@ impl FsEffector {
         match std::fs::symlink_metadata(path) {
             Ok(meta) if meta.is_file() => Self::read_bounded(path).map(Some),
             Ok(meta) if meta.is_dir() => Err(EffectError::Invalid("the target is a directory".into())),
-            Ok(_) => Err(EffectError::Symlink(String::from("target"))),
+            Ok(meta) if meta.file_type().is_symlink() => Err(EffectError::Symlink(String::from("target"))),
+            Ok(_) => Err(EffectError::NotRegular(String::from("target"))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(EffectError::io("reading the target", &e)),
         }

@@ -280,10 +280,19 @@ impl MailEffector {
     /// `sent/` is only removed from the outbox; one found mid-relay is never
     /// sent again ([`ReleaseOutcome::Uncertain`]).
     ///
+    /// `before(id)` runs just before a message leaves (to the relay or into
+    /// `sent/`); if it fails, that message and the rest stay held. The Commit
+    /// Layer logs the release there, so no message leaves unlogged.
+    ///
     /// # Errors
-    /// [`EffectError::Io`] if the Maildir cannot be read or written. A relay
-    /// failure is not an error: the message is [`ReleaseOutcome::Deferred`].
-    pub fn release_due(&self, now: UnixMillis) -> Result<Vec<Released>, EffectError> {
+    /// [`EffectError::Io`] if the Maildir cannot be read or written; whatever
+    /// `before` returned. A relay failure is not an error: the message is
+    /// [`ReleaseOutcome::Deferred`].
+    pub fn release_due(
+        &self,
+        now: UnixMillis,
+        before: &mut dyn FnMut(IntentId) -> Result<(), EffectError>,
+    ) -> Result<Vec<Released>, EffectError> {
         let _outbox = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
         let mut released = Vec::new();
         for name in list_names(&self.root.join("outbox/sending"))? {
@@ -305,6 +314,7 @@ impl MailEffector {
             let outcome = if self.path("sent/new", id).exists() {
                 ReleaseOutcome::Delivered
             } else if let Some(relay) = &self.relay {
+                before(id)?;
                 self.move_file("outbox/new", "outbox/sending", id)?;
                 match self.envelope(message).and_then(|env| {
                     relay.send_raw(&env, message).map_err(|e| EffectError::Remote(format!("smtp relay: {e}")))
@@ -326,6 +336,7 @@ impl MailEffector {
                     }
                 }
             } else {
+                before(id)?;
                 self.file_sent(id, message)?;
                 ReleaseOutcome::Delivered
             };

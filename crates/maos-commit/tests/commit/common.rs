@@ -180,6 +180,7 @@ pub fn trail(wal: &Wal, id: IntentId) -> Vec<&'static str> {
             CommitRecord::Failed(_) => "failed",
             CommitRecord::Undone(_) => "undone",
             CommitRecord::Released(_) => "released",
+            CommitRecord::Releasing(_) => "releasing",
         })
         .collect()
 }

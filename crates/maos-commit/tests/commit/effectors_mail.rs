@@ -45,7 +45,7 @@ fn ct_cl_07_mail_undo_inside_the_hold_recalls_it() {
     assert_eq!(world.maildir_count("recalled"), 1);
     assert_eq!(trail(layer.wal(), id), ["intent", "executing", "result", "undone"]);
     // Nothing is released later, and a replay of the intent does not queue it again.
-    assert!(world.mail.release_due(T0.saturating_add_ms(2 * HOUR_MS)).unwrap().is_empty());
+    assert!(world.mail.release_due(T0.saturating_add_ms(2 * HOUR_MS), &mut |_| Ok(())).unwrap().is_empty());
     let ctx = ExecContext::new(T0, Instant::now() + Duration::from_secs(5));
     assert_eq!(world.mail.execute(&m, id, &ctx).unwrap_err().code(), "EFFECT-RECALLED");
     assert_eq!(world.maildir_count("sent/new"), 0);
@@ -56,9 +56,12 @@ fn mail_is_released_after_the_hold_and_undo_is_then_refused() {
     let world = World::new();
     let layer = world.layer();
     let id = run(&layer, mail_send("bob@example.com", "hi", "hello"), T0).unwrap().intent;
-    assert!(layer.release_mail(&world.mail, T0.saturating_add_ms(59 * MINUTE_MS)).unwrap().is_empty(), "still held");
-    let released = layer.release_mail(&world.mail, T0.saturating_add_ms(60 * MINUTE_MS)).unwrap();
-    assert_eq!(trail(layer.wal(), id), ["intent", "executing", "result", "released"]);
+    assert!(
+        layer.release_mail(&world.mail, T0.saturating_add_ms(59 * MINUTE_MS), "normal").unwrap().is_empty(),
+        "still held"
+    );
+    let released = layer.release_mail(&world.mail, T0.saturating_add_ms(60 * MINUTE_MS), "normal").unwrap();
+    assert_eq!(trail(layer.wal(), id), ["intent", "executing", "result", "releasing", "released"]);
     assert_eq!(released.len(), 1);
     assert_eq!(released[0].intent, id);
     assert_eq!(world.maildir_count("outbox/new"), 0);
@@ -67,7 +70,7 @@ fn mail_is_released_after_the_hold_and_undo_is_then_refused() {
     let err = layer.undo(id, T0.saturating_add_ms(61 * MINUTE_MS)).unwrap_err();
     assert!(matches!(err, UndoError::HoldExpired { .. }));
     // Release is idempotent.
-    assert!(world.mail.release_due(T0.saturating_add_ms(2 * HOUR_MS)).unwrap().is_empty());
+    assert!(world.mail.release_due(T0.saturating_add_ms(2 * HOUR_MS), &mut |_| Ok(())).unwrap().is_empty());
     assert_eq!(world.maildir_count("sent/new"), 1);
 }
 
@@ -170,11 +173,11 @@ fn released_mail_goes_to_the_smtp_relay_once() {
     let m = mail_send("bob@example.com", "relayed", "via smtp");
     let ctx = ExecContext::new(T0, Instant::now() + Duration::from_secs(5));
     mail.execute(&m, m.id, &ctx).unwrap();
-    assert!(mail.release_due(T0).unwrap().is_empty(), "held");
-    let released = mail.release_due(T0.saturating_add_ms(HOUR_MS)).unwrap();
+    assert!(mail.release_due(T0, &mut |_| Ok(())).unwrap().is_empty(), "held");
+    let released = mail.release_due(T0.saturating_add_ms(HOUR_MS), &mut |_| Ok(())).unwrap();
     assert_eq!(released.len(), 1);
     assert_eq!(released[0].outcome, ReleaseOutcome::Relayed);
-    assert!(mail.release_due(T0.saturating_add_ms(2 * HOUR_MS)).unwrap().is_empty());
+    assert!(mail.release_due(T0.saturating_add_ms(2 * HOUR_MS), &mut |_| Ok(())).unwrap().is_empty());
     let got = got.lock().unwrap();
     assert_eq!(got.len(), 1, "relayed exactly once");
     assert_eq!(got[0].0, ["RCPT TO:<bob@example.com>"]);
@@ -192,7 +195,7 @@ fn a_refusing_relay_defers_and_an_interrupted_relay_is_never_repeated() {
     let m = mail_send("bob@example.com", "s", "b");
     let ctx = ExecContext::new(T0, Instant::now() + Duration::from_secs(5));
     mail.execute(&m, m.id, &ctx).unwrap();
-    let released = mail.release_due(T0.saturating_add_ms(HOUR_MS)).unwrap();
+    let released = mail.release_due(T0.saturating_add_ms(HOUR_MS), &mut |_| Ok(())).unwrap();
     assert!(matches!(released[0].outcome, ReleaseOutcome::Deferred(_)), "{released:?}");
     assert_eq!(std::fs::read_dir(dir.path().join("outbox/new")).unwrap().count(), 1, "kept for a retry");
     assert!(got.lock().unwrap().is_empty());
@@ -200,7 +203,7 @@ fn a_refusing_relay_defers_and_an_interrupted_relay_is_never_repeated() {
     // A crash mid-relay leaves the message in outbox/sending: reported, not resent.
     let name = format!("{}.maos", m.id);
     std::fs::rename(dir.path().join("outbox/new").join(&name), dir.path().join("outbox/sending").join(&name)).unwrap();
-    let released = mail.release_due(T0.saturating_add_ms(HOUR_MS)).unwrap();
+    let released = mail.release_due(T0.saturating_add_ms(HOUR_MS), &mut |_| Ok(())).unwrap();
     assert_eq!(released[0].outcome, ReleaseOutcome::Uncertain);
     assert!(dir.path().join("uncertain").join(&name).exists());
     assert_eq!(mail.compensate(&m, &mail.snapshot(&m).unwrap()).unwrap_err().code(), "EFFECT-ALREADY-RELEASED");

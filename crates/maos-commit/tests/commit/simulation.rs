@@ -93,7 +93,7 @@ proptest! {
                 CommitRecord::Failed(r) => {
                     open.remove(&r.intent);
                 }
-                CommitRecord::Undone(_) | CommitRecord::Released(_) => {}
+                CommitRecord::Undone(_) | CommitRecord::Released(_) | CommitRecord::Releasing(_) => {}
             }
         }
         prop_assert!(open.is_empty(), "unfinished intents: {:?}", open);

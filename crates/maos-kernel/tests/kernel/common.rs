@@ -118,6 +118,14 @@ pub fn fs_write(name: &str, content: &str) -> Intent {
     i
 }
 
+/// `mail.send` to `to` with a fixed subject and body.
+pub fn mail(to: &str) -> Intent {
+    let mut i = intent("mail.send", EffectClass::Write, ResourceKind::Recipient, to);
+    i.args.insert("subject".into(), maos_model::ArgValue::Str("figures".into()));
+    i.args.insert("body".into(), maos_model::ArgValue::Str("Q3: 42".into()));
+    i
+}
+
 pub fn fs_read(name: &str) -> Intent {
     intent("fs.read", EffectClass::Observe, ResourceKind::Path, &format!("/workspace/{name}"))
 }

@@ -1017,7 +1017,7 @@ impl Sim {
                         out.files.insert(file, out.before.get(&id).cloned().flatten());
                     }
                 }
-                CommitRecord::Undone(_) | CommitRecord::Released(_) => {
+                CommitRecord::Undone(_) | CommitRecord::Released(_) | CommitRecord::Releasing(_) => {
                     self.fail(&format!("unexpected undo/release record at Lsn {lsn} for {id}"));
                 }
             }
@@ -1043,6 +1043,7 @@ impl Sim {
                 }
                 CommitRecord::Undone(_) => "undone".to_owned(),
                 CommitRecord::Released(_) => "released".to_owned(),
+                CommitRecord::Releasing(_) => "releasing".to_owned(),
             };
             let decision = log.decisions.get(&id).map(|(l, _)| *l);
             let _ = write!(text, "\n      Lsn {lsn}: {} {what} (decision at Lsn {decision:?})", short(id));

@@ -1,0 +1,99 @@
+//! Integrity and exhaustion (issue #12) at the kernel: attacks that need a
+//! failing disk or a manual clock, which the daemon tests cannot arrange.
+//! Each test is named after the attack it pins.
+
+use crate::common::*;
+use maos_commit::effectors::mail::MailEffector;
+use maos_commit::records::{CommitRecord, KIND_RELEASED, KIND_RELEASING};
+use maos_kernel::{CODE_FREEZE, Kernel, Mode, Reply};
+use maos_wal::{Clock as _, Wal};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+const HOUR_MS: u64 = 60 * 60 * 1000;
+
+fn held(world: &World, sub: &str) -> usize {
+    std::fs::read_dir(world.dir.path().join("mail").join(sub)).map_or(0, Iterator::count)
+}
+
+/// CT-DEG: the log failing after a message was held must not let the
+/// message leave: housekeeping goes through the kernel, which refuses every
+/// release outside a mode that permits effects, and logs a release before
+/// the message leaves.
+#[test]
+fn ct_deg_attack_held_mail_is_not_released_when_the_log_fails() {
+    let world = World::new();
+    let token = token_for("writer", &["mail.send=*@example.com", "fs.write=/workspace/**"], 100, 0x51);
+    let storage = maos_wal::sim::MemStorage::new();
+    let outbox = Arc::new(MailEffector::new(world.dir.path().join("mail"), "writer@example.com").unwrap());
+    lifetime(async {
+        let config = maos_wal::WalConfig::with_storage(maos_model::Profile::Standard, Arc::new(storage.clone()))
+            .clock(world.clock.clone());
+        let layer = world.layer_on(Wal::open(config).unwrap().0, &[], None);
+        let (kernel, _) = Kernel::start(world.config(layer)).await.unwrap();
+        for to in ["bob@example.com", "carol@example.com"] {
+            assert!(matches!(submit(&kernel, mail(to), &token).await, Reply::Done { .. }));
+        }
+        assert_eq!(held(&world, "outbox/new"), 2);
+        world.clock.advance_ms(2 * HOUR_MS);
+        // The disk fails: the next effect freezes the kernel.
+        storage.faults().fail_writes.store(true, Ordering::SeqCst);
+        let reply = submit(&kernel, fs_write("x.txt", "x"), &token).await;
+        assert_eq!(reply.code(), Some(CODE_FREEZE), "{reply:?}");
+        let refused = kernel.release_mail(outbox.clone()).await.unwrap_err();
+        assert_eq!(refused.code(), CODE_FREEZE, "{refused}");
+        // Even with the disk back, the freeze is sticky: nothing leaves.
+        storage.faults().fail_writes.store(false, Ordering::SeqCst);
+        assert_eq!(kernel.release_mail(outbox.clone()).await.unwrap_err().code(), CODE_FREEZE);
+        assert!(matches!(kernel.mode(), Mode::CommitFreeze { .. }));
+    });
+    assert_eq!(held(&world, "outbox/new"), 2, "both messages are still held");
+    assert_eq!(held(&world, "sent/new"), 0);
+}
+
+/// Holds one message to bob on a kernel over `storage`, past its hold period.
+fn one_held_message(world: &World, storage: &maos_wal::sim::MemStorage) -> Arc<maos_commit::CommitLayer> {
+    let token = token_for("writer", &["mail.send=*@example.com"], 100, 0x52);
+    let layer = lifetime(async {
+        let config = maos_wal::WalConfig::with_storage(maos_model::Profile::Standard, Arc::new(storage.clone()))
+            .clock(world.clock.clone());
+        let layer = world.layer_on(Wal::open(config).unwrap().0, &[], None);
+        let (kernel, _) = Kernel::start(world.config(layer.clone())).await.unwrap();
+        assert!(matches!(submit(&kernel, mail("bob@example.com"), &token).await, Reply::Done { .. }));
+        layer
+    });
+    world.clock.advance_ms(2 * HOUR_MS);
+    layer
+}
+
+/// A release whose record cannot be logged does not happen; one that is
+/// logged is logged before it leaves (0x0206 precedes 0x0205).
+#[test]
+fn ct_deg_attack_a_release_the_log_refuses_leaves_the_message_held() {
+    let world = World::new();
+    let storage = maos_wal::sim::MemStorage::new();
+    let layer = one_held_message(&world, &storage);
+    let mail = MailEffector::new(world.dir.path().join("mail"), "writer@example.com").unwrap();
+    storage.faults().fail_writes.store(true, Ordering::SeqCst);
+    let refused = layer.release_mail(&mail, world.clock.now(), "normal").unwrap_err();
+    assert_eq!(refused.code(), "RELEASE-WAL", "{refused}");
+    assert_eq!(held(&world, "outbox/new"), 1, "not released without its record");
+    assert_eq!(held(&world, "sent/new"), 0);
+
+    let world = World::new();
+    let storage = maos_wal::sim::MemStorage::new();
+    let layer = one_held_message(&world, &storage);
+    let mail = MailEffector::new(world.dir.path().join("mail"), "writer@example.com").unwrap();
+    assert_eq!(layer.release_mail(&mail, world.clock.now(), "normal").unwrap().len(), 1);
+    assert_eq!(held(&world, "sent/new"), 1);
+    let reader = layer.wal().reader();
+    let kinds: Vec<_> = reader
+        .records()
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|r| r.kind == KIND_RELEASING || r.kind == KIND_RELEASED)
+        .inspect(|r| assert!(matches!(CommitRecord::decode(r.kind, &r.payload), Some(Ok(_)))))
+        .map(|r| r.kind)
+        .collect();
+    assert_eq!(kinds, vec![KIND_RELEASING, KIND_RELEASED], "logged before it left, outcome after");
+}
