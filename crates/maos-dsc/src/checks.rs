@@ -119,6 +119,8 @@ pub const fn token_error_code(e: &TokenError) -> DenyCode {
         | TokenError::InvalidClaims(_)
         | TokenError::Signature(_)
         | TokenError::UnknownIssuer(_)
+        | TokenError::KeyRetired { .. }
+        | TokenError::Unlogged(_)
         | TokenError::Widened { .. }
         | TokenError::DepthExceeded { .. }
         | TokenError::TooManyChildren { .. }

@@ -235,7 +235,11 @@ fn reverify(
 ) -> Result<VerifiedToken, TokenError> {
     match text {
         Some(text) => {
-            UnverifiedToken::parse(text)?.verify(keys, UnixMillis(record.now_ms), state.registry.revocations())
+            let token =
+                UnverifiedToken::parse(text)?.verify(keys, UnixMillis(record.now_ms), state.registry.revocations())?;
+            // As the kernel did: only tokens in the ledger at that point count.
+            state.registry.check_logged(&token)?;
+            Ok(token)
         }
         None => Err(TokenError::UnknownToken("none presented".into())),
     }

@@ -1038,7 +1038,11 @@ impl Sequencer {
         if text.is_empty() {
             return Err(TokenError::UnknownToken("none presented".into()));
         }
-        self.cache.verify(text, &self.keys, now, self.state.registry.revocations())
+        let token = self.cache.verify(text, &self.keys, now, self.state.registry.revocations())?;
+        // A valid signature is not enough: the kernel accepts only tokens it
+        // logged issuing (a copy of a rotated-out key mints nothing it will take).
+        self.state.registry.check_logged(&token)?;
+        Ok(token)
     }
 
     /// Appends the batch's decision records in one commit group, then acts on each.

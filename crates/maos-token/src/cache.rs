@@ -67,7 +67,7 @@ impl VerifyCache {
         if let Some(entry) = self.map.get(&key)
             && entry.epoch == revocations.epoch()
             && *entry.text == *text
-            && keys.get(&entry.token.claims().issuer).is_some()
+            && keys.issuer_for(entry.token.claims()).is_ok()
         {
             check_live(entry.token.claims(), now, revocations)?;
             return Ok(entry.token.clone());

@@ -104,6 +104,22 @@ pub enum TokenError {
         /// Absolute maximum.
         max_ms: u64,
     },
+    /// `TOKEN-KEY-RETIRED`: the issuer key was retired before this token's
+    /// issue time: whoever signed it kept a key that was rotated out.
+    #[error("issuer key {key} was retired at {retired_ms} ms; this token claims issue at {issued_ms} ms")]
+    KeyRetired {
+        /// Short key id.
+        key: String,
+        /// Retirement time, Unix ms.
+        retired_ms: u64,
+        /// The token's issue time, Unix ms.
+        issued_ms: u64,
+    },
+    /// `TOKEN-UNLOGGED`: the signature verifies, but the kernel never logged
+    /// issuing this token (or logged a different one under its id): it was
+    /// minted outside this kernel, for example from a copy of an old key.
+    #[error("token {0} was never issued by this kernel (not in its ledger)")]
+    Unlogged(String),
     /// `TOKEN-UNKNOWN`: no token with this id is registered.
     #[error("no token with id {0}")]
     UnknownToken(String),
@@ -133,6 +149,8 @@ impl TokenError {
             Self::TooManyChildren { .. } => "TOKEN-CHILDREN",
             Self::TtlNeedsAck { .. } => "TOKEN-TTL-ACK",
             Self::TtlOutOfRange { .. } => "TOKEN-TTL",
+            Self::KeyRetired { .. } => "TOKEN-KEY-RETIRED",
+            Self::Unlogged(_) => "TOKEN-UNLOGGED",
             Self::UnknownToken(_) => "TOKEN-UNKNOWN",
             Self::Crypto(_) => "TOKEN-CRYPTO",
         }

@@ -77,6 +77,31 @@ impl TokenIssued {
     }
 }
 
+impl TokenIssued {
+    /// The event for a token that verified, e.g. one minted by a tool that
+    /// cannot reach the log itself and handed to the kernel to log.
+    #[must_use]
+    pub fn from_verified(token: &crate::VerifiedToken) -> Self {
+        let c = token.claims();
+        Self {
+            id: c.id,
+            agent: c.agent.clone(),
+            ring: c.ring,
+            parent: c.parent(),
+            depth: c.depth(),
+            budget: c.budget,
+            issued_ms: c.not_before.0,
+            expires_ms: c.expires.0,
+            ttl_ms: c.expires.0.saturating_sub(c.not_before.0),
+            commander_ack: c.commander_ack,
+            epoch: c.epoch,
+            permissions: c.permissions.iter().map(ToString::to_string).collect(),
+            issuer: c.issuer.to_hex(),
+            token_sha3: token.hash().to_hex(),
+        }
+    }
+}
+
 /// The logged facts of a revocation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenRevoked {
@@ -221,6 +246,18 @@ impl TokenRegistry {
                 .filter_map(|c| self.records.get(c))
                 .fold(0u64, |sum, c| sum.saturating_add(c.issued.budget))
         })
+    }
+
+    /// Whether `token` is the one this registry logged under its id (same
+    /// encoded bytes): a kernel accepts only tokens in its ledger.
+    ///
+    /// # Errors
+    /// [`TokenError::Unlogged`] for an id never issued, or issued with other bytes.
+    pub fn check_logged(&self, token: &crate::VerifiedToken) -> Result<(), TokenError> {
+        match self.records.get(&token.id()) {
+            Some(rec) if rec.issued.token_sha3 == token.hash().to_hex() => Ok(()),
+            _ => Err(TokenError::Unlogged(token.id().to_string())),
+        }
     }
 
     /// The revocation state verifiers need.

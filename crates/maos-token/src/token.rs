@@ -11,10 +11,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
-/// The kernel keys a verifier trusts, by key id.
+/// The kernel keys a verifier trusts, by key id, each with the time it was
+/// retired (if it was): a retired key verifies only tokens issued before its
+/// retirement, so a copy of its secret kept somewhere cannot mint new ones.
 #[derive(Debug, Default, Clone)]
 pub struct KeyRing {
-    keys: BTreeMap<KeyId, VerifyingKey>,
+    keys: BTreeMap<KeyId, (VerifyingKey, Option<UnixMillis>)>,
 }
 
 impl KeyRing {
@@ -24,9 +26,14 @@ impl KeyRing {
         Self::default()
     }
 
-    /// Trusts one more issuer key.
+    /// Trusts one more issuer key, without a retirement time.
     pub fn insert(&mut self, key: VerifyingKey) {
-        self.keys.insert(key.key_id(), key);
+        self.keys.insert(key.key_id(), (key, None));
+    }
+
+    /// Trusts a key retired at `retired_at` for tokens issued before then.
+    pub fn insert_retired(&mut self, key: VerifyingKey, retired_at: UnixMillis) {
+        self.keys.insert(key.key_id(), (key, Some(retired_at)));
     }
 
     /// A ring holding exactly one key.
@@ -40,7 +47,31 @@ impl KeyRing {
     /// The key with this id, if trusted.
     #[must_use]
     pub fn get(&self, id: &KeyId) -> Option<&VerifyingKey> {
-        self.keys.get(id)
+        self.keys.get(id).map(|(k, _)| k)
+    }
+
+    /// When the key with this id was retired (`None`: current, or unknown).
+    #[must_use]
+    pub fn retired_at(&self, id: &KeyId) -> Option<UnixMillis> {
+        self.keys.get(id).and_then(|(_, r)| *r)
+    }
+
+    /// Whether `claims` may have been signed by a trusted key: the issuer is
+    /// known and, if retired, the token was issued before the retirement.
+    ///
+    /// # Errors
+    /// [`TokenError::UnknownIssuer`], [`TokenError::KeyRetired`].
+    pub fn issuer_for(&self, claims: &TokenClaims) -> Result<&VerifyingKey, TokenError> {
+        let (key, retired) =
+            self.keys.get(&claims.issuer).ok_or_else(|| TokenError::UnknownIssuer(claims.issuer.short()))?;
+        match retired {
+            Some(at) if claims.not_before >= *at => Err(TokenError::KeyRetired {
+                key: claims.issuer.short(),
+                retired_ms: at.0,
+                issued_ms: claims.not_before.0,
+            }),
+            _ => Ok(key),
+        }
     }
 }
 
@@ -143,13 +174,17 @@ impl UnverifiedToken {
     ) -> Result<VerifiedToken, TokenError> {
         let parts = &self.decoded;
         let claims = &parts.claims;
-        let key = keys.get(&claims.issuer).ok_or_else(|| TokenError::UnknownIssuer(claims.issuer.short()))?;
+        let key = keys.issuer_for(claims)?;
         let signed = self.bytes.get(..parts.signed_len).ok_or_else(|| TokenError::Encoding("signed length".into()))?;
         key.verify(SignatureDomain::CapabilityToken, signed, &parts.signature)
             .map_err(|e| TokenError::Signature(e.to_string()))?;
         check_live(claims, now, revocations)?;
         Ok(VerifiedToken {
-            inner: Arc::new(VerifiedInner { claims: claims.clone(), text: encoding::to_text(&self.bytes) }),
+            inner: Arc::new(VerifiedInner {
+                claims: claims.clone(),
+                text: encoding::to_text(&self.bytes),
+                hash: maos_crypto::sha3_256(&self.bytes),
+            }),
         })
     }
 }
@@ -191,6 +226,8 @@ pub struct VerifiedToken {
 struct VerifiedInner {
     claims: TokenClaims,
     text: String,
+    /// SHA3-256 of the encoded bytes: what the issue event logs.
+    hash: maos_crypto::Digest,
 }
 
 impl VerifiedToken {
@@ -204,6 +241,12 @@ impl VerifiedToken {
     #[must_use]
     pub fn id(&self) -> TokenId {
         self.inner.claims.id
+    }
+
+    /// SHA3-256 of the encoded token, as its issue event logs it.
+    #[must_use]
+    pub fn hash(&self) -> maos_crypto::Digest {
+        self.inner.hash
     }
 
     /// The text form, for handing the token to its holder.

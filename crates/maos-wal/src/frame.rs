@@ -388,7 +388,20 @@ pub fn scan_frames(bytes: &[u8], start: usize) -> (ScannedFrames<'_>, usize, Sca
 /// Whether everything after a bad frame at `bad` is consistent with one torn commit
 /// group: a group is written only after the previous one is durable, so valid frames
 /// of a *later* group after the damage prove the damaged group had been synced.
+///
+/// A bad frame whose header still reads as a group end (the damage is in its
+/// payload or checksum) closed its group: any valid frame after it belongs to
+/// a later group, so the damaged group had been synced and acknowledged.
 fn torn_shaped(bytes: &[u8], bad: usize) -> bool {
+    let flags_at = bad.saturating_add(RECORD_MAGIC.len() + 2);
+    let closed_its_group = bytes.get(bad..bad + RECORD_MAGIC.len()) == Some(&RECORD_MAGIC[..])
+        && bytes
+            .get(flags_at..flags_at + 2)
+            .and_then(|f| <[u8; 2]>::try_from(f).ok())
+            .is_some_and(|f| u16::from_le_bytes(f) & FLAG_GROUP_END != 0);
+    if closed_its_group && any_valid_frame(bytes.get(bad.saturating_add(1)..).unwrap_or_default()) {
+        return false;
+    }
     let mut group_ends_followed = false;
     let mut saw_group_end = false;
     let mut at = bad.saturating_add(1);
@@ -588,6 +601,17 @@ mod tests {
         // Damage in the last group (records 5..6): torn-shaped.
         let s = zero_at(4);
         assert!(matches!(scan_segment(&s).end, ScanEnd::Bad { torn_shaped: true, .. }));
+        // CT-WAL-08: an acknowledged one-record group whose payload is damaged,
+        // followed by a complete later group (records 2..4): real damage, even
+        // though the frames after it could otherwise pass for one torn group.
+        let mut s = seg.clone();
+        let payload_at = offsets.first().copied().unwrap_or(0) + RECORD_HEADER_LEN;
+        if let Some(b) = s.get_mut(payload_at) {
+            *b ^= 0xFF;
+        }
+        let prefix_len = offsets.get(4).copied().unwrap_or(0);
+        let two_groups = s.get(..prefix_len).unwrap_or_default();
+        assert!(matches!(scan_segment(two_groups).end, ScanEnd::Bad { torn_shaped: false, .. }));
         // Damage in group 2 (records 2..4) followed by group 3: real damage.
         let s = zero_at(1);
         assert!(matches!(scan_segment(&s).end, ScanEnd::Bad { torn_shaped: false, .. }));

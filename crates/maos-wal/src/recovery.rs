@@ -1,5 +1,5 @@
 //! Recovery on open: scan each copy, pick the longer valid chain, cut a torn tail,
-//! repair the other copy, re-hash from the last checkpoint.
+//! repair the other copy, re-hash every record.
 
 use crate::chain::{Chain, Depth};
 use crate::error::{Fault, WalError};
@@ -220,17 +220,21 @@ pub(crate) fn hash_at(
     Ok(scan_segment(&bytes).records.iter().find(|(_, r)| r.lsn == lsn).map(|(_, r)| r.hash))
 }
 
-/// Re-hashes every record from the last checkpoint to the head (the checks the
-/// cheap scan skipped) and returns the last checkpoint, decoded, with its Lsn.
+/// Re-hashes every record of the copy (the check the cheap scan skipped) and
+/// returns the last checkpoint, decoded, with its Lsn.
+///
+/// Every record, not only those after the last checkpoint: the kernel folds
+/// the whole log at boot, and a record before a checkpoint rewritten with a
+/// fixed CRC but its stored hash kept still links, so only its own hash shows
+/// the edit (CT-WAL-12). What is folded must have been re-hashed.
 pub(crate) fn rehash_from_checkpoint(
     storage: &dyn Storage,
     copy: CopyId,
     scan: &CopyScan,
 ) -> Result<Option<(Lsn, Checkpoint)>, WalError> {
-    let start_seg = scan.last_checkpoint.map_or(0, |c| c.seg_index);
     let from_lsn = scan.last_checkpoint.map_or(Lsn(0), |c| c.lsn);
     let mut found = None;
-    for seg in scan.segments.iter().skip(start_seg) {
+    for seg in &scan.segments {
         let Some(bytes) = read_segment(storage, copy, &seg.name)? else {
             return Err(WalError::Corrupt {
                 lsn: seg.first_lsn,
@@ -241,9 +245,6 @@ pub(crate) fn rehash_from_checkpoint(
         };
         let valid = bytes.get(..usize::try_from(seg.valid_len).unwrap_or(usize::MAX)).unwrap_or(&bytes);
         for (offset, rec) in scan_segment(valid).records {
-            if rec.lsn < from_lsn {
-                continue;
-            }
             if !rec.hash_is_valid() {
                 return Err(WalError::Corrupt {
                     lsn: rec.lsn,

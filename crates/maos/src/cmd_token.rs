@@ -30,8 +30,27 @@ pub fn run(out: &Output, data_dir: &Path, cmd: TokenCommand) -> anyhow::Result<E
 /// stay valid until they expire or are revoked.
 pub fn key_ring(dir: &DataDir) -> anyhow::Result<KeyRing> {
     let mut ring = KeyRing::new();
-    for key in dir.kernel_trusted_keys()? {
-        ring.insert(key);
+    let mut keys = dir.kernel_trusted_keys()?.into_iter();
+    if let Some(current) = keys.next() {
+        ring.insert(current);
+    }
+    // A retired key verifies only tokens issued before its logged rotation; a
+    // key file in keys/retired/ that no logged rotation names verifies none.
+    let retired_at: std::collections::BTreeMap<String, u64> = crate::journal::read_events(dir)?
+        .into_iter()
+        .filter_map(|e| match e {
+            crate::journal::SecurityEvent::KeyRotated { role, old_key_id, at_ms, .. } if role == "kernel" => {
+                Some((old_key_id, at_ms))
+            }
+            _ => None,
+        })
+        .collect();
+    for key in keys {
+        if let Some(at) = retired_at.get(&key.key_id().to_hex()) {
+            ring.insert_retired(key, UnixMillis(*at));
+        } else {
+            tracing::warn!(key = %key.key_id().short(), "a retired key file without a logged rotation verifies no token");
+        }
     }
     Ok(ring)
 }
@@ -202,13 +221,20 @@ fn show_claims(out: &Output, c: &TokenClaims, now: UnixMillis) {
 
 fn inspect(out: &Output, dir: &DataDir, args: &InspectArgs) -> anyhow::Result<ExitCode> {
     let text = read_token(&args.token)?;
-    let (keys, revocations) = match &args.public_key {
-        Some(path) => (KeyRing::with(maos_crypto::read_public_key_file(path)?), maos_token::RevocationState::default()),
-        None => (key_ring(dir)?, read_registry(dir)?.revocations().clone()),
+    // With the data directory, the ledger counts as the kernel counts it; with
+    // only a public key, the signature and time window are all there is.
+    let (keys, registry) = match &args.public_key {
+        Some(path) => (KeyRing::with(maos_crypto::read_public_key_file(path)?), None),
+        None => (key_ring(dir)?, Some(read_registry(dir)?)),
     };
+    let revocations = registry.as_ref().map(|r| r.revocations().clone()).unwrap_or_default();
     let now = now();
     let token = UnverifiedToken::parse(&text).map_err(|e| coded(e.code(), e.to_string(), EXIT_INVALID))?;
-    match token.verify(&keys, now, &revocations) {
+    let checked = token.verify(&keys, now, &revocations).and_then(|verified| {
+        registry.as_ref().map_or(Ok(()), |r| r.check_logged(&verified))?;
+        Ok(verified)
+    });
+    match checked {
         Ok(verified) => {
             out.json(&serde_json::json!({ "ok": true, "valid": true, "claims": verified.claims() }));
             out.line(format!("{} token (signature ML-DSA-65 + Ed25519, both verified)", out.green("valid")));
@@ -244,6 +270,7 @@ fn derive(out: &Output, dir: &DataDir, args: &DeriveArgs) -> anyhow::Result<Exit
     let now = now();
     let parent =
         UnverifiedToken::parse(&read_token(&args.token)?)?.verify(&key_ring(dir)?, now, registry.revocations())?;
+    registry.check_logged(&parent)?;
     let (ttl_ms, rate_per_hour, clearance) = limit_overrides(&args.limits)?;
     let req = DeriveRequest {
         agent: AgentId::new(&args.agent)?,

@@ -100,4 +100,107 @@ mod hardening {
         assert!(again.sigterm().success(), "{}", again.output());
         audit_clean(dir.path());
     }
+
+    /// Item 1: after `maos key rotate kernel`, a copy of the old data
+    /// directory minted a token with the retired key; it verified, was absent
+    /// from `maos token list`, and could not be revoked. A retired key now
+    /// verifies only tokens issued before its logged retirement, and the kernel
+    /// accepts only tokens in its own ledger.
+    #[test]
+    fn ct_cap_05_attack_a_copy_of_a_retired_key_mints_nothing_the_kernel_accepts() {
+        let dir = tempfile::tempdir().unwrap();
+        let copy = tempfile::tempdir().unwrap();
+        let logs = tempfile::tempdir().unwrap();
+        init(dir.path());
+        let before = issue(dir.path(), "writer", &["fs.write=path:/workspace/**"]);
+        let status = Command::new("cp").arg("-a").arg(format!("{}/.", dir.path().display())).arg(copy.path()).status();
+        assert!(status.unwrap().success(), "cp -a failed");
+        ok(dir.path(), &["key", "rotate", "kernel"]);
+        std::thread::sleep(Duration::from_millis(5));
+        // The copy still holds the old secret: it mints (and logs in its own log only).
+        let forged = issue(copy.path(), "writer", &["fs.write=path:/workspace/**"]);
+        let inspect = maos(dir.path(), &["--json", "token", "inspect", &forged]);
+        assert!(!inspect.status.success(), "{}", text(&inspect.stdout));
+        let out = format!("{}{}", text(&inspect.stdout), text(&inspect.stderr));
+        assert!(out.contains("TOKEN-KEY-RETIRED"), "{out}");
+        let daemon = Daemon::start(dir.path(), logs.path(), "rotated", &[]);
+        // Issued before the rotation, logged: still good.
+        let agent = Agent::open(&daemon.base, &before);
+        done_id(&agent.submit(&fs_write("/workspace/a.txt", "x")));
+        let (status, body) = open_session(&client(), &daemon.base, &forged);
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        // Minted by the current key but never logged (a token the kernel never
+        // issued): refused as unlogged. Minted here into a copy made after the rotation.
+        let copy2 = tempfile::tempdir().unwrap();
+        drop(daemon);
+        let status = Command::new("cp").arg("-a").arg(format!("{}/.", dir.path().display())).arg(copy2.path()).status();
+        assert!(status.unwrap().success(), "cp -a failed");
+        let unlogged = issue(copy2.path(), "writer", &["fs.write=path:/workspace/**"]);
+        let inspect = maos(dir.path(), &["--json", "token", "inspect", &unlogged]);
+        let out = format!("{}{}", text(&inspect.stdout), text(&inspect.stderr));
+        assert!(!inspect.status.success() && out.contains("TOKEN-UNLOGGED"), "{out}");
+        let daemon = Daemon::start(dir.path(), logs.path(), "rotated-again", &[]);
+        let (status, body) = open_session(&client(), &daemon.base, &unlogged);
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        drop(daemon);
+        audit_clean(dir.path());
+    }
+
+    /// Rewrites, in every copy of the log, the first record whose payload
+    /// holds `needle`: one payload byte changed and the CRC recomputed, the
+    /// stored hash kept (what an editor without the key can do). Its Lsn.
+    fn forge_record(dir: &Path, needle: &[u8]) -> u64 {
+        let mut forged = None;
+        for copy in ["wal", "wal-secondary"] {
+            let mut paths: Vec<_> = std::fs::read_dir(dir.join(copy)).unwrap().map(|e| e.unwrap().path()).collect();
+            paths.sort();
+            for path in paths.into_iter().filter(|p| p.extension().is_some_and(|e| e == "seg")) {
+                let mut bytes = std::fs::read(&path).unwrap();
+                let scan = maos_wal::scan_segment(&bytes);
+                let found = scan.records.iter().find(|(_, r)| r.payload.windows(needle.len()).any(|w| w == needle));
+                let Some((off, rec)) = found else { continue };
+                let (off, len, lsn) = (*off, rec.hashed.len() + 36, rec.lsn.0);
+                let at = off
+                    + maos_wal::RECORD_HEADER_LEN
+                    + rec.payload.windows(needle.len()).position(|w| w == needle).unwrap();
+                bytes[at] ^= 0x20;
+                let crc = crc32c::crc32c(&bytes[off..off + len - 4]);
+                bytes[off + len - 4..off + len].copy_from_slice(&crc.to_le_bytes());
+                std::fs::write(&path, bytes).unwrap();
+                forged = Some(lsn);
+                break;
+            }
+        }
+        forged.expect("no record holds the needle")
+    }
+
+    /// Item 2: a record before the last checkpoint rewritten with a fixed CRC
+    /// was folded by `maos up` (which started `normal`) although `maos audit
+    /// verify` named `WAL-CHAIN` at its Lsn; a revoked token came back. Boot
+    /// now re-hashes every record it folds and refuses, naming the Lsn.
+    #[test]
+    fn ct_wal_12_attack_a_forged_revocation_before_the_checkpoint_stops_the_boot() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = tempfile::tempdir().unwrap();
+        init(dir.path());
+        let token = issue(dir.path(), "writer", &["fs.write=path:/workspace/**"]);
+        let id = ok_json(dir.path(), &["token", "list"])["tokens"][0]["id"].as_str().unwrap().to_owned();
+        ok(dir.path(), &["token", "revoke", &id, "--reason", "compromised"]);
+        // A daemon run signs a checkpoint after the revocation at shutdown.
+        let mut daemon = Daemon::start(dir.path(), logs.path(), "before", &[]);
+        let (status, _) = open_session(&client(), &daemon.base, &token);
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(daemon.sigterm().success());
+        let lsn = forge_record(dir.path(), b"compromised");
+        let verify = maos(dir.path(), &["--json", "audit", "verify"]);
+        let verify_out = format!("{}{}", text(&verify.stdout), text(&verify.stderr));
+        assert!(verify_out.contains("WAL-CHAIN"), "{verify_out}");
+        let out = up_refused(dir.path());
+        assert!(out.contains("WAL-CHAIN"), "{out}");
+        assert!(
+            out.contains(&format!("lsn {lsn}")) || out.contains(&format!("Lsn {lsn}")),
+            "lsn {lsn} not named: {out}"
+        );
+        assert!(!dir.path().join("run/daemon.json").exists());
+    }
 }

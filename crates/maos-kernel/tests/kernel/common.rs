@@ -285,7 +285,26 @@ pub fn kernel_records(world: &World) -> Vec<maos_kernel::records::KernelRecord> 
         .collect()
 }
 
+/// The issue event of a token the tests minted (as `maos token issue` logs it).
+pub fn issued(token: &str) -> maos_token::TokenEvent {
+    let verified = maos_token::UnverifiedToken::parse(token)
+        .unwrap()
+        .verify(&keys(), NOW, &maos_token::RevocationState::default())
+        .unwrap();
+    maos_token::TokenEvent::Issued(maos_token::TokenIssued::from_verified(&verified))
+}
+
+/// Logs issuing `token` with the kernel, which accepts only tokens in its
+/// ledger; a token already logged stays as it is (the duplicate is refused).
+pub async fn logged(kernel: &KernelHandle, token: &str) {
+    if maos_token::UnverifiedToken::parse(token).is_ok() {
+        let _ = kernel.token_event(issued(token)).await;
+    }
+}
+
+/// Submits `intent` with `token` (logged first) and waits for the reply.
 pub async fn submit(kernel: &KernelHandle, intent: Intent, token: &str) -> Reply {
+    logged(kernel, token).await;
     kernel.submit_and_wait(intent, token).await.unwrap()
 }
 

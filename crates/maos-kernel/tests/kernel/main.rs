@@ -229,23 +229,7 @@ fn ct_cap_07_a_parent_cannot_spend_what_it_delegated() {
     let world = World::new();
     let parent_text = token(3);
     let parent = UnverifiedToken::parse(&parent_text).unwrap().verify(&keys(), NOW, &Default::default()).unwrap();
-    let c = parent.claims();
-    let parent_event = TokenEvent::Issued(TokenIssued {
-        id: c.id,
-        agent: c.agent.clone(),
-        ring: c.ring,
-        parent: None,
-        depth: 1,
-        budget: c.budget,
-        issued_ms: c.not_before.0,
-        expires_ms: c.expires.0,
-        ttl_ms: c.expires.0 - c.not_before.0,
-        commander_ack: false,
-        epoch: 0,
-        permissions: vec![],
-        issuer: c.issuer.to_hex(),
-        token_sha3: String::new(),
-    });
+    let parent_event = issued(&parent_text);
     let mut registry = TokenRegistry::new();
     registry.apply(&parent_event).unwrap();
     let request = |agent: &str, budget: u64| DeriveRequest {
@@ -491,6 +475,7 @@ fn a_full_queue_is_kernel_busy() {
         let mut config = world.config(world.layer());
         config.queue_capacity = 2;
         let (kernel, _) = Kernel::start(config).await.unwrap();
+        logged(&kernel, &token).await;
         // Current-thread runtime: the sequencer cannot drain while we do not yield.
         let a = kernel.submit(fs_read("a"), &token).unwrap();
         let b = kernel.submit(fs_read("b"), &token).unwrap();
@@ -602,23 +587,8 @@ fn a_revocation_logged_through_the_kernel_denies_the_token_and_replays() {
     lifetime(async {
         let (kernel, _) = start(&world).await;
         assert!(matches!(submit(&kernel, fs_write("a.txt", "x"), &text).await, Reply::Done { .. }));
-        let issued = maos_token::TokenEvent::Issued(maos_token::TokenIssued {
-            id: minted,
-            agent: maos_model::AgentId::new("writer").unwrap(),
-            ring: maos_model::Ring::Trusted,
-            parent: None,
-            depth: 1,
-            budget: 100,
-            issued_ms: NOW.0,
-            expires_ms: NOW.0 + 3_600_000,
-            ttl_ms: 3_600_000,
-            commander_ack: false,
-            epoch: 0,
-            permissions: vec![],
-            issuer: issuer().key_id().to_hex(),
-            token_sha3: String::new(),
-        });
-        kernel.token_event(issued.clone()).await.unwrap();
+        // `submit` logged its issue; plan the revocation as the CLI does.
+        let issued = issued(&text);
         let mut registry = maos_token::TokenRegistry::new();
         let revoke_plan = {
             // Plan against a registry that knows the token, as the CLI does.
@@ -654,6 +624,7 @@ fn queued_submissions_share_one_commit_group_and_replay_clean() {
     let token = token(100);
     lifetime(async {
         let (kernel, _) = start(&world).await;
+        logged(&kernel, &token).await;
         // Current-thread runtime: all ten are queued before the sequencer runs.
         let queued: Vec<_> =
             (0..10).map(|n| kernel.submit(fs_write(&format!("q{n}.txt"), "x"), &token).unwrap()).collect();
@@ -697,6 +668,7 @@ fn concurrent_agents_on_a_multi_thread_runtime_all_commit_and_replay_clean() {
         let mut config = world.config(world.layer());
         config.heartbeat_interval = maos_kernel::HEARTBEAT_INTERVAL_DEFAULT;
         let (kernel, _) = Kernel::start(config).await.unwrap();
+        logged(&kernel, &token).await;
         let mut tasks = Vec::new();
         for t in 0..4 {
             let kernel = kernel.clone();
