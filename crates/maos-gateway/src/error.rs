@@ -49,6 +49,12 @@ pub enum ApiError {
     /// `API-BUSY`: a bounded table or the kernel queue is full.
     #[error("{0}")]
     Busy(String),
+    /// `API-SESSIONS-PER-TOKEN`: this token already holds its share of sessions.
+    #[error("this capability token already holds {max} open sessions; close one (DELETE /v1/sessions) first")]
+    SessionsPerToken {
+        /// The bound ([`crate::SESSIONS_PER_TOKEN_MAX`]).
+        max: usize,
+    },
     /// A kernel refusal carried through with its own code (`KERNEL-…`, `CL-…`, `WAL-…`).
     #[error("{message}")]
     Kernel {
@@ -79,6 +85,7 @@ impl ApiError {
             Self::Conflict(_) => "API-CONFLICT",
             Self::RateLimited { .. } => "API-RATE-LIMITED",
             Self::Busy(_) => "API-BUSY",
+            Self::SessionsPerToken { .. } => "API-SESSIONS-PER-TOKEN",
             Self::Kernel { code, .. } => code,
             Self::Internal(_) => "API-INTERNAL",
         }
@@ -96,7 +103,7 @@ impl ApiError {
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } | Self::SessionsPerToken { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Kernel { code, .. } => kernel_status(code),
             Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -27,7 +27,7 @@ pub mod sessions;
 
 pub use error::ApiError;
 pub use intents::{IntentRequest, IntentView, OutputView, RESULTS_MAX, Status, WAIT_MS_DEFAULT, WAIT_MS_MAX};
-pub use sessions::{RATE_PER_SECOND_DEFAULT, SESSIONS_MAX, SessionLimits};
+pub use sessions::{RATE_PER_SECOND_DEFAULT, SESSIONS_MAX, SESSIONS_PER_TOKEN_MAX, SessionLimits};
 
 use maos_kernel::KernelHandle;
 use std::net::SocketAddr;

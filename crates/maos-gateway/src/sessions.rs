@@ -5,7 +5,8 @@
 //!   longer than the token, and every intent is verified again by the kernel
 //!   (revocation takes effect on the next intent, whatever the session says).
 //! - The session id is 128 random bits from the OS generator; the table is
-//!   bounded ([`SESSIONS_MAX`]) and expired sessions are swept when full.
+//!   bounded ([`SESSIONS_MAX`] in all, [`SESSIONS_PER_TOKEN_MAX`] per token) and
+//!   expired sessions are swept when full.
 //! - Each session has a token bucket ([`SessionLimits`]): a flood from one
 //!   agent is refused at the door (`API-RATE-LIMITED`), before the kernel queue.
 
@@ -18,6 +19,11 @@ use std::time::Instant;
 
 /// Open sessions at most: bounds memory per daemon (about 6 KB each, mostly the token text).
 pub const SESSIONS_MAX: usize = 4096;
+/// Open sessions one capability token may hold. Stops one agent opening
+/// sessions in a loop until the table is full and every other agent gets
+/// `API-BUSY` (4,093 sessions in 0.8 s did that): past it, that token alone is
+/// refused `API-SESSIONS-PER-TOKEN`.
+pub const SESSIONS_PER_TOKEN_MAX: usize = 16;
 /// Default calls per second per session (the spec's gateway default, §9).
 pub const RATE_PER_SECOND_DEFAULT: u32 = 1000;
 /// Longest mission statement a session may carry (matches the token's bound).
@@ -127,12 +133,20 @@ impl Sessions {
     /// Opens a session; sweeps expired ones first when the table is full.
     ///
     /// # Errors
-    /// [`ApiError::Busy`] when [`SESSIONS_MAX`] live sessions are open;
-    /// [`ApiError::Internal`] if the random generator fails.
+    /// [`ApiError::SessionsPerToken`] when this token holds
+    /// [`SESSIONS_PER_TOKEN_MAX`] live sessions; [`ApiError::Busy`] when
+    /// [`SESSIONS_MAX`] live sessions are open; [`ApiError::Internal`] if the
+    /// random generator fails.
     pub fn open(&self, new: NewSession, now_ms: u64, burst: u32) -> Result<Arc<Session>, ApiError> {
         let session = Arc::new(Session::new(new, burst)?);
         let id = session.id.clone();
         let mut table = self.by_id.lock().map_err(|_| ApiError::Internal("session table poisoned".into()))?;
+        let held = |table: &BTreeMap<String, Arc<Session>>| {
+            table.values().filter(|s| s.token_id == session.token_id && s.expires_ms > now_ms).count()
+        };
+        if held(&table) >= SESSIONS_PER_TOKEN_MAX {
+            return Err(ApiError::SessionsPerToken { max: SESSIONS_PER_TOKEN_MAX });
+        }
         if table.len() >= SESSIONS_MAX {
             table.retain(|_, s| s.expires_ms > now_ms);
         }

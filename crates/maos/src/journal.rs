@@ -64,6 +64,7 @@ pub fn kind_name(kind: RecordKind) -> &'static str {
         0x0203 => "commit.failed",
         0x0204 => "commit.undone",
         0x0205 => "commit.released",
+        0x0206 => "commit.releasing",
         0x0300 => "kernel.decision",
         0x0301 => "kernel.mode",
         0x0302 => "kernel.read",

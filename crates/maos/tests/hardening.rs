@@ -203,4 +203,33 @@ mod hardening {
         );
         assert!(!dir.path().join("run/daemon.json").exists());
     }
+
+    /// Item 4 (sessions): one agent opened 4,093 HTTP sessions in 0.8 s and
+    /// every other agent got `API-BUSY`. One token now holds at most
+    /// `SESSIONS_PER_TOKEN_MAX` (16) sessions; a second agent is still served.
+    #[test]
+    fn attack_one_token_opening_sessions_in_a_loop_cannot_starve_another_agent() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = tempfile::tempdir().unwrap();
+        init(dir.path());
+        let greedy = issue(dir.path(), "greedy", &["fs.write=path:/workspace/**"]);
+        let polite = issue(dir.path(), "polite", &["fs.write=path:/workspace/**"]);
+        let daemon = Daemon::start(dir.path(), logs.path(), "sessions", &[]);
+        let http = client();
+        let mut opened = 0;
+        let refused = loop {
+            let (status, body) = open_session(&http, &daemon.base, &greedy);
+            if status != StatusCode::CREATED {
+                break (status, body);
+            }
+            opened += 1;
+            assert!(opened <= 64, "no bound on sessions per token");
+        };
+        assert_eq!(opened, 16, "the bound is SESSIONS_PER_TOKEN_MAX");
+        assert_eq!(refused.0, StatusCode::TOO_MANY_REQUESTS, "{}", refused.1);
+        assert_eq!(refused.1["error"]["code"], "API-SESSIONS-PER-TOKEN", "{}", refused.1);
+        let agent = Agent::open(&daemon.base, &polite);
+        done_id(&agent.submit(&fs_write("/workspace/polite.txt", "served")));
+        drop(daemon);
+    }
 }
