@@ -543,7 +543,12 @@ impl CommitLayer {
             Ok(Ok(output)) => Ok(output),
             Ok(Err(EffectError::Cancelled)) => Err(Exec::TimedOut { stopped: true }),
             Ok(Err(e)) => Err(Exec::Failed(e)),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
+            // The worker always sends unless the effector panicked: a failure,
+            // not a timeout (the effect's state is then as unknown as after one).
+            Err(RecvTimeoutError::Disconnected) => {
+                Err(Exec::Failed(EffectError::Io("the effector panicked while executing".into())))
+            }
+            Err(RecvTimeoutError::Timeout) => {
                 ctx.cancel();
                 // Wait for the effector to notice; its result no longer counts.
                 let stopped = rx.recv_timeout(self.config.cancel_grace).is_ok();

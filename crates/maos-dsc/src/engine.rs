@@ -199,8 +199,29 @@ fn evaluate(
     let internal = Verdict::deny(DenyCode::Internal);
     let verdict =
         if verdict.deny_code().is_none() && votes.iter().any(|v| v.verdict == internal) { internal } else { verdict };
-    let delta = if verdict.is_allow() { allow_delta(&input)? } else { StateDelta::empty() };
+    let delta = if verdict.is_allow() { allow_delta(&input)? } else { refusal_delta(&input, &verdict, &alpha_checks) };
     Ok(Decision { verdict, checks: alpha_checks, delta, config_hash: state.config().hash(), votes, divergence })
+}
+
+/// The state change a denied or escalated intent causes: the agent's rate
+/// clock advances as for an allow, so an agent that keeps asking for what it
+/// may not do runs into its rate (issue #12: denies cost the agent, not the
+/// disk). Nothing changes when the refusal is the DSC's own fault (an internal
+/// error), when no verified token names the agent's ring, or when the agent is
+/// already over a rate (its clock is past `now` already; the kernel then logs
+/// such denies aggregated).
+fn refusal_delta(input: &CheckInput<'_>, verdict: &Verdict, checks: &[CheckResult; 7]) -> StateDelta {
+    let internal = checks.iter().any(|c| matches!(&c.outcome, Outcome::Deny { code: DenyCode::Internal, .. }));
+    let over_rate = checks.iter().any(|c| c.check == CheckId::Rate && c.outcome.is_deny());
+    let Ok(token) = input.token else { return StateDelta::empty() };
+    if internal || over_rate || verdict.deny_code() == Some(DenyCode::Internal) {
+        return StateDelta::empty();
+    }
+    let rate = u64::from(input.config.rates().for_ring(token.claims().ring));
+    let Some(interval) = HOUR_US.checked_div(rate) else { return StateDelta::empty() };
+    let now = now_us(input.now);
+    let agent_tat_us = input.state.agent_usage(&input.intent.agent).tat_us.max(now).saturating_add(interval);
+    StateDelta { ops: vec![DeltaOp::ChargeRate { agent: input.intent.agent.clone(), agent_tat_us }] }
 }
 
 /// The state change an allowed intent causes: one operation counted, budget

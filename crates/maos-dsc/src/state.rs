@@ -140,6 +140,14 @@ pub enum DeltaOp {
         /// Budget units spent.
         cost: u64,
     },
+    /// A refused request (denied or escalated): advances the agent's rate clock
+    /// only (denies cost the agent, not the disk; nothing is counted or spent).
+    ChargeRate {
+        /// Agent.
+        agent: AgentId,
+        /// New GCRA time for the agent.
+        agent_tat_us: u64,
+    },
     /// The session read something: raises its level, maybe taints it, and keeps
     /// the text for provenance.
     Read {
@@ -376,6 +384,11 @@ impl DscState {
                         new_agents.insert(agent);
                     }
                 }
+                DeltaOp::ChargeRate { agent, .. } => {
+                    if !self.agents.contains_key(agent) {
+                        new_agents.insert(agent);
+                    }
+                }
                 DeltaOp::Read { agent, .. } => {
                     if !self.sessions.contains_key(agent) {
                         new_sessions.insert(agent);
@@ -425,6 +438,10 @@ impl DscState {
                 t.ops = t.ops.saturating_add(1);
                 t.spent = t.spent.saturating_add(*cost);
                 t.tat_us = t.tat_us.max(*token_tat_us);
+                let a = self.agents.entry(agent.clone()).or_default();
+                a.tat_us = a.tat_us.max(*agent_tat_us);
+            }
+            DeltaOp::ChargeRate { agent, agent_tat_us } => {
                 let a = self.agents.entry(agent.clone()).or_default();
                 a.tat_us = a.tat_us.max(*agent_tat_us);
             }

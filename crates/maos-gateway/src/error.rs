@@ -34,6 +34,10 @@ pub enum ApiError {
     /// `API-TOO-LARGE`: the request body is over the limit.
     #[error("{0}")]
     TooLarge(String),
+    /// `API-BODY-TIMEOUT`: the request body did not arrive within
+    /// [`crate::BODY_READ_TIMEOUT`] of its head.
+    #[error("{0}")]
+    BodyTimeout(String),
     /// `API-NOT-FOUND`: no such intent, approval or record.
     #[error("{0}")]
     NotFound(String),
@@ -81,6 +85,7 @@ impl ApiError {
             Self::ContentType(_) => "API-CONTENT-TYPE",
             Self::Host(_) => "API-HOST",
             Self::TooLarge(_) => "API-TOO-LARGE",
+            Self::BodyTimeout(_) => "API-BODY-TIMEOUT",
             Self::NotFound(_) => "API-NOT-FOUND",
             Self::Conflict(_) => "API-CONFLICT",
             Self::RateLimited { .. } => "API-RATE-LIMITED",
@@ -101,6 +106,7 @@ impl ApiError {
             Self::ContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Host(_) => StatusCode::FORBIDDEN,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::RateLimited { .. } | Self::SessionsPerToken { .. } => StatusCode::TOO_MANY_REQUESTS,

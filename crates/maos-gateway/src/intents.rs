@@ -8,6 +8,10 @@
 //! - The outcome table holds at most [`RESULTS_MAX`] intents; when full the
 //!   oldest finished outcome is dropped (it stays in the audit log), and if
 //!   every slot is still running new intents are refused with `API-BUSY`.
+//! - Output bodies are held only until the owning agent has them: a final view
+//!   handed to its owner drops the body from the table, and the bodies not yet
+//!   fetched hold at most [`RESULT_BODY_BYTES_MAX`] bytes in all (the oldest is
+//!   dropped first). The view then says why (`body_dropped`).
 
 use crate::error::ApiError;
 use base64::Engine as _;
@@ -21,6 +25,10 @@ use tokio::sync::watch;
 
 /// Outcomes kept for polling.
 pub const RESULTS_MAX: usize = 65_536;
+/// Output body bytes the outcome table holds in all for agents that have not
+/// fetched them yet: one agent reading large files without collecting the
+/// answers cannot grow the daemon's memory (100 reads of 4 MB held 309 MB).
+pub const RESULT_BODY_BYTES_MAX: usize = 64 << 20;
 /// Default time `POST /v1/intents` waits for the outcome before answering 202.
 pub const WAIT_MS_DEFAULT: u64 = 10_000;
 /// Longest wait a request may ask for.
@@ -156,6 +164,25 @@ pub struct OutputView {
     /// The body, base64, when it is not UTF-8.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body_base64: Option<String>,
+    /// Why the body is no longer held (the summary and label stay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_dropped: Option<BodyDropped>,
+}
+
+/// Why an outcome's body was dropped from the outcome table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BodyDropped {
+    /// The owning agent already received it.
+    Delivered,
+    /// Dropped before it was fetched, to keep the table within [`RESULT_BODY_BYTES_MAX`].
+    Evicted,
+}
+
+impl OutputView {
+    fn body_bytes(&self) -> usize {
+        self.text.as_ref().map_or(0, String::len).saturating_add(self.body_base64.as_ref().map_or(0, String::len))
+    }
 }
 
 /// The approval an escalated intent waits for.
@@ -241,6 +268,7 @@ impl IntentView {
                         label: committed.output.label,
                         text,
                         body_base64,
+                        body_dropped: None,
                     }),
                     undo_until_ms: committed.undo_until.map(|u| u.0),
                     ..Self::queued(*intent)
@@ -278,17 +306,70 @@ impl IntentView {
 struct Slot {
     session: String,
     tx: watch::Sender<Arc<IntentView>>,
+    /// Body bytes the current view holds.
+    body_bytes: usize,
+}
+
+#[derive(Default)]
+struct Table {
+    slots: BTreeMap<IntentId, Slot>,
+    // INVARIANT: the sum of `slots[..].body_bytes`.
+    body_bytes: usize,
+}
+
+impl Table {
+    fn remove(&mut self, id: &IntentId) {
+        if let Some(slot) = self.slots.remove(id) {
+            self.body_bytes = self.body_bytes.saturating_sub(slot.body_bytes);
+        }
+    }
+
+    /// Drops the body of `id`'s view, saying why.
+    fn drop_body(&mut self, id: &IntentId, why: BodyDropped) {
+        let Some(slot) = self.slots.get_mut(id) else { return };
+        if slot.body_bytes == 0 {
+            return;
+        }
+        let mut view = IntentView::clone(&slot.tx.borrow());
+        if let Some(output) = view.output.as_mut() {
+            output.text = None;
+            output.body_base64 = None;
+            output.body_dropped = Some(why);
+        }
+        slot.tx.send_replace(Arc::new(view));
+        self.body_bytes = self.body_bytes.saturating_sub(slot.body_bytes);
+        slot.body_bytes = 0;
+    }
+
+    /// Drops the oldest bodies until the table is within its bound; `newest`
+    /// goes last (UUIDv7 ids sort by time).
+    fn evict(&mut self, newest: IntentId) {
+        while self.body_bytes > RESULT_BODY_BYTES_MAX {
+            let victim = self
+                .slots
+                .iter()
+                .find(|(id, s)| s.body_bytes > 0 && **id != newest)
+                .map(|(id, _)| *id)
+                .unwrap_or(newest);
+            let before = self.body_bytes;
+            self.drop_body(&victim, BodyDropped::Evicted);
+            if self.body_bytes == before {
+                break;
+            }
+        }
+    }
 }
 
 /// The bounded table of outcomes.
 #[derive(Default)]
 pub struct Results {
-    slots: Mutex<BTreeMap<IntentId, Slot>>,
+    table: Mutex<Table>,
 }
 
 impl std::fmt::Debug for Results {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Results").field("len", &self.slots.lock().map_or(0, |s| s.len())).finish()
+        let (len, bytes) = self.table.lock().map_or((0, 0), |t| (t.slots.len(), t.body_bytes));
+        f.debug_struct("Results").field("len", &len).field("body_bytes", &bytes).finish()
     }
 }
 
@@ -298,29 +379,47 @@ impl Results {
     /// # Errors
     /// [`ApiError::Busy`] when every slot holds an unfinished intent.
     pub fn reserve(&self, intent: IntentId, session: &str) -> Result<watch::Receiver<Arc<IntentView>>, ApiError> {
-        let mut slots = self.slots.lock().map_err(|_| ApiError::Internal("outcome table poisoned".into()))?;
-        if slots.len() >= RESULTS_MAX {
+        let mut table = self.table.lock().map_err(|_| ApiError::Internal("outcome table poisoned".into()))?;
+        if table.slots.len() >= RESULTS_MAX {
             // UUIDv7 ids sort by time: the first finished one is the oldest.
-            let oldest = slots.iter().find(|(_, s)| s.tx.borrow().is_final()).map(|(id, _)| *id);
+            let oldest = table.slots.iter().find(|(_, s)| s.tx.borrow().is_final()).map(|(id, _)| *id);
             match oldest {
-                Some(id) => {
-                    slots.remove(&id);
-                }
+                Some(id) => table.remove(&id),
                 None => return Err(ApiError::Busy(format!("{RESULTS_MAX} intents are still unfinished"))),
             }
         }
         let (tx, rx) = watch::channel(Arc::new(IntentView::queued(intent)));
-        slots.insert(intent, Slot { session: session.to_owned(), tx });
+        table.remove(&intent);
+        table.slots.insert(intent, Slot { session: session.to_owned(), tx, body_bytes: 0 });
         Ok(rx)
     }
 
     /// Records an outcome (also a later one: a granted or denied approval).
     pub fn set(&self, view: IntentView) {
-        if let Ok(slots) = self.slots.lock()
-            && let Some(slot) = slots.get(&view.intent)
+        let Ok(mut table) = self.table.lock() else { return };
+        let bytes = view.output.as_ref().map_or(0, OutputView::body_bytes);
+        let id = view.intent;
+        let Some(slot) = table.slots.get_mut(&id) else { return };
+        let held = std::mem::replace(&mut slot.body_bytes, bytes);
+        slot.tx.send_replace(Arc::new(view));
+        table.body_bytes = table.body_bytes.saturating_sub(held).saturating_add(bytes);
+        table.evict(id);
+    }
+
+    /// The owning agent has been handed `view`: when it is final, its body
+    /// leaves the table (a later poll sees `body_dropped: delivered`).
+    pub fn delivered(&self, view: &IntentView) {
+        if view.is_final()
+            && let Ok(mut table) = self.table.lock()
         {
-            slot.tx.send_replace(Arc::new(view));
+            table.drop_body(&view.intent, BodyDropped::Delivered);
         }
+    }
+
+    /// Body bytes held for agents that have not fetched them.
+    #[must_use]
+    pub fn body_bytes(&self) -> usize {
+        self.table.lock().map_or(0, |t| t.body_bytes)
     }
 
     /// The outcome, if the caller may see it: the owning session, or the
@@ -330,8 +429,8 @@ impl Results {
     /// [`ApiError::NotFound`] (also for another session's intent: ids are not
     /// secret, but their outcomes are).
     pub fn get(&self, intent: IntentId, session: Option<&str>) -> Result<watch::Receiver<Arc<IntentView>>, ApiError> {
-        let slots = self.slots.lock().map_err(|_| ApiError::Internal("outcome table poisoned".into()))?;
-        match slots.get(&intent) {
+        let table = self.table.lock().map_err(|_| ApiError::Internal("outcome table poisoned".into()))?;
+        match table.slots.get(&intent) {
             Some(slot) if session.is_none_or(|s| s == slot.session) => Ok(slot.tx.subscribe()),
             _ => Err(ApiError::NotFound(format!("no intent `{intent}` for this caller"))),
         }

@@ -11,8 +11,10 @@
 //!   Approval grants must in addition carry a commander signature, which the
 //!   kernel verifies: the operator secret alone cannot approve anything.
 //! - **Bounded.** Request bodies ([`BODY_BYTES_MAX`]), sessions, per-session
-//!   rate, outcome table, wait times and audit pages all have stated maxima,
-//!   refused with a stable `API-…` code (`docs/http-api.md`).
+//!   rate, outcome table and bodies held, wait times and audit pages all have
+//!   stated maxima, refused with a stable `API-…` code (`docs/http-api.md`);
+//!   the listener caps connections and the time to send a request
+//!   ([`listener`]).
 //! - **JSON errors** `{"error": {"code", "message"}}` everywhere; the OpenAPI
 //!   document is served at `/v1/openapi.json`.
 
@@ -20,13 +22,18 @@
 
 mod error;
 pub mod intents;
+pub mod listener;
 pub mod mcp;
 mod openapi;
 mod routes;
 pub mod sessions;
 
 pub use error::ApiError;
-pub use intents::{IntentRequest, IntentView, OutputView, RESULTS_MAX, Status, WAIT_MS_DEFAULT, WAIT_MS_MAX};
+pub use intents::{
+    BodyDropped, IntentRequest, IntentView, OutputView, RESULT_BODY_BYTES_MAX, RESULTS_MAX, Status, WAIT_MS_DEFAULT,
+    WAIT_MS_MAX,
+};
+pub use listener::{BODY_READ_TIMEOUT, CONNECTIONS_MAX, HEADER_READ_TIMEOUT, ListenerLimits, serve_with_limits};
 pub use sessions::{RATE_PER_SECOND_DEFAULT, SESSIONS_MAX, SESSIONS_PER_TOKEN_MAX, SessionLimits};
 
 use maos_kernel::KernelHandle;
@@ -62,6 +69,8 @@ pub struct Api {
     results: intents::Results,
     started: std::time::Instant,
     tools: Option<(Arc<mcp::ToolRegistry>, Arc<maos_wal::Wal>)>,
+    /// The MCP endpoint's sessions, when `/mcp` is served ([`router_with_mcp`]).
+    mcp_sessions: std::sync::OnceLock<Arc<maos_mcp::McpSessions>>,
 }
 
 impl std::fmt::Debug for Api {
@@ -88,6 +97,7 @@ impl Api {
             results: intents::Results::default(),
             started: std::time::Instant::now(),
             tools: None,
+            mcp_sessions: std::sync::OnceLock::new(),
         }
     }
 
@@ -103,6 +113,12 @@ impl Api {
     #[must_use]
     pub fn sessions_open(&self) -> usize {
         self.sessions.len()
+    }
+
+    /// Open MCP sessions (0 when `/mcp` is not served).
+    #[must_use]
+    pub fn mcp_sessions_open(&self) -> usize {
+        self.mcp_sessions.get().map_or(0, |s| s.len())
     }
 }
 
@@ -124,7 +140,8 @@ pub async fn serve(
     serve_router(listener, router(api), shutdown).await
 }
 
-/// [`serve`] for a router built by the caller (the API merged with `/mcp`).
+/// [`serve`] for a router built by the caller (the API merged with `/mcp`),
+/// under [`ListenerLimits::DEFAULT`] (see [`listener`]).
 ///
 /// # Errors
 /// The server's I/O error.
@@ -133,16 +150,7 @@ pub async fn serve_router(
     app: axum::Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt as _;
-    // Answers (an MCP answer is an SSE stream: several small writes) go out at once:
-    // with Nagle's algorithm a reused connection waits for the client's delayed ACK,
-    // about 40 ms per request on Linux.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY not set");
-        }
-    });
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    listener::serve_with_limits(listener, app, ListenerLimits::DEFAULT, shutdown).await
 }
 
 /// The `/v1` API and the MCP endpoint `/mcp` (capability token as bearer),
@@ -154,7 +162,8 @@ pub fn router_with_mcp(
 ) -> (axum::Router, impl FnOnce() + Send + 'static) {
     let config = maos_mcp::StreamableHttpServerConfig::default();
     let streams = config.cancellation_token.clone();
-    (router(api).merge(maos_mcp::router_with_config(mediator, config)), move || streams.cancel())
+    let sessions = Arc::clone(api.mcp_sessions.get_or_init(|| Arc::new(maos_mcp::McpSessions::default())));
+    (router(api).merge(maos_mcp::router_with_sessions(mediator, config, sessions)), move || streams.cancel())
 }
 
 /// Whether `addr` is loopback (the daemon warns when it is not).

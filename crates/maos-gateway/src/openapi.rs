@@ -36,7 +36,7 @@ pub const DOCUMENT: &str = r##"{
           "code": { "type": "string", "examples": ["DSC-2-PERMISSION", "HACF-PENDING", "CL-FS-PATH"] },
           "explanation": { "type": "string" },
           "decision_lsn": { "type": "integer" },
-          "output": { "type": "object", "properties": { "summary": { "type": "string" }, "label": { "enum": ["trusted", "untrusted"] }, "text": { "type": "string" }, "body_base64": { "type": "string" } } },
+          "output": { "type": "object", "properties": { "summary": { "type": "string" }, "label": { "enum": ["trusted", "untrusted"] }, "text": { "type": "string" }, "body_base64": { "type": "string" }, "body_dropped": { "enum": ["delivered", "evicted"] } } },
           "undo_until_ms": { "type": "integer" },
           "approval": { "type": "object", "properties": { "id": { "type": "string" }, "level": { "type": "string" }, "expires_ms": { "type": "integer" } } }
         }

@@ -179,6 +179,11 @@ fn body_of(body: Result<axum::body::Bytes, axum::extract::rejection::BytesReject
     body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::TooLarge(format!("request body over {BODY_BYTES_MAX} bytes"))
+        } else if crate::listener::body_timed_out(&e) {
+            ApiError::BodyTimeout(format!(
+                "request body not received within {} s of its head",
+                crate::BODY_READ_TIMEOUT.as_secs()
+            ))
         } else {
             ApiError::BadRequest(format!("request body unreadable: {e}"))
         }
@@ -318,7 +323,9 @@ async fn submit(
         };
         waiter.results.set(view);
     });
-    Ok(view_response(wait_for(rx, wait_ms).await.as_ref()))
+    let view = wait_for(rx, wait_ms).await;
+    api.results.delivered(&view);
+    Ok(view_response(&view))
 }
 
 #[derive(Debug, Deserialize)]
@@ -339,11 +346,16 @@ async fn intent_status(
     if q.wait_ms.is_some_and(|w| w > WAIT_MS_MAX) {
         return Err(ApiError::BadRequest(format!("`wait_ms` over {WAIT_MS_MAX}")));
     }
-    let rx = match api.caller(&headers)? {
-        Caller::Operator => api.results.get(id, None)?,
-        Caller::Agent(s) => api.results.get(id, Some(&s.id))?,
+    let (rx, owner) = match api.caller(&headers)? {
+        Caller::Operator => (api.results.get(id, None)?, false),
+        Caller::Agent(s) => (api.results.get(id, Some(&s.id))?, true),
     };
-    Ok(view_response(wait_for(rx, q.wait_ms.unwrap_or(0)).await.as_ref()))
+    let view = wait_for(rx, q.wait_ms.unwrap_or(0)).await;
+    // Only the owner's fetch delivers the body; the operator's look does not.
+    if owner {
+        api.results.delivered(&view);
+    }
+    Ok(view_response(&view))
 }
 
 async fn cancel(State(api): State<Arc<Api>>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
@@ -522,10 +534,24 @@ async fn token_event(
     api.operator(&headers)?;
     let body = body_of(body)?;
     let event: maos_token::TokenEvent = json_body(&body)?;
+    let revoked = match &event {
+        maos_token::TokenEvent::Revoked(r) => r.ids.clone(),
+        maos_token::TokenEvent::Issued(_) => Vec::new(),
+    };
     let lsn = api.kernel.token_event(event).await.map_err(|e| match e {
         maos_kernel::KernelError::TokenEvent(why) => ApiError::Conflict(why),
         other => ApiError::from_kernel(&other),
     })?;
+    // Logged: the revoked tokens' sessions close now instead of holding
+    // table slots until they expire.
+    let mut closed = api.sessions.close_tokens(&revoked);
+    if let Some(mcp) = api.mcp_sessions.get() {
+        let owners: Vec<String> = revoked.iter().map(ToString::to_string).collect();
+        closed = closed.saturating_add(mcp.close_owners(&owners).await);
+    }
+    if closed > 0 {
+        tracing::info!(closed, "closed the sessions of revoked tokens");
+    }
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "lsn": lsn.0 }))).into_response())
 }
 

@@ -3,7 +3,8 @@
 //! Guarantees:
 //! - A session is opened only with a token the kernel verified; it lives no
 //!   longer than the token, and every intent is verified again by the kernel
-//!   (revocation takes effect on the next intent, whatever the session says).
+//!   (revocation takes effect on the next intent, whatever the session says);
+//!   a revocation logged through the API closes the token's sessions at once.
 //! - The session id is 128 random bits from the OS generator; the table is
 //!   bounded ([`SESSIONS_MAX`] in all, [`SESSIONS_PER_TOKEN_MAX`] per token) and
 //!   expired sessions are swept when full.
@@ -173,6 +174,17 @@ impl Sessions {
     /// Closes a session. Returns whether it existed.
     pub fn close(&self, id: &str) -> bool {
         self.by_id.lock().is_ok_and(|mut t| t.remove(id).is_some())
+    }
+
+    /// Closes every session of these tokens (they were revoked). Returns how many.
+    pub fn close_tokens(&self, ids: &[TokenId]) -> usize {
+        if ids.is_empty() {
+            return 0;
+        }
+        let Ok(mut table) = self.by_id.lock() else { return 0 };
+        let before = table.len();
+        table.retain(|_, s| !ids.contains(&s.token_id));
+        before.saturating_sub(table.len())
     }
 
     /// Open sessions.

@@ -42,6 +42,8 @@ pub struct FoldSummary {
     /// Deltas that could not be applied (a state bound was hit; the kernel
     /// skipped them live too, so the fold matches).
     pub deltas_skipped: u64,
+    /// Denies counted in `kernel.denies` records (each changed no state).
+    pub denies_aggregated: u64,
     /// Approval packets open at the end of the log.
     pub approvals_open: u64,
     /// The last Lsn read.
@@ -116,6 +118,9 @@ impl KernelState {
                 if d.outcome == ApprovalOutcome::Granted {
                     self.last_granted.insert((d.agent.clone(), d.action.clone()), d.summary.clone());
                 }
+            }
+            KernelRecord::Denies(d) => {
+                summary.denies_aggregated = summary.denies_aggregated.saturating_add(d.count);
             }
             KernelRecord::Mode(_) | KernelRecord::Refused(_) => {}
         }

@@ -3,13 +3,14 @@
 //! run concurrently on blocking threads through the Commit Layer, which
 //! serialises them per resource.
 
+use crate::denies::{DenyWindows, Source};
 use crate::error::KernelError;
 use crate::fold::{FoldSummary, KernelState, rebuild};
 use crate::mode::{CODE_FREEZE, Mode};
 use crate::records::{
-    self, ActionSummary, ApprovalDecisionRecord, ApprovalOutcome, ApprovalPacket, DecisionRecord, JournalEvent,
-    KIND_APPROVAL_DECISION, KIND_APPROVAL_PACKET, KIND_DECISION, KIND_MODE, KIND_READ, KIND_REFUSED, ModeRecord,
-    RECORD_VERSION, ReadRecord, RefusedRecord,
+    self, ActionSummary, ApprovalDecisionRecord, ApprovalOutcome, ApprovalPacket, DecisionRecord, DeniesRecord,
+    JournalEvent, KIND_APPROVAL_DECISION, KIND_APPROVAL_PACKET, KIND_DECISION, KIND_DENIES, KIND_MODE, KIND_READ,
+    KIND_REFUSED, ModeRecord, RECORD_VERSION, ReadRecord, RefusedRecord,
 };
 use maos_commit::{
     ApprovalGrant, Authorized, CommitError, CommitLayer, Committed, FailReason, OutputLabel, RecoveryReport,
@@ -40,6 +41,12 @@ pub const SUBMIT_QUEUE_DEFAULT: usize = 1024;
 /// Open approval packets: an agent escalating in a loop cannot grow the
 /// kernel's memory without bound (beyond it escalations deny `KERNEL-APPROVALS-FULL`).
 pub const PENDING_APPROVALS_MAX: usize = 4096;
+/// Open approval packets of one agent: one agent escalating in a loop fills
+/// only its own share, and the commander's queue still has room for the
+/// others' requests (beyond it that agent's escalations deny
+/// `KERNEL-APPROVALS-PER-AGENT`).
+pub const PENDING_APPROVALS_PER_AGENT_MAX: usize = 64;
+const _: () = assert!(PENDING_APPROVALS_PER_AGENT_MAX < PENDING_APPROVALS_MAX);
 /// Default lifetime of an approval packet (15 minutes).
 pub const APPROVAL_TTL_MS_DEFAULT: u64 = 15 * 60 * 1000;
 /// Default interval of the internal heartbeat.
@@ -71,6 +78,8 @@ pub const CODE_RECORD_TOO_LARGE: &str = "KERNEL-RECORD-TOO-LARGE";
 
 /// Refusal code when the approval table is full.
 pub const CODE_APPROVALS_FULL: &str = "KERNEL-APPROVALS-FULL";
+/// Refusal code when one agent already has its share of open approvals.
+pub const CODE_APPROVALS_PER_AGENT: &str = "KERNEL-APPROVALS-PER-AGENT";
 /// Deny code when a delta would exceed a DSC state bound.
 pub const CODE_STATE_LIMIT: &str = "KERNEL-STATE-LIMIT";
 
@@ -248,6 +257,7 @@ enum Command {
     Token { event: Box<TokenEvent>, reply: oneshot::Sender<Result<Lsn, KernelError>> },
     Verify { token: String, reply: oneshot::Sender<Result<TokenClaims, TokenError>> },
     Refuse { intent: Box<Intent>, code: &'static str, why: String, reply: oneshot::Sender<Reply> },
+    CloseDenyWindows { reply: oneshot::Sender<u64> },
 }
 
 enum Completion {
@@ -445,6 +455,18 @@ impl KernelHandle {
         let (reply, rx) = oneshot::channel();
         self.enqueue(Command::Deny { id, reason: reason.to_owned(), reply })?;
         rx.await.map_err(|_| KernelError::Stopped)?
+    }
+
+    /// Closes every open deny window now and logs its `kernel.denies` record
+    /// (the daemon calls it when it stops, so no count is lost on a clean
+    /// stop). Returns how many denies those records count.
+    ///
+    /// # Errors
+    /// [`KernelError::Busy`], [`KernelError::Stopped`].
+    pub async fn close_deny_windows(&self) -> Result<u64, KernelError> {
+        let (reply, rx) = oneshot::channel();
+        self.enqueue(Command::CloseDenyWindows { reply })?;
+        rx.await.map_err(|_| KernelError::Stopped)
     }
 
     /// Logs a token event in the journal's format (kinds `0x0110`/`0x0111`)
@@ -645,6 +667,7 @@ impl Kernel {
             last_now: now,
             done_tx,
             logged_tokens: std::collections::BTreeSet::new(),
+            denies: DenyWindows::default(),
         };
         let interval = config.heartbeat_interval.max(Duration::from_millis(1));
         runtime.spawn(sequencer.run(rx, done_rx, interval));
@@ -755,6 +778,8 @@ struct Sequencer {
     last_now: UnixMillis,
     done_tx: mpsc::Sender<Completion>,
     logged_tokens: std::collections::BTreeSet<[u8; 32]>,
+    /// Repeated denies counted instead of logged one by one.
+    denies: DenyWindows,
 }
 
 fn explain(decision: &Decision, code: DenyCode) -> String {
@@ -793,10 +818,23 @@ impl Sequencer {
                     self.pet();
                     let now = self.now();
                     self.sweep(now);
+                    let due = self.denies.due(now);
+                    self.log_denies(&due);
                 }
             }
         }
+        let open = self.denies.drain();
+        self.log_denies(&open);
         self.shared.stopped.store(true, Ordering::SeqCst);
+    }
+
+    /// Logs closed deny windows (best effort: in commit freeze nothing is logged).
+    fn log_denies(&self, records: &[DeniesRecord]) {
+        for record in records {
+            if let Err(e) = self.log(KIND_DENIES, record) {
+                tracing::warn!(error = %e, agent = %record.agent, count = record.count, "aggregated denies not logged");
+            }
+        }
     }
 
     fn pet(&self) {
@@ -871,6 +909,11 @@ impl Sequencer {
                 let now = self.now();
                 let _ = reply.send(self.refuse(&intent, code, &why, now));
             }
+            Command::CloseDenyWindows { reply } => {
+                let open = self.denies.drain();
+                self.log_denies(&open);
+                let _ = reply.send(open.iter().map(|r| r.count).fold(0u64, u64::saturating_add));
+            }
             Command::Verify { token, reply } => {
                 let now = self.now();
                 let text = token.trim();
@@ -903,7 +946,11 @@ impl Sequencer {
         }
     }
 
-    fn refuse(&self, intent: &Intent, code: &'static str, why: &str, now: UnixMillis) -> Reply {
+    fn refuse(&mut self, intent: &Intent, code: &'static str, why: &str, now: UnixMillis) -> Reply {
+        // A repeat within its window is counted, not logged again.
+        if self.denies.absorb(&intent.agent, Source::Refusal, code, now).is_some() {
+            return denied(intent.id, code, why, None);
+        }
         let record = RefusedRecord {
             v: RECORD_VERSION,
             intent: intent.id,
@@ -914,7 +961,10 @@ impl Sequencer {
             at_ms: now.0,
         };
         // Best effort: in commit freeze the refusal itself cannot be logged.
-        let _ = append(&self.shared.wal, KIND_REFUSED, &record);
+        let lsn = append(&self.shared.wal, KIND_REFUSED, &record).ok();
+        if let Some(closed) = self.denies.opened(&intent.agent, Source::Refusal, code, lsn, now) {
+            self.log_denies(&[closed]);
+        }
         denied(intent.id, code, why, None)
     }
 
@@ -965,6 +1015,14 @@ impl Sequencer {
         };
         let decision = decide_injecting_faults(&self.state.dsc, &intent, verified.as_ref(), now, faults);
         self.track_dsc_health(&decision);
+        // A repeat of a deny logged in full in this window: counted, and its
+        // delta dropped (the fold never sees it either).
+        if let Verdict::Deny { code } = decision.verdict()
+            && let Some(first) = self.denies.absorb(&intent.agent, Source::Decision(&intent.action), code.as_str(), now)
+        {
+            let _ = reply.send(denied(intent.id, code.as_str(), explain(&decision, *code), Some(first)));
+            return None;
+        }
         let token_sha3 = (!text.is_empty()).then(|| self.cache.text_sha3(text));
         // INVARIANT: a text is marked logged only with the record that holds
         // it; if that batch fails the kernel freezes, so no later record can
@@ -1088,6 +1146,10 @@ impl Sequencer {
             Verdict::Allow => self.on_allow(intent, &decision, class, lsn, reply),
             Verdict::Deny { code } => {
                 let _ = reply.send(denied(intent.id, code.as_str(), explain(&decision, code), Some(lsn)));
+                let source = Source::Decision(&intent.action);
+                if let Some(closed) = self.denies.opened(&intent.agent, source, code.as_str(), Some(lsn), now) {
+                    self.log_denies(&[closed]);
+                }
             }
             Verdict::Escalate { level, reason } => {
                 let answer = self.escalate(intent, decision, level, &reason, class, lsn, now);
@@ -1237,6 +1299,18 @@ impl Sequencer {
         let id = intent.id;
         if self.pending.len() >= PENDING_APPROVALS_MAX || self.pending.contains_key(&id) {
             return denied(id, CODE_APPROVALS_FULL, "no room for another approval packet", Some(lsn));
+        }
+        let open_for_agent = self.pending.values().filter(|p| p.packet.agent == intent.agent).count();
+        if open_for_agent >= PENDING_APPROVALS_PER_AGENT_MAX {
+            return denied(
+                id,
+                CODE_APPROVALS_PER_AGENT,
+                format!(
+                    "agent `{}` already has {PENDING_APPROVALS_PER_AGENT_MAX} approvals waiting for the commander",
+                    intent.agent
+                ),
+                Some(lsn),
+            );
         }
         let summary = ActionSummary::of(&intent);
         let changed =

@@ -42,19 +42,22 @@
 
 #![forbid(unsafe_code)]
 
+mod denies;
 mod error;
 mod fold;
 mod kernel;
 mod mode;
 pub mod records;
 
+pub use denies::{DENY_WINDOW_MS, DENY_WINDOWS_MAX};
 pub use error::KernelError;
 pub use fold::{Divergence, FoldSummary, REPLAY_DIVERGENCES_MAX, REPLAY_TOKENS_MAX, ReplayReport, replay, spent_by};
 pub use kernel::{
-    APPROVAL_TTL_MS_DEFAULT, CODE_APPROVALS_FULL, CODE_RECORD_TOO_LARGE, CODE_STATE_LIMIT, CODE_TOKEN_TOO_LARGE,
-    DECISION_BATCH_MAX, DSC_INTERNAL_STREAK_MAX, HEARTBEAT_INTERVAL_DEFAULT, HEARTBEAT_MISSES_MAX, Kernel,
-    KernelConfig, KernelFaults, KernelHandle, KernelStatus, LOGGED_TOKENS_MAX, PENDING_APPROVALS_MAX, Recovering,
-    Reply, SUBMIT_QUEUE_DEFAULT, SUBMIT_QUEUE_MAX, StartReport, Submission,
+    APPROVAL_TTL_MS_DEFAULT, CODE_APPROVALS_FULL, CODE_APPROVALS_PER_AGENT, CODE_RECORD_TOO_LARGE, CODE_STATE_LIMIT,
+    CODE_TOKEN_TOO_LARGE, DECISION_BATCH_MAX, DSC_INTERNAL_STREAK_MAX, HEARTBEAT_INTERVAL_DEFAULT,
+    HEARTBEAT_MISSES_MAX, Kernel, KernelConfig, KernelFaults, KernelHandle, KernelStatus, LOGGED_TOKENS_MAX,
+    PENDING_APPROVALS_MAX, PENDING_APPROVALS_PER_AGENT_MAX, Recovering, Reply, SUBMIT_QUEUE_DEFAULT, SUBMIT_QUEUE_MAX,
+    StartReport, Submission,
 };
 pub use mode::{CODE_FREEZE, CODE_RECOVERY_HOLD, CODE_THINK_ONLY, Mode};
 pub use records::{ApprovalPacket, redact_payload};

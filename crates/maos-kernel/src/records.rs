@@ -24,6 +24,9 @@ pub const KIND_MODE: RecordKind = RecordKind(0x0301);
 pub const KIND_READ: RecordKind = RecordKind(0x0302);
 /// An intent refused by the kernel's mode before the DSC ran.
 pub const KIND_REFUSED: RecordKind = RecordKind(0x0303);
+/// Repeated denies of one agent, action and code in one window, counted
+/// instead of logged one by one (`crate::denies`).
+pub const KIND_DENIES: RecordKind = RecordKind(0x0304);
 /// An approval packet (HACF level 2+): an escalated intent waits for a human.
 pub const KIND_APPROVAL_PACKET: RecordKind = RecordKind(0x0310);
 /// The outcome of an approval packet: granted, denied, expired or lapsed.
@@ -134,6 +137,31 @@ pub struct RefusedRecord {
     pub why: String,
     /// When, Unix ms.
     pub at_ms: u64,
+}
+
+/// Kind `0x0304`: the denies of one agent for one action and code within one
+/// window after the first (which is logged in full at `first_lsn`). None of
+/// them changed any state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeniesRecord {
+    /// [`RECORD_VERSION`].
+    pub v: u16,
+    /// The agent.
+    pub agent: AgentId,
+    /// The action (`*` for refusals before the DSC, whatever action they named).
+    pub action: String,
+    /// The stable deny or refusal code.
+    pub code: String,
+    /// Denies counted (the first, logged in full, not included).
+    pub count: u64,
+    /// Lsn of the window's first deny, logged in full.
+    pub first_lsn: Option<u64>,
+    /// When the window opened, Unix ms.
+    pub first_ms: u64,
+    /// The last counted deny, Unix ms.
+    pub last_ms: u64,
+    /// The window's length.
+    pub window_ms: u64,
 }
 
 /// The approval-relevant shape of an action, to tell the human what changed
@@ -306,6 +334,8 @@ pub enum KernelRecord {
     Read(ReadRecord),
     /// `0x0303`.
     Refused(RefusedRecord),
+    /// `0x0304`.
+    Denies(DeniesRecord),
     /// `0x0310`.
     ApprovalPacket(Box<ApprovalPacket>),
     /// `0x0311`.
@@ -330,6 +360,7 @@ impl KernelRecord {
             KIND_MODE => parse(payload).map(Self::Mode),
             KIND_READ => parse(payload).map(Self::Read),
             KIND_REFUSED => parse(payload).map(Self::Refused),
+            KIND_DENIES => parse(payload).map(Self::Denies),
             KIND_APPROVAL_PACKET => parse::<ApprovalPacket>(payload).map(|r| Self::ApprovalPacket(Box::new(r))),
             KIND_APPROVAL_DECISION => {
                 parse::<ApprovalDecisionRecord>(payload).map(|r| Self::ApprovalDecision(Box::new(r)))
@@ -356,6 +387,7 @@ impl KernelRecord {
             Self::Mode(r) => r.v,
             Self::Read(r) => r.v,
             Self::Refused(r) => r.v,
+            Self::Denies(r) => r.v,
             Self::ApprovalPacket(r) => r.v,
             Self::ApprovalDecision(r) => r.v,
             Self::Token(_) => RECORD_VERSION,

@@ -19,7 +19,7 @@
 //!
 //! - [`Mediator`]: what the gateway decides for an agent (authenticate a bearer, list,
 //!   call, read, get); [`Refusal`] is its JSON-RPC-level "no".
-//! - [`router`] / [`http_service`]: MCP over streamable HTTP at `/mcp`, the capability
+//! - [`router`]: MCP over streamable HTTP at `/mcp` (bounded sessions, [`McpSessions`]), the capability
 //!   token as bearer, HTTP 401 ([`require_bearer`]) without one.
 //! - [`serve_stdio`] / [`serve_io`]: MCP over stdio with a fixed bearer.
 //! - [`Bridge`]: a mediator forwarding to a running MAOS (`maos mcp --agent ID`).
@@ -86,12 +86,13 @@ pub use rmcp::model::{
     CallToolResult, ContentBlock, GetPromptResult, Implementation, JsonObject, Prompt, PromptMessage,
     ReadResourceResult, Resource, ResourceContents, Tool,
 };
-/// The streamable HTTP server config taken by [`http_service_with_config`] and
-/// [`router_with_config`].
+/// The streamable HTTP server config taken by [`router_with_config`] and
+/// [`router_with_sessions`].
 pub use rmcp::transport::StreamableHttpServerConfig;
 pub use server::{
-    BEARER_BYTES_MAX, Bridge, HttpService, INSTRUCTIONS, McpServer, Mediator, REFUSAL_RPC_CODE, REQUEST_BYTES_MAX,
-    RESPONSE_BYTES_MAX, Refusal, http_service, http_service_with_config, require_bearer, router, router_with_config,
+    BEARER_BYTES_MAX, Bridge, HttpService, INSTRUCTIONS, MCP_SESSION_IDLE, MCP_SESSIONS_MAX,
+    MCP_SESSIONS_PER_OWNER_MAX, McpServer, McpSessions, Mediator, REFUSAL_RPC_CODE, REQUEST_BYTES_MAX,
+    RESPONSE_BYTES_MAX, Refusal, SessionRefusal, require_bearer, router, router_with_config, router_with_sessions,
     serve_io, serve_stdio,
 };
 pub use upstream::{

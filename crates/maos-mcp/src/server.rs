@@ -6,10 +6,10 @@
 //!   `Authorization: Bearer …` header, over stdio from a token fixed at construction —
 //!   asks [`Mediator::authenticate`] for a session, and only then delegates to the
 //!   mediator. There is no state kept between requests but what the mediator keeps.
-//! - [`http_service`] / [`router`]: the streamable HTTP endpoint (rmcp's
-//!   `StreamableHttpService`, session mode, loopback `Host` check on) with
-//!   [`require_bearer`] in front, which answers HTTP 401 before rmcp sees a request
-//!   without a bearer.
+//! - [`router`]: the streamable HTTP endpoint (rmcp's `StreamableHttpService`,
+//!   session mode, loopback `Host` check on) with [`require_bearer`] in front, which
+//!   answers HTTP 401 before rmcp sees a request without a bearer, on a bounded
+//!   session table ([`McpSessions`]).
 //! - [`serve_io`] / [`serve_stdio`]: MCP over a byte stream pair with a fixed bearer.
 //! - [`Bridge`]: a [`Mediator`] that forwards everything to a running MAOS over
 //!   streamable HTTP, for `maos mcp --agent ID`.
@@ -33,6 +33,7 @@
 
 mod bridge;
 mod http;
+mod sessions;
 mod stdio;
 
 use std::sync::Arc;
@@ -50,7 +51,8 @@ use rmcp::{
 use serde::Serialize;
 
 pub use bridge::Bridge;
-pub use http::{HttpService, http_service, http_service_with_config, require_bearer, router, router_with_config};
+pub use http::{HttpService, require_bearer, router, router_with_config, router_with_sessions};
+pub use sessions::{MCP_SESSION_IDLE, MCP_SESSIONS_MAX, MCP_SESSIONS_PER_OWNER_MAX, McpSessions, SessionRefusal};
 pub use stdio::{serve_io, serve_stdio};
 
 use crate::{
@@ -174,6 +176,13 @@ pub trait Mediator: Send + Sync + 'static {
     /// for every request, `initialize` included (the implementation caches); `Err` → a
     /// JSON-RPC error, nothing listed.
     fn authenticate(&self, bearer: &str) -> impl Future<Output = Result<Self::Session, Refusal>> + Send;
+
+    /// The credential a session belongs to (in MAOS the token id): streamable
+    /// HTTP sessions are counted, and closed on revocation, per owner. `None`
+    /// counts them under the SHA3-256 of the bearer.
+    fn owner(&self, _session: &Self::Session) -> Option<String> {
+        None
+    }
 
     /// The tools this session may see (at most [`LIST_ITEMS_MAX`]).
     fn list_tools(&self, session: &Self::Session) -> impl Future<Output = Result<Vec<Tool>, Refusal>> + Send;

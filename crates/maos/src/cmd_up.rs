@@ -135,6 +135,10 @@ async fn serve(out: &Output, dir: &DataDir, args: &UpArgs, runtime: runtime::Run
     };
     let served = maos_gateway::serve_router(listener, app, shutdown).await;
     housekeeping.abort();
+    // Counted denies of the open windows go to the log before the head is signed.
+    if let Err(e) = kernel.close_deny_windows().await {
+        tracing::warn!(error = %e, "could not log the open deny windows");
+    }
     remove_run_files(dir);
     if let Err(e) = tokio::task::spawn_blocking(move || commit.wal().checkpoint_now()).await? {
         tracing::warn!(error = %e, "could not sign the chain head at shutdown");

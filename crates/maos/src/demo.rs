@@ -73,6 +73,8 @@ pub fn run(out: &Output, args: &DemoArgs) -> anyhow::Result<ExitCode> {
         demo.injected(&researcher, &url).await?;
         demo.runaway(&runaway, &spender).await?;
         demo.rollback(&janitor).await?;
+        // Repeated denies counted in open windows go to the log before it is verified.
+        demo.kernel.close_deny_windows().await?;
         anyhow::Ok(demo)
     });
     // The kernel's tasks go with the runtime; the effectors are dropped below,

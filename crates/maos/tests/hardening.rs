@@ -217,11 +217,13 @@ mod hardening {
         let daemon = Daemon::start(dir.path(), logs.path(), "sessions", &[]);
         let http = client();
         let mut opened = 0;
+        let mut first = None;
         let refused = loop {
             let (status, body) = open_session(&http, &daemon.base, &greedy);
             if status != StatusCode::CREATED {
                 break (status, body);
             }
+            first.get_or_insert_with(|| body["session"].as_str().unwrap().to_owned());
             opened += 1;
             assert!(opened <= 64, "no bound on sessions per token");
         };
@@ -230,6 +232,177 @@ mod hardening {
         assert_eq!(refused.1["error"]["code"], "API-SESSIONS-PER-TOKEN", "{}", refused.1);
         let agent = Agent::open(&daemon.base, &polite);
         done_id(&agent.submit(&fs_write("/workspace/polite.txt", "served")));
+        // Revoking the greedy token closes its sessions at once (no slot held until expiry).
+        let list = ok_json(dir.path(), &["token", "list"]);
+        let id = list["tokens"].as_array().unwrap().iter().find(|t| t["agent"] == "greedy").unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        ok(dir.path(), &["token", "revoke", &id]);
+        let greedy_session = Agent { http: client(), base: daemon.base.clone(), session: first.unwrap() };
+        let (status, body) = greedy_session.submit(&fs_write("/workspace/greedy.txt", "x"));
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("unknown session"), "{body}");
+        drop(daemon);
+    }
+
+    /// Item 4 (listeners): connections that sent half a header or half a body
+    /// stayed open (one run reached 20,000 descriptors and `/v1/health` went
+    /// unanswered for 20 s). Now each is cut after `HEADER_READ_TIMEOUT` or
+    /// `BODY_READ_TIMEOUT` (10 s), and the daemon answers others meanwhile.
+    #[test]
+    fn attack_slow_clients_sending_half_a_request_are_cut_off() {
+        use std::io::{Read as _, Write as _};
+        let dir = tempfile::tempdir().unwrap();
+        let logs = tempfile::tempdir().unwrap();
+        init(dir.path());
+        let token = issue(dir.path(), "writer", &["fs.write=path:/workspace/**"]);
+        let daemon = Daemon::start(dir.path(), logs.path(), "slow", &[]);
+        let agent = Agent::open(&daemon.base, &token);
+        let addr = daemon.base.trim_start_matches("http://").to_owned();
+        let connect = || {
+            let s = std::net::TcpStream::connect(&addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(25))).unwrap();
+            s
+        };
+        let mut half_headers = Vec::new();
+        for _ in 0..100 {
+            let mut s = connect();
+            s.write_all(b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ").unwrap();
+            half_headers.push(s);
+        }
+        let mut half_bodies = Vec::new();
+        for _ in 0..20 {
+            let mut s = connect();
+            let head = format!(
+                "POST /v1/intents HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\
+                 Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{{\"action\":",
+                agent.session
+            );
+            s.write_all(head.as_bytes()).unwrap();
+            half_bodies.push(s);
+        }
+        let started = Instant::now();
+        // Meanwhile a well-behaved client is served at once.
+        let health = client().get(format!("{}/v1/health", daemon.base)).timeout(Duration::from_secs(3)).send();
+        assert!(health.is_ok_and(|r| r.status() == StatusCode::OK), "health unanswered while slow clients wait");
+        done_id(&agent.submit(&fs_write("/workspace/served.txt", "served")));
+        for mut s in half_bodies {
+            let mut answer = String::new();
+            let _ = s.read_to_string(&mut answer);
+            assert!(answer.starts_with("HTTP/1.1 408"), "half a body: {answer}");
+            assert!(answer.contains("API-BODY-TIMEOUT"), "{answer}");
+        }
+        for mut s in half_headers {
+            let mut rest = Vec::new();
+            // Closed by the server: EOF (or a reset), not our 25 s read timeout.
+            let _ = s.read_to_end(&mut rest);
+        }
+        let waited = started.elapsed();
+        assert!(waited < Duration::from_secs(20), "slow connections held for {waited:?}");
+        assert!(waited >= Duration::from_secs(9), "cut before the timeout: {waited:?}");
+        drop(daemon);
+    }
+
+    /// Item 4 (MCP sessions): one agent opened 30,000 MCP sessions in 13 s
+    /// (+1.1 GB). One token now holds at most `MCP_SESSIONS_PER_OWNER_MAX`
+    /// (16), a second agent still gets one, and revoking the token closes its
+    /// sessions.
+    #[test]
+    fn attack_one_token_opening_mcp_sessions_in_a_loop_cannot_starve_another_agent() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = tempfile::tempdir().unwrap();
+        init(dir.path());
+        let greedy = issue(dir.path(), "greedy", &["fs.write=path:/workspace/**"]);
+        let polite = issue(dir.path(), "polite", &["fs.write=path:/workspace/**"]);
+        let daemon = Daemon::start(dir.path(), logs.path(), "mcp-sessions", &[]);
+        let http = client();
+        let initialize = |token: &str, session: Option<&str>| {
+            let body = json!({
+                "jsonrpc": "2.0", "id": 1, "method": "initialize",
+                "params": { "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": { "name": "loop", "version": "1" } }
+            });
+            let mut r = http
+                .post(format!("{}/mcp", daemon.base))
+                .bearer_auth(token)
+                .header("Accept", "application/json, text/event-stream")
+                .json(&body);
+            if let Some(id) = session {
+                r = r.header("Mcp-Session-Id", id);
+            }
+            let r = r.send().unwrap();
+            let id = r.headers().get("mcp-session-id").map(|v| v.to_str().unwrap().to_owned());
+            (r.status(), id, r.text().unwrap())
+        };
+        let mut sessions = Vec::new();
+        let refused = loop {
+            let (status, id, text) = initialize(&greedy, None);
+            if status != StatusCode::OK {
+                break (status, text);
+            }
+            sessions.push(id.expect("a session id"));
+            assert!(sessions.len() <= 64, "no bound on MCP sessions per token");
+        };
+        assert_eq!(sessions.len(), 16, "the bound is MCP_SESSIONS_PER_OWNER_MAX");
+        assert_eq!(refused.0, StatusCode::TOO_MANY_REQUESTS, "{}", refused.1);
+        assert!(refused.1.contains("MCP-SESSIONS-PER-TOKEN"), "{}", refused.1);
+        let (status, id, text) = initialize(&polite, None);
+        assert_eq!(status, StatusCode::OK, "{text}");
+        assert!(id.is_some());
+        // Revoking the greedy token closes its sessions at once.
+        let list = ok_json(dir.path(), &["token", "list"]);
+        let token_id = list["tokens"].as_array().unwrap().iter().find(|t| t["agent"] == "greedy").unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        ok(dir.path(), &["token", "revoke", &token_id]);
+        let ping = json!({ "jsonrpc": "2.0", "id": 2, "method": "ping" });
+        let r = http
+            .post(format!("{}/mcp", daemon.base))
+            .bearer_auth(&greedy)
+            .header("Accept", "application/json, text/event-stream")
+            .header("Mcp-Session-Id", &sessions[0])
+            .json(&ping)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "the revoked token's session is gone: {}", r.text().unwrap());
+        drop(daemon);
+    }
+
+    /// Item 4 (outcome bytes): the outcome table kept every output body (100
+    /// reads of 4 MB held 309 MB). A body now leaves the table once its agent
+    /// has it, and bodies never fetched hold at most `RESULT_BODY_BYTES_MAX`
+    /// (64 MiB), the oldest dropped first.
+    #[test]
+    fn attack_reads_never_collected_cannot_grow_the_outcome_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = tempfile::tempdir().unwrap();
+        init(dir.path());
+        let token = issue(dir.path(), "reader", &["fs.read=path:/workspace/**"]);
+        std::fs::create_dir_all(dir.path().join("workspace")).unwrap();
+        std::fs::write(dir.path().join("workspace/big.txt"), "x".repeat(4 << 20)).unwrap();
+        let daemon = Daemon::start(dir.path(), logs.path(), "outcomes", &[]);
+        let agent = Agent::open(&daemon.base, &token);
+        let read = json!({ "action": "fs.read", "args": { "path": "/workspace/big.txt" } });
+        // Fetched: the body is handed over once.
+        let (status, view) = agent.submit(&read);
+        assert_eq!(status, StatusCode::OK, "{view}");
+        assert_eq!(view["output"]["text"].as_str().map(str::len), Some(4 << 20));
+        let id = view["intent"].as_str().unwrap();
+        let (_, again) = agent.get(&format!("/v1/intents/{id}"));
+        assert_eq!(again["output"]["body_dropped"], "delivered", "{}", again["output"]);
+        assert!(again["output"]["text"].is_null());
+        // Never fetched: 20 reads of 4 MiB hold at most 64 MiB; the oldest go first.
+        let mut no_wait = read.clone();
+        no_wait["wait_ms"] = json!(0);
+        let ids: Vec<String> =
+            (0..20).map(|_| agent.submit(&no_wait).1["intent"].as_str().unwrap().to_owned()).collect();
+        let last = ids.last().unwrap();
+        let (_, newest) = agent.get(&format!("/v1/intents/{last}?wait_ms=30000"));
+        assert_eq!(newest["status"], "done", "{newest}");
+        assert_eq!(newest["output"]["text"].as_str().map(str::len), Some(4 << 20), "the newest body is kept");
+        let (_, oldest) = agent.get(&format!("/v1/intents/{}", ids[0]));
+        assert_eq!(oldest["output"]["body_dropped"], "evicted", "{}", oldest["output"]);
         drop(daemon);
     }
 }

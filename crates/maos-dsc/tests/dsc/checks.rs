@@ -26,7 +26,38 @@ fn deny_keeps_every_other_checks_result() {
     let d = run(&s, &intent, &writer());
     assert_eq!(code(&d), Some("DSC-1-SCOPE"), "first failing check's code");
     assert!(d.check(CheckId::Prefilter).outcome.is_deny(), "check 7 still ran and is recorded");
-    assert!(d.delta().is_empty(), "a deny changes nothing");
+    assert!(
+        matches!(d.delta().ops.as_slice(), [maos_dsc::DeltaOp::ChargeRate { .. }]),
+        "a deny advances the agent's rate clock and nothing else: {:?}",
+        d.delta()
+    );
+}
+
+#[test]
+fn attack_denied_intents_consume_the_agents_rate() {
+    let config = DscConfig::builder(Profile::Standard)
+        .rates(maos_dsc::RateTable { ring2_per_hour: 3, ring3_per_hour: 3 })
+        .build()
+        .unwrap();
+    let mut s = DscState::new(config);
+    let t = writer();
+    // Two probes outside the token's scope: denied, and each costs the agent.
+    for _ in 0..2 {
+        let d = run(&s, &fs_write("/etc/passwd"), &t);
+        assert_eq!(code(&d), Some("DSC-1-SCOPE"));
+        s.apply(d.delta()).unwrap();
+    }
+    // One allowed write is left of the three per hour.
+    let d = run(&s, &fs_write("/workspace/a"), &t);
+    assert_eq!(*d.verdict(), Verdict::Allow);
+    s.apply(d.delta()).unwrap();
+    let over = run(&s, &fs_write("/workspace/a"), &t);
+    assert_eq!(code(&over), Some("DSC-2-RATE"));
+    // Over its rate the agent's clock stands still: these denies change no
+    // state, which is what lets the kernel log them aggregated.
+    assert!(over.delta().is_empty(), "{:?}", over.delta());
+    let probe = run(&s, &fs_write("/etc/passwd"), &t);
+    assert!(probe.delta().is_empty(), "over the rate a scope probe changes nothing either");
 }
 
 #[test]

@@ -88,7 +88,10 @@ impl McpEffector {
         let server = server.as_str();
         let up = self.upstreams.get(server).map_err(|e| remote(&e))?;
         let timeout = ctx.deadline().saturating_duration_since(Instant::now());
-        let result = self.runtime.block_on(tokio::time::timeout(timeout, request(up.clone())));
+        // The timer is created inside the runtime: effect threads are plain
+        // threads with no runtime context of their own.
+        let request = request(up.clone());
+        let result = self.runtime.block_on(async move { tokio::time::timeout(timeout, request).await });
         let result = result.map_err(|_| EffectError::Cancelled)?.map_err(|e| self.upstream_failed(&up, &e))?;
         let body = serde_json::to_vec(&result).map_err(|e| err(e.to_string()))?;
         // Resources and prompts are text the server chose: untrusted unless configured otherwise.

@@ -258,7 +258,9 @@ impl KernelMediator {
                 return Arc::new(view);
             }
         }
-        wait_final(rx, self.approval_wait).await
+        let view = wait_final(rx, self.approval_wait).await;
+        self.api.results.delivered(&view);
+        view
     }
 
     async fn decision_of(&self, agent: &McpAgent, id: &str) -> CallToolResult {
@@ -269,6 +271,7 @@ impl KernelMediator {
         match self.api.results.get(id, Some(&owner)) {
             Ok(rx) => {
                 let view = wait_final(rx, self.approval_wait).await;
+                self.api.results.delivered(&view);
                 self.answer(&view)
             }
             Err(e) => denial(e.code(), &e.to_string()),
@@ -442,6 +445,10 @@ impl maos_mcp::Mediator for KernelMediator {
 
     async fn authenticate(&self, bearer: &str) -> Result<Self::Session, maos_mcp::Refusal> {
         Self::authenticate(self, bearer).await.map_err(to_refusal)
+    }
+
+    fn owner(&self, session: &Self::Session) -> Option<String> {
+        Some(session.claims.id.to_string())
     }
 
     async fn list_tools(&self, session: &Self::Session) -> Result<Vec<Tool>, maos_mcp::Refusal> {

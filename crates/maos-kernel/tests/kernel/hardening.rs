@@ -97,3 +97,60 @@ fn ct_deg_attack_a_release_the_log_refuses_leaves_the_message_held() {
         .collect();
     assert_eq!(kinds, vec![KIND_RELEASING, KIND_RELEASED], "logged before it left, outcome after");
 }
+
+/// An agent repeating denied requests in a loop (28,635 denies in 20 s grew
+/// the log by 293 MB): every deny is answered with its code, but the log holds
+/// the first of each (action, code) in full and one `kernel.denies` record
+/// counting the rest of the window; a second agent is still served, and replay
+/// is clean (the counted denies changed no state).
+#[test]
+fn attack_repeated_denies_are_counted_not_logged_one_by_one() {
+    use maos_kernel::records::KernelRecord;
+    let world = World::new();
+    let greedy = token_for("writer", &["fs.write=/workspace/**"], 100, 0x61);
+    let polite = token_for("polite", &["fs.write=/workspace/**"], 100, 0x62);
+    lifetime(async {
+        let (kernel, _) = start(&world).await;
+        for _ in 0..300 {
+            let reply = submit(&kernel, mail("attacker@evil.example"), &greedy).await;
+            assert_eq!(reply.code(), Some("DSC-1-SCOPE"), "{reply:?}");
+        }
+        // Refusals before the DSC (a malformed recipient) are counted the same way.
+        for _ in 0..50 {
+            let reply = submit(&kernel, mail("not an address"), &greedy).await;
+            assert!(reply.code().is_some_and(|c| c.starts_with("INTENT-")), "{reply:?}");
+        }
+        let mut served = fs_write("polite.txt", "served");
+        served.agent = maos_model::AgentId::new("polite").unwrap();
+        assert!(matches!(submit(&kernel, served, &polite).await, Reply::Done { .. }));
+        // The window closes: the next deny is logged in full again.
+        world.clock.advance_ms(maos_kernel::DENY_WINDOW_MS);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let reply = submit(&kernel, mail("attacker@evil.example"), &greedy).await;
+        assert_eq!(reply.code(), Some("DSC-1-SCOPE"));
+        assert_eq!(kernel.close_deny_windows().await.unwrap(), 0, "the ended windows were logged by the tick");
+    });
+    let records = kernel_records(&world);
+    let full = records
+        .iter()
+        .filter(|r| match r {
+            KernelRecord::Decision(d) => d.intent.agent.as_str() == "writer" && d.deny_code.is_some(),
+            KernelRecord::Refused(r) => r.agent.as_str() == "writer",
+            _ => false,
+        })
+        .count();
+    assert_eq!(full, 3, "the first scope deny, the first refusal and the first of the next window");
+    let mut counted: Vec<(String, u64)> = records
+        .iter()
+        .filter_map(|r| match r {
+            KernelRecord::Denies(d) => Some((d.code.clone(), d.count)),
+            _ => None,
+        })
+        .collect();
+    counted.sort();
+    assert_eq!(counted.len(), 2, "{counted:?}");
+    assert_eq!(counted.iter().map(|(_, n)| n).sum::<u64>(), 299 + 49, "{counted:?}");
+    assert!(counted.iter().any(|(c, n)| c == "DSC-1-SCOPE" && *n == 299));
+    let report = maos_kernel::replay(&world.wal_reader(), dsc(), &keys()).unwrap();
+    assert!(report.is_clean(), "{report:?}");
+}

@@ -8,55 +8,98 @@
 use std::sync::Arc;
 
 use axum::{
-    extract::Request,
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    extract::{Request, State},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use rmcp::transport::{
-    StreamableHttpServerConfig, StreamableHttpService, streamable_http_server::session::local::LocalSessionManager,
-};
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use sha3::Digest as _;
 
-use super::{BEARER_BYTES_MAX, McpServer, Mediator, REQUEST_BYTES_MAX, unauthorized};
+use super::sessions::{McpSessions, OWNER, SessionRefusal};
+use super::{BEARER_BYTES_MAX, McpServer, Mediator, REQUEST_BYTES_MAX, Refusal, unauthorized};
 
-/// The streamable HTTP MCP endpoint for a mediator: a tower service for
-/// `axum::Router::nest_service`.
-pub type HttpService<M> = StreamableHttpService<McpServer<M>, LocalSessionManager>;
+/// The streamable HTTP MCP endpoint for a mediator, on bounded sessions.
+pub type HttpService<M> = StreamableHttpService<McpServer<M>, McpSessions>;
 
-/// The streamable HTTP endpoint with the default config (session mode, loopback `Host`
-/// check, SSE keep-alive 15 s). Mount it with `Router::nest_service("/mcp", …)` behind
-/// [`require_bearer`], or use [`router`].
-#[must_use]
-pub fn http_service<M: Mediator>(mediator: Arc<M>) -> HttpService<M> {
-    http_service_with_config(mediator, StreamableHttpServerConfig::default())
-}
-
-/// As [`http_service`] with a config of the caller's, e.g. more allowed hosts, or
-/// `config.cancellation_token` kept to end open SSE streams on shutdown (axum's
-/// graceful shutdown waits for them). The body cap is lowered to [`REQUEST_BYTES_MAX`]
-/// if the config allows more.
-#[must_use]
-pub fn http_service_with_config<M: Mediator>(
+/// The service behind [`router_with_sessions`]; the body cap is lowered to
+/// [`REQUEST_BYTES_MAX`] if the config allows more.
+fn http_service<M: Mediator>(
     mediator: Arc<M>,
     mut config: StreamableHttpServerConfig,
+    sessions: Arc<McpSessions>,
 ) -> HttpService<M> {
     config.max_request_body_bytes = config.max_request_body_bytes.min(REQUEST_BYTES_MAX);
     let server = McpServer::over_http(mediator);
-    StreamableHttpService::new(move || Ok(server.clone()), Arc::new(LocalSessionManager::default()), config)
+    StreamableHttpService::new(move || Ok(server.clone()), sessions, config)
 }
 
 /// A router serving the MCP endpoint at exactly `/mcp` (other paths are not routed)
-/// behind [`require_bearer`]. Merge it into the daemon's router with
-/// `Router::merge`.
+/// behind [`require_bearer`], with the default config (session mode, loopback `Host`
+/// check, SSE keep-alive 15 s) and its own session table. Merge it into the daemon's
+/// router with `Router::merge`.
 pub fn router<M: Mediator>(mediator: Arc<M>) -> axum::Router {
     router_with_config(mediator, StreamableHttpServerConfig::default())
 }
 
-/// As [`router`] with a config of the caller's (see [`http_service_with_config`]).
+/// As [`router`] with a config of the caller's, e.g. more allowed hosts, or
+/// `config.cancellation_token` kept to end open SSE streams on shutdown (axum's
+/// graceful shutdown waits for them).
 pub fn router_with_config<M: Mediator>(mediator: Arc<M>, config: StreamableHttpServerConfig) -> axum::Router {
+    router_with_sessions(mediator, config, Arc::new(McpSessions::default()))
+}
+
+/// As [`router_with_config`] on a session table the caller keeps (to close a
+/// revoked token's sessions with [`McpSessions::close_owners`]).
+pub fn router_with_sessions<M: Mediator>(
+    mediator: Arc<M>,
+    config: StreamableHttpServerConfig,
+    sessions: Arc<McpSessions>,
+) -> axum::Router {
     axum::Router::new()
-        .route_service("/mcp", http_service_with_config(mediator, config))
+        .route_service("/mcp", http_service(Arc::clone(&mediator), config, Arc::clone(&sessions)))
+        .route_layer(axum::middleware::from_fn_with_state((mediator, sessions), admit_session::<M>))
         .route_layer(axum::middleware::from_fn(require_bearer))
+}
+
+/// A JSON-RPC refusal as an HTTP answer.
+fn refusal_response(status: StatusCode, refusal: Refusal) -> Response {
+    let body = serde_json::json!({ "jsonrpc": "2.0", "id": null, "error": refusal.to_error_data() });
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body.to_string()).into_response()
+}
+
+/// A request that would open a session (a POST without `Mcp-Session-Id`) is
+/// let through only for a bearer the mediator accepts and while its owner and
+/// the table have room; the session is then counted under that owner.
+async fn admit_session<M: Mediator>(
+    State((mediator, sessions)): State<(Arc<M>, Arc<McpSessions>)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let opens = request.method() == Method::POST && !request.headers().contains_key("mcp-session-id");
+    if !opens {
+        return next.run(request).await;
+    }
+    let Some(bearer) = bearer_from_headers(request.headers()).map(str::to_owned) else {
+        return refusal_response(StatusCode::UNAUTHORIZED, unauthorized());
+    };
+    let session = match mediator.authenticate(&bearer).await {
+        Ok(s) => s,
+        Err(refusal) => return refusal_response(StatusCode::UNAUTHORIZED, refusal),
+    };
+    let owner = mediator
+        .owner(&session)
+        .unwrap_or_else(|| crate::pin::pin_hex(&sha3::Sha3_256::digest(bearer.as_bytes()).into()));
+    if let Err(e) = sessions.admits(&owner).await {
+        let status = match e {
+            SessionRefusal::PerOwner(_) => StatusCode::TOO_MANY_REQUESTS,
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        let message = e.to_string();
+        let message = message.split_once(": ").map_or(message.as_str(), |(_, m)| m).to_owned();
+        return refusal_response(status, Refusal::new(e.code(), message));
+    }
+    OWNER.scope(owner, next.run(request)).await
 }
 
 /// axum middleware (`axum::middleware::from_fn(require_bearer)`): a request without a

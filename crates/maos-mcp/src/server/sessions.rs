@@ -1,0 +1,243 @@
+//! MCP sessions over streamable HTTP, bounded: rmcp's in-memory session
+//! manager behind a table that counts sessions per owner (the credential that
+//! opened them) and in all.
+//!
+//! Guarantees:
+//! - At most [`MCP_SESSIONS_MAX`] sessions are open, and at most
+//!   [`MCP_SESSIONS_PER_OWNER_MAX`] for one owner: one agent opening sessions in
+//!   a loop (30,000 in 13 s, +1.1 GB) fills its own share only.
+//! - A session is opened only for a bearer the mediator accepted; its owner is
+//!   what [`crate::Mediator::owner`] names (the token id in MAOS).
+//! - A session idle for [`MCP_SESSION_IDLE`] is closed and leaves the table (rmcp
+//!   ends its worker then but keeps its handle until closed), and
+//!   [`McpSessions::close_owners`] closes an owner's sessions at once (a revoked
+//!   token).
+
+use futures_core::Stream;
+use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
+use rmcp::transport::streamable_http_server::session::local::SessionConfig;
+use rmcp::transport::streamable_http_server::session::local::{LocalSessionManager, LocalSessionManagerError};
+use rmcp::transport::streamable_http_server::session::{ServerSseMessage, SessionId, SessionManager};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Open MCP sessions in all (each holds an rmcp worker task and its channels).
+pub const MCP_SESSIONS_MAX: usize = 1024;
+/// Open MCP sessions per owner (capability token): an agent needs a few (one
+/// per client process); a loop opening more cannot starve the others.
+pub const MCP_SESSIONS_PER_OWNER_MAX: usize = 16;
+/// A session without a request this long is closed (rmcp's keep-alive default).
+pub const MCP_SESSION_IDLE: Duration = Duration::from_secs(300);
+const _: () = assert!(MCP_SESSIONS_PER_OWNER_MAX < MCP_SESSIONS_MAX);
+
+tokio::task_local! {
+    /// The owner of the request being served: set by the HTTP middleware after
+    /// the mediator accepted the bearer, read when rmcp creates a session.
+    pub(super) static OWNER: String;
+}
+
+/// Why a session was not opened.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionRefusal {
+    /// The table is full.
+    #[error("MCP-SESSIONS-FULL: {0} MCP sessions are open")]
+    Full(usize),
+    /// The owner holds its share.
+    #[error(
+        "MCP-SESSIONS-PER-TOKEN: this capability token already holds {0} MCP sessions; close one (HTTP DELETE /mcp)"
+    )]
+    PerOwner(usize),
+    /// No accepted bearer names the request's owner.
+    #[error("API-UNAUTHORIZED: no accepted capability token for this session")]
+    NoOwner,
+    /// rmcp's error.
+    #[error(transparent)]
+    Local(#[from] LocalSessionManagerError),
+}
+
+impl SessionRefusal {
+    /// The stable code.
+    #[must_use]
+    pub const fn code(&self) -> &'static str {
+        match self {
+            Self::Full(_) => "MCP-SESSIONS-FULL",
+            Self::PerOwner(_) => "MCP-SESSIONS-PER-TOKEN",
+            Self::NoOwner => "API-UNAUTHORIZED",
+            Self::Local(_) => "MCP-SESSION",
+        }
+    }
+}
+
+struct Entry {
+    owner: String,
+    last_used: Instant,
+}
+
+/// rmcp's [`LocalSessionManager`] with the bounds above.
+pub struct McpSessions {
+    inner: LocalSessionManager,
+    table: Mutex<HashMap<SessionId, Entry>>,
+    idle: Duration,
+}
+
+impl std::fmt::Debug for McpSessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpSessions").field("open", &self.len()).finish_non_exhaustive()
+    }
+}
+
+impl Default for McpSessions {
+    fn default() -> Self {
+        Self::with_idle(MCP_SESSION_IDLE)
+    }
+}
+
+impl McpSessions {
+    /// Sessions closed after `idle` without a request.
+    #[must_use]
+    pub fn with_idle(idle: Duration) -> Self {
+        let mut config = SessionConfig::default();
+        config.keep_alive = Some(idle);
+        let mut inner = LocalSessionManager::default();
+        inner.session_config = config;
+        Self { inner, table: Mutex::new(HashMap::new()), idle }
+    }
+
+    /// Open sessions.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.table.lock().map_or(0, |t| t.len())
+    }
+
+    /// Whether no session is open.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether `owner` may open one more session now.
+    ///
+    /// # Errors
+    /// [`SessionRefusal::Full`] or [`SessionRefusal::PerOwner`].
+    pub async fn admits(&self, owner: &str) -> Result<(), SessionRefusal> {
+        self.close_idle().await;
+        let table = self.table.lock().map_err(|_| SessionRefusal::Full(0))?;
+        if table.len() >= MCP_SESSIONS_MAX {
+            return Err(SessionRefusal::Full(MCP_SESSIONS_MAX));
+        }
+        if table.values().filter(|e| e.owner == owner).count() >= MCP_SESSIONS_PER_OWNER_MAX {
+            return Err(SessionRefusal::PerOwner(MCP_SESSIONS_PER_OWNER_MAX));
+        }
+        Ok(())
+    }
+
+    /// Closes every session of these owners. Returns how many.
+    pub async fn close_owners(&self, owners: &[String]) -> usize {
+        let doomed: Vec<SessionId> = match self.table.lock() {
+            Ok(t) => t.iter().filter(|(_, e)| owners.contains(&e.owner)).map(|(id, _)| id.clone()).collect(),
+            Err(_) => return 0,
+        };
+        for id in &doomed {
+            self.forget_and_close(id).await;
+        }
+        doomed.len()
+    }
+
+    async fn close_idle(&self) {
+        let now = Instant::now();
+        let idle: Vec<SessionId> = match self.table.lock() {
+            Ok(t) => t
+                .iter()
+                .filter(|(_, e)| now.saturating_duration_since(e.last_used) >= self.idle)
+                .map(|(id, _)| id.clone())
+                .collect(),
+            Err(_) => return,
+        };
+        for id in &idle {
+            self.forget_and_close(id).await;
+        }
+    }
+
+    async fn forget_and_close(&self, id: &SessionId) {
+        if let Ok(mut t) = self.table.lock() {
+            t.remove(id);
+        }
+        if let Err(e) = self.inner.close_session(id).await {
+            tracing::debug!(error = %e, "closing an MCP session");
+        }
+    }
+
+    /// Marks `id` used now; `false` when it is not in the table.
+    fn touch(&self, id: &SessionId) -> bool {
+        self.table.lock().is_ok_and(|mut t| t.get_mut(id).map(|e| e.last_used = Instant::now()).is_some())
+    }
+}
+
+impl SessionManager for McpSessions {
+    type Error = SessionRefusal;
+    type Transport = <LocalSessionManager as SessionManager>::Transport;
+
+    async fn create_session(&self) -> Result<(SessionId, Self::Transport), Self::Error> {
+        let owner = OWNER.try_with(Clone::clone).map_err(|_| SessionRefusal::NoOwner)?;
+        self.admits(&owner).await?;
+        let (id, transport) = self.inner.create_session().await?;
+        let entry = Entry { owner, last_used: Instant::now() };
+        if let Ok(mut t) = self.table.lock() {
+            t.insert(id.clone(), entry);
+        }
+        Ok((id, transport))
+    }
+
+    async fn initialize_session(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<ServerJsonRpcMessage, Self::Error> {
+        self.touch(id);
+        Ok(self.inner.initialize_session(id, message).await?)
+    }
+
+    async fn has_session(&self, id: &SessionId) -> Result<bool, Self::Error> {
+        self.close_idle().await;
+        Ok(self.touch(id) && self.inner.has_session(id).await?)
+    }
+
+    async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
+        if let Ok(mut t) = self.table.lock() {
+            t.remove(id);
+        }
+        Ok(self.inner.close_session(id).await?)
+    }
+
+    async fn create_stream(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        self.touch(id);
+        Ok(self.inner.create_stream(id, message).await?)
+    }
+
+    async fn accept_message(&self, id: &SessionId, message: ClientJsonRpcMessage) -> Result<(), Self::Error> {
+        self.touch(id);
+        Ok(self.inner.accept_message(id, message).await?)
+    }
+
+    async fn create_standalone_stream(
+        &self,
+        id: &SessionId,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        self.touch(id);
+        Ok(self.inner.create_standalone_stream(id).await?)
+    }
+
+    async fn resume(
+        &self,
+        id: &SessionId,
+        last_event_id: String,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        self.touch(id);
+        Ok(self.inner.resume(id, last_event_id).await?)
+    }
+}
