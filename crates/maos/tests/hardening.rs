@@ -305,9 +305,10 @@ mod hardening {
     }
 
     /// Item 4 (MCP sessions): one agent opened 30,000 MCP sessions in 13 s
-    /// (+1.1 GB). One token now holds at most `MCP_SESSIONS_PER_OWNER_MAX`
-    /// (16), a second agent still gets one, and revoking the token closes its
-    /// sessions.
+    /// (+1.1 GB). One token now holds at most `MCP_SESSIONS_PER_OWNER_MAX` (16):
+    /// a new one past that closes the token's least recently used session, so
+    /// the loop churns its own share while a second agent is served, and
+    /// revoking the token closes its sessions.
     #[test]
     fn attack_one_token_opening_mcp_sessions_in_a_loop_cannot_starve_another_agent() {
         let dir = tempfile::tempdir().unwrap();
@@ -317,11 +318,7 @@ mod hardening {
         let polite = issue(dir.path(), "polite", &["fs.write=path:/workspace/**"]);
         let daemon = Daemon::start(dir.path(), logs.path(), "mcp-sessions", &[]);
         let http = client();
-        let initialize = |token: &str, session: Option<&str>| {
-            let body = json!({
-                "jsonrpc": "2.0", "id": 1, "method": "initialize",
-                "params": { "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": { "name": "loop", "version": "1" } }
-            });
+        let post = |token: &str, session: Option<&str>, body: serde_json::Value| {
             let mut r = http
                 .post(format!("{}/mcp", daemon.base))
                 .bearer_auth(token)
@@ -334,21 +331,25 @@ mod hardening {
             let id = r.headers().get("mcp-session-id").map(|v| v.to_str().unwrap().to_owned());
             (r.status(), id, r.text().unwrap())
         };
+        let initialize = json!({
+            "jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": { "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": { "name": "loop", "version": "1" } }
+        });
+        let ping = json!({ "jsonrpc": "2.0", "id": 2, "method": "ping" });
         let mut sessions = Vec::new();
-        let refused = loop {
-            let (status, id, text) = initialize(&greedy, None);
-            if status != StatusCode::OK {
-                break (status, text);
-            }
+        for _ in 0..200 {
+            let (status, id, text) = post(&greedy, None, initialize.clone());
+            assert_eq!(status, StatusCode::OK, "{text}");
             sessions.push(id.expect("a session id"));
-            assert!(sessions.len() <= 64, "no bound on MCP sessions per token");
-        };
-        assert_eq!(sessions.len(), 16, "the bound is MCP_SESSIONS_PER_OWNER_MAX");
-        assert_eq!(refused.0, StatusCode::TOO_MANY_REQUESTS, "{}", refused.1);
-        assert!(refused.1.contains("MCP-SESSIONS-PER-TOKEN"), "{}", refused.1);
-        let (status, id, text) = initialize(&polite, None);
+        }
+        // The oldest were closed to make room; the newest 16 are live.
+        let live = |id: &String| post(&greedy, Some(id), ping.clone()).0 == StatusCode::OK;
+        assert!(!live(&sessions[0]), "the first session outlived the bound");
+        assert!(!live(&sessions[183]));
+        assert!(sessions[184..].iter().all(live), "the newest 16 sessions are served");
+        let (status, polite_session, text) = post(&polite, None, initialize.clone());
         assert_eq!(status, StatusCode::OK, "{text}");
-        assert!(id.is_some());
+        assert_eq!(post(&polite, polite_session.as_ref(), ping.clone()).0, StatusCode::OK);
         // Revoking the greedy token closes its sessions at once.
         let list = ok_json(dir.path(), &["token", "list"]);
         let token_id = list["tokens"].as_array().unwrap().iter().find(|t| t["agent"] == "greedy").unwrap()["id"]
@@ -356,16 +357,9 @@ mod hardening {
             .unwrap()
             .to_owned();
         ok(dir.path(), &["token", "revoke", &token_id]);
-        let ping = json!({ "jsonrpc": "2.0", "id": 2, "method": "ping" });
-        let r = http
-            .post(format!("{}/mcp", daemon.base))
-            .bearer_auth(&greedy)
-            .header("Accept", "application/json, text/event-stream")
-            .header("Mcp-Session-Id", &sessions[0])
-            .json(&ping)
-            .send()
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::NOT_FOUND, "the revoked token's session is gone: {}", r.text().unwrap());
+        let (status, _, text) = post(&greedy, Some(&sessions[199]), ping.clone());
+        assert_eq!(status, StatusCode::NOT_FOUND, "the revoked token's session is gone: {text}");
+        assert_eq!(post(&polite, polite_session.as_ref(), ping).0, StatusCode::OK, "the other agent keeps its session");
         drop(daemon);
     }
 
@@ -404,5 +398,48 @@ mod hardening {
         let (_, oldest) = agent.get(&format!("/v1/intents/{}", ids[0]));
         assert_eq!(oldest["output"]["body_dropped"], "evicted", "{}", oldest["output"]);
         drop(daemon);
+    }
+
+    /// Item 5: 28,635 denies in 20 s grew the log by 293 MB. A deny now costs
+    /// the agent rate, and repeats of one (action, code) within a minute are
+    /// counted into one `kernel.denies` record, logged when the window closes
+    /// or the daemon stops (CT-WAL-14: nothing counted is lost on SIGTERM);
+    /// the log stays verifiable and replays clean, and another agent is served.
+    #[test]
+    fn ct_wal_14_attack_denied_intents_in_a_loop_grow_the_log_by_a_bounded_amount() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = tempfile::tempdir().unwrap();
+        init(dir.path());
+        let flooder = issue(dir.path(), "flooder", &["fs.write=path:/workspace/**"]);
+        let polite = issue(dir.path(), "polite", &["fs.write=path:/workspace/**"]);
+        let mut daemon = Daemon::start(dir.path(), logs.path(), "denies", &[]);
+        let wal_bytes = || -> u64 {
+            std::fs::read_dir(dir.path().join("wal"))
+                .unwrap()
+                .filter_map(Result::ok)
+                .map(|e| e.metadata().unwrap().len())
+                .sum()
+        };
+        let agent = Agent::open(&daemon.base, &flooder);
+        // Warm up: the token text is logged with the first decision.
+        assert_eq!(agent.submit(&fs_write("/etc/passwd", "x")).1["status"], "denied");
+        let before = wal_bytes();
+        for _ in 0..500 {
+            let (_, view) = agent.submit(&fs_write("/etc/passwd", "x"));
+            assert_eq!(view["status"], "denied", "{view}");
+            assert!(view["code"].as_str().is_some_and(|c| c.starts_with("DSC-") || c.starts_with("INTENT-")), "{view}");
+        }
+        let grown = wal_bytes().saturating_sub(before);
+        assert!(grown < 64 * 1024, "500 repeated denies grew the log by {grown} bytes");
+        done_id(&Agent::open(&daemon.base, &polite).submit(&fs_write("/workspace/polite.txt", "served")));
+        assert!(daemon.sigterm().success(), "{}", daemon.output());
+        let records = export(dir.path());
+        let counted: u64 = records
+            .iter()
+            .filter(|r| r["kind_name"] == "kernel.denies" && r["payload"]["agent"] == "flooder")
+            .map(|r| r["payload"]["count"].as_u64().unwrap())
+            .sum();
+        assert_eq!(counted, 500, "every repeat is counted in the log");
+        audit_clean(dir.path());
     }
 }

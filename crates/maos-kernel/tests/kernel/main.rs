@@ -86,7 +86,8 @@ fn denied_intent_never_executes_and_is_logged_with_its_code() {
     let logged = decisions(&world);
     let denied = logged.iter().find(|(_, d)| d.intent.id == id).unwrap();
     assert!(denied.1.deny_code.as_deref().unwrap().starts_with("DSC-"));
-    assert!(denied.1.delta.is_empty());
+    // A deny costs the agent rate and changes nothing else.
+    assert!(matches!(denied.1.delta.as_slice(), [maos_dsc::DeltaOp::ChargeRate { .. }]), "{:?}", denied.1.delta);
     let bare = logged.iter().find(|(_, d)| d.intent.id == no_token_id).unwrap();
     assert_eq!(bare.1.deny_code.as_deref(), Some("DSC-1-NO-TOKEN"));
     assert!(bare.1.token.is_none());

@@ -16,7 +16,7 @@ use axum::{
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use sha3::Digest as _;
 
-use super::sessions::{McpSessions, OWNER, SessionRefusal};
+use super::sessions::{McpSessions, OWNER};
 use super::{BEARER_BYTES_MAX, McpServer, Mediator, REQUEST_BYTES_MAX, Refusal, unauthorized};
 
 /// The streamable HTTP MCP endpoint for a mediator, on bounded sessions.
@@ -68,9 +68,24 @@ fn refusal_response(status: StatusCode, refusal: Refusal) -> Response {
     (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body.to_string()).into_response()
 }
 
+/// A refused bearer's `initialize` is answered as the MCP handler would have
+/// answered it, a JSON-RPC error for the request's id, but no session is
+/// opened for it.
+async fn refused_initialize(request: Request, refusal: Refusal) -> Response {
+    let body = axum::body::to_bytes(request.into_body(), REQUEST_BYTES_MAX).await.unwrap_or_default();
+    let id = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("id").cloned())
+        .unwrap_or(serde_json::Value::Null);
+    let body = serde_json::json!({ "jsonrpc": "2.0", "id": id, "error": refusal.to_error_data() });
+    (StatusCode::OK, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body.to_string())
+        .into_response()
+}
+
 /// A request that would open a session (a POST without `Mcp-Session-Id`) is
-/// let through only for a bearer the mediator accepts and while its owner and
-/// the table have room; the session is then counted under that owner.
+/// let through only for a bearer the mediator accepts and while the table has
+/// room (the owner's least recently used session makes way past its share);
+/// the session is then counted under that owner.
 async fn admit_session<M: Mediator>(
     State((mediator, sessions)): State<(Arc<M>, Arc<McpSessions>)>,
     request: Request,
@@ -85,19 +100,15 @@ async fn admit_session<M: Mediator>(
     };
     let session = match mediator.authenticate(&bearer).await {
         Ok(s) => s,
-        Err(refusal) => return refusal_response(StatusCode::UNAUTHORIZED, refusal),
+        Err(refusal) => return refused_initialize(request, refusal).await,
     };
     let owner = mediator
         .owner(&session)
         .unwrap_or_else(|| crate::pin::pin_hex(&sha3::Sha3_256::digest(bearer.as_bytes()).into()));
-    if let Err(e) = sessions.admits(&owner).await {
-        let status = match e {
-            SessionRefusal::PerOwner(_) => StatusCode::TOO_MANY_REQUESTS,
-            _ => StatusCode::SERVICE_UNAVAILABLE,
-        };
+    if let Err(e) = sessions.make_room(&owner).await {
         let message = e.to_string();
         let message = message.split_once(": ").map_or(message.as_str(), |(_, m)| m).to_owned();
-        return refusal_response(status, Refusal::new(e.code(), message));
+        return refusal_response(StatusCode::SERVICE_UNAVAILABLE, Refusal::new(e.code(), message));
     }
     OWNER.scope(owner, next.run(request)).await
 }

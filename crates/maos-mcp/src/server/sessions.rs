@@ -4,8 +4,11 @@
 //!
 //! Guarantees:
 //! - At most [`MCP_SESSIONS_MAX`] sessions are open, and at most
-//!   [`MCP_SESSIONS_PER_OWNER_MAX`] for one owner: one agent opening sessions in
-//!   a loop (30,000 in 13 s, +1.1 GB) fills its own share only.
+//!   [`MCP_SESSIONS_PER_OWNER_MAX`] for one owner: a new session past an owner's
+//!   share closes that owner's least recently used one, so one agent opening
+//!   sessions in a loop (30,000 in 13 s, +1.1 GB) churns its own share only,
+//!   and a client that reconnects without closing (as MCP clients may) keeps
+//!   working. A full table refuses with `MCP-SESSIONS-FULL`.
 //! - A session is opened only for a bearer the mediator accepted; its owner is
 //!   what [`crate::Mediator::owner`] names (the token id in MAOS).
 //! - A session idle for [`MCP_SESSION_IDLE`] is closed and leaves the table (rmcp
@@ -43,11 +46,6 @@ pub enum SessionRefusal {
     /// The table is full.
     #[error("MCP-SESSIONS-FULL: {0} MCP sessions are open")]
     Full(usize),
-    /// The owner holds its share.
-    #[error(
-        "MCP-SESSIONS-PER-TOKEN: this capability token already holds {0} MCP sessions; close one (HTTP DELETE /mcp)"
-    )]
-    PerOwner(usize),
     /// No accepted bearer names the request's owner.
     #[error("API-UNAUTHORIZED: no accepted capability token for this session")]
     NoOwner,
@@ -62,7 +60,6 @@ impl SessionRefusal {
     pub const fn code(&self) -> &'static str {
         match self {
             Self::Full(_) => "MCP-SESSIONS-FULL",
-            Self::PerOwner(_) => "MCP-SESSIONS-PER-TOKEN",
             Self::NoOwner => "API-UNAUTHORIZED",
             Self::Local(_) => "MCP-SESSION",
         }
@@ -116,18 +113,27 @@ impl McpSessions {
         self.len() == 0
     }
 
-    /// Whether `owner` may open one more session now.
+    /// Makes room for one more session of `owner`: closes idle sessions, and
+    /// the owner's least recently used ones past its share.
     ///
     /// # Errors
-    /// [`SessionRefusal::Full`] or [`SessionRefusal::PerOwner`].
-    pub async fn admits(&self, owner: &str) -> Result<(), SessionRefusal> {
+    /// [`SessionRefusal::Full`] when the table is full of other owners' sessions.
+    pub async fn make_room(&self, owner: &str) -> Result<(), SessionRefusal> {
         self.close_idle().await;
-        let table = self.table.lock().map_err(|_| SessionRefusal::Full(0))?;
-        if table.len() >= MCP_SESSIONS_MAX {
-            return Err(SessionRefusal::Full(MCP_SESSIONS_MAX));
+        let evicted: Vec<SessionId> = {
+            let table = self.table.lock().map_err(|_| SessionRefusal::Full(0))?;
+            let mut own: Vec<(&SessionId, Instant)> =
+                table.iter().filter(|(_, e)| e.owner == owner).map(|(id, e)| (id, e.last_used)).collect();
+            own.sort_by_key(|(_, used)| *used);
+            let excess = own.len().saturating_add(1).saturating_sub(MCP_SESSIONS_PER_OWNER_MAX);
+            own.into_iter().take(excess).map(|(id, _)| id.clone()).collect()
+        };
+        for id in &evicted {
+            tracing::info!(owner, "MCP session closed: its token opened more than {MCP_SESSIONS_PER_OWNER_MAX}");
+            self.forget_and_close(id).await;
         }
-        if table.values().filter(|e| e.owner == owner).count() >= MCP_SESSIONS_PER_OWNER_MAX {
-            return Err(SessionRefusal::PerOwner(MCP_SESSIONS_PER_OWNER_MAX));
+        if self.len() >= MCP_SESSIONS_MAX {
+            return Err(SessionRefusal::Full(MCP_SESSIONS_MAX));
         }
         Ok(())
     }
@@ -180,7 +186,7 @@ impl SessionManager for McpSessions {
 
     async fn create_session(&self) -> Result<(SessionId, Self::Transport), Self::Error> {
         let owner = OWNER.try_with(Clone::clone).map_err(|_| SessionRefusal::NoOwner)?;
-        self.admits(&owner).await?;
+        self.make_room(&owner).await?;
         let (id, transport) = self.inner.create_session().await?;
         let entry = Entry { owner, last_used: Instant::now() };
         if let Ok(mut t) = self.table.lock() {
