@@ -40,14 +40,17 @@ fn ct_wal_02_no_acknowledged_record_lost_after_sigkill() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let mut stdout = child.stdout.take().unwrap();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        // Wait for the child to have opened the log (recovery included: creating it
+        // takes several fsyncs, tens of ms on a slow disk), then kill it 1-30 ms into
+        // its appends. The child prints `open` first, or exits (EOF).
+        let mut first = String::new();
+        let _ = std::io::BufRead::read_line(&mut stdout, &mut first);
         let reader = std::thread::spawn(move || {
-            let mut s = String::new();
+            let mut s = first;
             let _ = stdout.read_to_string(&mut s);
             s
         });
-        // Wait for the child to have opened the log (recovery included), then kill it
-        // 1-30 ms into its appends.
         std::thread::sleep(Duration::from_millis(1 + rng.below(30)));
         child.kill().unwrap();
         child.wait().unwrap();

@@ -22,6 +22,14 @@ mod hardening {
         std::fs::write(&path, text.replace(line, &format!("{key} = {value}"))).unwrap();
     }
 
+    /// `maos token revoke` on the token issued to `agent`.
+    fn revoke_token_of(dir: &Path, agent: &str) {
+        let list = ok_json(dir, &["token", "list"]);
+        let tokens = list["tokens"].as_array().unwrap();
+        let id = tokens.iter().find(|t| t["agent"] == agent).unwrap()["id"].as_str().unwrap().to_owned();
+        ok(dir, &["token", "revoke", &id]);
+    }
+
     /// `maos up` that must refuse to start: its exit status and output.
     fn up_refused(dir: &Path) -> String {
         let o = Command::new(MAOS)
@@ -233,12 +241,7 @@ mod hardening {
         let agent = Agent::open(&daemon.base, &polite);
         done_id(&agent.submit(&fs_write("/workspace/polite.txt", "served")));
         // Revoking the greedy token closes its sessions at once (no slot held until expiry).
-        let list = ok_json(dir.path(), &["token", "list"]);
-        let id = list["tokens"].as_array().unwrap().iter().find(|t| t["agent"] == "greedy").unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        ok(dir.path(), &["token", "revoke", &id]);
+        revoke_token_of(dir.path(), "greedy");
         let greedy_session = Agent { http: client(), base: daemon.base.clone(), session: first.unwrap() };
         let (status, body) = greedy_session.submit(&fs_write("/workspace/greedy.txt", "x"));
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
@@ -351,12 +354,7 @@ mod hardening {
         assert_eq!(status, StatusCode::OK, "{text}");
         assert_eq!(post(&polite, polite_session.as_deref(), ping.clone()).0, StatusCode::OK);
         // Revoking the greedy token closes its sessions at once.
-        let list = ok_json(dir.path(), &["token", "list"]);
-        let token_id = list["tokens"].as_array().unwrap().iter().find(|t| t["agent"] == "greedy").unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        ok(dir.path(), &["token", "revoke", &token_id]);
+        revoke_token_of(dir.path(), "greedy");
         let (status, _, text) = post(&greedy, Some(&sessions[199]), ping.clone());
         assert_eq!(status, StatusCode::NOT_FOUND, "the revoked token's session is gone: {text}");
         assert_eq!(
@@ -395,18 +393,20 @@ mod hardening {
         no_wait["wait_ms"] = json!(0);
         let ids: Vec<String> =
             (0..20).map(|_| agent.submit(&no_wait).1["intent"].as_str().unwrap().to_owned()).collect();
-        // The operator's look waits for each outcome without taking its body.
+        // The operator's look waits for each outcome without taking its body;
+        // once all are done, a second look finds which bodies are still held.
         let operator = daemon.operator();
+        let look = |id: &str, wait_ms: u64| -> serde_json::Value {
+            let url = format!("{}/v1/intents/{id}?wait_ms={wait_ms}", daemon.base);
+            client().get(url).bearer_auth(&operator).send().unwrap().json().unwrap()
+        };
+        for id in &ids {
+            assert_eq!(look(id, 30_000)["status"], "done");
+        }
         let held: Vec<bool> = ids
             .iter()
             .map(|id| {
-                let r = client()
-                    .get(format!("{}/v1/intents/{id}?wait_ms=30000", daemon.base))
-                    .bearer_auth(&operator)
-                    .send()
-                    .unwrap();
-                let view: serde_json::Value = r.json().unwrap();
-                assert_eq!(view["status"], "done", "{}", view["status"]);
+                let view = look(id, 0);
                 match (view["output"]["text"].as_str().map(str::len), view["output"]["body_dropped"].as_str()) {
                     (Some(n), None) => {
                         assert_eq!(n, 4 << 20);
