@@ -104,7 +104,7 @@ mod soak {
                         // Once a minute: read internal data, then mail it (escalated, not waited for).
                         0 => json!({ "action": "fs.read", "args": { "path": "/workspace/q3.txt" } }),
                         1 => declassify(&format!("a{i}-{n}"), 0),
-                        k if k % 4 == 0 => fs_write("/etc/passwd", "x"),
+                        k if k.is_multiple_of(4) => fs_write("/etc/passwd", "x"),
                         _ => fs_write(&format!("/workspace/a{i}/n{}.txt", n % 8), "load"),
                     };
                     let reply = agent.submit(&intent);
@@ -123,8 +123,11 @@ mod soak {
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     let started = Instant::now();
-                    let intent =
-                        if n % 10 == 0 { declassify(&format!("abuse-{n}"), 0) } else { fs_write("/etc/passwd", "x") };
+                    let intent = if n.is_multiple_of(10) {
+                        declassify(&format!("abuse-{n}"), 0)
+                    } else {
+                        fs_write("/etc/passwd", "x")
+                    };
                     tally(&counts, &agent.submit(&intent));
                     n += 1;
                     std::thread::sleep(period.saturating_sub(started.elapsed()));
