@@ -8,6 +8,8 @@
 //! - The outcome table holds at most [`RESULTS_MAX`] intents; when full the
 //!   oldest finished outcome is dropped (it stays in the audit log), and if
 //!   every slot is still running new intents are refused with `API-BUSY`.
+//! - A final outcome handed to its owner leaves the table [`DELIVERED_KEEP`]
+//!   later; one never collected stays until the table is full.
 //! - Output bodies are held only until the owning agent has them: a final view
 //!   handed to its owner drops the body from the table, and the bodies not yet
 //!   fetched hold at most [`RESULT_BODY_BYTES_MAX`] bytes in all (the oldest is
@@ -29,6 +31,11 @@ pub const RESULTS_MAX: usize = 65_536;
 /// fetched them yet: one agent reading large files without collecting the
 /// answers cannot grow the daemon's memory (100 reads of 4 MB held 309 MB).
 pub const RESULT_BODY_BYTES_MAX: usize = 64 << 20;
+/// How long a final outcome stays after its owner received it (a repeated
+/// poll still finds it); undelivered outcomes stay until the table is full.
+/// Bounds the table by the request rate times this, not by [`RESULTS_MAX`],
+/// for agents that collect their answers (the usual case).
+pub const DELIVERED_KEEP: std::time::Duration = std::time::Duration::from_secs(60);
 /// Default time `POST /v1/intents` waits for the outcome before answering 202.
 pub const WAIT_MS_DEFAULT: u64 = 10_000;
 /// Longest wait a request may ask for.
@@ -315,9 +322,26 @@ struct Table {
     slots: BTreeMap<IntentId, Slot>,
     // INVARIANT: the sum of `slots[..].body_bytes`.
     body_bytes: usize,
+    /// Final outcomes handed to their owner, oldest first: they leave the
+    /// table [`DELIVERED_KEEP`] later.
+    delivered: std::collections::VecDeque<(std::time::Instant, IntentId)>,
 }
 
 impl Table {
+    /// Drops the outcomes delivered more than [`DELIVERED_KEEP`] ago.
+    fn sweep_delivered(&mut self, now: std::time::Instant) {
+        while let Some((at, id)) = self.delivered.front().copied() {
+            let due = now.saturating_duration_since(at) >= DELIVERED_KEEP;
+            if !due && self.delivered.len() <= RESULTS_MAX {
+                break;
+            }
+            self.delivered.pop_front();
+            if self.slots.get(&id).is_some_and(|s| s.tx.borrow().is_final()) {
+                self.remove(&id);
+            }
+        }
+    }
+
     fn remove(&mut self, id: &IntentId) {
         if let Some(slot) = self.slots.remove(id) {
             self.body_bytes = self.body_bytes.saturating_sub(slot.body_bytes);
@@ -380,6 +404,7 @@ impl Results {
     /// [`ApiError::Busy`] when every slot holds an unfinished intent.
     pub fn reserve(&self, intent: IntentId, session: &str) -> Result<watch::Receiver<Arc<IntentView>>, ApiError> {
         let mut table = self.table.lock().map_err(|_| ApiError::Internal("outcome table poisoned".into()))?;
+        table.sweep_delivered(std::time::Instant::now());
         if table.slots.len() >= RESULTS_MAX {
             // UUIDv7 ids sort by time: the first finished one is the oldest.
             let oldest = table.slots.iter().find(|(_, s)| s.tx.borrow().is_final()).map(|(id, _)| *id);
@@ -413,7 +438,22 @@ impl Results {
             && let Ok(mut table) = self.table.lock()
         {
             table.drop_body(&view.intent, BodyDropped::Delivered);
+            let now = std::time::Instant::now();
+            table.delivered.push_back((now, view.intent));
+            table.sweep_delivered(now);
         }
+    }
+
+    /// Outcomes held (finished or not).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.table.lock().map_or(0, |t| t.slots.len())
+    }
+
+    /// Whether no outcome is held.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Body bytes held for agents that have not fetched them.
@@ -434,5 +474,65 @@ impl Results {
             Some(slot) if session.is_none_or(|s| s == slot.session) => Ok(slot.tx.subscribe()),
             _ => Err(ApiError::NotFound(format!("no intent `{intent}` for this caller"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    fn done(intent: IntentId, body: &str) -> IntentView {
+        IntentView {
+            status: Status::Done,
+            output: Some(OutputView {
+                summary: "read".into(),
+                label: OutputLabel::Trusted,
+                text: Some(body.into()),
+                body_base64: None,
+                body_dropped: None,
+            }),
+            ..IntentView::queued(intent)
+        }
+    }
+
+    #[test]
+    fn a_delivered_outcome_leaves_the_table_after_the_keep_time() {
+        let results = Results::default();
+        let a = IntentId::new_v7(1, [1; 10]);
+        let b = IntentId::new_v7(2, [2; 10]);
+        results.reserve(a, "s").unwrap();
+        results.reserve(b, "s").unwrap();
+        results.set(done(a, "alpha"));
+        results.set(done(b, "beta"));
+        assert_eq!(results.body_bytes(), 9);
+        results.delivered(&done(a, "alpha"));
+        // The body goes at once; the outcome stays for a repeated poll.
+        assert_eq!(results.body_bytes(), 4);
+        let view = results.get(a, Some("s")).unwrap().borrow().clone();
+        assert_eq!(view.output.as_ref().and_then(|o| o.body_dropped), Some(BodyDropped::Delivered));
+        let mut table = results.table.lock().unwrap();
+        table.sweep_delivered(Instant::now());
+        assert_eq!(table.slots.len(), 2);
+        table.sweep_delivered(Instant::now() + DELIVERED_KEEP + Duration::from_millis(1));
+        assert_eq!(table.slots.len(), 1, "the delivered one left; the undelivered one stays");
+        assert!(table.slots.contains_key(&b));
+    }
+
+    #[test]
+    fn undelivered_bodies_are_bounded_oldest_first() {
+        let results = Results::default();
+        let big = "x".repeat(RESULT_BODY_BYTES_MAX / 4);
+        let ids: Vec<IntentId> = (0..6).map(|i| IntentId::new_v7(i, [i as u8; 10])).collect();
+        for id in &ids {
+            results.reserve(*id, "s").unwrap();
+            results.set(done(*id, &big));
+        }
+        assert!(results.body_bytes() <= RESULT_BODY_BYTES_MAX);
+        let dropped: Vec<Option<BodyDropped>> = ids
+            .iter()
+            .map(|id| results.get(*id, None).unwrap().borrow().output.as_ref().and_then(|o| o.body_dropped))
+            .collect();
+        assert_eq!(dropped, [Some(BodyDropped::Evicted), Some(BodyDropped::Evicted), None, None, None, None]);
     }
 }
