@@ -23,8 +23,9 @@ use std::time::Duration;
 
 /// Warm-up before each measured phase (connections, caches, JIT of a Node upstream).
 const WARMUP: Duration = Duration::from_secs(1);
-/// Extra sessions opened for the memory measurement at most.
-const SESSIONS_MAX: usize = 4096;
+/// Sessions the daemon keeps open at once (its agents' and the extra ones):
+/// past it `/mcp` refuses with `MCP-SESSIONS-FULL`.
+const SESSIONS_MAX: usize = maos_mcp::MCP_SESSIONS_MAX;
 /// How long one call may take before it counts as a timeout.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -65,8 +66,10 @@ pub fn run(out: &Output, data_dir: &Path, args: &BenchArgs) -> anyhow::Result<Ex
     let server = args.server.clone().ok_or_else(|| usage("--mode mcp needs --server NAME (as in maos.toml)"))?;
     let tool_args: JsonObject =
         serde_json::from_str(&args.tool_args).map_err(|e| usage(&format!("--tool-args must be a JSON object: {e}")))?;
-    if args.sessions > SESSIONS_MAX {
-        return Err(usage(&format!("--sessions 0..={SESSIONS_MAX}")));
+    if args.sessions.saturating_add(args.agents) > SESSIONS_MAX {
+        return Err(usage(&format!(
+            "--sessions plus --agents at most {SESSIONS_MAX} (the daemon's MCP session bound, MCP_SESSIONS_MAX)"
+        )));
     }
     let dir = DataDir::new(data_dir);
     let base = match &args.target {

@@ -451,6 +451,7 @@ mod hardening {
             assert!(view["code"].as_str().is_some_and(|c| c.starts_with("DSC-") || c.starts_with("INTENT-")), "{view}");
         }
         let grown = wal_bytes().saturating_sub(before);
+        eprintln!("500 repeated denies grew the log by {grown} bytes");
         assert!(grown < 64 * 1024, "500 repeated denies grew the log by {grown} bytes");
         done_id(&Agent::open(&daemon.base, &polite).submit(&fs_write("/workspace/polite.txt", "served")));
         assert!(daemon.sigterm().success(), "{}", daemon.output());
