@@ -207,14 +207,16 @@ fn evaluate(
 /// clock advances as for an allow, so an agent that keeps asking for what it
 /// may not do runs into its rate (issue #12: denies cost the agent, not the
 /// disk). Nothing changes when the refusal is the DSC's own fault (an internal
-/// error), when no verified token names the agent's ring, or when the agent is
+/// error), when no verified token of that agent names its ring, or when the agent is
 /// already over a rate (its clock is past `now` already; the kernel then logs
 /// such denies aggregated).
 fn refusal_delta(input: &CheckInput<'_>, verdict: &Verdict, checks: &[CheckResult; 7]) -> StateDelta {
     let internal = checks.iter().any(|c| matches!(&c.outcome, Outcome::Deny { code: DenyCode::Internal, .. }));
     let over_rate = checks.iter().any(|c| c.check == CheckId::Rate && c.outcome.is_deny());
     let Ok(token) = input.token else { return StateDelta::empty() };
-    if internal || over_rate || verdict.deny_code() == Some(DenyCode::Internal) {
+    // A token of another agent charges nobody: the intent's agent did not present it.
+    let foreign = token.claims().agent != input.intent.agent;
+    if internal || over_rate || foreign || verdict.deny_code() == Some(DenyCode::Internal) {
         return StateDelta::empty();
     }
     let rate = u64::from(input.config.rates().for_ring(token.claims().ring));

@@ -315,6 +315,8 @@ struct Slot {
     tx: watch::Sender<Arc<IntentView>>,
     /// Body bytes the current view holds.
     body_bytes: usize,
+    /// Whether the final view reached its owner (queued for the sweep once).
+    delivered: bool,
 }
 
 #[derive(Default)]
@@ -415,7 +417,7 @@ impl Results {
         }
         let (tx, rx) = watch::channel(Arc::new(IntentView::queued(intent)));
         table.remove(&intent);
-        table.slots.insert(intent, Slot { session: session.to_owned(), tx, body_bytes: 0 });
+        table.slots.insert(intent, Slot { session: session.to_owned(), tx, body_bytes: 0, delivered: false });
         Ok(rx)
     }
 
@@ -438,8 +440,11 @@ impl Results {
             && let Ok(mut table) = self.table.lock()
         {
             table.drop_body(&view.intent, BodyDropped::Delivered);
+            let first = table.slots.get_mut(&view.intent).is_some_and(|s| !std::mem::replace(&mut s.delivered, true));
             let now = std::time::Instant::now();
-            table.delivered.push_back((now, view.intent));
+            if first {
+                table.delivered.push_back((now, view.intent));
+            }
             table.sweep_delivered(now);
         }
     }

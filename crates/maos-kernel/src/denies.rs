@@ -7,7 +7,9 @@
 //!   others in that window are counted and logged as one `kernel.denies`
 //!   record ([`crate::records::KIND_DENIES`]) when the window closes or the
 //!   kernel stops. Per agent the log grows by at most two records per (action,
-//!   code) pair and window, whatever the request rate; refusals before the DSC
+//!   code) pair and window, whatever the request rate (plus the identical
+//!   denies decided in the same batch as the first, before its window opens:
+//!   at most `DECISION_BATCH_MAX`); refusals before the DSC
 //!   count under their code alone, so an agent inventing action names cannot
 //!   open new windows.
 //! - A counted deny changes no state: its decision (and the rate charge it

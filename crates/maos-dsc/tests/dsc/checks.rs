@@ -518,3 +518,13 @@ fn provenance_sees_through_case_percent_encoding_and_base64_but_not_splits() {
     assert!(!flagged("write to drop, at exfil dot example", "drop@exfil.example"));
     assert!(!flagged("user 'drop' + domain 'exfil.example'", "drop@exfil.example"));
 }
+
+#[test]
+fn attack_a_token_of_another_agent_charges_nobody() {
+    let s = state(Profile::Standard);
+    let mut intent = fs_write("/workspace/a");
+    intent.agent = agent("victim");
+    let d = run(&s, &intent, &writer());
+    assert_eq!(code(&d), Some("DSC-1-AGENT-MISMATCH"));
+    assert!(d.delta().is_empty(), "the victim's rate clock is not the presenter's to spend: {:?}", d.delta());
+}

@@ -280,6 +280,10 @@ impl KernelMediator {
 
     fn answer(&self, view: &IntentView) -> CallToolResult {
         match view.status {
+            Status::Done if view.output.as_ref().is_some_and(|o| o.body_dropped.is_some()) => denial(
+                "MAOS-BODY-DROPPED",
+                "the result was already handed over (or dropped to bound memory); it is not kept for another read",
+            ),
             Status::Done => view
                 .output
                 .as_ref()

@@ -105,7 +105,7 @@ async fn admit_session<M: Mediator>(
     let owner = mediator
         .owner(&session)
         .unwrap_or_else(|| crate::pin::pin_hex(&sha3::Sha3_256::digest(bearer.as_bytes()).into()));
-    if let Err(e) = sessions.make_room(&owner).await {
+    if let Err(e) = sessions.has_room().await {
         let message = e.to_string();
         let message = message.split_once(": ").map_or(message.as_str(), |(_, m)| m).to_owned();
         return refusal_response(StatusCode::SERVICE_UNAVAILABLE, Refusal::new(e.code(), message));

@@ -113,17 +113,31 @@ impl McpSessions {
         self.len() == 0
     }
 
-    /// Makes room for one more session of `owner`: closes idle sessions, and
-    /// the owner's least recently used ones past its share.
+    /// Whether a new session can be opened now (idle sessions are closed
+    /// first). The middleware asks before rmcp does anything for a request
+    /// that would open a session.
     ///
     /// # Errors
-    /// [`SessionRefusal::Full`] when the table is full of other owners' sessions.
-    pub async fn make_room(&self, owner: &str) -> Result<(), SessionRefusal> {
+    /// [`SessionRefusal::Full`].
+    pub async fn has_room(&self) -> Result<(), SessionRefusal> {
         self.close_idle().await;
+        if self.len() >= MCP_SESSIONS_MAX {
+            return Err(SessionRefusal::Full(MCP_SESSIONS_MAX));
+        }
+        Ok(())
+    }
+
+    /// After `new` was added for `owner`: closes the owner's least recently
+    /// used sessions past its share, and `new` itself if the table is over its
+    /// bound (concurrent opens may all have passed [`Self::has_room`]).
+    async fn enforce(&self, owner: &str, new: &SessionId) -> Result<(), SessionRefusal> {
         let evicted: Vec<SessionId> = {
             let table = self.table.lock().map_err(|_| SessionRefusal::Full(0))?;
-            let mut own: Vec<(&SessionId, Instant)> =
-                table.iter().filter(|(_, e)| e.owner == owner).map(|(id, e)| (id, e.last_used)).collect();
+            let mut own: Vec<(&SessionId, Instant)> = table
+                .iter()
+                .filter(|(id, e)| e.owner == owner && *id != new)
+                .map(|(id, e)| (id, e.last_used))
+                .collect();
             own.sort_by_key(|(_, used)| *used);
             let excess = own.len().saturating_add(1).saturating_sub(MCP_SESSIONS_PER_OWNER_MAX);
             own.into_iter().take(excess).map(|(id, _)| id.clone()).collect()
@@ -132,7 +146,8 @@ impl McpSessions {
             tracing::info!(owner, "MCP session closed: its token opened more than {MCP_SESSIONS_PER_OWNER_MAX}");
             self.forget_and_close(id).await;
         }
-        if self.len() >= MCP_SESSIONS_MAX {
+        if self.len() > MCP_SESSIONS_MAX {
+            self.forget_and_close(new).await;
             return Err(SessionRefusal::Full(MCP_SESSIONS_MAX));
         }
         Ok(())
@@ -186,12 +201,13 @@ impl SessionManager for McpSessions {
 
     async fn create_session(&self) -> Result<(SessionId, Self::Transport), Self::Error> {
         let owner = OWNER.try_with(Clone::clone).map_err(|_| SessionRefusal::NoOwner)?;
-        self.make_room(&owner).await?;
+        self.has_room().await?;
         let (id, transport) = self.inner.create_session().await?;
-        let entry = Entry { owner, last_used: Instant::now() };
+        let entry = Entry { owner: owner.clone(), last_used: Instant::now() };
         if let Ok(mut t) = self.table.lock() {
             t.insert(id.clone(), entry);
         }
+        self.enforce(&owner, &id).await?;
         Ok((id, transport))
     }
 
