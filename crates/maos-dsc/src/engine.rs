@@ -219,11 +219,18 @@ fn refusal_delta(input: &CheckInput<'_>, verdict: &Verdict, checks: &[CheckResul
     if internal || over_rate || foreign || verdict.deny_code() == Some(DenyCode::Internal) {
         return StateDelta::empty();
     }
-    let rate = u64::from(input.config.rates().for_ring(token.claims().ring));
-    let Some(interval) = HOUR_US.checked_div(rate) else { return StateDelta::empty() };
-    let now = now_us(input.now);
-    let agent_tat_us = input.state.agent_usage(&input.intent.agent).tat_us.max(now).saturating_add(interval);
+    let agent_rate = input.config.rates().for_ring(token.claims().ring);
+    let agent_tat = input.state.agent_usage(&input.intent.agent).tat_us;
+    let Some(agent_tat_us) = advance(agent_tat, now_us(input.now), agent_rate) else { return StateDelta::empty() };
     StateDelta { ops: vec![DeltaOp::ChargeRate { agent: input.intent.agent.clone(), agent_tat_us }] }
+}
+
+/// A rate clock after one more operation at `now_us` (GCRA: the theoretical
+/// arrival time moves one interval past the later of itself and now); `None`
+/// for a zero rate.
+fn advance(tat_us: u64, now_us: u64, rate_per_hour: u32) -> Option<u64> {
+    let interval = HOUR_US.checked_div(u64::from(rate_per_hour))?;
+    Some(tat_us.max(now_us).saturating_add(interval))
 }
 
 /// The state change an allowed intent causes: one operation counted, budget
@@ -232,16 +239,12 @@ fn allow_delta(input: &CheckInput<'_>) -> Result<StateDelta, DscError> {
     let token = input.token.map_err(|_| DscError::Internal("allow without a verified token".into()))?;
     let claims = token.claims();
     let now = now_us(input.now);
-    let advance = |tat: u64, rate: u32| -> Result<u64, DscError> {
-        let rate = u64::from(rate);
-        if rate == 0 {
-            return Err(DscError::Internal("zero rate on an allowed intent".into()));
-        }
-        Ok(tat.max(now).saturating_add(HOUR_US / rate))
-    };
-    let token_tat_us = advance(input.state.token_usage(&claims.id).tat_us, claims.rate_per_hour)?;
+    let zero_rate = || DscError::Internal("zero rate on an allowed intent".into());
+    let token_tat_us =
+        advance(input.state.token_usage(&claims.id).tat_us, now, claims.rate_per_hour).ok_or_else(zero_rate)?;
     let agent_rate = input.config.rates().for_ring(claims.ring);
-    let agent_tat_us = advance(input.state.agent_usage(&input.intent.agent).tat_us, agent_rate)?;
+    let agent_tat_us =
+        advance(input.state.agent_usage(&input.intent.agent).tat_us, now, agent_rate).ok_or_else(zero_rate)?;
     let mut ops = vec![DeltaOp::Charge {
         agent: input.intent.agent.clone(),
         token: claims.id,

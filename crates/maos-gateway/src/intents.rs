@@ -449,18 +449,6 @@ impl Results {
         }
     }
 
-    /// Outcomes held (finished or not).
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.table.lock().map_or(0, |t| t.slots.len())
-    }
-
-    /// Whether no outcome is held.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Body bytes held for agents that have not fetched them.
     #[must_use]
     pub fn body_bytes(&self) -> usize {

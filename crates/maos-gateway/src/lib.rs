@@ -114,12 +114,6 @@ impl Api {
     pub fn sessions_open(&self) -> usize {
         self.sessions.len()
     }
-
-    /// Open MCP sessions (0 when `/mcp` is not served).
-    #[must_use]
-    pub fn mcp_sessions_open(&self) -> usize {
-        self.mcp_sessions.get().map_or(0, |s| s.len())
-    }
 }
 
 /// The `/v1` router.

@@ -823,9 +823,15 @@ impl Sequencer {
                 }
             }
         }
+        self.close_deny_windows();
+        self.shared.stopped.store(true, Ordering::SeqCst);
+    }
+
+    /// Closes every open deny window and logs its record; returns the denies counted.
+    fn close_deny_windows(&mut self) -> u64 {
         let open = self.denies.drain();
         self.log_denies(&open);
-        self.shared.stopped.store(true, Ordering::SeqCst);
+        open.iter().map(|r| r.count).fold(0u64, u64::saturating_add)
     }
 
     /// Logs closed deny windows (best effort: in commit freeze nothing is logged).
@@ -910,9 +916,7 @@ impl Sequencer {
                 let _ = reply.send(self.refuse(&intent, code, &why, now));
             }
             Command::CloseDenyWindows { reply } => {
-                let open = self.denies.drain();
-                self.log_denies(&open);
-                let _ = reply.send(open.iter().map(|r| r.count).fold(0u64, u64::saturating_add));
+                let _ = reply.send(self.close_deny_windows());
             }
             Command::Verify { token, reply } => {
                 let now = self.now();

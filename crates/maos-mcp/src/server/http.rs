@@ -62,24 +62,22 @@ pub fn router_with_sessions<M: Mediator>(
         .route_layer(axum::middleware::from_fn(require_bearer))
 }
 
-/// A JSON-RPC refusal as an HTTP answer.
-fn refusal_response(status: StatusCode, refusal: Refusal) -> Response {
-    let body = serde_json::json!({ "jsonrpc": "2.0", "id": null, "error": refusal.to_error_data() });
+/// A JSON-RPC refusal (for request `id`) as an HTTP answer.
+fn refusal_response(status: StatusCode, id: serde_json::Value, refusal: &Refusal) -> Response {
+    let body = serde_json::json!({ "jsonrpc": "2.0", "id": id, "error": refusal.to_error_data() });
     (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body.to_string()).into_response()
 }
 
 /// A refused bearer's `initialize` is answered as the MCP handler would have
 /// answered it, a JSON-RPC error for the request's id, but no session is
 /// opened for it.
-async fn refused_initialize(request: Request, refusal: Refusal) -> Response {
+async fn refused_initialize(request: Request, refusal: &Refusal) -> Response {
     let body = axum::body::to_bytes(request.into_body(), REQUEST_BYTES_MAX).await.unwrap_or_default();
     let id = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| v.get("id").cloned())
         .unwrap_or(serde_json::Value::Null);
-    let body = serde_json::json!({ "jsonrpc": "2.0", "id": id, "error": refusal.to_error_data() });
-    (StatusCode::OK, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body.to_string())
-        .into_response()
+    refusal_response(StatusCode::OK, id, refusal)
 }
 
 /// A request that would open a session (a POST without `Mcp-Session-Id`) is
@@ -96,19 +94,18 @@ async fn admit_session<M: Mediator>(
         return next.run(request).await;
     }
     let Some(bearer) = bearer_from_headers(request.headers()).map(str::to_owned) else {
-        return refusal_response(StatusCode::UNAUTHORIZED, unauthorized());
+        return refusal_response(StatusCode::UNAUTHORIZED, serde_json::Value::Null, &unauthorized());
     };
     let session = match mediator.authenticate(&bearer).await {
         Ok(s) => s,
-        Err(refusal) => return refused_initialize(request, refusal).await,
+        Err(refusal) => return refused_initialize(request, &refusal).await,
     };
     let owner = mediator
         .owner(&session)
         .unwrap_or_else(|| crate::pin::pin_hex(&sha3::Sha3_256::digest(bearer.as_bytes()).into()));
     if let Err(e) = sessions.has_room().await {
-        let message = e.to_string();
-        let message = message.split_once(": ").map_or(message.as_str(), |(_, m)| m).to_owned();
-        return refusal_response(StatusCode::SERVICE_UNAVAILABLE, Refusal::new(e.code(), message));
+        let refusal = Refusal::new(e.code(), e.to_string());
+        return refusal_response(StatusCode::SERVICE_UNAVAILABLE, serde_json::Value::Null, &refusal);
     }
     OWNER.scope(owner, next.run(request)).await
 }
@@ -123,17 +120,9 @@ pub async fn require_bearer(request: Request, next: Next) -> Response {
     if bearer_from_headers(request.headers()).is_some() {
         return next.run(request).await;
     }
-    let error = unauthorized().to_error_data();
-    let body = serde_json::json!({ "jsonrpc": "2.0", "id": null, "error": error });
-    (
-        StatusCode::UNAUTHORIZED,
-        [
-            (header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")),
-            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
-        ],
-        body.to_string(),
-    )
-        .into_response()
+    let mut response = refusal_response(StatusCode::UNAUTHORIZED, serde_json::Value::Null, &unauthorized());
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
 }
 
 /// The bearer token of `Authorization: Bearer <token>` (scheme case-insensitive), when

@@ -44,10 +44,10 @@ tokio::task_local! {
 #[derive(Debug, thiserror::Error)]
 pub enum SessionRefusal {
     /// The table is full.
-    #[error("MCP-SESSIONS-FULL: {0} MCP sessions are open")]
+    #[error("{0} MCP sessions are open")]
     Full(usize),
     /// No accepted bearer names the request's owner.
-    #[error("API-UNAUTHORIZED: no accepted capability token for this session")]
+    #[error("no accepted capability token for this session")]
     NoOwner,
     /// rmcp's error.
     #[error(transparent)]
@@ -155,35 +155,39 @@ impl McpSessions {
 
     /// Closes every session of these owners. Returns how many.
     pub async fn close_owners(&self, owners: &[String]) -> usize {
-        let doomed: Vec<SessionId> = match self.table.lock() {
-            Ok(t) => t.iter().filter(|(_, e)| owners.contains(&e.owner)).map(|(id, _)| id.clone()).collect(),
-            Err(_) => return 0,
-        };
-        for id in &doomed {
-            self.forget_and_close(id).await;
-        }
-        doomed.len()
+        self.close_where(|e| owners.contains(&e.owner)).await
     }
 
-    async fn close_idle(&self) {
+    /// Closes the sessions idle for longer than the idle time (on session
+    /// creation only: a request on an existing session checks its own).
+    async fn close_idle(&self) -> usize {
         let now = Instant::now();
-        let idle: Vec<SessionId> = match self.table.lock() {
-            Ok(t) => t
-                .iter()
-                .filter(|(_, e)| now.saturating_duration_since(e.last_used) >= self.idle)
-                .map(|(id, _)| id.clone())
-                .collect(),
-            Err(_) => return,
+        self.close_where(|e| self.is_idle(e, now)).await
+    }
+
+    async fn close_where(&self, doomed: impl Fn(&Entry) -> bool) -> usize {
+        let ids: Vec<SessionId> = match self.table.lock() {
+            Ok(t) => t.iter().filter(|(_, e)| doomed(e)).map(|(id, _)| id.clone()).collect(),
+            Err(_) => return 0,
         };
-        for id in &idle {
+        for id in &ids {
             self.forget_and_close(id).await;
+        }
+        ids.len()
+    }
+
+    fn is_idle(&self, entry: &Entry, now: Instant) -> bool {
+        now.saturating_duration_since(entry.last_used) >= self.idle
+    }
+
+    fn forget(&self, id: &SessionId) {
+        if let Ok(mut t) = self.table.lock() {
+            t.remove(id);
         }
     }
 
     async fn forget_and_close(&self, id: &SessionId) {
-        if let Ok(mut t) = self.table.lock() {
-            t.remove(id);
-        }
+        self.forget(id);
         if let Err(e) = self.inner.close_session(id).await {
             tracing::debug!(error = %e, "closing an MCP session");
         }
@@ -192,6 +196,22 @@ impl McpSessions {
     /// Marks `id` used now; `false` when it is not in the table.
     fn touch(&self, id: &SessionId) -> bool {
         self.table.lock().is_ok_and(|mut t| t.get_mut(id).map(|e| e.last_used = Instant::now()).is_some())
+    }
+
+    /// Whether `id` is open and not idle (an idle one is closed now).
+    async fn live(&self, id: &SessionId) -> bool {
+        let idle = match self.table.lock() {
+            Ok(t) => match t.get(id) {
+                Some(e) => self.is_idle(e, Instant::now()),
+                None => return false,
+            },
+            Err(_) => return false,
+        };
+        if idle {
+            self.forget_and_close(id).await;
+            return false;
+        }
+        self.touch(id)
     }
 }
 
@@ -221,14 +241,11 @@ impl SessionManager for McpSessions {
     }
 
     async fn has_session(&self, id: &SessionId) -> Result<bool, Self::Error> {
-        self.close_idle().await;
-        Ok(self.touch(id) && self.inner.has_session(id).await?)
+        Ok(self.live(id).await && self.inner.has_session(id).await?)
     }
 
     async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
-        if let Ok(mut t) = self.table.lock() {
-            t.remove(id);
-        }
+        self.forget(id);
         Ok(self.inner.close_session(id).await?)
     }
 
@@ -261,5 +278,50 @@ impl SessionManager for McpSessions {
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
         self.touch(id);
         Ok(self.inner.resume(id, last_event_id).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn open(sessions: &McpSessions, owner: &str) -> SessionId {
+        OWNER.scope(owner.to_owned(), sessions.create_session()).await.unwrap().0
+    }
+
+    #[tokio::test]
+    async fn an_owner_past_its_share_loses_its_least_recently_used_session() {
+        let sessions = McpSessions::default();
+        let first = open(&sessions, "greedy").await;
+        let mut rest = Vec::new();
+        for _ in 1..MCP_SESSIONS_PER_OWNER_MAX {
+            rest.push(open(&sessions, "greedy").await);
+        }
+        let other = open(&sessions, "polite").await;
+        // The first is used again: the second becomes the least recently used.
+        assert!(sessions.has_session(&first).await.unwrap());
+        open(&sessions, "greedy").await;
+        assert_eq!(sessions.len(), MCP_SESSIONS_PER_OWNER_MAX + 1);
+        assert!(sessions.has_session(&first).await.unwrap());
+        assert!(!sessions.has_session(&rest[0]).await.unwrap(), "the least recently used went");
+        assert!(sessions.has_session(&other).await.unwrap(), "another owner's session stays");
+        assert_eq!(sessions.close_owners(&["greedy".to_owned()]).await, MCP_SESSIONS_PER_OWNER_MAX);
+        assert_eq!(sessions.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_idle_session_is_closed_when_it_is_next_used() {
+        let sessions = McpSessions::with_idle(Duration::from_millis(50));
+        let id = open(&sessions, "o").await;
+        assert!(sessions.has_session(&id).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        assert!(!sessions.has_session(&id).await.unwrap());
+        assert!(sessions.is_empty());
+    }
+
+    #[tokio::test]
+    async fn no_owner_no_session() {
+        let sessions = McpSessions::default();
+        assert!(matches!(sessions.create_session().await, Err(SessionRefusal::NoOwner)));
     }
 }
