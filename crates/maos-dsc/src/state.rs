@@ -65,7 +65,7 @@ impl KernelHealth {
 }
 
 /// One agent session's IFC context (spec §11).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
     /// Join of every level read.
     pub level: IfcLevel,
@@ -100,7 +100,7 @@ impl Default for Session {
 }
 
 /// Usage of one capability token.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenUsage {
     /// Operations allowed so far.
     pub ops: u64,
@@ -114,7 +114,7 @@ pub struct TokenUsage {
 }
 
 /// Usage and registration of one agent.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentUsage {
     /// GCRA theoretical arrival time, microseconds.
     pub tat_us: u64,
@@ -235,7 +235,66 @@ pub struct DscState {
     carved_children: BTreeSet<TokenId>,
 }
 
+/// A [`DscState`] as data, without its configuration and health (which a
+/// kernel loads and reports at boot): what a state snapshot carries so that
+/// counters, budgets and taint outlive the records they were folded from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DscSnapshot {
+    sessions: Vec<(AgentId, Session)>,
+    tokens: Vec<(TokenId, TokenUsage)>,
+    agents: Vec<(AgentId, AgentUsage)>,
+    revocation_epoch: u64,
+    revoked: Vec<TokenId>,
+    global_epoch: u64,
+    carved_children: Vec<TokenId>,
+}
+
+impl DscSnapshot {
+    /// The usage of `token` in the snapshot (zero if it has none).
+    #[must_use]
+    pub fn token_usage(&self, token: &TokenId) -> TokenUsage {
+        self.tokens.iter().find(|(t, _)| t == token).map(|(_, u)| *u).unwrap_or_default()
+    }
+}
+
 impl DscState {
+    /// The state as data ([`Self::restore`] gives it back under a configuration).
+    #[must_use]
+    pub fn snapshot(&self) -> DscSnapshot {
+        DscSnapshot {
+            sessions: self.sessions.iter().map(|(a, s)| (a.clone(), s.clone())).collect(),
+            tokens: self.tokens.iter().map(|(t, u)| (*t, *u)).collect(),
+            agents: self.agents.iter().map(|(a, u)| (a.clone(), *u)).collect(),
+            revocation_epoch: self.revocation.epoch(),
+            revoked: self.revocation.revoked().iter().copied().collect(),
+            global_epoch: self.global_epoch,
+            carved_children: self.carved_children.iter().copied().collect(),
+        }
+    }
+
+    /// The state a snapshot describes, under `config` and reporting the health
+    /// [`Self::new`] does.
+    ///
+    /// # Errors
+    /// [`DscError::StateLimit`] if the snapshot holds more agents or tokens
+    /// than the state may.
+    pub fn restore(config: Arc<DscConfig>, snapshot: &DscSnapshot) -> Result<Self, DscError> {
+        if snapshot.sessions.len().max(snapshot.agents.len()) > STATE_AGENTS_MAX {
+            return Err(DscError::StateLimit { field: "agents", max: STATE_AGENTS_MAX });
+        }
+        if snapshot.tokens.len() > STATE_TOKENS_MAX {
+            return Err(DscError::StateLimit { field: "tokens", max: STATE_TOKENS_MAX });
+        }
+        let mut state = Self::new(config);
+        state.sessions = snapshot.sessions.iter().cloned().collect();
+        state.tokens = snapshot.tokens.iter().copied().collect();
+        state.agents = snapshot.agents.iter().cloned().collect();
+        state.revocation = RevocationState::new(snapshot.revocation_epoch, snapshot.revoked.iter().copied().collect());
+        state.global_epoch = snapshot.global_epoch;
+        state.carved_children = snapshot.carved_children.iter().copied().collect();
+        Ok(state)
+    }
+
     /// A fresh state under `config`, reporting a healthy kernel that loaded it.
     /// A kernel that has not yet verified its machinery applies a
     /// [`DeltaOp::Health`] with the real report.

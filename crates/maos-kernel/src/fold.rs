@@ -7,7 +7,7 @@ use crate::records::{ActionSummary, ApprovalOutcome, ApprovalPacket, DecisionRec
 use maos_dsc::{DscConfig, DscState, StateDelta, decide};
 use maos_model::{AgentId, Intent, IntentId, UnixMillis, Verdict};
 use maos_token::{KeyRing, TokenError, TokenEvent, TokenRegistry, UnverifiedToken, VerifiedToken};
-use maos_wal::{LogReader, Lsn, PayloadState};
+use maos_wal::{LogReader, Lsn, PayloadState, RecordKind};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -128,18 +128,77 @@ impl KernelState {
     }
 }
 
-/// Reads every record of `reader` in Lsn order and calls `each` on those the
-/// kernel folds.
+/// The kernel's part of a state snapshot (`"kernel"` beside `"tokens"`):
+/// what [`KernelState`] holds beyond the token registry.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KernelSnapshot {
+    dsc: maos_dsc::DscSnapshot,
+    open_packets: Vec<ApprovalPacket>,
+    last_granted: Vec<(AgentId, String, ActionSummary)>,
+    last_now_ms: u64,
+}
+
+/// The sections of a state snapshot payload the kernel reads (the payload is
+/// a JSON object; other sections belong to other folds).
+#[derive(serde::Deserialize)]
+struct SnapshotSections {
+    tokens: maos_token::RegistrySnapshot,
+    kernel: KernelSnapshot,
+}
+
+impl KernelState {
+    fn snapshot(&self) -> (maos_token::RegistrySnapshot, KernelSnapshot) {
+        let kernel = KernelSnapshot {
+            dsc: self.dsc.snapshot(),
+            open_packets: self.open_packets.values().cloned().collect(),
+            last_granted: self.last_granted.iter().map(|((a, act), s)| (a.clone(), act.clone(), s.clone())).collect(),
+            last_now_ms: self.last_now.0,
+        };
+        (self.registry.snapshot(), kernel)
+    }
+
+    fn restore(config: Arc<DscConfig>, payload: &[u8]) -> Result<Self, String> {
+        let sections: SnapshotSections =
+            serde_json::from_slice(payload).map_err(|e| format!("state snapshot does not decode: {e}"))?;
+        let registry = TokenRegistry::restore(&sections.tokens).map_err(|e| format!("state snapshot tokens: {e}"))?;
+        let k = sections.kernel;
+        let dsc = DscState::restore(config, &k.dsc).map_err(|e| format!("state snapshot counters: {e}"))?;
+        if dsc.revocation() != registry.revocations() {
+            return Err("state snapshot: the counters and the token ledger disagree on revocations".into());
+        }
+        Ok(Self {
+            dsc,
+            registry,
+            open_packets: k.open_packets.into_iter().map(|p| (p.id, p)).collect(),
+            last_granted: k.last_granted.into_iter().map(|(a, act, s)| ((a, act), s)).collect(),
+            last_now: UnixMillis(k.last_now_ms),
+        })
+    }
+}
+
+/// One step of a fold: the state snapshot a cut log starts from, or a record.
+enum Step<'a> {
+    Snapshot(&'a [u8]),
+    Record(&'a KernelRecord),
+}
+
+/// Reads `reader` in fold order ([`LogReader::fold_records`]) and calls `each`
+/// on the snapshot a cut log starts from and on every record the kernel folds.
 fn scan(
     reader: &LogReader,
-    mut each: impl FnMut(Lsn, &KernelRecord) -> Result<(), String>,
+    mut each: impl FnMut(Lsn, Step<'_>) -> Result<(), String>,
 ) -> Result<(u64, Option<Lsn>), KernelError> {
     let mut count = 0u64;
     let mut last = None;
-    for record in reader.records().map_err(|e| KernelError::LogRead(e.to_string()))? {
+    for record in reader.fold_records().map_err(|e| KernelError::LogRead(e.to_string()))? {
         let record = record.map_err(|e| KernelError::LogRead(e.to_string()))?;
         count = count.saturating_add(1);
         last = Some(record.lsn);
+        if record.kind == RecordKind::STATE_SNAPSHOT {
+            each(record.lsn, Step::Snapshot(&record.payload))
+                .map_err(|why| KernelError::LogCorrupt { lsn: record.lsn.0, why })?;
+            continue;
+        }
         if record.kind.is_reserved() {
             continue;
         }
@@ -151,16 +210,36 @@ fn scan(
             });
         }
         let decoded = decoded.map_err(|why| KernelError::LogCorrupt { lsn: record.lsn.0, why })?;
-        each(record.lsn, &decoded).map_err(|why| KernelError::LogCorrupt { lsn: record.lsn.0, why })?;
+        each(record.lsn, Step::Record(&decoded)).map_err(|why| KernelError::LogCorrupt { lsn: record.lsn.0, why })?;
     }
     Ok((count, last))
 }
 
+/// The token registry and kernel state folded from the whole log, as the
+/// `"tokens"` and `"kernel"` sections of a state snapshot (retention writes
+/// one before it cuts segments).
+///
+/// # Errors
+/// As [`replay`].
+pub fn snapshot_sections(
+    reader: &LogReader,
+    config: Arc<DscConfig>,
+) -> Result<(maos_token::RegistrySnapshot, KernelSnapshot), KernelError> {
+    let (state, _) = rebuild(reader, config)?;
+    Ok(state.snapshot())
+}
+
 /// Rebuilds the kernel state from the log.
 pub(crate) fn rebuild(reader: &LogReader, config: Arc<DscConfig>) -> Result<(KernelState, FoldSummary), KernelError> {
-    let mut state = KernelState::new(config);
+    let mut state = KernelState::new(config.clone());
     let mut summary = FoldSummary::default();
-    let (records, last) = scan(reader, |_, r| state.fold(r, &mut summary))?;
+    let (records, last) = scan(reader, |_, step| match step {
+        Step::Snapshot(payload) => {
+            state = KernelState::restore(config.clone(), payload)?;
+            Ok(())
+        }
+        Step::Record(r) => state.fold(r, &mut summary),
+    })?;
     summary.records = records;
     summary.last_lsn = last;
     summary.approvals_open = u64::try_from(state.open_packets.len()).unwrap_or(u64::MAX);
@@ -284,7 +363,16 @@ fn compare(
 /// As [`replay`].
 pub fn spent_by(reader: &LogReader, token: maos_model::TokenId) -> Result<u64, KernelError> {
     let mut spent = 0u64;
-    scan(reader, |_, record| {
+    scan(reader, |_, step| {
+        let record = match step {
+            Step::Snapshot(payload) => {
+                let sections: SnapshotSections =
+                    serde_json::from_slice(payload).map_err(|e| format!("state snapshot does not decode: {e}"))?;
+                spent = sections.kernel.dsc.token_usage(&token).spent;
+                return Ok(());
+            }
+            Step::Record(r) => r,
+        };
         if let KernelRecord::Decision(d) = record {
             for op in &d.delta {
                 if let maos_dsc::DeltaOp::Charge { token: t, cost, .. } = op
@@ -310,11 +398,20 @@ pub fn spent_by(reader: &LogReader, token: maos_model::TokenId) -> Result<u64, K
 /// [`KernelError::LogCorrupt`] if a kernel or token record does not decode.
 pub fn replay(reader: &LogReader, config: Arc<DscConfig>, keys: &KeyRing) -> Result<ReplayReport, KernelError> {
     let config_hash = crate::records::hex32(&config.hash());
-    let mut state = KernelState::new(config);
+    let mut state = KernelState::new(config.clone());
     let mut summary = FoldSummary::default();
     let mut report = ReplayReport::default();
     let mut texts = TokenTexts::default();
-    let (records, _) = scan(reader, |lsn, record| {
+    // On a cut log, replay starts from the snapshot: the decisions it folds
+    // are not re-run (their records may be gone), every later one is.
+    let (records, _) = scan(reader, |lsn, step| {
+        let record = match step {
+            Step::Snapshot(payload) => {
+                state = KernelState::restore(config.clone(), payload)?;
+                return Ok(());
+            }
+            Step::Record(r) => r,
+        };
         if let KernelRecord::Decision(d) = record
             && let Some((replayed, what)) = compare(d, &d.intent, &config_hash, &state, keys, &mut texts)
         {

@@ -51,7 +51,10 @@ pub mod records;
 
 pub use denies::{DENY_WINDOW_MS, DENY_WINDOWS_MAX};
 pub use error::KernelError;
-pub use fold::{Divergence, FoldSummary, REPLAY_DIVERGENCES_MAX, REPLAY_TOKENS_MAX, ReplayReport, replay, spent_by};
+pub use fold::{
+    Divergence, FoldSummary, KernelSnapshot, REPLAY_DIVERGENCES_MAX, REPLAY_TOKENS_MAX, ReplayReport, replay,
+    snapshot_sections, spent_by,
+};
 pub use kernel::{
     APPROVAL_TTL_MS_DEFAULT, CODE_APPROVALS_FULL, CODE_APPROVALS_PER_AGENT, CODE_RECORD_TOO_LARGE, CODE_STATE_LIMIT,
     CODE_TOKEN_TOO_LARGE, DECISION_BATCH_MAX, DSC_INTERNAL_STREAK_MAX, HEARTBEAT_INTERVAL_DEFAULT,

@@ -58,5 +58,5 @@ pub use encoding::{FORMAT_VERSION, HEADER_LEN, MAGIC, TEXT_PREFIX, encode_signed
 pub use error::TokenError;
 pub use mint::{DeriveRequest, MintRequest, MintedToken, default_ttl_ms, derive, mint};
 pub use parse::{parse_duration_ms, parse_permission, parse_rate_per_hour};
-pub use registry::{TokenEvent, TokenIssued, TokenRecord, TokenRegistry, TokenRevoked};
+pub use registry::{RegistrySnapshot, TokenEvent, TokenIssued, TokenRecord, TokenRegistry, TokenRevoked};
 pub use token::{KeyRing, RevocationState, UnverifiedToken, VerifiedToken};

@@ -265,4 +265,49 @@ impl TokenRegistry {
     pub fn revocations(&self) -> &RevocationState {
         &self.revocations
     }
+
+    /// The whole registry as data, for a state snapshot (retention may then
+    /// cut the events it was folded from).
+    #[must_use]
+    pub fn snapshot(&self) -> RegistrySnapshot {
+        let mut issued: Vec<TokenIssued> = self.records.values().map(|r| r.issued.clone()).collect();
+        // Parents before children, so the restore can check every link.
+        issued.sort_by_key(|i| (i.depth, i.id));
+        RegistrySnapshot {
+            epoch: self.revocations.epoch(),
+            revoked: self.revocations.revoked().iter().copied().collect(),
+            issued,
+        }
+    }
+
+    /// The registry a snapshot describes.
+    ///
+    /// # Errors
+    /// [`TokenError::InvalidClaims`] if the snapshot contradicts itself (a
+    /// duplicate id, a child before or without its parent).
+    pub fn restore(snapshot: &RegistrySnapshot) -> Result<Self, TokenError> {
+        let mut registry = Self::new();
+        for issued in &snapshot.issued {
+            registry.apply(&TokenEvent::Issued(issued.clone()))?;
+        }
+        let revoked: BTreeSet<TokenId> = snapshot.revoked.iter().copied().collect();
+        for id in &revoked {
+            if let Some(rec) = registry.records.get_mut(id) {
+                rec.revoked = true;
+            }
+        }
+        registry.revocations = RevocationState::new(snapshot.epoch, revoked);
+        Ok(registry)
+    }
+}
+
+/// A [`TokenRegistry`] as data ([`TokenRegistry::snapshot`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistrySnapshot {
+    /// Revocation epoch.
+    pub epoch: u64,
+    /// Revoked ids.
+    pub revoked: Vec<TokenId>,
+    /// Every issued token, parents first.
+    pub issued: Vec<TokenIssued>,
 }

@@ -183,6 +183,10 @@ pub enum WalError {
     /// `WAL-CONFIG`: the configuration is unusable.
     #[error("invalid wal configuration: {0}")]
     Config(&'static str),
+    /// `WAL-SNAPSHOT`: a state snapshot could not be built or read: retention
+    /// cuts nothing without one, and a cut log without one does not fold.
+    #[error("state snapshot: {0}")]
+    Snapshot(String),
     /// `WAL-INTERNAL`: an internal invariant failed (a poisoned lock); the log stops.
     #[error("internal wal error: {0}")]
     Internal(&'static str),
@@ -208,6 +212,7 @@ impl WalError {
             Self::NotFound { .. } => "WAL-NOT-FOUND",
             Self::Limit { .. } => "WAL-LIMIT",
             Self::Config(_) => "WAL-CONFIG",
+            Self::Snapshot(_) => "WAL-SNAPSHOT",
             Self::Internal(_) => "WAL-INTERNAL",
         }
     }

@@ -54,6 +54,7 @@ mod payload;
 mod reader;
 mod recovery;
 pub mod sim;
+mod snapshot;
 mod storage;
 mod types;
 mod verify;
@@ -68,6 +69,7 @@ pub use frame::{
 };
 pub use payload::{CHECKPOINT_SIGNED_LEN, Checkpoint, GENESIS_LEN, Genesis, RETENTION_LEN, RetentionDeletion};
 pub use reader::{FOLLOW_BATCH_RECORDS_MAX, Follower, LogReader, PayloadState, Record, Records, TAIL_RECORDS_MAX};
+pub use snapshot::{FoldRecords, SNAPSHOT_BYTES_MAX, SNAPSHOT_CHUNK_BYTES, SNAPSHOT_CHUNKS_MAX};
 pub use storage::{DIRECTORY_ENTRIES_MAX, FsStorage, NoSyncStorage, SegmentFile, Storage};
 pub use types::{
     CheckpointCadence, Clock, CopyId, LegalHold, LogId, Lsn, ManualClock, RecordHash, RecordKind, StateDigest,

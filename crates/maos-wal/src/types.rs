@@ -43,7 +43,10 @@ impl RecordKind {
     pub const CHECKPOINT: Self = Self(2);
     /// Metadata left behind when retention deleted whole segments.
     pub const RETENTION_DELETION: Self = Self(3);
-    /// The highest kind reserved for the WAL (kinds 4..=0xFF are reserved for future use,
+    /// One chunk of a state snapshot: the folded state of every record before
+    /// it, written just before retention cuts segments (see [`crate::snapshot`]).
+    pub const STATE_SNAPSHOT: Self = Self(4);
+    /// The highest kind reserved for the WAL (kinds 5..=0xFF are reserved for future use,
     /// e.g. a hash-migration bridge record, CT-WAL-13).
     pub const RESERVED_MAX: u16 = 0x00FF;
     /// The first kind a caller may use.
@@ -73,6 +76,7 @@ impl RecordKind {
             1 => "genesis",
             2 => "checkpoint",
             3 => "retention-deletion",
+            4 => "state-snapshot",
             0..=Self::RESERVED_MAX => "reserved",
             _ => "caller",
         }

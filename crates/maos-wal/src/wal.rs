@@ -795,7 +795,12 @@ impl Writer {
         }
     }
 
-    fn retention(&mut self, settings: &Settings, health: &Health) -> Result<RetentionReport, WalError> {
+    fn retention(
+        &mut self,
+        settings: &Settings,
+        health: &Health,
+        snapshot: impl FnOnce(Lsn) -> Result<Vec<u8>, String>,
+    ) -> Result<RetentionReport, WalError> {
         let mut report = RetentionReport::default();
         if settings.legal_hold == LegalHold::Active {
             return Ok(report);
@@ -817,6 +822,19 @@ impl Writer {
             return Ok(report);
         };
         let Some((last_lsn, last_hash)) = last.last else { return Ok(report) };
+        // INVARIANT: nothing else appends while the writer is held, so the
+        // state the caller folds through the head is the state before the
+        // snapshot's first chunk.
+        let head = Lsn(self.next_lsn.0.saturating_sub(1));
+        let state = snapshot(head).map_err(WalError::Snapshot)?;
+        let digest = StateDigest(maos_crypto::sha3_256(&state).0);
+        let mut ops: Vec<Op> = crate::snapshot::encode_chunks(&state)?
+            .into_iter()
+            .map(|payload| Op::Caller { kind: RecordKind::STATE_SNAPSHOT, payload })
+            .collect();
+        if settings.signer.is_some() {
+            ops.push(Op::Checkpoint(Some(digest)));
+        }
         let record = RetentionDeletion {
             first_lsn: first.first_lsn,
             last_lsn,
@@ -825,14 +843,14 @@ impl Writer {
             retention_days: days,
             cutoff,
         };
-        let logged = self
-            .commit(
-                vec![Op::Internal { kind: RecordKind::RETENTION_DELETION, payload: record.encode() }],
-                settings,
-                health,
-            )
-            .pop()
-            .ok_or(WalError::Internal("retention record missing"))??;
+        ops.push(Op::Internal { kind: RecordKind::RETENTION_DELETION, payload: record.encode() });
+        // One group: the snapshot, its checkpoint and the deletion record are
+        // durable together or not at all, before any segment goes.
+        let mut results = self.commit(ops, settings, health);
+        let logged = results.pop().ok_or(WalError::Internal("retention record missing"))??;
+        for r in results {
+            r?;
+        }
         let doomed: Vec<SegMeta> = self.segments.drain(..eligible).collect();
         for c in self.copies.iter().filter(|c| c.healthy) {
             for s in &doomed {
@@ -1332,10 +1350,21 @@ impl Wal {
     /// after it, and leaves a retention-deletion record that anchors the chain at the cut.
     /// Does nothing under a legal hold or before the first checkpoint.
     ///
+    /// Before anything is cut, `snapshot` is called with the head Lsn (no record
+    /// is appended meanwhile) and returns the folded state of every record
+    /// through it; that state is written as a state snapshot, a checkpoint signs
+    /// its SHA3-256 as the state digest, and the retention record follows, all in
+    /// one commit group (see [`crate::FoldRecords`]).
+    ///
     /// # Errors
-    /// As [`Self::append`] if the retention record cannot be written (nothing is deleted then).
-    pub fn apply_retention(&self) -> Result<RetentionReport, WalError> {
-        self.exclusive(|w, settings, health| w.retention(settings, health))?
+    /// [`WalError::Snapshot`] if `snapshot` fails, [`WalError::TooLarge`] past
+    /// [`crate::SNAPSHOT_BYTES_MAX`]; as [`Self::append`] if the records cannot
+    /// be written. Nothing is deleted then.
+    pub fn apply_retention(
+        &self,
+        snapshot: impl FnOnce(Lsn) -> Result<Vec<u8>, String>,
+    ) -> Result<RetentionReport, WalError> {
+        self.exclusive(|w, settings, health| w.retention(settings, health, snapshot))?
     }
 
     /// The last Lsn and its hash.

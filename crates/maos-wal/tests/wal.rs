@@ -31,6 +31,12 @@ fn clock() -> Arc<ManualClock> {
     Arc::new(ManualClock::new(T0))
 }
 
+/// A stand-in fold for retention: the state "through" the head it is given.
+#[expect(clippy::unnecessary_wraps, reason = "the shape apply_retention takes")]
+fn state(head: Lsn) -> Result<Vec<u8>, String> {
+    Ok(format!("state through {head}").into_bytes())
+}
+
 fn payloads(reader: &LogReader) -> Vec<(u64, Vec<u8>)> {
     reader.records().unwrap().map(|r| r.unwrap()).filter(|r| r.kind == KIND).map(|r| (r.lsn.0, r.payload)).collect()
 }
@@ -224,11 +230,11 @@ fn retention_deletes_expired_segments_and_anchors_the_cut() {
     let cfg = || config(&storage, &clock).segment_bytes_target(4096);
     let (wal, _) = Wal::open(cfg()).unwrap();
     let old = fill(&wal, 60);
-    assert!(wal.apply_retention().unwrap().deleted.is_none(), "nothing is old yet");
+    assert!(wal.apply_retention(state).unwrap().deleted.is_none(), "nothing is old yet");
     clock.advance_ms(31 * DAY_MS);
     let fresh = fill(&wal, 5);
     let cp = wal.checkpoint(StateDigest::default()).unwrap();
-    let report = wal.apply_retention().unwrap();
+    let report = wal.apply_retention(state).unwrap();
     let (first, last) = report.deleted.unwrap();
     assert_eq!(first, Lsn(1));
     assert!(last < cp.lsn() && last.0 >= 40, "{report:?}");
@@ -246,6 +252,95 @@ fn retention_deletes_expired_segments_and_anchors_the_cut() {
     assert_eq!(report.first_lsn, Lsn(last.0 + 1));
 }
 
+/// Fills, ages and cuts a log; returns the cut's last Lsn and the head the
+/// snapshot was asked for.
+fn cut_with(wal: &Wal, clock: &ManualClock, snapshot: Vec<u8>) -> (Lsn, Lsn) {
+    fill(wal, 60);
+    clock.advance_ms(31 * DAY_MS);
+    fill(wal, 5);
+    wal.checkpoint(StateDigest::default()).unwrap();
+    let mut asked = None;
+    let report = wal
+        .apply_retention(|head| {
+            asked = Some(head);
+            Ok(snapshot)
+        })
+        .unwrap();
+    (report.deleted.unwrap().1, asked.unwrap())
+}
+
+#[test]
+fn ct_wal_12_retention_writes_a_signed_state_snapshot_and_folds_start_there() {
+    let storage = MemStorage::new();
+    let clock = clock();
+    let (wal, _) = Wal::open(config(&storage, &clock).segment_bytes_target(4096)).unwrap();
+    let (cut, head) = cut_with(&wal, &clock, b"the folded state".to_vec());
+    let after = wal.append(KIND, b"after").unwrap().lsn();
+    let reader = wal.reader();
+    let all: Vec<_> = reader.records().unwrap().map(Result::unwrap).collect();
+    let chunk = all.iter().find(|r| r.kind == RecordKind::STATE_SNAPSHOT).unwrap();
+    assert_eq!(chunk.lsn, Lsn(head.0 + 1), "the snapshot follows the head it folds");
+    let cp = all.iter().find(|r| r.lsn == Lsn(chunk.lsn.0 + 1)).unwrap().checkpoint().unwrap();
+    assert_eq!(cp.state.0, maos_crypto::sha3_256(b"the folded state").0, "the checkpoint signs the snapshot");
+    // A fold starts at the snapshot, never at the first record left after the cut.
+    let folded: Vec<_> = reader.fold_records().unwrap().map(Result::unwrap).collect();
+    assert!(all.first().unwrap().lsn > cut);
+    assert_eq!(folded[0].kind, RecordKind::STATE_SNAPSHOT);
+    assert_eq!(folded[0].payload, b"the folded state");
+    assert!(folded[1..].iter().all(|r| r.lsn > chunk.lsn && r.kind != RecordKind::STATE_SNAPSHOT));
+    assert_eq!(folded.last().unwrap().lsn, after);
+    verify_storage(&storage, &[key(7).verifying_key().clone()]).unwrap();
+}
+
+#[test]
+fn a_snapshot_larger_than_a_record_spans_chunks_and_reads_back_whole() {
+    let storage = MemStorage::new();
+    let clock = clock();
+    let (wal, _) = Wal::open(config(&storage, &clock).segment_bytes_target(4096)).unwrap();
+    let big: Vec<u8> = (0..(maos_wal::SNAPSHOT_CHUNK_BYTES * 2 + 17)).map(|i| (i % 251) as u8).collect();
+    cut_with(&wal, &clock, big.clone());
+    let reader = wal.reader();
+    let chunks = reader.records().unwrap().map(Result::unwrap).filter(|r| r.kind == RecordKind::STATE_SNAPSHOT).count();
+    assert_eq!(chunks, 3);
+    let first = reader.fold_records().unwrap().next().unwrap().unwrap();
+    assert!(first.payload == big, "the chunks reassemble to the snapshot");
+    assert!(
+        matches!(
+            wal.apply_retention(|_| Ok(vec![0; maos_wal::SNAPSHOT_BYTES_MAX + 1])).map(|r| r.deleted),
+            Ok(None) | Err(WalError::TooLarge { .. })
+        ),
+        "over the bound: nothing cut"
+    );
+}
+
+#[test]
+fn a_failed_snapshot_cuts_nothing() {
+    let storage = MemStorage::new();
+    let clock = clock();
+    let (wal, _) = Wal::open(config(&storage, &clock).segment_bytes_target(4096)).unwrap();
+    fill(&wal, 60);
+    clock.advance_ms(31 * DAY_MS);
+    fill(&wal, 5);
+    wal.checkpoint(StateDigest::default()).unwrap();
+    let err = wal.apply_retention(|_| Err("the fold failed".into())).unwrap_err();
+    assert_eq!(err.code(), "WAL-SNAPSHOT");
+    assert!(storage.file("00000000000000000001.seg").is_some(), "nothing deleted");
+    assert_eq!(wal.reader().fold_records().unwrap().next().unwrap().unwrap().lsn, Lsn(1));
+}
+
+#[test]
+fn a_cut_log_without_a_snapshot_does_not_fold() {
+    let storage = MemStorage::new();
+    let clock = clock();
+    let (wal, _) = Wal::open(config(&storage, &clock).segment_bytes_target(4096)).unwrap();
+    fill(&wal, 60);
+    drop(wal);
+    storage.remove("00000000000000000001.seg").unwrap();
+    let reader = LogReader::new(Arc::new(storage.clone()));
+    let last = reader.fold_records().unwrap().last().unwrap();
+    assert_eq!(last.unwrap_err().code(), "WAL-SNAPSHOT");
+}
+
 #[test]
 fn retention_never_touches_records_after_the_last_checkpoint() {
     let storage = MemStorage::new();
@@ -254,11 +349,11 @@ fn retention_never_touches_records_after_the_last_checkpoint() {
     wal.checkpoint(StateDigest::default()).unwrap();
     fill(&wal, 60);
     clock.advance_ms(400 * DAY_MS);
-    let report = wal.apply_retention().unwrap();
+    let report = wal.apply_retention(state).unwrap();
     assert!(report.deleted.is_none(), "the first segment holds the last checkpoint: {report:?}");
     fill(&wal, 5);
     let cp = wal.checkpoint(StateDigest::default()).unwrap();
-    let report = wal.apply_retention().unwrap();
+    let report = wal.apply_retention(state).unwrap();
     let (_, last) = report.deleted.unwrap();
     assert!(last < cp.lsn(), "deleted up to {last}, checkpoint at {}", cp.lsn());
     let audit = verify_storage(&storage, &[key(7).verifying_key().clone()]).unwrap();
@@ -282,14 +377,14 @@ fn retention_honours_profile_and_legal_hold() {
     fill(&wal, 40);
     wal.checkpoint(StateDigest::default()).unwrap();
     clock.advance_ms(364 * DAY_MS);
-    assert!(wal.apply_retention().unwrap().deleted.is_none(), "hardened keeps 365 days");
+    assert!(wal.apply_retention(state).unwrap().deleted.is_none(), "hardened keeps 365 days");
     clock.advance_ms(2 * DAY_MS);
     drop(wal);
     let (wal, _) = Wal::open(cfg(LegalHold::Active)).unwrap();
-    assert!(wal.apply_retention().unwrap().deleted.is_none(), "legal hold");
+    assert!(wal.apply_retention(state).unwrap().deleted.is_none(), "legal hold");
     drop(wal);
     let (wal, _) = Wal::open(cfg(LegalHold::Released)).unwrap();
-    assert!(wal.apply_retention().unwrap().deleted.is_some());
+    assert!(wal.apply_retention(state).unwrap().deleted.is_some());
 }
 
 #[test]

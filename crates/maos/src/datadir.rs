@@ -30,6 +30,8 @@ pub struct Config {
     pub wal_secondary: Option<PathBuf>,
     /// Whether WAL payloads are sealed (forced on for hardened and isolated).
     pub encrypt_wal: bool,
+    /// `[wal] segment_bytes`: the segment size target, if set.
+    pub wal_segment_bytes: Option<u64>,
     /// `[api]`: where `maos up` listens and the per-session rate.
     pub api: ApiSection,
     /// `[effectors]`: what the built-in effectors may touch.
@@ -147,6 +149,9 @@ struct WalSection {
     secondary_dir: Option<String>,
     #[serde(default)]
     encrypt: bool,
+    /// Bytes after which the log starts a new segment (retention deletes
+    /// whole segments).
+    segment_bytes: Option<u64>,
 }
 use std::path::{Path, PathBuf};
 
@@ -254,6 +259,19 @@ impl DataDir {
         let secondary = file.wal.secondary_dir.unwrap_or_else(|| DEFAULT_WAL_SECONDARY.to_owned());
         let wal_secondary = (!secondary.is_empty()).then(|| self.root.join(secondary));
         let encrypt_wal = file.wal.encrypt || maos_wal::encryption_required(profile);
+        let range = maos_wal::SEGMENT_BYTES_TARGET_MIN..=maos_wal::SEGMENT_BYTES_TARGET_MAX;
+        if let Some(bytes) = file.wal.segment_bytes.filter(|b| !range.contains(b)) {
+            return Err(coded(
+                "MAOS-CONFIG",
+                format!(
+                    "`{}`: [wal] segment_bytes = {bytes} is outside {}..={}",
+                    path.display(),
+                    range.start(),
+                    range.end()
+                ),
+                1,
+            ));
+        }
         if file.upstream.len() > UPSTREAMS_MAX {
             return Err(coded(
                 "MAOS-CONFIG",
@@ -290,6 +308,7 @@ impl DataDir {
             profile,
             wal_secondary,
             encrypt_wal,
+            wal_segment_bytes: file.wal.segment_bytes,
             api: file.api,
             effectors: file.effectors,
             upstreams: file.upstream,

@@ -110,15 +110,70 @@ pub fn decode_event(record: &Record) -> anyhow::Result<Option<SecurityEvent>> {
     Ok(Some(event))
 }
 
+/// The sections of a state snapshot the journal reads; see [`state_snapshot`].
+#[derive(Deserialize)]
+struct JournalSections {
+    tokens: maos_token::RegistrySnapshot,
+    keys: Vec<SecurityEvent>,
+}
+
+fn snapshot_sections(record: &Record) -> anyhow::Result<JournalSections> {
+    serde_json::from_slice(&record.payload).map_err(|e| {
+        coded("JOURNAL-CORRUPT", format!("lsn {}: the state snapshot does not decode: {e}", record.lsn), 1)
+    })
+}
+
 fn replay(reader: &LogReader) -> anyhow::Result<TokenRegistry> {
     let mut registry = TokenRegistry::new();
-    for record in reader.records()? {
+    for record in reader.fold_records()? {
         let record = record?;
-        if let Some(SecurityEvent::Token(event)) = decode_event(&record)? {
+        if record.kind == RecordKind::STATE_SNAPSHOT {
+            registry = TokenRegistry::restore(&snapshot_sections(&record)?.tokens)
+                .map_err(|e| coded("JOURNAL-CORRUPT", format!("lsn {}: {e}", record.lsn), 1))?;
+        } else if let Some(SecurityEvent::Token(event)) = decode_event(&record)? {
             registry.apply(&event).map_err(|e| coded("JOURNAL-CORRUPT", format!("lsn {}: {e}", record.lsn), 1))?;
         }
     }
     Ok(registry)
+}
+
+/// Version of the state snapshot payload.
+const SNAPSHOT_VERSION: u32 = 1;
+
+/// The state retention must not cut, folded from every record through `head`:
+/// the token ledger with its revocations and epoch (`tokens`), the kernel's
+/// counters, budgets, taint and open approvals (`kernel`), every key event
+/// (`keys`: rotation times decide which tokens a retired key verifies) and
+/// the last vouched pin of every tool (`tools`). JSON, fixed field order.
+fn state_snapshot(reader: &LogReader, profile: maos_model::Profile, head: maos_wal::Lsn) -> Result<Vec<u8>, String> {
+    let mut keys = Vec::new();
+    let mut last = None;
+    for record in reader.fold_records().map_err(|e| e.to_string())? {
+        let record = record.map_err(|e| e.to_string())?;
+        last = Some(record.lsn);
+        if record.kind == RecordKind::STATE_SNAPSHOT {
+            keys = snapshot_sections(&record).map_err(|e| e.to_string())?.keys;
+        } else if let Some(event @ (SecurityEvent::KeyCreated { .. } | SecurityEvent::KeyRotated { .. })) =
+            decode_event(&record).map_err(|e| e.to_string())?
+        {
+            keys.push(event);
+        }
+    }
+    if last != Some(head) {
+        return Err(format!("the fold ended at {last:?}, not at the head {head}"));
+    }
+    let dsc = maos_dsc::DscConfig::default_for(profile).map_err(|e| e.to_string())?;
+    let (tokens, kernel) = maos_kernel::snapshot_sections(reader, dsc).map_err(|e| e.to_string())?;
+    let tools: Vec<maos_gateway::mcp::ToolRecord> = maos_gateway::mcp::vouched_records(reader)?.into_values().collect();
+    let doc = serde_json::json!({
+        "v": SNAPSHOT_VERSION,
+        "through": head.0,
+        "tokens": tokens,
+        "kernel": kernel,
+        "keys": keys,
+        "tools": tools,
+    });
+    serde_json::to_vec(&doc).map_err(|e| e.to_string())
 }
 
 /// The journal open for writing: the WAL plus the state digest it signs.
@@ -172,6 +227,10 @@ impl Journal {
         } else {
             WalConfig::new(config.profile, dir.wal()).signer(key, source)
         };
+        if let Some(bytes) = config.wal_segment_bytes {
+            wal_config = wal_config.segment_bytes_target(bytes);
+        }
+        wal_config = test_clock(wal_config);
         // Checkpoints signed before a rotation stay verifiable.
         for retired in dir.kernel_trusted_keys()?.into_iter().skip(1) {
             wal_config = wal_config.trust_key(retired);
@@ -186,8 +245,10 @@ impl Journal {
         if let Some(torn) = &report.torn_tail {
             tracing::warn!(?torn, "recovered the write-ahead log: cut a torn tail left by a crash");
         }
-        // Retention per profile, by whole segments; the deletion itself is logged.
-        let retention = wal.apply_retention()?;
+        // Retention per profile, by whole segments; the state they fold to is
+        // snapshotted first and the deletion itself is logged.
+        let snapshot_reader = wal.reader();
+        let retention = wal.apply_retention(|head| state_snapshot(&snapshot_reader, config.profile, head))?;
         if !retention.deleted_segments.is_empty() {
             tracing::info!(segments = retention.deleted_segments.len(), "retention removed old log segments");
         }
@@ -230,6 +291,32 @@ impl Journal {
     }
 }
 
+/// Debug builds only (`cargo test`): `MAOS_TEST_CLOCK_SKEW_DAYS` moves the
+/// log's clock (record times, retention) that many days ahead, so a test can
+/// age segments past retention. Release builds have no such hook.
+#[cfg(debug_assertions)]
+fn test_clock(config: WalConfig) -> WalConfig {
+    #[derive(Debug)]
+    struct Skewed(u64);
+    impl maos_wal::Clock for Skewed {
+        fn now(&self) -> maos_model::UnixMillis {
+            maos_model::UnixMillis(maos_wal::SystemClock.now().0.saturating_add(self.0))
+        }
+    }
+    match std::env::var("MAOS_TEST_CLOCK_SKEW_DAYS").ok().and_then(|d| d.parse::<u64>().ok()) {
+        Some(days) => {
+            tracing::warn!(days, "MAOS_TEST_CLOCK_SKEW_DAYS: the log's clock runs ahead (debug build)");
+            config.clock(Arc::new(Skewed(days.saturating_mul(86_400_000))))
+        }
+        None => config,
+    }
+}
+
+#[cfg(not(debug_assertions))]
+const fn test_clock(config: WalConfig) -> WalConfig {
+    config
+}
+
 /// The sealing key, when the profile or configuration asks for encryption.
 pub fn sealing_key(dir: &DataDir, config: &Config) -> anyhow::Result<Option<Arc<SealingKey>>> {
     if !config.encrypt_wal {
@@ -249,11 +336,16 @@ pub fn reader(dir: &DataDir) -> anyhow::Result<LogReader> {
     Ok(reader)
 }
 
-/// Every security event in the log, in order (read-only).
+/// Every key event of the log and the token events in it, in order
+/// (read-only). On a log retention cut, the key events come from the state
+/// snapshot and the token events are those after it.
 pub fn read_events(dir: &DataDir) -> anyhow::Result<Vec<SecurityEvent>> {
     let mut events = Vec::new();
-    for record in reader(dir)?.records()? {
-        if let Some(event) = decode_event(&record?)? {
+    for record in reader(dir)?.fold_records()? {
+        let record = record?;
+        if record.kind == RecordKind::STATE_SNAPSHOT {
+            events = snapshot_sections(&record)?.keys;
+        } else if let Some(event) = decode_event(&record)? {
             events.push(event);
         }
     }

@@ -10,5 +10,8 @@ pub mod upstreams;
 
 pub use effector::McpEffector;
 pub use mediator::{APPROVAL_WAIT_DEFAULT, CONCURRENT_CALLS_MAX, KernelMediator, McpAgent, Refused};
-pub use registry::{KIND_TOOL_APPROVED, KIND_TOOL_DISABLED, KIND_TOOL_PINNED, ToolEntry, ToolRegistry, action_for};
+pub use registry::{
+    KIND_TOOL_APPROVED, KIND_TOOL_DISABLED, KIND_TOOL_PINNED, ToolEntry, ToolRecord, ToolRegistry, action_for,
+    vouched_records,
+};
 pub use upstreams::{Pinning, Upstreams};

@@ -150,18 +150,39 @@ pub struct ToolRegistry {
 
 type Pins = BTreeMap<(String, String), String>;
 
-/// The last pin the log vouches for, per (server, tool).
-fn pinned_in_log(reader: &LogReader) -> Result<Pins, String> {
-    let mut pins = BTreeMap::new();
-    for record in reader.records().map_err(|e| e.to_string())? {
+/// The `"tools"` section of a state snapshot: the last pinned or approved
+/// record per tool, so pins (and the definitions `tools diff` compares
+/// against) outlive the segments retention cuts.
+#[derive(Deserialize)]
+struct SnapshotSections {
+    tools: Vec<ToolRecord>,
+}
+
+/// The last pinned or approved record per (server, tool), folded from the
+/// log ([`LogReader::fold_records`]: from the state snapshot on a cut log).
+///
+/// # Errors
+/// A message if the log cannot be read or a record does not decode.
+pub fn vouched_records(reader: &LogReader) -> Result<BTreeMap<(String, String), ToolRecord>, String> {
+    let mut vouched = BTreeMap::new();
+    for record in reader.fold_records().map_err(|e| e.to_string())? {
         let record = record.map_err(|e| e.to_string())?;
-        if record.kind == KIND_TOOL_PINNED || record.kind == KIND_TOOL_APPROVED {
+        if record.kind == RecordKind::STATE_SNAPSHOT {
+            let sections: SnapshotSections = serde_json::from_slice(&record.payload)
+                .map_err(|e| format!("lsn {}: the state snapshot's tools do not decode: {e}", record.lsn))?;
+            vouched = sections.tools.into_iter().map(|r| ((r.server.clone(), r.tool.clone()), r)).collect();
+        } else if record.kind == KIND_TOOL_PINNED || record.kind == KIND_TOOL_APPROVED {
             let r: ToolRecord = serde_json::from_slice(&record.payload)
                 .map_err(|e| format!("lsn {}: tool record does not decode: {e}", record.lsn))?;
-            pins.insert((r.server, r.tool), r.pin);
+            vouched.insert((r.server.clone(), r.tool.clone()), r);
         }
     }
-    Ok(pins)
+    Ok(vouched)
+}
+
+/// The last pin the log vouches for, per (server, tool).
+fn pinned_in_log(reader: &LogReader) -> Result<Pins, String> {
+    Ok(vouched_records(reader)?.into_iter().map(|(k, r)| (k, r.pin)).collect())
 }
 
 fn append(wal: &Wal, kind: RecordKind, record: &ToolRecord) -> Result<(), String> {
@@ -342,19 +363,8 @@ impl ToolRegistry {
         tool: &str,
         reader: &LogReader,
     ) -> Result<Option<serde_json::Value>, String> {
-        let mut last = None;
-        for record in reader.records().map_err(|e| e.to_string())? {
-            let record = record.map_err(|e| e.to_string())?;
-            if record.kind == KIND_TOOL_PINNED || record.kind == KIND_TOOL_APPROVED {
-                let r: ToolRecord = serde_json::from_slice(&record.payload)
-                    .map_err(|e| format!("lsn {}: tool record does not decode: {e}", record.lsn))?;
-                if r.server == server && r.tool == tool {
-                    // A later record without a definition vouches for a pin whose text is unknown.
-                    last = r.definition;
-                }
-            }
-        }
-        Ok(last)
+        // A record without a definition vouches for a pin whose text is unknown.
+        Ok(vouched_records(reader)?.remove(&(server.to_owned(), tool.to_owned())).and_then(|r| r.definition))
     }
 
     /// The entry for an action.
