@@ -32,6 +32,10 @@ secondary_dir = "{}"
 # Seal record payloads with AES-256-GCM (keys/wal.key). Always on, whatever
 # this says, for the hardened and isolated profiles.
 encrypt = {}
+# Segment size target in bytes (default 16 MiB). Retention deletes whole
+# segments older than the profile's period, after logging a signed snapshot
+# of the state they hold.
+# segment_bytes = 16777216
 
 [api]
 # Where `maos up` serves the HTTP API (/v1) . Loopback by default: agents on

@@ -165,6 +165,29 @@ proptest! {
         prop_assert_eq!(f, a.canonical_bytes());
     }
 
+    /// CT-WAL-12: a state restored from its snapshot (through the JSON the
+    /// log keeps) decides byte for byte as the state it was taken from, after
+    /// the same later decisions are charged to both.
+    #[test]
+    fn ct_wal_12_snapshot_restore_decides_as_the_original(
+        intent in arb_intent(), session in arb_session(), which in arb_token(), profile in profile(),
+        dt in 0u64..10_000_000,
+    ) {
+        let now = UnixMillis(NOW.0 + dt);
+        let mut original = build_state(profile, &session);
+        let charge = decide(&original, &intent, pick(which), now).delta().clone();
+        original.apply(&charge).unwrap();
+        let json = serde_json::to_vec(&original.snapshot()).unwrap();
+        let snapshot: maos_dsc::DscSnapshot = serde_json::from_slice(&json).unwrap();
+        let restored = DscState::restore(original.config().clone(), &snapshot).unwrap();
+        prop_assert_eq!(restored.snapshot(), original.snapshot());
+        let later = UnixMillis(now.0 + 1);
+        prop_assert_eq!(
+            decide(&restored, &intent, pick(which), later).canonical_bytes(),
+            decide(&original, &intent, pick(which), later).canonical_bytes()
+        );
+    }
+
     #[test]
     fn fail_closed_injected_faults_only_deny(
         intent in arb_intent(), session in arb_session(), which in arb_token(), profile in profile(),

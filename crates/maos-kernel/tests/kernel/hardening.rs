@@ -154,3 +154,78 @@ fn attack_repeated_denies_are_counted_not_logged_one_by_one() {
     let report = maos_kernel::replay(&world.wal_reader(), dsc(), &keys()).unwrap();
     assert!(report.is_clean(), "{report:?}");
 }
+
+/// The log with small segments and a checkpoint signer, so retention can cut.
+fn cuttable(world: &World) -> maos_wal::WalConfig {
+    let key = Arc::new(maos_crypto::SigningKey::from_seeds(&[9; 64]).unwrap());
+    world.wal_config().segment_bytes_target(4096).signer(key, Arc::new(maos_wal::StateDigest::default))
+}
+
+async fn start_cuttable(world: &World) -> (maos_kernel::KernelHandle, maos_kernel::StartReport) {
+    let layer = world.layer_on(Wal::open(cuttable(world)).unwrap().0, &[], None);
+    Kernel::start(world.config(layer)).await.unwrap()
+}
+
+/// CT-WAL-12, retention breaking the fold: budgets spent and tokens revoked
+/// in segments that retention later cuts stay spent and revoked, because the
+/// cut is preceded by a state snapshot that the next start folds from; the
+/// cut log still replays clean.
+#[test]
+fn ct_wal_12_attack_retention_cannot_refill_a_budget_or_lift_a_revocation() {
+    use maos_token::{TokenEvent, TokenRevoked};
+    let world = World::new();
+    let spender = token(2);
+    let other = token_for("other", &["fs.write=/workspace/**"], 10, 2);
+    let TokenEvent::Issued(other_issued) = issued(&other) else { unreachable!() };
+    let other_id = other_issued.id;
+    lifetime(async {
+        let (kernel, _) = start_cuttable(&world).await;
+        for n in 0..2 {
+            let reply = submit(&kernel, fs_write(&format!("b{n}.txt"), "x"), &spender).await;
+            assert!(matches!(reply, Reply::Done { .. }), "{reply:?}");
+        }
+        let reply = submit(&kernel, fs_write("b2.txt", "x"), &spender).await;
+        assert!(reply.code().unwrap().starts_with("DSC-3"), "{reply:?}");
+        logged(&kernel, &other).await;
+        let revoke =
+            TokenRevoked { root: other_id, ids: vec![other_id], epoch: 1, at_ms: NOW.0, reason: "test".into() };
+        kernel.token_event(TokenEvent::Revoked(revoke)).await.unwrap();
+    });
+    // Thirty-one days on by the log's clock (the tokens' clock stays, so they
+    // have not expired), retention cuts every segment but the active one.
+    {
+        let (wal, _) = Wal::open(cuttable(&world)).unwrap();
+        wal.checkpoint(maos_wal::StateDigest::default()).unwrap();
+        drop(wal);
+        let later = Arc::new(maos_wal::ManualClock::new(world.clock.now()));
+        later.advance_ms(31 * 24 * HOUR_MS);
+        let (wal, _) = Wal::open(cuttable(&world).clock(later)).unwrap();
+        let reader = wal.reader();
+        let report = wal
+            .apply_retention(|_| {
+                let (tokens, kernel) = maos_kernel::snapshot_sections(&reader, dsc()).map_err(|e| e.to_string())?;
+                serde_json::to_vec(&serde_json::json!({ "tokens": tokens, "kernel": kernel }))
+                    .map_err(|e| e.to_string())
+            })
+            .unwrap();
+        let (_, last) = report.deleted.expect("retention cut segments");
+        let first = world.wal_reader().records().unwrap().next().unwrap().unwrap().lsn;
+        assert_eq!(first.0, last.0 + 1);
+        let decisions_left = kernel_records(&world)
+            .iter()
+            .filter(|r| matches!(r, maos_kernel::records::KernelRecord::Decision(_)))
+            .count();
+        assert!(decisions_left < 3, "decisions were cut: {decisions_left} left");
+    }
+    lifetime(async {
+        let (kernel, _) = start_cuttable(&world).await;
+        let reply = submit(&kernel, fs_write("b3.txt", "x"), &spender).await;
+        assert!(reply.code().unwrap().starts_with("DSC-3"), "still spent after the cut: {reply:?}");
+        let reply = kernel.submit_and_wait(fs_write("o.txt", "x"), &other).await.unwrap();
+        assert!(!matches!(reply, Reply::Done { .. }), "still revoked after the cut: {reply:?}");
+        assert!(reply.code().unwrap().contains("REVOKED"), "{reply:?}");
+    });
+    assert_eq!((world.file("b2.txt"), world.file("b3.txt"), world.file("o.txt")), (None, None, None));
+    let report = maos_kernel::replay(&world.wal_reader(), dsc(), &keys()).unwrap();
+    assert!(report.is_clean(), "{report:?}");
+}

@@ -199,6 +199,24 @@ fn ct_cap_05_revoking_a_parent_kills_the_subtree_and_bumps_the_epoch() {
     assert_eq!(replayed.revocations(), reg.revocations());
     // An out-of-order epoch is corruption, not something to paper over.
     assert!(replayed.apply(&event).is_err());
+
+    // CT-WAL-12: the registry restored from its snapshot (what survives a
+    // retention cut) is the same tree, revocations and epoch, and goes on
+    // folding: the next revocation is epoch 2.
+    let json = serde_json::to_vec(&reg.snapshot()).unwrap();
+    let restored = TokenRegistry::restore(&serde_json::from_slice(&json).unwrap()).unwrap();
+    assert_eq!(restored.snapshot(), reg.snapshot());
+    assert_eq!(restored.revocations(), reg.revocations());
+    assert!(restored.get(&grandchild.claims().id).unwrap().revoked);
+    assert!(!restored.get(&root.claims().id).unwrap().revoked);
+    let next = restored.plan_revoke(root.claims().id, NOW, "after the cut").unwrap();
+    let mut restored = restored;
+    restored.apply(&next).unwrap();
+    assert_eq!(restored.revocations().epoch(), 2);
+    // A snapshot naming a child before its parent is refused, never guessed at.
+    let mut broken = reg.snapshot();
+    broken.issued.reverse();
+    assert!(TokenRegistry::restore(&broken).is_err());
 }
 
 #[test]
