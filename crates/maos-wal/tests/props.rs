@@ -104,7 +104,7 @@ proptest! {
         }
     }
 
-    /// CT-WAL-12: whatever the snapshot's size (empty, one chunk, several) and
+    /// Retention: whatever the snapshot's size (empty, one chunk, several) and
     /// however many records follow it, a fold of the cut log yields the
     /// snapshot whole first, then exactly the caller records after it.
     #[test]

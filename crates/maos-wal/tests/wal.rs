@@ -270,7 +270,7 @@ fn cut_with(wal: &Wal, clock: &ManualClock, snapshot: Vec<u8>) -> (Lsn, Lsn) {
 }
 
 #[test]
-fn ct_wal_12_retention_writes_a_signed_state_snapshot_and_folds_start_there() {
+fn retention_writes_a_signed_state_snapshot_and_folds_start_there() {
     let storage = MemStorage::new();
     let clock = clock();
     let (wal, _) = Wal::open(config(&storage, &clock).segment_bytes_target(4096)).unwrap();

@@ -80,7 +80,7 @@ pub fn kind_name(kind: RecordKind) -> &'static str {
     }
 }
 
-/// The digest of token state that checkpoints sign: epoch, revoked ids, token ids.
+/// The digest of token state: epoch, revoked ids, token ids.
 fn registry_digest(registry: &TokenRegistry) -> StateDigest {
     let doc = serde_json::json!({
         "epoch": registry.revocations().epoch(),
@@ -88,6 +88,28 @@ fn registry_digest(registry: &TokenRegistry) -> StateDigest {
         "tokens": registry.iter().map(|r| r.issued.id).collect::<Vec<_>>(),
     });
     StateDigest(sha3_256(doc.to_string().as_bytes()).0)
+}
+
+/// What the journal's checkpoints sign as their state digest: the token
+/// state and the key history (creations, rotations and their times), so a
+/// rotation's time is vouched for by the checkpoint after it.
+#[derive(Default)]
+struct Vouched {
+    tokens: StateDigest,
+    keys: Vec<SecurityEvent>,
+}
+
+impl Vouched {
+    fn digest(&self) -> StateDigest {
+        let doc = serde_json::json!({ "tokens": maos_crypto::Digest(self.tokens.0).to_hex(), "keys": self.keys });
+        StateDigest(sha3_256(doc.to_string().as_bytes()).0)
+    }
+}
+
+/// A poisoned lock yields a digest no honest state has, so the checkpoint
+/// cannot vouch for anything.
+fn vouched_digest(vouched: &Mutex<Vouched>) -> StateDigest {
+    vouched.lock().map(|v| v.digest()).unwrap_or(StateDigest([0xFF; 32]))
 }
 
 /// Decodes a journal record into an event, if it is one of ours.
@@ -137,15 +159,9 @@ fn replay(reader: &LogReader) -> anyhow::Result<TokenRegistry> {
     Ok(registry)
 }
 
-/// Version of the state snapshot payload.
-const SNAPSHOT_VERSION: u32 = 1;
-
-/// The state retention must not cut, folded from every record through `head`:
-/// the token ledger with its revocations and epoch (`tokens`), the kernel's
-/// counters, budgets, taint and open approvals (`kernel`), every key event
-/// (`keys`: rotation times decide which tokens a retired key verifies) and
-/// the last vouched pin of every tool (`tools`). JSON, fixed field order.
-fn state_snapshot(reader: &LogReader, profile: maos_model::Profile, head: maos_wal::Lsn) -> Result<Vec<u8>, String> {
+/// Every key event (created, rotated) the log holds or its state snapshot
+/// carries, in order, and the last Lsn read.
+fn key_history(reader: &LogReader) -> Result<(Vec<SecurityEvent>, Option<maos_wal::Lsn>), String> {
     let mut keys = Vec::new();
     let mut last = None;
     for record in reader.fold_records().map_err(|e| e.to_string())? {
@@ -159,6 +175,19 @@ fn state_snapshot(reader: &LogReader, profile: maos_model::Profile, head: maos_w
             keys.push(event);
         }
     }
+    Ok((keys, last))
+}
+
+/// Version of the state snapshot payload.
+const SNAPSHOT_VERSION: u32 = 1;
+
+/// The state retention must not cut, folded from every record through `head`:
+/// the token ledger with its revocations and epoch (`tokens`), the kernel's
+/// counters, budgets, taint and open approvals (`kernel`), every key event
+/// (`keys`: rotation times decide which tokens a retired key verifies) and
+/// the last vouched pin of every tool (`tools`). JSON, fixed field order.
+fn state_snapshot(reader: &LogReader, profile: maos_model::Profile, head: maos_wal::Lsn) -> Result<Vec<u8>, String> {
+    let (keys, last) = key_history(reader)?;
     if last != Some(head) {
         return Err(format!("the fold ended at {last:?}, not at the head {head}"));
     }
@@ -179,7 +208,7 @@ fn state_snapshot(reader: &LogReader, profile: maos_model::Profile, head: maos_w
 /// The journal open for writing: the WAL plus the state digest it signs.
 pub struct Journal {
     wal: Wal,
-    digest: Arc<Mutex<StateDigest>>,
+    vouched: Arc<Mutex<Vouched>>,
 }
 
 impl Journal {
@@ -211,12 +240,10 @@ impl Journal {
     fn open_with(dir: &DataDir, bench_no_fsync: bool) -> anyhow::Result<(Self, TokenRegistry, OpenReport)> {
         let config = dir.load_config()?;
         let key = Arc::new(dir.kernel_signing_key()?);
-        let digest = Arc::new(Mutex::new(StateDigest([0; 32])));
+        let vouched = Arc::new(Mutex::new(Vouched::default()));
         let source = {
-            let digest = digest.clone();
-            // A poisoned lock yields a digest no honest state has, so the
-            // checkpoint cannot vouch for anything.
-            Arc::new(move || digest.lock().map(|d| *d).unwrap_or(StateDigest([0xFF; 32])))
+            let vouched = vouched.clone();
+            Arc::new(move || vouched_digest(&vouched))
         };
         let mut wal_config = if bench_no_fsync {
             tracing::warn!("--bench-no-fsync: the log does not sync; a crash can lose acknowledged records");
@@ -253,10 +280,11 @@ impl Journal {
             tracing::info!(segments = retention.deleted_segments.len(), "retention removed old log segments");
         }
         let registry = replay(&wal.reader())?;
-        if let Ok(mut d) = digest.lock() {
-            *d = registry_digest(&registry);
+        let (keys, _) = key_history(&wal.reader()).map_err(|e| coded("JOURNAL-CORRUPT", e, 1))?;
+        if let Ok(mut v) = vouched.lock() {
+            *v = Vouched { tokens: registry_digest(&registry), keys };
         }
-        Ok((Self { wal, digest }, registry, report))
+        Ok((Self { wal, vouched }, registry, report))
     }
 
     /// Appends an event; returns once it is durable on every healthy copy.
@@ -264,10 +292,13 @@ impl Journal {
     pub fn append(&self, event: &SecurityEvent, registry_after: Option<&TokenRegistry>) -> anyhow::Result<Logged> {
         let payload = serde_json::to_vec(event)?;
         let logged = self.wal.append(RecordKind::caller(event.kind())?, &payload)?;
-        if let Some(registry) = registry_after
-            && let Ok(mut d) = self.digest.lock()
-        {
-            *d = registry_digest(registry);
+        if let Ok(mut v) = self.vouched.lock() {
+            if let Some(registry) = registry_after {
+                v.tokens = registry_digest(registry);
+            }
+            if matches!(event, SecurityEvent::KeyCreated { .. } | SecurityEvent::KeyRotated { .. }) {
+                v.keys.push(event.clone());
+            }
         }
         self.wal.maybe_checkpoint()?;
         Ok(logged)
@@ -276,7 +307,8 @@ impl Journal {
 
 impl Journal {
     /// The log itself, for the kernel, which appends its own records. The
-    /// checkpoint digest stays the one computed at open.
+    /// checkpoint digest stays the one computed at open (token events the
+    /// kernel logs do not update it).
     pub fn into_wal(self) -> Wal {
         self.wal
     }
@@ -285,8 +317,7 @@ impl Journal {
     /// before exiting, so what they logged is vouched for by a checkpoint
     /// signature at once instead of after the next 100 records or 5 minutes.
     pub fn checkpoint_now(&self) -> anyhow::Result<()> {
-        let digest = self.digest.lock().map(|d| *d).unwrap_or(StateDigest([0xFF; 32]));
-        self.wal.checkpoint(digest)?;
+        self.wal.checkpoint(vouched_digest(&self.vouched))?;
         Ok(())
     }
 }

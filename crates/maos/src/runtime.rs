@@ -87,6 +87,7 @@ pub fn open(dir: &DataDir, options: RuntimeOptions, async_runtime: &tokio::runti
             tools.clone(),
             upstreams.clone(),
             async_runtime.clone(),
+            dsc.clone(),
         )))?;
     }
     let mut commit_config = CommitConfig::new(state.join("rollback"));

@@ -165,11 +165,11 @@ proptest! {
         prop_assert_eq!(f, a.canonical_bytes());
     }
 
-    /// CT-WAL-12: a state restored from its snapshot (through the JSON the
+    /// A state restored from its snapshot (through the JSON the
     /// log keeps) decides byte for byte as the state it was taken from, after
     /// the same later decisions are charged to both.
     #[test]
-    fn ct_wal_12_snapshot_restore_decides_as_the_original(
+    fn snapshot_restore_decides_as_the_original(
         intent in arb_intent(), session in arb_session(), which in arb_token(), profile in profile(),
         dt in 0u64..10_000_000,
     ) {

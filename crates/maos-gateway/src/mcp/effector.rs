@@ -34,6 +34,15 @@ use std::time::Instant;
 pub const RESOURCE_OP: &str = ".resources/read";
 /// Action suffix of a prompt fetch: `mcp.<server>.prompts/get`.
 pub const PROMPT_OP: &str = ".prompts/get";
+/// Action suffix of a server's resource listing: `mcp.<server>.resources/list`.
+pub const RESOURCE_LIST_OP: &str = ".resources/list";
+/// Action suffix of a server's prompt listing: `mcp.<server>.prompts/list`.
+pub const PROMPT_LIST_OP: &str = ".prompts/list";
+
+/// Whether `action` is one of the server-level observations (not a tool).
+fn server_op(action: &str) -> bool {
+    [RESOURCE_OP, PROMPT_OP, RESOURCE_LIST_OP, PROMPT_LIST_OP].iter().any(|op| action.ends_with(op))
+}
 
 /// The `mcp` effector.
 #[derive(Debug, Clone)]
@@ -41,14 +50,22 @@ pub struct McpEffector {
     registry: Arc<ToolRegistry>,
     upstreams: Upstreams,
     runtime: tokio::runtime::Handle,
+    /// The DSC configuration whose pre-filter screens resource and prompt
+    /// listings (as tool definitions are screened when pinned).
+    screen: Arc<maos_dsc::DscConfig>,
 }
 
 impl McpEffector {
     /// An effector calling `upstreams` for the tools in `registry`, with the
-    /// async work done on `runtime`.
+    /// async work done on `runtime`; listings are screened with `screen`'s pre-filter.
     #[must_use]
-    pub const fn new(registry: Arc<ToolRegistry>, upstreams: Upstreams, runtime: tokio::runtime::Handle) -> Self {
-        Self { registry, upstreams, runtime }
+    pub const fn new(
+        registry: Arc<ToolRegistry>,
+        upstreams: Upstreams,
+        runtime: tokio::runtime::Handle,
+        screen: Arc<maos_dsc::DscConfig>,
+    ) -> Self {
+        Self { registry, upstreams, runtime, screen }
     }
 }
 
@@ -128,6 +145,38 @@ fn role_resources(intent: &Intent, arg: &str, role: Role, list: bool) -> Result<
 
 impl McpEffector {
     /// A resource read or prompt fetch: an observation of the server's output label.
+    /// A listing of the server's resources or prompts: an observation that
+    /// names no resource and takes no argument (an argument is refused, so the
+    /// log never holds agent text under a listing).
+    fn describe_listing(&self, intent: &Intent, prefix: &str) -> Result<Described, DescribeError> {
+        let server = prefix.strip_prefix("mcp.").unwrap_or(prefix);
+        if self.registry.config(server).is_none() {
+            return Err(DescribeError::UnknownAction(intent.action.clone()));
+        }
+        if let Some(name) = intent.args.keys().next() {
+            return Err(DescribeError::RoleValue { arg: name.clone(), why: "a listing takes no arguments".into() });
+        }
+        Ok(Described {
+            effect: EffectClass::Observe,
+            resources: Vec::new(),
+            sink_level: IfcLevel::Internal,
+            reads: vec![ReadLabel::from(self.registry.server_output(server))],
+            cost: 0,
+            requires_integrity: false,
+            sensitive_args: Vec::new(),
+        })
+    }
+
+    /// The label of a listing. A listing is the server's catalogue, like its
+    /// tool definitions: trusted, so that reading a URI it lists is not taken
+    /// for following untrusted text, unless the pre-filter finds an injection
+    /// in it; then it is untrusted, and the kernel marks the session injected.
+    fn listing(&self, body: Vec<u8>, summary: String) -> EffectOutput {
+        let poisoned = self.screen.prefilter().scan_text(&String::from_utf8_lossy(&body)).is_some();
+        let label = if poisoned { OutputLabel::Untrusted } else { OutputLabel::Trusted };
+        EffectOutput { body, label, summary }
+    }
+
     fn describe_observation(&self, intent: &Intent, prefix: &str, arg: &str) -> Result<Described, DescribeError> {
         let server = prefix.strip_prefix("mcp.").unwrap_or(prefix);
         if self.registry.config(server).is_none() {
@@ -159,6 +208,11 @@ impl Effector for McpEffector {
     /// fetches the `name`. An unknown or withheld tool is refused here, before
     /// any decision, with its code.
     fn describe(&self, intent: &Intent) -> Result<Described, DescribeError> {
+        if let Some(prefix) =
+            intent.action.strip_suffix(RESOURCE_LIST_OP).or_else(|| intent.action.strip_suffix(PROMPT_LIST_OP))
+        {
+            return self.describe_listing(intent, prefix);
+        }
         if let Some(prefix) = intent.action.strip_suffix(RESOURCE_OP) {
             return self.describe_observation(intent, prefix, "uri");
         }
@@ -194,7 +248,7 @@ impl Effector for McpEffector {
     }
 
     fn effect_class(&self, intent: &Intent) -> EffectClass {
-        if intent.action.ends_with(RESOURCE_OP) || intent.action.ends_with(PROMPT_OP) {
+        if server_op(&intent.action) {
             return EffectClass::Observe;
         }
         self.registry.get(&intent.action).map_or(EffectClass::Write, |e| e.policy.effect)
@@ -214,6 +268,14 @@ impl Effector for McpEffector {
 
     fn execute(&self, intent: &Intent, _key: IntentId, ctx: &ExecContext) -> Result<EffectOutput, EffectError> {
         ctx.checkpoint()?;
+        if let Some(prefix) = intent.action.strip_suffix(RESOURCE_LIST_OP) {
+            let (body, _) = self.observe(prefix, ctx, |up| async move { up.list_resources().await })?;
+            return Ok(self.listing(body, format!("{prefix}: resource listing")));
+        }
+        if let Some(prefix) = intent.action.strip_suffix(PROMPT_LIST_OP) {
+            let (body, _) = self.observe(prefix, ctx, |up| async move { up.list_prompts().await })?;
+            return Ok(self.listing(body, format!("{prefix}: prompt listing")));
+        }
         let (body, untrusted, summary) = if let Some(prefix) = intent.action.strip_suffix(PROMPT_OP) {
             let name = intent.resources.first().map(|r| r.value.clone()).ok_or_else(|| err("no prompt name".into()))?;
             let arguments = match super::args::from_intent(&intent.args).map_err(err)?.remove("arguments") {

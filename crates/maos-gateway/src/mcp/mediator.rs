@@ -318,17 +318,47 @@ impl KernelMediator {
             .collect()
     }
 
-    /// `resources/list`: from upstreams whose `mcp.<server>.resources/read` the token permits.
-    pub async fn list_resources(&self, agent: &McpAgent) -> Vec<Resource> {
+    /// `resources/list`: the listing of every upstream whose
+    /// `mcp.<server>.resources/list` the token permits, each an observation
+    /// through the kernel (decided, logged). A server the kernel refuses is
+    /// left out; when every one is refused, the first refusal is the answer.
+    ///
+    /// # Errors
+    /// The kernel's refusal when no permitted server's listing was allowed.
+    pub async fn list_resources(&self, agent: &McpAgent) -> Result<Vec<Resource>, Refused> {
+        self.listings(agent, super::effector::RESOURCE_LIST_OP).await
+    }
+
+    /// `prompts/list`: as [`Self::list_resources`], for `mcp.<server>.prompts/list`.
+    ///
+    /// # Errors
+    /// The kernel's refusal when no permitted server's listing was allowed.
+    pub async fn list_prompts(&self, agent: &McpAgent) -> Result<Vec<Prompt>, Refused> {
+        self.listings(agent, super::effector::PROMPT_LIST_OP).await
+    }
+
+    async fn listings<T: serde::de::DeserializeOwned>(&self, agent: &McpAgent, op: &str) -> Result<Vec<T>, Refused> {
         let mut out = Vec::new();
-        for server in self.permitted_servers(agent, super::effector::RESOURCE_OP) {
-            if let Ok(up) = self.upstreams.get(&server)
-                && let Ok(list) = up.list_resources().await
-            {
-                out.extend(list);
+        let mut first_refusal = None;
+        let servers = self.permitted_servers(agent, op);
+        let any = !servers.is_empty();
+        for server in servers {
+            let action = format!("mcp.{}{op}", server.to_ascii_lowercase());
+            let random = maos_crypto::random_bytes::<10>().map_err(|e| refused("API-INTERNAL", e.to_string()))?;
+            let id = IntentId::new_v7(crate::routes::now_ms(), random);
+            let intent = Intent::request(id, agent.session.agent.clone(), action, BTreeMap::new());
+            let view = self.submit(agent, intent).await;
+            match self.observed::<Vec<T>>(&view) {
+                Ok(list) => out.extend(list),
+                Err(r) => {
+                    first_refusal.get_or_insert(r);
+                }
             }
         }
-        out
+        match first_refusal {
+            Some(r) if any && out.is_empty() => Err(r),
+            _ => Ok(out),
+        }
     }
 
     /// `resources/read`: an observation through the kernel, labelled like the server's output.
@@ -381,19 +411,6 @@ impl KernelMediator {
             .and_then(|o| o.text.as_deref())
             .and_then(|t| serde_json::from_str(t).ok())
             .ok_or_else(|| refused("MCP-UPSTREAM-ERROR", "the upstream's answer does not decode"))
-    }
-
-    /// `prompts/list`: from upstreams whose `mcp.<server>.prompts/get` the token permits.
-    pub async fn list_prompts(&self, agent: &McpAgent) -> Vec<Prompt> {
-        let mut out = Vec::new();
-        for server in self.permitted_servers(agent, super::effector::PROMPT_OP) {
-            if let Ok(up) = self.upstreams.get(&server)
-                && let Ok(list) = up.list_prompts().await
-            {
-                out.extend(list);
-            }
-        }
-        out
     }
 
     /// `prompts/get`: an observation through the kernel.
@@ -469,7 +486,7 @@ impl maos_mcp::Mediator for KernelMediator {
     }
 
     async fn list_resources(&self, session: &Self::Session) -> Result<Vec<Resource>, maos_mcp::Refusal> {
-        Ok(Self::list_resources(self, session).await)
+        Self::list_resources(self, session).await.map_err(to_refusal)
     }
 
     async fn read_resource(&self, session: &Self::Session, uri: &str) -> Result<ReadResourceResult, maos_mcp::Refusal> {
@@ -477,7 +494,7 @@ impl maos_mcp::Mediator for KernelMediator {
     }
 
     async fn list_prompts(&self, session: &Self::Session) -> Result<Vec<Prompt>, maos_mcp::Refusal> {
-        Ok(Self::list_prompts(self, session).await)
+        Self::list_prompts(self, session).await.map_err(to_refusal)
     }
 
     async fn get_prompt(

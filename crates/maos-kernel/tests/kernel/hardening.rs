@@ -166,12 +166,12 @@ async fn start_cuttable(world: &World) -> (maos_kernel::KernelHandle, maos_kerne
     Kernel::start(world.config(layer)).await.unwrap()
 }
 
-/// CT-WAL-12, retention breaking the fold: budgets spent and tokens revoked
+/// Retention breaking the fold: budgets spent and tokens revoked
 /// in segments that retention later cuts stay spent and revoked, because the
 /// cut is preceded by a state snapshot that the next start folds from; the
 /// cut log still replays clean.
 #[test]
-fn ct_wal_12_attack_retention_cannot_refill_a_budget_or_lift_a_revocation() {
+fn attack_retention_cannot_refill_a_budget_or_lift_a_revocation() {
     use maos_token::{TokenEvent, TokenRevoked};
     let world = World::new();
     let spender = token(2);

@@ -200,7 +200,7 @@ fn ct_cap_05_revoking_a_parent_kills_the_subtree_and_bumps_the_epoch() {
     // An out-of-order epoch is corruption, not something to paper over.
     assert!(replayed.apply(&event).is_err());
 
-    // CT-WAL-12: the registry restored from its snapshot (what survives a
+    // Retention: the registry restored from its snapshot (what survives a
     // retention cut) is the same tree, revocations and epoch, and goes on
     // folding: the next revocation is epoch 2.
     let json = serde_json::to_vec(&reg.snapshot()).unwrap();

@@ -8,6 +8,7 @@ The plan:
                 | {"kind": "stdio", "command": "...", "args": [...], "env": {...}},
      "steps": [{"op": "list_tools"},
                {"op": "call", "name": "echo", "arguments": {...}},
+               {"op": "list_resources"}, {"op": "list_prompts"},
                {"op": "read_resource", "uri": "test://static-text"},
                {"op": "get_prompt", "name": "...", "arguments": {...}},
                {"op": "sleep", "seconds": 1.0}]}
@@ -66,6 +67,12 @@ async def run_steps(session, steps):
                     session.call_tool(step["name"], step.get("arguments", {})), STEP_TIMEOUT_S
                 )
                 out["results"].append({"result": result.model_dump(mode="json", by_alias=True, exclude_none=True)})
+            elif op == "list_resources":
+                listed = await asyncio.wait_for(session.list_resources(), STEP_TIMEOUT_S)
+                out["results"].append({"resources": sorted(str(r.uri) for r in listed.resources)})
+            elif op == "list_prompts":
+                listed = await asyncio.wait_for(session.list_prompts(), STEP_TIMEOUT_S)
+                out["results"].append({"prompts": sorted(p.name for p in listed.prompts)})
             elif op == "read_resource":
                 result = await asyncio.wait_for(session.read_resource(step["uri"]), STEP_TIMEOUT_S)
                 out["results"].append({"result": result.model_dump(mode="json", by_alias=True, exclude_none=True)})

@@ -14,6 +14,7 @@ starts of `maos up` (a "rug pull") or offer a poisoned description:
                                      (1) before the handshake: a server that is not up yet
     FIXTURE_PID_FILE                 when set, the process writes its pid there at start
     FIXTURE_NOTE                     when set, a resource `fixture://note` with this text
+    FIXTURE_NOTE_DESCRIPTION         the description of `fixture://note` in the listing
     FIXTURE_NO_TOOLS                 when set, none of the three standard tools (a
                                      resources-only server, with FIXTURE_NOTE)
     FIXTURE_MUTATED_DESCRIPTION      when set, a tool `mutate()` is offered: it gives `lookup`
@@ -119,7 +120,12 @@ def lookup_description() -> str:
 
 if os.environ.get("FIXTURE_NOTE"):
 
-    @server.resource("fixture://note", name="note", mime_type="text/plain")
+    @server.resource(
+        "fixture://note",
+        name="note",
+        mime_type="text/plain",
+        description=os.environ.get("FIXTURE_NOTE_DESCRIPTION", "A note."),
+    )
     def note() -> str:
         return os.environ["FIXTURE_NOTE"]
 
