@@ -43,6 +43,8 @@ pub struct Described {
     pub requires_integrity: bool,
     /// Argument names whose values must have trusted provenance.
     pub sensitive_args: Vec<String>,
+    /// Whether untrusted provenance denies instead of escalating.
+    pub provenance_deny: bool,
 }
 
 impl Described {
@@ -61,6 +63,7 @@ impl Described {
         intent.cost = self.cost;
         intent.requires_integrity = self.requires_integrity;
         intent.sensitive_args = self.sensitive_args;
+        intent.provenance_deny = self.provenance_deny;
     }
 }
 

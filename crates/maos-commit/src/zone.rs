@@ -300,6 +300,7 @@ mod tests {
             requires_integrity: false,
             reads: Vec::new(),
             sensitive_args: Vec::new(),
+            provenance_deny: false,
             world_state_hash: None,
         }
     }

@@ -365,8 +365,9 @@ pub fn check_4_ifc(input: &CheckInput<'_>) -> Outcome {
                 // Graded by evidence: a value from an output the pre-filter
                 // flagged is an attack (deny); any other untrusted value (a bill
                 // the user asked to pay) is a human's call in Standard (L2), a
-                // deny in Hardened and Isolated.
-                if hit.injected || input.config.profile() != Profile::Standard {
+                // deny in Hardened and Isolated and for a tool whose descriptor
+                // says `provenance = "deny"`.
+                if hit.injected || input.config.profile() != Profile::Standard || intent.provenance_deny {
                     let source = if hit.injected {
                         "an output the pre-filter flagged as an injection"
                     } else {

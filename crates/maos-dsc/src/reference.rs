@@ -262,7 +262,7 @@ pub fn reference_check_4(state: &DscState, intent: &Intent, token: Result<&Verif
     }
     match any_attacker_supplied(intent, session, mission) {
         Some(true) => return Outcome::deny(DenyCode::Provenance, "reference: argument from an injection"),
-        Some(false) if state.config().profile() != Profile::Standard => {
+        Some(false) if state.config().profile() != Profile::Standard || intent.provenance_deny => {
             return Outcome::deny(DenyCode::Provenance, "reference: attacker-supplied argument");
         }
         Some(false) if pending.is_none() => {

@@ -281,6 +281,7 @@ mod tests {
             requires_integrity: false,
             reads: vec![],
             sensitive_args: vec![],
+            provenance_deny: false,
             world_state_hash: None,
         }
     }

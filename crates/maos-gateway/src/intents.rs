@@ -76,6 +76,8 @@ pub struct IntentRequest {
     reads: Option<serde::de::IgnoredAny>,
     #[serde(default)]
     sensitive_args: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    provenance_deny: Option<serde::de::IgnoredAny>,
 }
 
 /// Code of a request that sets a field the kernel derives.
@@ -92,6 +94,7 @@ impl IntentRequest {
             ("requires_integrity", self.requires_integrity.is_some()),
             ("reads", self.reads.is_some()),
             ("sensitive_args", self.sensitive_args.is_some()),
+            ("provenance_deny", self.provenance_deny.is_some()),
         ]
         .into_iter()
         .filter_map(|(name, set)| set.then_some(name))

@@ -121,6 +121,30 @@ pub struct ToolPolicy {
     /// (HACF L2). Unset: see [`ToolPolicy::requires_integrity`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub integrity: Option<bool>,
+    /// What a role value found only in untrusted text does to a call: `escalate`
+    /// (the default: a human confirms, HACF L2, as when paying a bill the user
+    /// named) or `deny` (no human can let it through). A value from an output the
+    /// pre-filter flagged is denied either way, and Hardened and Isolated deny all.
+    #[serde(default, skip_serializing_if = "Provenance::is_escalate")]
+    pub provenance: Provenance,
+}
+
+/// A tool's rule for role values of untrusted provenance (see [`ToolPolicy::provenance`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provenance {
+    /// A human confirms (HACF L2).
+    #[default]
+    Escalate,
+    /// Refused (`DSC-4-PROVENANCE`).
+    Deny,
+}
+
+impl Provenance {
+    #[expect(clippy::trivially_copy_pass_by_ref, reason = "the signature serde's skip_serializing_if takes")]
+    fn is_escalate(&self) -> bool {
+        *self == Self::Escalate
+    }
 }
 
 const fn default_effect() -> EffectClass {
@@ -140,6 +164,7 @@ impl Default for ToolPolicy {
             lists: Vec::new(),
             cost: None,
             integrity: None,
+            provenance: Provenance::Escalate,
         }
     }
 }
@@ -173,6 +198,12 @@ impl ToolPolicy {
                 || !self.urls.is_empty()
                 || !self.accounts.is_empty(),
         )
+    }
+
+    /// Whether a role value of untrusted provenance denies the call (`provenance = "deny"`).
+    #[must_use]
+    pub fn provenance_denies(&self) -> bool {
+        self.provenance == Provenance::Deny
     }
 
     /// Whether `arg` is declared list-valued.

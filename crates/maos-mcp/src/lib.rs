@@ -74,7 +74,9 @@ mod pin;
 pub mod server;
 mod upstream;
 
-pub use config::{INHERITED_ENV, OutputLabel, ToolPolicy, UPSTREAM_NAME_BYTES_MAX, UpstreamConfig, UpstreamTransport};
+pub use config::{
+    INHERITED_ENV, OutputLabel, Provenance, ToolPolicy, UPSTREAM_NAME_BYTES_MAX, UpstreamConfig, UpstreamTransport,
+};
 pub use error::McpError;
 pub use pin::{TOOL_PIN_DOMAIN, canonical_json, pin_hex, tool_pin};
 /// All of rmcp's MCP model types (`Role`, `PromptArgument`, `RawContent`, …), for

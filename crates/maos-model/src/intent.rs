@@ -258,6 +258,11 @@ pub struct Intent {
     /// accounts, URLs, paths), in addition to the DSC's default list.
     #[serde(default)]
     pub sensitive_args: Vec<String>,
+    /// Whether a value of untrusted provenance denies the effect instead of
+    /// asking a human (the tool's `provenance = "deny"`). Absent when false, so
+    /// records written before it existed encode the same.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub provenance_deny: bool,
     /// Hash of the world state the agent planned against (OCC, Commit stage 2).
     #[serde(default, with = "opt_hex32")]
     pub world_state_hash: Option<[u8; 32]>,
@@ -312,6 +317,11 @@ impl IntentError {
     }
 }
 
+#[expect(clippy::trivially_copy_pass_by_ref, reason = "the signature serde's skip_serializing_if takes")]
+const fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 fn no_controls(s: &str) -> bool {
     !s.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
 }
@@ -336,6 +346,7 @@ impl Intent {
             requires_integrity: false,
             reads: Vec::new(),
             sensitive_args: Vec::new(),
+            provenance_deny: false,
             world_state_hash: None,
         }
     }

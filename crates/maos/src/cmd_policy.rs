@@ -461,6 +461,7 @@ fn run_scenario(scenario: &Scenario, name: String, deployed: &[(String, String)]
                 .map(|l| Ok(ReadLabel { level: level(&l.level)?, untrusted: l.untrusted }))
                 .collect::<anyhow::Result<Vec<_>>>()?,
             sensitive_args: step.sensitive_args.clone(),
+            provenance_deny: false,
             world_state_hash: None,
         };
         let none = TokenError::UnknownToken("no token presented".into());

@@ -615,6 +615,7 @@ mod cli {
                 requires_integrity: false,
                 reads: vec![],
                 sensitive_args: vec![],
+                provenance_deny: false,
                 world_state_hash: None,
             }
         };

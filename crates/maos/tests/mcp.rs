@@ -1150,6 +1150,59 @@ mod mcp {
         audit_clean(&dir);
     }
 
+    /// A tool configured `provenance = "deny"` (issue #11 item 10): paying an
+    /// IBAN that came only from an inbox message with no sign of injection (in
+    /// the default `escalate` this asks a human) is refused outright, naming
+    /// the argument; the upstream receives nothing. The same payment to the
+    /// IBAN in the (trusted) address book runs.
+    #[test]
+    fn attack_a_provenance_deny_tool_refuses_an_untrusted_account_without_asking() {
+        let Some(peers) = peers() else { return };
+        let setup = Setup::new("");
+        let inbox = setup.tmp.path().join("inbox.txt");
+        let outbox = setup.tmp.path().join("outbox.jsonl");
+        std::fs::write(&inbox, "Invoice 2026-115: please pay 40 EUR to IBAN DE89370400440532013000.").unwrap();
+        setup.configure(&peers.fixture_upstream(
+            "bank",
+            &format!(
+                "FIXTURE_SCENARIO_TOOLS = \"1\", FIXTURE_INBOX_FILE = {}, FIXTURE_OUTBOX = {}",
+                qp(&inbox),
+                qp(&outbox)
+            ),
+            r#"
+            [upstream.tools.read_inbox]
+            effect = "observe"
+            output = { level = "public", untrusted = true }
+            [upstream.tools.get_contacts]
+            effect = "observe"
+            output = { level = "public", untrusted = false }
+            [upstream.tools.pay]
+            effect = "write"
+            accounts = ["iban"]
+            integrity = false
+            provenance = "deny"
+            "#,
+        ));
+        let dir = setup.data();
+        let daemon = setup.start("up");
+        let (token, _) = issue(&dir, "payer", &["mcp.bank.*"]);
+        let steps_run = [
+            call("read_inbox", &json!({})),
+            call("pay", &json!({ "iban": "DE89370400440532013000", "amount": 40 })),
+            call("get_contacts", &json!({})),
+            call("pay", &json!({ "iban": "DE02120300000000202051", "amount": 900 })),
+        ];
+        let out = peers.client(&plan(&over_http(&daemon.base, Some(&token)), &steps_run));
+        let s = steps(&out);
+        assert!(assert_denied(&s[1], "DSC-4-PROVENANCE").contains("`iban`"), "{}", s[1]);
+        assert!(!is_error(result(&s[3])), "the address book's IBAN is trusted: {}", s[3]);
+        let sent = std::fs::read_to_string(&outbox).unwrap_or_default();
+        assert!(!sent.contains("DE89370400440532013000"), "the upstream received nothing for the refused payment");
+        assert!(sent.contains("DE02120300000000202051"), "{sent}");
+        daemon.stop();
+        audit_clean(&dir);
+    }
+
     /// The mediation scenario suite (`examples/scenarios/mediation.json`):
     /// banking-, mail- and chat-like tools through the real gateway. Honest tasks
     /// whose targets come from trusted data run without a prompt; those whose
@@ -1304,7 +1357,12 @@ mod mcp {
             "args": { "to": "attacker@evil.example", "body": "x" },
         }));
         assert_eq!((status, body["error"]["code"].as_str()), (400, Some("API-FIELD-DERIVED")), "{body}");
-        for field in [json!({ "sink_level": "confidential" }), json!({ "reads": [] }), json!({ "cost": 0 })] {
+        for field in [
+            json!({ "sink_level": "confidential" }),
+            json!({ "reads": [] }),
+            json!({ "cost": 0 }),
+            json!({ "provenance_deny": false }),
+        ] {
             let mut intent = json!({ "action": "mcp.fixture.lookup", "args": { "key": "alpha" } });
             intent.as_object_mut().unwrap().extend(field.as_object().unwrap().clone());
             assert_eq!(v1(intent).1["error"]["code"], "API-FIELD-DERIVED");

@@ -437,6 +437,7 @@ impl Effector for FsEffector {
             cost: Described::default_cost(effect),
             requires_integrity,
             sensitive_args: Vec::new(),
+            provenance_deny: false,
         })
     }
 

@@ -386,6 +386,7 @@ impl Effector for HttpEffector {
             cost: Described::default_cost(effect),
             requires_integrity: effect.is_effect(),
             sensitive_args: Vec::new(),
+            provenance_deny: false,
         })
     }
 

@@ -484,6 +484,7 @@ impl Effector for MailEffector {
             // tainted session (the mission's own recipient).
             requires_integrity: false,
             sensitive_args: Vec::new(),
+            provenance_deny: false,
         })
     }
 

@@ -38,6 +38,7 @@ impl Effector for NoopEffector {
             cost: Described::default_cost(effect),
             requires_integrity: false,
             sensitive_args: Vec::new(),
+            provenance_deny: false,
         })
     }
 

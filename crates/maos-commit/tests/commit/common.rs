@@ -42,6 +42,7 @@ pub fn intent(action: &str, effect: EffectClass, resources: &[(ResourceKind, &st
         requires_integrity: false,
         reads: Vec::new(),
         sensitive_args: Vec::new(),
+        provenance_deny: false,
         world_state_hash: None,
     }
 }

@@ -64,6 +64,7 @@ fn write_descriptor() -> maos_commit::Described {
         cost: 1,
         requires_integrity: false,
         sensitive_args: Vec::new(),
+        provenance_deny: false,
     }
 }
 

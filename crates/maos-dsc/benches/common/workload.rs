@@ -85,6 +85,7 @@ pub fn fixture(profile: Profile) -> Fixture {
             requires_integrity: false,
             reads: vec![],
             sensitive_args: vec![],
+            provenance_deny: false,
             world_state_hash: None,
         });
         tokens.push(token);

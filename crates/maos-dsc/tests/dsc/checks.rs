@@ -371,6 +371,29 @@ fn provenance_escalates_plain_untrusted_values_and_denies_injected_ones() {
     assert_eq!(code(&run(&s, &pay, &t)), Some("DSC-4-PROVENANCE"));
 }
 
+/// A tool whose descriptor says `provenance = "deny"` (issue #11 item 10)
+/// turns the Standard profile's escalation of a plain untrusted value into a
+/// deny naming the argument; the same intent without it still escalates.
+#[test]
+fn provenance_deny_per_tool_denies_what_the_profile_would_escalate() {
+    let t = reader(IfcLevel::Internal);
+    let bill = "Invoice 2026-114. Pay to IBAN DE89370400440532013000 by Friday.";
+    let mut pay = intent("writer", "mail.send", ResourceKind::Recipient, "bob@example.com", EffectClass::Write);
+    pay.sink_level = IfcLevel::Public;
+    let mut pay = with_arg(pay, "iban", "DE89370400440532013000");
+    let mut s = state(Profile::Standard);
+    s.apply(&s.record_untrusted_output(&agent("writer"), IfcLevel::Public, bill)).unwrap();
+    assert!(matches!(run(&s, &pay, &t).verdict(), Verdict::Escalate { .. }));
+    pay.provenance_deny = true;
+    let d = run(&s, &pay, &t);
+    assert_eq!(code(&d), Some("DSC-4-PROVENANCE"));
+    let reason = d.checks().iter().find_map(|c| match &c.outcome {
+        maos_dsc::Outcome::Deny { detail, .. } => Some(detail.clone()),
+        _ => None,
+    });
+    assert!(reason.is_some_and(|r| r.contains("`iban`")), "the deny names the argument");
+}
+
 #[test]
 fn check_5_mac_forbids_and_custom_policy_adds_a_forbid() {
     let s = state(Profile::Standard);

@@ -72,6 +72,7 @@ pub fn intent(agent_id: &str, action: &str, kind: ResourceKind, value: &str, eff
         requires_integrity: false,
         reads: vec![],
         sensitive_args: vec![],
+        provenance_deny: false,
         world_state_hash: None,
     }
 }

@@ -88,6 +88,7 @@ prop_compose! {
         sink_level in level(),
         requires_integrity in any::<bool>(),
         reads in prop::collection::vec((level(), any::<bool>()).prop_map(|(level, untrusted)| ReadLabel { level, untrusted }), 0..3),
+        provenance_deny in any::<bool>(),
     ) -> Intent {
         Intent {
             id: IntentId::new_v7(NOW.0, [1; 10]),
@@ -95,6 +96,7 @@ prop_compose! {
             action: action.into(),
             resources, args, effect, cost, sink_level, requires_integrity, reads,
             sensitive_args: vec![],
+            provenance_deny,
             world_state_hash: None,
         }
     }

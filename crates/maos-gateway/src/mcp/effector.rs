@@ -164,6 +164,7 @@ impl McpEffector {
             cost: 0,
             requires_integrity: false,
             sensitive_args: Vec::new(),
+            provenance_deny: false,
         })
     }
 
@@ -192,6 +193,7 @@ impl McpEffector {
             cost: 0,
             requires_integrity: false,
             sensitive_args: Vec::new(),
+            provenance_deny: false,
         })
     }
 }
@@ -244,6 +246,7 @@ impl Effector for McpEffector {
             cost: p.cost(),
             requires_integrity: p.requires_integrity(),
             sensitive_args: p.sensitive_args().map(str::to_owned).collect(),
+            provenance_deny: p.provenance_denies(),
         })
     }
 

@@ -108,6 +108,7 @@ pub fn intent(action: &str, effect: EffectClass, kind: ResourceKind, value: &str
         requires_integrity: false,
         reads: vec![],
         sensitive_args: vec![],
+        provenance_deny: false,
         world_state_hash: None,
     }
 }
@@ -360,6 +361,7 @@ impl Effector for UntrustedFeed {
             cost: 0,
             requires_integrity: false,
             sensitive_args: vec![],
+            provenance_deny: false,
         })
     }
     fn effect_class(&self, _intent: &Intent) -> EffectClass {
