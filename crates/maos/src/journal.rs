@@ -387,3 +387,29 @@ pub fn read_events(dir: &DataDir) -> anyhow::Result<Vec<SecurityEvent>> {
 pub fn read_registry(dir: &DataDir) -> anyhow::Result<TokenRegistry> {
     replay(&reader(dir)?)
 }
+
+#[cfg(test)]
+mod vouched {
+    use super::{SecurityEvent, Vouched};
+
+    /// Issue #12 item 1: rotation and retirement times are in the checkpoint,
+    /// through the state digest it signs.
+    #[test]
+    fn a_key_rotation_and_its_time_change_what_checkpoints_sign() {
+        let mut v = Vouched::default();
+        let before = v.digest();
+        v.keys.push(SecurityEvent::KeyRotated {
+            role: "kernel".into(),
+            old_key_id: "aa".into(),
+            new_key_id: "bb".into(),
+            suite: "ml-dsa-65+ed25519".into(),
+            at_ms: 1,
+        });
+        let rotated = v.digest();
+        assert_ne!(before, rotated);
+        if let Some(SecurityEvent::KeyRotated { at_ms, .. }) = v.keys.last_mut() {
+            *at_ms = 2;
+        }
+        assert_ne!(rotated, v.digest(), "the rotation time is signed");
+    }
+}
