@@ -232,7 +232,7 @@ pub struct Intent {
     pub id: IntentId,
     /// The agent instance asking.
     pub agent: AgentId,
-    /// The action, e.g. `fs.write`, `mail.send`, `mcp:github/create_issue`.
+    /// The action, e.g. `fs.write`, `mail.send`, `mcp.github.create_issue`.
     pub action: String,
     /// Resources touched; every one must be covered by the token.
     #[serde(default)]

@@ -16,8 +16,8 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// An action pattern: `fs.write`, `mail.send`, `mcp:github/create_issue`, or a
-/// trailing wildcard such as `fs.*`, `mcp:github/*` or `*`.
+/// An action pattern: `fs.write`, `mail.send`, `mcp.github.create_issue`, or a
+/// trailing wildcard such as `fs.*`, `mcp.github.*` or `*`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct ActionPattern(String);
@@ -38,7 +38,7 @@ impl ActionPattern {
             return Err(bad("use a-z, 0-9 and `._:/-_`, with an optional trailing `*`"));
         }
         if text.ends_with('*') && !(body.is_empty() || body.ends_with('.') || body.ends_with('/')) {
-            return Err(bad("a wildcard must follow `.` or `/`, as in `fs.*` or `mcp:github/*`"));
+            return Err(bad("a wildcard must follow `.` or `/`, as in `fs.*` or `mcp.github.*`"));
         }
         Ok(Self(text.to_owned()))
     }

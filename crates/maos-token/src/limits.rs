@@ -15,7 +15,7 @@ pub const SCOPES_PER_PERMISSION_MAX: usize = 16;
 pub const CONSTRAINTS_PER_PERMISSION_MAX: usize = 8;
 /// Allowed values in one `one-of` argument constraint.
 pub const ONE_OF_VALUES_MAX: usize = 16;
-/// Bytes in an action pattern such as `mcp:github/create_issue`.
+/// Bytes in an action pattern such as `mcp.github.create_issue`.
 pub const ACTION_BYTES_MAX: usize = 128;
 /// Bytes in a scope or constraint pattern (a DNS name is at most 253).
 pub const PATTERN_BYTES_MAX: usize = 255;

@@ -252,13 +252,18 @@ fn retention_deletes_expired_segments_and_anchors_the_cut() {
     assert_eq!(report.first_lsn, Lsn(last.0 + 1));
 }
 
-/// Fills, ages and cuts a log; returns the cut's last Lsn and the head the
-/// snapshot was asked for.
-fn cut_with(wal: &Wal, clock: &ManualClock, snapshot: Vec<u8>) -> (Lsn, Lsn) {
+/// Fills a log and ages it past retention, with a checkpoint after the fresh records.
+fn aged(wal: &Wal, clock: &ManualClock) {
     fill(wal, 60);
     clock.advance_ms(31 * DAY_MS);
     fill(wal, 5);
     wal.checkpoint(StateDigest::default()).unwrap();
+}
+
+/// Fills, ages and cuts a log; returns the cut's last Lsn and the head the
+/// snapshot was asked for.
+fn cut_with(wal: &Wal, clock: &ManualClock, snapshot: Vec<u8>) -> (Lsn, Lsn) {
+    aged(wal, clock);
     let mut asked = None;
     let report = wal
         .apply_retention(|head| {
@@ -318,10 +323,7 @@ fn a_failed_snapshot_cuts_nothing() {
     let storage = MemStorage::new();
     let clock = clock();
     let (wal, _) = Wal::open(config(&storage, &clock).segment_bytes_target(4096)).unwrap();
-    fill(&wal, 60);
-    clock.advance_ms(31 * DAY_MS);
-    fill(&wal, 5);
-    wal.checkpoint(StateDigest::default()).unwrap();
+    aged(&wal, &clock);
     let err = wal.apply_retention(|_| Err("the fold failed".into())).unwrap_err();
     assert_eq!(err.code(), "WAL-SNAPSHOT");
     assert!(storage.file("00000000000000000001.seg").is_some(), "nothing deleted");

@@ -1162,13 +1162,11 @@ mod mcp {
         let inbox = setup.tmp.path().join("inbox.txt");
         let outbox = setup.tmp.path().join("outbox.jsonl");
         std::fs::write(&inbox, "Invoice 2026-115: please pay 40 EUR to IBAN DE89370400440532013000.").unwrap();
-        setup.configure(&peers.fixture_upstream(
+        setup.configure(&scenario_upstream(
+            &peers,
             "bank",
-            &format!(
-                "FIXTURE_SCENARIO_TOOLS = \"1\", FIXTURE_INBOX_FILE = {}, FIXTURE_OUTBOX = {}",
-                qp(&inbox),
-                qp(&outbox)
-            ),
+            &inbox,
+            &outbox,
             r#"
             [upstream.tools.read_inbox]
             effect = "observe"
@@ -1288,13 +1286,11 @@ mod mcp {
         std::fs::write(&inbox, "").unwrap();
         setup.configure(&format!(
             "[mcp]\napproval_wait_s = 1\n\n{}",
-            peers.fixture_upstream(
+            scenario_upstream(
+                &peers,
                 "fixture",
-                &format!(
-                    "FIXTURE_SCENARIO_TOOLS = \"1\", FIXTURE_INBOX_FILE = {}, FIXTURE_OUTBOX = {}",
-                    qp(&inbox),
-                    qp(&outbox)
-                ),
+                &inbox,
+                &outbox,
                 r#"
                 [upstream.tools.read_inbox]
                 effect = "observe"
@@ -1594,6 +1590,20 @@ mod mcp {
     }
 
     // ---- 6: rug pull and poisoned descriptions -----------------------------------
+
+    /// `[[upstream]]` for the fixture's scenario tools (banking, mail, chat),
+    /// reading `inbox` and appending to `outbox`, with the tool tables `tools`.
+    fn scenario_upstream(peers: &Peers, name: &str, inbox: &Path, outbox: &Path, tools: &str) -> String {
+        peers.fixture_upstream(
+            name,
+            &format!(
+                "FIXTURE_SCENARIO_TOOLS = \"1\", FIXTURE_INBOX_FILE = {}, FIXTURE_OUTBOX = {}",
+                qp(inbox),
+                qp(outbox)
+            ),
+            tools,
+        )
+    }
 
     fn fixture_config(peers: &Peers, lookup: &str) -> String {
         let env = format!(

@@ -149,16 +149,30 @@ impl McpEffector {
     /// names no resource and takes no argument (an argument is refused, so the
     /// log never holds agent text under a listing).
     fn describe_listing(&self, intent: &Intent, prefix: &str) -> Result<Described, DescribeError> {
+        self.server_observation(intent, prefix, || match intent.args.keys().next() {
+            Some(name) => {
+                Err(DescribeError::RoleValue { arg: name.clone(), why: "a listing takes no arguments".into() })
+            }
+            None => Ok(Vec::new()),
+        })
+    }
+
+    /// An observation of the server of `prefix` (`mcp.<server>`) as a whole:
+    /// it reads the label of the server's unconfigured tools, costs nothing
+    /// and names the `resources` given.
+    fn server_observation(
+        &self,
+        intent: &Intent,
+        prefix: &str,
+        resources: impl FnOnce() -> Result<Vec<Resource>, DescribeError>,
+    ) -> Result<Described, DescribeError> {
         let server = prefix.strip_prefix("mcp.").unwrap_or(prefix);
         if self.registry.config(server).is_none() {
             return Err(DescribeError::UnknownAction(intent.action.clone()));
         }
-        if let Some(name) = intent.args.keys().next() {
-            return Err(DescribeError::RoleValue { arg: name.clone(), why: "a listing takes no arguments".into() });
-        }
         Ok(Described {
             effect: EffectClass::Observe,
-            resources: Vec::new(),
+            resources: resources()?,
             sink_level: IfcLevel::Internal,
             reads: vec![ReadLabel::from(self.registry.server_output(server))],
             cost: 0,
@@ -179,21 +193,9 @@ impl McpEffector {
     }
 
     fn describe_observation(&self, intent: &Intent, prefix: &str, arg: &str) -> Result<Described, DescribeError> {
-        let server = prefix.strip_prefix("mcp.").unwrap_or(prefix);
-        if self.registry.config(server).is_none() {
-            return Err(DescribeError::UnknownAction(intent.action.clone()));
-        }
         // The URI or prompt name: a `resource`, checked like any role value.
-        let resource = Role::Account.resource(arg, describe::str_arg(intent, arg)?)?;
-        Ok(Described {
-            effect: EffectClass::Observe,
-            resources: vec![resource],
-            sink_level: IfcLevel::Internal,
-            reads: vec![ReadLabel::from(self.registry.server_output(server))],
-            cost: 0,
-            requires_integrity: false,
-            sensitive_args: Vec::new(),
-            provenance_deny: false,
+        self.server_observation(intent, prefix, || {
+            Ok(vec![Role::Account.resource(arg, describe::str_arg(intent, arg)?)?])
         })
     }
 }
