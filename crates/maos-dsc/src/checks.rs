@@ -335,6 +335,12 @@ pub fn check_4_ifc(input: &CheckInput<'_>) -> Outcome {
     match intent.effect {
         EffectClass::Observe => {
             if let Some(hit) = provenance_flag(intent, session, claims.and_then(|c| c.mission.as_deref())) {
+                if intent.provenance_deny {
+                    return Outcome::deny(
+                        DenyCode::Provenance,
+                        format!("argument {} of this read came only from untrusted content", hit.argument),
+                    );
+                }
                 escalation = Some(Outcome::escalate(
                     HacfLevel::L2,
                     format!("argument {} of this read came only from untrusted content", hit.argument),

@@ -244,6 +244,9 @@ pub fn reference_check_4(state: &DscState, intent: &Intent, token: Result<&Verif
     let sink = rank(intent.sink_level);
     if intent.effect == EffectClass::Observe {
         if any_attacker_supplied(intent, session, mission).is_some() {
+            if intent.provenance_deny {
+                return Outcome::deny(DenyCode::Provenance, "reference: read target from untrusted content");
+            }
             return Outcome::escalate(HacfLevel::L2, "reference: read target from untrusted content");
         }
         return Outcome::Pass;

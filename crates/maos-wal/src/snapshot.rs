@@ -105,20 +105,18 @@ impl FoldRecords<'_> {
         last.payload = payload;
         Ok(last)
     }
+}
 
-    /// Reads past the rest of a snapshot (one already folded through).
-    fn skip_rest(&mut self, first: &Record) -> Result<(), WalError> {
-        let (_, count, _) = chunk_header(first)?;
-        for _ in 1..count {
-            match self.inner.next() {
-                Some(Ok(r)) if r.kind == RecordKind::STATE_SNAPSHOT => {}
-                Some(Ok(r)) => return Err(WalError::Snapshot(format!("lsn {}: snapshot chunk missing", r.lsn))),
-                Some(Err(e)) => return Err(e),
-                None => return Err(WalError::Snapshot("the log ends inside a snapshot".into())),
-            }
-        }
-        Ok(())
+/// The payload of the snapshot whose first chunk is at `first` (the read-back
+/// retention does before it deletes anything).
+pub(crate) fn read_at(reader: &LogReader, first: Lsn) -> Result<Vec<u8>, WalError> {
+    let mut records =
+        FoldRecords { inner: reader.records_from(first)?, seeking: Some(true), first: Some(first), failed: false };
+    let record = records.next().ok_or_else(|| WalError::Snapshot(format!("no snapshot at lsn {first}")))??;
+    if record.kind != RecordKind::STATE_SNAPSHOT {
+        return Err(WalError::Snapshot(format!("no snapshot at lsn {first}")));
     }
+    Ok(record.payload)
 }
 
 impl Iterator for FoldRecords<'_> {
@@ -150,10 +148,8 @@ impl Iterator for FoldRecords<'_> {
                     self.seeking = Some(false);
                     break Some(self.assemble(record));
                 }
-                // Its state is what the records before it folded to.
-                if let Err(e) = self.skip_rest(&record) {
-                    break Some(Err(e));
-                }
+                // Its state is what the records before it folded to: skipped
+                // by kind, without reading it (it may be sealed).
                 continue;
             }
             if !seeking {

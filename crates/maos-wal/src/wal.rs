@@ -635,6 +635,19 @@ impl Writer {
 
     /// Encodes, writes and syncs one commit group. Returns one result per op.
     fn commit(&mut self, ops: Vec<Op>, settings: &Settings, health: &Health) -> Vec<Result<Logged, WalError>> {
+        self.commit_group(ops, settings, health, false)
+    }
+
+    /// [`Self::commit`]; an `atomic` group is written whole or not at all (an
+    /// op that cannot be encoded fails every op and nothing is written) and
+    /// gets no automatic checkpoint between its records.
+    fn commit_group(
+        &mut self,
+        ops: Vec<Op>,
+        settings: &Settings,
+        health: &Health,
+        atomic: bool,
+    ) -> Vec<Result<Logged, WalError>> {
         if let Some(cause) = &self.frozen {
             return ops.iter().map(|_| Err(WalError::CommitFreeze { cause: cause.clone() })).collect();
         }
@@ -647,7 +660,8 @@ impl Writer {
         let mut results: Vec<Result<Logged, WalError>> = Vec::with_capacity(ops.len());
         // The last frame's start and the result it belongs to (None: an automatic checkpoint).
         let mut last_frame: Option<(usize, Option<usize>)> = None;
-        let auto = settings.signer.is_some();
+        let auto = settings.signer.is_some() && !atomic;
+        let count = ops.len();
         for op in ops {
             let start = buf.len();
             let (kind, flags, stored, is_checkpoint) = match op {
@@ -692,6 +706,11 @@ impl Writer {
                 since = 0;
                 last_cp = (Some(Lsn(next.0 - 1)), now);
             }
+        }
+        if atomic && let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
+            // Nothing has reached a file or the writer's state yet.
+            let e = e.clone();
+            return (0..count).map(|_| Err(e.clone())).collect();
         }
         if auto
             && since > 0
@@ -846,11 +865,15 @@ impl Writer {
         ops.push(Op::Internal { kind: RecordKind::RETENTION_DELETION, payload: record.encode() });
         // One group: the snapshot, its checkpoint and the deletion record are
         // durable together or not at all, before any segment goes.
-        let mut results = self.commit(ops, settings, health);
+        let mut results = self.commit_group(ops, settings, health, true);
         let logged = results.pop().ok_or(WalError::Internal("retention record missing"))??;
-        for r in results {
-            r?;
-        }
+        let first_chunk = match results.first() {
+            Some(Ok(l)) => l.lsn,
+            Some(Err(e)) => return Err(e.clone()),
+            None => return Err(WalError::Internal("snapshot records missing")),
+        };
+        // Read the snapshot back as a fold will, before anything is deleted.
+        self.read_back_snapshot(settings, first_chunk, &state)?;
         let doomed: Vec<SegMeta> = self.segments.drain(..eligible).collect();
         for c in self.copies.iter().filter(|c| c.healthy) {
             for s in &doomed {
@@ -874,6 +897,20 @@ impl Writer {
         report.deleted_segments = doomed.into_iter().map(|s| s.name).collect();
         report.record = Some(logged);
         Ok(report)
+    }
+}
+
+impl Writer {
+    fn read_back_snapshot(&self, settings: &Settings, first_chunk: Lsn, state: &[u8]) -> Result<(), WalError> {
+        let copy = self.copies.iter().find(|c| c.healthy).ok_or(WalError::Internal("no healthy copy to read back"))?;
+        let mut reader = crate::LogReader::new(copy.storage.clone());
+        if let Some(key) = &settings.sealing_key {
+            reader = reader.with_sealing_key(key.clone());
+        }
+        match crate::snapshot::read_at(&reader, first_chunk)? {
+            read if read == state => Ok(()),
+            _ => Err(WalError::Snapshot("the snapshot read back differs from the one written".into())),
+        }
     }
 }
 

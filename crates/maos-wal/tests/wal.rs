@@ -318,6 +318,27 @@ fn a_snapshot_larger_than_a_record_spans_chunks_and_reads_back_whole() {
     );
 }
 
+/// A retention group is never split by an automatic checkpoint: with 99
+/// records since the last checkpoint (the cadence is 100), a snapshot of three
+/// chunks still reads back whole, and the log folds after the cut.
+#[test]
+fn a_snapshot_group_gets_no_automatic_checkpoint_between_its_chunks() {
+    let storage = MemStorage::new();
+    let clock = clock();
+    let (wal, _) = Wal::open(config(&storage, &clock).segment_bytes_target(4096)).unwrap();
+    aged(&wal, &clock);
+    fill(&wal, 99);
+    let big: Vec<u8> = (0..(maos_wal::SNAPSHOT_CHUNK_BYTES * 2 + 1)).map(|i| (i % 249) as u8).collect();
+    assert!(wal.apply_retention(|_| Ok(big.clone())).unwrap().deleted.is_some());
+    let reader = wal.reader();
+    let first = reader.fold_records().unwrap().next().unwrap().unwrap();
+    assert!(first.kind == RecordKind::STATE_SNAPSHOT && first.payload == big);
+    assert!(reader.fold_records().unwrap().all(|r| r.is_ok()));
+    drop(wal);
+    let (wal, _) = Wal::open(config(&storage, &clock).segment_bytes_target(4096)).unwrap();
+    assert!(wal.reader().fold_records().unwrap().all(|r| r.is_ok()), "the cut log folds after a restart");
+}
+
 #[test]
 fn a_failed_snapshot_cuts_nothing() {
     let storage = MemStorage::new();

@@ -178,6 +178,30 @@ fn key_history(reader: &LogReader) -> Result<(Vec<SecurityEvent>, Option<maos_wa
     Ok((keys, last))
 }
 
+/// Intents logged without a result or failure record: what crash recovery
+/// has yet to finish.
+fn unfinished_intents(reader: &LogReader) -> Result<usize, String> {
+    use maos_commit::records::{CommitRecord, FailedRecord, ResultRecord};
+    let mut open = std::collections::BTreeSet::new();
+    for record in reader.records().map_err(|e| e.to_string())? {
+        let record = record.map_err(|e| e.to_string())?;
+        match CommitRecord::decode(record.kind, &record.payload) {
+            Some(Ok(CommitRecord::Intent(r))) => {
+                open.insert(r.intent.id);
+            }
+            Some(Ok(
+                CommitRecord::Result(ResultRecord { intent, .. }) | CommitRecord::Failed(FailedRecord { intent, .. }),
+            )) => {
+                open.remove(&intent);
+            }
+            // A damaged commit record: recovery holds on it; nothing is cut meanwhile.
+            Some(Err(e)) => return Err(format!("lsn {}: {e}", record.lsn)),
+            Some(Ok(_)) | None => {}
+        }
+    }
+    Ok(open.len())
+}
+
 /// Version of the state snapshot payload.
 const SNAPSHOT_VERSION: u32 = 1;
 
@@ -187,6 +211,13 @@ const SNAPSHOT_VERSION: u32 = 1;
 /// (`keys`: rotation times decide which tokens a retired key verifies) and
 /// the last vouched pin of every tool (`tools`). JSON, fixed field order.
 fn state_snapshot(reader: &LogReader, profile: maos_model::Profile, head: maos_wal::Lsn) -> Result<Vec<u8>, String> {
+    let unfinished = unfinished_intents(reader)?;
+    if unfinished > 0 {
+        // Their records may be in the segments the cut would take, and the
+        // snapshot carries no commit state: recovery (later in this start)
+        // settles them, and the next start cuts.
+        return Err(format!("{unfinished} unfinished intent(s) await crash recovery"));
+    }
     let (keys, last) = key_history(reader)?;
     if last != Some(head) {
         return Err(format!("the fold ended at {last:?}, not at the head {head}"));
@@ -275,9 +306,16 @@ impl Journal {
         // Retention per profile, by whole segments; the state they fold to is
         // snapshotted first and the deletion itself is logged.
         let snapshot_reader = wal.reader();
-        let retention = wal.apply_retention(|head| state_snapshot(&snapshot_reader, config.profile, head))?;
-        if !retention.deleted_segments.is_empty() {
-            tracing::info!(segments = retention.deleted_segments.len(), "retention removed old log segments");
+        match wal.apply_retention(|head| state_snapshot(&snapshot_reader, config.profile, head)) {
+            Ok(retention) if !retention.deleted_segments.is_empty() => {
+                tracing::info!(segments = retention.deleted_segments.len(), "retention removed old log segments");
+            }
+            Ok(_) => {}
+            // Keeping records is the safe failure: the log grows, no state is lost.
+            Err(e @ (maos_wal::WalError::Snapshot(_) | maos_wal::WalError::TooLarge { .. })) => {
+                tracing::warn!(code = e.code(), "retention cut nothing this start: {e}");
+            }
+            Err(e) => return Err(e.into()),
         }
         let registry = replay(&wal.reader())?;
         let (keys, _) = key_history(&wal.reader()).map_err(|e| coded("JOURNAL-CORRUPT", e, 1))?;

@@ -505,6 +505,10 @@ fn provenance_escalates_a_read_aimed_at_an_attacker_url() {
     s.apply(&s.record_untrusted_output(&agent("writer"), IfcLevel::Public, page)).unwrap();
     assert!(matches!(run(&s, &before, &t).verdict(), Verdict::Escalate { .. }));
     assert_eq!(*run(&s, &fetch("https://api.example.com/v1", "api.example.com"), &t).verdict(), Verdict::Allow);
+    // A read through a tool configured `provenance = "deny"` is refused instead.
+    let mut strict = before;
+    strict.provenance_deny = true;
+    assert_eq!(code(&run(&s, &strict, &t)), Some("DSC-4-PROVENANCE"));
 }
 
 #[test]

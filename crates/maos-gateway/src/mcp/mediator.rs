@@ -340,23 +340,25 @@ impl KernelMediator {
     async fn listings<T: serde::de::DeserializeOwned>(&self, agent: &McpAgent, op: &str) -> Result<Vec<T>, Refused> {
         let mut out = Vec::new();
         let mut first_refusal = None;
-        let servers = self.permitted_servers(agent, op);
-        let any = !servers.is_empty();
-        for server in servers {
+        let mut any_allowed = false;
+        for server in self.permitted_servers(agent, op) {
             let action = format!("mcp.{}{op}", server.to_ascii_lowercase());
             let random = maos_crypto::random_bytes::<10>().map_err(|e| refused("API-INTERNAL", e.to_string()))?;
             let id = IntentId::new_v7(crate::routes::now_ms(), random);
             let intent = Intent::request(id, agent.session.agent.clone(), action, BTreeMap::new());
             let view = self.submit(agent, intent).await;
             match self.observed::<Vec<T>>(&view) {
-                Ok(list) => out.extend(list),
+                Ok(list) => {
+                    any_allowed = true;
+                    out.extend(list);
+                }
                 Err(r) => {
                     first_refusal.get_or_insert(r);
                 }
             }
         }
         match first_refusal {
-            Some(r) if any && out.is_empty() => Err(r),
+            Some(r) if !any_allowed => Err(r),
             _ => Ok(out),
         }
     }
