@@ -30,6 +30,11 @@ pub enum OutputLabel {
     Trusted,
     /// Came from outside (a fetched page): the session gets the taint.
     Untrusted,
+    /// An upstream's catalogue (its resource or prompt listing) in which the
+    /// pre-filter found nothing: no taint, and a trusted source for reading
+    /// what it lists, but not for an effect's target (the kernel records it
+    /// as catalogue text for provenance).
+    Catalogue,
 }
 
 /// What an effect returned.

@@ -75,7 +75,7 @@ pub use events::{CommitEvent, EventBus, EventOutcome, SUBSCRIBER_QUEUE_MAX, SUBS
 pub use lock::{LOCK_KEY_BYTES_MAX, LOCK_TIMEOUT_DEFAULT, LOCKS_MAX, LockGuard, LockTable};
 pub use pipeline::{CANCEL_GRACE_DEFAULT, CommitConfig, CommitLayer, Committed, Fault, FaultHook, Undone};
 pub use proof::{ApprovalGrant, Authorized, LoggedIntent, SignedApproval};
-pub use recovery::{RECOVERY_PENDING_MAX, RecoveryAction, RecoveryReport};
+pub use recovery::{Pending, RECOVERY_PENDING_MAX, RecoveryAction, RecoveryReport, Unfinished, unfinished};
 pub use threads::EFFECT_THREADS_IDLE_MAX;
 pub use zone::{
     HOLD_FILE_MS, HOLD_MAIL_MS, ROLLBACK_ZONE_BYTES_DEFAULT, ROLLBACK_ZONE_ENTRIES_MAX, RollbackZone, ZoneEntry,

@@ -47,10 +47,74 @@ pub struct RecoveryReport {
     pub damaged: Vec<(u64, String)>,
 }
 
-struct Pending {
-    intent: Intent,
-    class: EffectClass,
-    executing: bool,
+/// An intent the log shows as logged but not terminal.
+pub struct Pending {
+    /// The intent as logged at stage 1.
+    pub intent: Intent,
+    /// Its effect class.
+    pub class: EffectClass,
+    /// Whether stage 4 (`executing`) was logged: the effect may have happened.
+    pub executing: bool,
+}
+
+/// The commit records of a log, folded: what [`CommitLayer::recover`]
+/// finishes, and what retention must not cut while it is open.
+#[derive(Default)]
+pub struct Unfinished {
+    /// Unfinished intents, in log order.
+    pub pending: Vec<Pending>,
+    /// Commit records read.
+    pub records_read: u64,
+    /// Intents that were already terminal (committed or failed).
+    pub already_terminal: u64,
+    /// Commit records whose payload did not parse (Lsn and why).
+    pub damaged: Vec<(u64, String)>,
+}
+
+/// Folds the commit records of `reader`'s log into the unfinished intents.
+///
+/// # Errors
+/// [`RecoveryError::Wal`] if the log cannot be read,
+/// [`RecoveryError::TooManyPending`] past [`RECOVERY_PENDING_MAX`].
+pub fn unfinished(reader: &maos_wal::LogReader) -> Result<Unfinished, RecoveryError> {
+    let mut fold = Unfinished::default();
+    let mut pending: BTreeMap<u64, Pending> = BTreeMap::new();
+    let mut lsn_of: BTreeMap<IntentId, u64> = BTreeMap::new();
+    for record in reader.records().map_err(|e| RecoveryError::Wal(e.to_string()))? {
+        let record = record.map_err(|e| RecoveryError::Wal(e.to_string()))?;
+        let Some(decoded) = CommitRecord::decode(record.kind, &record.payload) else { continue };
+        fold.records_read = fold.records_read.saturating_add(1);
+        let decoded = match decoded {
+            Ok(d) => d,
+            Err(e) => {
+                fold.damaged.push((record.lsn.0, e));
+                continue;
+            }
+        };
+        match decoded {
+            CommitRecord::Intent(r) => {
+                if pending.len() >= RECOVERY_PENDING_MAX {
+                    return Err(RecoveryError::TooManyPending { max: RECOVERY_PENDING_MAX });
+                }
+                lsn_of.insert(r.intent.id, record.lsn.0);
+                pending.insert(record.lsn.0, Pending { intent: r.intent, class: r.class, executing: false });
+            }
+            CommitRecord::Executing(r) => {
+                if let Some(p) = lsn_of.get(&r.intent).and_then(|l| pending.get_mut(l)) {
+                    p.executing = true;
+                }
+            }
+            CommitRecord::Result(ResultRecord { intent, .. }) | CommitRecord::Failed(FailedRecord { intent, .. }) => {
+                if let Some(l) = lsn_of.remove(&intent) {
+                    pending.remove(&l);
+                    fold.already_terminal = fold.already_terminal.saturating_add(1);
+                }
+            }
+            CommitRecord::Undone(_) | CommitRecord::Released(_) | CommitRecord::Releasing(_) => {}
+        }
+    }
+    fold.pending = pending.into_values().collect();
+    Ok(fold)
 }
 
 impl CommitLayer {
@@ -62,45 +126,14 @@ impl CommitLayer {
     /// [`RecoveryError::Wal`] if the WAL cannot be read,
     /// [`RecoveryError::TooManyPending`] past [`RECOVERY_PENDING_MAX`].
     pub fn recover(&self, now: UnixMillis) -> Result<RecoveryReport, RecoveryError> {
-        let mut report = RecoveryReport::default();
-        let mut pending: BTreeMap<u64, Pending> = BTreeMap::new();
-        let mut lsn_of: BTreeMap<IntentId, u64> = BTreeMap::new();
-        let reader = self.wal().reader();
-        for record in reader.records().map_err(|e| RecoveryError::Wal(e.to_string()))? {
-            let record = record.map_err(|e| RecoveryError::Wal(e.to_string()))?;
-            let Some(decoded) = CommitRecord::decode(record.kind, &record.payload) else { continue };
-            report.records_read = report.records_read.saturating_add(1);
-            let decoded = match decoded {
-                Ok(d) => d,
-                Err(e) => {
-                    report.damaged.push((record.lsn.0, e));
-                    continue;
-                }
-            };
-            match decoded {
-                CommitRecord::Intent(r) => {
-                    if pending.len() >= RECOVERY_PENDING_MAX {
-                        return Err(RecoveryError::TooManyPending { max: RECOVERY_PENDING_MAX });
-                    }
-                    lsn_of.insert(r.intent.id, record.lsn.0);
-                    pending.insert(record.lsn.0, Pending { intent: r.intent, class: r.class, executing: false });
-                }
-                CommitRecord::Executing(r) => {
-                    if let Some(p) = lsn_of.get(&r.intent).and_then(|l| pending.get_mut(l)) {
-                        p.executing = true;
-                    }
-                }
-                CommitRecord::Result(ResultRecord { intent, .. })
-                | CommitRecord::Failed(FailedRecord { intent, .. }) => {
-                    if let Some(l) = lsn_of.remove(&intent) {
-                        pending.remove(&l);
-                        report.already_terminal = report.already_terminal.saturating_add(1);
-                    }
-                }
-                CommitRecord::Undone(_) | CommitRecord::Released(_) | CommitRecord::Releasing(_) => {}
-            }
-        }
-        for (_, p) in pending {
+        let fold = unfinished(&self.wal().reader())?;
+        let mut report = RecoveryReport {
+            records_read: fold.records_read,
+            already_terminal: fold.already_terminal,
+            recovered: Vec::new(),
+            damaged: fold.damaged,
+        };
+        for p in fold.pending {
             let action = self.recover_one(&p, now);
             report.recovered.push((p.intent.id, action));
         }

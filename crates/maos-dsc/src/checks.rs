@@ -274,9 +274,12 @@ pub struct ProvenanceHit {
 #[must_use]
 pub fn provenance_flag(intent: &Intent, session: Option<&Session>, mission: Option<&str>) -> Option<ProvenanceHit> {
     let session = session?;
-    if session.untrusted_text.is_empty() && !session.overflow {
+    if session.untrusted_text.is_empty() && session.catalogue_text.is_empty() && !session.overflow {
         return None;
     }
+    // An upstream's catalogue vouches for a read of what it lists, never for
+    // an effect's target.
+    let catalogue_trusted = intent.effect == EffectClass::Observe;
     let mission = mission.map(str::to_lowercase);
     let mut plain: Option<ProvenanceHit> = None;
     for (name, value) in sensitive_values(intent) {
@@ -287,7 +290,9 @@ pub fn provenance_flag(intent: &Intent, session: Option<&Session>, mission: Opti
         // The value as given and percent-decoded: the index holds both forms of the text.
         let decoded = crate::prefilter::percent_decode(&needle);
         let found = |t: &str| t.contains(&needle) || t.contains(&decoded);
-        let trusted = mission.as_deref().is_some_and(found) || session.trusted_text.iter().any(|t| found(t));
+        let trusted = mission.as_deref().is_some_and(found)
+            || session.trusted_text.iter().any(|t| found(t))
+            || (catalogue_trusted && session.catalogue_text.iter().any(|t| found(t)));
         if trusted {
             continue;
         }
@@ -295,7 +300,8 @@ pub fn provenance_flag(intent: &Intent, session: Option<&Session>, mission: Opti
         if injected {
             return Some(ProvenanceHit { argument: name_argument(intent, name, &needle, value), injected });
         }
-        if plain.is_none() && (session.overflow || session.untrusted_text.iter().any(|t| found(t))) {
+        let untrusted = session.untrusted_text.iter().chain(&session.catalogue_text).any(|t| found(t));
+        if plain.is_none() && (session.overflow || untrusted) {
             plain = Some(ProvenanceHit { argument: name_argument(intent, name, &needle, value), injected });
         }
     }

@@ -260,6 +260,7 @@ fn allow_delta(input: &CheckInput<'_>) -> Result<StateDelta, DscError> {
                 untrusted: r.untrusted,
                 text: None,
                 injection: None,
+                catalogue: false,
             });
         }
     }

@@ -158,7 +158,8 @@ fn rank(level: IfcLevel) -> u8 {
 
 /// Whether `value` is attacker-supplied: it occurs in untrusted text read by
 /// the session (or the session lost track: overflow) and in no trusted text.
-fn attacker_supplied(value: &str, session: &Session, mission: Option<&str>) -> bool {
+/// A catalogue (an upstream's listing) vouches for a read, not for an effect.
+fn attacker_supplied(value: &str, session: &Session, mission: Option<&str>, read: bool) -> bool {
     let v = value.trim().to_lowercase();
     if v.len() < 4 {
         return false;
@@ -175,10 +176,13 @@ fn attacker_supplied(value: &str, session: &Session, mission: Option<&str>) -> b
             return false;
         }
     }
+    if read && session.catalogue_text.iter().any(|t| seen(t)) {
+        return false;
+    }
     if session.overflow {
         return true;
     }
-    session.untrusted_text.iter().any(|t| seen(t))
+    session.untrusted_text.iter().any(|t| seen(t)) || session.catalogue_text.iter().any(|t| seen(t))
 }
 
 /// Whether an attacker-supplied `value` came from text the pre-filter flagged.
@@ -193,12 +197,13 @@ fn injected(value: &str, session: &Session) -> bool {
 /// injection the pre-filter flagged.
 fn any_attacker_supplied(intent: &Intent, session: Option<&Session>, mission: Option<&str>) -> Option<bool> {
     let s = session?;
-    if s.untrusted_text.is_empty() && !s.overflow {
+    if s.untrusted_text.is_empty() && s.catalogue_text.is_empty() && !s.overflow {
         return None;
     }
+    let read = intent.effect == EffectClass::Observe;
     let mut found: Option<bool> = None;
     let mut note = |value: &str| {
-        if attacker_supplied(value, s, mission) {
+        if attacker_supplied(value, s, mission, read) {
             let hit = injected(value, s);
             found = Some(found.unwrap_or(false) || hit);
         }

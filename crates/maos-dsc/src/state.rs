@@ -83,6 +83,14 @@ pub struct Session {
     /// Whether any untrusted text this session read carried an injection: a
     /// stronger state than the taint (spec §33.8), kept for the immune system.
     pub injected: bool,
+    /// An upstream's catalogue text (resource and prompt listings) the
+    /// pre-filter passed, indexed like `untrusted_text`. Recording it does not
+    /// taint the session (the listing's descriptor label does that, as for any
+    /// read); it is a trusted source for a read (so reading a listed URI is
+    /// not escalated), but not for an effect: an address that appears only in
+    /// a listing's description is a provenance hit on a send.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub catalogue_text: Vec<String>,
 }
 
 impl Default for Session {
@@ -95,6 +103,7 @@ impl Default for Session {
             overflow: false,
             injected_text: Vec::new(),
             injected: false,
+            catalogue_text: Vec::new(),
         }
     }
 }
@@ -166,6 +175,10 @@ pub enum DeltaOp {
         /// reproduces the mark without scanning the text again.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         injection: Option<String>,
+        /// `text` is an upstream's catalogue ([`Session::catalogue_text`]);
+        /// then `untrusted` is false.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        catalogue: bool,
     },
     /// The kernel's health report.
     Health(KernelHealth),
@@ -365,6 +378,7 @@ impl DscState {
                 untrusted,
                 text: text.map(str::to_owned),
                 injection: None,
+                catalogue: false,
             }],
         }
     }
@@ -383,6 +397,23 @@ impl DscState {
                 untrusted: true,
                 text: Some(text.to_owned()),
                 injection,
+                catalogue: false,
+            }],
+        }
+    }
+
+    /// Delta constructor: the session of `agent` read an upstream's catalogue
+    /// `text` (a resource or prompt listing the pre-filter passed) at `level`.
+    #[must_use]
+    pub fn record_catalogue(agent: &AgentId, level: IfcLevel, text: &str) -> StateDelta {
+        StateDelta {
+            ops: vec![DeltaOp::Read {
+                agent: agent.clone(),
+                level,
+                untrusted: false,
+                text: Some(text.to_owned()),
+                injection: None,
+                catalogue: true,
             }],
         }
     }
@@ -504,14 +535,18 @@ impl DscState {
                 let a = self.agents.entry(agent.clone()).or_default();
                 a.tat_us = a.tat_us.max(*agent_tat_us);
             }
-            DeltaOp::Read { agent, level, untrusted, text, injection } => {
+            DeltaOp::Read { agent, level, untrusted, text, injection, catalogue } => {
                 let injected = *untrusted && injection.is_some();
                 let s = self.sessions.entry(agent.clone()).or_default();
                 s.level = s.level.join(*level);
                 s.untrusted |= *untrusted;
                 s.injected |= injected;
                 if let Some(text) = text {
-                    let list = if *untrusted { &mut s.untrusted_text } else { &mut s.trusted_text };
+                    let list = match (*untrusted, *catalogue) {
+                        (true, _) => &mut s.untrusted_text,
+                        (false, true) => &mut s.catalogue_text,
+                        (false, false) => &mut s.trusted_text,
+                    };
                     if list.len() >= SESSION_FRAGMENTS_MAX || text.len() > FRAGMENT_BYTES_MAX {
                         s.overflow = true;
                     } else {

@@ -261,7 +261,8 @@ enum Command {
 }
 
 enum Completion {
-    /// An observation returned untrusted output: raise the session label, then reply.
+    /// An observation returned untrusted output or an upstream's catalogue:
+    /// record it in the session (taint, provenance text), then reply.
     Tainted { intent: Box<Intent>, reply: Reply, to: ReplyTo },
 }
 
@@ -1222,9 +1223,9 @@ impl Sequencer {
             .await;
             let reply = match result {
                 Ok(Ok(committed)) => {
-                    let untrusted = committed.output.label == OutputLabel::Untrusted;
+                    let recorded = committed.output.label != OutputLabel::Trusted;
                     let reply = Reply::Done { intent: id, decision_lsn, committed, taint_lsn: None };
-                    if untrusted {
+                    if recorded {
                         let done = Completion::Tainted { intent: Box::new(intent), reply, to };
                         // If the sequencer is gone the agent gets no answer: fail-safe.
                         let _ = done_tx.send(done).await;
@@ -1268,8 +1269,13 @@ impl Sequencer {
                 let text = cut.and_then(|i| text.get(..i)).unwrap_or(&text);
                 let level = intent.read_level().unwrap_or(maos_model::IfcLevel::Public);
                 // Scanned once, into the delta: a hit marks the session injected,
-                // and the `kernel.read` record names the pattern.
-                let delta = self.state.dsc.record_untrusted_output(&intent.agent, level, text);
+                // and the `kernel.read` record names the pattern. A catalogue was
+                // scanned by its effector (a hit made it untrusted).
+                let delta = if committed.output.label == OutputLabel::Catalogue {
+                    maos_dsc::DscState::record_catalogue(&intent.agent, level, text)
+                } else {
+                    self.state.dsc.record_untrusted_output(&intent.agent, level, text)
+                };
                 if let Some(maos_dsc::DeltaOp::Read { injection: Some(pattern), .. }) = delta.ops.first() {
                     tracing::warn!(agent = %intent.agent, %pattern, "untrusted output carries an injection; session marked");
                 }

@@ -444,6 +444,15 @@ mod tests {
                     untrusted: true,
                     text: Some("x".into()),
                     injection: Some("PF-INJ-OVERRIDE".into()),
+                    catalogue: false,
+                },
+                DeltaOp::Read {
+                    agent: agent(),
+                    level: IfcLevel::Internal,
+                    untrusted: false,
+                    text: Some("listing".into()),
+                    injection: None,
+                    catalogue: true,
                 },
                 DeltaOp::Read {
                     agent: agent(),
@@ -451,6 +460,7 @@ mod tests {
                     untrusted: false,
                     text: None,
                     injection: None,
+                    catalogue: false,
                 },
                 DeltaOp::Health(KernelHealth::healthy([9; 32])),
                 DeltaOp::Revocation { epoch: 3, revoked: vec![token] },

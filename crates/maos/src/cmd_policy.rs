@@ -132,6 +132,10 @@ struct ReadSpec {
     level: String,
     #[serde(default)]
     untrusted: bool,
+    /// An upstream's catalogue (a resource or prompt listing): no taint, a
+    /// trusted source for reads, not for an effect's target.
+    #[serde(default)]
+    catalogue: bool,
     #[serde(default)]
     content: Option<String>,
 }
@@ -166,6 +170,9 @@ struct Step {
     requires_integrity: bool,
     #[serde(default)]
     sensitive_args: Vec<String>,
+    /// The tool descriptor's `provenance` rule: `escalate` (default) or `deny`.
+    #[serde(default)]
+    provenance: Option<String>,
     /// Content the session read before this step (raises the session label).
     #[serde(default)]
     reads: Vec<ReadSpec>,
@@ -230,6 +237,10 @@ pub fn run(out: &Output, data_dir: &Path, cmd: PolicyCommand) -> anyhow::Result<
             Ok(if report.failures() == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         PolicyCommand::Test { dir } => {
+            if dir.is_file() {
+                let why = format!("`{}` is a file: `maos policy check FILE` runs one scenario", dir.display());
+                return Err(coded("POLICY-IO", why, 1));
+            }
             let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
                 .map_err(|e| coded("POLICY-IO", format!("cannot read `{}`: {e}", dir.display()), 1))?
                 .filter_map(Result::ok)
@@ -432,9 +443,14 @@ fn run_scenario(scenario: &Scenario, name: String, deployed: &[(String, String)]
         let agent = AgentId::new(&step.agent)?;
         for r in &step.reads {
             // Untrusted content is scanned as the kernel scans a tool output.
-            let delta = match (r.untrusted, r.content.as_deref()) {
-                (true, Some(text)) => state.record_untrusted_output(&agent, level(&r.level)?, text),
-                (untrusted, content) => DscState::record_read(&agent, level(&r.level)?, untrusted, content),
+            let delta = match (r.untrusted, r.catalogue, r.content.as_deref()) {
+                (true, true, _) => {
+                    return Err(bad(format!("step {index}: a read is untrusted or a catalogue, not both")));
+                }
+                (true, false, Some(text)) => state.record_untrusted_output(&agent, level(&r.level)?, text),
+                (false, true, Some(text)) => DscState::record_catalogue(&agent, level(&r.level)?, text),
+                (false, true, None) => return Err(bad(format!("step {index}: a catalogue read needs `content`"))),
+                (untrusted, false, content) => DscState::record_read(&agent, level(&r.level)?, untrusted, content),
             };
             state.apply(&delta)?;
         }
@@ -461,7 +477,13 @@ fn run_scenario(scenario: &Scenario, name: String, deployed: &[(String, String)]
                 .map(|l| Ok(ReadLabel { level: level(&l.level)?, untrusted: l.untrusted }))
                 .collect::<anyhow::Result<Vec<_>>>()?,
             sensitive_args: step.sensitive_args.clone(),
-            provenance_deny: false,
+            provenance_deny: match step.provenance.as_deref() {
+                None | Some("escalate") => false,
+                Some("deny") => true,
+                Some(other) => {
+                    return Err(bad(format!("step {index}: provenance `{other}`: expected `escalate` or `deny`")));
+                }
+            },
             world_state_hash: None,
         };
         let none = TokenError::UnknownToken("no token presented".into());

@@ -178,30 +178,6 @@ fn key_history(reader: &LogReader) -> Result<(Vec<SecurityEvent>, Option<maos_wa
     Ok((keys, last))
 }
 
-/// Intents logged without a result or failure record: what crash recovery
-/// has yet to finish.
-fn unfinished_intents(reader: &LogReader) -> Result<usize, String> {
-    use maos_commit::records::{CommitRecord, FailedRecord, ResultRecord};
-    let mut open = std::collections::BTreeSet::new();
-    for record in reader.records().map_err(|e| e.to_string())? {
-        let record = record.map_err(|e| e.to_string())?;
-        match CommitRecord::decode(record.kind, &record.payload) {
-            Some(Ok(CommitRecord::Intent(r))) => {
-                open.insert(r.intent.id);
-            }
-            Some(Ok(
-                CommitRecord::Result(ResultRecord { intent, .. }) | CommitRecord::Failed(FailedRecord { intent, .. }),
-            )) => {
-                open.remove(&intent);
-            }
-            // A damaged commit record: recovery holds on it; nothing is cut meanwhile.
-            Some(Err(e)) => return Err(format!("lsn {}: {e}", record.lsn)),
-            Some(Ok(_)) | None => {}
-        }
-    }
-    Ok(open.len())
-}
-
 /// Version of the state snapshot payload.
 const SNAPSHOT_VERSION: u32 = 1;
 
@@ -211,7 +187,12 @@ const SNAPSHOT_VERSION: u32 = 1;
 /// (`keys`: rotation times decide which tokens a retired key verifies) and
 /// the last vouched pin of every tool (`tools`). JSON, fixed field order.
 fn state_snapshot(reader: &LogReader, profile: maos_model::Profile, head: maos_wal::Lsn) -> Result<Vec<u8>, String> {
-    let unfinished = unfinished_intents(reader)?;
+    let fold = maos_commit::unfinished(reader).map_err(|e| e.to_string())?;
+    if let Some((lsn, e)) = fold.damaged.first() {
+        // A damaged commit record: recovery holds on it; nothing is cut meanwhile.
+        return Err(format!("lsn {lsn}: {e}"));
+    }
+    let unfinished = fold.pending.len();
     if unfinished > 0 {
         // Their records may be in the segments the cut would take, and the
         // snapshot carries no commit state: recovery (later in this start)

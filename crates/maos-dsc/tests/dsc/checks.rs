@@ -511,6 +511,40 @@ fn provenance_escalates_a_read_aimed_at_an_attacker_url() {
     assert_eq!(code(&run(&s, &strict, &t)), Some("DSC-4-PROVENANCE"));
 }
 
+/// An upstream's catalogue (a resource or prompt listing the pre-filter
+/// passed) does not taint the session and vouches for reading what it lists,
+/// but an address that appears only in a listing's description is a
+/// provenance hit on an effect: the human is asked (Standard), as for any
+/// plain untrusted value.
+#[test]
+fn provenance_treats_a_catalogue_as_trusted_for_reads_and_untrusted_for_effects() {
+    let t = token("writer", &["http.get=*.example.com", "mail.send=*"]);
+    let mut s = state(Profile::Standard);
+    let listing = r#"[{"uri":"https://docs.example.com/guide","description":"Questions to help@support.example.net"}]"#;
+    s.apply(&DscState::record_catalogue(&agent("writer"), IfcLevel::Internal, listing)).unwrap();
+    let session = s.session(&agent("writer")).unwrap();
+    assert!(!session.untrusted && !session.injected, "a catalogue does not taint");
+    let read = with_arg(
+        intent("writer", "http.get", ResourceKind::Domain, "docs.example.com", EffectClass::Observe),
+        "url",
+        "https://docs.example.com/guide",
+    );
+    assert_eq!(*run(&s, &read, &t).verdict(), Verdict::Allow, "reading a listed URI");
+    let mut send =
+        intent("writer", "mail.send", ResourceKind::Recipient, "help@support.example.net", EffectClass::Write);
+    send.sink_level = IfcLevel::Internal;
+    let send = with_arg(send, "to", "help@support.example.net");
+    match run(&s, &send, &t).verdict() {
+        Verdict::Escalate { level: maos_model::HacfLevel::L2, reason } => {
+            assert!(reason.contains("`to`") && reason.contains("help@support.example.net"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut other = intent("writer", "mail.send", ResourceKind::Recipient, "bob@example.com", EffectClass::Write);
+    other.sink_level = IfcLevel::Internal;
+    assert_eq!(*run(&s, &with_arg(other, "to", "bob@example.com"), &t).verdict(), Verdict::Allow);
+}
+
 #[test]
 fn default_profiles_build_and_slice() {
     for profile in [Profile::Standard, Profile::Hardened, Profile::Isolated] {

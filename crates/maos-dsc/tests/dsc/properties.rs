@@ -4,7 +4,7 @@
 use crate::common::*;
 use maos_dsc::checks::{CheckInput, check_1_token, check_4_ifc};
 use maos_dsc::reference::{reference_check_1, reference_check_4};
-use maos_dsc::{CheckId, DscConfig, DscState, Faults, Outcome, decide, decide_injecting_faults};
+use maos_dsc::{CheckId, DscConfig, DscState, Faults, Outcome, StateDelta, decide, decide_injecting_faults};
 use maos_model::{
     ArgValue, EffectClass, HacfLevel, IfcLevel, Intent, IntentId, Profile, ReadLabel, Resource, ResourceKind,
     UnixMillis,
@@ -102,8 +102,17 @@ prop_compose! {
     }
 }
 
-fn arb_session() -> impl Strategy<Value = Vec<(IfcLevel, bool, Option<&'static str>)>> {
-    prop::collection::vec((level(), any::<bool>(), prop::option::of(prop::sample::select(TEXTS.to_vec()))), 0..4)
+/// A session's reads: level, source (0 trusted, 1 untrusted, 2 an upstream's
+/// catalogue) and text.
+fn arb_session() -> impl Strategy<Value = Vec<(IfcLevel, u8, Option<&'static str>)>> {
+    prop::collection::vec((level(), 0u8..3, prop::option::of(prop::sample::select(TEXTS.to_vec()))), 0..4)
+}
+
+fn read_delta(level: IfcLevel, source: u8, text: Option<&str>) -> StateDelta {
+    match (source, text) {
+        (2, Some(text)) => DscState::record_catalogue(&agent("writer"), level, text),
+        _ => DscState::record_read(&agent("writer"), level, source == 1, text),
+    }
 }
 
 fn arb_token() -> impl Strategy<Value = u8> {
@@ -120,10 +129,10 @@ fn pick(which: u8) -> Result<&'static VerifiedToken, &'static TokenError> {
     }
 }
 
-fn build_state(profile: Profile, session: &[(IfcLevel, bool, Option<&str>)]) -> DscState {
+fn build_state(profile: Profile, session: &[(IfcLevel, u8, Option<&str>)]) -> DscState {
     let mut s = state(profile);
-    for (level, untrusted, text) in session {
-        s.apply(&DscState::record_read(&agent("writer"), *level, *untrusted, *text)).unwrap();
+    for (level, source, text) in session {
+        s.apply(&read_delta(*level, *source, *text)).unwrap();
     }
     s
 }
@@ -220,8 +229,8 @@ proptest! {
         let base = build_state(Profile::Standard, &session);
         let stricter_config = DscConfig::builder(Profile::Standard).policy("extra.cedar", forbid).build().unwrap();
         let mut stricter = DscState::new(stricter_config);
-        for (level, untrusted, text) in &session {
-            stricter.apply(&DscState::record_read(&agent("writer"), *level, *untrusted, *text)).unwrap();
+        for (level, source, text) in &session {
+            stricter.apply(&read_delta(*level, *source, *text)).unwrap();
         }
         let a = decide(&base, &intent, pick(which), NOW);
         let b = decide(&stricter, &intent, pick(which), NOW);

@@ -182,13 +182,15 @@ impl McpEffector {
         })
     }
 
-    /// The label of a listing. A listing is the server's catalogue, like its
-    /// tool definitions: trusted, so that reading a URI it lists is not taken
-    /// for following untrusted text, unless the pre-filter finds an injection
-    /// in it; then it is untrusted, and the kernel marks the session injected.
+    /// The label of a listing: the server's catalogue (the session's taint
+    /// follows the server's output label in the descriptor, as for any read).
+    /// It vouches for reading a URI it lists, but an address in its
+    /// text is not a trusted target for an effect (the kernel keeps it as
+    /// catalogue text for provenance). If the pre-filter finds an injection in
+    /// it, it is untrusted, and the kernel marks the session injected.
     fn listing(&self, body: Vec<u8>, summary: String) -> EffectOutput {
         let poisoned = self.screen.prefilter().scan_text(&String::from_utf8_lossy(&body)).is_some();
-        let label = if poisoned { OutputLabel::Untrusted } else { OutputLabel::Trusted };
+        let label = if poisoned { OutputLabel::Untrusted } else { OutputLabel::Catalogue };
         EffectOutput { body, label, summary }
     }
 
