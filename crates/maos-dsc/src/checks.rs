@@ -274,7 +274,11 @@ pub struct ProvenanceHit {
 #[must_use]
 pub fn provenance_flag(intent: &Intent, session: Option<&Session>, mission: Option<&str>) -> Option<ProvenanceHit> {
     let session = session?;
-    if session.untrusted_text.is_empty() && session.catalogue_text.is_empty() && !session.overflow {
+    if session.untrusted_text.is_empty()
+        && session.catalogue_text.is_empty()
+        && !session.overflow
+        && !session.catalogue_overflow
+    {
         return None;
     }
     // An upstream's catalogue vouches for a read of what it lists, never for
@@ -290,9 +294,13 @@ pub fn provenance_flag(intent: &Intent, session: Option<&Session>, mission: Opti
         // The value as given and percent-decoded: the index holds both forms of the text.
         let decoded = crate::prefilter::percent_decode(&needle);
         let found = |t: &str| t.contains(&needle) || t.contains(&decoded);
-        let trusted = mission.as_deref().is_some_and(found)
-            || session.trusted_text.iter().any(|t| found(t))
-            || (catalogue_trusted && session.catalogue_text.iter().any(|t| found(t)));
+        // A catalogue never vouches for a value that also came from text the
+        // pre-filter flagged.
+        let catalogued = catalogue_trusted
+            && session.catalogue_text.iter().any(|t| found(t))
+            && !session.injected_text.iter().any(|t| found(t));
+        let trusted =
+            mission.as_deref().is_some_and(found) || session.trusted_text.iter().any(|t| found(t)) || catalogued;
         if trusted {
             continue;
         }
@@ -301,7 +309,9 @@ pub fn provenance_flag(intent: &Intent, session: Option<&Session>, mission: Opti
             return Some(ProvenanceHit { argument: name_argument(intent, name, &needle, value), injected });
         }
         let untrusted = session.untrusted_text.iter().chain(&session.catalogue_text).any(|t| found(t));
-        if plain.is_none() && (session.overflow || untrusted) {
+        // Catalogue text that did not fit fails closed for effects only.
+        let lost = session.overflow || (session.catalogue_overflow && !catalogue_trusted);
+        if plain.is_none() && (lost || untrusted) {
             plain = Some(ProvenanceHit { argument: name_argument(intent, name, &needle, value), injected });
         }
     }
@@ -438,10 +448,56 @@ pub fn check_5_rules(input: &CheckInput<'_>) -> Outcome {
             return outcome;
         }
     }
-    match mac_outcome(input) {
-        MacOutcome::Allow => Outcome::Pass,
-        MacOutcome::Deny { reason } => Outcome::deny(DenyCode::Mac, reason),
+    if let MacOutcome::Deny { reason } = mac_outcome(input) {
+        return Outcome::deny(DenyCode::Mac, reason);
     }
+    // Last, so a rule or MAC deny (a danger signal of its own) is not hidden
+    // behind the quarantine refusal, which weighs nothing.
+    quarantine(input).unwrap_or(Outcome::Pass)
+}
+
+/// The agent's quarantine stage at the decision's time (issue #14, spec
+/// §37.8.2): stage 3 refuses everything, stage 2 every outbound effect (a
+/// public sink, an irreversible effect, or one that names a recipient or a
+/// domain). The refusal tells the agent why and what ends it.
+#[must_use]
+pub fn quarantine(input: &CheckInput<'_>) -> Option<Outcome> {
+    use crate::immune::Stage;
+    let intent = input.intent;
+    let standing = input.state.standing(&intent.agent)?;
+    let now = input.now.0;
+    let (stage, since) = standing.stage_at(now);
+    let evidence = format!(
+        "stage {} ({}) since {since} ms: danger score {}, last signal {}",
+        stage.number(),
+        stage.name(),
+        standing.score_at(now),
+        standing.last_code().map_or("none", DenyCode::as_str)
+    );
+    match stage {
+        Stage::HardIsolation => Some(Outcome::deny(
+            DenyCode::ImmStage3,
+            format!("{evidence}; every request is refused until the operator releases the agent"),
+        )),
+        Stage::SoftIsolation if outbound(intent) => Some(Outcome::deny(
+            DenyCode::ImmStage2,
+            format!(
+                "{evidence}; outbound effects are refused for 60 minutes after the last signal or until the operator releases the agent"
+            ),
+        )),
+        Stage::SoftIsolation | Stage::Observation | Stage::Normal => None,
+    }
+}
+
+/// What soft isolation blocks: every effect except a local file write (an
+/// `fs.*` effect to a non-public sink, not irreversible) — an MCP tool's
+/// effect reaches its upstream, mail and HTTP leave the node — and any
+/// request that names a domain (a read's URL can carry data out too).
+fn outbound(intent: &Intent) -> bool {
+    let local_write = intent.action.starts_with("fs.")
+        && intent.sink_level != IfcLevel::Public
+        && intent.effect != EffectClass::Irreversible;
+    (intent.effect.is_effect() && !local_write) || intent.resources.iter().any(|r| r.kind == ResourceKind::Domain)
 }
 
 /// Builds the MAC request for an intent and evaluates the sliced policy set.

@@ -206,23 +206,59 @@ fn evaluate(
 /// The state change a denied or escalated intent causes: the agent's rate
 /// clock advances as for an allow, so an agent that keeps asking for what it
 /// may not do runs into its rate (issue #12: denies cost the agent, not the
-/// disk). Nothing changes when the refusal is the DSC's own fault (an internal
-/// error), when no verified token of that agent names its ring, or when the agent is
-/// already over a rate (its clock is past `now` already; the kernel then logs
-/// such denies aggregated).
+/// disk), and a deny whose code shows intent is a danger signal (issue #14).
+/// Nothing changes when the refusal is the DSC's own fault (an internal
+/// error) or when no verified token of that agent names it (its id is then
+/// only a claim); the rate clock does not move when the agent is already
+/// over a rate (its clock is past `now` already; the kernel then logs such
+/// denies aggregated).
 fn refusal_delta(input: &CheckInput<'_>, verdict: &Verdict, checks: &[CheckResult; 7]) -> StateDelta {
     let internal = checks.iter().any(|c| matches!(&c.outcome, Outcome::Deny { code: DenyCode::Internal, .. }));
     let over_rate = checks.iter().any(|c| c.check == CheckId::Rate && c.outcome.is_deny());
     let Ok(token) = input.token else { return StateDelta::empty() };
     // A token of another agent charges nobody: the intent's agent did not present it.
     let foreign = token.claims().agent != input.intent.agent;
-    if internal || over_rate || foreign || verdict.deny_code() == Some(DenyCode::Internal) {
+    if internal || foreign || verdict.deny_code() == Some(DenyCode::Internal) {
         return StateDelta::empty();
     }
+    let agent = &input.intent.agent;
+    let mut ops = Vec::new();
     let agent_rate = input.config.rates().for_ring(token.claims().ring);
-    let agent_tat = input.state.agent_usage(&input.intent.agent).tat_us;
-    let Some(agent_tat_us) = advance(agent_tat, now_us(input.now), agent_rate) else { return StateDelta::empty() };
-    StateDelta { ops: vec![DeltaOp::ChargeRate { agent: input.intent.agent.clone(), agent_tat_us }] }
+    let agent_tat = input.state.agent_usage(agent).tat_us;
+    if !over_rate && let Some(agent_tat_us) = advance(agent_tat, now_us(input.now), agent_rate) {
+        ops.push(DeltaOp::ChargeRate { agent: agent.clone(), agent_tat_us });
+    }
+    // In stage 3 there is nothing left to escalate, and a signal-free deny
+    // can be logged aggregated: a flood of probes stays bounded.
+    let isolated =
+        input.state.standing(agent).is_some_and(|s| s.stage_at(input.now.0).0 == crate::immune::Stage::HardIsolation);
+    // The heaviest deny of all seven checks is the signal: an earlier check's
+    // deny (a scope miss) does not hide a later, heavier one (an injection).
+    let heaviest = checks
+        .iter()
+        .filter_map(|c| match &c.outcome {
+            Outcome::Deny { code, .. } => Some((signal_weight(input, *code), *code)),
+            Outcome::Pass | Outcome::NotApplicable { .. } | Outcome::Escalate { .. } => None,
+        })
+        .max_by_key(|(weight, _)| *weight);
+    if verdict.deny_code().is_some()
+        && !isolated
+        && let Some((weight, code)) = heaviest
+        && weight > 0
+    {
+        ops.push(DeltaOp::Danger { agent: agent.clone(), code, weight, at_ms: input.now.0 });
+    }
+    StateDelta { ops }
+}
+
+/// A deny code's weight as a danger signal for this agent. A provenance deny
+/// counts only when the session read an output the pre-filter flagged: a
+/// plain untrusted value (denied in Hardened and Isolated, or by a tool's
+/// `provenance = "deny"`) and a fragment store that overflowed are the node's
+/// caution, not evidence against the agent.
+fn signal_weight(input: &CheckInput<'_>, code: DenyCode) -> u32 {
+    let injected = input.session().is_some_and(|s| s.injected);
+    if code == DenyCode::Provenance && !injected { 0 } else { crate::immune::weight(code) }
 }
 
 /// A rate clock after one more operation at `now_us` (GCRA: the theoretical

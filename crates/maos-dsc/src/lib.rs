@@ -42,6 +42,7 @@ mod config;
 mod decision;
 mod engine;
 mod error;
+pub mod immune;
 pub mod mac;
 pub mod prefilter;
 pub mod reference;

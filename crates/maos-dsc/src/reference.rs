@@ -176,10 +176,11 @@ fn attacker_supplied(value: &str, session: &Session, mission: Option<&str>, read
             return false;
         }
     }
-    if read && session.catalogue_text.iter().any(|t| seen(t)) {
+    let flagged = session.injected_text.iter().any(|t| seen(t));
+    if read && !flagged && session.catalogue_text.iter().any(|t| seen(t)) {
         return false;
     }
-    if session.overflow {
+    if session.overflow || (session.catalogue_overflow && !read) {
         return true;
     }
     session.untrusted_text.iter().any(|t| seen(t)) || session.catalogue_text.iter().any(|t| seen(t))
@@ -197,7 +198,7 @@ fn injected(value: &str, session: &Session) -> bool {
 /// injection the pre-filter flagged.
 fn any_attacker_supplied(intent: &Intent, session: Option<&Session>, mission: Option<&str>) -> Option<bool> {
     let s = session?;
-    if s.untrusted_text.is_empty() && s.catalogue_text.is_empty() && !s.overflow {
+    if s.untrusted_text.is_empty() && s.catalogue_text.is_empty() && !s.overflow && !s.catalogue_overflow {
         return None;
     }
     let read = intent.effect == EffectClass::Observe;

@@ -1,11 +1,12 @@
 //! The DSC's view of the node: rate counters, budgets, session IFC context,
-//! revocation epochs and kernel health. It changes **only** through
+//! revocation epochs, kernel health and every agent's immune standing. It changes **only** through
 //! [`DscState::apply`] of a [`StateDelta`], so a kernel rebuilds it exactly by
 //! replaying the deltas recorded in the WAL.
 
 use crate::DscError;
 use crate::config::DscConfig;
-use maos_model::{AgentId, IfcLevel, Ring, TokenId};
+use crate::immune::{Signal, Standing};
+use maos_model::{AgentId, DenyCode, IfcLevel, Ring, TokenId, UnixMillis};
 use maos_token::RevocationState;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -91,6 +92,10 @@ pub struct Session {
     /// a listing's description is a provenance hit on a send.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub catalogue_text: Vec<String>,
+    /// Catalogue text did not fit: provenance fails closed for effects (a
+    /// value in no trusted text is a plain hit), never for reads.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub catalogue_overflow: bool,
 }
 
 impl Default for Session {
@@ -104,6 +109,7 @@ impl Default for Session {
             injected_text: Vec::new(),
             injected: false,
             catalogue_text: Vec::new(),
+            catalogue_overflow: false,
         }
     }
 }
@@ -211,6 +217,25 @@ pub enum DeltaOp {
         /// Ring.
         ring: Ring,
     },
+    /// A danger signal (issue #14): a deny of the agent's own verified
+    /// request whose code shows intent, folded into its immune standing.
+    Danger {
+        /// Agent.
+        agent: AgentId,
+        /// The deny code.
+        code: DenyCode,
+        /// Its weight ([`crate::immune::weight`]) when decided.
+        weight: u32,
+        /// The decision's time.
+        at_ms: u64,
+    },
+    /// The operator released the agent from quarantine.
+    Release {
+        /// Agent.
+        agent: AgentId,
+        /// When.
+        at_ms: u64,
+    },
 }
 
 /// A list of state changes, applied in order.
@@ -246,6 +271,8 @@ pub struct DscState {
     health: KernelHealth,
     /// Children whose budget has been carved, so a replayed carve counts once.
     carved_children: BTreeSet<TokenId>,
+    /// Immune standing of every agent with a danger signal since its last release.
+    immune: BTreeMap<AgentId, Standing>,
 }
 
 /// A [`DscState`] as data, without its configuration and health (which a
@@ -260,6 +287,8 @@ pub struct DscSnapshot {
     revoked: Vec<TokenId>,
     global_epoch: u64,
     carved_children: Vec<TokenId>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    immune: Vec<(AgentId, Standing)>,
 }
 
 impl DscSnapshot {
@@ -282,6 +311,7 @@ impl DscState {
             revoked: self.revocation.revoked().iter().copied().collect(),
             global_epoch: self.global_epoch,
             carved_children: self.carved_children.iter().copied().collect(),
+            immune: self.immune.iter().map(|(a, s)| (a.clone(), s.clone())).collect(),
         }
     }
 
@@ -292,7 +322,7 @@ impl DscState {
     /// [`DscError::StateLimit`] if the snapshot holds more agents or tokens
     /// than the state may.
     pub fn restore(config: Arc<DscConfig>, snapshot: &DscSnapshot) -> Result<Self, DscError> {
-        if snapshot.sessions.len().max(snapshot.agents.len()) > STATE_AGENTS_MAX {
+        if snapshot.sessions.len().max(snapshot.agents.len()).max(snapshot.immune.len()) > STATE_AGENTS_MAX {
             return Err(DscError::StateLimit { field: "agents", max: STATE_AGENTS_MAX });
         }
         if snapshot.tokens.len() > STATE_TOKENS_MAX {
@@ -305,6 +335,7 @@ impl DscState {
         state.revocation = RevocationState::new(snapshot.revocation_epoch, snapshot.revoked.iter().copied().collect());
         state.global_epoch = snapshot.global_epoch;
         state.carved_children = snapshot.carved_children.iter().copied().collect();
+        state.immune = snapshot.immune.iter().cloned().collect();
         Ok(state)
     }
 
@@ -323,6 +354,7 @@ impl DscState {
             global_epoch: 0,
             health,
             carved_children: BTreeSet::new(),
+            immune: BTreeMap::new(),
         }
     }
 
@@ -330,6 +362,17 @@ impl DscState {
     #[must_use]
     pub fn config(&self) -> &Arc<DscConfig> {
         &self.config
+    }
+
+    /// The immune standing of an agent with a danger signal since its last release.
+    #[must_use]
+    pub fn standing(&self, agent: &AgentId) -> Option<&Standing> {
+        self.immune.get(agent)
+    }
+
+    /// Every agent's immune standing, by agent id.
+    pub fn standings(&self) -> impl Iterator<Item = (&AgentId, &Standing)> {
+        self.immune.iter()
     }
 
     /// The session of an agent, if it read anything.
@@ -454,6 +497,12 @@ impl DscState {
         StateDelta { ops: vec![DeltaOp::RegisterAgent { agent: agent.clone(), ring }] }
     }
 
+    /// Delta constructor: the operator released `agent` from quarantine at `at`.
+    #[must_use]
+    pub fn release(agent: &AgentId, at: UnixMillis) -> StateDelta {
+        StateDelta { ops: vec![DeltaOp::Release { agent: agent.clone(), at_ms: at.0 }] }
+    }
+
     /// Applies a delta. All-or-nothing: on error the state is unchanged.
     ///
     /// # Errors
@@ -464,6 +513,7 @@ impl DscState {
         let mut new_tokens = BTreeSet::new();
         let mut new_agents = BTreeSet::new();
         let mut new_sessions = BTreeSet::new();
+        let mut new_immune = BTreeSet::new();
         for op in &delta.ops {
             match op {
                 DeltaOp::Charge { agent, token, .. } => {
@@ -489,6 +539,12 @@ impl DscState {
                         new_agents.insert(agent);
                     }
                 }
+                DeltaOp::Danger { agent, .. } => {
+                    if !self.immune.contains_key(agent) {
+                        new_immune.insert(agent);
+                    }
+                }
+                DeltaOp::Release { .. } => {}
                 DeltaOp::Revocation { revoked, .. } => {
                     if revoked.len() > DELTA_REVOKED_MAX {
                         return Err(DscError::StateLimit { field: "revoked", max: DELTA_REVOKED_MAX });
@@ -514,6 +570,9 @@ impl DscState {
         }
         if over(self.sessions.len(), new_sessions.len(), STATE_AGENTS_MAX) {
             return Err(DscError::StateLimit { field: "sessions", max: STATE_AGENTS_MAX });
+        }
+        if over(self.immune.len(), new_immune.len(), STATE_AGENTS_MAX) {
+            return Err(DscError::StateLimit { field: "immune standings", max: STATE_AGENTS_MAX });
         }
         for op in &delta.ops {
             self.apply_op(op);
@@ -541,12 +600,20 @@ impl DscState {
                 s.level = s.level.join(*level);
                 s.untrusted |= *untrusted;
                 s.injected |= injected;
-                if let Some(text) = text {
-                    let list = match (*untrusted, *catalogue) {
-                        (true, _) => &mut s.untrusted_text,
-                        (false, true) => &mut s.catalogue_text,
-                        (false, false) => &mut s.trusted_text,
-                    };
+                if let Some(text) = text
+                    && !*untrusted
+                    && *catalogue
+                {
+                    // A client lists a server again and again: keep each text once.
+                    let indexed = crate::prefilter::provenance_index(text);
+                    let known = s.catalogue_text.contains(&indexed);
+                    if !known && (s.catalogue_text.len() >= SESSION_FRAGMENTS_MAX || text.len() > FRAGMENT_BYTES_MAX) {
+                        s.catalogue_overflow = true;
+                    } else if !known {
+                        s.catalogue_text.push(indexed);
+                    }
+                } else if let Some(text) = text {
+                    let list = if *untrusted { &mut s.untrusted_text } else { &mut s.trusted_text };
                     if list.len() >= SESSION_FRAGMENTS_MAX || text.len() > FRAGMENT_BYTES_MAX {
                         s.overflow = true;
                     } else {
@@ -570,6 +637,15 @@ impl DscState {
                     let t = self.tokens.entry(*parent).or_default();
                     t.carved = t.carved.saturating_add(*budget);
                 }
+            }
+            DeltaOp::Danger { agent, code, weight, at_ms } => {
+                let thresholds = crate::immune::thresholds(self.config.profile());
+                let signal = Signal { at_ms: *at_ms, code: *code, weight: *weight };
+                self.immune.entry(agent.clone()).or_default().signal(signal, thresholds);
+            }
+            DeltaOp::Release { agent, .. } => {
+                // The evidence stays in the log; the state forgets it.
+                self.immune.remove(agent);
             }
             DeltaOp::RegisterAgent { agent, ring } => {
                 self.agents.entry(agent.clone()).or_default().ring = Some(*ring);

@@ -34,6 +34,8 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/v1/approvals/{id}/grant", post(grant))
         .route("/v1/approvals/{id}/deny", post(deny))
         .route("/v1/status", get(status))
+        .route("/v1/quarantine", get(quarantine))
+        .route("/v1/quarantine/{agent}/release", post(release))
         .route("/v1/audit", get(audit))
         .route("/v1/token-events", post(token_event))
         .route("/v1/tools", get(tools))
@@ -472,6 +474,28 @@ async fn deny(
     let view = IntentView::denied(id, "HACF-DENIED", reason);
     api.results.set(view.clone());
     Ok(Json(view).into_response())
+}
+
+async fn quarantine(State(api): State<Arc<Api>>, headers: HeaderMap) -> ApiResult<Response> {
+    api.operator(&headers)?;
+    let agents = api.kernel.quarantine().await.map_err(|e| ApiError::from_kernel(&e))?;
+    Ok(Json(serde_json::json!({ "agents": agents })).into_response())
+}
+
+/// The operator releases an agent from quarantine (logged with the reason).
+async fn release(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    Path(agent): Path<String>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<Response> {
+    api.operator(&headers)?;
+    let body = body_of(body)?;
+    let agent = maos_model::AgentId::new(&agent).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let body: DenyBody = if body.is_empty() { DenyBody::default() } else { json_body(&body)? };
+    let reason = body.reason.as_deref().unwrap_or("released by the operator");
+    let lsn = api.kernel.release(agent.clone(), reason).await.map_err(|e| ApiError::from_kernel(&e))?;
+    Ok(Json(serde_json::json!({ "agent": agent, "released": true, "lsn": lsn.0 })).into_response())
 }
 
 async fn status(State(api): State<Arc<Api>>, headers: HeaderMap) -> ApiResult<Response> {

@@ -526,6 +526,8 @@ mod api {
         ("post", "/v1/approvals/{id}/grant"),
         ("post", "/v1/approvals/{id}/deny"),
         ("get", "/v1/status"),
+        ("get", "/v1/quarantine"),
+        ("post", "/v1/quarantine/{agent}/release"),
         ("get", "/v1/audit"),
         ("post", "/v1/token-events"),
         ("get", "/v1/tools"),
@@ -546,7 +548,11 @@ mod api {
         for (path, ops) in paths {
             for method in ops.as_object().unwrap().keys() {
                 documented.insert((method.clone(), path.clone()));
-                let concrete = path.replace("{id}", RANDOM_ID).replace("{server}", "s").replace("{tool}", "t");
+                let concrete = path
+                    .replace("{id}", RANDOM_ID)
+                    .replace("{server}", "s")
+                    .replace("{tool}", "t")
+                    .replace("{agent}", "a");
                 let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap();
                 let reply = s.call(method.clone(), &concrete, None, None);
                 let fallback = reply.status == StatusCode::NOT_FOUND

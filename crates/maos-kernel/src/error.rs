@@ -1,6 +1,6 @@
 //! Kernel errors, each with a stable code (`docs/kernel.md`).
 
-use maos_model::IntentId;
+use maos_model::{AgentId, IntentId};
 
 /// Why the kernel could not start, or could not take or finish a request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,6 +36,9 @@ pub enum KernelError {
     /// `KERNEL-APPROVAL-UNKNOWN`: no open approval packet with this id.
     #[error("no open approval `{0}`")]
     UnknownApproval(IntentId),
+    /// `KERNEL-NOT-QUARANTINED`: the agent has no danger signal to release.
+    #[error("agent `{0}` is not in quarantine and has no danger signal")]
+    NotQuarantined(AgentId),
     /// `KERNEL-APPROVAL-EXPIRED`: the packet expired (the intent is denied).
     #[error("approval `{0}` expired; the intent is denied")]
     ApprovalExpired(IntentId),
@@ -85,6 +88,7 @@ impl KernelError {
             Self::Freeze(_) => "KERNEL-FREEZE",
             Self::RecordTooLarge(_) => "KERNEL-RECORD-TOO-LARGE",
             Self::UnknownApproval(_) => "KERNEL-APPROVAL-UNKNOWN",
+            Self::NotQuarantined(_) => "KERNEL-NOT-QUARANTINED",
             Self::ApprovalExpired(_) => "KERNEL-APPROVAL-EXPIRED",
             Self::ApprovalRejected { .. } => "KERNEL-APPROVAL-REJECTED",
             Self::Refused { code, .. } | Self::Undo { code, .. } => code,

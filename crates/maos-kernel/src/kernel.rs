@@ -3,6 +3,10 @@
 //! run concurrently on blocking threads through the Commit Layer, which
 //! serialises them per resource.
 
+mod immune;
+
+pub use immune::{QuarantineView, RELEASE_REASON_BYTES_MAX};
+
 use crate::denies::{DenyWindows, Source};
 use crate::error::KernelError;
 use crate::fold::{FoldSummary, KernelState, rebuild};
@@ -258,6 +262,8 @@ enum Command {
     Verify { token: String, reply: oneshot::Sender<Result<TokenClaims, TokenError>> },
     Refuse { intent: Box<Intent>, code: &'static str, why: String, reply: oneshot::Sender<Reply> },
     CloseDenyWindows { reply: oneshot::Sender<u64> },
+    Quarantine { reply: oneshot::Sender<Vec<QuarantineView>> },
+    Release { agent: maos_model::AgentId, reason: String, reply: oneshot::Sender<Result<Lsn, KernelError>> },
 }
 
 enum Completion {
@@ -919,6 +925,12 @@ impl Sequencer {
             Command::CloseDenyWindows { reply } => {
                 let _ = reply.send(self.close_deny_windows());
             }
+            Command::Quarantine { reply } => {
+                let _ = reply.send(self.quarantine_views());
+            }
+            Command::Release { agent, reason, reply } => {
+                let _ = reply.send(self.on_release(&agent, reason));
+            }
             Command::Verify { token, reply } => {
                 let now = self.now();
                 let text = token.trim();
@@ -1023,6 +1035,7 @@ impl Sequencer {
         // A repeat of a deny logged in full in this window: counted, and its
         // delta dropped (the fold never sees it either).
         if let Verdict::Deny { code } = decision.verdict()
+            && !immune::signals(&decision)
             && let Some(first) = self.denies.absorb(&intent.agent, Source::Decision(&intent.action), code.as_str(), now)
         {
             let _ = reply.send(denied(intent.id, code.as_str(), explain(&decision, *code), Some(first)));
@@ -1150,7 +1163,11 @@ impl Sequencer {
         match decision.verdict().clone() {
             Verdict::Allow => self.on_allow(intent, &decision, class, lsn, reply),
             Verdict::Deny { code } => {
-                let _ = reply.send(denied(intent.id, code.as_str(), explain(&decision, code), Some(lsn)));
+                let mut why = explain(&decision, code);
+                if let Some(note) = self.immune_note(&intent.agent, &decision, now) {
+                    why.push_str(&note);
+                }
+                let _ = reply.send(denied(intent.id, code.as_str(), why, Some(lsn)));
                 let source = Source::Decision(&intent.action);
                 if let Some(closed) = self.denies.opened(&intent.agent, source, code.as_str(), Some(lsn), now) {
                     self.log_denies(&[closed]);
@@ -1410,6 +1427,16 @@ impl Sequencer {
             && let Some((code, why)) = self.mode_refusal()
         {
             let _ = reply.send(Err(KernelError::Refused { code, why }));
+            return;
+        }
+        // The agent entered quarantine while its packet waited: a grant does
+        // not get past what the DSC would refuse now.
+        if let Some((code, why)) = self.quarantine_refusal(&pending.intent, now) {
+            let answer = match self.close(id, ApprovalOutcome::Denied, None, &format!("{code}: {why}")) {
+                Ok(_) => KernelError::Refused { code, why },
+                Err(e) => e,
+            };
+            let _ = reply.send(Err(answer));
             return;
         }
         let signer = self.commander.key_id().to_hex();

@@ -27,6 +27,8 @@ pub const KIND_REFUSED: RecordKind = RecordKind(0x0303);
 /// Repeated denies of one agent, action and code in one window, counted
 /// instead of logged one by one (`crate::denies`).
 pub const KIND_DENIES: RecordKind = RecordKind(0x0304);
+/// An operator's immune action on one agent (a quarantine release).
+pub const KIND_IMMUNE: RecordKind = RecordKind(0x0305);
 /// An approval packet (HACF level 2+): an escalated intent waits for a human.
 pub const KIND_APPROVAL_PACKET: RecordKind = RecordKind(0x0310);
 /// The outcome of an approval packet: granted, denied, expired or lapsed.
@@ -116,6 +118,25 @@ pub struct ReadRecord {
     pub intent: IntentId,
     /// The delta applied (a `read` op).
     pub delta: Vec<DeltaOp>,
+    /// When, Unix ms.
+    pub at_ms: u64,
+}
+
+/// Kind `0x0305`: the operator acted on an agent's immune standing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImmuneRecord {
+    /// [`RECORD_VERSION`].
+    pub v: u16,
+    /// The agent.
+    pub agent: AgentId,
+    /// The delta applied (a `release` op).
+    pub delta: Vec<DeltaOp>,
+    /// The stage the agent was in (0–3) and its danger score, as evidence.
+    pub stage_before: u8,
+    /// Danger score before.
+    pub score_before: u32,
+    /// The operator's reason.
+    pub reason: String,
     /// When, Unix ms.
     pub at_ms: u64,
 }
@@ -336,6 +357,8 @@ pub enum KernelRecord {
     Refused(RefusedRecord),
     /// `0x0304`.
     Denies(DeniesRecord),
+    /// `0x0305`.
+    Immune(ImmuneRecord),
     /// `0x0310`.
     ApprovalPacket(Box<ApprovalPacket>),
     /// `0x0311`.
@@ -361,6 +384,7 @@ impl KernelRecord {
             KIND_READ => parse(payload).map(Self::Read),
             KIND_REFUSED => parse(payload).map(Self::Refused),
             KIND_DENIES => parse(payload).map(Self::Denies),
+            KIND_IMMUNE => parse(payload).map(Self::Immune),
             KIND_APPROVAL_PACKET => parse::<ApprovalPacket>(payload).map(|r| Self::ApprovalPacket(Box::new(r))),
             KIND_APPROVAL_DECISION => {
                 parse::<ApprovalDecisionRecord>(payload).map(|r| Self::ApprovalDecision(Box::new(r)))
@@ -388,6 +412,7 @@ impl KernelRecord {
             Self::Read(r) => r.v,
             Self::Refused(r) => r.v,
             Self::Denies(r) => r.v,
+            Self::Immune(r) => r.v,
             Self::ApprovalPacket(r) => r.v,
             Self::ApprovalDecision(r) => r.v,
             Self::Token(_) => RECORD_VERSION,

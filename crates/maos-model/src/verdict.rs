@@ -95,11 +95,15 @@ pub enum DenyCode {
     Internal,
     /// Redundant DSC instances disagreed.
     Divergence,
+    /// The agent is in quarantine stage 2 (soft isolation): outbound effects are refused.
+    ImmStage2,
+    /// The agent is in quarantine stage 3 (hard isolation): everything is refused.
+    ImmStage3,
 }
 
 impl DenyCode {
     /// Every code, in table order.
-    pub const ALL: [Self; 30] = [
+    pub const ALL: [Self; 32] = [
         Self::NoToken,
         Self::Signature,
         Self::Expired,
@@ -130,6 +134,8 @@ impl DenyCode {
         Self::Bounds,
         Self::Internal,
         Self::Divergence,
+        Self::ImmStage2,
+        Self::ImmStage3,
     ];
 
     /// The stable code string.
@@ -166,6 +172,8 @@ impl DenyCode {
             Self::Bounds => "DSC-7-BOUNDS",
             Self::Internal => "DSC-INTERNAL",
             Self::Divergence => "DSC-DIVERGENCE",
+            Self::ImmStage2 => "IMM-STAGE-2",
+            Self::ImmStage3 => "IMM-STAGE-3",
         }
     }
 
@@ -203,6 +211,8 @@ impl DenyCode {
             Self::Bounds => "the intent violates a structural bound",
             Self::Internal => "the DSC failed internally; denied (fail-closed)",
             Self::Divergence => "redundant DSC instances disagreed; denied",
+            Self::ImmStage2 => "the agent is in quarantine stage 2 (soft isolation): outbound effects are refused",
+            Self::ImmStage3 => "the agent is in quarantine stage 3 (hard isolation): every request is refused",
         }
     }
 
@@ -225,7 +235,9 @@ impl DenyCode {
             | Self::Mr09
             | Self::Mr10
             | Self::Mr11
-            | Self::Mac => 5,
+            | Self::Mac
+            | Self::ImmStage2
+            | Self::ImmStage3 => 5,
             Self::Epoch => 6,
             Self::Prefilter | Self::Bounds => 7,
             Self::Internal | Self::Divergence => 0,

@@ -45,6 +45,9 @@ pub enum Command {
     /// Answer approval requests (HACF level 2) with the commander key.
     #[command(subcommand)]
     Approve(ApproveCommand),
+    /// The immune system's quarantine: list agents with danger signals; release one.
+    #[command(subcommand)]
+    Quarantine(QuarantineCommand),
     /// Load-test a running kernel: throughput and latency percentiles.
     Bench(BenchArgs),
     /// Serve MCP on stdio for one agent, through the running kernel (for MCP
@@ -67,6 +70,20 @@ pub struct McpArgs {
     /// Base URL of the kernel (default: the `maos up` of --data-dir).
     #[arg(long)]
     pub target: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuarantineCommand {
+    /// Every agent with a danger signal since its last release: stage, score, last signal.
+    List,
+    /// Release AGENT: back to stage 0 with no signals (logged with the reason).
+    Release {
+        /// The agent id.
+        agent: String,
+        /// Why (logged).
+        #[arg(long, default_value = "released by the operator")]
+        reason: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

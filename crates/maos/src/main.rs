@@ -49,6 +49,7 @@ fn main() -> ExitCode {
         cli::Command::Status => cmd_ops::status(&out, &cli.data_dir),
         cli::Command::Undo(args) => cmd_ops::undo(&out, &cli.data_dir, &args),
         cli::Command::Approve(cmd) => cmd_ops::approve(&out, &cli.data_dir, cmd),
+        cli::Command::Quarantine(cmd) => cmd_ops::quarantine(&out, &cli.data_dir, cmd),
         cli::Command::Bench(args) => bench::run(&out, &cli.data_dir, &args),
         cli::Command::Mcp(args) => cmd_mcp::mcp(&cli.data_dir, &args),
         cli::Command::Tools(cmd) => cmd_mcp::tools(&out, &cli.data_dir, cmd),

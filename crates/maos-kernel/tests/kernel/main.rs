@@ -86,8 +86,16 @@ fn denied_intent_never_executes_and_is_logged_with_its_code() {
     let logged = decisions(&world);
     let denied = logged.iter().find(|(_, d)| d.intent.id == id).unwrap();
     assert!(denied.1.deny_code.as_deref().unwrap().starts_with("DSC-"));
-    // A deny costs the agent rate and changes nothing else.
-    assert!(matches!(denied.1.delta.as_slice(), [maos_dsc::DeltaOp::ChargeRate { .. }]), "{:?}", denied.1.delta);
+    // A deny costs the agent rate and, as a scope probe, is a danger signal
+    // (issue #14); it changes nothing else.
+    assert!(
+        matches!(
+            denied.1.delta.as_slice(),
+            [maos_dsc::DeltaOp::ChargeRate { .. }, maos_dsc::DeltaOp::Danger { code: maos_model::DenyCode::Scope, .. }]
+        ),
+        "{:?}",
+        denied.1.delta
+    );
     let bare = logged.iter().find(|(_, d)| d.intent.id == no_token_id).unwrap();
     assert_eq!(bare.1.deny_code.as_deref(), Some("DSC-1-NO-TOKEN"));
     assert!(bare.1.token.is_none());
@@ -141,6 +149,42 @@ fn escalated_intent_completes_after_a_commander_signed_approval() {
     });
     assert_eq!(world.file("public.txt").as_deref(), Some("quarterly figures"));
     assert_eq!(world.file("other.txt"), None);
+}
+
+/// An agent that enters quarantine while its approval packet waits (issue
+/// #14): the commander's grant does not get past what the DSC would refuse
+/// now. The grant is refused `IMM-STAGE-2`, the packet is closed denied and
+/// nothing runs.
+#[test]
+fn a_grant_for_an_agent_in_soft_isolation_is_refused() {
+    let world = World::new();
+    let token = token(100);
+    lifetime(async {
+        let (kernel, _) = start(&world).await;
+        let leak = declassify("leak.txt");
+        let id = leak.id;
+        assert!(matches!(submit(&kernel, leak, &token).await, Reply::Pending { .. }));
+        // 15 scope probes (weight 2): danger score 30, stage 2.
+        for _ in 0..15 {
+            let probe = intent("fs.delete", EffectClass::Write, ResourceKind::Path, "/workspace/notes.txt");
+            let reply = submit(&kernel, probe, &token).await;
+            assert_eq!(reply.code(), Some("DSC-1-SCOPE"), "{reply:?}");
+        }
+        let standing = kernel.quarantine().await.unwrap();
+        assert_eq!((standing.len(), standing[0].stage), (1, 2), "{standing:?}");
+        let signed = sign_grant(&kernel, id, commander()).await;
+        let err = kernel.approve(id, signed).await.unwrap_err();
+        assert_eq!(err.code(), "IMM-STAGE-2", "{err}");
+        assert!(kernel.approvals().await.unwrap().is_empty(), "the packet is closed");
+        // Released by the operator, the agent's next request runs as before.
+        kernel.release(maos_model::AgentId::new("writer").unwrap(), "reviewed").await.unwrap();
+        assert!(kernel.quarantine().await.unwrap().is_empty());
+        assert_eq!(
+            kernel.release(maos_model::AgentId::new("writer").unwrap(), "again").await.unwrap_err().code(),
+            "KERNEL-NOT-QUARANTINED"
+        );
+    });
+    assert_eq!(world.file("leak.txt"), None);
 }
 
 #[test]

@@ -1,0 +1,284 @@
+//! The immune system's state (spec §37.8.2, §49.12; issue #14): danger
+//! signals folded into a per-agent danger score and quarantine stage.
+//!
+//! Guarantees: the standing is a pure fold over logged deltas (a signal
+//! carries its logged time and weight), integer arithmetic only, and bounded
+//! per agent ([`SIGNALS_PER_AGENT_MAX`]). The stage at a time is a function of
+//! the standing and that time (quiet time lowers it), so the DSC reads it
+//! without a clock and `maos audit replay` reproduces every transition.
+
+use maos_model::{DenyCode, Profile};
+use serde::{Deserialize, Serialize};
+
+/// Signals kept per agent; the oldest falls out first (it has also left the
+/// score window first).
+pub const SIGNALS_PER_AGENT_MAX: usize = 64;
+/// The danger score sums the signals of the last hour.
+pub const SCORE_WINDOW_MS: u64 = 60 * 60_000;
+/// Stage 1 (observation) ends after 30 quiet minutes (spec §37.8.2: ≤ 30 min).
+pub const OBSERVATION_HOLD_MS: u64 = 30 * 60_000;
+/// Stage 2 (soft isolation) falls back to stage 1 after 60 quiet minutes
+/// (spec §37.8.2: ≤ 60 min). Stage 3 ends only by the operator.
+pub const SOFT_ISOLATION_HOLD_MS: u64 = 60 * 60_000;
+
+/// A quarantine stage (spec §37.8.2). Stages 4 (elimination) and 5 (healing)
+/// are not built.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// No restriction.
+    #[default]
+    Normal,
+    /// Stage 1: watched and logged, no restriction.
+    Observation,
+    /// Stage 2: outbound effects refused (`IMM-STAGE-2`); reads and internal
+    /// work go on.
+    SoftIsolation,
+    /// Stage 3: everything refused (`IMM-STAGE-3`) until the operator releases it.
+    HardIsolation,
+}
+
+impl Stage {
+    /// 0–3.
+    #[must_use]
+    pub const fn number(self) -> u8 {
+        match self {
+            Self::Normal => 0,
+            Self::Observation => 1,
+            Self::SoftIsolation => 2,
+            Self::HardIsolation => 3,
+        }
+    }
+
+    /// The stage's name in the spec's words.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Normal => "normal",
+            Self::Observation => "observation",
+            Self::SoftIsolation => "soft isolation",
+            Self::HardIsolation => "hard isolation",
+        }
+    }
+}
+
+/// The danger score at which stages 1, 2 and 3 begin (spec §49.12: 10, 30,
+/// 60; lower in Isolated).
+#[must_use]
+pub const fn thresholds(profile: Profile) -> [u32; 3] {
+    match profile {
+        Profile::Standard | Profile::Hardened => [10, 30, 60],
+        Profile::Isolated => [5, 15, 30],
+    }
+}
+
+/// The weight of a deny as a danger signal. Only codes that show what the
+/// agent tried count; a code that can also mean a fault of the node (a
+/// configuration hash mismatch under Rule 1, a broken chain under Rule 3, an
+/// unconfirmed gateway under Rule 9, health under Rules 5–8, 10, 11) or of
+/// the agent's own bookkeeping (expiry, rate, budget) weighs nothing.
+#[must_use]
+pub const fn weight(code: DenyCode) -> u32 {
+    match code {
+        // An injected value, an injection in the arguments, keys asked for,
+        // a more trusted ring asked for.
+        DenyCode::Provenance | DenyCode::Prefilter | DenyCode::Mr02 | DenyCode::Mr04 => 10,
+        // Reaching above clearance or pushing data below its level.
+        DenyCode::ReadUp | DenyCode::WriteDown | DenyCode::Taint => 5,
+        DenyCode::Mac => 3,
+        // Probing resources the token does not cover.
+        DenyCode::Scope => 2,
+        DenyCode::NoToken
+        | DenyCode::Signature
+        | DenyCode::Expired
+        | DenyCode::Revoked
+        | DenyCode::AgentMismatch
+        | DenyCode::Rate
+        | DenyCode::Ops
+        | DenyCode::Budget
+        | DenyCode::Mr01
+        | DenyCode::Mr03
+        | DenyCode::Mr05
+        | DenyCode::Mr06
+        | DenyCode::Mr07
+        | DenyCode::Mr08
+        | DenyCode::Mr09
+        | DenyCode::Mr10
+        | DenyCode::Mr11
+        | DenyCode::Epoch
+        | DenyCode::Bounds
+        | DenyCode::Internal
+        | DenyCode::Divergence
+        | DenyCode::ImmStage2
+        | DenyCode::ImmStage3 => 0,
+    }
+}
+
+/// One danger signal: a deny of the agent's own verified request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signal {
+    /// The decision's time (logged).
+    pub at_ms: u64,
+    /// The deny code.
+    pub code: DenyCode,
+    /// Its weight when it was decided.
+    pub weight: u32,
+}
+
+/// One agent's immune standing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Standing {
+    /// The stage as last recorded; quiet time lowers it ([`Self::stage_at`]).
+    pub stage: Stage,
+    /// When `stage` was entered.
+    pub since_ms: u64,
+    /// Signals since the last release, oldest first.
+    pub signals: Vec<Signal>,
+}
+
+impl Standing {
+    /// The sum of the weights of the signals in the hour up to `now_ms`.
+    #[must_use]
+    pub fn score_at(&self, now_ms: u64) -> u32 {
+        self.signals
+            .iter()
+            .filter(|s| s.at_ms <= now_ms && now_ms - s.at_ms < SCORE_WINDOW_MS)
+            .fold(0u32, |sum, s| sum.saturating_add(s.weight))
+    }
+
+    /// The stage at `now_ms` and when it was entered: stage 2 falls to 1
+    /// after 60 quiet minutes, stage 1 to normal after 30; stage 3 stays.
+    #[must_use]
+    pub fn stage_at(&self, now_ms: u64) -> (Stage, u64) {
+        let last = self.signals.last().map_or(self.since_ms, |s| s.at_ms).max(self.since_ms);
+        let quiet = now_ms.saturating_sub(last);
+        let soft_ends = last.saturating_add(SOFT_ISOLATION_HOLD_MS);
+        match self.stage {
+            Stage::SoftIsolation if quiet >= SOFT_ISOLATION_HOLD_MS + OBSERVATION_HOLD_MS => {
+                (Stage::Normal, soft_ends.saturating_add(OBSERVATION_HOLD_MS))
+            }
+            Stage::SoftIsolation if quiet >= SOFT_ISOLATION_HOLD_MS => (Stage::Observation, soft_ends),
+            Stage::Observation if quiet >= OBSERVATION_HOLD_MS => {
+                (Stage::Normal, last.saturating_add(OBSERVATION_HOLD_MS))
+            }
+            stage => (stage, self.since_ms),
+        }
+    }
+
+    /// The stage a score reaches under `thresholds`.
+    #[must_use]
+    pub fn stage_for(score: u32, thresholds: [u32; 3]) -> Stage {
+        match thresholds {
+            [_, _, hard] if score >= hard => Stage::HardIsolation,
+            [_, soft, _] if score >= soft => Stage::SoftIsolation,
+            [watch, _, _] if score >= watch => Stage::Observation,
+            _ => Stage::Normal,
+        }
+    }
+
+    /// Folds one signal: the stage becomes the higher of the (decayed) stage
+    /// and the one the new score reaches.
+    pub(crate) fn signal(&mut self, signal: Signal, thresholds: [u32; 3]) {
+        let (base, base_since) = self.stage_at(signal.at_ms);
+        if self.signals.len() >= SIGNALS_PER_AGENT_MAX {
+            self.signals.remove(0);
+        }
+        self.signals.push(signal);
+        let stage = base.max(Self::stage_for(self.score_at(signal.at_ms), thresholds));
+        self.since_ms = if stage == base { base_since } else { signal.at_ms };
+        self.stage = stage;
+    }
+
+    /// The deny code of the last signal, for the agent's explanation.
+    #[must_use]
+    pub fn last_code(&self) -> Option<DenyCode> {
+        self.signals.last().map(|s| s.code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: u64 = 60_000;
+
+    fn signal(at_min: u64, code: DenyCode) -> Signal {
+        Signal { at_ms: at_min * MIN, code, weight: weight(code) }
+    }
+
+    /// CT-IMM-01: weighted scores of 10, 30 and 60 enter stages 1, 2 and 3.
+    #[test]
+    fn ct_imm_01_scores_of_10_30_60_enter_stages_1_2_3() {
+        let t = thresholds(Profile::Standard);
+        let mut s = Standing::default();
+        let mut stages = Vec::new();
+        for minute in 0..6 {
+            s.signal(signal(minute, DenyCode::Provenance), t);
+            stages.push((s.score_at(minute * MIN), s.stage_at(minute * MIN).0));
+        }
+        assert_eq!(
+            stages,
+            [
+                (10, Stage::Observation),
+                (20, Stage::Observation),
+                (30, Stage::SoftIsolation),
+                (40, Stage::SoftIsolation),
+                (50, Stage::SoftIsolation),
+                (60, Stage::HardIsolation),
+            ]
+        );
+        assert_eq!(s.stage_at(5 * MIN), (Stage::HardIsolation, 5 * MIN), "entered at the sixth signal");
+        assert_eq!(s.stage_at(10_000 * MIN).0, Stage::HardIsolation, "stage 3 never decays");
+    }
+
+    /// Quiet time lowers a stage: soft isolation lasts 60 quiet minutes, then
+    /// observation 30 more; the score counts the last hour only.
+    #[test]
+    fn quiet_time_lowers_stages_2_and_1() {
+        let t = thresholds(Profile::Standard);
+        let mut s = Standing::default();
+        for minute in [0, 1, 2] {
+            s.signal(signal(minute, DenyCode::Provenance), t);
+        }
+        assert_eq!(s.stage_at(2 * MIN), (Stage::SoftIsolation, 2 * MIN));
+        assert_eq!(s.stage_at(61 * MIN).0, Stage::SoftIsolation);
+        assert_eq!(s.stage_at(62 * MIN), (Stage::Observation, 62 * MIN));
+        assert_eq!(s.stage_at(91 * MIN).0, Stage::Observation);
+        assert_eq!(s.stage_at(92 * MIN), (Stage::Normal, 92 * MIN));
+        assert_eq!(s.score_at(92 * MIN), 0, "the old signals left the window");
+        // A new signal after the decay starts from where the agent is now.
+        s.signal(signal(100, DenyCode::Scope), t);
+        assert_eq!(s.stage_at(100 * MIN), (Stage::Normal, 92 * MIN));
+        s.signal(signal(101, DenyCode::ReadUp), t);
+        s.signal(signal(102, DenyCode::Scope), t);
+        s.signal(signal(103, DenyCode::Scope), t);
+        assert_eq!(s.score_at(103 * MIN), 11);
+        assert_eq!(s.stage_at(103 * MIN), (Stage::Observation, 103 * MIN));
+    }
+
+    /// Signals that show no intent weigh nothing, and bounded signal lists
+    /// drop the oldest.
+    #[test]
+    fn bookkeeping_denies_weigh_nothing_and_signals_are_bounded() {
+        let t = thresholds(Profile::Standard);
+        for code in [DenyCode::Rate, DenyCode::Budget, DenyCode::Expired, DenyCode::Internal, DenyCode::Mr03] {
+            assert_eq!(weight(code), 0, "{code}");
+        }
+        let mut s = Standing::default();
+        for i in 0..(SIGNALS_PER_AGENT_MAX as u64 + 10) {
+            s.signal(Signal { at_ms: i, code: DenyCode::Scope, weight: 0 }, t);
+        }
+        assert_eq!(s.signals.len(), SIGNALS_PER_AGENT_MAX);
+        assert_eq!(s.signals[0].at_ms, 10);
+        assert_eq!(s.stage_at(100).0, Stage::Normal);
+    }
+
+    #[test]
+    fn isolated_thresholds_are_lower() {
+        let mut s = Standing::default();
+        s.signal(signal(0, DenyCode::ReadUp), thresholds(Profile::Isolated));
+        assert_eq!(s.stage_at(0).0, Stage::Observation);
+        s.signal(signal(1, DenyCode::Provenance), thresholds(Profile::Isolated));
+        assert_eq!(s.stage_at(MIN).0, Stage::SoftIsolation);
+    }
+}

@@ -1,0 +1,140 @@
+//! The kernel's side of the immune system (issue #14): the operator's view of
+//! every agent's quarantine standing and the logged release. The standing
+//! itself is DSC state ([`maos_dsc::immune`]), changed by the danger signals
+//! in decision deltas and by the `kernel.immune` records written here.
+
+use super::{Command, KernelHandle, Sequencer};
+use crate::error::KernelError;
+use crate::records::{ImmuneRecord, KIND_IMMUNE, RECORD_VERSION};
+use maos_dsc::{Decision, DeltaOp, DscState};
+use maos_model::{AgentId, UnixMillis};
+use maos_wal::Lsn;
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+/// Longest release reason kept in the log.
+pub const RELEASE_REASON_BYTES_MAX: usize = 1024;
+
+/// One agent's quarantine standing as the operator sees it, at the time asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuarantineView {
+    /// The agent.
+    pub agent: AgentId,
+    /// Stage 0–3 now.
+    pub stage: u8,
+    /// The stage's name (`observation`, `soft isolation`, …).
+    pub stage_name: String,
+    /// When the agent entered that stage, Unix ms.
+    pub since_ms: u64,
+    /// Danger score now (signals of the last hour).
+    pub score: u32,
+    /// Signals kept since the last release.
+    pub signals: usize,
+    /// The last signal's deny code and time.
+    pub last_signal: Option<(String, u64)>,
+}
+
+impl KernelHandle {
+    /// Every agent with a danger signal since its last release, by agent id.
+    ///
+    /// # Errors
+    /// [`KernelError::Busy`], [`KernelError::Stopped`].
+    pub async fn quarantine(&self) -> Result<Vec<QuarantineView>, KernelError> {
+        let (reply, rx) = oneshot::channel();
+        self.enqueue(Command::Quarantine { reply })?;
+        rx.await.map_err(|_| KernelError::Stopped)
+    }
+
+    /// Releases `agent` from quarantine: a `kernel.immune` record with its
+    /// standing as evidence, then stage 0 with no signals.
+    ///
+    /// # Errors
+    /// [`KernelError::NotQuarantined`], [`KernelError::Freeze`],
+    /// [`KernelError::Busy`], [`KernelError::Stopped`].
+    pub async fn release(&self, agent: AgentId, reason: &str) -> Result<Lsn, KernelError> {
+        let (reply, rx) = oneshot::channel();
+        let reason = maos_model::prefix_within(reason, RELEASE_REASON_BYTES_MAX).to_owned();
+        self.enqueue(Command::Release { agent, reason, reply })?;
+        rx.await.map_err(|_| KernelError::Stopped)?
+    }
+}
+
+impl Sequencer {
+    pub(super) fn quarantine_views(&mut self) -> Vec<QuarantineView> {
+        let now = self.now().0;
+        self.state
+            .dsc
+            .standings()
+            .map(|(agent, s)| {
+                let (stage, since_ms) = s.stage_at(now);
+                QuarantineView {
+                    agent: agent.clone(),
+                    stage: stage.number(),
+                    stage_name: stage.name().to_owned(),
+                    since_ms,
+                    score: s.score_at(now),
+                    signals: s.signals.len(),
+                    last_signal: s.signals.last().map(|l| (l.code.as_str().to_owned(), l.at_ms)),
+                }
+            })
+            .collect()
+    }
+
+    pub(super) fn on_release(&mut self, agent: &AgentId, reason: String) -> Result<Lsn, KernelError> {
+        let now = self.now();
+        let standing = self.state.dsc.standing(agent).ok_or_else(|| KernelError::NotQuarantined(agent.clone()))?;
+        let (stage, _) = standing.stage_at(now.0);
+        let delta = DscState::release(agent, now);
+        let record = ImmuneRecord {
+            v: RECORD_VERSION,
+            agent: agent.clone(),
+            delta: delta.ops.clone(),
+            stage_before: stage.number(),
+            score_before: standing.score_at(now.0),
+            reason,
+            at_ms: now.0,
+        };
+        let lsn = self.log(KIND_IMMUNE, &record)?;
+        // A release removes an entry: it cannot hit a bound.
+        let _ = self.state.apply_delta(&delta);
+        tracing::info!(%agent, stage = stage.number(), "released from quarantine");
+        Ok(lsn)
+    }
+
+    /// The quarantine refusal of `intent` at `now` (the DSC's own gate), for
+    /// an approval granted after its agent entered quarantine.
+    pub(super) fn quarantine_refusal(
+        &self,
+        intent: &maos_model::Intent,
+        now: UnixMillis,
+    ) -> Option<(&'static str, String)> {
+        let none = maos_token::TokenError::UnknownToken(String::new());
+        let input = maos_dsc::checks::CheckInput::new(&self.state.dsc, intent, Err(&none), now);
+        match maos_dsc::checks::quarantine(&input)? {
+            maos_dsc::Outcome::Deny { code, detail } => Some((code.as_str(), detail)),
+            maos_dsc::Outcome::Pass | maos_dsc::Outcome::NotApplicable { .. } | maos_dsc::Outcome::Escalate { .. } => {
+                None
+            }
+        }
+    }
+
+    /// What a deny that was a danger signal adds to the agent's explanation:
+    /// the stage it is in now (the delta is applied already).
+    pub(super) fn immune_note(&self, agent: &AgentId, decision: &Decision, now: UnixMillis) -> Option<String> {
+        let signalled = decision.delta().ops.iter().any(|op| matches!(op, DeltaOp::Danger { .. }));
+        let standing = self.state.dsc.standing(agent).filter(|_| signalled)?;
+        let (stage, _) = standing.stage_at(now.0);
+        Some(format!(
+            "; danger signal recorded: quarantine stage {} ({}), danger score {}",
+            stage.number(),
+            stage.name(),
+            standing.score_at(now.0)
+        ))
+    }
+}
+
+/// Whether a decision's delta carries a danger signal: such a deny is logged
+/// in full, never folded into a deny window.
+pub(super) fn signals(decision: &Decision) -> bool {
+    decision.delta().ops.iter().any(|op| matches!(op, DeltaOp::Danger { .. }))
+}
