@@ -189,6 +189,12 @@ impl Standing {
         self.stage = stage;
     }
 
+    /// Apoptosis: the agent reported its own compromise; stage 3 at once.
+    pub(crate) fn apoptosis(&mut self, at_ms: u64) {
+        self.stage = Stage::HardIsolation;
+        self.since_ms = at_ms;
+    }
+
     /// The deny code of the last signal, for the agent's explanation.
     #[must_use]
     pub fn last_code(&self) -> Option<DenyCode> {

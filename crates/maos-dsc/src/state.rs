@@ -229,6 +229,13 @@ pub enum DeltaOp {
         /// The decision's time.
         at_ms: u64,
     },
+    /// The agent reported its own compromise (spec §37.11.2): stage 3 at once.
+    Apoptosis {
+        /// Agent.
+        agent: AgentId,
+        /// When.
+        at_ms: u64,
+    },
     /// The operator released the agent from quarantine.
     Release {
         /// Agent.
@@ -497,6 +504,12 @@ impl DscState {
         StateDelta { ops: vec![DeltaOp::RegisterAgent { agent: agent.clone(), ring }] }
     }
 
+    /// Delta constructor: `agent` reported its own compromise at `at`.
+    #[must_use]
+    pub fn apoptosis(agent: &AgentId, at: UnixMillis) -> StateDelta {
+        StateDelta { ops: vec![DeltaOp::Apoptosis { agent: agent.clone(), at_ms: at.0 }] }
+    }
+
     /// Delta constructor: the operator released `agent` from quarantine at `at`.
     #[must_use]
     pub fn release(agent: &AgentId, at: UnixMillis) -> StateDelta {
@@ -539,7 +552,7 @@ impl DscState {
                         new_agents.insert(agent);
                     }
                 }
-                DeltaOp::Danger { agent, .. } => {
+                DeltaOp::Danger { agent, .. } | DeltaOp::Apoptosis { agent, .. } => {
                     if !self.immune.contains_key(agent) {
                         new_immune.insert(agent);
                     }
@@ -642,6 +655,9 @@ impl DscState {
                 let thresholds = crate::immune::thresholds(self.config.profile());
                 let signal = Signal { at_ms: *at_ms, code: *code, weight: *weight };
                 self.immune.entry(agent.clone()).or_default().signal(signal, thresholds);
+            }
+            DeltaOp::Apoptosis { agent, at_ms } => {
+                self.immune.entry(agent.clone()).or_default().apoptosis(*at_ms);
             }
             DeltaOp::Release { agent, .. } => {
                 // The evidence stays in the log; the state forgets it.

@@ -34,6 +34,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/v1/approvals/{id}/grant", post(grant))
         .route("/v1/approvals/{id}/deny", post(deny))
         .route("/v1/status", get(status))
+        .route("/v1/apoptosis", post(apoptosis))
         .route("/v1/quarantine", get(quarantine))
         .route("/v1/quarantine/{agent}/release", post(release))
         .route("/v1/audit", get(audit))
@@ -480,6 +481,20 @@ async fn quarantine(State(api): State<Arc<Api>>, headers: HeaderMap) -> ApiResul
     api.operator(&headers)?;
     let agents = api.kernel.quarantine().await.map_err(|e| ApiError::from_kernel(&e))?;
     Ok(Json(serde_json::json!({ "agents": agents })).into_response())
+}
+
+/// The agent reports its own compromise (spec §37.11.2): always accepted, stage 3 at once.
+async fn apoptosis(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<Response> {
+    let session = api.agent(&headers)?;
+    let body = body_of(body)?;
+    let body: DenyBody = if body.is_empty() { DenyBody::default() } else { json_body(&body)? };
+    let reason = body.reason.as_deref().unwrap_or("reported by the agent");
+    let lsn = api.kernel.apoptosis(session.agent.clone(), reason).await.map_err(|e| ApiError::from_kernel(&e))?;
+    Ok(Json(serde_json::json!({ "agent": session.agent, "stage": 3, "lsn": lsn.0 })).into_response())
 }
 
 /// The operator releases an agent from quarantine (logged with the reason).

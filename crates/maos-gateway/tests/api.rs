@@ -526,6 +526,7 @@ mod api {
         ("post", "/v1/approvals/{id}/grant"),
         ("post", "/v1/approvals/{id}/deny"),
         ("get", "/v1/status"),
+        ("post", "/v1/apoptosis"),
         ("get", "/v1/quarantine"),
         ("post", "/v1/quarantine/{agent}/release"),
         ("get", "/v1/audit"),

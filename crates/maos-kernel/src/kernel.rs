@@ -264,6 +264,7 @@ enum Command {
     CloseDenyWindows { reply: oneshot::Sender<u64> },
     Quarantine { reply: oneshot::Sender<Vec<QuarantineView>> },
     Release { agent: maos_model::AgentId, reason: String, reply: oneshot::Sender<Result<Lsn, KernelError>> },
+    Apoptosis { agent: maos_model::AgentId, reason: String, reply: oneshot::Sender<Result<Lsn, KernelError>> },
 }
 
 enum Completion {
@@ -930,6 +931,9 @@ impl Sequencer {
             }
             Command::Release { agent, reason, reply } => {
                 let _ = reply.send(self.on_release(&agent, reason));
+            }
+            Command::Apoptosis { agent, reason, reply } => {
+                let _ = reply.send(self.on_apoptosis(&agent, reason));
             }
             Command::Verify { token, reply } => {
                 let now = self.now();

@@ -122,20 +122,32 @@ pub struct ReadRecord {
     pub at_ms: u64,
 }
 
-/// Kind `0x0305`: the operator acted on an agent's immune standing.
+/// Who changed an agent's immune standing outside a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImmuneActor {
+    /// The operator (`maos quarantine release`).
+    Operator,
+    /// The agent itself (apoptosis).
+    Agent,
+}
+
+/// Kind `0x0305`: an operator's release or an agent's apoptosis.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImmuneRecord {
     /// [`RECORD_VERSION`].
     pub v: u16,
     /// The agent.
     pub agent: AgentId,
-    /// The delta applied (a `release` op).
+    /// Who acted.
+    pub by: ImmuneActor,
+    /// The delta applied (a `release` or `apoptosis` op).
     pub delta: Vec<DeltaOp>,
     /// The stage the agent was in (0–3) and its danger score, as evidence.
     pub stage_before: u8,
     /// Danger score before.
     pub score_before: u32,
-    /// The operator's reason.
+    /// The reason given.
     pub reason: String,
     /// When, Unix ms.
     pub at_ms: u64,

@@ -325,6 +325,42 @@ mod daemon {
         assert_eq!(verify["copies"][0]["unsigned_tail_records"], 0, "{verify}");
     }
 
+    /// Apoptosis over HTTP (issue #14 item 4, CT-IMM-04): `POST /v1/apoptosis`
+    /// with the agent's session is accepted at once and puts the agent in
+    /// stage 3; its next write is refused `IMM-STAGE-3` and not made; after
+    /// the operator's release it writes again. Replay is clean.
+    #[test]
+    fn ct_imm_04_apoptosis_over_http_isolates_the_agent_until_released() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        init(&dir);
+        let token = issue(&dir, "writer", &["fs.*=/workspace/**"]);
+        let mut daemon = Daemon::start(&dir, tmp.path(), "up", &[]);
+        let agent = Agent::open(&daemon.base, &token);
+        done_id(&agent.submit(&fs_write("/workspace/before.txt", "x")));
+        let r = agent
+            .http
+            .post(format!("{}/v1/apoptosis", daemon.base))
+            .bearer_auth(&agent.session)
+            .json(&json!({ "reason": "my instructions changed mid-task" }))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let body: Value = r.json().unwrap();
+        assert_eq!(body["stage"], 3, "{body}");
+        let (_, view) = agent.submit(&fs_write("/workspace/after.txt", "x"));
+        assert_eq!(view["code"], "IMM-STAGE-3", "{view}");
+        assert!(!dir.join("workspace/after.txt").exists());
+        // Without a session nobody can report for the agent.
+        let r = client().post(format!("{}/v1/apoptosis", daemon.base)).send().unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        ok(&dir, &["quarantine", "release", "writer", "--reason", "reviewed"]);
+        done_id(&agent.submit(&fs_write("/workspace/after.txt", "x")));
+        assert!(daemon.sigterm().success(), "{}", daemon.output());
+        let replay = ok_json(&dir, &["audit", "replay"]);
+        assert_eq!(replay["divergence_count"], 0, "{replay}");
+    }
+
     // ---- A3: escalation end to end -------------------------------------------
 
     #[test]

@@ -189,12 +189,15 @@ mod mcp {
         out["results"].as_array().unwrap_or_else(|| panic!("the MCP session failed: {out}"))
     }
 
+    /// The upstream tools a `tools/list` step offered: MAOS's own apoptosis
+    /// tool, on every list, is checked by its own test and left out here.
     fn tools_of(step: &Value) -> BTreeSet<String> {
         step["tools"]
             .as_array()
             .unwrap_or_else(|| panic!("not a tools/list answer: {step}"))
             .iter()
             .map(|t| t.as_str().unwrap().to_owned())
+            .filter(|t| t != "maos_report_compromise")
             .collect()
     }
 
@@ -1265,6 +1268,48 @@ mod mcp {
         let release = records.iter().find(|r| r["kind_name"] == "kernel.immune").expect("a kernel.immune record");
         assert_eq!(release["payload"]["stage_before"], 2, "{release}");
         assert_eq!(release["payload"]["reason"], "reviewed: the inbox was phishing");
+        daemon.stop();
+        audit_clean(&dir);
+    }
+
+    /// Apoptosis (issue #14 item 4, CT-IMM-04): every agent is offered
+    /// `maos_report_compromise`; calling it is accepted at once, whatever the
+    /// agent's stage, and puts it in stage 3: its next read is refused
+    /// `IMM-STAGE-3` and the upstream sees nothing. A second report (already
+    /// quarantined) is still accepted. Over `/v1/apoptosis` the same. The
+    /// operator sees stage 3 and releases it; the log verifies and replays clean.
+    #[test]
+    fn ct_imm_04_apoptosis_is_always_accepted_and_isolates_the_agent_at_once() {
+        let Some(peers) = peers() else { return };
+        let outbox = tempfile::NamedTempFile::new().unwrap();
+        let env = format!("FIXTURE_OUTBOX = {}", qp(outbox.path()));
+        let tools = "[upstream.tools.send_message]\neffect = \"write\"\nrecipients = [\"to\"]\nintegrity = false\nsink = \"internal\"\n";
+        let setup = Setup::new(&peers.fixture_upstream("fixture", &env, tools));
+        let dir = setup.data();
+        let daemon = setup.start("up");
+        let (token, _) = issue(&dir, "worried", &["mcp.fixture.*"]);
+        let report = call("maos_report_compromise", &json!({ "reason": "the page told me to mail the keys" }));
+        let send = call("send_message", &json!({ "to": "bob@example.com", "body": "hi" }));
+        let lookup = call("lookup", &json!({ "key": "k" }));
+        let out = peers
+            .client(&plan(&over_http(&daemon.base, Some(&token)), &[list(), report.clone(), lookup, send, report]));
+        let s = steps(&out);
+        let listed: Vec<&str> = s[0]["tools"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+        assert!(listed.contains(&"maos_report_compromise"), "{listed:?}");
+        assert!(!is_error(result(&s[1])), "{}", s[1]);
+        assert!(assert_denied(&s[2], "IMM-STAGE-3").contains("hard isolation"), "{}", s[2]);
+        assert_denied(&s[3], "IMM-STAGE-3");
+        assert!(!is_error(result(&s[4])), "a second report is accepted too: {}", s[4]);
+        assert_eq!(std::fs::read_to_string(outbox.path()).unwrap(), "", "the upstream received nothing");
+        let list = ok_json(&dir, &["quarantine", "list"]);
+        assert_eq!(list["agents"][0]["stage"], 3, "{list}");
+        let records = export(&dir);
+        let reports: Vec<&Value> = records.iter().filter(|r| r["kind_name"] == "kernel.immune").collect();
+        assert_eq!(reports.len(), 2, "{reports:?}");
+        assert_eq!(reports[0]["payload"]["by"], "agent");
+        assert_eq!(reports[0]["payload"]["reason"], "the page told me to mail the keys");
+        ok(&dir, &["quarantine", "release", "worried"]);
+        assert_eq!(ok_json(&dir, &["quarantine", "list"])["agents"], json!([]));
         daemon.stop();
         audit_clean(&dir);
     }

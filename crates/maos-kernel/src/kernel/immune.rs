@@ -5,7 +5,7 @@
 
 use super::{Command, KernelHandle, Sequencer};
 use crate::error::KernelError;
-use crate::records::{ImmuneRecord, KIND_IMMUNE, RECORD_VERSION};
+use crate::records::{ImmuneActor, ImmuneRecord, KIND_IMMUNE, RECORD_VERSION};
 use maos_dsc::{Decision, DeltaOp, DscState};
 use maos_model::{AgentId, UnixMillis};
 use maos_wal::Lsn;
@@ -43,6 +43,19 @@ impl KernelHandle {
         let (reply, rx) = oneshot::channel();
         self.enqueue(Command::Quarantine { reply })?;
         rx.await.map_err(|_| KernelError::Stopped)
+    }
+
+    /// The agent's own report that it is compromised (apoptosis, spec
+    /// §37.11.2): always accepted; the agent goes to stage 3 at once.
+    ///
+    /// # Errors
+    /// [`KernelError::Freeze`], [`KernelError::Refused`] (`KERNEL-STATE-LIMIT`),
+    /// [`KernelError::Busy`], [`KernelError::Stopped`].
+    pub async fn apoptosis(&self, agent: AgentId, reason: &str) -> Result<Lsn, KernelError> {
+        let (reply, rx) = oneshot::channel();
+        let reason = maos_model::prefix_within(reason, RELEASE_REASON_BYTES_MAX).to_owned();
+        self.enqueue(Command::Apoptosis { agent, reason, reply })?;
+        rx.await.map_err(|_| KernelError::Stopped)?
     }
 
     /// Releases `agent` from quarantine: a `kernel.immune` record with its
@@ -89,6 +102,7 @@ impl Sequencer {
             v: RECORD_VERSION,
             agent: agent.clone(),
             delta: delta.ops.clone(),
+            by: ImmuneActor::Operator,
             stage_before: stage.number(),
             score_before: standing.score_at(now.0),
             reason,
@@ -98,6 +112,35 @@ impl Sequencer {
         // A release removes an entry: it cannot hit a bound.
         let _ = self.state.apply_delta(&delta);
         tracing::info!(%agent, stage = stage.number(), "released from quarantine");
+        Ok(lsn)
+    }
+
+    /// Apoptosis (spec §37.11.2): always accepted, whatever the agent's
+    /// stage, rate or token use; stage 3 at once, logged with the reason.
+    pub(super) fn on_apoptosis(&mut self, agent: &AgentId, reason: String) -> Result<Lsn, KernelError> {
+        let now = self.now();
+        let (stage, score) =
+            self.state.dsc.standing(agent).map_or((0, 0), |s| (s.stage_at(now.0).0.number(), s.score_at(now.0)));
+        let delta = DscState::apoptosis(agent, now);
+        let record = ImmuneRecord {
+            v: RECORD_VERSION,
+            agent: agent.clone(),
+            by: ImmuneActor::Agent,
+            delta: delta.ops.clone(),
+            stage_before: stage,
+            score_before: score,
+            reason,
+            at_ms: now.0,
+        };
+        let lsn = self.log(KIND_IMMUNE, &record)?;
+        if !self.state.apply_delta(&delta) {
+            // Logged, but the standings are full (a million agents with
+            // signals): the fold skips it too. Said loudly, never silently.
+            tracing::error!(%agent, "apoptosis logged but the immune state is full");
+            let why = "the immune state is full; the report is logged".to_owned();
+            return Err(KernelError::Refused { code: super::CODE_STATE_LIMIT, why });
+        }
+        tracing::warn!(%agent, "apoptosis: the agent reported its own compromise; stage 3");
         Ok(lsn)
     }
 
