@@ -294,17 +294,16 @@ pub fn provenance_flag(intent: &Intent, session: Option<&Session>, mission: Opti
         // The value as given and percent-decoded: the index holds both forms of the text.
         let decoded = crate::prefilter::percent_decode(&needle);
         let found = |t: &str| t.contains(&needle) || t.contains(&decoded);
+        let flagged = session.injected_text.iter().any(|t| found(t));
         // A catalogue never vouches for a value that also came from text the
         // pre-filter flagged.
-        let catalogued = catalogue_trusted
-            && session.catalogue_text.iter().any(|t| found(t))
-            && !session.injected_text.iter().any(|t| found(t));
+        let catalogued = catalogue_trusted && !flagged && session.catalogue_text.iter().any(|t| found(t));
         let trusted =
             mission.as_deref().is_some_and(found) || session.trusted_text.iter().any(|t| found(t)) || catalogued;
         if trusted {
             continue;
         }
-        let injected = session.injected_text.iter().any(|t| found(t)) || (session.overflow && session.injected);
+        let injected = flagged || (session.overflow && session.injected);
         if injected {
             return Some(ProvenanceHit { argument: name_argument(intent, name, &needle, value), injected });
         }
@@ -453,40 +452,34 @@ pub fn check_5_rules(input: &CheckInput<'_>) -> Outcome {
     }
     // Last, so a rule or MAC deny (a danger signal of its own) is not hidden
     // behind the quarantine refusal, which weighs nothing.
-    quarantine(input).unwrap_or(Outcome::Pass)
+    quarantine(input.state, input.intent, input.now).unwrap_or(Outcome::Pass)
 }
 
-/// The agent's quarantine stage at the decision's time (issue #14, spec
-/// §37.8.2): stage 3 refuses everything, stage 2 every outbound effect (a
-/// public sink, an irreversible effect, or one that names a recipient or a
-/// domain). The refusal tells the agent why and what ends it.
+/// The agent's quarantine stage at `now` (issue #14, spec §37.8.2): stage 3
+/// refuses everything, stage 2 what [`outbound`] names. The refusal tells the
+/// agent why and what ends it. The kernel asks it too when a grant comes for
+/// an intent decided before the agent entered quarantine.
 #[must_use]
-pub fn quarantine(input: &CheckInput<'_>) -> Option<Outcome> {
+pub fn quarantine(state: &DscState, intent: &Intent, now: UnixMillis) -> Option<Outcome> {
     use crate::immune::Stage;
-    let intent = input.intent;
-    let standing = input.state.standing(&intent.agent)?;
-    let now = input.now.0;
-    let (stage, since) = standing.stage_at(now);
-    let evidence = format!(
-        "stage {} ({}) since {since} ms: danger score {}, last signal {}",
+    let standing = state.standing(&intent.agent)?;
+    let (stage, since) = standing.stage_at(now.0);
+    let (code, ends) = match stage {
+        Stage::HardIsolation => (DenyCode::ImmStage3, "every request is refused until the operator releases the agent"),
+        Stage::SoftIsolation if outbound(intent) => (
+            DenyCode::ImmStage2,
+            "outbound effects are refused for 60 minutes after the last signal or until the operator releases the agent",
+        ),
+        Stage::SoftIsolation | Stage::Observation | Stage::Normal => return None,
+    };
+    let detail = format!(
+        "stage {} ({}) since {since} ms: danger score {}, last signal {}; {ends}",
         stage.number(),
         stage.name(),
-        standing.score_at(now),
+        standing.score_at(now.0),
         standing.last_code().map_or("none", DenyCode::as_str)
     );
-    match stage {
-        Stage::HardIsolation => Some(Outcome::deny(
-            DenyCode::ImmStage3,
-            format!("{evidence}; every request is refused until the operator releases the agent"),
-        )),
-        Stage::SoftIsolation if outbound(intent) => Some(Outcome::deny(
-            DenyCode::ImmStage2,
-            format!(
-                "{evidence}; outbound effects are refused for 60 minutes after the last signal or until the operator releases the agent"
-            ),
-        )),
-        Stage::SoftIsolation | Stage::Observation | Stage::Normal => None,
-    }
+    Some(Outcome::deny(code, detail))
 }
 
 /// What soft isolation blocks: every effect except a local file write (an

@@ -114,6 +114,42 @@ impl Default for Session {
     }
 }
 
+impl Session {
+    /// Keeps `text` for provenance in the list its source belongs to. A text
+    /// that does not fit is not kept and marks the session overflowed (for a
+    /// catalogue: `catalogue_overflow`, which fails closed for effects only).
+    fn keep(&mut self, text: &str, untrusted: bool, catalogue: bool, injected: bool) {
+        if catalogue {
+            if text.len() > FRAGMENT_BYTES_MAX {
+                self.catalogue_overflow = true;
+                return;
+            }
+            let indexed = crate::prefilter::provenance_index(text);
+            // A client lists a server again and again: keep each text once.
+            if self.catalogue_text.contains(&indexed) {
+                return;
+            }
+            if self.catalogue_text.len() >= SESSION_FRAGMENTS_MAX {
+                self.catalogue_overflow = true;
+            } else {
+                self.catalogue_text.push(indexed);
+            }
+            return;
+        }
+        let list = if untrusted { &mut self.untrusted_text } else { &mut self.trusted_text };
+        if list.len() >= SESSION_FRAGMENTS_MAX || text.len() > FRAGMENT_BYTES_MAX {
+            self.overflow = true;
+            return;
+        }
+        let indexed = crate::prefilter::provenance_index(text);
+        if injected {
+            // Bounded by `untrusted_text`'s bound: a subset of it.
+            self.injected_text.push(indexed.clone());
+        }
+        list.push(indexed);
+    }
+}
+
 /// Usage of one capability token.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenUsage {
@@ -613,30 +649,8 @@ impl DscState {
                 s.level = s.level.join(*level);
                 s.untrusted |= *untrusted;
                 s.injected |= injected;
-                if let Some(text) = text
-                    && !*untrusted
-                    && *catalogue
-                {
-                    // A client lists a server again and again: keep each text once.
-                    let indexed = crate::prefilter::provenance_index(text);
-                    let known = s.catalogue_text.contains(&indexed);
-                    if !known && (s.catalogue_text.len() >= SESSION_FRAGMENTS_MAX || text.len() > FRAGMENT_BYTES_MAX) {
-                        s.catalogue_overflow = true;
-                    } else if !known {
-                        s.catalogue_text.push(indexed);
-                    }
-                } else if let Some(text) = text {
-                    let list = if *untrusted { &mut s.untrusted_text } else { &mut s.trusted_text };
-                    if list.len() >= SESSION_FRAGMENTS_MAX || text.len() > FRAGMENT_BYTES_MAX {
-                        s.overflow = true;
-                    } else {
-                        let indexed = crate::prefilter::provenance_index(text);
-                        if injected {
-                            // Bounded by `untrusted_text`'s bound: a subset of it.
-                            s.injected_text.push(indexed.clone());
-                        }
-                        list.push(indexed);
-                    }
+                if let Some(text) = text {
+                    s.keep(text, *untrusted, *catalogue && !*untrusted, injected);
                 }
             }
             DeltaOp::Health(h) => self.health = *h,

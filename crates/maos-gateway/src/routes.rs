@@ -451,11 +451,18 @@ async fn grant(
     Ok(Json(view).into_response())
 }
 
+/// The optional `{"reason": "…"}` body of a deny, a release or an apoptosis.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct DenyBody {
+struct ReasonBody {
     #[serde(default)]
     reason: Option<String>,
+}
+
+/// The reason a body gives (bounded to `MISSION_BYTES_MAX`), else `default`.
+fn reason_of(body: &[u8], default: &str) -> ApiResult<String> {
+    let body: ReasonBody = if body.is_empty() { ReasonBody::default() } else { json_body(body)? };
+    Ok(body.reason.as_deref().map_or(default, |r| maos_model::prefix_within(r, MISSION_BYTES_MAX)).to_owned())
 }
 
 async fn deny(
@@ -467,10 +474,7 @@ async fn deny(
     api.operator(&headers)?;
     let body = body_of(body)?;
     let id = parse_id(&id)?;
-    let body: DenyBody = if body.is_empty() { DenyBody::default() } else { json_body(&body)? };
-    let reason =
-        body.reason.as_deref().map_or("denied by the operator", |r| maos_model::prefix_within(r, MISSION_BYTES_MAX));
-    let reason = reason.to_owned();
+    let reason = reason_of(&body, "denied by the operator")?;
     api.kernel.deny(id, &reason).await.map_err(|e| ApiError::from_kernel(&e))?;
     let view = IntentView::denied(id, "HACF-DENIED", reason);
     api.results.set(view.clone());
@@ -491,9 +495,8 @@ async fn apoptosis(
 ) -> ApiResult<Response> {
     let session = api.agent(&headers)?;
     let body = body_of(body)?;
-    let body: DenyBody = if body.is_empty() { DenyBody::default() } else { json_body(&body)? };
-    let reason = body.reason.as_deref().unwrap_or("reported by the agent");
-    let lsn = api.kernel.apoptosis(session.agent.clone(), reason).await.map_err(|e| ApiError::from_kernel(&e))?;
+    let reason = reason_of(&body, "reported by the agent")?;
+    let lsn = api.kernel.apoptosis(session.agent.clone(), &reason).await.map_err(|e| ApiError::from_kernel(&e))?;
     Ok(Json(serde_json::json!({ "agent": session.agent, "stage": 3, "lsn": lsn.0 })).into_response())
 }
 
@@ -507,9 +510,8 @@ async fn release(
     api.operator(&headers)?;
     let body = body_of(body)?;
     let agent = maos_model::AgentId::new(&agent).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let body: DenyBody = if body.is_empty() { DenyBody::default() } else { json_body(&body)? };
-    let reason = body.reason.as_deref().unwrap_or("released by the operator");
-    let lsn = api.kernel.release(agent.clone(), reason).await.map_err(|e| ApiError::from_kernel(&e))?;
+    let reason = reason_of(&body, "released by the operator")?;
+    let lsn = api.kernel.release(agent.clone(), &reason).await.map_err(|e| ApiError::from_kernel(&e))?;
     Ok(Json(serde_json::json!({ "agent": agent, "released": true, "lsn": lsn.0 })).into_response())
 }
 

@@ -6,7 +6,7 @@
 use super::{Command, KernelHandle, Sequencer};
 use crate::error::KernelError;
 use crate::records::{ImmuneActor, ImmuneRecord, KIND_IMMUNE, RECORD_VERSION};
-use maos_dsc::{Decision, DeltaOp, DscState};
+use maos_dsc::{Decision, DeltaOp, DscState, StateDelta};
 use maos_model::{AgentId, UnixMillis};
 use maos_wal::Lsn;
 use serde::{Deserialize, Serialize};
@@ -93,25 +93,42 @@ impl Sequencer {
             .collect()
     }
 
-    pub(super) fn on_release(&mut self, agent: &AgentId, reason: String) -> Result<Lsn, KernelError> {
-        let now = self.now();
-        let standing = self.state.dsc.standing(agent).ok_or_else(|| KernelError::NotQuarantined(agent.clone()))?;
-        let (stage, _) = standing.stage_at(now.0);
-        let delta = DscState::release(agent, now);
-        let record = ImmuneRecord {
+    /// The `kernel.immune` record of `by` changing `agent`'s standing with
+    /// `delta`, with the standing before as evidence.
+    fn immune_record(
+        &self,
+        agent: &AgentId,
+        by: ImmuneActor,
+        delta: &StateDelta,
+        reason: String,
+        now: UnixMillis,
+    ) -> ImmuneRecord {
+        let (stage_before, score_before) =
+            self.state.dsc.standing(agent).map_or((0, 0), |s| (s.stage_at(now.0).0.number(), s.score_at(now.0)));
+        ImmuneRecord {
             v: RECORD_VERSION,
             agent: agent.clone(),
+            by,
             delta: delta.ops.clone(),
-            by: ImmuneActor::Operator,
-            stage_before: stage.number(),
-            score_before: standing.score_at(now.0),
+            stage_before,
+            score_before,
             reason,
             at_ms: now.0,
-        };
+        }
+    }
+
+    pub(super) fn on_release(&mut self, agent: &AgentId, reason: String) -> Result<Lsn, KernelError> {
+        let now = self.now();
+        if self.state.dsc.standing(agent).is_none() {
+            return Err(KernelError::NotQuarantined(agent.clone()));
+        }
+        let delta = DscState::release(agent, now);
+        let record = self.immune_record(agent, ImmuneActor::Operator, &delta, reason, now);
+        // Logged before it loosens anything; a release removes an entry, so
+        // it cannot hit a bound.
         let lsn = self.log(KIND_IMMUNE, &record)?;
-        // A release removes an entry: it cannot hit a bound.
         let _ = self.state.apply_delta(&delta);
-        tracing::info!(%agent, stage = stage.number(), "released from quarantine");
+        tracing::info!(%agent, stage = record.stage_before, "released from quarantine");
         Ok(lsn)
     }
 
@@ -119,27 +136,15 @@ impl Sequencer {
     /// stage, rate or token use; stage 3 at once, logged with the reason.
     pub(super) fn on_apoptosis(&mut self, agent: &AgentId, reason: String) -> Result<Lsn, KernelError> {
         let now = self.now();
-        let (stage, score) =
-            self.state.dsc.standing(agent).map_or((0, 0), |s| (s.stage_at(now.0).0.number(), s.score_at(now.0)));
         let delta = DscState::apoptosis(agent, now);
-        let record = ImmuneRecord {
-            v: RECORD_VERSION,
-            agent: agent.clone(),
-            by: ImmuneActor::Agent,
-            delta: delta.ops.clone(),
-            stage_before: stage,
-            score_before: score,
-            reason,
-            at_ms: now.0,
-        };
-        let lsn = self.log(KIND_IMMUNE, &record)?;
+        let record = self.immune_record(agent, ImmuneActor::Agent, &delta, reason, now);
+        // Applied first: it only tightens, and a delta over the standings
+        // bound is refused before anything is logged (the fold would skip it).
         if !self.state.apply_delta(&delta) {
-            // Logged, but the standings are full (a million agents with
-            // signals): the fold skips it too. Said loudly, never silently.
-            tracing::error!(%agent, "apoptosis logged but the immune state is full");
-            let why = "the immune state is full; the report is logged".to_owned();
+            let why = "the immune state is full".to_owned();
             return Err(KernelError::Refused { code: super::CODE_STATE_LIMIT, why });
         }
+        let lsn = self.log(KIND_IMMUNE, &record)?;
         tracing::warn!(%agent, "apoptosis: the agent reported its own compromise; stage 3");
         Ok(lsn)
     }
@@ -151,9 +156,7 @@ impl Sequencer {
         intent: &maos_model::Intent,
         now: UnixMillis,
     ) -> Option<(&'static str, String)> {
-        let none = maos_token::TokenError::UnknownToken(String::new());
-        let input = maos_dsc::checks::CheckInput::new(&self.state.dsc, intent, Err(&none), now);
-        match maos_dsc::checks::quarantine(&input)? {
+        match maos_dsc::checks::quarantine(&self.state.dsc, intent, now)? {
             maos_dsc::Outcome::Deny { code, detail } => Some((code.as_str(), detail)),
             maos_dsc::Outcome::Pass | maos_dsc::Outcome::NotApplicable { .. } | maos_dsc::Outcome::Escalate { .. } => {
                 None
@@ -164,8 +167,7 @@ impl Sequencer {
     /// What a deny that was a danger signal adds to the agent's explanation:
     /// the stage it is in now (the delta is applied already).
     pub(super) fn immune_note(&self, agent: &AgentId, decision: &Decision, now: UnixMillis) -> Option<String> {
-        let signalled = decision.delta().ops.iter().any(|op| matches!(op, DeltaOp::Danger { .. }));
-        let standing = self.state.dsc.standing(agent).filter(|_| signalled)?;
+        let standing = self.state.dsc.standing(agent).filter(|_| signals(decision))?;
         let (stage, _) = standing.stage_at(now.0);
         Some(format!(
             "; danger signal recorded: quarantine stage {} ({}), danger score {}",
