@@ -197,14 +197,28 @@ pub fn check_2_rate(input: &CheckInput<'_>) -> Outcome {
         return Outcome::deny(DenyCode::Ops, format!("{} of {} operations used", usage.ops, claims.max_ops));
     }
     let now = now_us(input.now);
-    if gcra(usage.tat_us, now, claims.rate_per_hour).is_none() {
-        return Outcome::deny(DenyCode::Rate, format!("capability rate {}/h exceeded", claims.rate_per_hour));
+    let (token_rate, agent_rate) = rates_now(input.state, claims, input.now);
+    let fever = if input.state.fever_at(input.now).is_some() { " (halved: security fever)" } else { "" };
+    if gcra(usage.tat_us, now, token_rate).is_none() {
+        return Outcome::deny(DenyCode::Rate, format!("capability rate {token_rate}/h{fever} exceeded"));
     }
-    let agent_rate = input.config.rates().for_ring(claims.ring);
     if gcra(input.state.agent_usage(&input.intent.agent).tat_us, now, agent_rate).is_none() {
-        return Outcome::deny(DenyCode::Rate, format!("agent rate {agent_rate}/h exceeded"));
+        return Outcome::deny(DenyCode::Rate, format!("agent rate {agent_rate}/h{fever} exceeded"));
     }
     Outcome::Pass
+}
+
+/// The capability's and the agent's rate per hour at `now`: the token's and
+/// the ring's, both halved during a security fever (spec §37.11.1).
+#[must_use]
+pub fn rates_now(state: &DscState, claims: &TokenClaims, now: UnixMillis) -> (u32, u32) {
+    let agent_rate = state.config().rates().for_ring(claims.ring);
+    if state.fever_at(now).is_some() {
+        // Never to zero: a zero rate is "no operations at all", not "slower".
+        ((claims.rate_per_hour / 2).max(1), (agent_rate / 2).max(1))
+    } else {
+        (claims.rate_per_hour, agent_rate)
+    }
 }
 
 /// Check 3: exact, absolute budget (Rule 7): spent + carved for children +
@@ -452,7 +466,91 @@ pub fn check_5_rules(input: &CheckInput<'_>) -> Outcome {
     }
     // Last, so a rule or MAC deny (a danger signal of its own) is not hidden
     // behind the quarantine refusal, which weighs nothing.
-    quarantine(input.state, input.intent, input.now).unwrap_or(Outcome::Pass)
+    quarantine(input.state, input.intent, input.now)
+        .or_else(|| fever_escalation(input))
+        .or_else(|| aggregate_escalation(input))
+        .unwrap_or(Outcome::Pass)
+}
+
+/// During a security fever every ring-3 effect needs a human (HACF level 2,
+/// `IMM-FEVER`): the spec's "ring 3 becomes SSE-required", with a human in
+/// the evaluator's seat until the evaluator exists.
+fn fever_escalation(input: &CheckInput<'_>) -> Option<Outcome> {
+    let fever = input.state.fever_at(input.now)?;
+    let ring3 = input.claims().is_none_or(|c| c.ring == Ring::Untrusted);
+    if !ring3 || !input.intent.effect.is_effect() {
+        return None;
+    }
+    Some(Outcome::escalate(
+        HacfLevel::L2,
+        format!(
+            "IMM-FEVER: security fever since {} ms (two or more agents in quarantine stage 2 or above): a human approves every ring-3 effect until {} ms or until the commander ends it",
+            fever.since_ms,
+            fever.ends_ms()
+        ),
+    ))
+}
+
+/// HACF aggregate monitoring (spec §49.11): past a threshold, the agent's
+/// later external effects of that kind need a human (HACF level 2).
+fn aggregate_escalation(input: &CheckInput<'_>) -> Option<Outcome> {
+    let intent = input.intent;
+    if !intent.effect.is_effect() || !external(intent) {
+        return None;
+    }
+    let aggregate = input.state.aggregate(&intent.agent)?;
+    let now = input.now.0;
+    let new_recipients = intent
+        .resources
+        .iter()
+        .filter(|r| r.kind == ResourceKind::Recipient)
+        .any(|r| !aggregate.knows(&r.value.to_ascii_lowercase(), now));
+    let totals = aggregate.totals_at(now);
+    let limits = crate::aggregate::AggregateLimits::DEFAULT;
+    let crossed = crate::aggregate::crossed(totals, limits, new_recipients)?;
+    let what = match crossed {
+        crate::aggregate::Crossed::OutboundVolume => {
+            format!("{} bytes sent out in 24 h (limit {})", totals.outbound_bytes, limits.outbound_bytes)
+        }
+        crate::aggregate::Crossed::ExternalCalls => {
+            format!("{} external calls in 24 h (limit {})", totals.external_calls, limits.external_calls)
+        }
+        crate::aggregate::Crossed::Recipients => {
+            format!(
+                "{} unique recipients in 7 days (limit {}) and this one is new",
+                totals.recipients, limits.recipients
+            )
+        }
+    };
+    Some(Outcome::escalate(
+        HacfLevel::L2,
+        format!("{}: {what}: a human approves each such action (HACF level 2)", crossed.code()),
+    ))
+}
+
+/// An intent whose data leaves the node to a party outside it: it names a
+/// domain or a mail recipient (what aggregate monitoring counts).
+fn external(intent: &Intent) -> bool {
+    intent.resources.iter().any(|r| matches!(r.kind, ResourceKind::Domain | ResourceKind::Recipient))
+}
+
+/// What an allowed intent sends out, for aggregate monitoring: the bytes of
+/// its argument text and the recipients it names; `None` unless it is an
+/// external effect (reads are not counted: they never wait for a human).
+#[must_use]
+pub fn egress(intent: &Intent, now: UnixMillis) -> Option<crate::aggregate::Egress> {
+    if !intent.effect.is_effect() || !external(intent) {
+        return None;
+    }
+    let bytes = intent.args.values().filter_map(ArgValue::as_str).map(str::len).sum::<usize>();
+    let recipients = intent
+        .resources
+        .iter()
+        .filter(|r| r.kind == ResourceKind::Recipient)
+        .take(crate::aggregate::RECIPIENTS_PER_EGRESS_MAX)
+        .map(|r| r.value.to_ascii_lowercase())
+        .collect();
+    Some(crate::aggregate::Egress { at_ms: now.0, bytes: u64::try_from(bytes).unwrap_or(u64::MAX), recipients })
 }
 
 /// The agent's quarantine stage at `now` (issue #14, spec §37.8.2): stage 3

@@ -223,7 +223,7 @@ fn refusal_delta(input: &CheckInput<'_>, verdict: &Verdict, checks: &[CheckResul
     }
     let agent = &input.intent.agent;
     let mut ops = Vec::new();
-    let agent_rate = input.config.rates().for_ring(token.claims().ring);
+    let (_, agent_rate) = crate::checks::rates_now(input.state, token.claims(), input.now);
     let agent_tat = input.state.agent_usage(agent).tat_us;
     if !over_rate && let Some(agent_tat_us) = advance(agent_tat, now_us(input.now), agent_rate) {
         ops.push(DeltaOp::ChargeRate { agent: agent.clone(), agent_tat_us });
@@ -256,9 +256,16 @@ fn refusal_delta(input: &CheckInput<'_>, verdict: &Verdict, checks: &[CheckResul
 /// plain untrusted value (denied in Hardened and Isolated, or by a tool's
 /// `provenance = "deny"`) and a fragment store that overflowed are the node's
 /// caution, not evidence against the agent.
+///
+/// A Rule 4 deny counts only when the agent asked for a more trusted ring
+/// itself: a token issued for a ring the agent is not registered in (or was
+/// demoted from) is the operator's doing.
 fn signal_weight(input: &CheckInput<'_>, code: DenyCode) -> u32 {
-    let injected = input.session().is_some_and(|s| s.injected);
-    if code == DenyCode::Provenance && !injected { 0 } else { crate::immune::weight(code) }
+    match code {
+        DenyCode::Provenance if !input.session().is_some_and(|s| s.injected) => 0,
+        DenyCode::Mr04 if !crate::rules::asks_for_ring(input.intent, input.claims()) => 0,
+        _ => crate::immune::weight(code),
+    }
 }
 
 /// A rate clock after one more operation at `now_us` (GCRA: the theoretical
@@ -276,9 +283,8 @@ fn allow_delta(input: &CheckInput<'_>) -> Result<StateDelta, DscError> {
     let claims = token.claims();
     let now = now_us(input.now);
     let zero_rate = || DscError::Internal("zero rate on an allowed intent".into());
-    let token_tat_us =
-        advance(input.state.token_usage(&claims.id).tat_us, now, claims.rate_per_hour).ok_or_else(zero_rate)?;
-    let agent_rate = input.config.rates().for_ring(claims.ring);
+    let (token_rate, agent_rate) = crate::checks::rates_now(input.state, claims, input.now);
+    let token_tat_us = advance(input.state.token_usage(&claims.id).tat_us, now, token_rate).ok_or_else(zero_rate)?;
     let agent_tat_us =
         advance(input.state.agent_usage(&input.intent.agent).tat_us, now, agent_rate).ok_or_else(zero_rate)?;
     let mut ops = vec![DeltaOp::Charge {
@@ -287,6 +293,7 @@ fn allow_delta(input: &CheckInput<'_>) -> Result<StateDelta, DscError> {
         token_tat_us,
         agent_tat_us,
         cost: input.intent.cost,
+        egress: crate::checks::egress(input.intent, input.now),
     }];
     if input.intent.effect == EffectClass::Observe {
         for r in &input.intent.reads {

@@ -21,6 +21,39 @@ pub const OBSERVATION_HOLD_MS: u64 = 30 * 60_000;
 /// (spec §37.8.2: ≤ 60 min). Stage 3 ends only by the operator.
 pub const SOFT_ISOLATION_HOLD_MS: u64 = 60 * 60_000;
 
+/// Agents at stage 2 or more at once that start a security fever (spec §37.11.1).
+pub const FEVER_AGENTS: usize = 2;
+/// A fever ends after 30 minutes without a new danger signal (spec §37.11.1).
+pub const FEVER_QUIET_MS: u64 = 30 * 60_000;
+
+/// A security fever (spec §37.11.1): while it is on, every agent's rate
+/// limits are halved and every ring-3 effect needs a human (`IMM-FEVER`).
+/// The trigger is static by design (adaptive thresholds are themselves
+/// attackable); an attacker who can put two agents in soft isolation can slow
+/// the node down, the documented autoimmune residual risk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fever {
+    /// When it began: the signal that left a second agent at stage 2 or more.
+    pub since_ms: u64,
+    /// The last danger signal while it was on.
+    pub last_signal_ms: u64,
+}
+
+impl Fever {
+    /// Whether it is still on at `now_ms` (it ends 30 quiet minutes after
+    /// its last signal).
+    #[must_use]
+    pub const fn active_at(&self, now_ms: u64) -> bool {
+        now_ms >= self.since_ms && now_ms.saturating_sub(self.last_signal_ms) < FEVER_QUIET_MS
+    }
+
+    /// When it ends if no signal comes.
+    #[must_use]
+    pub const fn ends_ms(&self) -> u64 {
+        self.last_signal_ms.saturating_add(FEVER_QUIET_MS)
+    }
+}
+
 /// A quarantine stage (spec §37.8.2). Stages 4 (elimination) and 5 (healing)
 /// are not built.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -37,6 +37,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod aggregate;
 pub mod checks;
 mod config;
 mod decision;

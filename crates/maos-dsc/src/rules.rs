@@ -25,8 +25,8 @@ pub struct RuleInput<'a> {
     pub health: &'a KernelHealth,
     /// Hash of the configuration this DSC runs.
     pub config_hash: [u8; 32],
-    /// The ring the agent was onboarded into, if registered.
-    pub registered_ring: Option<Ring>,
+    /// The ring the agent was registered into; ring 3 if nobody registered it.
+    pub registered_ring: Ring,
     /// Budget already spent on this token.
     pub spent: u64,
 }
@@ -41,7 +41,7 @@ impl<'a> RuleInput<'a> {
             claims,
             health: input.state.health(),
             config_hash: input.config.hash(),
-            registered_ring: input.state.agent_usage(&input.intent.agent).ring,
+            registered_ring: input.state.agent_usage(&input.intent.agent).ring_or_untrusted(),
             spent: claims.map_or(0, |c| input.state.token_usage(&c.id).spent),
         }
     }
@@ -164,25 +164,39 @@ pub fn mr_03_audit_append_only(r: &RuleInput<'_>) -> Outcome {
 
 /// Rule 4: no runtime ring escalation: ring-changing actions are refused, a
 /// `ring` argument may not name a more trusted ring than the token's, and a
-/// token may not claim a more trusted ring than the agent was onboarded into.
+/// token may not claim a more trusted ring than the agent was registered into
+/// (ring 3 for an agent nobody registered, or one demoted).
 #[must_use]
 pub fn mr_04_no_ring_escalation(r: &RuleInput<'_>) -> Outcome {
-    if r.action_in(&RING_ACTIONS) {
+    if asks_for_ring(r.intent, r.claims) {
         return Outcome::deny(DenyCode::Mr04, "rings change only through full re-onboarding");
     }
-    if let Some(c) = r.claims {
-        if let Some(ArgValue::Int(asked)) = r.intent.args.get("ring")
-            && *asked < i64::from(c.ring.code())
-        {
-            return Outcome::deny(DenyCode::Mr04, "argument asks for a more trusted ring");
-        }
-        if let Some(registered) = r.registered_ring
-            && c.ring.code() < registered.code()
-        {
-            return Outcome::deny(DenyCode::Mr04, "token ring is more trusted than the onboarded ring");
-        }
+    if let Some(c) = r.claims
+        && c.ring.code() < r.registered_ring.code()
+    {
+        return Outcome::deny(
+            DenyCode::Mr04,
+            format!(
+                "the token is for ring {} but the agent is registered in ring {} (unregistered and demoted agents are ring 3)",
+                c.ring.code(),
+                r.registered_ring.code()
+            ),
+        );
     }
     Outcome::Pass
+}
+
+/// Whether the agent itself asks for a more trusted ring: a ring-changing
+/// action, or a `ring` argument more trusted than its token's. Only this half
+/// of Rule 4 is a danger signal; a token issued for a ring the agent is not
+/// registered in is the operator's doing.
+#[must_use]
+pub fn asks_for_ring(intent: &Intent, claims: Option<&TokenClaims>) -> bool {
+    let action = RING_ACTIONS.iter().any(|p| intent.action.starts_with(p));
+    let argument = claims.is_some_and(
+        |c| matches!(intent.args.get("ring"), Some(ArgValue::Int(asked)) if *asked < i64::from(c.ring.code())),
+    );
+    action || argument
 }
 
 /// Rule 5: a state-changing effect needs the Rollback Zone to be available.
@@ -308,7 +322,7 @@ mod tests {
     }
 
     fn input<'a>(intent: &'a Intent, claims: Option<&'a TokenClaims>, health: &'a KernelHealth) -> RuleInput<'a> {
-        RuleInput { intent, claims, health, config_hash: HASH, registered_ring: None, spent: 0 }
+        RuleInput { intent, claims, health, config_hash: HASH, registered_ring: Ring::Trusted, spent: 0 }
     }
 
     fn code(o: &Outcome) -> Option<DenyCode> {
@@ -375,7 +389,7 @@ mod tests {
         assert_eq!(code(&mr_04_no_ring_escalation(&input(&ask, Some(&c3), &h))), Some(DenyCode::Mr04));
         let c2 = claims(Ring::Trusted, 10);
         let mut registered = input(&tool, Some(&c2), &h);
-        registered.registered_ring = Some(Ring::Untrusted);
+        registered.registered_ring = Ring::Untrusted;
         assert_eq!(code(&mr_04_no_ring_escalation(&registered)), Some(DenyCode::Mr04));
     }
 

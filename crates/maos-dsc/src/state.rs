@@ -4,9 +4,10 @@
 //! replaying the deltas recorded in the WAL.
 
 use crate::DscError;
+use crate::aggregate::{Aggregate, Egress};
 use crate::config::DscConfig;
-use crate::immune::{Signal, Standing};
-use maos_model::{AgentId, DenyCode, IfcLevel, Ring, TokenId, UnixMillis};
+use crate::immune::{Fever, Signal, Stage, Standing};
+use maos_model::{AgentId, DenyCode, IfcLevel, Ring, TokenId, TrustClass, UnixMillis};
 use maos_token::RevocationState;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -169,8 +170,21 @@ pub struct TokenUsage {
 pub struct AgentUsage {
     /// GCRA theoretical arrival time, microseconds.
     pub tat_us: u64,
-    /// The ring the agent was onboarded into, if registered (Rule 4).
+    /// The ring the agent was onboarded into, if registered (Rule 4 reads
+    /// an unregistered agent as ring 3).
     pub ring: Option<Ring>,
+    /// The trust class it was registered with (immutable once set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<TrustClass>,
+}
+
+impl AgentUsage {
+    /// The ring Rule 4 compares a token's with: the registered one, ring 3
+    /// for an agent nobody registered.
+    #[must_use]
+    pub fn ring_or_untrusted(&self) -> Ring {
+        self.ring.unwrap_or(Ring::Untrusted)
+    }
 }
 
 /// One state change. It serializes to the JSON the kernel logs and reads back,
@@ -190,6 +204,9 @@ pub enum DeltaOp {
         agent_tat_us: u64,
         /// Budget units spent.
         cost: u64,
+        /// What left the node with it, for aggregate monitoring (spec §49.11).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        egress: Option<Egress>,
     },
     /// A refused request (denied or escalated): advances the agent's rate clock
     /// only (denies cost the agent, not the disk; nothing is counted or spent).
@@ -246,12 +263,21 @@ pub enum DeltaOp {
         /// Units carved.
         budget: u64,
     },
-    /// An agent finished onboarding into a ring.
+    /// An agent was registered into a ring (the operator's stand-in for
+    /// onboarding), or demoted to ring 3.
     RegisterAgent {
         /// Agent.
         agent: AgentId,
         /// Ring.
         ring: Ring,
+        /// Trust class; a demotion keeps the registered one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        class: Option<TrustClass>,
+    },
+    /// The commander ended a security fever (spec §37.11.1).
+    FeverEnd {
+        /// When.
+        at_ms: u64,
     },
     /// A danger signal (issue #14): a deny of the agent's own verified
     /// request whose code shows intent, folded into its immune standing.
@@ -316,6 +342,10 @@ pub struct DscState {
     carved_children: BTreeSet<TokenId>,
     /// Immune standing of every agent with a danger signal since its last release.
     immune: BTreeMap<AgentId, Standing>,
+    /// Aggregate monitoring counters of every agent that sent anything out.
+    aggregates: BTreeMap<AgentId, Aggregate>,
+    /// The last security fever, if any (it is on while [`Fever::active_at`]).
+    fever: Option<Fever>,
 }
 
 /// A [`DscState`] as data, without its configuration and health (which a
@@ -332,6 +362,10 @@ pub struct DscSnapshot {
     carved_children: Vec<TokenId>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     immune: Vec<(AgentId, Standing)>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    aggregates: Vec<(AgentId, Aggregate)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fever: Option<Fever>,
 }
 
 impl DscSnapshot {
@@ -355,6 +389,8 @@ impl DscState {
             global_epoch: self.global_epoch,
             carved_children: self.carved_children.iter().copied().collect(),
             immune: self.immune.iter().map(|(a, s)| (a.clone(), s.clone())).collect(),
+            aggregates: self.aggregates.iter().map(|(a, s)| (a.clone(), s.clone())).collect(),
+            fever: self.fever,
         }
     }
 
@@ -365,7 +401,8 @@ impl DscState {
     /// [`DscError::StateLimit`] if the snapshot holds more agents or tokens
     /// than the state may.
     pub fn restore(config: Arc<DscConfig>, snapshot: &DscSnapshot) -> Result<Self, DscError> {
-        if snapshot.sessions.len().max(snapshot.agents.len()).max(snapshot.immune.len()) > STATE_AGENTS_MAX {
+        let agents = snapshot.sessions.len().max(snapshot.agents.len()).max(snapshot.immune.len());
+        if agents.max(snapshot.aggregates.len()) > STATE_AGENTS_MAX {
             return Err(DscError::StateLimit { field: "agents", max: STATE_AGENTS_MAX });
         }
         if snapshot.tokens.len() > STATE_TOKENS_MAX {
@@ -379,6 +416,8 @@ impl DscState {
         state.global_epoch = snapshot.global_epoch;
         state.carved_children = snapshot.carved_children.iter().copied().collect();
         state.immune = snapshot.immune.iter().cloned().collect();
+        state.aggregates = snapshot.aggregates.iter().cloned().collect();
+        state.fever = snapshot.fever;
         Ok(state)
     }
 
@@ -398,6 +437,8 @@ impl DscState {
             health,
             carved_children: BTreeSet::new(),
             immune: BTreeMap::new(),
+            aggregates: BTreeMap::new(),
+            fever: None,
         }
     }
 
@@ -416,6 +457,23 @@ impl DscState {
     /// Every agent's immune standing, by agent id.
     pub fn standings(&self) -> impl Iterator<Item = (&AgentId, &Standing)> {
         self.immune.iter()
+    }
+
+    /// Every agent with usage or a registration, by agent id.
+    pub fn agents(&self) -> impl Iterator<Item = (&AgentId, &AgentUsage)> {
+        self.agents.iter()
+    }
+
+    /// The aggregate monitoring counters of an agent that sent anything out.
+    #[must_use]
+    pub fn aggregate(&self, agent: &AgentId) -> Option<&Aggregate> {
+        self.aggregates.get(agent)
+    }
+
+    /// The security fever on at `now` (spec §37.11.1), if any.
+    #[must_use]
+    pub fn fever_at(&self, now: UnixMillis) -> Option<&Fever> {
+        self.fever.as_ref().filter(|f| f.active_at(now.0))
     }
 
     /// The session of an agent, if it read anything.
@@ -534,10 +592,17 @@ impl DscState {
         StateDelta { ops: vec![DeltaOp::Carve { parent, child, budget }] }
     }
 
-    /// Delta constructor: an agent was onboarded into a ring.
+    /// Delta constructor: an agent was registered into a ring with a class
+    /// (`None` keeps the class it has: a demotion).
     #[must_use]
-    pub fn register_agent(agent: &AgentId, ring: Ring) -> StateDelta {
-        StateDelta { ops: vec![DeltaOp::RegisterAgent { agent: agent.clone(), ring }] }
+    pub fn register_agent(agent: &AgentId, ring: Ring, class: Option<TrustClass>) -> StateDelta {
+        StateDelta { ops: vec![DeltaOp::RegisterAgent { agent: agent.clone(), ring, class }] }
+    }
+
+    /// Delta constructor: the commander ended the security fever at `at`.
+    #[must_use]
+    pub fn end_fever(at: UnixMillis) -> StateDelta {
+        StateDelta { ops: vec![DeltaOp::FeverEnd { at_ms: at.0 }] }
     }
 
     /// Delta constructor: `agent` reported its own compromise at `at`.
@@ -557,20 +622,37 @@ impl DscState {
     /// # Errors
     /// [`DscError::StateLimit`] if a bound would be exceeded.
     pub fn apply(&mut self, delta: &StateDelta) -> Result<(), DscError> {
+        self.check(delta)?;
+        for op in &delta.ops {
+            self.apply_op(op);
+        }
+        Ok(())
+    }
+
+    /// Whether [`Self::apply`] would take `delta`, without applying it (so a
+    /// kernel can refuse a change before it logs it).
+    ///
+    /// # Errors
+    /// [`DscError::StateLimit`] if a bound would be exceeded.
+    pub fn check(&self, delta: &StateDelta) -> Result<(), DscError> {
         // Validate every bound first, counting keys this delta would add, so a
         // failing delta leaves the state untouched without cloning it.
         let mut new_tokens = BTreeSet::new();
         let mut new_agents = BTreeSet::new();
         let mut new_sessions = BTreeSet::new();
         let mut new_immune = BTreeSet::new();
+        let mut new_aggregates = BTreeSet::new();
         for op in &delta.ops {
             match op {
-                DeltaOp::Charge { agent, token, .. } => {
+                DeltaOp::Charge { agent, token, egress, .. } => {
                     if !self.tokens.contains_key(token) {
                         new_tokens.insert(*token);
                     }
                     if !self.agents.contains_key(agent) {
                         new_agents.insert(agent);
+                    }
+                    if egress.is_some() && !self.aggregates.contains_key(agent) {
+                        new_aggregates.insert(agent);
                     }
                 }
                 DeltaOp::ChargeRate { agent, .. } => {
@@ -607,7 +689,7 @@ impl DscState {
                         return Err(DscError::StateLimit { field: "carved children", max: STATE_TOKENS_MAX });
                     }
                 }
-                DeltaOp::Health(_) | DeltaOp::GlobalEpoch { .. } => {}
+                DeltaOp::Health(_) | DeltaOp::GlobalEpoch { .. } | DeltaOp::FeverEnd { .. } => {}
             }
         }
         let over = |len: usize, added: usize, max: usize| len.saturating_add(added) > max;
@@ -623,21 +705,24 @@ impl DscState {
         if over(self.immune.len(), new_immune.len(), STATE_AGENTS_MAX) {
             return Err(DscError::StateLimit { field: "immune standings", max: STATE_AGENTS_MAX });
         }
-        for op in &delta.ops {
-            self.apply_op(op);
+        if over(self.aggregates.len(), new_aggregates.len(), STATE_AGENTS_MAX) {
+            return Err(DscError::StateLimit { field: "aggregate counters", max: STATE_AGENTS_MAX });
         }
         Ok(())
     }
 
     fn apply_op(&mut self, op: &DeltaOp) {
         match op {
-            DeltaOp::Charge { agent, token, token_tat_us, agent_tat_us, cost } => {
+            DeltaOp::Charge { agent, token, token_tat_us, agent_tat_us, cost, egress } => {
                 let t = self.tokens.entry(*token).or_default();
                 t.ops = t.ops.saturating_add(1);
                 t.spent = t.spent.saturating_add(*cost);
                 t.tat_us = t.tat_us.max(*token_tat_us);
                 let a = self.agents.entry(agent.clone()).or_default();
                 a.tat_us = a.tat_us.max(*agent_tat_us);
+                if let Some(egress) = egress {
+                    self.aggregates.entry(agent.clone()).or_default().record(egress);
+                }
             }
             DeltaOp::ChargeRate { agent, agent_tat_us } => {
                 let a = self.agents.entry(agent.clone()).or_default();
@@ -668,18 +753,55 @@ impl DscState {
             DeltaOp::Danger { agent, code, weight, at_ms } => {
                 let thresholds = crate::immune::thresholds(self.config.profile());
                 let signal = Signal { at_ms: *at_ms, code: *code, weight: *weight };
-                self.immune.entry(agent.clone()).or_default().signal(signal, thresholds);
+                let standing = self.immune.entry(agent.clone()).or_default();
+                standing.signal(signal, thresholds);
+                let stage = standing.stage;
+                self.after_signal(agent, stage, *at_ms);
             }
             DeltaOp::Apoptosis { agent, at_ms } => {
                 self.immune.entry(agent.clone()).or_default().apoptosis(*at_ms);
+                self.after_signal(agent, Stage::HardIsolation, *at_ms);
             }
+            DeltaOp::FeverEnd { .. } => self.fever = None,
             DeltaOp::Release { agent, .. } => {
                 // The evidence stays in the log; the state forgets it.
                 self.immune.remove(agent);
             }
-            DeltaOp::RegisterAgent { agent, ring } => {
-                self.agents.entry(agent.clone()).or_default().ring = Some(*ring);
+            DeltaOp::RegisterAgent { agent, ring, class } => {
+                let a = self.agents.entry(agent.clone()).or_default();
+                a.ring = Some(*ring);
+                a.class = class.or(a.class);
             }
+        }
+    }
+
+    /// What a danger signal at `at_ms` that left `agent` at `stage` sets
+    /// off beyond its own standing: hard isolation demotes a registered agent
+    /// to ring 3 (spec §7: outward is instant, inward needs re-onboarding);
+    /// a second agent at stage 2 or more starts a security fever, and every
+    /// signal during one keeps it on (spec §37.11.1).
+    fn after_signal(&mut self, agent: &AgentId, stage: Stage, at_ms: u64) {
+        if stage == Stage::HardIsolation
+            && let Some(a) = self.agents.get_mut(agent)
+            && a.ring.is_some()
+        {
+            a.ring = Some(Ring::Untrusted);
+        }
+        if let Some(fever) = self.fever.as_mut().filter(|f| f.active_at(at_ms)) {
+            fever.last_signal_ms = fever.last_signal_ms.max(at_ms);
+            return;
+        }
+        if stage < Stage::SoftIsolation {
+            return;
+        }
+        let hot = self
+            .immune
+            .values()
+            .filter(|s| s.stage_at(at_ms).0 >= Stage::SoftIsolation)
+            .take(crate::immune::FEVER_AGENTS)
+            .count();
+        if hot >= crate::immune::FEVER_AGENTS {
+            self.fever = Some(Fever { since_ms: at_ms, last_signal_ms: at_ms });
         }
     }
 }

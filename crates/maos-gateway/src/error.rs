@@ -125,9 +125,14 @@ impl ApiError {
 /// not help), only a busy or stopped kernel is 503.
 const fn kernel_status(code: &str) -> StatusCode {
     match code.as_bytes() {
-        b"KERNEL-APPROVAL-UNKNOWN" | b"KERNEL-NOT-QUARANTINED" | b"UNDO-NOT-FOUND" => StatusCode::NOT_FOUND,
+        b"KERNEL-APPROVAL-UNKNOWN" | b"KERNEL-NOT-QUARANTINED" | b"KERNEL-NO-FEVER" | b"UNDO-NOT-FOUND" => {
+            StatusCode::NOT_FOUND
+        }
         b"KERNEL-APPROVAL-REJECTED" => StatusCode::FORBIDDEN,
-        b"KERNEL-APPROVAL-EXPIRED" | b"KERNEL-TOKEN-EVENT" => StatusCode::CONFLICT,
+        b"KERNEL-APPROVAL-EXPIRED"
+        | b"KERNEL-TOKEN-EVENT"
+        | b"KERNEL-ONBOARDING-NOT-BUILT"
+        | b"KERNEL-AGENT-REGISTER" => StatusCode::CONFLICT,
         [b'U', b'N', b'D', b'O', b'-', ..] => StatusCode::CONFLICT,
         _ => StatusCode::SERVICE_UNAVAILABLE,
     }

@@ -1,6 +1,8 @@
 //! The `/v1` handlers. Each one authenticates first, then calls the kernel;
 //! none of them decides anything itself.
 
+mod agents;
+
 use crate::error::ApiError;
 use crate::intents::{IntentRequest, IntentView, WAIT_MS_DEFAULT, WAIT_MS_MAX};
 use crate::sessions::{MISSION_BYTES_MAX, NewSession, Session};
@@ -37,6 +39,9 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/v1/apoptosis", post(apoptosis))
         .route("/v1/quarantine", get(quarantine))
         .route("/v1/quarantine/{agent}/release", post(release))
+        .route("/v1/agents", get(agents::list).post(agents::register))
+        .route("/v1/agents/{agent}/demote", post(agents::demote))
+        .route("/v1/fever/end", post(agents::end_fever))
         .route("/v1/audit", get(audit))
         .route("/v1/token-events", post(token_event))
         .route("/v1/tools", get(tools))
@@ -523,7 +528,13 @@ async fn status(State(api): State<Arc<Api>>, headers: HeaderMap) -> ApiResult<Re
         maos_wal::HealthState::Degraded => "degraded",
         maos_wal::HealthState::CommitFreeze => "commit_freeze",
     };
+    // A queue too full to answer is said as such, never as "no fever".
+    let fever = match api.kernel.fever().await {
+        Ok(fever) => serde_json::json!(fever),
+        Err(e) => serde_json::json!({ "unknown": e.code() }),
+    };
     Ok(Json(serde_json::json!({
+        "fever": fever,
         "mode": s.mode.name(),
         "why": s.mode.why(),
         "effects_refused_with": s.mode.effect_refusal(),

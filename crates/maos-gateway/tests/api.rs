@@ -59,16 +59,19 @@ mod api {
         "http.get=api.example.com,evil.example.net",
     ];
 
+    /// Ring 3 (unregistered agents are ring 3) with ring 2's default hour.
+    const RING3_TEST_TTL_MS: u64 = 60 * 60 * 1000;
+
     /// A capability token for `agent`, signed by `key`, issued at `issued`.
     fn token_with(key: &SigningKey, agent: &str, issued: UnixMillis) -> String {
         static NONCE: AtomicU8 = AtomicU8::new(1);
         let req = MintRequest {
             agent: AgentId::new(agent).unwrap(),
-            ring: Ring::Trusted,
+            ring: Ring::Untrusted,
             trust_class: TrustClass::Transparent,
             clearance: IfcLevel::Internal,
             permissions: PERMISSIONS.iter().map(|p| parse_permission(p).unwrap()).collect(),
-            ttl_ms: None,
+            ttl_ms: Some(RING3_TEST_TTL_MS),
             rate_per_hour: 360_000,
             max_ops: 100_000,
             budget: 1000,
@@ -529,6 +532,10 @@ mod api {
         ("post", "/v1/apoptosis"),
         ("get", "/v1/quarantine"),
         ("post", "/v1/quarantine/{agent}/release"),
+        ("get", "/v1/agents"),
+        ("post", "/v1/agents"),
+        ("post", "/v1/agents/{agent}/demote"),
+        ("post", "/v1/fever/end"),
         ("get", "/v1/audit"),
         ("post", "/v1/token-events"),
         ("get", "/v1/tools"),

@@ -74,6 +74,9 @@ pub enum KernelError {
     /// `KERNEL-TOKEN-EVENT`: a token event does not apply to the registry.
     #[error("token event rejected: {0}")]
     TokenEvent(String),
+    /// `KERNEL-NO-FEVER`: the commander asked to end a security fever, and none is on.
+    #[error("no security fever is on")]
+    NoFever,
 }
 
 impl KernelError {
@@ -94,6 +97,7 @@ impl KernelError {
             Self::Refused { code, .. } | Self::Undo { code, .. } => code,
             Self::NoRuntime => "KERNEL-NO-RUNTIME",
             Self::TokenEvent(_) => "KERNEL-TOKEN-EVENT",
+            Self::NoFever => "KERNEL-NO-FEVER",
         }
     }
 }

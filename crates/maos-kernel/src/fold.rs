@@ -111,6 +111,11 @@ impl KernelState {
                     summary.deltas_skipped = summary.deltas_skipped.saturating_add(1);
                 }
             }
+            KernelRecord::Agent(r) => {
+                if !self.apply_delta(&StateDelta { ops: r.delta.clone() }) {
+                    summary.deltas_skipped = summary.deltas_skipped.saturating_add(1);
+                }
+            }
             KernelRecord::Token(event) => {
                 summary.token_events = summary.token_events.saturating_add(1);
                 self.apply_token(event).map_err(|e| e.to_string())?;

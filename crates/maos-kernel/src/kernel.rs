@@ -3,8 +3,10 @@
 //! run concurrently on blocking threads through the Commit Layer, which
 //! serialises them per resource.
 
+mod agents;
 mod immune;
 
+pub use agents::{AGENTS_LISTED_MAX, AgentView, AgentsView, CODE_AGENT_REGISTER, CODE_ONBOARDING_NOT_BUILT, FeverView};
 pub use immune::{QuarantineView, RELEASE_REASON_BYTES_MAX};
 
 use crate::denies::{DenyWindows, Source};
@@ -254,17 +256,76 @@ pub struct KernelStatus {
 }
 
 enum Command {
-    Submit { intent: Box<Intent>, token: String, reply: oneshot::Sender<Reply> },
-    Approve { id: IntentId, approval: Box<SignedApproval>, reply: oneshot::Sender<Result<Reply, KernelError>> },
-    Deny { id: IntentId, reason: String, reply: oneshot::Sender<Result<(), KernelError>> },
-    Approvals { reply: oneshot::Sender<Vec<ApprovalPacket>> },
-    Token { event: Box<TokenEvent>, reply: oneshot::Sender<Result<Lsn, KernelError>> },
-    Verify { token: String, reply: oneshot::Sender<Result<TokenClaims, TokenError>> },
-    Refuse { intent: Box<Intent>, code: &'static str, why: String, reply: oneshot::Sender<Reply> },
-    CloseDenyWindows { reply: oneshot::Sender<u64> },
-    Quarantine { reply: oneshot::Sender<Vec<QuarantineView>> },
-    Release { agent: maos_model::AgentId, reason: String, reply: oneshot::Sender<Result<Lsn, KernelError>> },
-    Apoptosis { agent: maos_model::AgentId, reason: String, reply: oneshot::Sender<Result<Lsn, KernelError>> },
+    Submit {
+        intent: Box<Intent>,
+        token: String,
+        reply: oneshot::Sender<Reply>,
+    },
+    Approve {
+        id: IntentId,
+        approval: Box<SignedApproval>,
+        reply: oneshot::Sender<Result<Reply, KernelError>>,
+    },
+    Deny {
+        id: IntentId,
+        reason: String,
+        reply: oneshot::Sender<Result<(), KernelError>>,
+    },
+    Approvals {
+        reply: oneshot::Sender<Vec<ApprovalPacket>>,
+    },
+    Token {
+        event: Box<TokenEvent>,
+        reply: oneshot::Sender<Result<Lsn, KernelError>>,
+    },
+    Verify {
+        token: String,
+        reply: oneshot::Sender<Result<TokenClaims, TokenError>>,
+    },
+    Refuse {
+        intent: Box<Intent>,
+        code: &'static str,
+        why: String,
+        reply: oneshot::Sender<Reply>,
+    },
+    CloseDenyWindows {
+        reply: oneshot::Sender<u64>,
+    },
+    Quarantine {
+        reply: oneshot::Sender<Vec<QuarantineView>>,
+    },
+    Release {
+        agent: maos_model::AgentId,
+        reason: String,
+        reply: oneshot::Sender<Result<Lsn, KernelError>>,
+    },
+    Apoptosis {
+        agent: maos_model::AgentId,
+        reason: String,
+        reply: oneshot::Sender<Result<Lsn, KernelError>>,
+    },
+    Register {
+        agent: maos_model::AgentId,
+        ring: maos_model::Ring,
+        class: maos_model::TrustClass,
+        reason: String,
+        reply: oneshot::Sender<Result<Lsn, KernelError>>,
+    },
+    Demote {
+        agent: maos_model::AgentId,
+        reason: String,
+        reply: oneshot::Sender<Result<(Lsn, Vec<maos_model::TokenId>), KernelError>>,
+    },
+    Agents {
+        reply: oneshot::Sender<AgentsView>,
+    },
+    Fever {
+        reply: oneshot::Sender<Option<FeverView>>,
+    },
+    EndFever {
+        reason: String,
+        reply: oneshot::Sender<Result<Lsn, KernelError>>,
+    },
 }
 
 enum Completion {
@@ -935,6 +996,21 @@ impl Sequencer {
             Command::Apoptosis { agent, reason, reply } => {
                 let _ = reply.send(self.on_apoptosis(&agent, reason));
             }
+            Command::Register { agent, ring, class, reason, reply } => {
+                let _ = reply.send(self.on_register(&agent, ring, class, reason));
+            }
+            Command::Demote { agent, reason, reply } => {
+                let _ = reply.send(self.on_demote(&agent, reason));
+            }
+            Command::Agents { reply } => {
+                let _ = reply.send(self.agents_view());
+            }
+            Command::Fever { reply } => {
+                let _ = reply.send(self.fever_view());
+            }
+            Command::EndFever { reason, reply } => {
+                let _ = reply.send(self.on_end_fever(reason));
+            }
             Command::Verify { token, reply } => {
                 let now = self.now();
                 let text = token.trim();
@@ -1463,6 +1539,19 @@ impl Sequencer {
         // the fold would reject.
         let mut trial = self.state.registry.clone();
         trial.apply(event).map_err(|e| KernelError::TokenEvent(e.to_string()))?;
+        // A token for a ring the agent is not registered in would only be
+        // refused by Rule 4 at every use: say so when it is issued.
+        if let TokenEvent::Issued(issued) = event {
+            let registered = self.state.dsc.agent_usage(&issued.agent).ring_or_untrusted();
+            if issued.ring.code() < registered.code() {
+                return Err(KernelError::TokenEvent(format!(
+                    "{} is in ring {} (unregistered and demoted agents are ring 3): a ring-{} token would be refused by Mandatory Rule 4; register it first (`maos agent register`)",
+                    issued.agent,
+                    registered.code(),
+                    issued.ring.code()
+                )));
+            }
+        }
         // Rule 7: a child's budget comes out of what its parent has left, spent
         // included (the token crate sees only what earlier children carved).
         if let TokenEvent::Issued(issued) = event

@@ -8,7 +8,7 @@
 
 use crate::mode::Mode;
 use maos_dsc::DeltaOp;
-use maos_model::{AgentId, EffectClass, HacfLevel, IfcLevel, Intent, IntentId, Verdict};
+use maos_model::{AgentId, EffectClass, HacfLevel, IfcLevel, Intent, IntentId, TokenId, Verdict};
 use maos_token::TokenEvent;
 use maos_wal::RecordKind;
 use serde::{Deserialize, Serialize};
@@ -29,6 +29,8 @@ pub const KIND_REFUSED: RecordKind = RecordKind(0x0303);
 pub const KIND_DENIES: RecordKind = RecordKind(0x0304);
 /// An operator's immune action on one agent (a quarantine release).
 pub const KIND_IMMUNE: RecordKind = RecordKind(0x0305);
+/// An agent registered into a ring or demoted to ring 3 ([`AgentRecord`]).
+pub const KIND_AGENT: RecordKind = RecordKind(0x0306);
 /// An approval packet (HACF level 2+): an escalated intent waits for a human.
 pub const KIND_APPROVAL_PACKET: RecordKind = RecordKind(0x0310);
 /// The outcome of an approval packet: granted, denied, expired or lapsed.
@@ -132,13 +134,15 @@ pub enum ImmuneActor {
     Agent,
 }
 
-/// Kind `0x0305`: an operator's release or an agent's apoptosis.
+/// Kind `0x0305`: an operator's release, an agent's apoptosis, or the
+/// commander ending a security fever (no agent).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImmuneRecord {
     /// [`RECORD_VERSION`].
     pub v: u16,
-    /// The agent.
-    pub agent: AgentId,
+    /// The agent, if the change is about one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentId>,
     /// Who acted.
     pub by: ImmuneActor,
     /// The delta applied (a `release` or `apoptosis` op).
@@ -147,6 +151,36 @@ pub struct ImmuneRecord {
     pub stage_before: u8,
     /// Danger score before.
     pub score_before: u32,
+    /// The reason given.
+    pub reason: String,
+    /// When, Unix ms.
+    pub at_ms: u64,
+}
+
+/// What a [`AgentRecord`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentAction {
+    /// `maos agent register`.
+    Register,
+    /// `maos agent demote` (or a ring-3 registration of a ring-2 agent).
+    Demote,
+}
+
+/// Kind `0x0306`: the operator registered an agent into a ring or demoted it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentRecord {
+    /// [`RECORD_VERSION`].
+    pub v: u16,
+    /// The agent.
+    pub agent: AgentId,
+    /// What was done.
+    pub action: AgentAction,
+    /// The delta applied (a `register_agent` op).
+    pub delta: Vec<DeltaOp>,
+    /// Tokens revoked by a demotion (each has its own `token.revoked` record first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revoked: Vec<TokenId>,
     /// The reason given.
     pub reason: String,
     /// When, Unix ms.
@@ -371,6 +405,8 @@ pub enum KernelRecord {
     Denies(DeniesRecord),
     /// `0x0305`.
     Immune(ImmuneRecord),
+    /// `0x0306`.
+    Agent(AgentRecord),
     /// `0x0310`.
     ApprovalPacket(Box<ApprovalPacket>),
     /// `0x0311`.
@@ -397,6 +433,7 @@ impl KernelRecord {
             KIND_REFUSED => parse(payload).map(Self::Refused),
             KIND_DENIES => parse(payload).map(Self::Denies),
             KIND_IMMUNE => parse(payload).map(Self::Immune),
+            KIND_AGENT => parse(payload).map(Self::Agent),
             KIND_APPROVAL_PACKET => parse::<ApprovalPacket>(payload).map(|r| Self::ApprovalPacket(Box::new(r))),
             KIND_APPROVAL_DECISION => {
                 parse::<ApprovalDecisionRecord>(payload).map(|r| Self::ApprovalDecision(Box::new(r)))
@@ -425,6 +462,7 @@ impl KernelRecord {
             Self::Refused(r) => r.v,
             Self::Denies(r) => r.v,
             Self::Immune(r) => r.v,
+            Self::Agent(r) => r.v,
             Self::ApprovalPacket(r) => r.v,
             Self::ApprovalDecision(r) => r.v,
             Self::Token(_) => RECORD_VERSION,
@@ -463,7 +501,7 @@ pub(crate) fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, String> {
 mod tests {
     use super::*;
     use maos_dsc::{KernelHealth, StateDelta};
-    use maos_model::{Ring, TokenId, UnixMillis};
+    use maos_model::{Ring, TrustClass, UnixMillis};
 
     fn agent() -> AgentId {
         AgentId::new("writer").unwrap()
@@ -474,7 +512,18 @@ mod tests {
         let token = TokenId::new_v7(1, [2; 10]);
         let delta = StateDelta {
             ops: vec![
-                DeltaOp::Charge { agent: agent(), token, token_tat_us: 5, agent_tat_us: 6, cost: 7 },
+                DeltaOp::Charge {
+                    agent: agent(),
+                    token,
+                    token_tat_us: 5,
+                    agent_tat_us: 6,
+                    cost: 7,
+                    egress: Some(maos_dsc::aggregate::Egress {
+                        at_ms: 8,
+                        bytes: 9,
+                        recipients: vec!["bob@example.com".into()],
+                    }),
+                },
                 DeltaOp::Read {
                     agent: agent(),
                     level: IfcLevel::Confidential,
@@ -502,7 +551,8 @@ mod tests {
                 DeltaOp::Health(KernelHealth::healthy([9; 32])),
                 DeltaOp::Revocation { epoch: 3, revoked: vec![token] },
                 DeltaOp::GlobalEpoch { epoch: 4 },
-                DeltaOp::RegisterAgent { agent: agent(), ring: Ring::Trusted },
+                DeltaOp::RegisterAgent { agent: agent(), ring: Ring::Trusted, class: Some(TrustClass::Transparent) },
+                DeltaOp::FeverEnd { at_ms: 9 },
             ],
         };
         // The logged form is the DSC's own serialization, and reads back exactly.

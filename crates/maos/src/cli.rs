@@ -48,6 +48,15 @@ pub enum Command {
     /// The immune system's quarantine: list agents with danger signals; release one.
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
+    /// Register an agent into ring 2 or 3 with its trust class; demote one to ring 3.
+    #[command(subcommand)]
+    Agent(AgentCommand),
+    /// Every agent the kernel knows: ring, class, quarantine stage, danger
+    /// score, aggregate counters; and the security fever if one is on.
+    Agents,
+    /// End the security fever (the commander's call; logged).
+    #[command(subcommand)]
+    Fever(FeverCommand),
     /// Load-test a running kernel: throughput and latency percentiles.
     Bench(BenchArgs),
     /// Serve MCP on stdio for one agent, through the running kernel (for MCP
@@ -82,6 +91,44 @@ pub enum QuarantineCommand {
         agent: String,
         /// Why (logged).
         #[arg(long, default_value = "released by the operator")]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Register AGENT into a ring with a trust class (logged). Ring 2 for a
+    /// class the profile allows there; a move inward later is refused
+    /// (re-onboarding is not built).
+    Register {
+        /// The agent id.
+        agent: String,
+        /// 2 (trusted) or 3 (untrusted).
+        #[arg(long)]
+        ring: u8,
+        /// a (transparent), b (inspectable) or c (opaque).
+        #[arg(long)]
+        class: String,
+        /// Why (logged).
+        #[arg(long, default_value = "registered by the operator")]
+        reason: String,
+    },
+    /// Demote AGENT to ring 3 at once; its live tokens for ring 2 are revoked.
+    Demote {
+        /// The agent id.
+        agent: String,
+        /// Why (logged).
+        #[arg(long, default_value = "demoted by the operator")]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FeverCommand {
+    /// End the security fever now (else it ends 30 minutes after the last danger signal).
+    End {
+        /// Why (logged).
+        #[arg(long, default_value = "ended by the commander")]
         reason: String,
     },
 }

@@ -36,6 +36,14 @@ pub fn status(out: &Output, data_dir: &Path) -> anyhow::Result<ExitCode> {
     out.field("queue", format!("{} / {}", n("queue_depth"), n("queue_capacity")));
     out.field("log", format!("{} (last lsn {})", s.get("wal").and_then(|w| w.as_str()).unwrap_or("?"), n("last_lsn")));
     out.field("approvals", n("pending_approvals"));
+    match s.get("fever") {
+        Some(f) if f.get("since_ms").is_some() => out.field(
+            "fever",
+            out.red(&format!("on since {} ms (rates halved, ring-3 effects need a human)", f["since_ms"])),
+        ),
+        Some(f) if f.is_null() => out.field("fever", "none"),
+        _ => out.field("fever", "unknown (the kernel did not answer)"),
+    }
     out.field("sessions", n("sessions"));
     out.field("uptime", format!("{} s", n("uptime_s")));
     Ok(ExitCode::SUCCESS)

@@ -417,7 +417,7 @@ fn run_scenario(scenario: &Scenario, name: String, deployed: &[(String, String)]
         let forged = maos_token::mint(&forger, req, t0, 0, random)?;
         ids.insert(a.id.clone(), token.claims().id);
         minted.insert(a.id.clone(), MintedAgent { text: token.text().to_owned(), forged: forged.text().to_owned() });
-        state.apply(&DscState::register_agent(&agent, ring))?;
+        state.apply(&DscState::register_agent(&agent, ring, Some(trust_class)))?;
     }
     let mut revocation = RevocationState::default();
     let mut at = 0u64;

@@ -68,6 +68,12 @@ pub fn run(out: &Output, args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let commit = rt.commit.clone();
     let scenario = tokio.block_on(async {
         let (kernel, _) = Kernel::start(rt.kernel).await?;
+        // Ring 2 is the operator's word (`maos agent register`); an
+        // unregistered agent is held to ring 3 by Mandatory Rule 4.
+        for who in [&assistant, &janitor] {
+            kernel.register_agent(who.id.clone(), Ring::Trusted, TrustClass::Transparent, "demo cast").await?;
+        }
+        out.line(out.dim("registered assistant and janitor in ring 2 (class a); the others stay ring 3"));
         let mut demo = Demo { out, kernel, fs_root: rt.fs_root, act: 0, steps: Vec::new() };
         demo.honest(&assistant).await?;
         demo.injected(&researcher, &url).await?;

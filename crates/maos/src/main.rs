@@ -10,6 +10,7 @@ mod bench;
 mod bench_mcp;
 mod cli;
 mod client;
+mod cmd_agents;
 mod cmd_audit;
 mod cmd_init;
 mod cmd_key;
@@ -50,6 +51,9 @@ fn main() -> ExitCode {
         cli::Command::Undo(args) => cmd_ops::undo(&out, &cli.data_dir, &args),
         cli::Command::Approve(cmd) => cmd_ops::approve(&out, &cli.data_dir, cmd),
         cli::Command::Quarantine(cmd) => cmd_ops::quarantine(&out, &cli.data_dir, cmd),
+        cli::Command::Agent(cmd) => cmd_agents::agent(&out, &cli.data_dir, cmd),
+        cli::Command::Agents => cmd_agents::agents(&out, &cli.data_dir),
+        cli::Command::Fever(cmd) => cmd_agents::fever(&out, &cli.data_dir, cmd),
         cli::Command::Bench(args) => bench::run(&out, &cli.data_dir, &args),
         cli::Command::Mcp(args) => cmd_mcp::mcp(&cli.data_dir, &args),
         cli::Command::Tools(cmd) => cmd_mcp::tools(&out, &cli.data_dir, cmd),

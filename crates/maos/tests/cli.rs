@@ -578,7 +578,7 @@ mod cli {
         use std::sync::Arc;
         let tmp = init();
         let dir = tmp.path();
-        let o = maos(dir, &["token", "issue", "--agent", "writer", "--allow", "fs.write=/workspace/**", "--ring", "2"]);
+        let o = maos(dir, &["token", "issue", "--agent", "writer", "--allow", "fs.write=/workspace/**", "--ring", "3"]);
         assert!(o.status.success());
         let token = stdout(&o).trim().to_owned();
 

@@ -361,6 +361,49 @@ mod daemon {
         assert_eq!(replay["divergence_count"], 0, "{replay}");
     }
 
+    /// The agent registry through the CLI and the daemon (issue #14 item 1):
+    /// a ring-2 token is refused at issue until the agent is registered in
+    /// ring 2; `maos agents` shows the ring and class; a demotion revokes the
+    /// ring-2 token at once; moving back inward is refused with its code;
+    /// `maos fever end` without a fever is a clear error; replay is clean.
+    #[test]
+    fn agent_register_list_and_demote_through_the_cli() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        init(&dir);
+        let mut daemon = Daemon::start(&dir, tmp.path(), "up", &[]);
+        let issue2 = ["token", "issue", "--agent", "writer", "--ring", "2", "--allow", "fs.*=/workspace/**"];
+        let o = maos(&dir, &issue2);
+        assert!(!o.status.success());
+        assert!(text(&o.stderr).contains("register it first"), "{}", text(&o.stderr));
+        ok(&dir, &["agent", "register", "writer", "--ring", "2", "--class", "a", "--reason", "reviewed"]);
+        let token = text(&ok(&dir, &issue2).stdout).trim().to_owned();
+        let agent = Agent::open(&daemon.base, &token);
+        done_id(&agent.submit(&fs_write("/workspace/a.txt", "x")));
+        let list = ok_json(&dir, &["agents"]);
+        let writer = list["agents"].as_array().unwrap().iter().find(|a| a["agent"] == "writer").cloned().unwrap();
+        assert_eq!(
+            (&writer["ring"], &writer["registered"], &writer["class"]),
+            (&json!(2), &json!(true), &json!("transparent"))
+        );
+        assert_eq!(list["fever"], Value::Null, "{list}");
+        let demoted = ok_json(&dir, &["agent", "demote", "writer", "--reason", "odd behaviour"]);
+        assert_eq!(demoted["demoted"]["revoked"].as_array().map(Vec::len), Some(1), "{demoted}");
+        let (_, view) = agent.submit(&fs_write("/workspace/b.txt", "x"));
+        assert_eq!(view["code"], "DSC-1-REVOKED", "{view}");
+        let o = maos(&dir, &["agent", "register", "writer", "--ring", "2", "--class", "a"]);
+        assert!(!o.status.success());
+        assert!(text(&o.stderr).contains("KERNEL-ONBOARDING-NOT-BUILT"), "{}", text(&o.stderr));
+        let o = maos(&dir, &["fever", "end"]);
+        assert!(text(&o.stderr).contains("KERNEL-NO-FEVER"), "{}", text(&o.stderr));
+        assert_eq!(ok_json(&dir, &["status"])["status"]["fever"], Value::Null);
+        assert!(daemon.sigterm().success(), "{}", daemon.output());
+        let agent_records = export(&dir).into_iter().filter(|r| r["kind"] == 0x0306).count();
+        assert_eq!(agent_records, 2, "register and demote are logged as kernel.agent");
+        let replay = ok_json(&dir, &["audit", "replay"]);
+        assert_eq!(replay["divergence_count"], 0, "{replay}");
+    }
+
     // ---- A3: escalation end to end -------------------------------------------
 
     #[test]

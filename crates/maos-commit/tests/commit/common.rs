@@ -80,6 +80,7 @@ pub fn allow(intent: &Intent) -> Decision {
                 token_tat_us: 0,
                 agent_tat_us: 0,
                 cost: intent.cost,
+                egress: None,
             }],
         },
         [7; 32],

@@ -69,6 +69,8 @@ pub fn fixture(profile: Profile) -> Fixture {
         state
             .apply(&DscState::record_read(&agent, IfcLevel::Internal, i % 3 == 0, Some("order list: 42 items, 3 late")))
             .unwrap();
+        // Ring-2 tokens need a ring-2 registration (Rule 4).
+        state.apply(&DscState::register_agent(&agent, Ring::Trusted, Some(TrustClass::Transparent))).unwrap();
         let mut args = BTreeMap::new();
         args.insert("amount".to_owned(), ArgValue::Int(250));
         args.insert("note".to_owned(), ArgValue::Str("Ship the backlog before Friday; notify the warehouse.".into()));

@@ -12,6 +12,12 @@ use std::sync::{Arc, OnceLock};
 
 pub const NOW: UnixMillis = UnixMillis(1_767_225_600_000); // 2026-01-01T00:00:00Z
 
+/// Test tokens are for ring 3 (agents nobody registered are ring 3, Rule 4)
+/// with the hour a ring-2 token lives by default, so timelines of up to an
+/// hour need no re-issue (four times ring 3's 15-minute default: no
+/// commander acknowledgement needed).
+pub const RING3_TEST_TTL_MS: u64 = 60 * 60 * 1000;
+
 pub fn key() -> &'static SigningKey {
     static KEY: OnceLock<SigningKey> = OnceLock::new();
     KEY.get_or_init(|| SigningKey::from_seeds(&[0x5A; 64]).expect("fixed seed"))
@@ -37,11 +43,11 @@ pub fn agent(id: &str) -> AgentId {
 pub fn request(agent_id: &str, perms: &[&str]) -> MintRequest {
     MintRequest {
         agent: agent(agent_id),
-        ring: Ring::Trusted,
+        ring: Ring::Untrusted,
         trust_class: TrustClass::Transparent,
         clearance: IfcLevel::Internal,
         permissions: perms.iter().map(|p| parse_permission(p).expect("permission")).collect(),
-        ttl_ms: None,
+        ttl_ms: Some(RING3_TEST_TTL_MS),
         rate_per_hour: 3600,
         max_ops: 1000,
         budget: 1000,

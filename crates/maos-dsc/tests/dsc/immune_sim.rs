@@ -2,7 +2,10 @@
 //! agents and 5 compromised ones over 10,000 steps through the real DSC
 //! (`decide`, then every delta applied as the kernel applies it). It prints
 //! the seed and, per compromised agent, how long from its first attack to
-//! stage ≥ 2; and how many honest agents ever left stage 0.
+//! stage ≥ 2; how many honest agents ever left stage 0; what the aggregate
+//! monitors made of the slow exfiltration; and the security fever the
+//! isolations set off (half the honest agents are registered in ring 2, half
+//! stay ring 3, whose effects a human approves during a fever).
 //!
 //! `MAOS_IMMUNE_SIM_SEED=N` reruns one population; the default seed is fixed
 //! so CI is reproducible.
@@ -10,7 +13,7 @@
 use crate::common::*;
 use maos_dsc::immune::Stage;
 use maos_dsc::{DscState, decide};
-use maos_model::{EffectClass, IfcLevel, Intent, Profile, ResourceKind, UnixMillis};
+use maos_model::{EffectClass, IfcLevel, Intent, Profile, ResourceKind, Ring, TrustClass, UnixMillis, Verdict};
 use maos_token::{MintRequest, VerifiedToken};
 
 const HONEST: usize = 50;
@@ -46,7 +49,8 @@ enum Attack {
     PrefilterPayloads,
     /// A loop firing writes as fast as it can.
     RunawayLoop,
-    /// Small mails to an allowed recipient, each within every per-call limit.
+    /// Small mails, each to a new address at an allowed domain, each within
+    /// every per-call limit.
     SlowExfiltration,
 }
 
@@ -67,11 +71,17 @@ struct Member {
     max_stage: Stage,
     allowed: u64,
     mails: u64,
+    /// Escalated by the aggregate monitors (`AGG-…`) and by the fever (`IMM-FEVER`).
+    escalated_aggregate: u64,
+    escalated_fever: u64,
+    /// Mails allowed before the first aggregate escalation.
+    mails_before_aggregate: Option<u64>,
 }
 
-fn mint(id: &str, seed: u8) -> VerifiedToken {
+fn mint(id: &str, seed: u8, ring: Ring) -> VerifiedToken {
     let mut req: MintRequest =
         request(id, &["fs.write=/workspace/**", "fs.read=/workspace/**", "mail.send=*@example.com"]);
+    req.ring = ring;
     req.ttl_ms = Some(24 * 3_600_000);
     req.commander_ack = true;
     req.budget = 1_000_000;
@@ -133,11 +143,11 @@ fn attack_intent(id: &str, attack: Attack, rng: &mut Rng) -> Intent {
         Attack::RunawayLoop => {
             act(id, "fs.write", ResourceKind::Path, &format!("/workspace/{id}/loop.md"), EffectClass::Write)
         }
-        Attack::SlowExfiltration => with_arg(
-            act(id, "mail.send", ResourceKind::Recipient, "carol@example.com", EffectClass::Write),
-            "body",
-            &format!("row {}: 4111-11{:02}", rng.below(10_000), rng.below(100)),
-        ),
+        Attack::SlowExfiltration => {
+            let to = format!("c{}@example.com", rng.below(100_000));
+            let mail = with_arg(act(id, "mail.send", ResourceKind::Recipient, &to, EffectClass::Write), "to", &to);
+            with_arg(mail, "body", &format!("row {}: 4111-11{:02}", rng.below(10_000), rng.below(100)))
+        }
     }
 }
 
@@ -154,7 +164,13 @@ fn immune_population_simulation_catches_the_attacks_it_can_see_and_leaves_honest
                 Some(_) => format!("bad-{:02}", n - HONEST),
                 None => format!("agent-{n:02}"),
             };
-            let token = mint(&id, u8::try_from(n + 1).expect("fewer than 255 agents"));
+            // Even agents are registered in ring 2; odd ones stay ring 3.
+            let ring = if n % 2 == 0 { Ring::Trusted } else { Ring::Untrusted };
+            if ring == Ring::Trusted {
+                let register = DscState::register_agent(&agent(&id), ring, Some(TrustClass::Transparent));
+                s.apply(&register).expect("registration applies");
+            }
+            let token = mint(&id, u8::try_from(n + 1).expect("fewer than 255 agents"), ring);
             Member {
                 id,
                 token,
@@ -164,9 +180,13 @@ fn immune_population_simulation_catches_the_attacks_it_can_see_and_leaves_honest
                 max_stage: Stage::Normal,
                 allowed: 0,
                 mails: 0,
+                escalated_aggregate: 0,
+                escalated_fever: 0,
+                mails_before_aggregate: None,
             }
         })
         .collect();
+    let (mut fever_from, mut fever_steps) = (None, 0u64);
     for step in 0..STEPS {
         let now = UnixMillis(NOW.0 + step * STEP_MS);
         let who = usize::try_from(rng.below(members.len() as u64)).expect("index");
@@ -191,6 +211,14 @@ fn immune_population_simulation_catches_the_attacks_it_can_see_and_leaves_honest
                 m.allowed += 1;
                 m.mails += u64::from(intent.action == "mail.send");
             }
+            if let Verdict::Escalate { reason, .. } = d.verdict() {
+                if reason.starts_with("AGG-") {
+                    m.escalated_aggregate += 1;
+                    m.mails_before_aggregate.get_or_insert(m.mails);
+                } else if reason.starts_with("IMM-FEVER") {
+                    m.escalated_fever += 1;
+                }
+            }
             s.apply(d.delta()).expect("delta applies");
         }
         let stage = s.standing(&agent(&m.id)).map_or(Stage::Normal, |st| st.stage_at(now.0).0);
@@ -198,17 +226,37 @@ fn immune_population_simulation_catches_the_attacks_it_can_see_and_leaves_honest
         if stage >= Stage::SoftIsolation && m.isolated_at.is_none() {
             m.isolated_at = Some(step);
         }
+        if s.fever_at(now).is_some() {
+            fever_from.get_or_insert(step);
+            fever_steps += 1;
+        }
     }
     let honest_left_0 = members.iter().filter(|m| m.attack.is_none() && m.max_stage > Stage::Normal).count();
     let honest_past_1 = members.iter().filter(|m| m.attack.is_none() && m.max_stage > Stage::Observation).count();
     println!("honest agents that left stage 0: {honest_left_0} of {HONEST}; beyond stage 1: {honest_past_1}");
+    let honest = || members.iter().filter(|m| m.attack.is_none());
+    let fever_escalations: u64 = honest().map(|m| m.escalated_fever).sum();
+    let honest_aggregate: u64 = honest().map(|m| m.escalated_aggregate).sum();
+    match fever_from {
+        Some(from) => println!(
+            "security fever from step {from} for {fever_steps} s; {fever_escalations} honest ring-3 effects waited for a human meanwhile"
+        ),
+        None => println!("no security fever"),
+    }
+    println!("aggregate escalations of honest agents: {honest_aggregate}");
     for m in members.iter().filter(|m| m.attack.is_some()) {
         let caught = match (m.first_attack, m.isolated_at) {
             (Some(first), Some(at)) => format!("stage >= 2 after {} s", (at - first) * STEP_MS / 1000),
             _ => "never reached stage 2".to_owned(),
         };
+        let aggregate = match m.mails_before_aggregate {
+            Some(before) => {
+                format!("; aggregate monitor escalated after {before} mails, {} escalated", m.escalated_aggregate)
+            }
+            None => String::new(),
+        };
         println!(
-            "{} {:?}: {caught}; highest stage {}; {} allowed ({} mails)",
+            "{} {:?}: {caught}; highest stage {}; {} allowed ({} mails){aggregate}",
             m.id,
             m.attack.expect("compromised"),
             m.max_stage.number(),
@@ -216,16 +264,25 @@ fn immune_population_simulation_catches_the_attacks_it_can_see_and_leaves_honest
             m.mails
         );
     }
+    assert_eq!(honest_aggregate, 0, "no honest agent crosses an aggregate monitor");
+    assert!(fever_from.is_some(), "two agents in soft isolation or worse start a fever");
     assert_eq!(honest_past_1, 0, "no honest agent beyond stage 1");
     for m in &members {
         match m.attack {
             Some(Attack::ExfiltrationAfterInjection | Attack::ScopeProbing | Attack::PrefilterPayloads) => {
                 assert!(m.isolated_at.is_some(), "{} ({:?}) reached stage 2", m.id, m.attack);
             }
-            // Rate denies are bookkeeping, not signals: the rate contains the
-            // loop. Slow exfiltration stays under every per-call rule; the
-            // aggregate monitors that would catch it are not built (immune.md).
-            Some(Attack::RunawayLoop | Attack::SlowExfiltration) | None => {}
+            // Slow exfiltration stays under every per-call rule: the
+            // unique-recipients monitor stops it at 50 (a human approves each
+            // mail after that).
+            Some(Attack::SlowExfiltration) => {
+                // 50 new recipients (a repeated random address adds a mail, not a recipient).
+                let before = m.mails_before_aggregate;
+                assert!(before.is_some_and(|n| (50..=60).contains(&n)), "{}: {before:?} mails, then escalation", m.id);
+                assert!(m.escalated_aggregate > 0);
+            }
+            // Rate denies are bookkeeping, not signals: the rate contains the loop.
+            Some(Attack::RunawayLoop) | None => {}
         }
     }
 }

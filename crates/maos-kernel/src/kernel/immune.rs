@@ -95,19 +95,20 @@ impl Sequencer {
 
     /// The `kernel.immune` record of `by` changing `agent`'s standing with
     /// `delta`, with the standing before as evidence.
-    fn immune_record(
+    pub(super) fn immune_record(
         &self,
-        agent: &AgentId,
+        agent: Option<&AgentId>,
         by: ImmuneActor,
         delta: &StateDelta,
         reason: String,
         now: UnixMillis,
     ) -> ImmuneRecord {
-        let (stage_before, score_before) =
-            self.state.dsc.standing(agent).map_or((0, 0), |s| (s.stage_at(now.0).0.number(), s.score_at(now.0)));
+        let (stage_before, score_before) = agent
+            .and_then(|a| self.state.dsc.standing(a))
+            .map_or((0, 0), |s| (s.stage_at(now.0).0.number(), s.score_at(now.0)));
         ImmuneRecord {
             v: RECORD_VERSION,
-            agent: agent.clone(),
+            agent: agent.cloned(),
             by,
             delta: delta.ops.clone(),
             stage_before,
@@ -123,7 +124,7 @@ impl Sequencer {
             return Err(KernelError::NotQuarantined(agent.clone()));
         }
         let delta = DscState::release(agent, now);
-        let record = self.immune_record(agent, ImmuneActor::Operator, &delta, reason, now);
+        let record = self.immune_record(Some(agent), ImmuneActor::Operator, &delta, reason, now);
         // Logged before it loosens anything; a release removes an entry, so
         // it cannot hit a bound.
         let lsn = self.log(KIND_IMMUNE, &record)?;
@@ -137,7 +138,7 @@ impl Sequencer {
     pub(super) fn on_apoptosis(&mut self, agent: &AgentId, reason: String) -> Result<Lsn, KernelError> {
         let now = self.now();
         let delta = DscState::apoptosis(agent, now);
-        let record = self.immune_record(agent, ImmuneActor::Agent, &delta, reason, now);
+        let record = self.immune_record(Some(agent), ImmuneActor::Agent, &delta, reason, now);
         // Applied first: it only tightens, and a delta over the standings
         // bound is refused before anything is logged (the fold would skip it).
         if !self.state.apply_delta(&delta) {

@@ -1,0 +1,76 @@
+//! `/v1/agents` and `/v1/fever`: the operator's agent registry (register,
+//! demote, list) and the commander's end of a security fever (issue #14).
+//! Every change is a logged kernel record; these handlers only parse.
+
+use super::{ApiResult, body_of, json_body, reason_of};
+use crate::Api;
+use crate::error::ApiError;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use maos_model::{AgentId, Ring, TrustClass};
+use serde::Deserialize;
+use std::sync::Arc;
+
+type Body = Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterBody {
+    agent: String,
+    ring: u8,
+    class: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+pub(super) async fn list(State(api): State<Arc<Api>>, headers: HeaderMap) -> ApiResult<Response> {
+    api.operator(&headers)?;
+    let view = api.kernel.agents().await.map_err(|e| ApiError::from_kernel(&e))?;
+    Ok(Json(view).into_response())
+}
+
+/// Registers an agent into ring 2 or 3 with its trust class.
+pub(super) async fn register(State(api): State<Arc<Api>>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+    api.operator(&headers)?;
+    let body: RegisterBody = json_body(&body_of(body)?)?;
+    let agent = AgentId::new(&body.agent).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let ring = match Ring::from_code(body.ring) {
+        Some(r @ (Ring::Trusted | Ring::Untrusted)) => r,
+        _ => return Err(ApiError::BadRequest(format!("ring {}: agents are registered in ring 2 or 3", body.ring))),
+    };
+    let class = TrustClass::parse(&body.class)
+        .ok_or_else(|| ApiError::BadRequest(format!("class `{}`: use a, b or c", body.class)))?;
+    let reason = body.reason.as_deref().unwrap_or("registered by the operator");
+    let reason = maos_model::prefix_within(reason, crate::sessions::MISSION_BYTES_MAX);
+    let lsn =
+        api.kernel.register_agent(agent.clone(), ring, class, reason).await.map_err(|e| ApiError::from_kernel(&e))?;
+    let body = serde_json::json!({ "agent": agent, "ring": ring.code(), "class": class, "lsn": lsn.0 });
+    Ok((axum::http::StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// Demotes an agent to ring 3 and revokes its wider tokens.
+pub(super) async fn demote(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    Path(agent): Path<String>,
+    body: Body,
+) -> ApiResult<Response> {
+    api.operator(&headers)?;
+    let body = body_of(body)?;
+    let agent = AgentId::new(&agent).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let reason = reason_of(&body, "demoted by the operator")?;
+    let (lsn, revoked) =
+        api.kernel.demote_agent(agent.clone(), &reason).await.map_err(|e| ApiError::from_kernel(&e))?;
+    Ok(Json(serde_json::json!({ "agent": agent, "ring": 3, "revoked": revoked, "lsn": lsn.0 })).into_response())
+}
+
+/// Ends the security fever (the commander's call, logged as `kernel.immune`).
+pub(super) async fn end_fever(State(api): State<Arc<Api>>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+    api.operator(&headers)?;
+    let body = body_of(body)?;
+    let reason = reason_of(&body, "ended by the commander")?;
+    let lsn = api.kernel.end_fever(&reason).await.map_err(|e| ApiError::from_kernel(&e))?;
+    Ok(Json(serde_json::json!({ "fever": false, "lsn": lsn.0 })).into_response())
+}

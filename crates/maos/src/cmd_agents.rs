@@ -1,0 +1,85 @@
+//! `maos agent register | demote`, `maos agents` and `maos fever end`, against
+//! a running `maos up`: the agent registry (rings and classes) and the
+//! immune system's node-wide view (issue #14).
+
+use crate::cli::{AgentCommand, FeverCommand};
+use crate::client::Daemon;
+use crate::datadir::DataDir;
+use crate::output::{Output, coded};
+use maos_kernel::AgentsView;
+use std::path::Path;
+use std::process::ExitCode;
+
+fn lsn_of(done: &serde_json::Value) -> u64 {
+    done.get("lsn").and_then(serde_json::Value::as_u64).unwrap_or(0)
+}
+
+pub fn agent(out: &Output, data_dir: &Path, cmd: AgentCommand) -> anyhow::Result<ExitCode> {
+    let daemon = Daemon::require(&DataDir::new(data_dir))?;
+    match cmd {
+        AgentCommand::Register { agent, ring, class, reason } => {
+            let body = serde_json::json!({ "agent": agent, "ring": ring, "class": class, "reason": reason });
+            let done = daemon.post("/v1/agents", &body)?;
+            out.json(&serde_json::json!({ "ok": true, "registered": done }));
+            out.line(format!(
+                "{} {agent} in ring {ring}, class {class} (kernel.agent at lsn {})",
+                out.green("registered"),
+                lsn_of(&done)
+            ));
+        }
+        AgentCommand::Demote { agent, reason } => {
+            let done = daemon.post(&format!("/v1/agents/{agent}/demote"), &serde_json::json!({ "reason": reason }))?;
+            out.json(&serde_json::json!({ "ok": true, "demoted": done }));
+            let revoked = done.get("revoked").and_then(serde_json::Value::as_array).map_or(0, Vec::len);
+            out.line(format!(
+                "{} {agent} to ring 3; {revoked} token(s) revoked (kernel.agent at lsn {})",
+                out.red("demoted"),
+                lsn_of(&done)
+            ));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn agents(out: &Output, data_dir: &Path) -> anyhow::Result<ExitCode> {
+    let daemon = Daemon::require(&DataDir::new(data_dir))?;
+    let doc = daemon.get("/v1/agents")?;
+    out.json(&doc);
+    let view: AgentsView =
+        serde_json::from_value(doc).map_err(|e| coded("MAOS-DAEMON-IO", format!("malformed agent list: {e}"), 1))?;
+    if let Some(f) = view.fever {
+        out.line(
+            out.red(&format!("security fever since {} ms, ends at {} ms without a new signal", f.since_ms, f.ends_ms)),
+        );
+    }
+    if view.agents.is_empty() {
+        out.line("no agent known yet");
+    }
+    for a in &view.agents {
+        let class = a.class.map_or("-", |c| c.name());
+        let registered = if a.registered { "" } else { " (unregistered)" };
+        let stage = format!("stage {}", a.stage);
+        let painted = if a.stage >= 2 { out.red(&stage) } else { stage };
+        let g = a.aggregate;
+        out.line(format!(
+            "{:<16} ring {}{registered}  class {class:<11} {painted}  score {:>3}  out {} B/24h  {} calls/24h  {} recipients/7d",
+            a.agent, a.ring, a.score, g.outbound_bytes, g.external_calls, g.recipients
+        ));
+    }
+    if view.truncated {
+        out.line(format!("(the first {} agents)", maos_kernel::AGENTS_LISTED_MAX));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn fever(out: &Output, data_dir: &Path, cmd: FeverCommand) -> anyhow::Result<ExitCode> {
+    let daemon = Daemon::require(&DataDir::new(data_dir))?;
+    match cmd {
+        FeverCommand::End { reason } => {
+            let done = daemon.post("/v1/fever/end", &serde_json::json!({ "reason": reason }))?;
+            out.json(&serde_json::json!({ "ok": true, "fever": done }));
+            out.line(format!("{} the security fever (kernel.immune at lsn {})", out.green("ended"), lsn_of(&done)));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
