@@ -202,7 +202,7 @@ mod tests {
         assert_eq!(crossed(t, limits, true), Some(Crossed::Recipients));
         assert_eq!(crossed(t, limits, false), None, "mail to a known recipient is not a new one");
         assert!(a.knows("r49@x.example", now));
-        let later = 49 * HOUR_MS + WEEK_MS;
+        let later = 49 * HOUR_MS + WEEK_MS - 1;
         assert_eq!(a.totals_at(later).recipients, 1, "a week later only the last one is still counted");
     }
 

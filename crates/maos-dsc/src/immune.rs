@@ -7,7 +7,7 @@
 //! the standing and that time (quiet time lowers it), so the DSC reads it
 //! without a clock and `maos audit replay` reproduces every transition.
 
-use maos_model::{DenyCode, Profile};
+use maos_model::{AgentId, DenyCode, Profile};
 use serde::{Deserialize, Serialize};
 
 /// Signals kept per agent; the oldest falls out first (it has also left the
@@ -20,6 +20,87 @@ pub const OBSERVATION_HOLD_MS: u64 = 30 * 60_000;
 /// Stage 2 (soft isolation) falls back to stage 1 after 60 quiet minutes
 /// (spec §37.8.2: ≤ 60 min). Stage 3 ends only by the operator.
 pub const SOFT_ISOLATION_HOLD_MS: u64 = 60 * 60_000;
+
+/// Reports one agent may make in an hour (spec §33.7.2); the sixth is refused.
+pub const REPORTS_PER_HOUR_MAX: usize = 5;
+/// Peer reports kept per suspect; the oldest falls out first.
+pub const REPORTS_PER_AGENT_MAX: usize = 32;
+
+/// The anomaly an agent reports about another (spec §33.7.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnomalyClass {
+    /// Answers that contradict each other or the task.
+    IncoherentResponses,
+    /// Asked for data outside its task.
+    UnauthorizedDataRequests,
+    /// Tried to talk the reporter into something.
+    SocialEngineering,
+    /// Talks to others differently than it used to.
+    CommunicationPatternChange,
+    /// States a confidence its results do not bear out.
+    ConfidenceManipulation,
+    /// Its outputs got worse.
+    OutputQualityDegradation,
+}
+
+impl AnomalyClass {
+    /// Every class.
+    pub const ALL: [Self; 6] = [
+        Self::IncoherentResponses,
+        Self::UnauthorizedDataRequests,
+        Self::SocialEngineering,
+        Self::CommunicationPatternChange,
+        Self::ConfidenceManipulation,
+        Self::OutputQualityDegradation,
+    ];
+
+    /// The name in reports and logs.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::IncoherentResponses => "incoherent_responses",
+            Self::UnauthorizedDataRequests => "unauthorized_data_requests",
+            Self::SocialEngineering => "social_engineering",
+            Self::CommunicationPatternChange => "communication_pattern_change",
+            Self::ConfidenceManipulation => "confidence_manipulation",
+            Self::OutputQualityDegradation => "output_quality_degradation",
+        }
+    }
+
+    /// The class a name stands for.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == text)
+    }
+
+    /// The weight of one report from a maturity-1 reporter (every reporter
+    /// today: maturity levels are not built), ordered by severity as the spec
+    /// orders them (social engineering above a pattern change). L1 reporters
+    /// "carry minimal weight": the most severe report weighs 4, a scope probe 2.
+    #[must_use]
+    pub const fn weight(self) -> u32 {
+        match self {
+            Self::SocialEngineering => 4,
+            Self::UnauthorizedDataRequests | Self::ConfidenceManipulation => 3,
+            Self::CommunicationPatternChange | Self::IncoherentResponses => 2,
+            Self::OutputQualityDegradation => 1,
+        }
+    }
+}
+
+/// One report by another agent, as folded into the suspect's standing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    /// When it was logged.
+    pub at_ms: u64,
+    /// Who reported.
+    pub reporter: AgentId,
+    /// What it reported.
+    pub class: AnomalyClass,
+    /// What it added to the score (0 once reports reach their cap).
+    pub weight: u32,
+}
 
 /// Agents at stage 2 or more at once that start a security fever (spec §37.11.1).
 pub const FEVER_AGENTS: usize = 2;
@@ -35,13 +116,13 @@ pub const FEVER_QUIET_MS: u64 = 30 * 60_000;
 pub struct Fever {
     /// When it began: the signal that left a second agent at stage 2 or more.
     pub since_ms: u64,
-    /// The last danger signal while it was on.
+    /// The last danger signal while it was on from an agent at stage 2 or more.
     pub last_signal_ms: u64,
 }
 
 impl Fever {
-    /// Whether it is still on at `now_ms` (it ends 30 quiet minutes after
-    /// its last signal).
+    /// Whether it is still on at `now_ms` (it ends 30 minutes after the last
+    /// signal that left an agent at stage 2 or more).
     #[must_use]
     pub const fn active_at(&self, now_ms: u64) -> bool {
         now_ms >= self.since_ms && now_ms.saturating_sub(self.last_signal_ms) < FEVER_QUIET_MS
@@ -167,23 +248,41 @@ pub struct Standing {
     pub since_ms: u64,
     /// Signals since the last release, oldest first.
     pub signals: Vec<Signal>,
+    /// Reports by other agents since the last release, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reports: Vec<Report>,
 }
 
 impl Standing {
     /// The sum of the weights of the signals in the hour up to `now_ms`.
     #[must_use]
     pub fn score_at(&self, now_ms: u64) -> u32 {
-        self.signals
+        let in_window = |at: u64| at <= now_ms && now_ms - at < SCORE_WINDOW_MS;
+        let denies =
+            self.signals.iter().filter(|s| in_window(s.at_ms)).fold(0u32, |sum, s| sum.saturating_add(s.weight));
+        denies.saturating_add(self.reported_at(now_ms))
+    }
+
+    /// What reports add to the score at `now_ms`.
+    fn reported_at(&self, now_ms: u64) -> u32 {
+        self.reports
             .iter()
-            .filter(|s| s.at_ms <= now_ms && now_ms - s.at_ms < SCORE_WINDOW_MS)
-            .fold(0u32, |sum, s| sum.saturating_add(s.weight))
+            .filter(|r| r.at_ms <= now_ms && now_ms - r.at_ms < SCORE_WINDOW_MS)
+            .fold(0u32, |sum, r| sum.saturating_add(r.weight))
+    }
+
+    /// The time of the last signal or report (what "quiet" counts from).
+    fn last_signal_ms(&self) -> u64 {
+        let signal = self.signals.last().map_or(0, |s| s.at_ms);
+        let report = self.reports.last().map_or(0, |r| r.at_ms);
+        signal.max(report).max(self.since_ms)
     }
 
     /// The stage at `now_ms` and when it was entered: stage 2 falls to 1
     /// after 60 quiet minutes, stage 1 to normal after 30; stage 3 stays.
     #[must_use]
     pub fn stage_at(&self, now_ms: u64) -> (Stage, u64) {
-        let last = self.signals.last().map_or(self.since_ms, |s| s.at_ms).max(self.since_ms);
+        let last = self.last_signal_ms();
         let quiet = now_ms.saturating_sub(last);
         let soft_ends = last.saturating_add(SOFT_ISOLATION_HOLD_MS);
         match self.stage {
@@ -219,6 +318,25 @@ impl Standing {
         self.signals.push(signal);
         let stage = base.max(Self::stage_for(self.score_at(signal.at_ms), thresholds));
         self.since_ms = if stage == base { base_since } else { signal.at_ms };
+        self.stage = stage;
+    }
+
+    /// Folds one report by another agent. Reports alone never isolate: what
+    /// they add in an hour stops one short of the soft-isolation threshold, so
+    /// stage 2 and above need the agent's own denies as well (spec §49.12:
+    /// severe action needs signal diversity; colluding reporters cannot
+    /// isolate a healthy agent).
+    pub(crate) fn report(&mut self, mut report: Report, thresholds: [u32; 3]) {
+        let (base, base_since) = self.stage_at(report.at_ms);
+        let cap = thresholds[1].saturating_sub(1);
+        report.weight = report.weight.min(cap.saturating_sub(self.reported_at(report.at_ms)));
+        if self.reports.len() >= REPORTS_PER_AGENT_MAX {
+            self.reports.remove(0);
+        }
+        let at = report.at_ms;
+        self.reports.push(report);
+        let stage = base.max(Self::stage_for(self.score_at(at), thresholds));
+        self.since_ms = if stage == base { base_since } else { at };
         self.stage = stage;
     }
 
@@ -310,6 +428,34 @@ mod tests {
         assert_eq!(s.signals.len(), SIGNALS_PER_AGENT_MAX);
         assert_eq!(s.signals[0].at_ms, 10);
         assert_eq!(s.stage_at(100).0, Stage::Normal);
+    }
+
+    /// Reports by other agents add their class's weight, and reports alone
+    /// stop one short of soft isolation in an hour, whoever and however many
+    /// report (spec §49.12: severe action needs signal diversity); the
+    /// agent's own denies take it further.
+    #[test]
+    fn reports_alone_never_reach_soft_isolation() {
+        let t = thresholds(Profile::Standard);
+        let mut s = Standing::default();
+        for (i, reporter) in ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"].into_iter().enumerate() {
+            let report = Report {
+                at_ms: i as u64 * MIN,
+                reporter: AgentId::new(reporter).unwrap(),
+                class: AnomalyClass::SocialEngineering,
+                weight: AnomalyClass::SocialEngineering.weight(),
+            };
+            s.report(report, t);
+        }
+        assert_eq!(s.score_at(9 * MIN), 29, "capped one short of 30");
+        assert_eq!(s.stage_at(9 * MIN).0, Stage::Observation);
+        assert_eq!(s.reports.iter().map(|r| r.weight).collect::<Vec<_>>(), [4, 4, 4, 4, 4, 4, 4, 1, 0, 0]);
+        s.signal(signal(10, DenyCode::Scope), t);
+        assert_eq!((s.score_at(10 * MIN), s.stage_at(10 * MIN).0), (31, Stage::SoftIsolation));
+        // An hour later the reports have left the window.
+        assert_eq!(s.score_at(70 * MIN), 0);
+        assert_eq!(AnomalyClass::parse("social_engineering"), Some(AnomalyClass::SocialEngineering));
+        assert!(AnomalyClass::ALL.iter().all(|c| AnomalyClass::parse(c.name()) == Some(*c) && c.weight() <= 4));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use crate::DscError;
 use crate::aggregate::{Aggregate, Egress};
 use crate::config::DscConfig;
-use crate::immune::{Fever, Signal, Stage, Standing};
+use crate::immune::{AnomalyClass, Fever, REPORTS_PER_HOUR_MAX, Report, Signal, Stage, Standing};
 use maos_model::{AgentId, DenyCode, IfcLevel, Ring, TokenId, TrustClass, UnixMillis};
 use maos_token::RevocationState;
 use serde::{Deserialize, Serialize};
@@ -274,6 +274,17 @@ pub enum DeltaOp {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         class: Option<TrustClass>,
     },
+    /// Another agent reported an anomaly in `suspect` (spec §33.7.2).
+    Report {
+        /// Who reported.
+        reporter: AgentId,
+        /// About whom.
+        suspect: AgentId,
+        /// What.
+        class: AnomalyClass,
+        /// When.
+        at_ms: u64,
+    },
     /// The commander ended a security fever (spec §37.11.1).
     FeverEnd {
         /// When.
@@ -346,6 +357,9 @@ pub struct DscState {
     aggregates: BTreeMap<AgentId, Aggregate>,
     /// The last security fever, if any (it is on while [`Fever::active_at`]).
     fever: Option<Fever>,
+    /// When each reporting agent made its last reports (at most
+    /// [`REPORTS_PER_HOUR_MAX`] kept: the hourly bound needs no more).
+    reporters: BTreeMap<AgentId, Vec<u64>>,
 }
 
 /// A [`DscState`] as data, without its configuration and health (which a
@@ -366,6 +380,8 @@ pub struct DscSnapshot {
     aggregates: Vec<(AgentId, Aggregate)>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     fever: Option<Fever>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    reporters: Vec<(AgentId, Vec<u64>)>,
 }
 
 impl DscSnapshot {
@@ -391,6 +407,7 @@ impl DscState {
             immune: self.immune.iter().map(|(a, s)| (a.clone(), s.clone())).collect(),
             aggregates: self.aggregates.iter().map(|(a, s)| (a.clone(), s.clone())).collect(),
             fever: self.fever,
+            reporters: self.reporters.iter().map(|(a, t)| (a.clone(), t.clone())).collect(),
         }
     }
 
@@ -402,7 +419,7 @@ impl DscState {
     /// than the state may.
     pub fn restore(config: Arc<DscConfig>, snapshot: &DscSnapshot) -> Result<Self, DscError> {
         let agents = snapshot.sessions.len().max(snapshot.agents.len()).max(snapshot.immune.len());
-        if agents.max(snapshot.aggregates.len()) > STATE_AGENTS_MAX {
+        if agents.max(snapshot.aggregates.len()).max(snapshot.reporters.len()) > STATE_AGENTS_MAX {
             return Err(DscError::StateLimit { field: "agents", max: STATE_AGENTS_MAX });
         }
         if snapshot.tokens.len() > STATE_TOKENS_MAX {
@@ -418,6 +435,7 @@ impl DscState {
         state.immune = snapshot.immune.iter().cloned().collect();
         state.aggregates = snapshot.aggregates.iter().cloned().collect();
         state.fever = snapshot.fever;
+        state.reporters = snapshot.reporters.iter().cloned().collect();
         Ok(state)
     }
 
@@ -439,6 +457,7 @@ impl DscState {
             immune: BTreeMap::new(),
             aggregates: BTreeMap::new(),
             fever: None,
+            reporters: BTreeMap::new(),
         }
     }
 
@@ -468,6 +487,14 @@ impl DscState {
     #[must_use]
     pub fn aggregate(&self, agent: &AgentId) -> Option<&Aggregate> {
         self.aggregates.get(agent)
+    }
+
+    /// How many reports `reporter` made in the hour up to `now`.
+    #[must_use]
+    pub fn reports_in_hour(&self, reporter: &AgentId, now: UnixMillis) -> usize {
+        self.reporters.get(reporter).map_or(0, |times| {
+            times.iter().filter(|t| **t <= now.0 && now.0 - **t < crate::immune::SCORE_WINDOW_MS).count()
+        })
     }
 
     /// The security fever on at `now` (spec §37.11.1), if any.
@@ -599,6 +626,14 @@ impl DscState {
         StateDelta { ops: vec![DeltaOp::RegisterAgent { agent: agent.clone(), ring, class }] }
     }
 
+    /// Delta constructor: `reporter` reported `class` about `suspect` at `at`.
+    #[must_use]
+    pub fn report(reporter: &AgentId, suspect: &AgentId, class: AnomalyClass, at: UnixMillis) -> StateDelta {
+        StateDelta {
+            ops: vec![DeltaOp::Report { reporter: reporter.clone(), suspect: suspect.clone(), class, at_ms: at.0 }],
+        }
+    }
+
     /// Delta constructor: the commander ended the security fever at `at`.
     #[must_use]
     pub fn end_fever(at: UnixMillis) -> StateDelta {
@@ -642,6 +677,7 @@ impl DscState {
         let mut new_sessions = BTreeSet::new();
         let mut new_immune = BTreeSet::new();
         let mut new_aggregates = BTreeSet::new();
+        let mut new_reporters = BTreeSet::new();
         for op in &delta.ops {
             match op {
                 DeltaOp::Charge { agent, token, egress, .. } => {
@@ -673,6 +709,14 @@ impl DscState {
                 DeltaOp::Danger { agent, .. } | DeltaOp::Apoptosis { agent, .. } => {
                     if !self.immune.contains_key(agent) {
                         new_immune.insert(agent);
+                    }
+                }
+                DeltaOp::Report { reporter, suspect, .. } => {
+                    if !self.immune.contains_key(suspect) {
+                        new_immune.insert(suspect);
+                    }
+                    if !self.reporters.contains_key(reporter) {
+                        new_reporters.insert(reporter);
                     }
                 }
                 DeltaOp::Release { .. } => {}
@@ -707,6 +751,9 @@ impl DscState {
         }
         if over(self.aggregates.len(), new_aggregates.len(), STATE_AGENTS_MAX) {
             return Err(DscError::StateLimit { field: "aggregate counters", max: STATE_AGENTS_MAX });
+        }
+        if over(self.reporters.len(), new_reporters.len(), STATE_AGENTS_MAX) {
+            return Err(DscError::StateLimit { field: "reporters", max: STATE_AGENTS_MAX });
         }
         Ok(())
     }
@@ -762,6 +809,20 @@ impl DscState {
                 self.immune.entry(agent.clone()).or_default().apoptosis(*at_ms);
                 self.after_signal(agent, Stage::HardIsolation, *at_ms);
             }
+            DeltaOp::Report { reporter, suspect, class, at_ms } => {
+                let times = self.reporters.entry(reporter.clone()).or_default();
+                times.push(*at_ms);
+                if times.len() > REPORTS_PER_HOUR_MAX {
+                    times.remove(0);
+                }
+                let thresholds = crate::immune::thresholds(self.config.profile());
+                let report =
+                    Report { at_ms: *at_ms, reporter: reporter.clone(), class: *class, weight: class.weight() };
+                let standing = self.immune.entry(suspect.clone()).or_default();
+                standing.report(report, thresholds);
+                let stage = standing.stage;
+                self.after_signal(suspect, stage, *at_ms);
+            }
             DeltaOp::FeverEnd { .. } => self.fever = None,
             DeltaOp::Release { agent, .. } => {
                 // The evidence stays in the log; the state forgets it.
@@ -778,8 +839,11 @@ impl DscState {
     /// What a danger signal at `at_ms` that left `agent` at `stage` sets
     /// off beyond its own standing: hard isolation demotes a registered agent
     /// to ring 3 (spec §7: outward is instant, inward needs re-onboarding);
-    /// a second agent at stage 2 or more starts a security fever, and every
-    /// signal during one keeps it on (spec §37.11.1).
+    /// a second agent at stage 2 or more starts a security fever (spec
+    /// §37.11.1), and a signal that leaves its agent at stage 2 or more keeps
+    /// it on. The spec says any new signal; but honest agents' occasional
+    /// scope mistakes are signals too, and the population simulation showed
+    /// them keeping a fever on for good (every step after the trigger).
     fn after_signal(&mut self, agent: &AgentId, stage: Stage, at_ms: u64) {
         if stage == Stage::HardIsolation
             && let Some(a) = self.agents.get_mut(agent)
@@ -787,11 +851,11 @@ impl DscState {
         {
             a.ring = Some(Ring::Untrusted);
         }
-        if let Some(fever) = self.fever.as_mut().filter(|f| f.active_at(at_ms)) {
-            fever.last_signal_ms = fever.last_signal_ms.max(at_ms);
+        if stage < Stage::SoftIsolation {
             return;
         }
-        if stage < Stage::SoftIsolation {
+        if let Some(fever) = self.fever.as_mut().filter(|f| f.active_at(at_ms)) {
+            fever.last_signal_ms = fever.last_signal_ms.max(at_ms);
             return;
         }
         let hot = self

@@ -129,6 +129,8 @@ const fn kernel_status(code: &str) -> StatusCode {
             StatusCode::NOT_FOUND
         }
         b"KERNEL-APPROVAL-REJECTED" => StatusCode::FORBIDDEN,
+        b"KERNEL-REPORT-RATE" => StatusCode::TOO_MANY_REQUESTS,
+        b"KERNEL-REPORT-INVALID" => StatusCode::BAD_REQUEST,
         b"KERNEL-APPROVAL-EXPIRED"
         | b"KERNEL-TOKEN-EVENT"
         | b"KERNEL-ONBOARDING-NOT-BUILT"

@@ -42,6 +42,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/v1/agents", get(agents::list).post(agents::register))
         .route("/v1/agents/{agent}/demote", post(agents::demote))
         .route("/v1/fever/end", post(agents::end_fever))
+        .route("/v1/reports", post(agents::report))
         .route("/v1/audit", get(audit))
         .route("/v1/token-events", post(token_event))
         .route("/v1/tools", get(tools))

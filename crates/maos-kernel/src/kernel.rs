@@ -7,7 +7,7 @@ mod agents;
 mod immune;
 
 pub use agents::{AGENTS_LISTED_MAX, AgentView, AgentsView, CODE_AGENT_REGISTER, CODE_ONBOARDING_NOT_BUILT, FeverView};
-pub use immune::{QuarantineView, RELEASE_REASON_BYTES_MAX};
+pub use immune::{CODE_REPORT_INVALID, CODE_REPORT_RATE, QuarantineView, RELEASE_REASON_BYTES_MAX};
 
 use crate::denies::{DenyWindows, Source};
 use crate::error::KernelError;
@@ -324,6 +324,13 @@ enum Command {
     },
     EndFever {
         reason: String,
+        reply: oneshot::Sender<Result<Lsn, KernelError>>,
+    },
+    Report {
+        reporter: maos_model::AgentId,
+        suspect: maos_model::AgentId,
+        class: maos_dsc::immune::AnomalyClass,
+        evidence: String,
         reply: oneshot::Sender<Result<Lsn, KernelError>>,
     },
 }
@@ -1010,6 +1017,9 @@ impl Sequencer {
             }
             Command::EndFever { reason, reply } => {
                 let _ = reply.send(self.on_end_fever(reason));
+            }
+            Command::Report { reporter, suspect, class, evidence, reply } => {
+                let _ = reply.send(self.on_report(&reporter, &suspect, class, evidence));
             }
             Command::Verify { token, reply } => {
                 let now = self.now();

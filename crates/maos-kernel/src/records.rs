@@ -132,6 +132,8 @@ pub enum ImmuneActor {
     Operator,
     /// The agent itself (apoptosis).
     Agent,
+    /// Another agent's report (the record's `reporter`).
+    Peer,
 }
 
 /// Kind `0x0305`: an operator's release, an agent's apoptosis, or the
@@ -145,6 +147,9 @@ pub struct ImmuneRecord {
     pub agent: Option<AgentId>,
     /// Who acted.
     pub by: ImmuneActor,
+    /// The reporting agent, for a peer report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reporter: Option<AgentId>,
     /// The delta applied (a `release` or `apoptosis` op).
     pub delta: Vec<DeltaOp>,
     /// The stage the agent was in (0–3) and its danger score, as evidence.

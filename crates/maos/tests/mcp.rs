@@ -197,7 +197,7 @@ mod mcp {
             .unwrap_or_else(|| panic!("not a tools/list answer: {step}"))
             .iter()
             .map(|t| t.as_str().unwrap().to_owned())
-            .filter(|t| t != "maos_report_compromise")
+            .filter(|t| t != "maos_report_compromise" && t != "maos_report_agent")
             .collect()
     }
 
@@ -1266,6 +1266,50 @@ mod mcp {
         audit_clean(&dir);
     }
 
+    /// CT-IMM-07 over MCP: every agent is offered `maos_report_agent`; five
+    /// reports an hour are accepted, the sixth is refused `KERNEL-REPORT-RATE`,
+    /// a malformed one `API-BAD-REQUEST`. The suspect is in stage 1: reports
+    /// alone never isolate. The log names the reporter; it replays clean.
+    #[test]
+    fn ct_imm_07_reports_over_mcp_are_bounded_and_never_isolate_alone() {
+        let Some(peers) = peers() else { return };
+        let outbox = tempfile::NamedTempFile::new().unwrap();
+        let env = format!("FIXTURE_OUTBOX = {}", qp(outbox.path()));
+        let setup = Setup::new(&peers.fixture_upstream("fixture", &env, ""));
+        let dir = setup.data();
+        let daemon = setup.start("up");
+        let (token, _) = issue(&dir, "watcher", &["mcp.fixture.*"]);
+        let report = call(
+            "maos_report_agent",
+            &json!({ "suspect": "courier", "class": "social_engineering", "evidence": "asked me for the API keys" }),
+        );
+        let bad = call("maos_report_agent", &json!({ "suspect": "courier", "class": "vibes" }));
+        let mut plan_steps = vec![list(), bad];
+        plan_steps.extend(std::iter::repeat_n(report, 6));
+        let out = peers.client(&plan(&over_http(&daemon.base, Some(&token)), &plan_steps));
+        let s = steps(&out);
+        assert_denied(&s[1], "API-BAD-REQUEST");
+        for step in &s[2..7] {
+            assert!(!is_error(result(step)), "{step}");
+        }
+        assert_denied(&s[7], "KERNEL-REPORT-RATE");
+        let list = ok_json(&dir, &["quarantine", "list"]);
+        assert_eq!(
+            (&list["agents"][0]["agent"], &list["agents"][0]["stage"]),
+            (&json!("courier"), &json!(1)),
+            "{list}"
+        );
+        let records = export(&dir);
+        let reports: Vec<&Value> = records.iter().filter(|r| r["kind_name"] == "kernel.immune").collect();
+        assert_eq!(reports.len(), 5, "{reports:?}");
+        assert_eq!(
+            (&reports[0]["payload"]["by"], &reports[0]["payload"]["reporter"]),
+            (&json!("peer"), &json!("watcher"))
+        );
+        daemon.stop();
+        audit_clean(&dir);
+    }
+
     /// Apoptosis (issue #14 item 4, CT-IMM-04): every agent is offered
     /// `maos_report_compromise`; calling it is accepted at once, whatever the
     /// agent's stage, and puts it in stage 3: its next read is refused
@@ -1289,7 +1333,7 @@ mod mcp {
             .client(&plan(&over_http(&daemon.base, Some(&token)), &[list(), report.clone(), lookup, send, report]));
         let s = steps(&out);
         let listed: Vec<&str> = s[0]["tools"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-        assert!(listed.contains(&"maos_report_compromise"), "{listed:?}");
+        assert!(listed.contains(&"maos_report_compromise") && listed.contains(&"maos_report_agent"), "{listed:?}");
         assert!(!is_error(result(&s[1])), "{}", s[1]);
         assert!(assert_denied(&s[2], "IMM-STAGE-3").contains("hard isolation"), "{}", s[2]);
         assert_denied(&s[3], "IMM-STAGE-3");

@@ -81,8 +81,9 @@ fn rule_4_reads_the_registered_ring_and_hard_isolation_demotes() {
 
 /// CT-IMM-05: a second agent in soft isolation starts a security fever.
 /// During it every rate is halved and every ring-3 effect waits for a human
-/// (`IMM-FEVER`), while ring-2 effects and every read go on; each new signal
-/// keeps it on; it ends 30 quiet minutes after the last signal or when the
+/// (`IMM-FEVER`), while ring-2 effects and every read go on; a new signal
+/// from an agent at stage 2 or more keeps it on (an honest agent's stray scope
+/// miss does not); it ends 30 minutes after the last such signal or when the
 /// commander ends it. It survives a snapshot.
 #[test]
 fn ct_imm_05_two_agents_in_soft_isolation_start_a_fever_that_ends_after_30_quiet_minutes() {
@@ -116,9 +117,14 @@ fn ct_imm_05_two_agents_in_soft_isolation_start_a_fever_that_ends_after_30_quiet
     let d = decide(&s, &w2, Ok(&slow), at(16));
     assert_eq!(code(&d), Some("DSC-2-RATE"));
     assert!(format!("{:?}", d.checks()).contains("halved: security fever"));
-    // Another signal keeps it on; 30 quiet minutes after the last one it ends.
+    // Another signal from an isolated agent keeps it on; an honest agent's
+    // stray scope miss (stage 0) does not; 30 minutes after the last it ends.
     let probe = intent("bad-1", "fs.read", ResourceKind::Path, "/srv/x", EffectClass::Observe);
     let d = decide(&s, &probe, Ok(&bad1), at(20));
+    s.apply(d.delta()).unwrap();
+    let stray = intent("honest-3", "fs.read", ResourceKind::Path, "/srv/handbook.md", EffectClass::Observe);
+    let d = decide(&s, &stray, Ok(&honest3), at(40));
+    assert_eq!(code(&d), Some("DSC-1-SCOPE"));
     s.apply(d.delta()).unwrap();
     assert!(s.fever_at(at(49)).is_some());
     assert!(s.fever_at(at(50)).is_none(), "30 quiet minutes after minute 20");

@@ -9,6 +9,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use maos_dsc::immune::AnomalyClass;
 use maos_model::{AgentId, Ring, TrustClass};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -64,6 +65,34 @@ pub(super) async fn demote(
     let (lsn, revoked) =
         api.kernel.demote_agent(agent.clone(), &reason).await.map_err(|e| ApiError::from_kernel(&e))?;
     Ok(Json(serde_json::json!({ "agent": agent, "ring": 3, "revoked": revoked, "lsn": lsn.0 })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportBody {
+    suspect: String,
+    class: String,
+    #[serde(default)]
+    evidence: Option<String>,
+}
+
+/// An agent reports an anomaly in another (a Danger Signal, spec §33.7.2):
+/// with its own session, at most five an hour.
+pub(super) async fn report(State(api): State<Arc<Api>>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+    let session = api.agent(&headers)?;
+    let body: ReportBody = json_body(&body_of(body)?)?;
+    let suspect = AgentId::new(&body.suspect).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let class = AnomalyClass::parse(&body.class).ok_or_else(|| {
+        let names: Vec<&str> = AnomalyClass::ALL.iter().map(|c| c.name()).collect();
+        ApiError::BadRequest(format!("class `{}`: one of {}", body.class, names.join(", ")))
+    })?;
+    let evidence = body.evidence.as_deref().unwrap_or("");
+    let lsn = api
+        .kernel
+        .report(session.agent.clone(), suspect.clone(), class, evidence)
+        .await
+        .map_err(|e| ApiError::from_kernel(&e))?;
+    Ok(Json(serde_json::json!({ "suspect": suspect, "class": class, "lsn": lsn.0 })).into_response())
 }
 
 /// Ends the security fever (the commander's call, logged as `kernel.immune`).

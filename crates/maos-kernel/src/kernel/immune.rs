@@ -14,6 +14,11 @@ use tokio::sync::oneshot;
 
 /// Longest release reason kept in the log.
 pub const RELEASE_REASON_BYTES_MAX: usize = 1024;
+/// `KERNEL-REPORT-RATE`: a reporter's sixth report in an hour (spec §33.7.2).
+pub const CODE_REPORT_RATE: &str = "KERNEL-REPORT-RATE";
+/// `KERNEL-REPORT-INVALID`: a report the protocol does not allow (about the
+/// reporter itself).
+pub const CODE_REPORT_INVALID: &str = "KERNEL-REPORT-INVALID";
 
 /// One agent's quarantine standing as the operator sees it, at the time asked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +60,29 @@ impl KernelHandle {
         let (reply, rx) = oneshot::channel();
         let reason = maos_model::prefix_within(reason, RELEASE_REASON_BYTES_MAX).to_owned();
         self.enqueue(Command::Apoptosis { agent, reason, reply })?;
+        rx.await.map_err(|_| KernelError::Stopped)?
+    }
+
+    /// Another agent's report of an anomaly in `suspect` (a Danger Signal,
+    /// spec §33.7.2): at most [`maos_dsc::immune::REPORTS_PER_HOUR_MAX`] an
+    /// hour per reporter; logged as `kernel.immune` with the evidence; weighs
+    /// what [`maos_dsc::immune::AnomalyClass::weight`] says, and reports alone
+    /// never reach soft isolation.
+    ///
+    /// # Errors
+    /// `KERNEL-REPORT-RATE` (the sixth in an hour), `KERNEL-REPORT-INVALID`
+    /// (about itself: that is apoptosis), [`KernelError::Freeze`],
+    /// [`KernelError::Busy`], [`KernelError::Stopped`].
+    pub async fn report(
+        &self,
+        reporter: AgentId,
+        suspect: AgentId,
+        class: maos_dsc::immune::AnomalyClass,
+        evidence: &str,
+    ) -> Result<Lsn, KernelError> {
+        let (reply, rx) = oneshot::channel();
+        let evidence = maos_model::prefix_within(evidence, RELEASE_REASON_BYTES_MAX).to_owned();
+        self.enqueue(Command::Report { reporter, suspect, class, evidence, reply })?;
         rx.await.map_err(|_| KernelError::Stopped)?
     }
 
@@ -110,6 +138,7 @@ impl Sequencer {
             v: RECORD_VERSION,
             agent: agent.cloned(),
             by,
+            reporter: None,
             delta: delta.ops.clone(),
             stage_before,
             score_before,
@@ -147,6 +176,36 @@ impl Sequencer {
         }
         let lsn = self.log(KIND_IMMUNE, &record)?;
         tracing::warn!(%agent, "apoptosis: the agent reported its own compromise; stage 3");
+        Ok(lsn)
+    }
+
+    pub(super) fn on_report(
+        &mut self,
+        reporter: &AgentId,
+        suspect: &AgentId,
+        class: maos_dsc::immune::AnomalyClass,
+        evidence: String,
+    ) -> Result<Lsn, KernelError> {
+        let now = self.now();
+        let refuse = |code, why: String| KernelError::Refused { code, why };
+        if reporter == suspect {
+            let why = "an agent reports its own compromise with apoptosis, not a report".to_owned();
+            return Err(refuse(CODE_REPORT_INVALID, why));
+        }
+        let max = maos_dsc::immune::REPORTS_PER_HOUR_MAX;
+        if self.state.dsc.reports_in_hour(reporter, now) >= max {
+            return Err(refuse(CODE_REPORT_RATE, format!("{reporter} made {max} reports in the last hour")));
+        }
+        let delta = DscState::report(reporter, suspect, class, now);
+        let mut record = self.immune_record(Some(suspect), ImmuneActor::Peer, &delta, evidence, now);
+        record.reporter = Some(reporter.clone());
+        if self.state.dsc.check(&delta).is_err() {
+            let why = "the immune state is full".to_owned();
+            return Err(refuse(super::CODE_STATE_LIMIT, why));
+        }
+        let lsn = self.log(KIND_IMMUNE, &record)?;
+        let _ = self.state.apply_delta(&delta);
+        tracing::info!(%reporter, %suspect, class = class.name(), "danger signal reported by an agent");
         Ok(lsn)
     }
 

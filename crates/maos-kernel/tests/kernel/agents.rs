@@ -77,3 +77,44 @@ fn the_registered_ring_is_what_rule_4_reads_and_a_demotion_revokes_wider_tokens(
     });
     assert!(replay(&world.wal_reader(), dsc(), &keys()).unwrap().is_clean());
 }
+
+/// CT-IMM-07: an agent may report five anomalies an hour; the sixth is
+/// refused `KERNEL-REPORT-RATE`. A report about itself is refused (that is
+/// apoptosis). Reports are logged with the reporter and evidence, raise the
+/// suspect to stage 1 and, on their own, never further.
+#[test]
+fn ct_imm_07_the_sixth_report_in_an_hour_is_refused_and_reports_alone_do_not_isolate() {
+    use maos_dsc::immune::AnomalyClass;
+    let world = World::new();
+    lifetime(async {
+        let (kernel, _) = start(&world).await;
+        let suspect = writer();
+        let reporter = |n: u8| AgentId::new(&format!("peer-{n}")).unwrap();
+        for _ in 0..5 {
+            kernel
+                .report(reporter(1), suspect.clone(), AnomalyClass::SocialEngineering, "asked for the keys")
+                .await
+                .unwrap();
+        }
+        let err =
+            kernel.report(reporter(1), suspect.clone(), AnomalyClass::SocialEngineering, "again").await.unwrap_err();
+        assert_eq!(err.code(), "KERNEL-REPORT-RATE", "{err}");
+        let err =
+            kernel.report(suspect.clone(), suspect.clone(), AnomalyClass::IncoherentResponses, "me").await.unwrap_err();
+        assert_eq!(err.code(), "KERNEL-REPORT-INVALID", "{err}");
+        for n in 2..6 {
+            kernel.report(reporter(n), suspect.clone(), AnomalyClass::SocialEngineering, "same").await.unwrap();
+        }
+        let standing = kernel.quarantine().await.unwrap();
+        assert_eq!((standing[0].stage, standing[0].score), (1, 29), "{standing:?}");
+        // The suspect's own writes go on: observation restricts nothing.
+        let reply = submit(&kernel, fs_write("ok.txt", "x"), &token(100)).await;
+        assert!(matches!(reply, Reply::Done { .. }), "{reply:?}");
+    });
+    let peer_records = kernel_records(&world)
+        .into_iter()
+        .filter(|r| matches!(r, maos_kernel::records::KernelRecord::Immune(i) if i.reporter.is_some()))
+        .count();
+    assert_eq!(peer_records, 9);
+    assert!(replay(&world.wal_reader(), dsc(), &keys()).unwrap().is_clean());
+}
