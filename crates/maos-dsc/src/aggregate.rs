@@ -164,15 +164,16 @@ impl Aggregate {
     }
 }
 
-/// The first monitor an outbound intent with these `new_recipients` (not yet
-/// counted) would run into, given the totals.
+/// The first monitor an external effect sending `bytes` to `new_recipients`
+/// recipients not yet counted would take over its threshold, given the totals
+/// before it.
 #[must_use]
-pub fn crossed(totals: AggregateTotals, limits: AggregateLimits, new_recipients: bool) -> Option<Crossed> {
-    if totals.outbound_bytes >= limits.outbound_bytes {
+pub fn crossed(totals: AggregateTotals, limits: AggregateLimits, bytes: u64, new_recipients: u32) -> Option<Crossed> {
+    if totals.outbound_bytes.saturating_add(bytes) > limits.outbound_bytes {
         Some(Crossed::OutboundVolume)
-    } else if totals.external_calls >= limits.external_calls {
+    } else if totals.external_calls.saturating_add(1) > limits.external_calls {
         Some(Crossed::ExternalCalls)
-    } else if new_recipients && totals.recipients >= limits.recipients {
+    } else if new_recipients > 0 && totals.recipients.saturating_add(new_recipients) > limits.recipients {
         Some(Crossed::Recipients)
     } else {
         None
@@ -199,8 +200,11 @@ mod tests {
         let now = 50 * HOUR_MS;
         let t = a.totals_at(now);
         assert_eq!((t.recipients, t.external_calls), (50, 23), "calls count over 24 h only (hours 27 to 49)");
-        assert_eq!(crossed(t, limits, true), Some(Crossed::Recipients));
-        assert_eq!(crossed(t, limits, false), None, "mail to a known recipient is not a new one");
+        assert_eq!(crossed(t, limits, 10, 1), Some(Crossed::Recipients));
+        assert_eq!(crossed(t, limits, 10, 0), None, "mail to a known recipient is not a new one");
+        let t49 = AggregateTotals { recipients: 49, ..t };
+        assert_eq!(crossed(t49, limits, 10, 1), None, "the 50th");
+        assert_eq!(crossed(t49, limits, 10, 2), Some(Crossed::Recipients), "two new ones at once take it over 50");
         assert!(a.knows("r49@x.example", now));
         let later = 49 * HOUR_MS + WEEK_MS - 1;
         assert_eq!(a.totals_at(later).recipients, 1, "a week later only the last one is still counted");
@@ -215,12 +219,13 @@ mod tests {
             a.record(&egress(i * 60_000, 100_000, &[]));
         }
         let now = 499 * 60_000;
-        assert_eq!(crossed(a.totals_at(now), limits, false), None);
+        assert_eq!(crossed(a.totals_at(now), limits, 100, 0), None, "the 500th call");
         a.record(&egress(now, 100_000, &[]));
         assert_eq!(a.totals_at(now).external_calls, 500);
-        assert_eq!(crossed(a.totals_at(now), limits, false), Some(Crossed::ExternalCalls));
-        a.record(&egress(now, 60_000_000, &[]));
-        assert_eq!(crossed(a.totals_at(now), limits, false), Some(Crossed::OutboundVolume));
+        assert_eq!(crossed(a.totals_at(now), limits, 100, 0), Some(Crossed::ExternalCalls), "the 501st");
+        let fresh = AggregateTotals::default();
+        assert_eq!(crossed(fresh, limits, 100_000_001, 0), Some(Crossed::OutboundVolume), "one call over 100 MB");
+        assert_eq!(crossed(fresh, limits, 100_000_000, 0), None);
         assert_eq!(a.totals_at(now + DAY_MS + HOUR_MS), AggregateTotals::default(), "a day later nothing counts");
     }
 

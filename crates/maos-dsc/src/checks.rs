@@ -495,32 +495,29 @@ fn fever_escalation(input: &CheckInput<'_>) -> Option<Outcome> {
 /// later external effects of that kind need a human (HACF level 2).
 fn aggregate_escalation(input: &CheckInput<'_>) -> Option<Outcome> {
     let intent = input.intent;
-    if !intent.effect.is_effect() || !external(intent) {
-        return None;
-    }
-    let aggregate = input.state.aggregate(&intent.agent)?;
+    let egress = egress(intent, input.now)?;
     let now = input.now.0;
-    let new_recipients = intent
-        .resources
-        .iter()
-        .filter(|r| r.kind == ResourceKind::Recipient)
-        .any(|r| !aggregate.knows(&r.value.to_ascii_lowercase(), now));
-    let totals = aggregate.totals_at(now);
+    let aggregate = input.state.aggregate(&intent.agent);
+    let mut new: Vec<&str> =
+        egress.recipients.iter().map(String::as_str).filter(|r| aggregate.is_none_or(|a| !a.knows(r, now))).collect();
+    new.sort_unstable();
+    new.dedup();
+    let totals = aggregate.map(|a| a.totals_at(now)).unwrap_or_default();
     let limits = crate::aggregate::AggregateLimits::DEFAULT;
-    let crossed = crate::aggregate::crossed(totals, limits, new_recipients)?;
+    let new_recipients = u32::try_from(new.len()).unwrap_or(u32::MAX);
+    let crossed = crate::aggregate::crossed(totals, limits, egress.bytes, new_recipients)?;
     let what = match crossed {
-        crate::aggregate::Crossed::OutboundVolume => {
-            format!("{} bytes sent out in 24 h (limit {})", totals.outbound_bytes, limits.outbound_bytes)
-        }
+        crate::aggregate::Crossed::OutboundVolume => format!(
+            "{} bytes sent out in 24 h and {} here (limit {})",
+            totals.outbound_bytes, egress.bytes, limits.outbound_bytes
+        ),
         crate::aggregate::Crossed::ExternalCalls => {
             format!("{} external calls in 24 h (limit {})", totals.external_calls, limits.external_calls)
         }
-        crate::aggregate::Crossed::Recipients => {
-            format!(
-                "{} unique recipients in 7 days (limit {}) and this one is new",
-                totals.recipients, limits.recipients
-            )
-        }
+        crate::aggregate::Crossed::Recipients => format!(
+            "{} unique recipients in 7 days and {new_recipients} new here (limit {})",
+            totals.recipients, limits.recipients
+        ),
     };
     Some(Outcome::escalate(
         HacfLevel::L2,

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 /// Version of the check definitions; part of the config hash so two builds with
 /// different rule code never claim the same configuration.
-pub const CHECK_DEFINITIONS_VERSION: &str = "maos-dsc/checks/v2";
+pub const CHECK_DEFINITIONS_VERSION: &str = "maos-dsc/checks/v3";
 
 /// Workspace root for the Minimal MAC filesystem rule (spec §10.3).
 pub const WORKSPACE_ROOT: &str = "/workspace/";

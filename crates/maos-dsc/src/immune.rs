@@ -118,6 +118,9 @@ pub struct Fever {
     pub since_ms: u64,
     /// The last danger signal while it was on from an agent at stage 2 or more.
     pub last_signal_ms: u64,
+    /// When the commander ended it, if they did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_ms: Option<u64>,
 }
 
 impl Fever {
@@ -125,7 +128,11 @@ impl Fever {
     /// signal that left an agent at stage 2 or more).
     #[must_use]
     pub const fn active_at(&self, now_ms: u64) -> bool {
-        now_ms >= self.since_ms && now_ms.saturating_sub(self.last_signal_ms) < FEVER_QUIET_MS
+        let ended = match self.ended_ms {
+            Some(at) => now_ms >= at,
+            None => false,
+        };
+        !ended && now_ms >= self.since_ms && now_ms.saturating_sub(self.last_signal_ms) < FEVER_QUIET_MS
     }
 
     /// When it ends if no signal comes.
@@ -257,10 +264,26 @@ impl Standing {
     /// The sum of the weights of the signals in the hour up to `now_ms`.
     #[must_use]
     pub fn score_at(&self, now_ms: u64) -> u32 {
-        let in_window = |at: u64| at <= now_ms && now_ms - at < SCORE_WINDOW_MS;
-        let denies =
-            self.signals.iter().filter(|s| in_window(s.at_ms)).fold(0u32, |sum, s| sum.saturating_add(s.weight));
-        denies.saturating_add(self.reported_at(now_ms))
+        self.denied_at(now_ms).saturating_add(self.reported_at(now_ms))
+    }
+
+    /// What the agent's own denies add to the score at `now_ms`.
+    fn denied_at(&self, now_ms: u64) -> u32 {
+        self.signals
+            .iter()
+            .filter(|s| s.at_ms <= now_ms && now_ms - s.at_ms < SCORE_WINDOW_MS)
+            .fold(0u32, |sum, s| sum.saturating_add(s.weight))
+    }
+
+    /// The stage the score at `at_ms` reaches. Stages 2 and 3 need the
+    /// agent's own denies to reach their thresholds: reports can add up to
+    /// observation, never to isolation (spec §49.12: severe action needs
+    /// signal diversity), so colluding reporters and an honest agent's stray
+    /// scope miss together cannot isolate it.
+    fn reached(&self, at_ms: u64, thresholds: [u32; 3]) -> Stage {
+        let by_denies = Self::stage_for(self.denied_at(at_ms), thresholds);
+        let with_reports = Self::stage_for(self.score_at(at_ms), thresholds).min(Stage::Observation);
+        by_denies.max(with_reports)
     }
 
     /// What reports add to the score at `now_ms`.
@@ -271,11 +294,11 @@ impl Standing {
             .fold(0u32, |sum, r| sum.saturating_add(r.weight))
     }
 
-    /// The time of the last signal or report (what "quiet" counts from).
+    /// When quiet time starts: the last deny signal, or entering the stage.
+    /// A report does not restart it: a reporter cannot keep an agent in a
+    /// stage by reporting it now and then.
     fn last_signal_ms(&self) -> u64 {
-        let signal = self.signals.last().map_or(0, |s| s.at_ms);
-        let report = self.reports.last().map_or(0, |r| r.at_ms);
-        signal.max(report).max(self.since_ms)
+        self.signals.last().map_or(0, |s| s.at_ms).max(self.since_ms)
     }
 
     /// The stage at `now_ms` and when it was entered: stage 2 falls to 1
@@ -316,16 +339,14 @@ impl Standing {
             self.signals.remove(0);
         }
         self.signals.push(signal);
-        let stage = base.max(Self::stage_for(self.score_at(signal.at_ms), thresholds));
+        let stage = base.max(self.reached(signal.at_ms, thresholds));
         self.since_ms = if stage == base { base_since } else { signal.at_ms };
         self.stage = stage;
     }
 
-    /// Folds one report by another agent. Reports alone never isolate: what
-    /// they add in an hour stops one short of the soft-isolation threshold, so
-    /// stage 2 and above need the agent's own denies as well (spec §49.12:
-    /// severe action needs signal diversity; colluding reporters cannot
-    /// isolate a healthy agent).
+    /// Folds one report by another agent. What reports add in an hour stops
+    /// one short of the soft-isolation threshold, and they count toward
+    /// observation only ([`Self::reached`]).
     pub(crate) fn report(&mut self, mut report: Report, thresholds: [u32; 3]) {
         let (base, base_since) = self.stage_at(report.at_ms);
         let cap = thresholds[1].saturating_sub(1);
@@ -335,7 +356,7 @@ impl Standing {
         }
         let at = report.at_ms;
         self.reports.push(report);
-        let stage = base.max(Self::stage_for(self.score_at(at), thresholds));
+        let stage = base.max(self.reached(at, thresholds));
         self.since_ms = if stage == base { base_since } else { at };
         self.stage = stage;
     }
@@ -450,10 +471,26 @@ mod tests {
         assert_eq!(s.score_at(9 * MIN), 29, "capped one short of 30");
         assert_eq!(s.stage_at(9 * MIN).0, Stage::Observation);
         assert_eq!(s.reports.iter().map(|r| r.weight).collect::<Vec<_>>(), [4, 4, 4, 4, 4, 4, 4, 1, 0, 0]);
+        // A stray scope miss on top does not isolate either: isolation needs
+        // the agent's own denies to reach 30.
         s.signal(signal(10, DenyCode::Scope), t);
-        assert_eq!((s.score_at(10 * MIN), s.stage_at(10 * MIN).0), (31, Stage::SoftIsolation));
-        // An hour later the reports have left the window.
-        assert_eq!(s.score_at(70 * MIN), 0);
+        assert_eq!((s.score_at(10 * MIN), s.stage_at(10 * MIN).0), (31, Stage::Observation));
+        for minute in 11..=13 {
+            s.signal(signal(minute, DenyCode::Provenance), t);
+        }
+        assert_eq!(s.stage_at(13 * MIN).0, Stage::SoftIsolation, "32 from its own denies");
+        // Reports do not restart the quiet time: 60 minutes after the last
+        // deny the agent is back in observation, reports or not.
+        let late = Report {
+            at_ms: 70 * MIN,
+            reporter: AgentId::new("a").unwrap(),
+            class: AnomalyClass::SocialEngineering,
+            weight: 4,
+        };
+        s.report(late, t);
+        assert_eq!(s.stage_at(73 * MIN).0, Stage::Observation);
+        // Two hours on, everything has left the window.
+        assert_eq!(s.score_at(140 * MIN), 0);
         assert_eq!(AnomalyClass::parse("social_engineering"), Some(AnomalyClass::SocialEngineering));
         assert!(AnomalyClass::ALL.iter().all(|c| AnomalyClass::parse(c.name()) == Some(*c) && c.weight() <= 4));
     }

@@ -489,6 +489,13 @@ impl DscState {
         self.aggregates.get(agent)
     }
 
+    /// Whether `agent` is known here: it has usage, a ring on record or a
+    /// standing.
+    #[must_use]
+    pub fn knows_agent(&self, agent: &AgentId) -> bool {
+        self.agents.contains_key(agent) || self.immune.contains_key(agent)
+    }
+
     /// How many reports `reporter` made in the hour up to `now`.
     #[must_use]
     pub fn reports_in_hour(&self, reporter: &AgentId, now: UnixMillis) -> usize {
@@ -710,6 +717,10 @@ impl DscState {
                     if !self.immune.contains_key(agent) {
                         new_immune.insert(agent);
                     }
+                    // Hard isolation records the agent's demotion.
+                    if !self.agents.contains_key(agent) {
+                        new_agents.insert(agent);
+                    }
                 }
                 DeltaOp::Report { reporter, suspect, .. } => {
                     if !self.immune.contains_key(suspect) {
@@ -818,12 +829,15 @@ impl DscState {
                 let thresholds = crate::immune::thresholds(self.config.profile());
                 let report =
                     Report { at_ms: *at_ms, reporter: reporter.clone(), class: *class, weight: class.weight() };
-                let standing = self.immune.entry(suspect.clone()).or_default();
-                standing.report(report, thresholds);
-                let stage = standing.stage;
-                self.after_signal(suspect, stage, *at_ms);
+                // No fever or demotion: reports reach observation at most
+                // and never keep a fever on.
+                self.immune.entry(suspect.clone()).or_default().report(report, thresholds);
             }
-            DeltaOp::FeverEnd { .. } => self.fever = None,
+            DeltaOp::FeverEnd { at_ms } => {
+                if let Some(fever) = self.fever.as_mut() {
+                    fever.ended_ms = Some(*at_ms);
+                }
+            }
             DeltaOp::Release { agent, .. } => {
                 // The evidence stays in the log; the state forgets it.
                 self.immune.remove(agent);
@@ -837,19 +851,17 @@ impl DscState {
     }
 
     /// What a danger signal at `at_ms` that left `agent` at `stage` sets
-    /// off beyond its own standing: hard isolation demotes a registered agent
-    /// to ring 3 (spec §7: outward is instant, inward needs re-onboarding);
+    /// off beyond its own standing: hard isolation demotes the agent to ring 3
+    /// for good, registered or not (spec §7: outward is instant, inward needs
+    /// re-onboarding, so a later ring-2 registration is refused);
     /// a second agent at stage 2 or more starts a security fever (spec
     /// §37.11.1), and a signal that leaves its agent at stage 2 or more keeps
     /// it on. The spec says any new signal; but honest agents' occasional
     /// scope mistakes are signals too, and the population simulation showed
     /// them keeping a fever on for good (every step after the trigger).
     fn after_signal(&mut self, agent: &AgentId, stage: Stage, at_ms: u64) {
-        if stage == Stage::HardIsolation
-            && let Some(a) = self.agents.get_mut(agent)
-            && a.ring.is_some()
-        {
-            a.ring = Some(Ring::Untrusted);
+        if stage == Stage::HardIsolation {
+            self.agents.entry(agent.clone()).or_default().ring = Some(Ring::Untrusted);
         }
         if stage < Stage::SoftIsolation {
             return;
@@ -858,14 +870,19 @@ impl DscState {
             fever.last_signal_ms = fever.last_signal_ms.max(at_ms);
             return;
         }
+        // After the commander ended a fever, only agents that entered stage
+        // 2 or more since then start a new one: the end holds against the
+        // agents it was about.
+        let ended = self.fever.and_then(|f| f.ended_ms);
         let hot = self
             .immune
             .values()
-            .filter(|s| s.stage_at(at_ms).0 >= Stage::SoftIsolation)
+            .map(|s| s.stage_at(at_ms))
+            .filter(|(stage, since)| *stage >= Stage::SoftIsolation && ended.is_none_or(|e| *since > e))
             .take(crate::immune::FEVER_AGENTS)
             .count();
         if hot >= crate::immune::FEVER_AGENTS {
-            self.fever = Some(Fever { since_ms: at_ms, last_signal_ms: at_ms });
+            self.fever = Some(Fever { since_ms: at_ms, last_signal_ms: at_ms, ended_ms: None });
         }
     }
 }

@@ -595,9 +595,14 @@ async fn token_event(
         maos_kernel::KernelError::TokenEvent(why) => ApiError::Conflict(why),
         other => ApiError::from_kernel(&other),
     })?;
-    // Logged: the revoked tokens' sessions close now instead of holding
-    // table slots until they expire.
-    let mut closed = api.sessions.close_tokens(&revoked);
+    close_sessions_of(&api, &revoked).await;
+    Ok((StatusCode::CREATED, Json(serde_json::json!({ "lsn": lsn.0 }))).into_response())
+}
+
+/// Closes the HTTP and MCP sessions of tokens whose revocation is logged, so
+/// they stop at once instead of holding table slots until they expire.
+async fn close_sessions_of(api: &Api, revoked: &[maos_model::TokenId]) {
+    let mut closed = api.sessions.close_tokens(revoked);
     if let Some(mcp) = api.mcp_sessions.get() {
         let owners: Vec<String> = revoked.iter().map(ToString::to_string).collect();
         closed = closed.saturating_add(mcp.close_owners(&owners).await);
@@ -605,7 +610,6 @@ async fn token_event(
     if closed > 0 {
         tracing::info!(closed, "closed the sessions of revoked tokens");
     }
-    Ok((StatusCode::CREATED, Json(serde_json::json!({ "lsn": lsn.0 }))).into_response())
 }
 
 fn tool_json(e: &crate::mcp::ToolEntry) -> serde_json::Value {

@@ -183,7 +183,8 @@ pub struct AgentRecord {
     pub action: AgentAction,
     /// The delta applied (a `register_agent` op).
     pub delta: Vec<DeltaOp>,
-    /// Tokens revoked by a demotion (each has its own `token.revoked` record first).
+    /// Root tokens a demotion revokes (each gets its own `token.revoked`
+    /// record, descendants included, right after this one).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub revoked: Vec<TokenId>,
     /// The reason given.

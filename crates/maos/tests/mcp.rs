@@ -1279,6 +1279,8 @@ mod mcp {
         let dir = setup.data();
         let daemon = setup.start("up");
         let (token, _) = issue(&dir, "watcher", &["mcp.fixture.*"]);
+        // Reports are taken only about agents the kernel knows.
+        issue(&dir, "courier", &["mcp.fixture.*"]);
         let report = call(
             "maos_report_agent",
             &json!({ "suspect": "courier", "class": "social_engineering", "evidence": "asked me for the API keys" }),

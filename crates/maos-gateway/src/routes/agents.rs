@@ -2,7 +2,7 @@
 //! demote, list) and the commander's end of a security fever (issue #14).
 //! Every change is a logged kernel record; these handlers only parse.
 
-use super::{ApiResult, body_of, json_body, reason_of};
+use super::{ApiResult, body_of, close_sessions_of, json_body, reason_of};
 use crate::Api;
 use crate::error::ApiError;
 use axum::Json;
@@ -64,6 +64,7 @@ pub(super) async fn demote(
     let reason = reason_of(&body, "demoted by the operator")?;
     let (lsn, revoked) =
         api.kernel.demote_agent(agent.clone(), &reason).await.map_err(|e| ApiError::from_kernel(&e))?;
+    close_sessions_of(&api, &revoked).await;
     Ok(Json(serde_json::json!({ "agent": agent, "ring": 3, "revoked": revoked, "lsn": lsn.0 })).into_response())
 }
 

@@ -36,7 +36,8 @@ pub struct AgentView {
     pub agent: AgentId,
     /// The ring Rule 4 holds it to (3 when unregistered).
     pub ring: u8,
-    /// Whether the operator registered it.
+    /// Whether its ring is on record: the operator registered it, or it was
+    /// demoted (by the operator or by hard isolation).
     pub registered: bool,
     /// Its trust class, if registered with one.
     pub class: Option<TrustClass>,
@@ -162,9 +163,17 @@ impl Sequencer {
         class: TrustClass,
         reason: String,
     ) -> Result<Lsn, KernelError> {
+        let now = self.now();
         let refuse = |code, why: String| KernelError::Refused { code, why };
         class_allows(self.state.dsc.config().profile(), ring, class).map_err(|why| refuse(CODE_AGENT_REGISTER, why))?;
         let usage = self.state.dsc.agent_usage(agent);
+        let stage = self.state.dsc.standing(agent).map_or(0, |s| s.stage_at(now.0).0.number());
+        if ring == Ring::Trusted && stage >= 2 {
+            return Err(refuse(
+                CODE_AGENT_REGISTER,
+                format!("{agent} is in quarantine stage {stage}: no ring 2 for it"),
+            ));
+        }
         if let Some(registered) = usage.class
             && registered != class
         {
@@ -181,19 +190,20 @@ impl Sequencer {
             }
             Some(current) if ring.code() > current.code() => self.on_demote(agent, reason).map(|(lsn, _)| lsn),
             _ => {
-                let now = self.now();
                 let delta = DscState::register_agent(agent, ring, Some(class));
                 self.log_agent(agent, AgentAction::Register, &delta, Vec::new(), reason, now)
             }
         }
     }
 
-    /// Demotion: the agent's live tokens for a more trusted ring are revoked
-    /// (each a `token.revoked` record), then the `kernel.agent` record moves it
-    /// to ring 3 (Rule 4 would refuse those tokens from then on anyway).
+    /// Demotion: the `kernel.agent` record moves the agent to ring 3 first
+    /// (from then on Rule 4 refuses every ring-2 token of it), then its live
+    /// root tokens for ring 2 are revoked as cleanup (each a `token.revoked`
+    /// record, descendants included). Answers every revoked id, so the
+    /// gateway can close their sessions.
     pub(super) fn on_demote(&mut self, agent: &AgentId, reason: String) -> Result<(Lsn, Vec<TokenId>), KernelError> {
         let now = self.now();
-        let wider: Vec<TokenId> = self
+        let roots: Vec<TokenId> = self
             .state
             .registry
             .iter()
@@ -206,18 +216,20 @@ impl Sequencer {
             })
             .map(|r| r.issued.id)
             .collect();
-        for id in &wider {
-            let event = self
-                .state
-                .registry
-                .plan_revoke(*id, now, &format!("agent demoted to ring 3: {reason}"))
-                .map_err(|e| KernelError::TokenEvent(e.to_string()))?;
+        let delta = DscState::register_agent(agent, Ring::Untrusted, None);
+        let why = format!("agent demoted to ring 3: {reason}");
+        let lsn = self.log_agent(agent, AgentAction::Demote, &delta, roots.clone(), reason, now)?;
+        let mut revoked = Vec::new();
+        for id in roots {
+            let event =
+                self.state.registry.plan_revoke(id, now, &why).map_err(|e| KernelError::TokenEvent(e.to_string()))?;
+            if let maos_token::TokenEvent::Revoked(r) = &event {
+                revoked.extend(r.ids.iter().copied());
+            }
             self.on_token(&event)?;
         }
-        let delta = DscState::register_agent(agent, Ring::Untrusted, None);
-        let lsn = self.log_agent(agent, AgentAction::Demote, &delta, wider.clone(), reason, now)?;
-        tracing::warn!(%agent, revoked = wider.len(), "agent demoted to ring 3");
-        Ok((lsn, wider))
+        tracing::warn!(%agent, revoked = revoked.len(), "agent demoted to ring 3");
+        Ok((lsn, revoked))
     }
 
     fn log_agent(

@@ -17,7 +17,8 @@ pub const RELEASE_REASON_BYTES_MAX: usize = 1024;
 /// `KERNEL-REPORT-RATE`: a reporter's sixth report in an hour (spec §33.7.2).
 pub const CODE_REPORT_RATE: &str = "KERNEL-REPORT-RATE";
 /// `KERNEL-REPORT-INVALID`: a report the protocol does not allow (about the
-/// reporter itself).
+/// reporter itself, about an agent nobody knows, or by a reporter in
+/// quarantine stage 2 or more).
 pub const CODE_REPORT_INVALID: &str = "KERNEL-REPORT-INVALID";
 
 /// One agent's quarantine standing as the operator sees it, at the time asked.
@@ -168,13 +169,14 @@ impl Sequencer {
         let now = self.now();
         let delta = DscState::apoptosis(agent, now);
         let record = self.immune_record(Some(agent), ImmuneActor::Agent, &delta, reason, now);
-        // Applied first: it only tightens, and a delta over the standings
-        // bound is refused before anything is logged (the fold would skip it).
-        if !self.state.apply_delta(&delta) {
+        // A delta over a state bound is refused before anything is logged
+        // (the fold would skip it); applied once it is durable.
+        if self.state.dsc.check(&delta).is_err() {
             let why = "the immune state is full".to_owned();
             return Err(KernelError::Refused { code: super::CODE_STATE_LIMIT, why });
         }
         let lsn = self.log(KIND_IMMUNE, &record)?;
+        let _ = self.state.apply_delta(&delta);
         tracing::warn!(%agent, "apoptosis: the agent reported its own compromise; stage 3");
         Ok(lsn)
     }
@@ -190,6 +192,22 @@ impl Sequencer {
         let refuse = |code, why: String| KernelError::Refused { code, why };
         if reporter == suspect {
             let why = "an agent reports its own compromise with apoptosis, not a report".to_owned();
+            return Err(refuse(CODE_REPORT_INVALID, why));
+        }
+        // A report about an agent nobody knows would only grow the standings.
+        let known =
+            self.state.dsc.knows_agent(suspect) || self.state.registry.iter().any(|r| &r.issued.agent == suspect);
+        if !known {
+            return Err(refuse(CODE_REPORT_INVALID, format!("no agent {suspect} is known to this kernel")));
+        }
+        // An isolated agent may be the compromised one: it does not smear others.
+        if let Some(s) = self.state.dsc.standing(reporter)
+            && s.stage_at(now.0).0 >= maos_dsc::immune::Stage::SoftIsolation
+        {
+            let why = format!(
+                "{reporter} is in quarantine stage {}: its reports are not taken",
+                s.stage_at(now.0).0.number()
+            );
             return Err(refuse(CODE_REPORT_INVALID, why));
         }
         let max = maos_dsc::immune::REPORTS_PER_HOUR_MAX;

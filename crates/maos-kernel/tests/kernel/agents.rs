@@ -79,9 +79,10 @@ fn the_registered_ring_is_what_rule_4_reads_and_a_demotion_revokes_wider_tokens(
 }
 
 /// CT-IMM-07: an agent may report five anomalies an hour; the sixth is
-/// refused `KERNEL-REPORT-RATE`. A report about itself is refused (that is
-/// apoptosis). Reports are logged with the reporter and evidence, raise the
-/// suspect to stage 1 and, on their own, never further.
+/// refused `KERNEL-REPORT-RATE`. A report about itself (that is apoptosis),
+/// about an agent nobody knows, or by an agent in isolation is refused
+/// `KERNEL-REPORT-INVALID`. Reports are logged with the reporter and
+/// evidence, raise the suspect to stage 1 and, on their own, never further.
 #[test]
 fn ct_imm_07_the_sixth_report_in_an_hour_is_refused_and_reports_alone_do_not_isolate() {
     use maos_dsc::immune::AnomalyClass;
@@ -90,6 +91,10 @@ fn ct_imm_07_the_sixth_report_in_an_hour_is_refused_and_reports_alone_do_not_iso
         let (kernel, _) = start(&world).await;
         let suspect = writer();
         let reporter = |n: u8| AgentId::new(&format!("peer-{n}")).unwrap();
+        let nobody = AgentId::new("nobody").unwrap();
+        let err = kernel.report(reporter(1), nobody, AnomalyClass::SocialEngineering, "x").await.unwrap_err();
+        assert_eq!(err.code(), "KERNEL-REPORT-INVALID", "{err}");
+        logged(&kernel, &token(100)).await;
         for _ in 0..5 {
             kernel
                 .report(reporter(1), suspect.clone(), AnomalyClass::SocialEngineering, "asked for the keys")
@@ -105,8 +110,12 @@ fn ct_imm_07_the_sixth_report_in_an_hour_is_refused_and_reports_alone_do_not_iso
         for n in 2..6 {
             kernel.report(reporter(n), suspect.clone(), AnomalyClass::SocialEngineering, "same").await.unwrap();
         }
+        kernel.apoptosis(reporter(9), "I was injected").await.unwrap();
+        let err = kernel.report(reporter(9), suspect.clone(), AnomalyClass::SocialEngineering, "x").await.unwrap_err();
+        assert_eq!(err.code(), "KERNEL-REPORT-INVALID", "{err}");
         let standing = kernel.quarantine().await.unwrap();
-        assert_eq!((standing[0].stage, standing[0].score), (1, 29), "{standing:?}");
+        let w = standing.iter().find(|s| s.agent == writer()).unwrap();
+        assert_eq!((w.stage, w.score), (1, 29), "{standing:?}");
         // The suspect's own writes go on: observation restricts nothing.
         let reply = submit(&kernel, fs_write("ok.txt", "x"), &token(100)).await;
         assert!(matches!(reply, Reply::Done { .. }), "{reply:?}");
