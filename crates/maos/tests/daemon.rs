@@ -389,8 +389,9 @@ mod daemon {
         assert_eq!(list["fever"], Value::Null, "{list}");
         let demoted = ok_json(&dir, &["agent", "demote", "writer", "--reason", "odd behaviour"]);
         assert_eq!(demoted["demoted"]["revoked"].as_array().map(Vec::len), Some(1), "{demoted}");
+        // The revoked token's session is closed at once.
         let (_, view) = agent.submit(&fs_write("/workspace/b.txt", "x"));
-        assert_eq!(view["code"], "DSC-1-REVOKED", "{view}");
+        assert_eq!(view["error"]["code"], "API-UNAUTHORIZED", "{view}");
         let o = maos(&dir, &["agent", "register", "writer", "--ring", "2", "--class", "a"]);
         assert!(!o.status.success());
         assert!(text(&o.stderr).contains("KERNEL-ONBOARDING-NOT-BUILT"), "{}", text(&o.stderr));

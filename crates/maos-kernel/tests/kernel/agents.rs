@@ -94,7 +94,9 @@ fn ct_imm_07_the_sixth_report_in_an_hour_is_refused_and_reports_alone_do_not_iso
         let nobody = AgentId::new("nobody").unwrap();
         let err = kernel.report(reporter(1), nobody, AnomalyClass::SocialEngineering, "x").await.unwrap_err();
         assert_eq!(err.code(), "KERNEL-REPORT-INVALID", "{err}");
-        logged(&kernel, &token(100)).await;
+        // The suspect holds a logged token (a signature differs per mint: one text).
+        let suspect_token = token(100);
+        kernel.token_event(issued(&suspect_token)).await.unwrap();
         for _ in 0..5 {
             kernel
                 .report(reporter(1), suspect.clone(), AnomalyClass::SocialEngineering, "asked for the keys")
@@ -117,7 +119,7 @@ fn ct_imm_07_the_sixth_report_in_an_hour_is_refused_and_reports_alone_do_not_iso
         let w = standing.iter().find(|s| s.agent == writer()).unwrap();
         assert_eq!((w.stage, w.score), (1, 29), "{standing:?}");
         // The suspect's own writes go on: observation restricts nothing.
-        let reply = submit(&kernel, fs_write("ok.txt", "x"), &token(100)).await;
+        let reply = submit(&kernel, fs_write("ok.txt", "x"), &suspect_token).await;
         assert!(matches!(reply, Reply::Done { .. }), "{reply:?}");
     });
     let peer_records = kernel_records(&world)
