@@ -354,17 +354,22 @@ impl Standing {
         if self.reports.len() >= REPORTS_PER_AGENT_MAX {
             self.reports.remove(0);
         }
-        let at = report.at_ms;
+        let (at, adds) = (report.at_ms, report.weight > 0);
         self.reports.push(report);
-        let stage = base.max(self.reached(at, thresholds));
+        // A report capped to nothing raises nothing (else a report every 30
+        // minutes could hold an agent in observation).
+        let stage = if adds { base.max(self.reached(at, thresholds)) } else { base };
         self.since_ms = if stage == base { base_since } else { at };
         self.stage = stage;
     }
 
     /// Apoptosis: the agent reported its own compromise; stage 3 at once.
     pub(crate) fn apoptosis(&mut self, at_ms: u64) {
-        self.stage = Stage::HardIsolation;
-        self.since_ms = at_ms;
+        // A second report keeps the time stage 3 began.
+        if self.stage != Stage::HardIsolation {
+            self.stage = Stage::HardIsolation;
+            self.since_ms = at_ms;
+        }
     }
 
     /// The deny code of the last signal, for the agent's explanation.
@@ -493,6 +498,33 @@ mod tests {
         assert_eq!(s.score_at(140 * MIN), 0);
         assert_eq!(AnomalyClass::parse("social_engineering"), Some(AnomalyClass::SocialEngineering));
         assert!(AnomalyClass::ALL.iter().all(|c| AnomalyClass::parse(c.name()) == Some(*c) && c.weight() <= 4));
+    }
+
+    /// A report capped to nothing raises nothing: once observation has
+    /// lapsed, a reporter cannot put the agent back in it with reports the
+    /// hourly cap has already used up. A second apoptosis keeps the time
+    /// stage 3 began.
+    #[test]
+    fn a_report_that_adds_nothing_raises_nothing_and_apoptosis_keeps_its_start() {
+        let t = thresholds(Profile::Standard);
+        let report = |minute: u64| Report {
+            at_ms: minute * MIN,
+            reporter: AgentId::new("peer").unwrap(),
+            class: AnomalyClass::SocialEngineering,
+            weight: AnomalyClass::SocialEngineering.weight(),
+        };
+        let mut s = Standing::default();
+        for minute in 0..8 {
+            s.report(report(minute), t);
+        }
+        assert_eq!(s.stage_at(7 * MIN), (Stage::Observation, 2 * MIN), "12 at the third report");
+        assert_eq!(s.stage_at(32 * MIN).0, Stage::Normal, "30 quiet minutes after entering");
+        s.report(report(33), t);
+        assert_eq!(s.reports.last().map(|r| r.weight), Some(0), "the hour's cap is used up");
+        assert_eq!(s.stage_at(33 * MIN).0, Stage::Normal);
+        s.apoptosis(40 * MIN);
+        s.apoptosis(50 * MIN);
+        assert_eq!(s.stage_at(50 * MIN), (Stage::HardIsolation, 40 * MIN));
     }
 
     #[test]

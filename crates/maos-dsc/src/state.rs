@@ -357,6 +357,9 @@ pub struct DscState {
     aggregates: BTreeMap<AgentId, Aggregate>,
     /// The last security fever, if any (it is on while [`Fever::active_at`]).
     fever: Option<Fever>,
+    /// When the commander last ended a fever: from then on only agents whose
+    /// stage rises after it count toward a new one.
+    fever_ended_ms: Option<u64>,
     /// When each reporting agent made its last reports (at most
     /// [`REPORTS_PER_HOUR_MAX`] kept: the hourly bound needs no more).
     reporters: BTreeMap<AgentId, Vec<u64>>,
@@ -380,6 +383,8 @@ pub struct DscSnapshot {
     aggregates: Vec<(AgentId, Aggregate)>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     fever: Option<Fever>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fever_ended_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     reporters: Vec<(AgentId, Vec<u64>)>,
 }
@@ -407,6 +412,7 @@ impl DscState {
             immune: self.immune.iter().map(|(a, s)| (a.clone(), s.clone())).collect(),
             aggregates: self.aggregates.iter().map(|(a, s)| (a.clone(), s.clone())).collect(),
             fever: self.fever,
+            fever_ended_ms: self.fever_ended_ms,
             reporters: self.reporters.iter().map(|(a, t)| (a.clone(), t.clone())).collect(),
         }
     }
@@ -435,6 +441,7 @@ impl DscState {
         state.immune = snapshot.immune.iter().cloned().collect();
         state.aggregates = snapshot.aggregates.iter().cloned().collect();
         state.fever = snapshot.fever;
+        state.fever_ended_ms = snapshot.fever_ended_ms;
         state.reporters = snapshot.reporters.iter().cloned().collect();
         Ok(state)
     }
@@ -457,6 +464,7 @@ impl DscState {
             immune: BTreeMap::new(),
             aggregates: BTreeMap::new(),
             fever: None,
+            fever_ended_ms: None,
             reporters: BTreeMap::new(),
         }
     }
@@ -837,6 +845,7 @@ impl DscState {
                 if let Some(fever) = self.fever.as_mut() {
                     fever.ended_ms = Some(*at_ms);
                 }
+                self.fever_ended_ms = Some(self.fever_ended_ms.unwrap_or(0).max(*at_ms));
             }
             DeltaOp::Release { agent, .. } => {
                 // The evidence stays in the log; the state forgets it.
@@ -870,10 +879,10 @@ impl DscState {
             fever.last_signal_ms = fever.last_signal_ms.max(at_ms);
             return;
         }
-        // After the commander ended a fever, only agents that entered stage
-        // 2 or more since then start a new one: the end holds against the
-        // agents it was about.
-        let ended = self.fever.and_then(|f| f.ended_ms);
+        // After the commander ended a fever, only agents whose stage rose
+        // since (a new deny took them higher: new evidence) start a new one;
+        // the end holds against the agents in the state it was about.
+        let ended = self.fever_ended_ms;
         let hot = self
             .immune
             .values()

@@ -309,7 +309,7 @@ enum Command {
         ring: maos_model::Ring,
         class: maos_model::TrustClass,
         reason: String,
-        reply: oneshot::Sender<Result<Lsn, KernelError>>,
+        reply: oneshot::Sender<Result<(Lsn, Vec<maos_model::TokenId>), KernelError>>,
     },
     Demote {
         agent: maos_model::AgentId,

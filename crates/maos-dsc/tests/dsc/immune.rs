@@ -134,6 +134,19 @@ fn ct_imm_05_two_agents_in_soft_isolation_start_a_fever_that_ends_after_30_quiet
     assert_eq!(restored.fever_at(at(30)), s.fever_at(at(30)));
     s.apply(&DscState::end_fever(at(31))).unwrap();
     assert!(s.fever_at(at(31)).is_none());
+    // The end holds: another deny of an agent still in soft isolation (its
+    // stage does not rise) starts no new fever...
+    let d = decide(&s, &probe, Ok(&bad1), at(32));
+    s.apply(d.delta()).unwrap();
+    assert!(s.fever_at(at(32)).is_none());
+    // ...but two agents whose stage rises after it do.
+    for (name, seed) in [("bad-3", 21u8), ("bad-4", 22)] {
+        let mut req = request(name, &["fs.read=/workspace/**"]);
+        req.ttl_ms = Some(RING3_TEST_TTL_MS);
+        let t = token_from(req, seed);
+        probe_to_stage_2(&mut s, name, &t, 33);
+    }
+    assert!(s.fever_at(at(47)).is_some(), "new evidence after the end");
 }
 
 /// Aggregate monitoring (spec §49.11): mail to 50 unique recipients in a week

@@ -45,9 +45,13 @@ pub(super) async fn register(State(api): State<Arc<Api>>, headers: HeaderMap, bo
         .ok_or_else(|| ApiError::BadRequest(format!("class `{}`: use a, b or c", body.class)))?;
     let reason = body.reason.as_deref().unwrap_or("registered by the operator");
     let reason = maos_model::prefix_within(reason, crate::sessions::MISSION_BYTES_MAX);
-    let lsn =
+    let (lsn, revoked) =
         api.kernel.register_agent(agent.clone(), ring, class, reason).await.map_err(|e| ApiError::from_kernel(&e))?;
-    let body = serde_json::json!({ "agent": agent, "ring": ring.code(), "class": class, "lsn": lsn.0 });
+    // A ring-3 registration of a ring-2 agent is a demotion: its revoked
+    // tokens' sessions close as with `/demote`.
+    close_sessions_of(&api, &revoked).await;
+    let body =
+        serde_json::json!({ "agent": agent, "ring": ring.code(), "class": class, "revoked": revoked, "lsn": lsn.0 });
     Ok((axum::http::StatusCode::CREATED, Json(body)).into_response())
 }
 

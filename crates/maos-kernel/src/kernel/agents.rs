@@ -72,7 +72,8 @@ pub struct AgentsView {
 impl KernelHandle {
     /// Registers `agent` in `ring` with `class` (the operator's stand-in for
     /// onboarding), logged as `kernel.agent`. A ring-3 registration of an
-    /// agent in ring 2 is a demotion ([`Self::demote_agent`]).
+    /// agent in ring 2 is a demotion ([`Self::demote_agent`]): the answer then
+    /// lists the revoked token ids (else it is empty).
     ///
     /// # Errors
     /// `KERNEL-ONBOARDING-NOT-BUILT` for a move inward, `KERNEL-AGENT-REGISTER`
@@ -84,7 +85,7 @@ impl KernelHandle {
         ring: Ring,
         class: TrustClass,
         reason: &str,
-    ) -> Result<Lsn, KernelError> {
+    ) -> Result<(Lsn, Vec<TokenId>), KernelError> {
         let (reply, rx) = oneshot::channel();
         let reason = maos_model::prefix_within(reason, super::RELEASE_REASON_BYTES_MAX).to_owned();
         self.enqueue(Command::Register { agent, ring, class, reason, reply })?;
@@ -162,7 +163,7 @@ impl Sequencer {
         ring: Ring,
         class: TrustClass,
         reason: String,
-    ) -> Result<Lsn, KernelError> {
+    ) -> Result<(Lsn, Vec<TokenId>), KernelError> {
         let now = self.now();
         let refuse = |code, why: String| KernelError::Refused { code, why };
         class_allows(self.state.dsc.config().profile(), ring, class).map_err(|why| refuse(CODE_AGENT_REGISTER, why))?;
@@ -188,10 +189,11 @@ impl Sequencer {
                 );
                 Err(refuse(CODE_ONBOARDING_NOT_BUILT, why))
             }
-            Some(current) if ring.code() > current.code() => self.on_demote(agent, reason).map(|(lsn, _)| lsn),
+            Some(current) if ring.code() > current.code() => self.on_demote(agent, reason),
             _ => {
                 let delta = DscState::register_agent(agent, ring, Some(class));
                 self.log_agent(agent, AgentAction::Register, &delta, Vec::new(), reason, now)
+                    .map(|lsn| (lsn, Vec::new()))
             }
         }
     }
