@@ -155,12 +155,15 @@ impl Aggregate {
         totals
     }
 
-    /// Whether `recipient` was mailed in the last 7 days (a known recipient
-    /// adds nothing to the unique count).
+    /// Whether `recipient` (in any case: they are kept lowercased) was
+    /// mailed in the last 7 days (a known recipient adds nothing to the
+    /// unique count).
     #[must_use]
     pub fn knows(&self, recipient: &str, now_ms: u64) -> bool {
         let recipient = maos_model::prefix_within(recipient, RECIPIENT_BYTES_MAX);
-        self.recipients.iter().any(|(r, at)| r == recipient && *at <= now_ms && now_ms - at < WEEK_MS)
+        self.recipients
+            .iter()
+            .any(|(r, at)| r.eq_ignore_ascii_case(recipient) && *at <= now_ms && now_ms - at < WEEK_MS)
     }
 }
 

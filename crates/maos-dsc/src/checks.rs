@@ -495,21 +495,29 @@ fn fever_escalation(input: &CheckInput<'_>) -> Option<Outcome> {
 /// later external effects of that kind need a human (HACF level 2).
 fn aggregate_escalation(input: &CheckInput<'_>) -> Option<Outcome> {
     let intent = input.intent;
-    let egress = egress(intent, input.now)?;
+    if !counts_as_egress(intent) {
+        return None;
+    }
+    let bytes = egress_bytes(intent);
     let now = input.now.0;
     let aggregate = input.state.aggregate(&intent.agent);
-    let mut new: Vec<&str> =
-        egress.recipients.iter().map(String::as_str).filter(|r| aggregate.is_none_or(|a| !a.knows(r, now))).collect();
-    new.sort_unstable();
-    new.dedup();
+    // The recipients not counted yet, each once (compared as the charge
+    // stores them: lowercased), without allocating their text on the
+    // decision path.
+    let mut new: Vec<&str> = Vec::new();
+    for r in recipients(intent) {
+        if aggregate.is_none_or(|a| !a.knows(r, now)) && !new.iter().any(|n| n.eq_ignore_ascii_case(r)) {
+            new.push(r);
+        }
+    }
     let totals = aggregate.map(|a| a.totals_at(now)).unwrap_or_default();
     let limits = crate::aggregate::AggregateLimits::DEFAULT;
     let new_recipients = u32::try_from(new.len()).unwrap_or(u32::MAX);
-    let crossed = crate::aggregate::crossed(totals, limits, egress.bytes, new_recipients)?;
+    let crossed = crate::aggregate::crossed(totals, limits, bytes, new_recipients)?;
     let what = match crossed {
         crate::aggregate::Crossed::OutboundVolume => format!(
             "{} bytes sent out in 24 h and {} here (limit {})",
-            totals.outbound_bytes, egress.bytes, limits.outbound_bytes
+            totals.outbound_bytes, bytes, limits.outbound_bytes
         ),
         crate::aggregate::Crossed::ExternalCalls => {
             format!("{} external calls in 24 h (limit {})", totals.external_calls, limits.external_calls)
@@ -536,18 +544,33 @@ fn external(intent: &Intent) -> bool {
 /// external effect (reads are not counted: they never wait for a human).
 #[must_use]
 pub fn egress(intent: &Intent, now: UnixMillis) -> Option<crate::aggregate::Egress> {
-    if !intent.effect.is_effect() || !external(intent) {
+    if !counts_as_egress(intent) {
         return None;
     }
+    let recipients = recipients(intent).map(str::to_ascii_lowercase).collect();
+    Some(crate::aggregate::Egress { at_ms: now.0, bytes: egress_bytes(intent), recipients })
+}
+
+/// Whether aggregate monitoring counts the intent: an external effect.
+fn counts_as_egress(intent: &Intent) -> bool {
+    intent.effect.is_effect() && external(intent)
+}
+
+/// The bytes of argument text an intent sends out (saturating: more than
+/// fits is over every threshold).
+fn egress_bytes(intent: &Intent) -> u64 {
     let bytes = intent.args.values().filter_map(ArgValue::as_str).map(str::len).sum::<usize>();
-    let recipients = intent
+    u64::try_from(bytes).unwrap_or(u64::MAX)
+}
+
+/// The mail recipients an intent names, as many as one egress takes.
+fn recipients(intent: &Intent) -> impl Iterator<Item = &str> {
+    intent
         .resources
         .iter()
         .filter(|r| r.kind == ResourceKind::Recipient)
         .take(crate::aggregate::RECIPIENTS_PER_EGRESS_MAX)
-        .map(|r| r.value.to_ascii_lowercase())
-        .collect();
-    Some(crate::aggregate::Egress { at_ms: now.0, bytes: u64::try_from(bytes).unwrap_or(u64::MAX), recipients })
+        .map(|r| r.value.as_str())
 }
 
 /// The agent's quarantine stage at `now` (issue #14, spec §37.8.2): stage 3

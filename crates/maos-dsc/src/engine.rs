@@ -230,8 +230,7 @@ fn refusal_delta(input: &CheckInput<'_>, verdict: &Verdict, checks: &[CheckResul
     }
     // In stage 3 there is nothing left to escalate, and a signal-free deny
     // can be logged aggregated: a flood of probes stays bounded.
-    let isolated =
-        input.state.standing(agent).is_some_and(|s| s.stage_at(input.now.0).0 == crate::immune::Stage::HardIsolation);
+    let isolated = input.state.stage_of(agent, input.now) == crate::immune::Stage::HardIsolation;
     // The heaviest deny of all seven checks is the signal: an earlier check's
     // deny (a scope miss) does not hide a later, heavier one (an injection).
     let heaviest = checks

@@ -118,9 +118,6 @@ pub struct Fever {
     pub since_ms: u64,
     /// The last danger signal while it was on from an agent at stage 2 or more.
     pub last_signal_ms: u64,
-    /// When the commander ended it, if they did.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ended_ms: Option<u64>,
 }
 
 impl Fever {
@@ -128,11 +125,7 @@ impl Fever {
     /// signal that left an agent at stage 2 or more).
     #[must_use]
     pub const fn active_at(&self, now_ms: u64) -> bool {
-        let ended = match self.ended_ms {
-            Some(at) => now_ms >= at,
-            None => false,
-        };
-        !ended && now_ms >= self.since_ms && now_ms.saturating_sub(self.last_signal_ms) < FEVER_QUIET_MS
+        now_ms >= self.since_ms && now_ms.saturating_sub(self.last_signal_ms) < FEVER_QUIET_MS
     }
 
     /// When it ends if no signal comes.

@@ -497,6 +497,12 @@ impl DscState {
         self.aggregates.get(agent)
     }
 
+    /// The quarantine stage of `agent` at `now` (normal without a standing).
+    #[must_use]
+    pub fn stage_of(&self, agent: &AgentId, now: UnixMillis) -> Stage {
+        self.immune.get(agent).map_or(Stage::Normal, |s| s.stage_at(now.0).0)
+    }
+
     /// Whether `agent` is known here: it has usage, a ring on record or a
     /// standing.
     #[must_use]
@@ -842,9 +848,7 @@ impl DscState {
                 self.immune.entry(suspect.clone()).or_default().report(report, thresholds);
             }
             DeltaOp::FeverEnd { at_ms } => {
-                if let Some(fever) = self.fever.as_mut() {
-                    fever.ended_ms = Some(*at_ms);
-                }
+                self.fever = None;
                 self.fever_ended_ms = Some(self.fever_ended_ms.unwrap_or(0).max(*at_ms));
             }
             DeltaOp::Release { agent, .. } => {
@@ -891,7 +895,7 @@ impl DscState {
             .take(crate::immune::FEVER_AGENTS)
             .count();
         if hot >= crate::immune::FEVER_AGENTS {
-            self.fever = Some(Fever { since_ms: at_ms, last_signal_ms: at_ms, ended_ms: None });
+            self.fever = Some(Fever { since_ms: at_ms, last_signal_ms: at_ms });
         }
     }
 }

@@ -169,6 +169,11 @@ fn parse_id(text: &str) -> ApiResult<IntentId> {
         .map_err(|_| ApiError::BadRequest(format!("`{text}` is not an intent id (a UUID)")))
 }
 
+/// An agent id from a path or a body, with a coded error.
+fn agent_id(text: &str) -> ApiResult<maos_model::AgentId> {
+    maos_model::AgentId::new(text).map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
 /// Parses a JSON body with a coded error instead of axum's plain-text rejection.
 fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
     serde_json::from_slice(body).map_err(|e| {
@@ -515,7 +520,7 @@ async fn release(
 ) -> ApiResult<Response> {
     api.operator(&headers)?;
     let body = body_of(body)?;
-    let agent = maos_model::AgentId::new(&agent).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let agent = agent_id(&agent)?;
     let reason = reason_of(&body, "released by the operator")?;
     let lsn = api.kernel.release(agent.clone(), &reason).await.map_err(|e| ApiError::from_kernel(&e))?;
     Ok(Json(serde_json::json!({ "agent": agent, "released": true, "lsn": lsn.0 })).into_response())

@@ -1545,12 +1545,9 @@ impl Sequencer {
     }
 
     fn on_token(&mut self, event: &TokenEvent) -> Result<Lsn, KernelError> {
-        // Check it applies before logging it, so the log never holds an event
-        // the fold would reject.
-        let mut trial = self.state.registry.clone();
-        trial.apply(event).map_err(|e| KernelError::TokenEvent(e.to_string()))?;
         // A token for a ring the agent is not registered in would only be
-        // refused by Rule 4 at every use: say so when it is issued.
+        // refused by Rule 4 at every use: say so when it is issued (before
+        // the registry is copied for the trial below).
         if let TokenEvent::Issued(issued) = event {
             let registered = self.state.dsc.agent_usage(&issued.agent).ring_or_untrusted();
             if issued.ring.code() < registered.code() {
@@ -1562,6 +1559,10 @@ impl Sequencer {
                 )));
             }
         }
+        // Check it applies before logging it, so the log never holds an event
+        // the fold would reject.
+        let mut trial = self.state.registry.clone();
+        trial.apply(event).map_err(|e| KernelError::TokenEvent(e.to_string()))?;
         // Rule 7: a child's budget comes out of what its parent has left, spent
         // included (the token crate sees only what earlier children carved).
         if let TokenEvent::Issued(issued) = event

@@ -10,7 +10,8 @@ use maos_kernel::AgentsView;
 use std::path::Path;
 use std::process::ExitCode;
 
-fn lsn_of(done: &serde_json::Value) -> u64 {
+/// The log position a daemon answer names (0 if it names none).
+pub fn lsn_of(done: &serde_json::Value) -> u64 {
     done.get("lsn").and_then(serde_json::Value::as_u64).unwrap_or(0)
 }
 

@@ -57,7 +57,7 @@ pub fn undo(out: &Output, data_dir: &Path, args: &UndoArgs) -> anyhow::Result<Ex
         "{} intent {} (undo record at lsn {})",
         out.green("undone"),
         args.intent,
-        done.get("lsn").and_then(serde_json::Value::as_u64).unwrap_or(0)
+        crate::cmd_agents::lsn_of(&done)
     ));
     Ok(ExitCode::SUCCESS)
 }
@@ -136,7 +136,7 @@ pub fn quarantine(out: &Output, data_dir: &Path, cmd: QuarantineCommand) -> anyh
             let done =
                 daemon.post(&format!("/v1/quarantine/{agent}/release"), &serde_json::json!({ "reason": reason }))?;
             out.json(&serde_json::json!({ "ok": true, "release": done }));
-            let lsn = done.get("lsn").and_then(serde_json::Value::as_u64).unwrap_or(0);
+            let lsn = crate::cmd_agents::lsn_of(&done);
             out.line(format!("{} {agent} (kernel.immune at lsn {lsn})", out.green("released")));
         }
     }

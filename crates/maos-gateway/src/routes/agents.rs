@@ -2,7 +2,7 @@
 //! demote, list) and the commander's end of a security fever (issue #14).
 //! Every change is a logged kernel record; these handlers only parse.
 
-use super::{ApiResult, body_of, close_sessions_of, json_body, reason_of};
+use super::{ApiResult, agent_id, body_of, close_sessions_of, json_body, reason_of};
 use crate::Api;
 use crate::error::ApiError;
 use axum::Json;
@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use maos_dsc::immune::AnomalyClass;
-use maos_model::{AgentId, Ring, TrustClass};
+use maos_model::{Ring, TrustClass};
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -36,15 +36,15 @@ pub(super) async fn list(State(api): State<Arc<Api>>, headers: HeaderMap) -> Api
 pub(super) async fn register(State(api): State<Arc<Api>>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
     api.operator(&headers)?;
     let body: RegisterBody = json_body(&body_of(body)?)?;
-    let agent = AgentId::new(&body.agent).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let agent = agent_id(&body.agent)?;
     let ring = match Ring::from_code(body.ring) {
         Some(r @ (Ring::Trusted | Ring::Untrusted)) => r,
         _ => return Err(ApiError::BadRequest(format!("ring {}: agents are registered in ring 2 or 3", body.ring))),
     };
     let class = TrustClass::parse(&body.class)
         .ok_or_else(|| ApiError::BadRequest(format!("class `{}`: use a, b or c", body.class)))?;
+    // The kernel bounds what it logs.
     let reason = body.reason.as_deref().unwrap_or("registered by the operator");
-    let reason = maos_model::prefix_within(reason, crate::sessions::MISSION_BYTES_MAX);
     let (lsn, revoked) =
         api.kernel.register_agent(agent.clone(), ring, class, reason).await.map_err(|e| ApiError::from_kernel(&e))?;
     // A ring-3 registration of a ring-2 agent is a demotion: its revoked
@@ -64,7 +64,7 @@ pub(super) async fn demote(
 ) -> ApiResult<Response> {
     api.operator(&headers)?;
     let body = body_of(body)?;
-    let agent = AgentId::new(&agent).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let agent = agent_id(&agent)?;
     let reason = reason_of(&body, "demoted by the operator")?;
     let (lsn, revoked) =
         api.kernel.demote_agent(agent.clone(), &reason).await.map_err(|e| ApiError::from_kernel(&e))?;
@@ -86,7 +86,7 @@ struct ReportBody {
 pub(super) async fn report(State(api): State<Arc<Api>>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
     let session = api.agent(&headers)?;
     let body: ReportBody = json_body(&body_of(body)?)?;
-    let suspect = AgentId::new(&body.suspect).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let suspect = agent_id(&body.suspect)?;
     let class = AnomalyClass::parse(&body.class).ok_or_else(|| {
         let names: Vec<&str> = AnomalyClass::ALL.iter().map(|c| c.name()).collect();
         ApiError::BadRequest(format!("class `{}`: one of {}", body.class, names.join(", ")))

@@ -87,7 +87,7 @@ impl KernelHandle {
         reason: &str,
     ) -> Result<(Lsn, Vec<TokenId>), KernelError> {
         let (reply, rx) = oneshot::channel();
-        let reason = maos_model::prefix_within(reason, super::RELEASE_REASON_BYTES_MAX).to_owned();
+        let reason = super::immune::logged_reason(reason);
         self.enqueue(Command::Register { agent, ring, class, reason, reply })?;
         rx.await.map_err(|_| KernelError::Stopped)?
     }
@@ -99,7 +99,7 @@ impl KernelHandle {
     /// [`KernelError::Freeze`], [`KernelError::Busy`], [`KernelError::Stopped`].
     pub async fn demote_agent(&self, agent: AgentId, reason: &str) -> Result<(Lsn, Vec<TokenId>), KernelError> {
         let (reply, rx) = oneshot::channel();
-        let reason = maos_model::prefix_within(reason, super::RELEASE_REASON_BYTES_MAX).to_owned();
+        let reason = super::immune::logged_reason(reason);
         self.enqueue(Command::Demote { agent, reason, reply })?;
         rx.await.map_err(|_| KernelError::Stopped)?
     }
@@ -132,7 +132,7 @@ impl KernelHandle {
     /// [`KernelError::Stopped`].
     pub async fn end_fever(&self, reason: &str) -> Result<Lsn, KernelError> {
         let (reply, rx) = oneshot::channel();
-        let reason = maos_model::prefix_within(reason, super::RELEASE_REASON_BYTES_MAX).to_owned();
+        let reason = super::immune::logged_reason(reason);
         self.enqueue(Command::EndFever { reason, reply })?;
         rx.await.map_err(|_| KernelError::Stopped)?
     }
@@ -168,7 +168,7 @@ impl Sequencer {
         let refuse = |code, why: String| KernelError::Refused { code, why };
         class_allows(self.state.dsc.config().profile(), ring, class).map_err(|why| refuse(CODE_AGENT_REGISTER, why))?;
         let usage = self.state.dsc.agent_usage(agent);
-        let stage = self.state.dsc.standing(agent).map_or(0, |s| s.stage_at(now.0).0.number());
+        let stage = self.state.dsc.stage_of(agent, now).number();
         if ring == Ring::Trusted && stage >= 2 {
             return Err(refuse(
                 CODE_AGENT_REGISTER,

@@ -14,6 +14,12 @@ use tokio::sync::oneshot;
 
 /// Longest release reason kept in the log.
 pub const RELEASE_REASON_BYTES_MAX: usize = 1024;
+/// A reason (or a report's evidence) as it is logged: at most
+/// [`RELEASE_REASON_BYTES_MAX`] bytes, cut at a character boundary.
+pub(super) fn logged_reason(reason: &str) -> String {
+    maos_model::prefix_within(reason, RELEASE_REASON_BYTES_MAX).to_owned()
+}
+
 /// `KERNEL-REPORT-RATE`: a reporter's sixth report in an hour (spec §33.7.2).
 pub const CODE_REPORT_RATE: &str = "KERNEL-REPORT-RATE";
 /// `KERNEL-REPORT-INVALID`: a report the protocol does not allow (about the
@@ -59,7 +65,7 @@ impl KernelHandle {
     /// [`KernelError::Busy`], [`KernelError::Stopped`].
     pub async fn apoptosis(&self, agent: AgentId, reason: &str) -> Result<Lsn, KernelError> {
         let (reply, rx) = oneshot::channel();
-        let reason = maos_model::prefix_within(reason, RELEASE_REASON_BYTES_MAX).to_owned();
+        let reason = logged_reason(reason);
         self.enqueue(Command::Apoptosis { agent, reason, reply })?;
         rx.await.map_err(|_| KernelError::Stopped)?
     }
@@ -82,7 +88,7 @@ impl KernelHandle {
         evidence: &str,
     ) -> Result<Lsn, KernelError> {
         let (reply, rx) = oneshot::channel();
-        let evidence = maos_model::prefix_within(evidence, RELEASE_REASON_BYTES_MAX).to_owned();
+        let evidence = logged_reason(evidence);
         self.enqueue(Command::Report { reporter, suspect, class, evidence, reply })?;
         rx.await.map_err(|_| KernelError::Stopped)?
     }
@@ -95,7 +101,7 @@ impl KernelHandle {
     /// [`KernelError::Busy`], [`KernelError::Stopped`].
     pub async fn release(&self, agent: AgentId, reason: &str) -> Result<Lsn, KernelError> {
         let (reply, rx) = oneshot::channel();
-        let reason = maos_model::prefix_within(reason, RELEASE_REASON_BYTES_MAX).to_owned();
+        let reason = logged_reason(reason);
         self.enqueue(Command::Release { agent, reason, reply })?;
         rx.await.map_err(|_| KernelError::Stopped)?
     }
@@ -201,13 +207,9 @@ impl Sequencer {
             return Err(refuse(CODE_REPORT_INVALID, format!("no agent {suspect} is known to this kernel")));
         }
         // An isolated agent may be the compromised one: it does not smear others.
-        if let Some(s) = self.state.dsc.standing(reporter)
-            && s.stage_at(now.0).0 >= maos_dsc::immune::Stage::SoftIsolation
-        {
-            let why = format!(
-                "{reporter} is in quarantine stage {}: its reports are not taken",
-                s.stage_at(now.0).0.number()
-            );
+        let stage = self.state.dsc.stage_of(reporter, now);
+        if stage >= maos_dsc::immune::Stage::SoftIsolation {
+            let why = format!("{reporter} is in quarantine stage {}: its reports are not taken", stage.number());
             return Err(refuse(CODE_REPORT_INVALID, why));
         }
         let max = maos_dsc::immune::REPORTS_PER_HOUR_MAX;
