@@ -80,6 +80,9 @@ pub enum SignatureDomain {
     WalCheckpoint,
     /// A commander's approval or denial of an escalated intent.
     ApprovalDecision,
+    /// A commander's approval of a quarantine decision (an agent's
+    /// elimination under Hardened and Isolated).
+    QuarantineDecision,
 }
 
 impl SignatureDomain {
@@ -90,6 +93,7 @@ impl SignatureDomain {
             Self::CapabilityToken => b"maos/v1/capability-token\0",
             Self::WalCheckpoint => b"maos/v1/wal-checkpoint\0",
             Self::ApprovalDecision => b"maos/v1/approval-decision\0",
+            Self::QuarantineDecision => b"maos/v1/quarantine-decision\0",
         }
     }
 

@@ -135,8 +135,10 @@ impl Fever {
     }
 }
 
-/// A quarantine stage (spec §37.8.2). Stages 4 (elimination) and 5 (healing)
-/// are not built.
+/// A quarantine stage an agent can be in (spec §37.8.2). Stages 4
+/// (elimination) and 5 (healing) are not states an agent stays in: the kernel
+/// logs both in one record ([`crate::DeltaOp::Eliminate`]), after which the
+/// agent is normal again and only a fresh token serves it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
@@ -365,6 +367,20 @@ impl Standing {
         }
     }
 
+    /// A confirmed escalation to `stage` at `at_ms` (the operator's advance,
+    /// or a contact of an eliminated agent put in observation): the higher
+    /// of the decayed stage and `stage`; its quiet time starts now.
+    pub(crate) fn advance(&mut self, stage: Stage, at_ms: u64) {
+        let (base, base_since) = self.stage_at(at_ms);
+        if stage > base {
+            self.stage = stage;
+            self.since_ms = at_ms;
+        } else {
+            self.stage = base;
+            self.since_ms = base_since;
+        }
+    }
+
     /// The deny code of the last signal, for the agent's explanation.
     #[must_use]
     pub fn last_code(&self) -> Option<DenyCode> {
@@ -518,6 +534,25 @@ mod tests {
         s.apoptosis(40 * MIN);
         s.apoptosis(50 * MIN);
         assert_eq!(s.stage_at(50 * MIN), (Stage::HardIsolation, 40 * MIN));
+    }
+
+    /// A confirmed escalation raises the stage, never lowers it, and its
+    /// quiet time starts when it was confirmed.
+    #[test]
+    fn advance_raises_never_lowers_and_restarts_quiet_time() {
+        let t = thresholds(Profile::Standard);
+        let mut s = Standing::default();
+        s.advance(Stage::Observation, 0);
+        assert_eq!(s.stage_at(0), (Stage::Observation, 0));
+        s.advance(Stage::SoftIsolation, 10 * MIN);
+        assert_eq!(s.stage_at(69 * MIN), (Stage::SoftIsolation, 10 * MIN));
+        assert_eq!(s.stage_at(70 * MIN).0, Stage::Observation, "60 quiet minutes after the advance");
+        s.signal(signal(71, DenyCode::Provenance), t);
+        s.advance(Stage::Observation, 72 * MIN);
+        assert_eq!(s.stage_at(72 * MIN), (Stage::Observation, 70 * MIN), "kept, not restarted");
+        s.advance(Stage::HardIsolation, 80 * MIN);
+        s.advance(Stage::SoftIsolation, 90 * MIN);
+        assert_eq!(s.stage_at(10_000 * MIN), (Stage::HardIsolation, 80 * MIN));
     }
 
     #[test]

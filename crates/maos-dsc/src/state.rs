@@ -176,6 +176,10 @@ pub struct AgentUsage {
     /// The trust class it was registered with (immutable once set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class: Option<TrustClass>,
+    /// When it was last eliminated (quarantine stage 4): every token of it
+    /// valid from before then is revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eliminated_ms: Option<u64>,
 }
 
 impl AgentUsage {
@@ -311,6 +315,27 @@ pub enum DeltaOp {
     },
     /// The operator released the agent from quarantine.
     Release {
+        /// Agent.
+        agent: AgentId,
+        /// When.
+        at_ms: u64,
+    },
+    /// A confirmed escalation (spec §37.8.2: moving on needs the Security
+    /// Agent's or the commander's word): the operator's `quarantine advance`,
+    /// or stage 5's lateral-movement check putting a contact in observation.
+    /// The agent goes to the higher of its stage and `stage`.
+    Advance {
+        /// Agent.
+        agent: AgentId,
+        /// The stage it goes to at least.
+        stage: Stage,
+        /// When.
+        at_ms: u64,
+    },
+    /// Stages 4 and 5 (spec §37.8.2): the agent was eliminated (its tokens
+    /// are revoked in the same record) and is healed: back to normal with an
+    /// empty standing, in ring 3, and only a fresh token serves it again.
+    Eliminate {
         /// Agent.
         agent: AgentId,
         /// When.
@@ -667,6 +692,25 @@ impl DscState {
         StateDelta { ops: vec![DeltaOp::Apoptosis { agent: agent.clone(), at_ms: at.0 }] }
     }
 
+    /// Delta constructor: `agent` goes to `stage` at least at `at`.
+    #[must_use]
+    pub fn advance(agent: &AgentId, stage: Stage, at: UnixMillis) -> StateDelta {
+        StateDelta { ops: vec![DeltaOp::Advance { agent: agent.clone(), stage, at_ms: at.0 }] }
+    }
+
+    /// Delta constructor: `agent` was eliminated and healed at `at`; each of
+    /// `contacts` goes to observation (stage 5's lateral-movement check).
+    #[must_use]
+    pub fn eliminate(agent: &AgentId, contacts: &[AgentId], at: UnixMillis) -> StateDelta {
+        let mut ops = vec![DeltaOp::Eliminate { agent: agent.clone(), at_ms: at.0 }];
+        ops.extend(contacts.iter().map(|c| DeltaOp::Advance {
+            agent: c.clone(),
+            stage: Stage::Observation,
+            at_ms: at.0,
+        }));
+        StateDelta { ops }
+    }
+
     /// Delta constructor: the operator released `agent` from quarantine at `at`.
     #[must_use]
     pub fn release(agent: &AgentId, at: UnixMillis) -> StateDelta {
@@ -727,7 +771,7 @@ impl DscState {
                         new_agents.insert(agent);
                     }
                 }
-                DeltaOp::Danger { agent, .. } | DeltaOp::Apoptosis { agent, .. } => {
+                DeltaOp::Danger { agent, .. } | DeltaOp::Apoptosis { agent, .. } | DeltaOp::Advance { agent, .. } => {
                     if !self.immune.contains_key(agent) {
                         new_immune.insert(agent);
                     }
@@ -745,6 +789,11 @@ impl DscState {
                     }
                 }
                 DeltaOp::Release { .. } => {}
+                DeltaOp::Eliminate { agent, .. } => {
+                    if !self.agents.contains_key(agent) {
+                        new_agents.insert(agent);
+                    }
+                }
                 DeltaOp::Revocation { revoked, .. } => {
                     if revoked.len() > DELTA_REVOKED_MAX {
                         return Err(DscError::StateLimit { field: "revoked", max: DELTA_REVOKED_MAX });
@@ -854,6 +903,20 @@ impl DscState {
             DeltaOp::Release { agent, .. } => {
                 // The evidence stays in the log; the state forgets it.
                 self.immune.remove(agent);
+            }
+            DeltaOp::Advance { agent, stage, at_ms } => {
+                let standing = self.immune.entry(agent.clone()).or_default();
+                standing.advance(*stage, *at_ms);
+                let stage = standing.stage;
+                self.after_signal(agent, stage, *at_ms);
+            }
+            DeltaOp::Eliminate { agent, at_ms } => {
+                // Healed: the replacement starts clean, in ring 3 for good
+                // (inward needs re-onboarding); the evidence stays in the log.
+                self.immune.remove(agent);
+                let a = self.agents.entry(agent.clone()).or_default();
+                a.ring = Some(Ring::Untrusted);
+                a.eliminated_ms = Some(a.eliminated_ms.unwrap_or(0).max(*at_ms));
             }
             DeltaOp::RegisterAgent { agent, ring, class } => {
                 let a = self.agents.entry(agent.clone()).or_default();

@@ -34,6 +34,7 @@ pub use intents::{
     WAIT_MS_MAX,
 };
 pub use listener::{BODY_READ_TIMEOUT, CONNECTIONS_MAX, HEADER_READ_TIMEOUT, ListenerLimits, serve_with_limits};
+pub use routes::follow_kernel_revocations;
 pub use sessions::{RATE_PER_SECOND_DEFAULT, SESSIONS_MAX, SESSIONS_PER_TOKEN_MAX, SessionLimits};
 
 use maos_kernel::KernelHandle;

@@ -39,6 +39,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/v1/apoptosis", post(apoptosis))
         .route("/v1/quarantine", get(quarantine))
         .route("/v1/quarantine/{agent}/release", post(release))
+        .route("/v1/quarantine/{agent}/advance", post(advance))
         .route("/v1/agents", get(agents::list).post(agents::register))
         .route("/v1/agents/{agent}/demote", post(agents::demote))
         .route("/v1/fever/end", post(agents::end_fever))
@@ -526,6 +527,61 @@ async fn release(
     Ok(Json(serde_json::json!({ "agent": agent, "released": true, "lsn": lsn.0 })).into_response())
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdvanceBody {
+    #[serde(default)]
+    reason: Option<String>,
+    /// Hardened and Isolated, from stage 3: the commander's approval.
+    #[serde(default)]
+    approval: Option<EliminationApprovalBody>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EliminationApprovalBody {
+    /// When the agent entered stage 3 (as `/v1/quarantine` shows it).
+    stage_since_ms: u64,
+    expires_ms: u64,
+    /// Base64 of the commander's hybrid signature over the grant's message.
+    signature: String,
+}
+
+/// The operator's confirmed escalation by one stage; from stage 3 the
+/// agent's elimination and healing (stages 4 and 5), whose revoked tokens'
+/// sessions close here.
+async fn advance(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    Path(agent): Path<String>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<Response> {
+    api.operator(&headers)?;
+    let body = body_of(body)?;
+    let agent = agent_id(&agent)?;
+    let body: AdvanceBody = if body.is_empty() { AdvanceBody::default() } else { json_body(&body)? };
+    let reason = body.reason.as_deref().unwrap_or("advanced by the operator");
+    let approval = match body.approval {
+        None => None,
+        Some(a) => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(a.signature.trim())
+                .map_err(|_| ApiError::BadRequest("`approval.signature` is not base64".into()))?;
+            let signature = maos_crypto::Signature::from_bytes(&bytes)
+                .map_err(|e| ApiError::BadRequest(format!("`approval.signature`: {e}")))?;
+            let grant = maos_kernel::EliminationGrant {
+                agent: agent.clone(),
+                stage_since_ms: a.stage_since_ms,
+                expires_ms: a.expires_ms,
+            };
+            Some(maos_kernel::SignedElimination { grant, signature })
+        }
+    };
+    let advanced = api.kernel.advance(agent, reason, approval).await.map_err(|e| ApiError::from_kernel(&e))?;
+    close_sessions_of(&api, &advanced.revoked).await;
+    Ok(Json(advanced).into_response())
+}
+
 async fn status(State(api): State<Arc<Api>>, headers: HeaderMap) -> ApiResult<Response> {
     api.operator(&headers)?;
     let s = api.kernel.status();
@@ -602,6 +658,23 @@ async fn token_event(
     })?;
     close_sessions_of(&api, &revoked).await;
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "lsn": lsn.0 }))).into_response())
+}
+
+/// Closes, for as long as the kernel runs, the sessions of the tokens the
+/// kernel revokes on its own (an automatic elimination, Fast Apoptosis).
+pub fn follow_kernel_revocations(api: Arc<Api>) -> tokio::task::JoinHandle<()> {
+    let mut feed = api.kernel.kernel_revocations();
+    tokio::spawn(async move {
+        loop {
+            match feed.recv().await {
+                Ok(revoked) => close_sessions_of(&api, &revoked).await,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "missed kernel revocations: their sessions close at their next request");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    })
 }
 
 /// Closes the HTTP and MCP sessions of tokens whose revocation is logged, so

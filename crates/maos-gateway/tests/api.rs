@@ -642,9 +642,6 @@ mod api {
         let (code, why) = refused(&s.submit(&session, &http_get("evil.example.net", "https://evil.example.net/x")));
         assert_eq!(code, "COMMIT-EFFECT", "{why}");
         assert!(why.contains("EFFECT-DOMAIN"), "{why}");
-        // Not covered by the token: the DSC denies it.
-        let (code, why) = refused(&s.submit(&session, &http_get("other.org", "https://other.org/")));
-        assert!(code.starts_with("DSC-"), "{code}: {why}");
         // An allowed resource whose url points elsewhere.
         let (code, why) = refused(&s.submit(&session, &http_get("api.example.com", "https://evil.example.net/")));
         assert!(code == "COMMIT-EFFECT" || code.starts_with("DSC-"), "{code}: {why}");
@@ -653,6 +650,13 @@ mod api {
         assert!(why.contains("EFFECT-INVALID") || why.contains("scheme"), "{why}");
         let (_, why) = refused(&s.submit(&session, &http_get("api.example.com", "https://u:p@api.example.com/")));
         assert!(why.contains("EFFECT-INVALID") || why.contains("credentials"), "{why}");
+        // Not covered by the token: the DSC denies it, and in Standard a
+        // domain off the token's list is a hard violation (Fast Apoptosis,
+        // CT-IMM-03): the agent is eliminated, its session closed.
+        let (code, why) = refused(&s.submit(&session, &http_get("other.org", "https://other.org/")));
+        assert_eq!(code, "DSC-1-SCOPE", "{why}");
+        let r = s.submit(&session, &http_get("api.example.com", "https://api.example.com/"));
+        assert_ne!(r.body["status"], "done", "{}", r.body);
     }
 
     // ---- approvals over HTTP ---------------------------------------------------------------

@@ -26,6 +26,8 @@ pub(crate) struct KernelState {
     pub last_granted: BTreeMap<(AgentId, String), ActionSummary>,
     /// The latest decision time seen (decisions are monotonic).
     pub last_now: UnixMillis,
+    /// The last 30 minutes of allowed requests, for the immune system.
+    pub activity: crate::activity::Activity,
 }
 
 /// What rebuilding the state from the log found.
@@ -58,6 +60,7 @@ impl KernelState {
             open_packets: BTreeMap::new(),
             last_granted: BTreeMap::new(),
             last_now: UnixMillis(0),
+            activity: crate::activity::Activity::default(),
         }
     }
 
@@ -89,11 +92,14 @@ impl KernelState {
     }
 
     /// Folds one record (not a decision's re-evaluation: see [`replay`]).
-    fn fold(&mut self, record: &KernelRecord, summary: &mut FoldSummary) -> Result<(), String> {
+    fn fold(&mut self, lsn: Lsn, record: &KernelRecord, summary: &mut FoldSummary) -> Result<(), String> {
         match record {
             KernelRecord::Decision(d) => {
                 summary.decisions = summary.decisions.saturating_add(1);
                 self.last_now = self.last_now.max(UnixMillis(d.now_ms));
+                if d.verdict == Verdict::Allow {
+                    self.activity.record(&d.intent, lsn.0, d.now_ms);
+                }
                 let delta = StateDelta { ops: d.delta.clone() };
                 if !self.apply_delta(&delta) {
                     summary.deltas_skipped = summary.deltas_skipped.saturating_add(1);
@@ -176,12 +182,16 @@ impl KernelState {
         if dsc.revocation() != registry.revocations() {
             return Err("state snapshot: the counters and the token ledger disagree on revocations".into());
         }
+        // A snapshot carries no activity: the window before it is unknown.
+        let mut activity = crate::activity::Activity::default();
+        activity.lost_before(k.last_now_ms);
         Ok(Self {
             dsc,
             registry,
             open_packets: k.open_packets.into_iter().map(|p| (p.id, p)).collect(),
             last_granted: k.last_granted.into_iter().map(|(a, act, s)| ((a, act), s)).collect(),
             last_now: UnixMillis(k.last_now_ms),
+            activity,
         })
     }
 }
@@ -243,12 +253,12 @@ pub fn snapshot_sections(
 pub(crate) fn rebuild(reader: &LogReader, config: Arc<DscConfig>) -> Result<(KernelState, FoldSummary), KernelError> {
     let mut state = KernelState::new(config.clone());
     let mut summary = FoldSummary::default();
-    let (records, last) = scan(reader, |_, step| match step {
+    let (records, last) = scan(reader, |lsn, step| match step {
         Step::Snapshot(payload) => {
             state = KernelState::restore(config.clone(), payload)?;
             Ok(())
         }
-        Step::Record(r) => state.fold(r, &mut summary),
+        Step::Record(r) => state.fold(lsn, r, &mut summary),
     })?;
     summary.records = records;
     summary.last_lsn = last;
@@ -436,7 +446,7 @@ pub fn replay(reader: &LogReader, config: Arc<DscConfig>, keys: &KeyRing) -> Res
                 });
             }
         }
-        state.fold(record, &mut summary)
+        state.fold(lsn, record, &mut summary)
     })?;
     report.records = records;
     report.decisions = summary.decisions;

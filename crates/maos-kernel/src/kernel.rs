@@ -4,9 +4,13 @@
 //! serialises them per resource.
 
 mod agents;
+mod cascade;
 mod immune;
 
 pub use agents::{AGENTS_LISTED_MAX, AgentView, AgentsView, CODE_AGENT_REGISTER, CODE_ONBOARDING_NOT_BUILT, FeverView};
+pub use cascade::{
+    Advanced, CODE_ADVANCE, ELIMINATION_APPROVAL_TTL_MS_MAX, EliminationGrant, STATE_SAVE_WINDOW_MS, SignedElimination,
+};
 pub use immune::{CODE_REPORT_INVALID, CODE_REPORT_RATE, QuarantineView, RELEASE_REASON_BYTES_MAX};
 
 use crate::denies::{DenyWindows, Source};
@@ -42,6 +46,10 @@ use tokio::sync::{mpsc, oneshot};
 /// Largest submission queue: bounds the memory and latency a flood of agent
 /// requests can cost; beyond it a submission fails with `KERNEL-BUSY`.
 pub const SUBMIT_QUEUE_MAX: usize = 4096;
+/// Batches of kernel-revoked token ids buffered for the gateway; a slow
+/// gateway misses the oldest (the tokens are revoked anyway, and its sessions
+/// are refused at their next request).
+const REVOKED_FEED_MAX: usize = 64;
 /// Queue bound used by [`KernelConfig::new`].
 pub const SUBMIT_QUEUE_DEFAULT: usize = 1024;
 /// Open approval packets: an agent escalating in a loop cannot grow the
@@ -304,6 +312,12 @@ enum Command {
         reason: String,
         reply: oneshot::Sender<Result<Lsn, KernelError>>,
     },
+    Advance {
+        agent: maos_model::AgentId,
+        reason: String,
+        approval: Option<Box<SignedElimination>>,
+        reply: oneshot::Sender<Result<Advanced, KernelError>>,
+    },
     Register {
         agent: maos_model::AgentId,
         ring: maos_model::Ring,
@@ -364,6 +378,9 @@ struct Shared {
     beats: AtomicU64,
     stopped: AtomicBool,
     pending_approvals: AtomicUsize,
+    /// Tokens the kernel revoked on its own (an automatic elimination, Fast
+    /// Apoptosis), for the gateway to close their sessions.
+    revoked_by_kernel: tokio::sync::broadcast::Sender<Vec<maos_model::TokenId>>,
 }
 
 impl Shared {
@@ -707,6 +724,7 @@ impl Kernel {
             beats: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
             pending_approvals: AtomicUsize::new(0),
+            revoked_by_kernel: tokio::sync::broadcast::channel(REVOKED_FEED_MAX).0,
         });
         let now = config.clock.now().max(state.last_now);
         let start = ModeRecord {
@@ -729,7 +747,7 @@ impl Kernel {
         let capacity = config.queue_capacity.clamp(1, SUBMIT_QUEUE_MAX);
         let (tx, rx) = mpsc::channel(capacity);
         let (done_tx, done_rx) = mpsc::channel(COMPLETIONS_MAX);
-        let sequencer = Sequencer {
+        let mut sequencer = Sequencer {
             state,
             cache: VerifyCache::new(),
             keys: config.token_keys,
@@ -744,7 +762,13 @@ impl Kernel {
             done_tx,
             logged_tokens: std::collections::BTreeSet::new(),
             denies: DenyWindows::default(),
+            next_elimination_sweep_ms: 0,
         };
+        // An elimination cut short by a crash is finished before anything runs.
+        let finished = sequencer.finish_eliminations().map_err(|e| KernelError::Freeze(e.to_string()))?;
+        if !finished.is_empty() {
+            tracing::warn!(revoked = finished.len(), "finished an elimination cut short by a restart");
+        }
         let interval = config.heartbeat_interval.max(Duration::from_millis(1));
         runtime.spawn(sequencer.run(rx, done_rx, interval));
         runtime.spawn(watchdog(shared.clone(), interval));
@@ -827,6 +851,9 @@ async fn watchdog(shared: Arc<Shared>, interval: Duration) {
 struct Staged {
     intent: Intent,
     decision: Decision,
+    /// For a scope deny: a domain the token lists for no permission of the
+    /// action (Fast Apoptosis's hard violation (a)).
+    off_list: Option<String>,
     class: EffectClass,
     payload: Vec<u8>,
     applied: bool,
@@ -856,6 +883,8 @@ struct Sequencer {
     logged_tokens: std::collections::BTreeSet<[u8; 32]>,
     /// Repeated denies counted instead of logged one by one.
     denies: DenyWindows,
+    /// When the sequencer next looks for stage-3 agents past their window.
+    next_elimination_sweep_ms: u64,
 }
 
 fn explain(decision: &Decision, code: DenyCode) -> String {
@@ -894,6 +923,10 @@ impl Sequencer {
                     self.pet();
                     let now = self.now();
                     self.sweep(now);
+                    if now.0 >= self.next_elimination_sweep_ms {
+                        self.next_elimination_sweep_ms = now.0.saturating_add(cascade::ELIMINATION_SWEEP_MS);
+                        self.sweep_eliminations(now);
+                    }
                     let due = self.denies.due(now);
                     self.log_denies(&due);
                 }
@@ -1002,6 +1035,9 @@ impl Sequencer {
             }
             Command::Apoptosis { agent, reason, reply } => {
                 let _ = reply.send(self.on_apoptosis(&agent, reason));
+            }
+            Command::Advance { agent, reason, approval, reply } => {
+                let _ = reply.send(self.on_advance(&agent, reason, approval.as_deref()));
             }
             Command::Register { agent, ring, class, reason, reply } => {
                 let _ = reply.send(self.on_register(&agent, ring, class, reason));
@@ -1171,7 +1207,8 @@ impl Sequencer {
         // record is durable; if the batch fails the kernel freezes (sticky),
         // so an unlogged delta never influences an allowed effect.
         let applied = self.state.apply_delta(decision.delta());
-        Some(Staged { intent, decision, class, payload, applied, now, reply })
+        let off_list = cascade::domain_off_list(&intent, &decision, verified.as_ref().ok());
+        Some(Staged { intent, decision, off_list, class, payload, applied, now, reply })
     }
 
     /// Stage 1, sanitize (design.md "Facts from descriptors, never from the
@@ -1245,13 +1282,16 @@ impl Sequencer {
     }
 
     fn act(&mut self, staged: Staged, lsn: Lsn) {
-        let Staged { intent, decision, class, applied, now, reply, .. } = staged;
+        let Staged { intent, decision, off_list, class, applied, now, reply, .. } = staged;
         if !applied {
             let _ = reply.send(denied(intent.id, CODE_STATE_LIMIT, "a kernel state bound was reached", Some(lsn)));
             return;
         }
         match decision.verdict().clone() {
-            Verdict::Allow => self.on_allow(intent, &decision, class, lsn, reply),
+            Verdict::Allow => {
+                self.state.activity.record(&intent, lsn.0, now.0);
+                self.on_allow(intent, &decision, class, lsn, reply);
+            }
             Verdict::Deny { code } => {
                 let mut why = explain(&decision, code);
                 if let Some(note) = self.immune_note(&intent.agent, &decision, now) {
@@ -1262,6 +1302,7 @@ impl Sequencer {
                 if let Some(closed) = self.denies.opened(&intent.agent, source, code.as_str(), Some(lsn), now) {
                     self.log_denies(&[closed]);
                 }
+                self.after_deny(&intent, &decision, lsn, now, off_list.as_deref());
             }
             Verdict::Escalate { level, reason } => {
                 let answer = self.escalate(intent, decision, level, &reason, class, lsn, now);

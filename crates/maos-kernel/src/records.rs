@@ -134,6 +134,85 @@ pub enum ImmuneActor {
     Agent,
     /// Another agent's report (the record's `reporter`).
     Peer,
+    /// The kernel itself: stage 3's marking of outputs, an automatic
+    /// elimination in Standard, Fast Apoptosis.
+    Kernel,
+}
+
+/// Who authorized an elimination (spec §37.8.2 stage 4; the audit class).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EliminationAuthority {
+    /// Standard: the operator's `quarantine advance` (authorization level A).
+    Operator,
+    /// Hardened and Isolated: the commander's signed approval (HACF L2).
+    Commander,
+    /// Standard: the kernel, once the state-save window after stage 3 passed
+    /// with no decision by the operator (the TSCA's level A, rule-based).
+    Automatic,
+    /// Standard: one of the three hard violations of spec §37.11.2.
+    FastApoptosis,
+}
+
+/// One step of the resource reclamation of spec §24.3, as done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReclamationStep {
+    /// 1–7 in the spec's order.
+    pub step: u8,
+    /// The spec's name for it.
+    pub name: String,
+    /// What was done, or why there was nothing to do.
+    pub done: String,
+}
+
+/// Stages 4 and 5 of an agent, logged as one record (spec §37.8.2, §24.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Elimination {
+    /// Who authorized it.
+    pub authority: EliminationAuthority,
+    /// The commander key that signed the approval (Hardened and Isolated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commander: Option<String>,
+    /// For Fast Apoptosis: the hard violation and the decision that showed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub violation: Option<HardViolation>,
+    /// Every live token of the agent, revoked right after this record (one
+    /// `token.revoked` record per root, descendants included; at boot the
+    /// kernel revokes any the log does not show revoked yet): the
+    /// replacement needs a fresh token.
+    pub revoked: Vec<maos_model::TokenId>,
+    /// The seven reclamation steps.
+    pub reclamation: Vec<ReclamationStep>,
+    /// Stage 5's lateral-movement check: the agents that read what the
+    /// eliminated agent wrote in the last 30 minutes, now in observation.
+    pub contacts: Vec<AgentId>,
+}
+
+/// A hard violation of spec §37.11.2 that qualifies for Fast Apoptosis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HardViolation {
+    /// `a` (a domain not on the token's list) or `c` (check 7's hard block).
+    pub condition: String,
+    /// The decision record that showed it.
+    pub decision_lsn: u64,
+    /// Its deny code.
+    pub code: String,
+    /// The resource or pattern, as evidence.
+    pub evidence: String,
+}
+
+/// Stage 3's marking (spec §37.8.2): the agent's outputs of the last 30
+/// minutes are unverified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unverified {
+    /// The window's start, Unix ms (the record's `at_ms` ends it).
+    pub since_ms: u64,
+    /// The decision records of the agent's allowed effects in the window.
+    pub decisions: Vec<u64>,
+    /// False when the kernel's activity window did not reach back that far
+    /// (a restart, or more activity than it keeps): every effect of the
+    /// agent logged in the window is unverified, listed or not.
+    pub complete: bool,
 }
 
 /// Kind `0x0305`: an operator's release, an agent's apoptosis, or the
@@ -160,6 +239,12 @@ pub struct ImmuneRecord {
     pub reason: String,
     /// When, Unix ms.
     pub at_ms: u64,
+    /// Stages 4 and 5, when the record eliminates the agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elimination: Option<Box<Elimination>>,
+    /// Stage 3's marking of the agent's recent outputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unverified: Option<Unverified>,
 }
 
 /// What a [`AgentRecord`] did.

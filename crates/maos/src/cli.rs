@@ -85,6 +85,22 @@ pub struct McpArgs {
 pub enum QuarantineCommand {
     /// Every agent with a danger signal since its last release: stage, score, last signal.
     List,
+    /// One agent's standing and its history from the log: every signal,
+    /// report, transition and elimination with its evidence.
+    Show {
+        /// The agent id.
+        agent: String,
+    },
+    /// Confirm an escalation by one stage (logged). From stage 3: eliminate
+    /// and heal the agent (stages 4 and 5: its tokens revoked, its contacts
+    /// in observation); Hardened and Isolated sign the commander's approval.
+    Advance {
+        /// The agent id.
+        agent: String,
+        /// Why (logged).
+        #[arg(long, default_value = "advanced by the operator")]
+        reason: String,
+    },
     /// Release AGENT: back to stage 0 with no signals (logged with the reason).
     Release {
         /// The agent id.

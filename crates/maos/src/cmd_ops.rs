@@ -1,11 +1,11 @@
 //! Operator commands against a running `maos up`: `status`, `undo`,
-//! `approve list | show | grant | deny` and `quarantine list | release`.
+//! `approve list | show | grant | deny`.
 //!
 //! `approve grant` never signs what the daemon hands it: it rebuilds the grant
 //! message from the packet it displays (the trusted display), signs it with
 //! the commander key from this data directory, and sends only the signature.
 
-use crate::cli::{ApproveCommand, QuarantineCommand, UndoArgs};
+use crate::cli::{ApproveCommand, UndoArgs};
 use crate::client::Daemon;
 use crate::datadir::DataDir;
 use crate::output::{Output, coded};
@@ -108,36 +108,6 @@ pub fn approve(out: &Output, data_dir: &Path, cmd: ApproveCommand) -> anyhow::Re
             let view = daemon.post(&format!("/v1/approvals/{id}/deny"), &serde_json::json!({ "reason": reason }))?;
             out.json(&serde_json::json!({ "ok": true, "intent": view }));
             out.line(format!("{} approval {id}", out.red("denied")));
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-pub fn quarantine(out: &Output, data_dir: &Path, cmd: QuarantineCommand) -> anyhow::Result<ExitCode> {
-    let daemon = Daemon::require(&DataDir::new(data_dir))?;
-    match cmd {
-        QuarantineCommand::List => {
-            let list = daemon.get("/v1/quarantine")?;
-            out.json(&list);
-            let value = list.get("agents").cloned().unwrap_or_default();
-            let agents: Vec<maos_kernel::QuarantineView> = serde_json::from_value(value)
-                .map_err(|e| coded("MAOS-DAEMON-IO", format!("malformed quarantine list: {e}"), 1))?;
-            if agents.is_empty() {
-                out.line("no agent has a danger signal");
-            }
-            for a in &agents {
-                let stage = format!("stage {} ({})", a.stage, a.stage_name);
-                let painted = if a.stage >= 2 { out.red(&stage) } else { stage };
-                let last = a.last_signal.as_ref().map_or_else(String::new, |(code, _)| format!("last {code}"));
-                out.line(format!("{:<16} {painted}  score {:>3}  {} signal(s)  {last}", a.agent, a.score, a.signals));
-            }
-        }
-        QuarantineCommand::Release { agent, reason } => {
-            let done =
-                daemon.post(&format!("/v1/quarantine/{agent}/release"), &serde_json::json!({ "reason": reason }))?;
-            out.json(&serde_json::json!({ "ok": true, "release": done }));
-            let lsn = crate::cmd_agents::lsn_of(&done);
-            out.line(format!("{} {agent} (kernel.immune at lsn {lsn})", out.green("released")));
         }
     }
     Ok(ExitCode::SUCCESS)

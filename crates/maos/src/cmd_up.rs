@@ -88,6 +88,9 @@ async fn serve(out: &Output, dir: &DataDir, args: &UpArgs, runtime: runtime::Run
     );
     let mediator = Arc::new(maos_gateway::mcp::KernelMediator::new(api.clone(), tools, links, approval_wait));
     let housekeeping = tokio::spawn(housekeeping(kernel.clone(), commit.clone(), mail));
+    // Sessions of tokens the kernel revokes on its own (an automatic
+    // elimination, Fast Apoptosis) close as the operator's revocations do.
+    let follower = maos_gateway::follow_kernel_revocations(api.clone());
     out.json(&serde_json::json!({
         "ok": true, "listen": bound.to_string(), "mode": kernel.mode().name(), "recovered": recovered,
         "approvals_lapsed": report.approvals_lapsed.len(), "hold": report.hold,
@@ -135,6 +138,7 @@ async fn serve(out: &Output, dir: &DataDir, args: &UpArgs, runtime: runtime::Run
     };
     let served = maos_gateway::serve_router(listener, app, shutdown).await;
     housekeeping.abort();
+    follower.abort();
     // Counted denies of the open windows go to the log before the head is signed.
     if let Err(e) = kernel.close_deny_windows().await {
         tracing::warn!(error = %e, "could not log the open deny windows");

@@ -17,6 +17,7 @@ mod cmd_key;
 mod cmd_mcp;
 mod cmd_ops;
 mod cmd_policy;
+mod cmd_quarantine;
 mod cmd_token;
 mod cmd_up;
 mod datadir;
@@ -50,7 +51,7 @@ fn main() -> ExitCode {
         cli::Command::Status => cmd_ops::status(&out, &cli.data_dir),
         cli::Command::Undo(args) => cmd_ops::undo(&out, &cli.data_dir, &args),
         cli::Command::Approve(cmd) => cmd_ops::approve(&out, &cli.data_dir, cmd),
-        cli::Command::Quarantine(cmd) => cmd_ops::quarantine(&out, &cli.data_dir, cmd),
+        cli::Command::Quarantine(cmd) => cmd_quarantine::run(&out, &cli.data_dir, cmd),
         cli::Command::Agent(cmd) => cmd_agents::agent(&out, &cli.data_dir, cmd),
         cli::Command::Agents => cmd_agents::agents(&out, &cli.data_dir),
         cli::Command::Fever(cmd) => cmd_agents::fever(&out, &cli.data_dir, cmd),

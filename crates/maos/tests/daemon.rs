@@ -361,6 +361,49 @@ mod daemon {
         assert_eq!(replay["divergence_count"], 0, "{replay}");
     }
 
+    /// Stages 3 to 5 through the CLI (issue #14 item 3, CT-IMM-02): after an
+    /// apoptosis `maos quarantine show` prints the agent's history from the
+    /// log (the apoptosis and its outputs marked unverified); `maos
+    /// quarantine advance` eliminates it (Standard: the operator's word),
+    /// closes its session and revokes its token; a fresh token serves the
+    /// replacement; replay is clean.
+    #[test]
+    fn ct_imm_02_quarantine_show_and_advance_through_the_cli() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        init(&dir);
+        let token = issue(&dir, "writer", &["fs.*=/workspace/**"]);
+        let mut daemon = Daemon::start(&dir, tmp.path(), "up", &[]);
+        let agent = Agent::open(&daemon.base, &token);
+        done_id(&agent.submit(&fs_write("/workspace/before.txt", "x")));
+        let r = agent.http.post(format!("{}/v1/apoptosis", daemon.base)).bearer_auth(&agent.session).send().unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let shown = ok_json(&dir, &["quarantine", "show", "writer"]);
+        assert_eq!(shown["now"]["stage"], 3, "{shown}");
+        let history = shown["history"].as_array().unwrap();
+        assert!(history.iter().any(|h| h["what"] == "apoptosis (stage 3)"), "{shown}");
+        let marked = history.iter().find(|h| h["what"] == "outputs unverified").expect("the marking");
+        assert!(marked["detail"].as_str().unwrap().starts_with("1 effect(s)"), "{marked}");
+        let done = ok_json(&dir, &["quarantine", "advance", "writer", "--reason", "confirmed"]);
+        assert_eq!(done["advanced"]["eliminated"], true, "{done}");
+        assert_eq!(done["advanced"]["revoked"].as_array().map(Vec::len), Some(1), "{done}");
+        // Its session closed with its token.
+        let (_, view) = agent.submit(&fs_write("/workspace/after.txt", "x"));
+        assert_eq!(view["error"]["code"], "API-UNAUTHORIZED", "{view}");
+        let list = ok_json(&dir, &["quarantine", "list"]);
+        assert_eq!(list["agents"].as_array().map(Vec::len), Some(0), "healed: {list}");
+        let fresh = issue(&dir, "writer", &["fs.*=/workspace/**"]);
+        let replacement = Agent::open(&daemon.base, &fresh);
+        done_id(&replacement.submit(&fs_write("/workspace/after.txt", "x")));
+        let shown = ok_json(&dir, &["quarantine", "show", "writer"]);
+        let last = shown["history"].as_array().unwrap().last().cloned().unwrap();
+        assert_eq!(last["what"], "eliminated (stages 4 and 5)", "{shown}");
+        assert!(last["detail"].as_str().unwrap().contains("5. revoke tokens: 1 live token(s) revoked"), "{last}");
+        assert!(daemon.sigterm().success(), "{}", daemon.output());
+        let replay = ok_json(&dir, &["audit", "replay"]);
+        assert_eq!(replay["divergence_count"], 0, "{replay}");
+    }
+
     /// The agent registry through the CLI and the daemon (issue #14 item 1):
     /// a ring-2 token is refused at issue until the agent is registered in
     /// ring 2; `maos agents` shows the ring and class; a demotion revokes the

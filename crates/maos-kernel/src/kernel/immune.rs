@@ -151,6 +151,8 @@ impl Sequencer {
             score_before,
             reason,
             at_ms: now.0,
+            elimination: None,
+            unverified: None,
         }
     }
 
@@ -181,9 +183,13 @@ impl Sequencer {
             let why = "the immune state is full".to_owned();
             return Err(KernelError::Refused { code: super::CODE_STATE_LIMIT, why });
         }
+        let before = self.state.dsc.stage_of(agent, now);
         let lsn = self.log(KIND_IMMUNE, &record)?;
         let _ = self.state.apply_delta(&delta);
         tracing::warn!(%agent, "apoptosis: the agent reported its own compromise; stage 3");
+        if before != maos_dsc::immune::Stage::HardIsolation {
+            self.mark_unverified(agent, now);
+        }
         Ok(lsn)
     }
 

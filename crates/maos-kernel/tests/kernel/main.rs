@@ -4,6 +4,7 @@
 #![expect(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a panic is a failed test")]
 
 mod agents;
+mod cascade;
 mod common;
 mod hardening;
 mod mediation;

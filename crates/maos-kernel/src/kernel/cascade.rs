@@ -1,0 +1,594 @@
+//! Quarantine stages 3 to 5 as the kernel carries them out (spec §37.8.2,
+//! §24.3, §37.11.2; issue #14): the operator's confirmed escalation
+//! (`quarantine advance`), stage 3's marking of the agent's recent outputs,
+//! and elimination with healing, which the operator, the commander (Hardened
+//! and Isolated), the kernel after the state-save window (Standard) or Fast
+//! Apoptosis (Standard) sets off.
+//!
+//! Guarantees: every transition is one logged `kernel.immune` record whose
+//! delta the fold applies, so `maos audit replay` reproduces it; an
+//! elimination is logged before anything is revoked, and at boot the kernel
+//! revokes whatever the log shows an eliminated agent still holding; in
+//! Hardened and Isolated nothing eliminates an agent without the commander's
+//! signature over that agent's stage-3 entry.
+
+use super::{KernelHandle, Sequencer};
+use crate::activity::ACTIVITY_WINDOW_MS;
+use crate::error::KernelError;
+use crate::records::{
+    ApprovalOutcome, Elimination, EliminationAuthority, HardViolation, ImmuneActor, KIND_IMMUNE, ReclamationStep,
+    Unverified,
+};
+use maos_dsc::immune::Stage;
+use maos_dsc::{Decision, DeltaOp, DscState, StateDelta};
+use maos_model::{AgentId, DenyCode, Intent, Profile, ResourceKind, TokenId, UnixMillis};
+use maos_wal::Lsn;
+use std::collections::BTreeSet;
+
+/// Standard: how long a stage-3 agent waits for the operator's decision
+/// before the kernel eliminates it (the state-save window of spec §49.5
+/// Right 4: its executing effects finish, the operator can still release it).
+pub const STATE_SAVE_WINDOW_MS: u64 = 5 * 60_000;
+/// How often the sequencer looks for stage-3 agents past their window.
+pub(super) const ELIMINATION_SWEEP_MS: u64 = 10_000;
+/// The longest a commander's elimination approval stays valid.
+pub const ELIMINATION_APPROVAL_TTL_MS_MAX: u64 = 15 * 60_000;
+/// `KERNEL-QUARANTINE-ADVANCE`: an advance the kernel does not take (a
+/// missing, stale or forged commander approval in Hardened and Isolated).
+pub const CODE_ADVANCE: &str = "KERNEL-QUARANTINE-ADVANCE";
+
+/// What the commander signs (domain [`maos_crypto::SignatureDomain::QuarantineDecision`])
+/// to approve eliminating an agent in Hardened and Isolated: the agent and the
+/// time it entered stage 3, so the approval is for this isolation only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EliminationGrant {
+    /// The agent.
+    pub agent: AgentId,
+    /// When it entered stage 3 ([`crate::QuarantineView::since_ms`]).
+    pub stage_since_ms: u64,
+    /// The approval is void after this, Unix ms.
+    pub expires_ms: u64,
+}
+
+impl EliminationGrant {
+    /// The signed bytes.
+    #[must_use]
+    pub fn message(&self) -> Vec<u8> {
+        let agent = self.agent.as_str().as_bytes();
+        let mut out = Vec::with_capacity(48 + agent.len());
+        out.extend_from_slice(b"maos-eliminate/v1\0");
+        out.extend_from_slice(&u64::try_from(agent.len()).unwrap_or(u64::MAX).to_le_bytes());
+        out.extend_from_slice(agent);
+        out.extend_from_slice(&self.stage_since_ms.to_le_bytes());
+        out.extend_from_slice(&self.expires_ms.to_le_bytes());
+        out
+    }
+}
+
+/// A commander's signed [`EliminationGrant`].
+#[derive(Debug, Clone)]
+pub struct SignedElimination {
+    /// What was approved.
+    pub grant: EliminationGrant,
+    /// The commander's hybrid signature over [`EliminationGrant::message`].
+    pub signature: maos_crypto::Signature,
+}
+
+/// What an advance did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Advanced {
+    /// The agent.
+    pub agent: AgentId,
+    /// The stage it is in now (0 after an elimination: healed).
+    pub stage: u8,
+    /// Whether it was eliminated (stages 4 and 5).
+    pub eliminated: bool,
+    /// The tokens revoked (an elimination).
+    pub revoked: Vec<TokenId>,
+    /// The agents put in observation (an elimination's contacts).
+    pub contacts: Vec<AgentId>,
+    /// The `kernel.immune` record.
+    pub lsn: u64,
+}
+
+impl KernelHandle {
+    /// The operator's confirmed escalation of `agent` by one stage (spec
+    /// §37.8.2: moving on needs the Security Agent's or commander's word).
+    /// From stage 3 it eliminates and heals the agent: at once in Standard,
+    /// with `approval` (the commander's signature) in Hardened and Isolated.
+    ///
+    /// # Errors
+    /// `KERNEL-QUARANTINE-ADVANCE`, [`KernelError::Freeze`],
+    /// [`KernelError::Busy`], [`KernelError::Stopped`].
+    pub async fn advance(
+        &self,
+        agent: AgentId,
+        reason: &str,
+        approval: Option<SignedElimination>,
+    ) -> Result<Advanced, KernelError> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let reason = super::immune::logged_reason(reason);
+        self.enqueue(super::Command::Advance { agent, reason, approval: approval.map(Box::new), reply })?;
+        rx.await.map_err(|_| KernelError::Stopped)?
+    }
+
+    /// Token ids the kernel revoked on its own (an automatic elimination or
+    /// Fast Apoptosis), so the gateway closes their sessions.
+    #[must_use]
+    pub fn kernel_revocations(&self) -> tokio::sync::broadcast::Receiver<Vec<TokenId>> {
+        self.shared.revoked_by_kernel.subscribe()
+    }
+}
+
+impl Sequencer {
+    pub(super) fn on_advance(
+        &mut self,
+        agent: &AgentId,
+        reason: String,
+        approval: Option<&SignedElimination>,
+    ) -> Result<Advanced, KernelError> {
+        let now = self.now();
+        let refuse = |why: String| KernelError::Refused { code: CODE_ADVANCE, why };
+        let (stage, since) = self.state.dsc.standing(agent).map_or((Stage::Normal, 0), |s| s.stage_at(now.0));
+        if stage != Stage::HardIsolation {
+            if !self.state.dsc.knows_agent(agent) && !self.state.registry.iter().any(|r| &r.issued.agent == agent) {
+                return Err(refuse(format!("no agent {agent} is known to this kernel")));
+            }
+            let next = match stage {
+                Stage::Normal => Stage::Observation,
+                Stage::Observation => Stage::SoftIsolation,
+                Stage::SoftIsolation | Stage::HardIsolation => Stage::HardIsolation,
+            };
+            let delta = DscState::advance(agent, next, now);
+            if self.state.dsc.check(&delta).is_err() {
+                return Err(KernelError::Refused {
+                    code: super::CODE_STATE_LIMIT,
+                    why: "the immune state is full".into(),
+                });
+            }
+            let record = self.immune_record(Some(agent), ImmuneActor::Operator, &delta, reason, now);
+            let lsn = self.log(KIND_IMMUNE, &record)?;
+            let _ = self.state.apply_delta(&delta);
+            tracing::warn!(%agent, stage = next.number(), "quarantine advanced by the operator");
+            if next == Stage::HardIsolation {
+                self.mark_unverified(agent, now);
+            }
+            let advanced = Advanced {
+                agent: agent.clone(),
+                stage: next.number(),
+                eliminated: false,
+                revoked: Vec::new(),
+                contacts: Vec::new(),
+                lsn: lsn.0,
+            };
+            return Ok(advanced);
+        }
+        let (authority, commander) = match self.state.dsc.config().profile() {
+            Profile::Standard => (EliminationAuthority::Operator, None),
+            Profile::Hardened | Profile::Isolated => {
+                let approval = approval.ok_or_else(|| {
+                    refuse(format!(
+                        "eliminating {agent} needs the commander's signed approval under the {} profile (HACF L2)",
+                        self.state.dsc.config().profile().name()
+                    ))
+                })?;
+                self.check_elimination(agent, since, approval, now).map_err(refuse)?;
+                (EliminationAuthority::Commander, Some(self.commander.key_id().to_hex()))
+            }
+        };
+        self.eliminate(agent, authority, commander, None, reason).map(|(lsn, revoked, contacts)| Advanced {
+            agent: agent.clone(),
+            stage: 0,
+            eliminated: true,
+            revoked,
+            contacts,
+            lsn: lsn.0,
+        })
+    }
+
+    fn check_elimination(
+        &self,
+        agent: &AgentId,
+        since: u64,
+        approval: &SignedElimination,
+        now: UnixMillis,
+    ) -> Result<(), String> {
+        let g = &approval.grant;
+        if &g.agent != agent || g.stage_since_ms != since {
+            return Err(format!(
+                "the approval is for {} in stage 3 since {}; {agent} is in stage 3 since {since}",
+                g.agent, g.stage_since_ms
+            ));
+        }
+        if g.expires_ms <= now.0 || g.expires_ms > now.0.saturating_add(ELIMINATION_APPROVAL_TTL_MS_MAX) {
+            return Err(format!(
+                "the approval expires at {} ms: it must lie within {} minutes after now ({})",
+                g.expires_ms,
+                ELIMINATION_APPROVAL_TTL_MS_MAX / 60_000,
+                now.0
+            ));
+        }
+        self.commander
+            .verify(maos_crypto::SignatureDomain::QuarantineDecision, &g.message(), &approval.signature)
+            .map_err(|e| format!("the commander's signature does not verify: {e}"))
+    }
+
+    /// Stages 4 and 5 (spec §37.8.2, §24.3): the agent's waiting approvals
+    /// are closed denied, then one `kernel.immune` record logs the
+    /// elimination with the seven reclamation steps and the healing (the
+    /// agent back to normal in ring 3; the agents that read what it wrote in
+    /// the last 30 minutes to observation), then every live token of it is
+    /// revoked (`token.revoked` records). Answers the record, the revoked ids
+    /// and the contacts.
+    pub(super) fn eliminate(
+        &mut self,
+        agent: &AgentId,
+        authority: EliminationAuthority,
+        commander: Option<String>,
+        violation: Option<HardViolation>,
+        reason: String,
+    ) -> Result<(Lsn, Vec<TokenId>, Vec<AgentId>), KernelError> {
+        let now = self.now();
+        let contacts: Vec<AgentId> =
+            self.state.activity.contacts(agent, now.0).into_iter().filter(|c| c != agent).collect();
+        let delta = DscState::eliminate(agent, &contacts, now);
+        if self.state.dsc.check(&delta).is_err() {
+            return Err(KernelError::Refused { code: super::CODE_STATE_LIMIT, why: "the immune state is full".into() });
+        }
+        // Step 2: nothing it submitted may be granted after it is gone.
+        let waiting: Vec<maos_model::IntentId> =
+            self.pending.values().filter(|p| &p.intent.agent == agent).map(|p| p.packet.id).collect();
+        for id in &waiting {
+            self.close(*id, ApprovalOutcome::Denied, None, "originator eliminated (quarantine stage 4)")?;
+        }
+        let roots = self.live_roots(agent, now);
+        let tokens = self.live_tokens(agent, now);
+        let reclamation = reclamation_steps(&waiting, &tokens, &contacts);
+        let mut record = self.immune_record(
+            Some(agent),
+            if authority == EliminationAuthority::Operator || authority == EliminationAuthority::Commander {
+                ImmuneActor::Operator
+            } else {
+                ImmuneActor::Kernel
+            },
+            &delta,
+            reason,
+            now,
+        );
+        record.elimination = Some(Box::new(Elimination {
+            authority,
+            commander,
+            violation,
+            revoked: tokens,
+            reclamation,
+            contacts: contacts.clone(),
+        }));
+        let lsn = self.log(KIND_IMMUNE, &record)?;
+        let _ = self.state.apply_delta(&delta);
+        let revoked = self.revoke_roots(&roots, now)?;
+        tracing::warn!(%agent, ?authority, revoked = revoked.len(), contacts = contacts.len(), "agent eliminated and healed (quarantine stages 4 and 5)");
+        Ok((lsn, revoked, contacts))
+    }
+
+    /// The agent's live tokens whose parent is not also one of its live
+    /// tokens: revoking them (descendants included) revokes all of its own.
+    fn live_roots(&self, agent: &AgentId, now: UnixMillis) -> Vec<TokenId> {
+        let live: BTreeSet<TokenId> = self.live_tokens(agent, now).into_iter().collect();
+        self.state
+            .registry
+            .iter()
+            .filter(|r| live.contains(&r.issued.id) && r.issued.parent.is_none_or(|p| !live.contains(&p)))
+            .map(|r| r.issued.id)
+            .collect()
+    }
+
+    fn live_tokens(&self, agent: &AgentId, now: UnixMillis) -> Vec<TokenId> {
+        self.state
+            .registry
+            .iter()
+            .filter(|r| &r.issued.agent == agent && !r.revoked && r.issued.expires_ms > now.0)
+            .map(|r| r.issued.id)
+            .collect()
+    }
+
+    /// Revokes each root (one `token.revoked` record each); answers every id
+    /// revoked, descendants included.
+    fn revoke_roots(&mut self, roots: &[TokenId], now: UnixMillis) -> Result<Vec<TokenId>, KernelError> {
+        let mut revoked = Vec::new();
+        for id in roots {
+            let event = self
+                .state
+                .registry
+                .plan_revoke(*id, now, "agent eliminated (quarantine stage 4)")
+                .map_err(|e| KernelError::TokenEvent(e.to_string()))?;
+            if let maos_token::TokenEvent::Revoked(r) = &event {
+                revoked.extend(r.ids.iter().copied());
+            }
+            self.on_token(&event)?;
+        }
+        Ok(revoked)
+    }
+
+    /// At boot: an elimination whose revocations did not all reach the log
+    /// before a crash is finished now (its record is durable, so the agent
+    /// must not come back with an old token).
+    pub(super) fn finish_eliminations(&mut self) -> Result<Vec<TokenId>, KernelError> {
+        let now = self.now();
+        let eliminated: Vec<(AgentId, u64)> =
+            self.state.dsc.agents().filter_map(|(a, u)| u.eliminated_ms.map(|at| (a.clone(), at))).collect();
+        let mut revoked = Vec::new();
+        for (agent, at) in eliminated {
+            let stale: BTreeSet<TokenId> = self
+                .state
+                .registry
+                .iter()
+                .filter(|r| r.issued.agent == agent && !r.revoked && r.issued.expires_ms > now.0)
+                .filter(|r| r.issued.issued_ms <= at)
+                .map(|r| r.issued.id)
+                .collect();
+            let roots: Vec<TokenId> = self
+                .state
+                .registry
+                .iter()
+                .filter(|r| stale.contains(&r.issued.id) && r.issued.parent.is_none_or(|p| !stale.contains(&p)))
+                .map(|r| r.issued.id)
+                .collect();
+            if !roots.is_empty() {
+                tracing::warn!(%agent, tokens = stale.len(), "finishing an elimination cut short: revoking its tokens");
+            }
+            revoked.extend(self.revoke_roots(&roots, now)?);
+        }
+        Ok(revoked)
+    }
+
+    /// Standard: eliminates every stage-3 agent whose state-save window has
+    /// passed without the operator's decision (the TSCA's authorization
+    /// level A, rule-based). Hardened and Isolated wait for the commander.
+    pub(super) fn sweep_eliminations(&mut self, now: UnixMillis) {
+        if self.state.dsc.config().profile() != Profile::Standard {
+            return;
+        }
+        let due: Vec<AgentId> = self
+            .state
+            .dsc
+            .standings()
+            .filter(|(_, s)| {
+                let (stage, since) = s.stage_at(now.0);
+                stage == Stage::HardIsolation && now.0.saturating_sub(since) >= STATE_SAVE_WINDOW_MS
+            })
+            .map(|(a, _)| a.clone())
+            .collect();
+        for agent in due {
+            let reason = format!(
+                "stage 3 for {} minutes with no decision by the operator (Standard: automatic)",
+                STATE_SAVE_WINDOW_MS / 60_000
+            );
+            match self.eliminate(&agent, EliminationAuthority::Automatic, None, None, reason) {
+                Ok((_, revoked, _)) => self.announce(revoked),
+                Err(e) => {
+                    tracing::warn!(%agent, error = %e, "automatic elimination failed; retrying at the next sweep")
+                }
+            }
+        }
+    }
+
+    fn announce(&self, revoked: Vec<TokenId>) {
+        if !revoked.is_empty() {
+            // No subscriber (no gateway) is fine: the tokens are revoked anyway.
+            let _ = self.shared.revoked_by_kernel.send(revoked);
+        }
+    }
+
+    /// Stage 3's marking: the agent's allowed effects of the 30 minutes before
+    /// it entered stage 3 are unverified (one `kernel.immune` record by the
+    /// kernel). Best effort after the transition is durable: if the log
+    /// refuses, the kernel is frozen anyway.
+    pub(super) fn mark_unverified(&mut self, agent: &AgentId, now: UnixMillis) {
+        let Some((Stage::HardIsolation, since)) = self.state.dsc.standing(agent).map(|s| s.stage_at(now.0)) else {
+            return;
+        };
+        let outputs = self.state.activity.outputs(agent, since);
+        let reason = format!(
+            "stage 3: its outputs of the {} minutes before are unverified; consumers must re-verify them",
+            ACTIVITY_WINDOW_MS / 60_000
+        );
+        let mut record = self.immune_record(Some(agent), ImmuneActor::Kernel, &StateDelta::default(), reason, now);
+        record.unverified =
+            Some(Unverified { since_ms: outputs.since_ms, decisions: outputs.decisions, complete: outputs.complete });
+        if let Err(e) = self.log(KIND_IMMUNE, &record) {
+            tracing::warn!(%agent, error = %e, "stage-3 marking of outputs not logged");
+        }
+    }
+
+    /// After a deny's record is durable: whether its danger signal put the
+    /// agent in stage 3 (then its outputs are marked), and in Standard
+    /// whether it is one of the three hard violations (then Fast Apoptosis).
+    pub(super) fn after_deny(
+        &mut self,
+        intent: &Intent,
+        decision: &Decision,
+        lsn: Lsn,
+        now: UnixMillis,
+        off_list: Option<&str>,
+    ) {
+        let entered =
+            decision.delta().ops.iter().any(|op| matches!(op, DeltaOp::Danger { agent, .. } if agent == &intent.agent))
+                && self
+                    .state
+                    .dsc
+                    .standing(&intent.agent)
+                    .is_some_and(|s| s.stage_at(now.0) == (Stage::HardIsolation, now.0));
+        if entered {
+            self.mark_unverified(&intent.agent, now);
+        }
+        if self.state.dsc.config().profile() != Profile::Standard {
+            return;
+        }
+        let Some(violation) = hard_violation(intent, decision, lsn, off_list) else { return };
+        let reason = format!("fast_apoptosis: hard violation ({}) {}", violation.condition, violation.evidence);
+        match self.eliminate(&intent.agent, EliminationAuthority::FastApoptosis, None, Some(violation), reason) {
+            Ok((_, revoked, _)) => self.announce(revoked),
+            Err(e) => tracing::warn!(agent = %intent.agent, error = %e, "fast apoptosis failed"),
+        }
+    }
+}
+
+/// The three hard violations of spec §37.11.2 that qualify for Fast
+/// Apoptosis, exactly: (a) a domain the token does not cover, (b) code run
+/// outside the workspace (no code-execution effector exists, so never), (c)
+/// check 7's hard block. Only a danger signal counts: a deny of the agent's
+/// own request with its own verified token (a forged or borrowed token
+/// proves nothing about the agent it names).
+fn hard_violation(intent: &Intent, decision: &Decision, lsn: Lsn, off_list: Option<&str>) -> Option<HardViolation> {
+    let signalled = |code: DenyCode| {
+        decision
+            .delta()
+            .ops
+            .iter()
+            .any(|op| matches!(op, DeltaOp::Danger { agent, code: c, .. } if agent == &intent.agent && *c == code))
+    };
+    if signalled(DenyCode::Prefilter) {
+        let detail = decision.checks().iter().find_map(|c| match &c.outcome {
+            maos_dsc::Outcome::Deny { code: DenyCode::Prefilter, detail } => Some(detail.as_str()),
+            maos_dsc::Outcome::Deny { .. }
+            | maos_dsc::Outcome::Pass
+            | maos_dsc::Outcome::NotApplicable { .. }
+            | maos_dsc::Outcome::Escalate { .. } => None,
+        });
+        return Some(HardViolation {
+            condition: "c".into(),
+            decision_lsn: lsn.0,
+            code: DenyCode::Prefilter.as_str().into(),
+            evidence: maos_model::prefix_within(detail.unwrap_or_default(), 512).to_owned(),
+        });
+    }
+    // (a): a domain the token lists for no permission of this action.
+    let domain = off_list.filter(|_| signalled(DenyCode::Scope))?;
+    Some(HardViolation {
+        condition: "a".into(),
+        decision_lsn: lsn.0,
+        code: DenyCode::Scope.as_str().into(),
+        evidence: format!("domain {}", maos_model::prefix_within(domain, 256)),
+    })
+}
+
+/// For a scope deny: the first domain the intent names that no permission of
+/// the verified token covers for its action (hard violation (a)).
+pub(super) fn domain_off_list(
+    intent: &Intent,
+    decision: &Decision,
+    token: Option<&maos_token::VerifiedToken>,
+) -> Option<String> {
+    if decision.verdict().deny_code() != Some(DenyCode::Scope) {
+        return None;
+    }
+    let claims = token?.claims();
+    let args = maos_dsc::checks::Args(&intent.args);
+    intent
+        .resources
+        .iter()
+        .filter(|r| r.kind == ResourceKind::Domain)
+        .find(|r| {
+            let one = [maos_token::ResourceRef { kind: maos_token::ScopeKind::Domain, value: r.value.as_str() }];
+            claims.permission_for(&intent.action, &one, &args).is_none()
+        })
+        .map(|r| r.value.clone())
+}
+
+/// The seven steps of spec §24.3 as this node does them.
+fn reclamation_steps(
+    waiting: &[maos_model::IntentId],
+    tokens: &[TokenId],
+    contacts: &[AgentId],
+) -> Vec<ReclamationStep> {
+    let step = |n: u8, name: &str, done: String| ReclamationStep { step: n, name: name.into(), done };
+    vec![
+        step(1, "release locks", "its executing effects keep their commit locks until they finish (the state-save window); it can start no new one".into()),
+        step(
+            2,
+            "cancel submitted intents",
+            format!("{} waiting approval(s) closed denied, originator eliminated", waiting.len()),
+        ),
+        step(3, "inbox to dead-letter", "nothing to move: no message gateway is built (issue #19)".into()),
+        step(4, "free hot memory", "its HTTP and MCP sessions are closed with its tokens".into()),
+        step(5, "revoke tokens", format!("{} live token(s) revoked", tokens.len())),
+        step(6, "release VFS locks, orphan the workspace", "nothing to release: agents have no workspace of their own until pods (issue #18)".into()),
+        step(
+            7,
+            "notify dependants",
+            format!("{} agent(s) that read what it wrote in the last 30 minutes put in observation", contacts.len()),
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod hard_violations {
+    use super::*;
+    use maos_model::{EffectClass, IfcLevel, IntentId, Resource, Ring, TrustClass};
+
+    const NOW: UnixMillis = UnixMillis(1_767_225_600_000);
+
+    fn http_get(domain: &str) -> Intent {
+        let mut args = std::collections::BTreeMap::new();
+        args.insert("url".to_owned(), maos_model::ArgValue::Str(format!("https://{domain}/x")));
+        Intent {
+            id: IntentId::new_v7(NOW.0, [7; 10]),
+            agent: AgentId::new("fetcher").unwrap(),
+            action: "http.get".into(),
+            resources: vec![Resource { kind: ResourceKind::Domain, value: domain.into() }],
+            args,
+            effect: EffectClass::Observe,
+            cost: 0,
+            sink_level: IfcLevel::Internal,
+            requires_integrity: false,
+            reads: Vec::new(),
+            sensitive_args: Vec::new(),
+            provenance_deny: false,
+            world_state_hash: None,
+        }
+    }
+
+    /// Fast Apoptosis's condition (a), exactly: a scope deny of the agent's
+    /// own request naming a domain its token lists for no permission of the
+    /// action. A listed domain, or a scope miss on a path, is not one.
+    #[test]
+    fn condition_a_is_a_domain_off_the_tokens_list() {
+        let key = maos_crypto::SigningKey::from_seeds(&[0x5A; 64]).unwrap();
+        let req = maos_token::MintRequest {
+            agent: AgentId::new("fetcher").unwrap(),
+            ring: Ring::Untrusted,
+            trust_class: TrustClass::Transparent,
+            clearance: IfcLevel::Internal,
+            permissions: vec![maos_token::parse_permission("http.get=domain:api.example.com").unwrap()],
+            ttl_ms: Some(60_000),
+            rate_per_hour: 3600,
+            max_ops: 100,
+            budget: 10,
+            mission: None,
+            commander_ack: false,
+        };
+        let text = maos_token::mint(&key, req, NOW, 0, [3; 10]).unwrap().text().to_owned();
+        let keys = maos_token::KeyRing::with(key.verifying_key().clone());
+        let token = maos_token::UnverifiedToken::parse(&text)
+            .unwrap()
+            .verify(&keys, NOW, &maos_token::RevocationState::default())
+            .unwrap();
+        let state = DscState::new(maos_dsc::DscConfig::default_for(Profile::Standard).unwrap());
+        let off = http_get("evil.example");
+        let decision = maos_dsc::decide(&state, &off, Ok(&token), NOW);
+        assert_eq!(decision.verdict().deny_code(), Some(DenyCode::Scope));
+        let domain = domain_off_list(&off, &decision, Some(&token));
+        assert_eq!(domain.as_deref(), Some("evil.example"));
+        let v = hard_violation(&off, &decision, Lsn(9), domain.as_deref()).unwrap();
+        assert_eq!((v.condition.as_str(), v.decision_lsn, v.code.as_str()), ("a", 9, "DSC-1-SCOPE"));
+        // A listed domain is allowed: nothing to find.
+        let listed = http_get("api.example.com");
+        let decision = maos_dsc::decide(&state, &listed, Ok(&token), NOW);
+        assert_eq!(decision.verdict().deny_code(), None);
+        assert_eq!(domain_off_list(&listed, &decision, Some(&token)), None);
+        // Without the token's verification (a forged or foreign token) there
+        // is no signal and so no violation.
+        let forged = maos_dsc::decide(&state, &off, Err(&maos_token::TokenError::UnknownToken("x".into())), NOW);
+        assert_eq!(hard_violation(&off, &forged, Lsn(10), Some("evil.example")), None);
+    }
+}
