@@ -532,6 +532,7 @@ mod api {
         ("post", "/v1/apoptosis"),
         ("get", "/v1/quarantine"),
         ("post", "/v1/quarantine/{agent}/release"),
+        ("post", "/v1/quarantine/{agent}/advance"),
         ("get", "/v1/agents"),
         ("post", "/v1/agents"),
         ("post", "/v1/agents/{agent}/demote"),

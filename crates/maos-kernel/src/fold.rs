@@ -28,6 +28,10 @@ pub(crate) struct KernelState {
     pub last_now: UnixMillis,
     /// The last 30 minutes of allowed requests, for the immune system.
     pub activity: crate::activity::Activity,
+    /// Tokens an elimination record lists whose `token.revoked` record is not
+    /// in the log yet (a crash or a failed append in between): the kernel
+    /// revokes them before it serves again.
+    pub unrevoked: std::collections::BTreeSet<maos_model::TokenId>,
 }
 
 /// What rebuilding the state from the log found.
@@ -61,6 +65,7 @@ impl KernelState {
             last_granted: BTreeMap::new(),
             last_now: UnixMillis(0),
             activity: crate::activity::Activity::default(),
+            unrevoked: std::collections::BTreeSet::new(),
         }
     }
 
@@ -81,7 +86,10 @@ impl KernelState {
                 .apply(&DscState::record_carve(parent, issued.id, issued.budget))
                 .map_err(|e| TokenError::UnknownToken(format!("budget carve does not apply: {e}")))?;
         }
-        if let TokenEvent::Revoked(_) = event {
+        if let TokenEvent::Revoked(r) = event {
+            for id in &r.ids {
+                self.unrevoked.remove(id);
+            }
             // Cannot exceed bounds the registry itself accepted; a failure is
             // still surfaced, never ignored.
             self.dsc
@@ -97,12 +105,12 @@ impl KernelState {
             KernelRecord::Decision(d) => {
                 summary.decisions = summary.decisions.saturating_add(1);
                 self.last_now = self.last_now.max(UnixMillis(d.now_ms));
-                if d.verdict == Verdict::Allow {
-                    self.activity.record(&d.intent, lsn.0, d.now_ms);
-                }
                 let delta = StateDelta { ops: d.delta.clone() };
                 if !self.apply_delta(&delta) {
                     summary.deltas_skipped = summary.deltas_skipped.saturating_add(1);
+                } else if d.verdict == Verdict::Allow {
+                    // As live: an allow whose delta did not apply never ran.
+                    self.activity.record(&d.intent, lsn.0, d.now_ms);
                 }
             }
             KernelRecord::Read(r) => {
@@ -113,6 +121,9 @@ impl KernelState {
                 }
             }
             KernelRecord::Immune(r) => {
+                if let Some(e) = &r.elimination {
+                    self.unrevoked.extend(e.revoked.iter().copied());
+                }
                 if !self.apply_delta(&StateDelta { ops: r.delta.clone() }) {
                     summary.deltas_skipped = summary.deltas_skipped.saturating_add(1);
                 }
@@ -192,6 +203,10 @@ impl KernelState {
             last_granted: k.last_granted.into_iter().map(|(a, act, s)| ((a, act), s)).collect(),
             last_now: UnixMillis(k.last_now_ms),
             activity,
+            // A snapshot is taken from a complete fold: the pending ones are
+            // re-derived from the records after it (a cut keeps the
+            // revocations a snapshot's registry holds anyway).
+            unrevoked: std::collections::BTreeSet::new(),
         })
     }
 }

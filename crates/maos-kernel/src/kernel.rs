@@ -9,7 +9,8 @@ mod immune;
 
 pub use agents::{AGENTS_LISTED_MAX, AgentView, AgentsView, CODE_AGENT_REGISTER, CODE_ONBOARDING_NOT_BUILT, FeverView};
 pub use cascade::{
-    Advanced, CODE_ADVANCE, ELIMINATION_APPROVAL_TTL_MS_MAX, EliminationGrant, STATE_SAVE_WINDOW_MS, SignedElimination,
+    Advanced, CODE_ADVANCE, CODE_ELIMINATED, ELIMINATION_APPROVAL_TTL_MS_MAX, EliminationGrant, STATE_SAVE_WINDOW_MS,
+    SignedElimination,
 };
 pub use immune::{CODE_REPORT_INVALID, CODE_REPORT_RATE, QuarantineView, RELEASE_REASON_BYTES_MAX};
 
@@ -851,9 +852,12 @@ async fn watchdog(shared: Arc<Shared>, interval: Duration) {
 struct Staged {
     intent: Intent,
     decision: Decision,
-    /// For a scope deny: a domain the token lists for no permission of the
-    /// action (Fast Apoptosis's hard violation (a)).
+    /// For a deny: a domain the token lists for no permission of the action
+    /// (Fast Apoptosis's hard violation (a)).
     off_list: Option<String>,
+    /// The verified token it was decided with: revoked by the time it acts
+    /// (an elimination earlier in the batch), the request does not run.
+    token: Option<maos_model::TokenId>,
     class: EffectClass,
     payload: Vec<u8>,
     applied: bool,
@@ -1208,7 +1212,8 @@ impl Sequencer {
         // so an unlogged delta never influences an allowed effect.
         let applied = self.state.apply_delta(decision.delta());
         let off_list = cascade::domain_off_list(&intent, &decision, verified.as_ref().ok());
-        Some(Staged { intent, decision, off_list, class, payload, applied, now, reply })
+        let token = verified.as_ref().ok().map(|t| t.claims().id);
+        Some(Staged { intent, decision, off_list, token, class, payload, applied, now, reply })
     }
 
     /// Stage 1, sanitize (design.md "Facts from descriptors, never from the
@@ -1282,9 +1287,18 @@ impl Sequencer {
     }
 
     fn act(&mut self, staged: Staged, lsn: Lsn) {
-        let Staged { intent, decision, off_list, class, applied, now, reply, .. } = staged;
+        let Staged { intent, decision, off_list, token, class, applied, now, reply, .. } = staged;
         if !applied {
             let _ = reply.send(denied(intent.id, CODE_STATE_LIMIT, "a kernel state bound was reached", Some(lsn)));
+            return;
+        }
+        // An earlier request of the same batch eliminated the agent (Fast
+        // Apoptosis) and revoked this token: what was decided before that
+        // does not run.
+        let revoked_since = token.is_some_and(|id| self.state.registry.get(&id).is_some_and(|r| r.revoked));
+        if decision.verdict().deny_code().is_none() && revoked_since {
+            let why = "the agent was eliminated (quarantine stage 4) before this request could run; a fresh token serves its replacement";
+            let _ = reply.send(denied(intent.id, CODE_ELIMINATED, why, Some(lsn)));
             return;
         }
         match decision.verdict().clone() {
@@ -1302,7 +1316,9 @@ impl Sequencer {
                 if let Some(closed) = self.denies.opened(&intent.agent, source, code.as_str(), Some(lsn), now) {
                     self.log_denies(&[closed]);
                 }
-                self.after_deny(&intent, &decision, lsn, now, off_list.as_deref());
+                if !revoked_since {
+                    self.after_deny(&intent, &decision, lsn, now, off_list.as_deref());
+                }
             }
             Verdict::Escalate { level, reason } => {
                 let answer = self.escalate(intent, decision, level, &reason, class, lsn, now);

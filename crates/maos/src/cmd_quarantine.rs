@@ -3,9 +3,10 @@
 //!
 //! `show` reads the agent's history from the log itself (every signal,
 //! report, transition and elimination with its evidence), so it works with
-//! the daemon stopped. `advance` from stage 3 signs the commander's approval
-//! over what it displays (the agent and its stage-3 entry), never over what
-//! the daemon hands it.
+//! the daemon stopped. `advance` from stage 3 shows what it signs (the agent
+//! and its stage-3 entry time, as the daemon reports it) before it signs the
+//! commander's approval; the kernel checks that time against its own state,
+//! so a wrong one only makes the approval useless.
 
 use crate::cli::QuarantineCommand;
 use crate::client::Daemon;

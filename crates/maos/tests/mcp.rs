@@ -1344,7 +1344,13 @@ mod mcp {
         let list = ok_json(&dir, &["quarantine", "list"]);
         assert_eq!(list["agents"][0]["stage"], 3, "{list}");
         let records = export(&dir);
-        let reports: Vec<&Value> = records.iter().filter(|r| r["kind_name"] == "kernel.immune").collect();
+        let immune: Vec<&Value> = records.iter().filter(|r| r["kind_name"] == "kernel.immune").collect();
+        // The first report puts it in stage 3, which marks its recent outputs
+        // unverified (none here); the second keeps it there.
+        let marked: Vec<&&Value> = immune.iter().filter(|r| r["payload"]["unverified"].is_object()).collect();
+        assert_eq!(marked.len(), 1, "{immune:?}");
+        assert_eq!(marked[0]["payload"]["by"], "kernel");
+        let reports: Vec<&Value> = immune.into_iter().filter(|r| r["payload"]["by"] == "agent").collect();
         assert_eq!(reports.len(), 2, "{reports:?}");
         assert_eq!(reports[0]["payload"]["by"], "agent");
         assert_eq!(reports[0]["payload"]["reason"], "the page told me to mail the keys");

@@ -36,6 +36,9 @@ pub const ELIMINATION_APPROVAL_TTL_MS_MAX: u64 = 15 * 60_000;
 /// `KERNEL-QUARANTINE-ADVANCE`: an advance the kernel does not take (a
 /// missing, stale or forged commander approval in Hardened and Isolated).
 pub const CODE_ADVANCE: &str = "KERNEL-QUARANTINE-ADVANCE";
+/// `KERNEL-ELIMINATED`: a request decided before its agent was eliminated
+/// (in the same batch) that is refused, not run, after the elimination.
+pub const CODE_ELIMINATED: &str = "KERNEL-ELIMINATED";
 
 /// What the commander signs (domain [`maos_crypto::SignatureDomain::QuarantineDecision`])
 /// to approve eliminating an agent in Hardened and Isolated: the agent and the
@@ -265,6 +268,11 @@ impl Sequencer {
         }));
         let lsn = self.log(KIND_IMMUNE, &record)?;
         let _ = self.state.apply_delta(&delta);
+        // As the fold does: listed, not yet revoked (a failure below leaves
+        // them for the next sweep or boot).
+        if let Some(e) = &record.elimination {
+            self.state.unrevoked.extend(e.revoked.iter().copied());
+        }
         let revoked = self.revoke_roots(&roots, now)?;
         tracing::warn!(%agent, ?authority, revoked = revoked.len(), contacts = contacts.len(), "agent eliminated and healed (quarantine stages 4 and 5)");
         Ok((lsn, revoked, contacts))
@@ -309,42 +317,43 @@ impl Sequencer {
         Ok(revoked)
     }
 
-    /// At boot: an elimination whose revocations did not all reach the log
-    /// before a crash is finished now (its record is durable, so the agent
-    /// must not come back with an old token).
+    /// An elimination whose revocations did not all reach the log (a crash
+    /// or a failed append after its record) is finished: every token its
+    /// record lists that is still live is revoked now. At boot, before
+    /// anything runs, and at every sweep.
     pub(super) fn finish_eliminations(&mut self) -> Result<Vec<TokenId>, KernelError> {
-        let now = self.now();
-        let eliminated: Vec<(AgentId, u64)> =
-            self.state.dsc.agents().filter_map(|(a, u)| u.eliminated_ms.map(|at| (a.clone(), at))).collect();
-        let mut revoked = Vec::new();
-        for (agent, at) in eliminated {
-            let stale: BTreeSet<TokenId> = self
-                .state
-                .registry
-                .iter()
-                .filter(|r| r.issued.agent == agent && !r.revoked && r.issued.expires_ms > now.0)
-                .filter(|r| r.issued.issued_ms <= at)
-                .map(|r| r.issued.id)
-                .collect();
-            let roots: Vec<TokenId> = self
-                .state
-                .registry
-                .iter()
-                .filter(|r| stale.contains(&r.issued.id) && r.issued.parent.is_none_or(|p| !stale.contains(&p)))
-                .map(|r| r.issued.id)
-                .collect();
-            if !roots.is_empty() {
-                tracing::warn!(%agent, tokens = stale.len(), "finishing an elimination cut short: revoking its tokens");
-            }
-            revoked.extend(self.revoke_roots(&roots, now)?);
+        if self.state.unrevoked.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(revoked)
+        let now = self.now();
+        let live: BTreeSet<TokenId> = self
+            .state
+            .unrevoked
+            .iter()
+            .copied()
+            .filter(|id| self.state.registry.get(id).is_some_and(|r| !r.revoked))
+            .collect();
+        // Listed ids revoked some other way (or unknown) are done.
+        self.state.unrevoked.retain(|id| live.contains(id));
+        let roots: Vec<TokenId> = live
+            .iter()
+            .copied()
+            .filter(|id| self.state.registry.get(id).and_then(|r| r.issued.parent).is_none_or(|p| !live.contains(&p)))
+            .collect();
+        if !roots.is_empty() {
+            tracing::warn!(tokens = live.len(), "finishing an elimination cut short: revoking its tokens");
+        }
+        self.revoke_roots(&roots, now)
     }
 
     /// Standard: eliminates every stage-3 agent whose state-save window has
     /// passed without the operator's decision (the TSCA's authorization
     /// level A, rule-based). Hardened and Isolated wait for the commander.
     pub(super) fn sweep_eliminations(&mut self, now: UnixMillis) {
+        match self.finish_eliminations() {
+            Ok(revoked) => self.announce(revoked),
+            Err(e) => tracing::warn!(error = %e, "an unfinished elimination is still unfinished; retrying"),
+        }
         if self.state.dsc.config().profile() != Profile::Standard {
             return;
         }
@@ -462,8 +471,14 @@ fn hard_violation(intent: &Intent, decision: &Decision, lsn: Lsn, off_list: Opti
             evidence: maos_model::prefix_within(detail.unwrap_or_default(), 512).to_owned(),
         });
     }
-    // (a): a domain the token lists for no permission of this action.
-    let domain = off_list.filter(|_| signalled(DenyCode::Scope))?;
+    // (a): a domain the token lists for no permission of this action, in a
+    // request whose scope check failed and that signalled (whatever code
+    // weighed most: a write-down on top does not hide it).
+    let scope_failed =
+        decision.checks().iter().any(|c| matches!(&c.outcome, maos_dsc::Outcome::Deny { code: DenyCode::Scope, .. }));
+    let any_signal =
+        decision.delta().ops.iter().any(|op| matches!(op, DeltaOp::Danger { agent, .. } if agent == &intent.agent));
+    let domain = off_list.filter(|_| scope_failed && any_signal)?;
     Some(HardViolation {
         condition: "a".into(),
         decision_lsn: lsn.0,
@@ -479,18 +494,20 @@ pub(super) fn domain_off_list(
     decision: &Decision,
     token: Option<&maos_token::VerifiedToken>,
 ) -> Option<String> {
-    if decision.verdict().deny_code() != Some(DenyCode::Scope) {
-        return None;
-    }
+    decision.verdict().deny_code()?;
     let claims = token?.claims();
-    let args = maos_dsc::checks::Args(&intent.args);
+    // The action and the scopes only: a listed domain whose argument
+    // constraint failed is a scope miss, not traffic off the list.
     intent
         .resources
         .iter()
         .filter(|r| r.kind == ResourceKind::Domain)
         .find(|r| {
-            let one = [maos_token::ResourceRef { kind: maos_token::ScopeKind::Domain, value: r.value.as_str() }];
-            claims.permission_for(&intent.action, &one, &args).is_none()
+            let one = maos_token::ResourceRef { kind: maos_token::ScopeKind::Domain, value: r.value.as_str() };
+            !claims
+                .permissions
+                .iter()
+                .any(|p| p.action().matches(&intent.action) && p.scopes().iter().any(|s| s.matches(&one)))
         })
         .map(|r| r.value.clone())
 }

@@ -180,11 +180,21 @@ fn ct_imm_03_fast_apoptosis_in_standard_for_a_hard_violation_only() {
         assert_eq!(miss.code(), Some("DSC-1-SCOPE"), "{miss:?}");
         let ok = submit(&kernel, fs_write("a.txt", "x"), &old).await;
         assert!(matches!(ok, Reply::Done { .. }), "a scope miss is no hard violation: {ok:?}");
-        let reply = submit(&kernel, injected_write(), &old).await;
+        // Submitted together, so likely decided in one batch: whatever was
+        // decided before the elimination acted on it does not run.
+        let injected = kernel.submit(injected_write(), &old).unwrap();
+        let follow: Vec<_> =
+            (0..4).map(|i| kernel.submit(fs_write(&format!("b{i}.txt"), "x"), &old).unwrap()).collect();
+        let reply = injected.outcome().await.unwrap();
         assert_eq!(reply.code(), Some("DSC-7-PREFILTER"), "{reply:?}");
-        let after = kernel.submit_and_wait(fs_write("b.txt", "x"), &old).await.unwrap();
+        for f in follow {
+            let after = f.outcome().await.unwrap();
+            assert!(matches!(after.code(), Some("DSC-1-REVOKED" | "KERNEL-ELIMINATED")), "{after:?}");
+        }
+        let after = kernel.submit_and_wait(fs_write("c.txt", "x"), &old).await.unwrap();
         assert_eq!(after.code(), Some("DSC-1-REVOKED"), "{after:?}");
     });
+    assert!((0..4).all(|i| world.file(&format!("b{i}.txt")).is_none()));
     let e = immune_records(&world).into_iter().find_map(|r| r.elimination).expect("logged");
     assert_eq!(e.authority, EliminationAuthority::FastApoptosis);
     let violation = e.violation.expect("the evidence");
@@ -208,4 +218,63 @@ fn ct_imm_03_no_fast_apoptosis_in_hardened() {
         assert_eq!(stage_of(&kernel.quarantine().await.unwrap(), "writer"), Some(1));
     });
     assert!(immune_records(&world).iter().all(|r| r.elimination.is_none()));
+}
+
+/// Crash safety: an elimination record whose `token.revoked` records never
+/// reached the log (the process died in between) is finished at the next
+/// boot, before anything runs: the listed token is revoked, a fresh one
+/// works.
+#[test]
+fn an_elimination_cut_short_by_a_crash_is_finished_at_boot() {
+    let world = World::new();
+    let old = token(100);
+    let fresh = token_for("writer", &["fs.write=/workspace/**"], 10, 62);
+    lifetime(async {
+        let (kernel, _) = start(&world).await;
+        logged(&kernel, &old).await;
+    });
+    // What `eliminate` logs first, and nothing after it.
+    let id = maos_token::UnverifiedToken::parse(&old)
+        .unwrap()
+        .verify(&keys(), NOW, &maos_token::RevocationState::default())
+        .unwrap()
+        .claims()
+        .id;
+    let record = ImmuneRecord {
+        v: maos_kernel::records::RECORD_VERSION,
+        agent: Some(writer()),
+        by: maos_kernel::records::ImmuneActor::Operator,
+        reporter: None,
+        delta: maos_dsc::DscState::eliminate(&writer(), &[], NOW).ops,
+        stage_before: 3,
+        score_before: 0,
+        reason: "cut short".into(),
+        at_ms: NOW.0,
+        elimination: Some(Box::new(maos_kernel::records::Elimination {
+            authority: EliminationAuthority::Operator,
+            commander: None,
+            violation: None,
+            revoked: vec![id],
+            reclamation: Vec::new(),
+            contacts: Vec::new(),
+        })),
+        unverified: None,
+    };
+    {
+        let (wal, _) = maos_wal::Wal::open(world.wal_config()).unwrap();
+        wal.append(maos_kernel::records::KIND_IMMUNE, &serde_json::to_vec(&record).unwrap()).unwrap();
+    }
+    lifetime(async {
+        let (kernel, _) = start(&world).await;
+        let reply = kernel.submit_and_wait(fs_write("a.txt", "x"), &old).await.unwrap();
+        assert_eq!(reply.code(), Some("DSC-1-REVOKED"), "{reply:?}");
+        let reply = submit(&kernel, fs_write("b.txt", "x"), &fresh).await;
+        assert!(matches!(reply, Reply::Done { .. }), "{reply:?}");
+    });
+    let revoked = kernel_records(&world)
+        .iter()
+        .filter(|r| matches!(r, KernelRecord::Token(maos_token::TokenEvent::Revoked(_))))
+        .count();
+    assert_eq!(revoked, 1, "finished exactly once");
+    assert!(replay(&world.wal_reader(), dsc(), &keys()).unwrap().is_clean());
 }
