@@ -39,9 +39,44 @@ pub struct AggregateLimits {
 }
 
 impl AggregateLimits {
-    /// The spec's defaults, the same in every profile (Hardened and Isolated
-    /// may not turn the monitor off; no profile loosens it).
+    /// The spec's defaults (§49.11), the same in every profile.
     pub const DEFAULT: Self = Self { outbound_bytes: 100_000_000, recipients: 50, external_calls: 500 };
+    /// The largest outbound-bytes threshold a deployment may set (1 TB).
+    pub const OUTBOUND_BYTES_MAX: u64 = 1_000_000_000_000;
+    /// The largest external-calls threshold a deployment may set.
+    pub const EXTERNAL_CALLS_MAX: u32 = 10_000_000;
+
+    /// Whether a deployment may set these: every threshold at least 1 (a
+    /// monitor cannot be turned off by a zero, nor by a value it can never
+    /// reach: the unique-recipient count stops at [`RECIPIENTS_KEPT`]).
+    ///
+    /// # Errors
+    /// What is out of range.
+    pub fn validate(&self) -> Result<(), String> {
+        let kept = u32::try_from(RECIPIENTS_KEPT).unwrap_or(u32::MAX);
+        if !(1..=Self::OUTBOUND_BYTES_MAX).contains(&self.outbound_bytes) {
+            return Err(format!("outbound_bytes_per_day must be 1..={}", Self::OUTBOUND_BYTES_MAX));
+        }
+        if !(1..=kept).contains(&self.recipients) {
+            return Err(format!("recipients_per_week must be 1..={kept} (the recipients the monitor keeps)"));
+        }
+        if !(1..=Self::EXTERNAL_CALLS_MAX).contains(&self.external_calls) {
+            return Err(format!("external_calls_per_day must be 1..={}", Self::EXTERNAL_CALLS_MAX));
+        }
+        Ok(())
+    }
+}
+
+/// What the aggregate monitor does when a threshold is crossed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AggregateMode {
+    /// Escalate the agent's action to HACF level 2 (every profile's default).
+    #[default]
+    Enforce,
+    /// Count only, to calibrate the thresholds (`maos agents baseline`):
+    /// Standard only; Hardened and Isolated cannot turn the monitor off.
+    Calibrate,
 }
 
 /// What one allowed outbound intent sent: the aggregate monitor's input,

@@ -511,7 +511,11 @@ fn aggregate_escalation(input: &CheckInput<'_>) -> Option<Outcome> {
         }
     }
     let totals = aggregate.map(|a| a.totals_at(now)).unwrap_or_default();
-    let limits = crate::aggregate::AggregateLimits::DEFAULT;
+    let (limits, mode) = input.config.aggregate();
+    if mode == crate::aggregate::AggregateMode::Calibrate {
+        // Counting only (the charge records the egress either way).
+        return None;
+    }
     let new_recipients = u32::try_from(new.len()).unwrap_or(u32::MAX);
     let crossed = crate::aggregate::crossed(totals, limits, bytes, new_recipients)?;
     let what = match crossed {

@@ -7,6 +7,7 @@
 //! every [`crate::Decision`] records the hash it was made under.
 
 use crate::DscError;
+use crate::aggregate::{AggregateLimits, AggregateMode};
 use crate::mac::{HARDENED_POLICIES, ISOLATED_POLICIES, MacPolicy, STANDARD_POLICIES};
 use crate::prefilter::{DEFAULT_PATTERNS, Prefilter};
 use maos_model::{Profile, Ring};
@@ -51,6 +52,7 @@ pub struct DscConfig {
     policy_sources: Vec<(String, String)>,
     prefilter_source: String,
     rates: RateTable,
+    aggregate: (AggregateLimits, AggregateMode),
     hash: [u8; 32],
     mac: MacPolicy,
     prefilter: Prefilter,
@@ -64,6 +66,7 @@ pub struct DscConfigBuilder {
     extra_policies: Vec<(String, String)>,
     extra_patterns: Option<String>,
     rates: RateTable,
+    aggregate: (AggregateLimits, AggregateMode),
 }
 
 impl DscConfigBuilder {
@@ -88,6 +91,13 @@ impl DscConfigBuilder {
         self
     }
 
+    /// Sets the aggregate monitor's thresholds and mode (spec §49.11).
+    #[must_use]
+    pub fn aggregate(mut self, limits: AggregateLimits, mode: AggregateMode) -> Self {
+        self.aggregate = (limits, mode);
+        self
+    }
+
     /// Compiles and hashes the configuration.
     ///
     /// # Errors
@@ -95,6 +105,13 @@ impl DscConfigBuilder {
     pub fn build(self) -> Result<Arc<DscConfig>, DscError> {
         if self.rates.ring2_per_hour == 0 || self.rates.ring3_per_hour == 0 {
             return Err(DscError::Config("per-agent rates must be at least 1 per hour".into()));
+        }
+        self.aggregate.0.validate().map_err(|e| DscError::Config(format!("[aggregate] {e}")))?;
+        if self.aggregate.1 == AggregateMode::Calibrate && self.profile != Profile::Standard {
+            return Err(DscError::Config(format!(
+                "[aggregate] mode = \"calibrate\" turns the monitor off; the {} profile keeps it on",
+                self.profile.name()
+            )));
         }
         let mut sources = vec![("standard.cedar".to_owned(), STANDARD_POLICIES.to_owned())];
         match self.profile {
@@ -113,12 +130,13 @@ impl DscConfigBuilder {
         }
         let mac = MacPolicy::compile(&sources)?;
         let prefilter = Prefilter::compile(&prefilter_source)?;
-        let hash = canonical_hash(self.profile, &sources, &prefilter_source, self.rates);
+        let hash = canonical_hash(self.profile, &sources, &prefilter_source, self.rates, self.aggregate);
         Ok(Arc::new(DscConfig {
             profile: self.profile,
             policy_sources: sources,
             prefilter_source,
             rates: self.rates,
+            aggregate: self.aggregate,
             hash,
             mac,
             prefilter,
@@ -131,7 +149,13 @@ fn put(h: &mut maos_crypto::Sha3Hasher, bytes: &[u8]) {
     h.update(bytes);
 }
 
-fn canonical_hash(profile: Profile, sources: &[(String, String)], prefilter: &str, rates: RateTable) -> [u8; 32] {
+fn canonical_hash(
+    profile: Profile,
+    sources: &[(String, String)],
+    prefilter: &str,
+    rates: RateTable,
+    aggregate: (AggregateLimits, AggregateMode),
+) -> [u8; 32] {
     let mut h = maos_crypto::Sha3Hasher::new();
     put(&mut h, b"maos-dsc-config/v1");
     put(&mut h, CHECK_DEFINITIONS_VERSION.as_bytes());
@@ -145,6 +169,15 @@ fn canonical_hash(profile: Profile, sources: &[(String, String)], prefilter: &st
     put(&mut h, &rates.ring2_per_hour.to_be_bytes());
     put(&mut h, &rates.ring3_per_hour.to_be_bytes());
     put(&mut h, WORKSPACE_ROOT.as_bytes());
+    // Only when changed, so every configuration hashed before the monitor
+    // was configurable keeps its hash (and old logs replay).
+    if aggregate != (AggregateLimits::DEFAULT, AggregateMode::Enforce) {
+        put(&mut h, b"aggregate");
+        put(&mut h, &aggregate.0.outbound_bytes.to_be_bytes());
+        put(&mut h, &aggregate.0.recipients.to_be_bytes());
+        put(&mut h, &aggregate.0.external_calls.to_be_bytes());
+        put(&mut h, &[u8::from(aggregate.1 == AggregateMode::Calibrate)]);
+    }
     h.finish().0
 }
 
@@ -152,7 +185,13 @@ impl DscConfig {
     /// A builder for `profile` with its default policies and patterns.
     #[must_use]
     pub fn builder(profile: Profile) -> DscConfigBuilder {
-        DscConfigBuilder { profile, extra_policies: Vec::new(), extra_patterns: None, rates: RateTable::DEFAULT }
+        DscConfigBuilder {
+            profile,
+            extra_policies: Vec::new(),
+            extra_patterns: None,
+            rates: RateTable::DEFAULT,
+            aggregate: (AggregateLimits::DEFAULT, AggregateMode::Enforce),
+        }
     }
 
     /// The default configuration of a profile.
@@ -161,6 +200,12 @@ impl DscConfig {
     /// Only if the embedded defaults are broken (a test guards against it).
     pub fn default_for(profile: Profile) -> Result<Arc<Self>, DscError> {
         Self::builder(profile).build()
+    }
+
+    /// The aggregate monitor's thresholds and mode.
+    #[must_use]
+    pub const fn aggregate(&self) -> (AggregateLimits, AggregateMode) {
+        self.aggregate
     }
 
     /// The profile.

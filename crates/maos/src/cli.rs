@@ -53,7 +53,10 @@ pub enum Command {
     Agent(AgentCommand),
     /// Every agent the kernel knows: ring, class, quarantine stage, danger
     /// score, aggregate counters; and the security fever if one is on.
-    Agents,
+    Agents {
+        #[command(subcommand)]
+        cmd: Option<AgentsCommand>,
+    },
     /// End the security fever (the commander's call; logged).
     #[command(subcommand)]
     Fever(FeverCommand),
@@ -137,6 +140,14 @@ pub enum AgentCommand {
         #[arg(long, default_value = "demoted by the operator")]
         reason: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentsCommand {
+    /// Calibrate the aggregate monitor: each counter's p95 over the agents
+    /// with external activity, and a threshold of 3× it to paste into
+    /// `maos.toml` `[aggregate]`.
+    Baseline,
 }
 
 #[derive(Debug, Subcommand)]

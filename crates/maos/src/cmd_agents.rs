@@ -73,6 +73,75 @@ pub fn agents(out: &Output, data_dir: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The nearest-rank 95th percentile of `values` (none for no values).
+fn p95(mut values: Vec<u64>) -> Option<u64> {
+    values.sort_unstable();
+    let rank = values.len().saturating_mul(95).div_ceil(100);
+    values.get(rank.checked_sub(1)?).copied()
+}
+
+/// `maos agents baseline` (spec §49.11's calibration): for each monitor, the
+/// p95 over the agents with external activity and 3× it as the suggested
+/// threshold (the unique-recipient count stops at what the monitor keeps).
+pub fn baseline(out: &Output, data_dir: &Path) -> anyhow::Result<ExitCode> {
+    let daemon = Daemon::require(&DataDir::new(data_dir))?;
+    let doc = daemon.get("/v1/agents")?;
+    let view: AgentsView =
+        serde_json::from_value(doc).map_err(|e| coded("MAOS-DAEMON-IO", format!("malformed agent list: {e}"), 1))?;
+    let active: Vec<_> = view.agents.iter().map(|a| a.aggregate).filter(|g| g.external_calls > 0).collect();
+    let kept = u64::try_from(maos_dsc::aggregate::RECIPIENTS_KEPT).unwrap_or(u64::MAX);
+    let limits = view.aggregate_limits;
+    let monitors = [
+        (
+            "outbound_bytes_per_day",
+            active.iter().map(|g| g.outbound_bytes).collect::<Vec<_>>(),
+            limits.outbound_bytes,
+            u64::MAX,
+        ),
+        (
+            "external_calls_per_day",
+            active.iter().map(|g| u64::from(g.external_calls)).collect(),
+            u64::from(limits.external_calls),
+            u64::MAX,
+        ),
+        (
+            "recipients_per_week",
+            active.iter().map(|g| u64::from(g.recipients)).collect(),
+            u64::from(limits.recipients),
+            kept,
+        ),
+    ];
+    let rows: Vec<serde_json::Value> = monitors
+        .into_iter()
+        .map(|(name, values, current, cap)| {
+            let p = p95(values);
+            let suggested = p.map(|p| p.saturating_mul(3).clamp(1, cap));
+            serde_json::json!({ "monitor": name, "p95": p, "suggested": suggested, "current": current })
+        })
+        .collect();
+    out.json(&serde_json::json!({
+        "ok": true, "agents": active.len(), "mode": view.aggregate_mode, "monitors": rows,
+    }));
+    out.line(format!(
+        "{} agent(s) with external activity; the monitor {}",
+        active.len(),
+        match view.aggregate_mode {
+            maos_dsc::aggregate::AggregateMode::Enforce => "escalates (mode enforce)",
+            maos_dsc::aggregate::AggregateMode::Calibrate => "only counts (mode calibrate)",
+        }
+    ));
+    if active.is_empty() {
+        out.line("nothing to suggest yet: no agent has sent anything out");
+        return Ok(ExitCode::SUCCESS);
+    }
+    out.line("[aggregate]   # 3 x the p95 of the last 24 h (recipients: 7 days)");
+    for row in &rows {
+        let (name, p, suggested, current) = (&row["monitor"], &row["p95"], &row["suggested"], &row["current"]);
+        out.line(format!("{} = {suggested}   # p95 {p}, now {current}", name.as_str().unwrap_or("?")));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn fever(out: &Output, data_dir: &Path, cmd: FeverCommand) -> anyhow::Result<ExitCode> {
     let daemon = Daemon::require(&DataDir::new(data_dir))?;
     match cmd {
@@ -83,4 +152,17 @@ pub fn fever(out: &Output, data_dir: &Path, cmd: FeverCommand) -> anyhow::Result
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod percentile {
+    use super::p95;
+
+    #[test]
+    fn nearest_rank_p95() {
+        assert_eq!(p95(Vec::new()), None);
+        assert_eq!(p95(vec![7]), Some(7));
+        assert_eq!(p95((1..=20).collect()), Some(19));
+        assert_eq!(p95((1..=100).rev().collect()), Some(95));
+    }
 }

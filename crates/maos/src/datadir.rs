@@ -44,6 +44,32 @@ pub struct Config {
     /// `policy test` load on top of the profile's defaults (absolute, or
     /// relative to the data directory).
     pub policy_files: Vec<PathBuf>,
+    /// `[aggregate]`: the aggregate monitor's thresholds and mode.
+    pub aggregate: (AggregateLimits, AggregateMode),
+}
+
+/// `[aggregate]` in `maos.toml`: the aggregate monitor (spec §49.11); each
+/// threshold defaults to the spec's value.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateSection {
+    pub outbound_bytes_per_day: Option<u64>,
+    pub external_calls_per_day: Option<u32>,
+    pub recipients_per_week: Option<u32>,
+    /// `enforce` (default) or `calibrate` (Standard only: count, never escalate).
+    pub mode: Option<AggregateMode>,
+}
+
+impl AggregateSection {
+    fn resolve(&self) -> (AggregateLimits, AggregateMode) {
+        let d = AggregateLimits::DEFAULT;
+        let limits = AggregateLimits {
+            outbound_bytes: self.outbound_bytes_per_day.unwrap_or(d.outbound_bytes),
+            recipients: self.recipients_per_week.unwrap_or(d.recipients),
+            external_calls: self.external_calls_per_day.unwrap_or(d.external_calls),
+        };
+        (limits, self.mode.unwrap_or_default())
+    }
 }
 
 /// `[policy]` in `maos.toml`.
@@ -141,6 +167,8 @@ struct ConfigFile {
     mcp: McpSection,
     #[serde(default)]
     policy: PolicySection,
+    #[serde(default)]
+    aggregate: AggregateSection,
 }
 
 #[derive(Default, Deserialize)]
@@ -153,6 +181,7 @@ struct WalSection {
     /// whole segments).
     segment_bytes: Option<u64>,
 }
+use maos_dsc::aggregate::{AggregateLimits, AggregateMode};
 use std::path::{Path, PathBuf};
 
 /// Paths inside one data directory.
@@ -303,6 +332,17 @@ impl DataDir {
                 1,
             ));
         }
+        let aggregate = file.aggregate.resolve();
+        // Checked here too (the DSC refuses it at build), so the error names
+        // the file before any key or log is opened.
+        let aggregate_error = aggregate.0.validate().err().or_else(|| {
+            (aggregate.1 == AggregateMode::Calibrate && profile != Profile::Standard).then(|| {
+                format!("mode = \"calibrate\" turns the monitor off; the {} profile keeps it on", profile.name())
+            })
+        });
+        if let Some(why) = aggregate_error {
+            return Err(coded("MAOS-CONFIG", format!("`{}`: [aggregate] {why}", path.display()), 1));
+        }
         let policy_files = file.policy.files.iter().map(|f| self.root.join(f)).collect();
         Ok(Config {
             profile,
@@ -314,6 +354,7 @@ impl DataDir {
             upstreams: file.upstream,
             mcp: file.mcp,
             policy_files,
+            aggregate,
         })
     }
 
@@ -408,7 +449,7 @@ impl DataDir {
     /// # Errors
     /// `MAOS-POLICY` for an unreadable file or a policy Cedar rejects (start-up refused).
     pub fn dsc_config(&self, config: &Config) -> anyhow::Result<std::sync::Arc<maos_dsc::DscConfig>> {
-        dsc_config_from(config.profile, &self.policy_sources(config)?)
+        dsc_config_from(config.profile, &self.policy_sources(config)?, config.aggregate)
     }
 
     /// Fails with a helpful message unless `maos init` has run here.
@@ -497,10 +538,14 @@ pub fn random10() -> anyhow::Result<[u8; 10]> {
 pub fn dsc_config_from(
     profile: Profile,
     sources: &[(String, String)],
+    aggregate: (AggregateLimits, AggregateMode),
 ) -> anyhow::Result<std::sync::Arc<maos_dsc::DscConfig>> {
-    let mut builder = maos_dsc::DscConfig::builder(profile);
+    let mut builder = maos_dsc::DscConfig::builder(profile).aggregate(aggregate.0, aggregate.1);
     for (name, text) in sources {
         builder = builder.policy(name, text);
     }
-    builder.build().map_err(|e| coded("MAOS-POLICY", format!("the MAC policy does not load: {e}"), 1))
+    builder.build().map_err(|e| match e {
+        maos_dsc::DscError::Config(why) => coded("MAOS-CONFIG", why, 1),
+        other => coded("MAOS-POLICY", format!("the MAC policy does not load: {other}"), 1),
+    })
 }

@@ -5,6 +5,7 @@
 
 use crate::output::coded;
 use maos_dsc::DscConfig;
+use maos_dsc::aggregate::{AggregateLimits, AggregateMode};
 use maos_model::Profile;
 use maos_wal::{LogReader, RecordKind, Wal};
 use serde::{Deserialize, Serialize};
@@ -22,6 +23,9 @@ struct PolicyRecord {
     config_hash: String,
     /// The deployed sources `(file name, text)`, on top of the profile's defaults.
     policies: Vec<(String, String)>,
+    /// The aggregate monitor's thresholds and mode (absent: the defaults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    aggregate: Option<(AggregateLimits, AggregateMode)>,
 }
 
 /// Appends the policy record for `config`, built from `deployed`.
@@ -34,6 +38,7 @@ pub fn log_policy(wal: &Wal, config: &DscConfig, deployed: &[(String, String)]) 
         profile: config.profile().name().to_owned(),
         config_hash: config.hash_hex(),
         policies: deployed.to_vec(),
+        aggregate: Some(config.aggregate()).filter(|a| *a != (AggregateLimits::DEFAULT, AggregateMode::Enforce)),
     };
     let payload = serde_json::to_vec(&record)?;
     wal.append(KIND_POLICY, &payload).map_err(|e| coded(e.code(), format!("logging the MAC policy: {e}"), 1))?;
@@ -59,7 +64,8 @@ pub fn logged_policy(reader: &LogReader) -> anyhow::Result<Option<Arc<DscConfig>
     let record: PolicyRecord = serde_json::from_slice(&payload).map_err(|e| bad(e.to_string()))?;
     let profile =
         Profile::parse(&record.profile).ok_or_else(|| bad(format!("unknown profile `{}`", record.profile)))?;
-    let config = crate::datadir::dsc_config_from(profile, &record.policies)?;
+    let aggregate = record.aggregate.unwrap_or((AggregateLimits::DEFAULT, AggregateMode::Enforce));
+    let config = crate::datadir::dsc_config_from(profile, &record.policies, aggregate)?;
     if config.hash_hex() != record.config_hash {
         return Err(bad(format!("rebuilds to configuration {} instead of {}", config.hash_hex(), record.config_hash)));
     }

@@ -76,7 +76,7 @@ pub fn open(dir: &DataDir, options: RuntimeOptions, async_runtime: &tokio::runti
     }
     // The one loader (maos.toml `[policy] files`); a policy error refuses start-up.
     let deployed = dir.policy_sources(&config)?;
-    let dsc = crate::datadir::dsc_config_from(config.profile, &deployed)?;
+    let dsc = crate::datadir::dsc_config_from(config.profile, &deployed, config.aggregate)?;
     // Logged before the kernel decides anything: replay re-runs this exact policy.
     crate::policy_log::log_policy(&wal, &dsc, &deployed)?;
     let tools = Arc::new(maos_gateway::mcp::ToolRegistry::default());

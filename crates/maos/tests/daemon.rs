@@ -604,6 +604,45 @@ mod daemon {
         assert!(text(&o.stderr).contains("MAOS-POLICY"), "{}", text(&o.stderr));
     }
 
+    /// The aggregate monitor's thresholds come from `maos.toml` `[aggregate]`
+    /// (issue #14 item 8): a lower recipients threshold escalates the second
+    /// new recipient; `maos agents baseline` suggests 3× the observed p95;
+    /// the log records the thresholds, so replay re-runs them; calibration
+    /// mode under Hardened refuses start-up.
+    #[test]
+    fn aggregate_thresholds_from_the_config_and_the_baseline_suggestion() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        init(&dir);
+        let toml = std::fs::read_to_string(dir.join("maos.toml")).unwrap_or_default();
+        std::fs::write(dir.join("maos.toml"), format!("{toml}\n[aggregate]\nrecipients_per_week = 1\n")).unwrap();
+        let token = issue(&dir, "mailer", &["mail.send=*@example.com"]);
+        let mut daemon = Daemon::start(&dir, tmp.path(), "up", &[]);
+        let agent = Agent::open(&daemon.base, &token);
+        done_id(&agent.submit(&mail_send("r0@example.com", "hello")));
+        let (_, view) = agent.submit(&mail_send("r1@example.com", "hello"));
+        assert_eq!(view["status"], "pending_approval", "{view}");
+        let packets = ok_json(&dir, &["approve", "list"]);
+        assert!(packets.to_string().contains("AGG-RECIPIENTS"), "{packets}");
+        let base = ok_json(&dir, &["agents", "baseline"]);
+        assert_eq!(base["agents"], 1, "{base}");
+        let recipients = base["monitors"].as_array().unwrap().iter().find(|m| m["monitor"] == "recipients_per_week");
+        let recipients = recipients.cloned().unwrap();
+        assert_eq!(
+            (&recipients["p95"], &recipients["suggested"], &recipients["current"]),
+            (&json!(1), &json!(3), &json!(1))
+        );
+        assert!(daemon.sigterm().success(), "{}", daemon.output());
+        // Replay re-runs the logged thresholds even after maos.toml changed.
+        std::fs::write(dir.join("maos.toml"), &toml).unwrap();
+        let replay = ok_json(&dir, &["audit", "replay"]);
+        assert_eq!(replay["divergence_count"], 0, "{replay}");
+        std::fs::write(dir.join("maos.toml"), "profile = \"hardened\"\n[aggregate]\nmode = \"calibrate\"\n").unwrap();
+        let o = maos(&dir, &["up", "--listen", "127.0.0.1:0"]);
+        assert!(!o.status.success());
+        assert!(text(&o.stderr).contains("MAOS-CONFIG"), "{}", text(&o.stderr));
+    }
+
     /// Rule 7 across delegation: a child of a parent that spent its budget gets
     /// no fresh budget, through the running kernel and offline.
     #[test]

@@ -3,7 +3,7 @@
 //! §49.11), all through `decide` and the deltas it returns.
 
 use crate::common::*;
-use maos_dsc::{DeltaOp, DscState, decide};
+use maos_dsc::{DeltaOp, DscConfig, DscState, decide};
 use maos_model::{
     EffectClass, HacfLevel, IfcLevel, Intent, Profile, ResourceKind, Ring, TrustClass, UnixMillis, Verdict,
 };
@@ -172,4 +172,47 @@ fn aggregate_monitor_escalates_the_51st_new_recipient_in_a_week() {
     assert_eq!(*decide(&s, &mail("mailer", "r7@example.com"), Ok(&t), at(50)).verdict(), Verdict::Allow);
     let restored = DscState::restore(s.config().clone(), &s.snapshot()).unwrap();
     assert!(escalation(&decide(&restored, &mail("mailer", "new@example.com"), Ok(&t), at(51))).is_some());
+}
+
+/// The monitor's thresholds are the deployment's (spec §49.11 gives the
+/// defaults): a lower recipients threshold escalates sooner; Standard may
+/// count without escalating to calibrate them, Hardened and Isolated may not
+/// turn the monitor off, and no threshold may be 0 or beyond what the
+/// monitor can count. The default configuration keeps its hash.
+#[test]
+fn aggregate_thresholds_are_configurable_and_calibration_is_standard_only() {
+    use maos_dsc::aggregate::{AggregateLimits, AggregateMode};
+    let limits = AggregateLimits { recipients: 3, ..AggregateLimits::DEFAULT };
+    let mut req = request("mailer", &["mail.send=*@example.com"]);
+    req.rate_per_hour = 3600;
+    let t = token_from(req, 6);
+    for (mode, escalates) in [(AggregateMode::Enforce, true), (AggregateMode::Calibrate, false)] {
+        let config = DscConfig::builder(Profile::Standard).aggregate(limits, mode).build().unwrap();
+        assert_ne!(config.hash(), DscConfig::default_for(Profile::Standard).unwrap().hash());
+        let mut s = DscState::new(config);
+        for i in 0..3u64 {
+            let d = decide(&s, &mail("mailer", &format!("r{i}@example.com")), Ok(&t), at(i));
+            assert_eq!(*d.verdict(), Verdict::Allow, "mail {i}");
+            s.apply(d.delta()).unwrap();
+        }
+        let d = decide(&s, &mail("mailer", "r3@example.com"), Ok(&t), at(3));
+        assert_eq!(escalation(&d).is_some(), escalates, "{mode:?}");
+        // Calibration still counts.
+        assert_eq!(s.aggregate(&agent("mailer")).unwrap().totals_at(at(3).0).recipients, 3);
+    }
+    for profile in [Profile::Hardened, Profile::Isolated] {
+        let refused = DscConfig::builder(profile).aggregate(AggregateLimits::DEFAULT, AggregateMode::Calibrate).build();
+        assert_eq!(refused.unwrap_err().code(), "DSC-CONFIG", "{profile:?}");
+    }
+    for bad in [
+        AggregateLimits { recipients: 0, ..AggregateLimits::DEFAULT },
+        AggregateLimits { recipients: 257, ..AggregateLimits::DEFAULT },
+        AggregateLimits { external_calls: 0, ..AggregateLimits::DEFAULT },
+        AggregateLimits { outbound_bytes: 0, ..AggregateLimits::DEFAULT },
+    ] {
+        let refused = DscConfig::builder(Profile::Standard).aggregate(bad, AggregateMode::Enforce).build();
+        assert_eq!(refused.unwrap_err().code(), "DSC-CONFIG", "{bad:?}");
+    }
+    let same = DscConfig::builder(Profile::Standard).aggregate(AggregateLimits::DEFAULT, AggregateMode::Enforce);
+    assert_eq!(same.build().unwrap().hash(), DscConfig::default_for(Profile::Standard).unwrap().hash());
 }

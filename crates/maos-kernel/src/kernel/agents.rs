@@ -67,6 +67,10 @@ pub struct AgentsView {
     pub truncated: bool,
     /// The security fever, if on.
     pub fever: Option<FeverView>,
+    /// The aggregate monitor's thresholds in force.
+    pub aggregate_limits: maos_dsc::aggregate::AggregateLimits,
+    /// Whether it escalates or only counts (calibration, Standard only).
+    pub aggregate_mode: maos_dsc::aggregate::AggregateMode,
 }
 
 impl KernelHandle {
@@ -287,7 +291,8 @@ impl Sequencer {
                 }
             })
             .collect();
-        AgentsView { agents, truncated, fever: self.fever_view() }
+        let (aggregate_limits, aggregate_mode) = self.state.dsc.config().aggregate();
+        AgentsView { agents, truncated, fever: self.fever_view(), aggregate_limits, aggregate_mode }
     }
 
     pub(super) fn fever_view(&mut self) -> Option<FeverView> {
