@@ -46,13 +46,29 @@ impl AggregateLimits {
     /// The largest external-calls threshold a deployment may set.
     pub const EXTERNAL_CALLS_MAX: u32 = 10_000_000;
 
-    /// Whether a deployment may set these: every threshold at least 1 (a
-    /// monitor cannot be turned off by a zero, nor by a value it can never
-    /// reach: the unique-recipient count stops at [`RECIPIENTS_KEPT`]).
+    /// Whether a deployment under `profile` may set these: every threshold
+    /// at least 1 (a monitor cannot be turned off by a zero, nor by a value
+    /// it can never reach: the unique-recipient count stops at
+    /// [`RECIPIENTS_KEPT`]); Hardened and Isolated only tighten the spec's
+    /// defaults (a loose threshold would turn the monitor off in effect).
     ///
     /// # Errors
     /// What is out of range.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self, profile: maos_model::Profile) -> Result<(), String> {
+        let d = Self::DEFAULT;
+        if profile != maos_model::Profile::Standard
+            && (self.outbound_bytes > d.outbound_bytes
+                || self.recipients > d.recipients
+                || self.external_calls > d.external_calls)
+        {
+            return Err(format!(
+                "the {} profile only tightens the defaults ({} bytes and {} calls a day, {} recipients a week)",
+                profile.name(),
+                d.outbound_bytes,
+                d.external_calls,
+                d.recipients
+            ));
+        }
         let kept = u32::try_from(RECIPIENTS_KEPT).unwrap_or(u32::MAX);
         if !(1..=Self::OUTBOUND_BYTES_MAX).contains(&self.outbound_bytes) {
             return Err(format!("outbound_bytes_per_day must be 1..={}", Self::OUTBOUND_BYTES_MAX));

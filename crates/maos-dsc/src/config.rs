@@ -106,7 +106,7 @@ impl DscConfigBuilder {
         if self.rates.ring2_per_hour == 0 || self.rates.ring3_per_hour == 0 {
             return Err(DscError::Config("per-agent rates must be at least 1 per hour".into()));
         }
-        self.aggregate.0.validate().map_err(|e| DscError::Config(format!("[aggregate] {e}")))?;
+        self.aggregate.0.validate(self.profile).map_err(|e| DscError::Config(format!("[aggregate] {e}")))?;
         if self.aggregate.1 == AggregateMode::Calibrate && self.profile != Profile::Standard {
             return Err(DscError::Config(format!(
                 "[aggregate] mode = \"calibrate\" turns the monitor off; the {} profile keeps it on",

@@ -500,6 +500,18 @@ impl DscState {
         &self.config
     }
 
+    /// Decides from now on under `config`, keeping every counter: for a
+    /// replay that reaches decisions made under an earlier logged
+    /// configuration of the same profile. Refused (false) for another
+    /// profile, whose thresholds the state was folded under.
+    pub fn reconfigure(&mut self, config: Arc<DscConfig>) -> bool {
+        if config.profile() != self.config.profile() {
+            return false;
+        }
+        self.config = config;
+        true
+    }
+
     /// The immune standing of an agent with a danger signal since its last release.
     #[must_use]
     pub fn standing(&self, agent: &AgentId) -> Option<&Standing> {

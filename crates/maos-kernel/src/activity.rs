@@ -1,8 +1,10 @@
-//! The node's recent activity: which agent's allowed request touched which
-//! resource in the last 30 minutes. The immune system reads it twice (spec
-//! §37.8.2): stage 3 marks an agent's outputs of that window unverified, and
-//! stage 5 puts the agents that read what an eliminated agent wrote in
-//! observation (the lateral-movement check).
+//! The node's recent activity: which agent's allowed request, or denied
+//! request that was a danger signal, touched which resource in the last 30
+//! minutes. The immune system reads it three times (spec §37.8.2, §37.8.3):
+//! stage 3 marks an agent's outputs of that window unverified, stage 5 puts
+//! the agents that read what an eliminated agent wrote in observation (the
+//! lateral-movement check), and stage 4's threat pattern takes its
+//! indicators from the agent's signals.
 //!
 //! Guarantees: bounded ([`ACTIVITY_MAX`] entries, [`ACTIVITY_WINDOW_MS`] of
 //! logged time, [`RESOURCES_PER_ENTRY_MAX`] resources each), folded from
@@ -23,6 +25,12 @@ pub const RESOURCES_PER_ENTRY_MAX: usize = 8;
 pub const UNVERIFIED_LISTED_MAX: usize = 1_024;
 /// Contacts one elimination puts in observation.
 pub const CONTACTS_MAX: usize = 64;
+/// Indicators one threat pattern keeps.
+pub const INDICATORS_MAX: usize = 16;
+/// The least weight of a signal whose targets become indicators: intent
+/// (an injection, keys, read-up and the like), not a stray scope miss, so an
+/// honest agent's mistakes never make an innocent address a threat.
+pub const INDICATOR_WEIGHT_MIN: u32 = 5;
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -30,6 +38,8 @@ struct Entry {
     agent: AgentId,
     lsn: u64,
     effect: bool,
+    /// For a denied request that was a danger signal: its code and weight.
+    signal: Option<(maos_model::DenyCode, u32)>,
     resources: Vec<Resource>,
 }
 
@@ -54,6 +64,15 @@ pub(crate) struct Outputs {
 impl Activity {
     /// Folds one allowed decision, logged at `lsn` at `at_ms`.
     pub(crate) fn record(&mut self, intent: &Intent, lsn: u64, at_ms: u64) {
+        self.push(intent, lsn, at_ms, None);
+    }
+
+    /// Folds one denied decision that was a danger signal with `code`.
+    pub(crate) fn signal(&mut self, intent: &Intent, signal: (maos_model::DenyCode, u32), lsn: u64, at_ms: u64) {
+        self.push(intent, lsn, at_ms, Some(signal));
+    }
+
+    fn push(&mut self, intent: &Intent, lsn: u64, at_ms: u64, signal: Option<(maos_model::DenyCode, u32)>) {
         let horizon = at_ms.saturating_sub(ACTIVITY_WINDOW_MS);
         while self.entries.front().is_some_and(|e| e.at_ms < horizon) {
             self.entries.pop_front();
@@ -68,6 +87,7 @@ impl Activity {
             agent: intent.agent.clone(),
             lsn,
             effect: intent.effect.is_effect(),
+            signal,
             resources: intent.resources.iter().take(RESOURCES_PER_ENTRY_MAX).cloned().collect(),
         });
     }
@@ -83,10 +103,37 @@ impl Activity {
         self.entries.iter().filter(move |e| e.at_ms >= since && e.at_ms <= now_ms && &e.agent == agent)
     }
 
+    fn allowed(&self, agent: &AgentId, now_ms: u64) -> impl Iterator<Item = &Entry> {
+        self.window(agent, now_ms).filter(|e| e.signal.is_none())
+    }
+
+    /// What `agent`'s danger signals of the window aimed at: their codes and
+    /// the recipients and domains the weighty ones ([`INDICATOR_WEIGHT_MIN`])
+    /// named (a threat pattern's vector and indicators), in order, without
+    /// repeats.
+    pub(crate) fn signals(&self, agent: &AgentId, now_ms: u64) -> (Vec<maos_model::DenyCode>, Vec<Resource>) {
+        let (mut codes, mut targets) = (Vec::new(), Vec::new());
+        for e in self.window(agent, now_ms) {
+            let Some((code, weight)) = e.signal else { continue };
+            if !codes.contains(&code) {
+                codes.push(code);
+            }
+            if weight < INDICATOR_WEIGHT_MIN {
+                continue;
+            }
+            for r in e.resources.iter().filter(|r| is_target(r)) {
+                if targets.len() < INDICATORS_MAX && !targets.contains(r) {
+                    targets.push(r.clone());
+                }
+            }
+        }
+        (codes, targets)
+    }
+
     /// `agent`'s allowed effects of the window ending at `now_ms`.
     pub(crate) fn outputs(&self, agent: &AgentId, now_ms: u64) -> Outputs {
         let since_ms = now_ms.saturating_sub(ACTIVITY_WINDOW_MS);
-        let mut decisions: Vec<u64> = self.window(agent, now_ms).filter(|e| e.effect).map(|e| e.lsn).collect();
+        let mut decisions: Vec<u64> = self.allowed(agent, now_ms).filter(|e| e.effect).map(|e| e.lsn).collect();
         let listed_all = decisions.len() <= UNVERIFIED_LISTED_MAX;
         decisions.truncate(UNVERIFIED_LISTED_MAX);
         Outputs { since_ms, decisions, complete: listed_all && self.lost_ms < since_ms }
@@ -98,14 +145,14 @@ impl Activity {
         let since = now_ms.saturating_sub(ACTIVITY_WINDOW_MS);
         // The first time in the window `agent` wrote each resource.
         let mut written: BTreeMap<&Resource, u64> = BTreeMap::new();
-        for e in self.window(agent, now_ms).filter(|e| e.effect) {
+        for e in self.allowed(agent, now_ms).filter(|e| e.effect) {
             for r in &e.resources {
                 written.entry(r).or_insert(e.at_ms);
             }
         }
         let mut contacts = BTreeSet::new();
         for e in self.entries.iter().filter(|e| e.at_ms >= since && e.at_ms <= now_ms) {
-            if &e.agent == agent || e.effect || contacts.contains(&e.agent) {
+            if &e.agent == agent || e.effect || e.signal.is_some() || contacts.contains(&e.agent) {
                 continue;
             }
             if e.resources.iter().any(|r| written.get(r).is_some_and(|w| *w <= e.at_ms)) {
@@ -114,6 +161,12 @@ impl Activity {
         }
         contacts.into_iter().take(CONTACTS_MAX).collect()
     }
+}
+
+/// A resource that names where something goes: a recipient or a domain
+/// (paths and tool resources are the node's own, not an attacker's).
+pub(crate) fn is_target(r: &Resource) -> bool {
+    matches!(r.kind, maos_model::ResourceKind::Recipient | maos_model::ResourceKind::Domain)
 }
 
 #[cfg(test)]

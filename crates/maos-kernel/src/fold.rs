@@ -32,6 +32,9 @@ pub(crate) struct KernelState {
     /// in the log yet (a crash or a failed append in between): the kernel
     /// revokes them before it serves again.
     pub unrevoked: std::collections::BTreeSet<maos_model::TokenId>,
+    /// The immune memory: threat patterns of confirmed incidents, oldest
+    /// first, at most [`crate::records::PATTERNS_MAX`].
+    pub patterns: std::collections::VecDeque<crate::records::ThreatPattern>,
 }
 
 /// What rebuilding the state from the log found.
@@ -66,7 +69,16 @@ impl KernelState {
             last_now: UnixMillis(0),
             activity: crate::activity::Activity::default(),
             unrevoked: std::collections::BTreeSet::new(),
+            patterns: std::collections::VecDeque::new(),
         }
+    }
+
+    /// Keeps a threat pattern; the oldest falls out at the bound.
+    pub(crate) fn remember(&mut self, pattern: crate::records::ThreatPattern) {
+        if self.patterns.len() >= crate::records::PATTERNS_MAX {
+            self.patterns.pop_front();
+        }
+        self.patterns.push_back(pattern);
     }
 
     /// Applies a delta the way the live kernel does: all-or-nothing, and a
@@ -111,6 +123,8 @@ impl KernelState {
                 } else if d.verdict == Verdict::Allow {
                     // As live: an allow whose delta did not apply never ran.
                     self.activity.record(&d.intent, lsn.0, d.now_ms);
+                } else if let Some(code) = crate::kernel::signal_code(&d.intent.agent, &d.delta) {
+                    self.activity.signal(&d.intent, code, lsn.0, d.now_ms);
                 }
             }
             KernelRecord::Read(r) => {
@@ -123,6 +137,9 @@ impl KernelState {
             KernelRecord::Immune(r) => {
                 if let Some(e) = &r.elimination {
                     self.unrevoked.extend(e.revoked.iter().copied());
+                    if let Some(p) = &e.pattern {
+                        self.remember(p.clone());
+                    }
                 }
                 if !self.apply_delta(&StateDelta { ops: r.delta.clone() }) {
                     summary.deltas_skipped = summary.deltas_skipped.saturating_add(1);
@@ -163,6 +180,12 @@ pub struct KernelSnapshot {
     open_packets: Vec<ApprovalPacket>,
     last_granted: Vec<(AgentId, String, ActionSummary)>,
     last_now_ms: u64,
+    /// Tokens an elimination listed that are not revoked yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    unrevoked: Vec<maos_model::TokenId>,
+    /// The immune memory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    patterns: Vec<crate::records::ThreatPattern>,
 }
 
 /// The sections of a state snapshot payload the kernel reads (the payload is
@@ -180,6 +203,8 @@ impl KernelState {
             open_packets: self.open_packets.values().cloned().collect(),
             last_granted: self.last_granted.iter().map(|((a, act), s)| (a.clone(), act.clone(), s.clone())).collect(),
             last_now_ms: self.last_now.0,
+            unrevoked: self.unrevoked.iter().copied().collect(),
+            patterns: self.patterns.iter().cloned().collect(),
         };
         (self.registry.snapshot(), kernel)
     }
@@ -203,10 +228,8 @@ impl KernelState {
             last_granted: k.last_granted.into_iter().map(|(a, act, s)| ((a, act), s)).collect(),
             last_now: UnixMillis(k.last_now_ms),
             activity,
-            // A snapshot is taken from a complete fold: the pending ones are
-            // re-derived from the records after it (a cut keeps the
-            // revocations a snapshot's registry holds anyway).
-            unrevoked: std::collections::BTreeSet::new(),
+            unrevoked: k.unrevoked.into_iter().collect(),
+            patterns: k.patterns.into_iter().take(crate::records::PATTERNS_MAX).collect(),
         })
     }
 }
@@ -432,7 +455,28 @@ pub fn spent_by(reader: &LogReader, token: maos_model::TokenId) -> Result<u64, K
 /// [`KernelError::LogRead`] if the log cannot be read,
 /// [`KernelError::LogCorrupt`] if a kernel or token record does not decode.
 pub fn replay(reader: &LogReader, config: Arc<DscConfig>, keys: &KeyRing) -> Result<ReplayReport, KernelError> {
-    let config_hash = crate::records::hex32(&config.hash());
+    replay_under(reader, &[config], keys)
+}
+
+/// [`replay`] over a log whose decisions were made under several logged
+/// configurations (a policy or threshold change between runs): each decision
+/// is re-run under the one of `configs` its record names, the counters
+/// carried over; the last of `configs` is the one a replay starts with. A
+/// decision naming none of them diverges as `config`.
+///
+/// # Errors
+/// As [`replay`]; an empty `configs` is [`KernelError::LogRead`].
+pub fn replay_under(
+    reader: &LogReader,
+    configs: &[Arc<DscConfig>],
+    keys: &KeyRing,
+) -> Result<ReplayReport, KernelError> {
+    let Some(config) = configs.last().cloned() else {
+        return Err(KernelError::LogRead("replay needs a configuration".into()));
+    };
+    let by_hash: BTreeMap<String, Arc<DscConfig>> =
+        configs.iter().map(|c| (crate::records::hex32(&c.hash()), c.clone())).collect();
+    let mut config_hash = crate::records::hex32(&config.hash());
     let mut state = KernelState::new(config.clone());
     let mut summary = FoldSummary::default();
     let mut report = ReplayReport::default();
@@ -443,10 +487,18 @@ pub fn replay(reader: &LogReader, config: Arc<DscConfig>, keys: &KeyRing) -> Res
         let record = match step {
             Step::Snapshot(payload) => {
                 state = KernelState::restore(config.clone(), payload)?;
+                config_hash = crate::records::hex32(&config.hash());
                 return Ok(());
             }
             Step::Record(r) => r,
         };
+        if let KernelRecord::Decision(d) = record
+            && d.config_hash != config_hash
+            && let Some(named) = by_hash.get(&d.config_hash)
+            && state.dsc.reconfigure(named.clone())
+        {
+            config_hash.clone_from(&d.config_hash);
+        }
         if let KernelRecord::Decision(d) = record
             && let Some((replayed, what)) = compare(d, &d.intent, &config_hash, &state, keys, &mut texts)
         {

@@ -6,6 +6,7 @@
 mod agents;
 mod cascade;
 mod immune;
+pub(crate) use immune::signal_code;
 
 pub use agents::{AGENTS_LISTED_MAX, AgentView, AgentsView, CODE_AGENT_REGISTER, CODE_ONBOARDING_NOT_BUILT, FeverView};
 pub use cascade::{
@@ -1296,17 +1297,22 @@ impl Sequencer {
         // Apoptosis) and revoked this token: what was decided before that
         // does not run.
         let revoked_since = token.is_some_and(|id| self.state.registry.get(&id).is_some_and(|r| r.revoked));
+        if *decision.verdict() == Verdict::Allow {
+            // Before the guard below, as the fold does for every logged allow
+            // (the safe side: a refused one is marked with the rest).
+            self.state.activity.record(&intent, lsn.0, now.0);
+        }
         if decision.verdict().deny_code().is_none() && revoked_since {
             let why = "the agent was eliminated (quarantine stage 4) before this request could run; a fresh token serves its replacement";
             let _ = reply.send(denied(intent.id, CODE_ELIMINATED, why, Some(lsn)));
             return;
         }
         match decision.verdict().clone() {
-            Verdict::Allow => {
-                self.state.activity.record(&intent, lsn.0, now.0);
-                self.on_allow(intent, &decision, class, lsn, reply);
-            }
+            Verdict::Allow => self.on_allow(intent, &decision, class, lsn, reply),
             Verdict::Deny { code } => {
+                if let Some(signal) = signal_code(&intent.agent, &decision.delta().ops) {
+                    self.state.activity.signal(&intent, signal, lsn.0, now.0);
+                }
                 let mut why = explain(&decision, code);
                 if let Some(note) = self.immune_note(&intent.agent, &decision, now) {
                     why.push_str(&note);

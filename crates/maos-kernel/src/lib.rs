@@ -54,7 +54,7 @@ pub use denies::{DENY_WINDOW_MS, DENY_WINDOWS_MAX};
 pub use error::KernelError;
 pub use fold::{
     Divergence, FoldSummary, KernelSnapshot, REPLAY_DIVERGENCES_MAX, REPLAY_TOKENS_MAX, ReplayReport, replay,
-    snapshot_sections, spent_by,
+    replay_under, snapshot_sections, spent_by,
 };
 pub use kernel::{
     AGENTS_LISTED_MAX, APPROVAL_TTL_MS_DEFAULT, Advanced, AgentView, AgentsView, CODE_ADVANCE, CODE_AGENT_REGISTER,

@@ -139,6 +139,9 @@ pub enum ImmuneActor {
     Kernel,
 }
 
+/// Threat patterns the immune memory keeps; the oldest falls out first.
+pub const PATTERNS_MAX: usize = 256;
+
 /// Who authorized an elimination (spec §37.8.2 stage 4; the audit class).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -186,6 +189,30 @@ pub struct Elimination {
     /// Stage 5's lateral-movement check: the agents that read what the
     /// eliminated agent wrote in the last 30 minutes, now in observation.
     pub contacts: Vec<AgentId>,
+    /// The threat pattern this incident writes to the immune memory (spec
+    /// §37.8.3), when its signals named a target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<ThreatPattern>,
+}
+
+/// A threat pattern (spec §37.8.3): what a confirmed incident looked like,
+/// so a later danger signal aimed at the same target skips to the stage the
+/// incident ended in. It never denies anything by itself: it only raises the
+/// stage of an agent whose own request was already denied as a signal, so an
+/// attacker cannot teach it to block the innocent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreatPattern {
+    /// The attack vector: the deny codes of the agent's signals (or its
+    /// hard violation), in order.
+    pub vector: Vec<String>,
+    /// The detection indicators: the recipients and domains they aimed at.
+    pub indicators: Vec<maos_model::Resource>,
+    /// The containment protocol: the stages used and for how long.
+    pub containment: String,
+    /// The root cause as the authority stated it.
+    pub root_cause: String,
+    /// The stage a match skips to.
+    pub stage: u8,
 }
 
 /// A hard violation of spec §37.11.2 that qualifies for Fast Apoptosis.

@@ -6,6 +6,7 @@ use crate::cli::{AgentCommand, FeverCommand};
 use crate::client::Daemon;
 use crate::datadir::DataDir;
 use crate::output::{Output, coded};
+use maos_dsc::aggregate::AggregateLimits;
 use maos_kernel::AgentsView;
 use std::path::Path;
 use std::process::ExitCode;
@@ -96,13 +97,13 @@ pub fn baseline(out: &Output, data_dir: &Path) -> anyhow::Result<ExitCode> {
             "outbound_bytes_per_day",
             active.iter().map(|g| g.outbound_bytes).collect::<Vec<_>>(),
             limits.outbound_bytes,
-            u64::MAX,
+            AggregateLimits::OUTBOUND_BYTES_MAX,
         ),
         (
             "external_calls_per_day",
             active.iter().map(|g| u64::from(g.external_calls)).collect(),
             u64::from(limits.external_calls),
-            u64::MAX,
+            u64::from(AggregateLimits::EXTERNAL_CALLS_MAX),
         ),
         (
             "recipients_per_week",

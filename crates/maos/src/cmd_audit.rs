@@ -233,11 +233,12 @@ fn export(dir: &DataDir, args: &AuditExportArgs) -> anyhow::Result<ExitCode> {
 fn replay(out: &Output, dir: &DataDir) -> anyhow::Result<ExitCode> {
     let log = reader(dir)?;
     // The policy the log records (the one `maos up` ran), else the deployed one.
-    let config = match crate::policy_log::logged_policy(&log)? {
-        Some(logged) => logged,
-        None => dir.dsc_config(&dir.load_config()?)?,
-    };
-    let report = maos_kernel::replay(&log, config, &crate::cmd_token::key_ring(dir)?)?;
+    // The policies the log records (the ones `maos up` ran), else the deployed one.
+    let mut configs = crate::policy_log::logged_policies(&log)?;
+    if configs.is_empty() {
+        configs.push(dir.dsc_config(&dir.load_config()?)?);
+    }
+    let report = maos_kernel::replay_under(&log, &configs, &crate::cmd_token::key_ring(dir)?)?;
     out.json(&serde_json::json!({
         "ok": report.is_clean(), "records": report.records, "decisions": report.decisions,
         "divergence_count": report.divergence_count,

@@ -189,7 +189,11 @@ fn immune_entry(r: &ImmuneRecord, id: &AgentId) -> Option<Entry> {
     }
     let (what, detail) = if let Some(e) = r.elimination.as_ref().filter(|_| about) {
         let steps: Vec<String> = e.reclamation.iter().map(|s| format!("{}. {}: {}", s.step, s.name, s.done)).collect();
-        ("eliminated (stages 4 and 5)", format!("by {:?}; {}", e.authority, steps.join("; ")))
+        let pattern = e.pattern.as_ref().map_or_else(String::new, |p| {
+            let targets: Vec<&str> = p.indicators.iter().map(|i| i.value.as_str()).collect();
+            format!("; threat pattern: {} at {}", p.vector.join("+"), targets.join(", "))
+        });
+        ("eliminated (stages 4 and 5)", format!("by {:?}; {}{pattern}", e.authority, steps.join("; ")))
     } else if contact {
         ("observation (contact of an eliminated agent)", r.agent.as_ref().map_or_else(String::new, ToString::to_string))
     } else if let Some(u) = &r.unverified {
@@ -200,6 +204,9 @@ fn immune_entry(r: &ImmuneRecord, id: &AgentId) -> Option<Entry> {
             maos_dsc::DeltaOp::Apoptosis { .. } => "apoptosis (stage 3)",
             maos_dsc::DeltaOp::Release { .. } => "released",
             maos_dsc::DeltaOp::Report { .. } => "reported by a peer",
+            maos_dsc::DeltaOp::Advance { .. } if r.by == maos_kernel::records::ImmuneActor::Kernel => {
+                "immune memory match"
+            }
             maos_dsc::DeltaOp::Advance { .. } => "advanced by the operator",
             _ => "immune record",
         });

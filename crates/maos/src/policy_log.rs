@@ -45,6 +45,34 @@ pub fn log_policy(wal: &Wal, config: &DscConfig, deployed: &[(String, String)]) 
     Ok(())
 }
 
+/// Every configuration the log's policy records name, oldest first (a
+/// replay re-runs each decision under the one it was made under), each
+/// rebuilt from its sources and checked against its hash.
+///
+/// # Errors
+/// As [`logged_policy`].
+pub fn logged_policies(reader: &LogReader) -> anyhow::Result<Vec<Arc<DscConfig>>> {
+    let mut configs: Vec<Arc<DscConfig>> = Vec::new();
+    for record in reader.records()? {
+        let record = record?;
+        if record.kind == KIND_POLICY {
+            let config = policy_of(record.lsn, &record.payload)?;
+            // One per distinct configuration, the latest position kept last.
+            configs.retain(|c| c.hash() != config.hash());
+            configs.push(config);
+            if configs.len() > POLICIES_REPLAYED_MAX {
+                configs.remove(0);
+            }
+        }
+    }
+    Ok(configs)
+}
+
+/// Distinct logged configurations a replay keeps (each is a compiled Cedar
+/// policy set): a log with more re-runs the oldest ones' decisions as
+/// `config` divergences.
+const POLICIES_REPLAYED_MAX: usize = 64;
+
 /// The configuration of the last policy record in the log, rebuilt from its
 /// sources and checked against its hash; `None` for a log without one.
 ///
@@ -60,8 +88,12 @@ pub fn logged_policy(reader: &LogReader) -> anyhow::Result<Option<Arc<DscConfig>
         }
     }
     let Some((lsn, payload)) = last else { return Ok(None) };
+    policy_of(lsn, &payload).map(Some)
+}
+
+fn policy_of(lsn: maos_wal::Lsn, payload: &[u8]) -> anyhow::Result<Arc<DscConfig>> {
     let bad = |why: String| coded("MAOS-POLICY", format!("the policy record at lsn {lsn}: {why}"), 1);
-    let record: PolicyRecord = serde_json::from_slice(&payload).map_err(|e| bad(e.to_string()))?;
+    let record: PolicyRecord = serde_json::from_slice(payload).map_err(|e| bad(e.to_string()))?;
     let profile =
         Profile::parse(&record.profile).ok_or_else(|| bad(format!("unknown profile `{}`", record.profile)))?;
     let aggregate = record.aggregate.unwrap_or((AggregateLimits::DEFAULT, AggregateMode::Enforce));
@@ -69,5 +101,5 @@ pub fn logged_policy(reader: &LogReader) -> anyhow::Result<Option<Arc<DscConfig>
     if config.hash_hex() != record.config_hash {
         return Err(bad(format!("rebuilds to configuration {} instead of {}", config.hash_hex(), record.config_hash)));
     }
-    Ok(Some(config))
+    Ok(config)
 }

@@ -633,14 +633,21 @@ mod daemon {
             (&json!(1), &json!(3), &json!(1))
         );
         assert!(daemon.sigterm().success(), "{}", daemon.output());
-        // Replay re-runs the logged thresholds even after maos.toml changed.
+        // The thresholds change between runs: replay re-runs each decision
+        // under the configuration it was made under (both are logged).
         std::fs::write(dir.join("maos.toml"), &toml).unwrap();
+        let mut daemon = Daemon::start(&dir, tmp.path(), "up", &[]);
+        let agent = Agent::open(&daemon.base, &token);
+        done_id(&agent.submit(&mail_send("r2@example.com", "hello")));
+        assert!(daemon.sigterm().success(), "{}", daemon.output());
         let replay = ok_json(&dir, &["audit", "replay"]);
         assert_eq!(replay["divergence_count"], 0, "{replay}");
-        std::fs::write(dir.join("maos.toml"), "profile = \"hardened\"\n[aggregate]\nmode = \"calibrate\"\n").unwrap();
-        let o = maos(&dir, &["up", "--listen", "127.0.0.1:0"]);
-        assert!(!o.status.success());
-        assert!(text(&o.stderr).contains("MAOS-CONFIG"), "{}", text(&o.stderr));
+        for section in ["mode = \"calibrate\"", "recipients_per_week = 51"] {
+            std::fs::write(dir.join("maos.toml"), format!("profile = \"hardened\"\n[aggregate]\n{section}\n")).unwrap();
+            let o = maos(&dir, &["up", "--listen", "127.0.0.1:0"]);
+            assert!(!o.status.success());
+            assert!(text(&o.stderr).contains("MAOS-CONFIG"), "{section}: {}", text(&o.stderr));
+        }
     }
 
     /// Rule 7 across delegation: a child of a parent that spent its budget gets

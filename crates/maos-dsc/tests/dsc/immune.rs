@@ -203,6 +203,12 @@ fn aggregate_thresholds_are_configurable_and_calibration_is_standard_only() {
     for profile in [Profile::Hardened, Profile::Isolated] {
         let refused = DscConfig::builder(profile).aggregate(AggregateLimits::DEFAULT, AggregateMode::Calibrate).build();
         assert_eq!(refused.unwrap_err().code(), "DSC-CONFIG", "{profile:?}");
+        // Only tightening: a looser threshold would turn it off in effect.
+        let looser = AggregateLimits { external_calls: 501, ..AggregateLimits::DEFAULT };
+        let refused = DscConfig::builder(profile).aggregate(looser, AggregateMode::Enforce).build();
+        assert_eq!(refused.unwrap_err().code(), "DSC-CONFIG", "{profile:?}");
+        let tighter = AggregateLimits { external_calls: 100, ..AggregateLimits::DEFAULT };
+        assert!(DscConfig::builder(profile).aggregate(tighter, AggregateMode::Enforce).build().is_ok());
     }
     for bad in [
         AggregateLimits { recipients: 0, ..AggregateLimits::DEFAULT },

@@ -17,7 +17,7 @@ use crate::activity::ACTIVITY_WINDOW_MS;
 use crate::error::KernelError;
 use crate::records::{
     ApprovalOutcome, Elimination, EliminationAuthority, HardViolation, ImmuneActor, KIND_IMMUNE, ReclamationStep,
-    Unverified,
+    ThreatPattern, Unverified,
 };
 use maos_dsc::immune::Stage;
 use maos_dsc::{Decision, DeltaOp, DscState, StateDelta};
@@ -246,6 +246,7 @@ impl Sequencer {
         }
         let roots = self.live_roots(agent, now);
         let tokens = self.live_tokens(agent, now);
+        let pattern = self.threat_pattern(agent, authority, violation.as_ref(), &reason, now);
         let reclamation = reclamation_steps(&waiting, &tokens, &contacts);
         let mut record = self.immune_record(
             Some(agent),
@@ -265,6 +266,7 @@ impl Sequencer {
             revoked: tokens,
             reclamation,
             contacts: contacts.clone(),
+            pattern: pattern.clone(),
         }));
         let lsn = self.log(KIND_IMMUNE, &record)?;
         let _ = self.state.apply_delta(&delta);
@@ -273,9 +275,96 @@ impl Sequencer {
         if let Some(e) = &record.elimination {
             self.state.unrevoked.extend(e.revoked.iter().copied());
         }
+        if let Some(p) = pattern {
+            self.state.remember(p);
+        }
         let revoked = self.revoke_roots(&roots, now)?;
         tracing::warn!(%agent, ?authority, revoked = revoked.len(), contacts = contacts.len(), "agent eliminated and healed (quarantine stages 4 and 5)");
         Ok((lsn, revoked, contacts))
+    }
+
+    /// The threat pattern of an incident (spec §37.8.3): the codes of the
+    /// agent's signals of the last 30 minutes (and its hard violation) and
+    /// the recipients and domains they aimed at. None when they named no
+    /// target: a pattern without an indicator would match nothing.
+    fn threat_pattern(
+        &self,
+        agent: &AgentId,
+        authority: EliminationAuthority,
+        violation: Option<&HardViolation>,
+        reason: &str,
+        now: UnixMillis,
+    ) -> Option<ThreatPattern> {
+        let (codes, mut indicators) = self.state.activity.signals(agent, now.0);
+        let mut vector: Vec<String> = codes.iter().map(|c| c.as_str().to_owned()).collect();
+        if let Some(v) = violation {
+            if !vector.contains(&v.code) {
+                vector.push(v.code.clone());
+            }
+            if let Some(domain) = v.evidence.strip_prefix("domain ") {
+                let r = maos_model::Resource { kind: ResourceKind::Domain, value: domain.to_owned() };
+                if !indicators.contains(&r) && indicators.len() < crate::activity::INDICATORS_MAX {
+                    indicators.push(r);
+                }
+            }
+        }
+        if indicators.is_empty() {
+            return None;
+        }
+        let (stage, since) = self.state.dsc.standing(agent).map_or((Stage::Normal, now.0), |s| s.stage_at(now.0));
+        let containment = format!(
+            "stage {} ({}) for {} s, then eliminated ({})",
+            stage.number(),
+            stage.name(),
+            now.0.saturating_sub(since) / 1000,
+            serde_json::to_value(authority).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+        );
+        Some(ThreatPattern {
+            vector,
+            indicators,
+            containment,
+            root_cause: super::immune::logged_reason(reason),
+            stage: Stage::HardIsolation.number(),
+        })
+    }
+
+    /// Immune memory (spec §37.8.3): a danger signal (any code) aimed at a
+    /// target of a remembered incident skips the agent to the stage that
+    /// incident ended in (one `kernel.immune` record by the
+    /// kernel naming the pattern). Answers whether it matched.
+    fn recall(&mut self, intent: &Intent, decision: &Decision, now: UnixMillis) -> bool {
+        let Some((code, _)) = super::signal_code(&intent.agent, &decision.delta().ops) else { return false };
+        if self.state.dsc.stage_of(&intent.agent, now) >= Stage::HardIsolation {
+            return false;
+        }
+        let same = |a: &maos_model::Resource, b: &maos_model::Resource| {
+            a.kind == b.kind && a.value.eq_ignore_ascii_case(&b.value)
+        };
+        let matched = self.state.patterns.iter().rev().find_map(|p| {
+            let hit = intent.resources.iter().find(|r| p.indicators.iter().any(|i| same(i, r)))?;
+            Some((p.root_cause.clone(), hit.value.clone(), p.stage))
+        });
+        let Some((cause, target, stage)) = matched else { return false };
+        let stage = if stage >= 3 { Stage::HardIsolation } else { Stage::SoftIsolation };
+        let delta = DscState::advance(&intent.agent, stage, now);
+        if self.state.dsc.check(&delta).is_err() {
+            return false;
+        }
+        let reason = super::immune::logged_reason(&format!(
+            "immune memory: {} aims at {target}, a target of an earlier confirmed incident ({cause})",
+            code.as_str()
+        ));
+        let record = self.immune_record(Some(&intent.agent), ImmuneActor::Kernel, &delta, reason, now);
+        if let Err(e) = self.log(KIND_IMMUNE, &record) {
+            tracing::warn!(agent = %intent.agent, error = %e, "immune memory match not logged");
+            return false;
+        }
+        let _ = self.state.apply_delta(&delta);
+        tracing::warn!(agent = %intent.agent, %target, "immune memory: a known threat pattern; stage {}", stage.number());
+        if stage == Stage::HardIsolation {
+            self.mark_unverified(&intent.agent, now);
+        }
+        true
     }
 
     /// The agent's live tokens whose parent is not also one of its live
@@ -429,6 +518,8 @@ impl Sequencer {
                     .is_some_and(|s| s.stage_at(now.0) == (Stage::HardIsolation, now.0));
         if entered {
             self.mark_unverified(&intent.agent, now);
+        } else {
+            self.recall(intent, decision, now);
         }
         if self.state.dsc.config().profile() != Profile::Standard {
             return;

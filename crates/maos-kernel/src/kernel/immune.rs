@@ -269,3 +269,11 @@ impl Sequencer {
 pub(super) fn signals(decision: &Decision) -> bool {
     decision.delta().ops.iter().any(|op| matches!(op, DeltaOp::Danger { .. }))
 }
+
+/// The danger signal (code and weight) a decision's delta records for `agent`, if any.
+pub(crate) fn signal_code(agent: &AgentId, ops: &[DeltaOp]) -> Option<(maos_model::DenyCode, u32)> {
+    ops.iter().find_map(|op| match op {
+        DeltaOp::Danger { agent: a, code, weight, .. } if a == agent => Some((*code, *weight)),
+        _ => None,
+    })
+}
