@@ -508,6 +508,11 @@ impl DscState {
         if config.profile() != self.config.profile() {
             return false;
         }
+        // The kernel that made those decisions had loaded that configuration
+        // (Rule 1 compares the two).
+        if self.health.config_hash_loaded == self.config.hash() {
+            self.health.config_hash_loaded = config.hash();
+        }
         self.config = config;
         true
     }
