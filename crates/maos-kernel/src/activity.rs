@@ -27,10 +27,12 @@ pub const UNVERIFIED_LISTED_MAX: usize = 1_024;
 pub const CONTACTS_MAX: usize = 64;
 /// Indicators one threat pattern keeps.
 pub const INDICATORS_MAX: usize = 16;
-/// The least weight of a signal whose targets become indicators: intent
-/// (an injection, keys, read-up and the like), not a stray scope miss, so an
-/// honest agent's mistakes never make an innocent address a threat.
-pub const INDICATOR_WEIGHT_MIN: u32 = 5;
+/// The least weight of a signal whose targets become indicators, and of a
+/// later signal that matches one: the codes that show an attack (a value
+/// from an injection, an injection in the arguments, keys, a more trusted
+/// ring), never a scope miss or a flow mistake (write-down, taint, read-up,
+/// MAC), which honest agents make.
+pub const INDICATOR_WEIGHT_MIN: u32 = 10;
 
 #[derive(Debug, Clone)]
 struct Entry {

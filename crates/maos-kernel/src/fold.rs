@@ -229,7 +229,11 @@ impl KernelState {
             last_now: UnixMillis(k.last_now_ms),
             activity,
             unrevoked: k.unrevoked.into_iter().collect(),
-            patterns: k.patterns.into_iter().take(crate::records::PATTERNS_MAX).collect(),
+            patterns: {
+                // The newest, as `remember` keeps them.
+                let extra = k.patterns.len().saturating_sub(crate::records::PATTERNS_MAX);
+                k.patterns.into_iter().skip(extra).collect()
+            },
         })
     }
 }
@@ -455,28 +459,28 @@ pub fn spent_by(reader: &LogReader, token: maos_model::TokenId) -> Result<u64, K
 /// [`KernelError::LogRead`] if the log cannot be read,
 /// [`KernelError::LogCorrupt`] if a kernel or token record does not decode.
 pub fn replay(reader: &LogReader, config: Arc<DscConfig>, keys: &KeyRing) -> Result<ReplayReport, KernelError> {
-    replay_under(reader, &[config], keys)
+    replay_under(reader, &[], config, keys)
 }
 
-/// [`replay`] over a log whose decisions were made under several logged
-/// configurations (a policy or threshold change between runs): each decision
-/// is re-run under the one of `configs` its record names, the counters
-/// carried over; the last of `configs` is the one a replay starts with. A
-/// decision naming none of them diverges as `config`.
+/// [`replay`] over a log whose runs were made under several configurations
+/// (a policy or threshold change between runs): `configs` are the logged
+/// ones with the Lsn of the record that logged each, in log order; every
+/// decision is re-run under the one in force at its position (the last
+/// logged before it), the counters carried over, and diverges as `config`
+/// when its record names another. Decisions before the first logged one, or
+/// with none logged, run under `fallback`.
 ///
 /// # Errors
-/// As [`replay`]; an empty `configs` is [`KernelError::LogRead`].
+/// As [`replay`].
 pub fn replay_under(
     reader: &LogReader,
-    configs: &[Arc<DscConfig>],
+    configs: &[(Lsn, Arc<DscConfig>)],
+    fallback: Arc<DscConfig>,
     keys: &KeyRing,
 ) -> Result<ReplayReport, KernelError> {
-    let Some(config) = configs.last().cloned() else {
-        return Err(KernelError::LogRead("replay needs a configuration".into()));
-    };
-    let by_hash: BTreeMap<String, Arc<DscConfig>> =
-        configs.iter().map(|c| (crate::records::hex32(&c.hash()), c.clone())).collect();
+    let mut config = fallback;
     let mut config_hash = crate::records::hex32(&config.hash());
+    let mut next = 0usize;
     let mut state = KernelState::new(config.clone());
     let mut summary = FoldSummary::default();
     let mut report = ReplayReport::default();
@@ -484,6 +488,20 @@ pub fn replay_under(
     // On a cut log, replay starts from the snapshot: the decisions it folds
     // are not re-run (their records may be gone), every later one is.
     let (records, _) = scan(reader, |lsn, step| {
+        // The configurations logged before this record: the last is in force.
+        while let Some((at, logged)) = configs.get(next)
+            && at.0 < lsn.0
+        {
+            next = next.saturating_add(1);
+            config = logged.clone();
+            // Another profile's counters were folded under other thresholds:
+            // every decision after it diverges as `config`.
+            config_hash = if state.dsc.reconfigure(logged.clone()) {
+                crate::records::hex32(&logged.hash())
+            } else {
+                "another profile".to_owned()
+            };
+        }
         let record = match step {
             Step::Snapshot(payload) => {
                 state = KernelState::restore(config.clone(), payload)?;
@@ -492,13 +510,6 @@ pub fn replay_under(
             }
             Step::Record(r) => r,
         };
-        if let KernelRecord::Decision(d) = record
-            && d.config_hash != config_hash
-            && let Some(named) = by_hash.get(&d.config_hash)
-            && state.dsc.reconfigure(named.clone())
-        {
-            config_hash.clone_from(&d.config_hash);
-        }
         if let KernelRecord::Decision(d) = record
             && let Some((replayed, what)) = compare(d, &d.intent, &config_hash, &state, keys, &mut texts)
         {

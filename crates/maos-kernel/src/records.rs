@@ -141,6 +141,9 @@ pub enum ImmuneActor {
 
 /// Threat patterns the immune memory keeps; the oldest falls out first.
 pub const PATTERNS_MAX: usize = 256;
+/// How long a threat pattern matches (an address or domain changes hands;
+/// the operator can always isolate by hand).
+pub const PATTERN_TTL_MS: u64 = 30 * 24 * 60 * 60_000;
 
 /// Who authorized an elimination (spec §37.8.2 stage 4; the audit class).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -213,6 +216,9 @@ pub struct ThreatPattern {
     pub root_cause: String,
     /// The stage a match skips to.
     pub stage: u8,
+    /// When it was written (logged time); it matches for
+    /// [`PATTERN_TTL_MS`] after.
+    pub at_ms: u64,
 }
 
 /// A hard violation of spec §37.11.2 that qualifies for Fast Apoptosis.

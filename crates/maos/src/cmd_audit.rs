@@ -234,11 +234,14 @@ fn replay(out: &Output, dir: &DataDir) -> anyhow::Result<ExitCode> {
     let log = reader(dir)?;
     // The policy the log records (the one `maos up` ran), else the deployed one.
     // The policies the log records (the ones `maos up` ran), else the deployed one.
-    let mut configs = crate::policy_log::logged_policies(&log)?;
-    if configs.is_empty() {
-        configs.push(dir.dsc_config(&dir.load_config()?)?);
-    }
-    let report = maos_kernel::replay_under(&log, &configs, &crate::cmd_token::key_ring(dir)?)?;
+    let configs = crate::policy_log::logged_policies(&log)?;
+    // Before the first policy record (or with none): the last logged one,
+    // else the deployed one.
+    let fallback = match configs.last() {
+        Some((_, last)) => last.clone(),
+        None => dir.dsc_config(&dir.load_config()?)?,
+    };
+    let report = maos_kernel::replay_under(&log, &configs, fallback, &crate::cmd_token::key_ring(dir)?)?;
     out.json(&serde_json::json!({
         "ok": report.is_clean(), "records": report.records, "decisions": report.decisions,
         "divergence_count": report.divergence_count,

@@ -45,33 +45,43 @@ pub fn log_policy(wal: &Wal, config: &DscConfig, deployed: &[(String, String)]) 
     Ok(())
 }
 
-/// Every configuration the log's policy records name, oldest first (a
-/// replay re-runs each decision under the one it was made under), each
-/// rebuilt from its sources and checked against its hash.
+/// Every policy record of the log with the configuration it logged, in log
+/// order (a replay re-runs each run's decisions under its own), each rebuilt
+/// from its sources (once per distinct text) and checked against its hash.
 ///
 /// # Errors
-/// As [`logged_policy`].
-pub fn logged_policies(reader: &LogReader) -> anyhow::Result<Vec<Arc<DscConfig>>> {
-    let mut configs: Vec<Arc<DscConfig>> = Vec::new();
+/// As [`logged_policy`], and `MAOS-POLICY` past [`POLICIES_REPLAYED_MAX`]
+/// distinct configurations.
+pub fn logged_policies(reader: &LogReader) -> anyhow::Result<Vec<(maos_wal::Lsn, Arc<DscConfig>)>> {
+    let mut built: std::collections::BTreeMap<Vec<u8>, Arc<DscConfig>> = std::collections::BTreeMap::new();
+    let mut out = Vec::new();
     for record in reader.records()? {
         let record = record?;
-        if record.kind == KIND_POLICY {
-            let config = policy_of(record.lsn, &record.payload)?;
-            // One per distinct configuration, the latest position kept last.
-            configs.retain(|c| c.hash() != config.hash());
-            configs.push(config);
-            if configs.len() > POLICIES_REPLAYED_MAX {
-                configs.remove(0);
-            }
+        if record.kind != KIND_POLICY {
+            continue;
         }
+        let config = match built.get(&record.payload) {
+            Some(c) => c.clone(),
+            None => {
+                if built.len() >= POLICIES_REPLAYED_MAX {
+                    return Err(coded(
+                        "MAOS-POLICY",
+                        format!("more than {POLICIES_REPLAYED_MAX} distinct logged policies to replay"),
+                        1,
+                    ));
+                }
+                let c = policy_of(record.lsn, &record.payload)?;
+                built.insert(record.payload.clone(), c.clone());
+                c
+            }
+        };
+        out.push((record.lsn, config));
     }
-    Ok(configs)
+    Ok(out)
 }
 
-/// Distinct logged configurations a replay keeps (each is a compiled Cedar
-/// policy set): a log with more re-runs the oldest ones' decisions as
-/// `config` divergences.
-const POLICIES_REPLAYED_MAX: usize = 64;
+/// Distinct logged configurations a replay compiles (each a Cedar policy set).
+const POLICIES_REPLAYED_MAX: usize = 256;
 
 /// The configuration of the last policy record in the log, rebuilt from its
 /// sources and checked against its hash; `None` for a log without one.

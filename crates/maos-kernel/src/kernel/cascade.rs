@@ -295,18 +295,14 @@ impl Sequencer {
         reason: &str,
         now: UnixMillis,
     ) -> Option<ThreatPattern> {
-        let (codes, mut indicators) = self.state.activity.signals(agent, now.0);
+        let (codes, indicators) = self.state.activity.signals(agent, now.0);
         let mut vector: Vec<String> = codes.iter().map(|c| c.as_str().to_owned()).collect();
-        if let Some(v) = violation {
-            if !vector.contains(&v.code) {
-                vector.push(v.code.clone());
-            }
-            if let Some(domain) = v.evidence.strip_prefix("domain ") {
-                let r = maos_model::Resource { kind: ResourceKind::Domain, value: domain.to_owned() };
-                if !indicators.contains(&r) && indicators.len() < crate::activity::INDICATORS_MAX {
-                    indicators.push(r);
-                }
-            }
+        // A hard violation joins the vector; its domain (a scope miss) is no
+        // indicator: only targets of attack-grade signals are.
+        if let Some(v) = violation
+            && !vector.contains(&v.code)
+        {
+            vector.push(v.code.clone());
         }
         if indicators.is_empty() {
             return None;
@@ -325,22 +321,30 @@ impl Sequencer {
             containment,
             root_cause: super::immune::logged_reason(reason),
             stage: Stage::HardIsolation.number(),
+            at_ms: now.0,
         })
     }
 
-    /// Immune memory (spec §37.8.3): a danger signal (any code) aimed at a
-    /// target of a remembered incident skips the agent to the stage that
+    /// Immune memory (spec §37.8.3): an attack-grade danger signal (weight
+    /// [`crate::activity::INDICATOR_WEIGHT_MIN`] or more) aimed at a target of
+    /// an incident of the last 30 days skips the agent to the stage that
     /// incident ended in (one `kernel.immune` record by the
     /// kernel naming the pattern). Answers whether it matched.
     fn recall(&mut self, intent: &Intent, decision: &Decision, now: UnixMillis) -> bool {
-        let Some((code, _)) = super::signal_code(&intent.agent, &decision.delta().ops) else { return false };
+        let Some((code, weight)) = super::signal_code(&intent.agent, &decision.delta().ops) else { return false };
+        // Only an attack-grade signal of its own matches: an honest agent's
+        // scope miss or flow mistake naming a remembered address does not.
+        if weight < crate::activity::INDICATOR_WEIGHT_MIN {
+            return false;
+        }
         if self.state.dsc.stage_of(&intent.agent, now) >= Stage::HardIsolation {
             return false;
         }
         let same = |a: &maos_model::Resource, b: &maos_model::Resource| {
             a.kind == b.kind && a.value.eq_ignore_ascii_case(&b.value)
         };
-        let matched = self.state.patterns.iter().rev().find_map(|p| {
+        let live = |p: &&ThreatPattern| now.0.saturating_sub(p.at_ms) < crate::records::PATTERN_TTL_MS;
+        let matched = self.state.patterns.iter().rev().filter(live).find_map(|p| {
             let hit = intent.resources.iter().find(|r| p.indicators.iter().any(|i| same(i, r)))?;
             Some((p.root_cause.clone(), hit.value.clone(), p.stage))
         });
