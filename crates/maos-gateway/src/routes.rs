@@ -448,11 +448,7 @@ async fn grant(
     let body = body_of(body)?;
     let id = parse_id(&id)?;
     let body: GrantBody = json_body(&body)?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(body.signature.trim())
-        .map_err(|_| ApiError::BadRequest("`signature` is not base64".into()))?;
-    let signature =
-        maos_crypto::Signature::from_bytes(&bytes).map_err(|e| ApiError::BadRequest(format!("`signature`: {e}")))?;
+    let signature = signature_of(&body.signature, "signature")?;
     let packet = find_packet(&api.kernel, id).await?;
     let grant = KernelHandle::grant_for(&packet)
         .ok_or_else(|| ApiError::Internal("packet holds a malformed decision hash".into()))?;
@@ -461,6 +457,14 @@ async fn grant(
     let view = IntentView::of(&reply);
     api.results.set(view.clone());
     Ok(Json(view).into_response())
+}
+
+/// A commander's hybrid signature sent as base64 in the body's `field`.
+fn signature_of(text: &str, field: &str) -> ApiResult<maos_crypto::Signature> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|_| ApiError::BadRequest(format!("`{field}` is not base64")))?;
+    maos_crypto::Signature::from_bytes(&bytes).map_err(|e| ApiError::BadRequest(format!("`{field}`: {e}")))
 }
 
 /// The optional `{"reason": "…"}` body of a deny, a release or an apoptosis.
@@ -564,11 +568,7 @@ async fn advance(
     let approval = match body.approval {
         None => None,
         Some(a) => {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(a.signature.trim())
-                .map_err(|_| ApiError::BadRequest("`approval.signature` is not base64".into()))?;
-            let signature = maos_crypto::Signature::from_bytes(&bytes)
-                .map_err(|e| ApiError::BadRequest(format!("`approval.signature`: {e}")))?;
+            let signature = signature_of(&a.signature, "approval.signature")?;
             let grant = maos_kernel::EliminationGrant {
                 agent: agent.clone(),
                 stage_since_ms: a.stage_since_ms,

@@ -171,29 +171,36 @@ pub(crate) fn is_target(r: &Resource) -> bool {
     matches!(r.kind, maos_model::ResourceKind::Recipient | maos_model::ResourceKind::Domain)
 }
 
+/// An intent for the kernel's unit tests.
+#[cfg(test)]
+pub(crate) fn test_intent(agent: &str, action: &str, effect: maos_model::EffectClass, resource: Resource) -> Intent {
+    Intent {
+        id: maos_model::IntentId::new_v7(0, [7; 10]),
+        agent: AgentId::new(agent).unwrap(),
+        action: action.into(),
+        resources: vec![resource],
+        args: std::collections::BTreeMap::new(),
+        effect,
+        cost: 0,
+        sink_level: maos_model::IfcLevel::Internal,
+        requires_integrity: false,
+        reads: Vec::new(),
+        sensitive_args: Vec::new(),
+        provenance_deny: false,
+        world_state_hash: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use maos_model::{EffectClass, IfcLevel, IntentId, ResourceKind};
+    use maos_model::{EffectClass, ResourceKind};
 
     const MIN: u64 = 60_000;
 
     fn intent(agent: &str, effect: bool, path: &str) -> Intent {
-        Intent {
-            id: IntentId::new_v7(0, [0; 10]),
-            agent: AgentId::new(agent).unwrap(),
-            action: if effect { "fs.write" } else { "fs.read" }.into(),
-            resources: vec![Resource { kind: ResourceKind::Path, value: path.into() }],
-            args: std::collections::BTreeMap::new(),
-            effect: if effect { EffectClass::Write } else { EffectClass::Observe },
-            cost: 0,
-            sink_level: IfcLevel::Internal,
-            requires_integrity: false,
-            reads: Vec::new(),
-            sensitive_args: Vec::new(),
-            provenance_deny: false,
-            world_state_hash: None,
-        }
+        let (action, class) = if effect { ("fs.write", EffectClass::Write) } else { ("fs.read", EffectClass::Observe) };
+        test_intent(agent, action, class, Resource { kind: ResourceKind::Path, value: path.into() })
     }
 
     /// Stage 3 lists the agent's effects of the last 30 minutes; stage 5

@@ -636,28 +636,15 @@ fn reclamation_steps(
 #[cfg(test)]
 mod hard_violations {
     use super::*;
-    use maos_model::{EffectClass, IfcLevel, IntentId, Resource, Ring, TrustClass};
+    use maos_model::{EffectClass, IfcLevel, Resource, Ring, TrustClass};
 
     const NOW: UnixMillis = UnixMillis(1_767_225_600_000);
 
     fn http_get(domain: &str) -> Intent {
-        let mut args = std::collections::BTreeMap::new();
-        args.insert("url".to_owned(), maos_model::ArgValue::Str(format!("https://{domain}/x")));
-        Intent {
-            id: IntentId::new_v7(NOW.0, [7; 10]),
-            agent: AgentId::new("fetcher").unwrap(),
-            action: "http.get".into(),
-            resources: vec![Resource { kind: ResourceKind::Domain, value: domain.into() }],
-            args,
-            effect: EffectClass::Observe,
-            cost: 0,
-            sink_level: IfcLevel::Internal,
-            requires_integrity: false,
-            reads: Vec::new(),
-            sensitive_args: Vec::new(),
-            provenance_deny: false,
-            world_state_hash: None,
-        }
+        let resource = Resource { kind: ResourceKind::Domain, value: domain.into() };
+        let mut i = crate::activity::test_intent("fetcher", "http.get", EffectClass::Observe, resource);
+        i.args.insert("url".to_owned(), maos_model::ArgValue::Str(format!("https://{domain}/x")));
+        i
     }
 
     /// Fast Apoptosis's condition (a), exactly: a scope deny of the agent's
