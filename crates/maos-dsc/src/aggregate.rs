@@ -52,9 +52,17 @@ impl AggregateLimits {
     /// [`RECIPIENTS_KEPT`]); Hardened and Isolated only tighten the spec's
     /// defaults (a loose threshold would turn the monitor off in effect).
     ///
+    /// Calibration (`mode`) is for Standard only: it turns the monitor off.
+    ///
     /// # Errors
     /// What is out of range.
-    pub fn validate(&self, profile: maos_model::Profile) -> Result<(), String> {
+    pub fn validate(&self, profile: maos_model::Profile, mode: AggregateMode) -> Result<(), String> {
+        if mode == AggregateMode::Calibrate && profile != maos_model::Profile::Standard {
+            return Err(format!(
+                "mode = \"calibrate\" turns the monitor off; the {} profile keeps it on",
+                profile.name()
+            ));
+        }
         let d = Self::DEFAULT;
         if profile != maos_model::Profile::Standard
             && (self.outbound_bytes > d.outbound_bytes

@@ -495,7 +495,9 @@ fn fever_escalation(input: &CheckInput<'_>) -> Option<Outcome> {
 /// later external effects of that kind need a human (HACF level 2).
 fn aggregate_escalation(input: &CheckInput<'_>) -> Option<Outcome> {
     let intent = input.intent;
-    if !counts_as_egress(intent) {
+    let (limits, mode) = input.config.aggregate();
+    // Calibration counts only (the charge records the egress either way).
+    if mode == crate::aggregate::AggregateMode::Calibrate || !counts_as_egress(intent) {
         return None;
     }
     let bytes = egress_bytes(intent);
@@ -511,11 +513,6 @@ fn aggregate_escalation(input: &CheckInput<'_>) -> Option<Outcome> {
         }
     }
     let totals = aggregate.map(|a| a.totals_at(now)).unwrap_or_default();
-    let (limits, mode) = input.config.aggregate();
-    if mode == crate::aggregate::AggregateMode::Calibrate {
-        // Counting only (the charge records the egress either way).
-        return None;
-    }
     let new_recipients = u32::try_from(new.len()).unwrap_or(u32::MAX);
     let crossed = crate::aggregate::crossed(totals, limits, bytes, new_recipients)?;
     let what = match crossed {

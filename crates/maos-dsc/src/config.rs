@@ -106,13 +106,8 @@ impl DscConfigBuilder {
         if self.rates.ring2_per_hour == 0 || self.rates.ring3_per_hour == 0 {
             return Err(DscError::Config("per-agent rates must be at least 1 per hour".into()));
         }
-        self.aggregate.0.validate(self.profile).map_err(|e| DscError::Config(format!("[aggregate] {e}")))?;
-        if self.aggregate.1 == AggregateMode::Calibrate && self.profile != Profile::Standard {
-            return Err(DscError::Config(format!(
-                "[aggregate] mode = \"calibrate\" turns the monitor off; the {} profile keeps it on",
-                self.profile.name()
-            )));
-        }
+        let (limits, mode) = self.aggregate;
+        limits.validate(self.profile, mode).map_err(|e| DscError::Config(format!("[aggregate] {e}")))?;
         let mut sources = vec![("standard.cedar".to_owned(), STANDARD_POLICIES.to_owned())];
         match self.profile {
             Profile::Standard => {}

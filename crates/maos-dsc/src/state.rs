@@ -176,10 +176,6 @@ pub struct AgentUsage {
     /// The trust class it was registered with (immutable once set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class: Option<TrustClass>,
-    /// When it was last eliminated (quarantine stage 4): every token of it
-    /// valid from before then is revoked.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub eliminated_ms: Option<u64>,
 }
 
 impl AgentUsage {
@@ -927,13 +923,11 @@ impl DscState {
                 let stage = standing.stage;
                 self.after_signal(agent, stage, *at_ms);
             }
-            DeltaOp::Eliminate { agent, at_ms } => {
+            DeltaOp::Eliminate { agent, .. } => {
                 // Healed: the replacement starts clean, in ring 3 for good
                 // (inward needs re-onboarding); the evidence stays in the log.
                 self.immune.remove(agent);
-                let a = self.agents.entry(agent.clone()).or_default();
-                a.ring = Some(Ring::Untrusted);
-                a.eliminated_ms = Some(a.eliminated_ms.unwrap_or(0).max(*at_ms));
+                self.agents.entry(agent.clone()).or_default().ring = Some(Ring::Untrusted);
             }
             DeltaOp::RegisterAgent { agent, ring, class } => {
                 let a = self.agents.entry(agent.clone()).or_default();

@@ -335,11 +335,7 @@ impl DataDir {
         let aggregate = file.aggregate.resolve();
         // Checked here too (the DSC refuses it at build), so the error names
         // the file before any key or log is opened.
-        let aggregate_error = aggregate.0.validate(profile).err().or_else(|| {
-            (aggregate.1 == AggregateMode::Calibrate && profile != Profile::Standard).then(|| {
-                format!("mode = \"calibrate\" turns the monitor off; the {} profile keeps it on", profile.name())
-            })
-        });
+        let aggregate_error = aggregate.0.validate(profile, aggregate.1).err();
         if let Some(why) = aggregate_error {
             return Err(coded("MAOS-CONFIG", format!("`{}`: [aggregate] {why}", path.display()), 1));
         }

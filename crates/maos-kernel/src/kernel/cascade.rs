@@ -544,36 +544,29 @@ impl Sequencer {
 /// own request with its own verified token (a forged or borrowed token
 /// proves nothing about the agent it names).
 fn hard_violation(intent: &Intent, decision: &Decision, lsn: Lsn, off_list: Option<&str>) -> Option<HardViolation> {
-    let signalled = |code: DenyCode| {
-        decision
-            .delta()
-            .ops
-            .iter()
-            .any(|op| matches!(op, DeltaOp::Danger { agent, code: c, .. } if agent == &intent.agent && *c == code))
-    };
-    if signalled(DenyCode::Prefilter) {
-        let detail = decision.checks().iter().find_map(|c| match &c.outcome {
-            maos_dsc::Outcome::Deny { code: DenyCode::Prefilter, detail } => Some(detail.as_str()),
+    // A signal of the agent's own, whatever code weighed most (a tie or a
+    // heavier code on top does not hide the violation).
+    super::signal_code(&intent.agent, &decision.delta().ops)?;
+    let denied = |code: DenyCode| {
+        decision.checks().iter().find_map(|c| match &c.outcome {
+            maos_dsc::Outcome::Deny { code: d, detail } if *d == code => Some(detail.as_str()),
             maos_dsc::Outcome::Deny { .. }
             | maos_dsc::Outcome::Pass
             | maos_dsc::Outcome::NotApplicable { .. }
             | maos_dsc::Outcome::Escalate { .. } => None,
-        });
+        })
+    };
+    if let Some(detail) = denied(DenyCode::Prefilter) {
         return Some(HardViolation {
             condition: "c".into(),
             decision_lsn: lsn.0,
             code: DenyCode::Prefilter.as_str().into(),
-            evidence: maos_model::prefix_within(detail.unwrap_or_default(), 512).to_owned(),
+            evidence: maos_model::prefix_within(detail, 512).to_owned(),
         });
     }
     // (a): a domain the token lists for no permission of this action, in a
-    // request whose scope check failed and that signalled (whatever code
-    // weighed most: a write-down on top does not hide it).
-    let scope_failed =
-        decision.checks().iter().any(|c| matches!(&c.outcome, maos_dsc::Outcome::Deny { code: DenyCode::Scope, .. }));
-    let any_signal =
-        decision.delta().ops.iter().any(|op| matches!(op, DeltaOp::Danger { agent, .. } if agent == &intent.agent));
-    let domain = off_list.filter(|_| scope_failed && any_signal)?;
+    // request whose scope check failed.
+    let domain = off_list.filter(|_| denied(DenyCode::Scope).is_some())?;
     Some(HardViolation {
         condition: "a".into(),
         decision_lsn: lsn.0,
