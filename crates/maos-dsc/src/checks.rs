@@ -4,11 +4,12 @@
 
 use crate::config::{DscConfig, WORKSPACE_ROOT};
 use crate::decision::Outcome;
+use crate::fingerprint::Sample;
 use crate::mac::{MacOutcome, MacRequest};
 use crate::rules::{self, RuleInput};
 use crate::state::{DscState, Session};
 use maos_model::{
-    ArgValue, DenyCode, EffectClass, HacfLevel, IfcLevel, Intent, Profile, ResourceKind, Ring, UnixMillis,
+    ArgValue, DenyCode, EffectClass, HacfLevel, IfcLevel, Intent, Profile, ResourceKind, Ring, UnixMillis, Verdict,
 };
 use maos_token::{ArgSource, ResourceRef, ScopeKind, TokenClaims, TokenError, VerifiedToken};
 use std::borrow::Cow;
@@ -503,17 +504,8 @@ fn aggregate_escalation(input: &CheckInput<'_>) -> Option<Outcome> {
     let bytes = egress_bytes(intent);
     let now = input.now.0;
     let aggregate = input.state.aggregate(&intent.agent);
-    // The recipients not counted yet, each once (compared as the charge
-    // stores them: lowercased), without allocating their text on the
-    // decision path.
-    let mut new: Vec<&str> = Vec::new();
-    for r in recipients(intent) {
-        if aggregate.is_none_or(|a| !a.knows(r, now)) && !new.iter().any(|n| n.eq_ignore_ascii_case(r)) {
-            new.push(r);
-        }
-    }
     let totals = aggregate.map(|a| a.totals_at(now)).unwrap_or_default();
-    let new_recipients = u32::try_from(new.len()).unwrap_or(u32::MAX);
+    let new_recipients = u32::try_from(new_recipients(input.state, intent, input.now)).unwrap_or(u32::MAX);
     let crossed = crate::aggregate::crossed(totals, limits, bytes, new_recipients)?;
     let what = match crossed {
         crate::aggregate::Crossed::OutboundVolume => format!(
@@ -532,6 +524,44 @@ fn aggregate_escalation(input: &CheckInput<'_>) -> Option<Outcome> {
         HacfLevel::L2,
         format!("{}: {what}: a human approves each such action (HACF level 2)", crossed.code()),
     ))
+}
+
+/// The recipients of `intent` its agent has not mailed in the last 7 days,
+/// each once (compared as the charge stores them: lowercased), without
+/// allocating their text on the decision path.
+#[must_use]
+pub fn new_recipients(state: &DscState, intent: &Intent, now: UnixMillis) -> usize {
+    let aggregate = state.aggregate(&intent.agent);
+    let mut new: Vec<&str> = Vec::new();
+    for r in recipients(intent) {
+        if aggregate.is_none_or(|a| !a.knows(r, now.0)) && !new.iter().any(|n| n.eq_ignore_ascii_case(r)) {
+            new.push(r);
+        }
+    }
+    new.len()
+}
+
+/// The fingerprint sample of a decision of the agent's own verified request
+/// (issue #14 item 7): its tool, whether it was denied, the bytes of its
+/// argument text, and for an allowed external effect what left and to how
+/// many new recipients.
+#[must_use]
+pub fn fingerprint_sample(state: &DscState, intent: &Intent, now: UnixMillis, verdict: &Verdict) -> Sample {
+    let output_bytes = egress_bytes(intent);
+    let (egress, new) = if verdict.is_allow() && counts_as_egress(intent) {
+        (output_bytes, u64::try_from(new_recipients(state, intent, now)).unwrap_or(u64::MAX))
+    } else {
+        (0, 0)
+    };
+    Sample {
+        tool: maos_model::prefix_within(&intent.action, crate::fingerprint::TOOL_BYTES_MAX).to_owned(),
+        // Soft isolation's own refusals are the node's restriction, not the
+        // agent's behaviour: counted as calls, not as denies.
+        denied: verdict.deny_code().is_some_and(|c| c != DenyCode::ImmStage2),
+        output_bytes,
+        egress_bytes: egress,
+        new_recipients: new,
+    }
 }
 
 /// An intent whose data leaves the node to a party outside it: it names a
@@ -584,6 +614,10 @@ pub fn quarantine(state: &DscState, intent: &Intent, now: UnixMillis) -> Option<
     let standing = state.standing(&intent.agent)?;
     let (stage, since) = standing.stage_at(now.0);
     let (code, ends) = match stage {
+        Stage::HardIsolation if standing.paused => (
+            DenyCode::ImmStage3,
+            "a 4-sigma deviation of its behaviour paused it: every request is refused until a human reviews it",
+        ),
         Stage::HardIsolation => (DenyCode::ImmStage3, "every request is refused until the operator releases the agent"),
         Stage::SoftIsolation if outbound(intent) => (
             DenyCode::ImmStage2,
@@ -596,7 +630,7 @@ pub fn quarantine(state: &DscState, intent: &Intent, now: UnixMillis) -> Option<
         stage.number(),
         stage.name(),
         standing.score_at(now.0),
-        standing.last_code().map_or("none", DenyCode::as_str)
+        standing.last_code().map_or("none", crate::immune::SignalCode::as_str)
     );
     Some(Outcome::deny(code, detail))
 }

@@ -14,6 +14,7 @@ use crate::reference::{reference_check_1, reference_check_3, reference_check_4, 
 use crate::state::{DeltaOp, DscState, StateDelta};
 use maos_model::{DenyCode, EffectClass, HacfLevel, Intent, Profile, UnixMillis, Verdict};
 use maos_token::{TokenError, VerifiedToken};
+use std::borrow::Cow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// Test hook: faults to inject into one decision. Public on purpose: a fault
@@ -247,7 +248,26 @@ fn refusal_delta(input: &CheckInput<'_>, verdict: &Verdict, checks: &[CheckResul
     {
         ops.push(DeltaOp::Danger { agent: agent.clone(), code, weight, at_ms: input.now.0 });
     }
+    if !isolated {
+        ops.extend(fingerprint_op(input, verdict));
+    }
     StateDelta { ops }
+}
+
+/// The decision's sample for its agent's behavioural fingerprint, with what
+/// it finds (issue #14 item 7). `None` in stage 3 (the agent is frozen:
+/// nothing more to learn or find) and for an agent without a fingerprint
+/// once the node's table is full.
+fn fingerprint_op(input: &CheckInput<'_>, verdict: &Verdict) -> Option<DeltaOp> {
+    let agent = &input.intent.agent;
+    let fingerprint = match input.state.fingerprint(agent) {
+        Some(f) => Cow::Borrowed(f),
+        None if input.state.fingerprints_full() => return None,
+        None => Cow::Owned(crate::fingerprint::Fingerprint::default()),
+    };
+    let sample = crate::checks::fingerprint_sample(input.state, input.intent, input.now, verdict);
+    let (findings, response) = fingerprint.judge(&sample, input.now.0);
+    Some(DeltaOp::Fingerprint { agent: agent.clone(), at_ms: input.now.0, sample, findings, response })
 }
 
 /// A deny code's weight as a danger signal for this agent. A provenance deny
@@ -294,6 +314,8 @@ fn allow_delta(input: &CheckInput<'_>) -> Result<StateDelta, DscError> {
         cost: input.intent.cost,
         egress: crate::checks::egress(input.intent, input.now),
     }];
+    // An allowed request is never of an agent in stage 3.
+    ops.extend(fingerprint_op(input, &Verdict::Allow));
     if input.intent.effect == EffectClass::Observe {
         for r in &input.intent.reads {
             ops.push(DeltaOp::Read {

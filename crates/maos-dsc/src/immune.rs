@@ -230,13 +230,52 @@ pub const fn weight(code: DenyCode) -> u32 {
     }
 }
 
-/// One danger signal: a deny of the agent's own verified request.
+/// What a danger signal came from: a deny, or a behavioural deviation.
+/// Serialized as its code, so standings logged before fingerprints existed
+/// read back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignalCode {
+    /// A deny of the agent's own verified request.
+    Deny(DenyCode),
+    /// A deviation of its behavioural fingerprint ([`crate::fingerprint`]).
+    Fingerprint,
+}
+
+impl SignalCode {
+    /// The code in logs and explanations.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Deny(code) => code.as_str(),
+            Self::Fingerprint => "IMM-FINGERPRINT",
+        }
+    }
+}
+
+impl Serialize for SignalCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for SignalCode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        if text == Self::Fingerprint.as_str() {
+            return Ok(Self::Fingerprint);
+        }
+        DenyCode::parse(&text).map(Self::Deny).ok_or_else(|| serde::de::Error::custom("unknown signal code"))
+    }
+}
+
+/// One danger signal: a deny of the agent's own verified request, or a
+/// deviation of its fingerprint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Signal {
     /// The decision's time (logged).
     pub at_ms: u64,
-    /// The deny code.
-    pub code: DenyCode,
+    /// What it came from.
+    pub code: SignalCode,
     /// Its weight when it was decided.
     pub weight: u32,
 }
@@ -253,6 +292,11 @@ pub struct Standing {
     /// Reports by other agents since the last release, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reports: Vec<Report>,
+    /// Stage 3 came from a 4σ deviation of its fingerprint: a pause pending
+    /// a human's review, which the kernel never turns into an elimination
+    /// on its own (no deny shows what the agent tried).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
 }
 
 impl Standing {
@@ -365,6 +409,19 @@ impl Standing {
             self.stage = Stage::HardIsolation;
             self.since_ms = at_ms;
         }
+        // Its own word is evidence enough: no longer only a pause.
+        self.paused = false;
+    }
+
+    /// A 4σ deviation of the fingerprint at `at_ms`: stage 3, a pause
+    /// pending a human's review (kept as the cause only when it is what put
+    /// the agent in stage 3).
+    pub(crate) fn pause(&mut self, at_ms: u64) {
+        if self.stage_at(at_ms).0 != Stage::HardIsolation {
+            self.stage = Stage::HardIsolation;
+            self.since_ms = at_ms;
+            self.paused = true;
+        }
     }
 
     /// A confirmed escalation to `stage` at `at_ms` (the operator's advance,
@@ -381,9 +438,9 @@ impl Standing {
         }
     }
 
-    /// The deny code of the last signal, for the agent's explanation.
+    /// The code of the last signal, for the agent's explanation.
     #[must_use]
-    pub fn last_code(&self) -> Option<DenyCode> {
+    pub fn last_code(&self) -> Option<SignalCode> {
         self.signals.last().map(|s| s.code)
     }
 }
@@ -395,7 +452,7 @@ mod tests {
     const MIN: u64 = 60_000;
 
     fn signal(at_min: u64, code: DenyCode) -> Signal {
-        Signal { at_ms: at_min * MIN, code, weight: weight(code) }
+        Signal { at_ms: at_min * MIN, code: SignalCode::Deny(code), weight: weight(code) }
     }
 
     /// CT-IMM-01: weighted scores of 10, 30 and 60 enter stages 1, 2 and 3.
@@ -458,7 +515,7 @@ mod tests {
         }
         let mut s = Standing::default();
         for i in 0..(SIGNALS_PER_AGENT_MAX as u64 + 10) {
-            s.signal(Signal { at_ms: i, code: DenyCode::Scope, weight: 0 }, t);
+            s.signal(Signal { at_ms: i, code: SignalCode::Deny(DenyCode::Scope), weight: 0 }, t);
         }
         assert_eq!(s.signals.len(), SIGNALS_PER_AGENT_MAX);
         assert_eq!(s.signals[0].at_ms, 10);

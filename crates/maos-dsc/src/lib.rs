@@ -43,6 +43,7 @@ mod config;
 mod decision;
 mod engine;
 mod error;
+pub mod fingerprint;
 pub mod immune;
 pub mod mac;
 pub mod prefilter;

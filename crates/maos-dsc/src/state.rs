@@ -6,7 +6,8 @@
 use crate::DscError;
 use crate::aggregate::{Aggregate, Egress};
 use crate::config::DscConfig;
-use crate::immune::{AnomalyClass, Fever, REPORTS_PER_HOUR_MAX, Report, Signal, Stage, Standing};
+use crate::fingerprint::{FINGERPRINTS_MAX, Finding, Fingerprint, Response, Sample};
+use crate::immune::{AnomalyClass, Fever, REPORTS_PER_HOUR_MAX, Report, Signal, SignalCode, Stage, Standing};
 use maos_model::{AgentId, DenyCode, IfcLevel, Ring, TokenId, TrustClass, UnixMillis};
 use maos_token::RevocationState;
 use serde::{Deserialize, Serialize};
@@ -328,6 +329,23 @@ pub enum DeltaOp {
         /// When.
         at_ms: u64,
     },
+    /// One decision of the agent's own verified request, for its behavioural
+    /// fingerprint, with what the DSC found when it decided and what that
+    /// set off (spec §41.2, §33.8.7; issue #14 item 7).
+    Fingerprint {
+        /// Agent.
+        agent: AgentId,
+        /// The decision's time.
+        at_ms: u64,
+        /// What the decision adds.
+        sample: Sample,
+        /// Deviations and drifts found.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        findings: Vec<Finding>,
+        /// A danger signal or a pause.
+        #[serde(default)]
+        response: Response,
+    },
     /// Stages 4 and 5 (spec §37.8.2): the agent was eliminated (its tokens
     /// are revoked in the same record) and is healed: back to normal with an
     /// empty standing, in ring 3, and only a fresh token serves it again.
@@ -376,6 +394,8 @@ pub struct DscState {
     immune: BTreeMap<AgentId, Standing>,
     /// Aggregate monitoring counters of every agent that sent anything out.
     aggregates: BTreeMap<AgentId, Aggregate>,
+    /// Behavioural fingerprints (at most [`FINGERPRINTS_MAX`]).
+    fingerprints: BTreeMap<AgentId, Fingerprint>,
     /// The last security fever, if any (it is on while [`Fever::active_at`]).
     fever: Option<Fever>,
     /// When the commander last ended a fever: from then on only agents whose
@@ -408,6 +428,8 @@ pub struct DscSnapshot {
     fever_ended_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     reporters: Vec<(AgentId, Vec<u64>)>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    fingerprints: Vec<(AgentId, Fingerprint)>,
 }
 
 impl DscSnapshot {
@@ -435,6 +457,7 @@ impl DscState {
             fever: self.fever,
             fever_ended_ms: self.fever_ended_ms,
             reporters: self.reporters.iter().map(|(a, t)| (a.clone(), t.clone())).collect(),
+            fingerprints: self.fingerprints.iter().map(|(a, f)| (a.clone(), f.clone())).collect(),
         }
     }
 
@@ -448,6 +471,9 @@ impl DscState {
         let agents = snapshot.sessions.len().max(snapshot.agents.len()).max(snapshot.immune.len());
         if agents.max(snapshot.aggregates.len()).max(snapshot.reporters.len()) > STATE_AGENTS_MAX {
             return Err(DscError::StateLimit { field: "agents", max: STATE_AGENTS_MAX });
+        }
+        if snapshot.fingerprints.len() > FINGERPRINTS_MAX {
+            return Err(DscError::StateLimit { field: "fingerprints", max: FINGERPRINTS_MAX });
         }
         if snapshot.tokens.len() > STATE_TOKENS_MAX {
             return Err(DscError::StateLimit { field: "tokens", max: STATE_TOKENS_MAX });
@@ -464,6 +490,7 @@ impl DscState {
         state.fever = snapshot.fever;
         state.fever_ended_ms = snapshot.fever_ended_ms;
         state.reporters = snapshot.reporters.iter().cloned().collect();
+        state.fingerprints = snapshot.fingerprints.iter().cloned().collect();
         Ok(state)
     }
 
@@ -484,6 +511,7 @@ impl DscState {
             carved_children: BTreeSet::new(),
             immune: BTreeMap::new(),
             aggregates: BTreeMap::new(),
+            fingerprints: BTreeMap::new(),
             fever: None,
             fever_ended_ms: None,
             reporters: BTreeMap::new(),
@@ -533,6 +561,18 @@ impl DscState {
     #[must_use]
     pub fn aggregate(&self, agent: &AgentId) -> Option<&Aggregate> {
         self.aggregates.get(agent)
+    }
+
+    /// The behavioural fingerprint of an agent, if it has one.
+    #[must_use]
+    pub fn fingerprint(&self, agent: &AgentId) -> Option<&Fingerprint> {
+        self.fingerprints.get(agent)
+    }
+
+    /// Whether a new agent can still get a fingerprint.
+    #[must_use]
+    pub fn fingerprints_full(&self) -> bool {
+        self.fingerprints.len() >= FINGERPRINTS_MAX
     }
 
     /// The quarantine stage of `agent` at `now` (normal without a standing).
@@ -756,6 +796,7 @@ impl DscState {
         let mut new_immune = BTreeSet::new();
         let mut new_aggregates = BTreeSet::new();
         let mut new_reporters = BTreeSet::new();
+        let mut new_fingerprints = BTreeSet::new();
         for op in &delta.ops {
             match op {
                 DeltaOp::Charge { agent, token, egress, .. } => {
@@ -801,6 +842,17 @@ impl DscState {
                         new_reporters.insert(reporter);
                     }
                 }
+                DeltaOp::Fingerprint { agent, response, .. } => {
+                    if !self.fingerprints.contains_key(agent) {
+                        new_fingerprints.insert(agent);
+                    }
+                    if (response.pause || response.signal > 0) && !self.immune.contains_key(agent) {
+                        new_immune.insert(agent);
+                    }
+                    if response.pause && !self.agents.contains_key(agent) {
+                        new_agents.insert(agent);
+                    }
+                }
                 DeltaOp::Release { .. } => {}
                 DeltaOp::Eliminate { agent, .. } => {
                     if !self.agents.contains_key(agent) {
@@ -841,6 +893,9 @@ impl DscState {
         }
         if over(self.reporters.len(), new_reporters.len(), STATE_AGENTS_MAX) {
             return Err(DscError::StateLimit { field: "reporters", max: STATE_AGENTS_MAX });
+        }
+        if over(self.fingerprints.len(), new_fingerprints.len(), FINGERPRINTS_MAX) {
+            return Err(DscError::StateLimit { field: "fingerprints", max: FINGERPRINTS_MAX });
         }
         Ok(())
     }
@@ -886,7 +941,7 @@ impl DscState {
             }
             DeltaOp::Danger { agent, code, weight, at_ms } => {
                 let thresholds = crate::immune::thresholds(self.config.profile());
-                let signal = Signal { at_ms: *at_ms, code: *code, weight: *weight };
+                let signal = Signal { at_ms: *at_ms, code: SignalCode::Deny(*code), weight: *weight };
                 let standing = self.immune.entry(agent.clone()).or_default();
                 standing.signal(signal, thresholds);
                 let stage = standing.stage;
@@ -913,6 +968,20 @@ impl DscState {
                 self.fever = None;
                 self.fever_ended_ms = Some(self.fever_ended_ms.unwrap_or(0).max(*at_ms));
             }
+            DeltaOp::Fingerprint { agent, at_ms, sample, findings, response } => {
+                self.fingerprints.entry(agent.clone()).or_default().fold(sample, *at_ms, findings, *response);
+                if response.pause {
+                    self.immune.entry(agent.clone()).or_default().pause(*at_ms);
+                    self.after_signal(agent, Stage::HardIsolation, *at_ms);
+                } else if response.signal > 0 {
+                    let thresholds = crate::immune::thresholds(self.config.profile());
+                    let signal = Signal { at_ms: *at_ms, code: SignalCode::Fingerprint, weight: response.signal };
+                    let standing = self.immune.entry(agent.clone()).or_default();
+                    standing.signal(signal, thresholds);
+                    let stage = standing.stage;
+                    self.after_signal(agent, stage, *at_ms);
+                }
+            }
             DeltaOp::Release { agent, .. } => {
                 // The evidence stays in the log; the state forgets it.
                 self.immune.remove(agent);
@@ -927,6 +996,9 @@ impl DscState {
                 // Healed: the replacement starts clean, in ring 3 for good
                 // (inward needs re-onboarding); the evidence stays in the log.
                 self.immune.remove(agent);
+                // Its baselines learnt the compromised behaviour: the
+                // replacement builds new ones.
+                self.fingerprints.remove(agent);
                 self.agents.entry(agent.clone()).or_default().ring = Some(Ring::Untrusted);
             }
             DeltaOp::RegisterAgent { agent, ring, class } => {

@@ -10,8 +10,8 @@ pub(crate) use immune::signal_code;
 
 pub use agents::{AGENTS_LISTED_MAX, AgentView, AgentsView, CODE_AGENT_REGISTER, CODE_ONBOARDING_NOT_BUILT, FeverView};
 pub use cascade::{
-    Advanced, CODE_ADVANCE, CODE_ELIMINATED, ELIMINATION_APPROVAL_TTL_MS_MAX, EliminationGrant, STATE_SAVE_WINDOW_MS,
-    SignedElimination,
+    Advanced, CODE_ADVANCE, CODE_ELIMINATED, CODE_PAUSED, ELIMINATION_APPROVAL_TTL_MS_MAX, EliminationGrant,
+    STATE_SAVE_WINDOW_MS, SignedElimination,
 };
 pub use immune::{CODE_REPORT_INVALID, CODE_REPORT_RATE, QuarantineView, RELEASE_REASON_BYTES_MAX};
 
@@ -1308,7 +1308,19 @@ impl Sequencer {
             return;
         }
         match decision.verdict().clone() {
-            Verdict::Allow => self.on_allow(intent, &decision, class, lsn, reply),
+            Verdict::Allow => {
+                // A fingerprint's pause can come with an allow (the request
+                // that took its window over 4σ was decided on the state
+                // before it): that request does not run either, and the
+                // outputs are marked like any stage 3's.
+                if self.entered_stage_3(&intent.agent, &decision, now) {
+                    let why = "this request took the agent's behaviour past its fingerprint's limit: it is in quarantine stage 3 and the request does not run";
+                    let _ = reply.send(denied(intent.id, CODE_PAUSED, why, Some(lsn)));
+                    self.mark_unverified(&intent.agent, now);
+                    return;
+                }
+                self.on_allow(intent, &decision, class, lsn, reply);
+            }
             Verdict::Deny { code } => {
                 if let Some(signal) = signal_code(&intent.agent, &decision.delta().ops) {
                     self.state.activity.signal(&intent, signal, lsn.0, now.0);
@@ -1327,8 +1339,13 @@ impl Sequencer {
                 }
             }
             Verdict::Escalate { level, reason } => {
+                let entered = self.entered_stage_3(&intent.agent, &decision, now);
+                let agent = intent.agent.clone();
                 let answer = self.escalate(intent, decision, level, &reason, class, lsn, now);
                 let _ = reply.send(answer);
+                if entered {
+                    self.mark_unverified(&agent, now);
+                }
             }
         }
     }

@@ -67,11 +67,46 @@ pub fn agents(out: &Output, data_dir: &Path) -> anyhow::Result<ExitCode> {
             "{:<16} ring {}{registered}  class {class:<11} {painted}  score {:>3}  out {} B/24h  {} calls/24h  {} recipients/7d",
             a.agent, a.ring, a.score, g.outbound_bytes, g.external_calls, g.recipients
         ));
+        if let Some(f) = &a.fingerprint {
+            out.line(format!("{:<16} {}", "", fingerprint_line(f, a.paused)));
+        }
     }
     if view.truncated {
         out.line(format!("(the first {} agents)", maos_kernel::AGENTS_LISTED_MAX));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One agent's fingerprint in a line: its baselines, the drifting metrics,
+/// the last alert, and a pause.
+fn fingerprint_line(f: &maos_dsc::fingerprint::Summary, paused: bool) -> String {
+    let fixed = if f.fixed_windows >= maos_dsc::fingerprint::FIXED_WINDOWS {
+        "fixed baseline complete".to_owned()
+    } else {
+        format!("fixed baseline {}/{} windows", f.fixed_windows, maos_dsc::fingerprint::FIXED_WINDOWS)
+    };
+    let mut line = format!(
+        "fingerprint: {fixed}, adaptive {} windows, {}.{:03} calls/5 min",
+        f.adaptive_windows,
+        f.calls_mean_milli / 1000,
+        f.calls_mean_milli % 1000
+    );
+    if !f.drifting.is_empty() {
+        line.push_str(&format!("; drifting: {}", f.drifting.join(", ")));
+    }
+    if let Some(alert) = f.alerts.last() {
+        let what = match &alert.finding {
+            maos_dsc::fingerprint::Finding::Deviation { metric, sigma, value, .. } => {
+                format!("{} {sigma} sigma ({value})", metric.name())
+            }
+            maos_dsc::fingerprint::Finding::Drift { metric, .. } => format!("{} drift", metric.name()),
+        };
+        line.push_str(&format!("; last alert {what} at {} ms", alert.at_ms));
+    }
+    if paused {
+        line.push_str("; PAUSED pending review (maos quarantine release|advance)");
+    }
+    line
 }
 
 /// The nearest-rank 95th percentile of `values` (none for no values).

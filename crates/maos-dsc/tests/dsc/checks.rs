@@ -31,10 +31,11 @@ fn deny_keeps_every_other_checks_result() {
             d.delta().ops.as_slice(),
             [
                 maos_dsc::DeltaOp::ChargeRate { .. },
-                maos_dsc::DeltaOp::Danger { code: maos_model::DenyCode::Prefilter, weight: 10, .. }
+                maos_dsc::DeltaOp::Danger { code: maos_model::DenyCode::Prefilter, weight: 10, .. },
+                maos_dsc::DeltaOp::Fingerprint { sample: maos_dsc::fingerprint::Sample { denied: true, .. }, .. }
             ]
         ),
-        "a deny advances the agent's rate clock and is a danger signal of its heaviest deny; nothing else: {:?}",
+        "a deny advances the agent's rate clock, is a danger signal of its heaviest deny and a sample of its fingerprint; nothing else: {:?}",
         d.delta()
     );
 }
@@ -59,14 +60,17 @@ fn attack_denied_intents_consume_the_agents_rate() {
     s.apply(d.delta()).unwrap();
     let over = run(&s, &fs_write("/workspace/a"), &t);
     assert_eq!(code(&over), Some("DSC-2-RATE"));
-    // Over its rate the agent's clock stands still: these denies change no
-    // state, which is what lets the kernel log them aggregated.
-    assert!(over.delta().is_empty(), "{:?}", over.delta());
+    // Over its rate the agent's clock stands still: such a deny changes
+    // only its fingerprint (a call, denied).
+    assert!(matches!(over.delta().ops.as_slice(), [maos_dsc::DeltaOp::Fingerprint { .. }]), "{:?}", over.delta());
     // A scope probe over the rate moves no clock either; it is still a
     // danger signal (issue #14), until the agent is in stage 3.
     let probe = run(&s, &fs_write("/etc/passwd"), &t);
     assert!(
-        matches!(probe.delta().ops.as_slice(), [maos_dsc::DeltaOp::Danger { .. }]),
+        matches!(
+            probe.delta().ops.as_slice(),
+            [maos_dsc::DeltaOp::Danger { .. }, maos_dsc::DeltaOp::Fingerprint { .. }]
+        ),
         "over the rate a scope probe only signals: {:?}",
         probe.delta()
     );

@@ -20,8 +20,9 @@ const HONEST: usize = 50;
 const STEPS: u64 = 10_000;
 /// One step is one second of logged time.
 const STEP_MS: u64 = 1_000;
-/// The compromised agents turn at this step.
-const ATTACK_FROM: u64 = 2_000;
+/// The compromised agents turn at this step: after their fingerprints have
+/// the hour of activity a baseline needs before it judges anything.
+const ATTACK_FROM: u64 = 5_000;
 
 /// xorshift64*: no dependency, the same sequence on every platform.
 struct Rng(u64);
@@ -76,6 +77,12 @@ struct Member {
     escalated_fever: u64,
     /// Mails allowed before the first aggregate escalation.
     mails_before_aggregate: Option<u64>,
+    /// Mails allowed before its first attack (to the mission's recipient).
+    mails_before_attack: u64,
+    /// Fingerprint alerts (2σ and more), danger signals and pauses.
+    fp_alerts: u64,
+    fp_signals: u64,
+    fp_paused_at: Option<u64>,
 }
 
 fn mint(id: &str, seed: u8, ring: Ring) -> VerifiedToken {
@@ -183,6 +190,10 @@ fn immune_population_simulation_catches_the_attacks_it_can_see_and_leaves_honest
                 escalated_aggregate: 0,
                 escalated_fever: 0,
                 mails_before_aggregate: None,
+                mails_before_attack: 0,
+                fp_alerts: 0,
+                fp_signals: 0,
+                fp_paused_at: None,
             }
         })
         .collect();
@@ -201,6 +212,9 @@ fn immune_population_simulation_catches_the_attacks_it_can_see_and_leaves_honest
         for _ in 0..burst {
             let intent = match attacking {
                 Some(a) => {
+                    if m.first_attack.is_none() {
+                        m.mails_before_attack = m.mails;
+                    }
                     m.first_attack.get_or_insert(step);
                     attack_intent(&m.id, a, &mut rng)
                 }
@@ -217,6 +231,15 @@ fn immune_population_simulation_catches_the_attacks_it_can_see_and_leaves_honest
                     m.mails_before_aggregate.get_or_insert(m.mails);
                 } else if reason.starts_with("IMM-FEVER") {
                     m.escalated_fever += 1;
+                }
+            }
+            for op in &d.delta().ops {
+                if let maos_dsc::DeltaOp::Fingerprint { findings, response, .. } = op {
+                    m.fp_alerts += findings.iter().filter(|f| f.is_alert()).count() as u64;
+                    m.fp_signals += u64::from(response.signal > 0);
+                    if response.pause {
+                        m.fp_paused_at.get_or_insert(step);
+                    }
                 }
             }
             s.apply(d.delta()).expect("delta applies");
@@ -244,24 +267,46 @@ fn immune_population_simulation_catches_the_attacks_it_can_see_and_leaves_honest
         None => println!("no security fever"),
     }
     println!("aggregate escalations of honest agents: {honest_aggregate}");
+    let honest_fp_alerts: u64 = honest().map(|m| m.fp_alerts).sum();
+    let honest_fp_signals: u64 = honest().map(|m| m.fp_signals).sum();
+    let honest_paused = honest().filter(|m| m.fp_paused_at.is_some()).count();
+    println!(
+        "fingerprints of honest agents: {honest_fp_alerts} alerts, {honest_fp_signals} danger signals, {honest_paused} paused"
+    );
     for m in members.iter().filter(|m| m.attack.is_some()) {
         let caught = match (m.first_attack, m.isolated_at) {
-            (Some(first), Some(at)) => format!("stage >= 2 after {} s", (at - first) * STEP_MS / 1000),
+            (Some(first), Some(at)) => format!(
+                "stage >= 2 at step {at}, {} s after its first attack",
+                at.saturating_sub(first) * STEP_MS / 1000
+            ),
             _ => "never reached stage 2".to_owned(),
         };
         let aggregate = match m.mails_before_aggregate {
             Some(before) => {
-                format!("; aggregate monitor escalated after {before} mails, {} escalated", m.escalated_aggregate)
+                format!(
+                    "; aggregate monitor escalated after {} mails of the attack, {} escalated",
+                    before.saturating_sub(m.mails_before_attack),
+                    m.escalated_aggregate
+                )
             }
             None => String::new(),
         };
+        let paused = match (m.first_attack, m.fp_paused_at) {
+            (Some(first), Some(at)) => format!(
+                "; fingerprint paused it at step {at}, {} s after its first attack",
+                at.saturating_sub(first) * STEP_MS / 1000
+            ),
+            _ => String::new(),
+        };
         println!(
-            "{} {:?}: {caught}; highest stage {}; {} allowed ({} mails){aggregate}",
+            "{} {:?}: {caught}; highest stage {}; {} allowed ({} mails){aggregate}; fingerprint: {} alerts, {} signals{paused}",
             m.id,
             m.attack.expect("compromised"),
             m.max_stage.number(),
             m.allowed,
-            m.mails
+            m.mails,
+            m.fp_alerts,
+            m.fp_signals
         );
     }
     assert_eq!(honest_aggregate, 0, "no honest agent crosses an aggregate monitor");
@@ -272,17 +317,27 @@ fn immune_population_simulation_catches_the_attacks_it_can_see_and_leaves_honest
             Some(Attack::ExfiltrationAfterInjection | Attack::ScopeProbing | Attack::PrefilterPayloads) => {
                 assert!(m.isolated_at.is_some(), "{} ({:?}) reached stage 2", m.id, m.attack);
             }
-            // Slow exfiltration stays under every per-call rule: the
-            // unique-recipients monitor stops it at 50 (a human approves each
-            // mail after that).
+            // Slow exfiltration stays under every per-call rule. Its
+            // fingerprint sees new recipients in every window (danger
+            // signals at 3σ), and the unique-recipients monitor stops it at
+            // 50 (a human approves each mail after that), whichever comes
+            // first; soft isolation then refuses its mails.
             Some(Attack::SlowExfiltration) => {
                 // 50 new recipients (a repeated random address adds a mail, not a recipient).
-                let before = m.mails_before_aggregate;
-                assert!(before.is_some_and(|n| (50..=60).contains(&n)), "{}: {before:?} mails, then escalation", m.id);
-                assert!(m.escalated_aggregate > 0);
+                let before = m.mails_before_aggregate.map(|n| n.saturating_sub(m.mails_before_attack));
+                // The mission's recipient, mailed before the attack, may be one of the 50.
+                let by_monitor = before.is_some_and(|n| (49..=60).contains(&n));
+                assert!(m.fp_signals > 0, "{}: its fingerprint signals", m.id);
+                assert!(by_monitor || m.isolated_at.is_some(), "{}: {before:?} mails, then escalation", m.id);
+                let attack_mails = m.mails - m.mails_before_attack;
+                assert!(attack_mails <= 60, "{}: {attack_mails} mails out", m.id);
             }
-            // Rate denies are bookkeeping, not signals: the rate contains the loop.
-            Some(Attack::RunawayLoop) | None => {}
+            // Rate denies are bookkeeping, not signals: the rate contains
+            // the loop, and its fingerprint pauses it (calls 4σ).
+            Some(Attack::RunawayLoop) => {
+                assert!(m.fp_paused_at.is_some(), "{}: paused by its fingerprint", m.id);
+            }
+            None => assert!(m.fp_paused_at.is_none(), "{}: an honest agent is not paused", m.id),
         }
     }
 }

@@ -10,6 +10,8 @@ mod common;
 #[cfg(test)]
 mod corpus;
 #[cfg(test)]
+mod fingerprint;
+#[cfg(test)]
 mod immune;
 #[cfg(test)]
 mod immune_sim;

@@ -14,6 +14,7 @@ use crate::error::KernelError;
 use crate::records::{AgentAction, AgentRecord, ImmuneActor, KIND_AGENT, KIND_IMMUNE, RECORD_VERSION};
 use maos_dsc::DscState;
 use maos_dsc::aggregate::AggregateTotals;
+use maos_dsc::immune::Stage;
 use maos_model::{AgentId, Profile, Ring, TokenId, TrustClass, UnixMillis};
 use maos_wal::Lsn;
 use serde::{Deserialize, Serialize};
@@ -47,6 +48,13 @@ pub struct AgentView {
     pub score: u32,
     /// Aggregate monitoring counters in their windows now.
     pub aggregate: AggregateTotals,
+    /// Its behavioural fingerprint; `None` when it has made no decision yet,
+    /// or the node's fingerprint table was full when it made its first.
+    #[serde(default)]
+    pub fingerprint: Option<maos_dsc::fingerprint::Summary>,
+    /// Stage 3 is a fingerprint's pause waiting for a human's review.
+    #[serde(default)]
+    pub paused: bool,
 }
 
 /// The security fever, while it is on.
@@ -288,6 +296,8 @@ impl Sequencer {
                     stage: standing.map_or(0, |s| s.stage_at(now.0).0.number()),
                     score: standing.map_or(0, |s| s.score_at(now.0)),
                     aggregate: dsc.aggregate(agent).map(|a| a.totals_at(now.0)).unwrap_or_default(),
+                    fingerprint: dsc.fingerprint(agent).map(|f| f.summary(now.0)),
+                    paused: standing.is_some_and(|s| s.paused && s.stage_at(now.0).0 == Stage::HardIsolation),
                 }
             })
             .collect();

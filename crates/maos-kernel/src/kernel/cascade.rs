@@ -39,6 +39,10 @@ pub const CODE_ADVANCE: &str = "KERNEL-QUARANTINE-ADVANCE";
 /// `KERNEL-ELIMINATED`: a request decided before its agent was eliminated
 /// (in the same batch) that is refused, not run, after the elimination.
 pub const CODE_ELIMINATED: &str = "KERNEL-ELIMINATED";
+/// `KERNEL-PAUSED`: an allowed request whose own fingerprint sample put its
+/// agent in stage 3 (a 4σ deviation, or a signal that reached the
+/// threshold) is not run.
+pub const CODE_PAUSED: &str = "KERNEL-PAUSED";
 
 /// What the commander signs (domain [`maos_crypto::SignatureDomain::QuarantineDecision`])
 /// to approve eliminating an agent in Hardened and Isolated: the agent and the
@@ -456,7 +460,9 @@ impl Sequencer {
             .standings()
             .filter(|(_, s)| {
                 let (stage, since) = s.stage_at(now.0);
-                stage == Stage::HardIsolation && now.0.saturating_sub(since) >= STATE_SAVE_WINDOW_MS
+                // A fingerprint's pause waits for a human: no deny shows
+                // what the agent tried.
+                stage == Stage::HardIsolation && !s.paused && now.0.saturating_sub(since) >= STATE_SAVE_WINDOW_MS
             })
             .map(|(a, _)| a.clone())
             .collect();
@@ -502,6 +508,17 @@ impl Sequencer {
         }
     }
 
+    /// Whether `decision` put `agent` in stage 3 just now: a danger signal
+    /// of a deny or of its fingerprint, or a fingerprint's pause.
+    pub(super) fn entered_stage_3(&self, agent: &AgentId, decision: &Decision, now: UnixMillis) -> bool {
+        let raised = decision.delta().ops.iter().any(|op| match op {
+            DeltaOp::Danger { agent: a, .. } => a == agent,
+            DeltaOp::Fingerprint { agent: a, response, .. } => a == agent && (response.pause || response.signal > 0),
+            _ => false,
+        });
+        raised && self.state.dsc.standing(agent).is_some_and(|s| s.stage_at(now.0) == (Stage::HardIsolation, now.0))
+    }
+
     /// After a deny's record is durable: whether its danger signal put the
     /// agent in stage 3 (then its outputs are marked), and in Standard
     /// whether it is one of the three hard violations (then Fast Apoptosis).
@@ -513,14 +530,7 @@ impl Sequencer {
         now: UnixMillis,
         off_list: Option<&str>,
     ) {
-        let entered =
-            decision.delta().ops.iter().any(|op| matches!(op, DeltaOp::Danger { agent, .. } if agent == &intent.agent))
-                && self
-                    .state
-                    .dsc
-                    .standing(&intent.agent)
-                    .is_some_and(|s| s.stage_at(now.0) == (Stage::HardIsolation, now.0));
-        if entered {
+        if self.entered_stage_3(&intent.agent, decision, now) {
             self.mark_unverified(&intent.agent, now);
         } else {
             self.recall(intent, decision, now);

@@ -267,7 +267,11 @@ impl Sequencer {
 /// Whether a decision's delta carries a danger signal: such a deny is logged
 /// in full, never folded into a deny window.
 pub(super) fn signals(decision: &Decision) -> bool {
-    decision.delta().ops.iter().any(|op| matches!(op, DeltaOp::Danger { .. }))
+    decision.delta().ops.iter().any(|op| match op {
+        DeltaOp::Danger { .. } => true,
+        DeltaOp::Fingerprint { response, .. } => response.pause || response.signal > 0,
+        _ => false,
+    })
 }
 
 /// The danger signal (code and weight) a decision's delta records for `agent`, if any.
