@@ -136,7 +136,6 @@ pub struct Sample {
     pub new_recipients: u64,
 }
 
-#[allow(clippy::trivially_copy_pass_by_ref)] // serde's signature
 const fn is_zero(v: &u64) -> bool {
     *v == 0
 }
@@ -275,7 +274,14 @@ pub struct Response {
     pub pause: bool,
 }
 
-#[allow(clippy::trivially_copy_pass_by_ref)] // serde's signature
+impl Response {
+    /// Neither a signal nor a pause.
+    #[must_use]
+    pub const fn is_none(&self) -> bool {
+        self.signal == 0 && !self.pause
+    }
+}
+
 const fn is_zero_u32(v: &u32) -> bool {
     *v == 0
 }

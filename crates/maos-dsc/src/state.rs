@@ -343,7 +343,7 @@ pub enum DeltaOp {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         findings: Vec<Finding>,
         /// A danger signal or a pause.
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Response::is_none")]
         response: Response,
     },
     /// Stages 4 and 5 (spec §37.8.2): the agent was eliminated (its tokens

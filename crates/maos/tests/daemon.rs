@@ -626,6 +626,12 @@ mod daemon {
         assert!(packets.to_string().contains("AGG-RECIPIENTS"), "{packets}");
         let base = ok_json(&dir, &["agents", "baseline"]);
         assert_eq!(base["agents"], 1, "{base}");
+        // Every agent that made a decision has a fingerprint (item 7); its
+        // baselines fill as it works.
+        let listed = ok_json(&dir, &["agents"]);
+        let mailer = listed["agents"].as_array().unwrap().iter().find(|a| a["agent"] == "mailer").cloned().unwrap();
+        assert_eq!(mailer["fingerprint"]["tools"], json!(["tool:mail.send"]), "{mailer}");
+        assert_eq!((&mailer["fingerprint"]["fixed_windows"], &mailer["paused"]), (&json!(0), &json!(false)));
         let recipients = base["monitors"].as_array().unwrap().iter().find(|m| m["monitor"] == "recipients_per_week");
         let recipients = recipients.cloned().unwrap();
         assert_eq!(

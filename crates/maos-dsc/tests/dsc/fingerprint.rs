@@ -176,7 +176,7 @@ fn denies_count_and_fewer_calls_never_alert() {
 fn ct_imm_14_gradual_drift_alert() {
     let mut fp = Fingerprint::default();
     let sample = Sample { tool: "fs.write".into(), denied: false, output_bytes: 0, egress_bytes: 0, new_recipients: 0 };
-    let mut feed = |fp: &mut Fingerprint, start_ms: u64, calls: u64| -> Vec<(u64, Finding)> {
+    let feed = |fp: &mut Fingerprint, start_ms: u64, calls: u64| -> Vec<(u64, Finding)> {
         let mut found = Vec::new();
         for i in 0..calls {
             let at = start_ms + i * 1000;

@@ -42,8 +42,12 @@ pub struct QuarantineView {
     pub score: u32,
     /// Signals kept since the last release.
     pub signals: usize,
-    /// The last signal's deny code and time.
+    /// The last signal's code (a deny code, or `IMM-FINGERPRINT`) and time.
     pub last_signal: Option<(String, u64)>,
+    /// Stage 3 is a fingerprint's pause waiting for a human's review (the
+    /// kernel never eliminates it on its own).
+    #[serde(default)]
+    pub paused: bool,
 }
 
 impl KernelHandle {
@@ -123,6 +127,7 @@ impl Sequencer {
                     score: s.score_at(now),
                     signals: s.signals.len(),
                     last_signal: s.signals.last().map(|l| (l.code.as_str().to_owned(), l.at_ms)),
+                    paused: s.paused && stage == maos_dsc::immune::Stage::HardIsolation,
                 }
             })
             .collect()

@@ -6,6 +6,7 @@
 mod agents;
 mod cascade;
 mod common;
+mod fingerprint;
 mod hardening;
 mod mediation;
 mod simulation;
@@ -88,12 +89,16 @@ fn denied_intent_never_executes_and_is_logged_with_its_code() {
     let logged = decisions(&world);
     let denied = logged.iter().find(|(_, d)| d.intent.id == id).unwrap();
     assert!(denied.1.deny_code.as_deref().unwrap().starts_with("DSC-"));
-    // A deny costs the agent rate and, as a scope probe, is a danger signal
-    // (issue #14); it changes nothing else.
+    // A deny costs the agent rate, as a scope probe is a danger signal, and
+    // is a sample of its fingerprint (issue #14); it changes nothing else.
     assert!(
         matches!(
             denied.1.delta.as_slice(),
-            [maos_dsc::DeltaOp::ChargeRate { .. }, maos_dsc::DeltaOp::Danger { code: maos_model::DenyCode::Scope, .. }]
+            [
+                maos_dsc::DeltaOp::ChargeRate { .. },
+                maos_dsc::DeltaOp::Danger { code: maos_model::DenyCode::Scope, .. },
+                maos_dsc::DeltaOp::Fingerprint { .. }
+            ]
         ),
         "{:?}",
         denied.1.delta
