@@ -485,7 +485,7 @@ fn fever_escalation(input: &CheckInput<'_>) -> Option<Outcome> {
     Some(Outcome::escalate(
         HacfLevel::L2,
         format!(
-            "IMM-FEVER: security fever since {} ms (two or more agents in quarantine stage 2 or above): a human approves every ring-3 effect until {} ms or until the commander ends it",
+            "IMM-FEVER: security fever since {} ms (two or more agents in quarantine stage 2 or above, or one agent's burst of danger signals): a human approves every ring-3 effect until {} ms or until the commander ends it",
             fever.since_ms,
             fever.ends_ms()
         ),

@@ -106,6 +106,10 @@ pub struct Report {
 pub const FEVER_AGENTS: usize = 2;
 /// A fever ends after 30 minutes without a new danger signal (spec §37.11.1).
 pub const FEVER_QUIET_MS: u64 = 30 * 60_000;
+/// The second trigger of a fever (spec §37.11.1, CT-IMM-05): one agent's own
+/// signals add up to more than twice the observation threshold within this
+/// window.
+pub const FEVER_BURST_MS: u64 = 10 * 60_000;
 
 /// A security fever (spec §37.11.1): while it is on, every agent's rate
 /// limits are halved and every ring-3 effect needs a human (`IMM-FEVER`).
@@ -323,6 +327,17 @@ impl Standing {
         let by_denies = Self::stage_for(self.denied_at(at_ms), thresholds);
         let with_reports = Self::stage_for(self.score_at(at_ms), thresholds).min(Stage::Observation);
         by_denies.max(with_reports)
+    }
+
+    /// What the agent's own signals (denies and fingerprint; never reports)
+    /// add up to in the [`FEVER_BURST_MS`] up to `now_ms`: a fever's second
+    /// trigger when it is more than twice the observation threshold.
+    #[must_use]
+    pub fn burst_at(&self, now_ms: u64) -> u32 {
+        self.signals
+            .iter()
+            .filter(|s| s.at_ms <= now_ms && now_ms - s.at_ms < FEVER_BURST_MS)
+            .fold(0u32, |sum, s| sum.saturating_add(s.weight))
     }
 
     /// What reports add to the score at `now_ms`.

@@ -1018,11 +1018,17 @@ impl DscState {
     /// it on. The spec says any new signal; but honest agents' occasional
     /// scope mistakes are signals too, and the population simulation showed
     /// them keeping a fever on for good (every step after the trigger).
+    ///
+    /// The second trigger: one agent's own signals of the last 10 minutes
+    /// add up to more than twice the observation threshold (a burst, whatever
+    /// its stage) start a fever, or keep one on.
     fn after_signal(&mut self, agent: &AgentId, stage: Stage, at_ms: u64) {
         if stage == Stage::HardIsolation {
             self.agents.entry(agent.clone()).or_default().ring = Some(Ring::Untrusted);
         }
-        if stage < Stage::SoftIsolation {
+        let watch = crate::immune::thresholds(self.config.profile())[0];
+        let burst = self.immune.get(agent).is_some_and(|s| s.burst_at(at_ms) > watch.saturating_mul(2));
+        if stage < Stage::SoftIsolation && !burst {
             return;
         }
         if let Some(fever) = self.fever.as_mut().filter(|f| f.active_at(at_ms)) {
@@ -1040,7 +1046,7 @@ impl DscState {
             .filter(|(stage, since)| *stage >= Stage::SoftIsolation && ended.is_none_or(|e| *since > e))
             .take(crate::immune::FEVER_AGENTS)
             .count();
-        if hot >= crate::immune::FEVER_AGENTS {
+        if burst || hot >= crate::immune::FEVER_AGENTS {
             self.fever = Some(Fever { since_ms: at_ms, last_signal_ms: at_ms });
         }
     }

@@ -696,15 +696,18 @@ fn immune_signals_take_the_heaviest_deny_and_soft_isolation_blocks_every_remote_
     assert_eq!(code(&d), Some("DSC-4-PROVENANCE"));
     assert_eq!(danger(&d), None, "a plain untrusted value is no evidence against the agent");
 
-    // Soft isolation: 15 scope probes.
+    // Soft isolation: 10 probes (MAC, 3 each), two minutes apart (15 in any
+    // 10 minutes: no burst, so no fever).
     let mut s = state(Profile::Standard);
     let wide = token("writer", &["fs.write=/workspace/**", "mcp.crm.update_note", "http.get=*.example.com"]);
-    for minute in 1..=15u64 {
+    for k in 1..=10u64 {
         let probe = fs_write("/etc/passwd");
-        let d = decide(&s, &probe, Ok(&wide), maos_model::UnixMillis(NOW.0 + minute * 60_000));
+        let d = decide(&s, &probe, Ok(&wide), maos_model::UnixMillis(NOW.0 + k * 120_000));
+        assert_eq!(danger(&d), Some((maos_model::DenyCode::Mac, 3)));
         s.apply(d.delta()).unwrap();
     }
-    let then = maos_model::UnixMillis(NOW.0 + 16 * 60_000);
+    let then = maos_model::UnixMillis(NOW.0 + 21 * 60_000);
+    assert!(s.fever_at(then).is_none());
     let mut note = intent("writer", "mcp.crm.update_note", ResourceKind::Resource, "note-7", EffectClass::Write);
     note.sink_level = IfcLevel::Internal;
     assert_eq!(code(&decide(&s, &note, Ok(&wide), then)), Some("IMM-STAGE-2"), "an MCP effect reaches its upstream");

@@ -85,6 +85,34 @@ fn rule_4_reads_the_registered_ring_and_hard_isolation_demotes() {
 /// from an agent at stage 2 or more keeps it on (an honest agent's stray scope
 /// miss does not); it ends 30 minutes after the last such signal or when the
 /// commander ends it. It survives a snapshot.
+/// CT-IMM-05's second trigger: one agent whose own signals add up to more
+/// than twice the observation threshold within 10 minutes starts a fever,
+/// whatever its stage; exactly twice (the steady probing of
+/// `probe_to_stage_2`, 20 in any 10 minutes) does not. Reports never count.
+#[test]
+fn ct_imm_05_a_burst_of_signals_within_10_minutes_starts_a_fever() {
+    let mut s = state(Profile::Standard);
+    let steady = token("steady", &["fs.read=/workspace/**"]);
+    let probe = |id: &str| intent(id, "fs.read", ResourceKind::Path, "/srv/reports/q3.txt", EffectClass::Observe);
+    for minute in 0..10 {
+        let d = decide(&s, &probe("steady"), Ok(&steady), at(minute));
+        s.apply(d.delta()).unwrap();
+    }
+    assert!(s.fever_at(at(9)).is_none(), "20 in 10 minutes is not more than twice 10");
+    let bursty = token("bursty", &["fs.read=/workspace/**"]);
+    for second in 0..11u64 {
+        let now = UnixMillis(at(20).0 + second * 1_000);
+        let d = decide(&s, &probe("bursty"), Ok(&bursty), now);
+        assert_eq!(code(&d), Some("DSC-1-SCOPE"));
+        s.apply(d.delta()).unwrap();
+        let expected = second == 10;
+        assert_eq!(s.fever_at(now).is_some(), expected, "second {second}");
+    }
+    assert_eq!(s.stage_of(&agent("bursty"), at(21)), maos_dsc::immune::Stage::Observation, "stage 1 only (22)");
+    assert_eq!(s.fever_at(at(21)).map(|f| f.since_ms), Some(at(20).0 + 10_000));
+    assert!(s.fever_at(at(51)).is_none(), "ends 30 quiet minutes after the burst");
+}
+
 #[test]
 fn ct_imm_05_two_agents_in_soft_isolation_start_a_fever_that_ends_after_30_quiet_minutes() {
     let mut s = state(Profile::Standard);
