@@ -606,6 +606,7 @@ async fn status(State(api): State<Arc<Api>>, headers: HeaderMap) -> ApiResult<Re
         "wal": wal_state,
         "wal_events": s.wal.events.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>(),
         "pending_approvals": s.pending_approvals,
+        "wall_clock_offset_ms": s.wall_clock_offset_ms,
         "sessions": api.sessions.len(),
         "uptime_s": api.started.elapsed().as_secs(),
     }))

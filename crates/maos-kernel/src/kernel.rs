@@ -13,7 +13,7 @@ pub use cascade::{
     Advanced, CODE_ADVANCE, CODE_ELIMINATED, CODE_PAUSED, ELIMINATION_APPROVAL_TTL_MS_MAX, EliminationGrant,
     STATE_SAVE_WINDOW_MS, SignedElimination,
 };
-pub use immune::{CODE_REPORT_INVALID, CODE_REPORT_RATE, QuarantineView, RELEASE_REASON_BYTES_MAX};
+pub use immune::{CODE_REPORT_INVALID, CODE_REPORT_RATE, QuarantineView, RELEASE_REASON_BYTES_MAX, TIME_STEP_ALERT_MS};
 
 use crate::denies::{DenyWindows, Source};
 use crate::error::KernelError;
@@ -34,7 +34,7 @@ use maos_model::{DenyCode, EffectClass, HacfLevel, Intent, IntentId, UnixMillis,
 use maos_token::limits::TOKEN_TEXT_MAX;
 use maos_token::{KeyRing, TokenClaims, TokenError, TokenEvent, VerifiedToken, VerifyCache};
 use maos_wal::{
-    APPEND_QUEUE_BYTES_MAX, Clock, HealthReport, HealthState, Lsn, PAYLOAD_BYTES_MAX, RecordKind, SystemClock, Wal,
+    APPEND_QUEUE_BYTES_MAX, Clock, HealthReport, HealthState, Lsn, MonotonicClock, PAYLOAD_BYTES_MAX, RecordKind, Wal,
     WalError,
 };
 use serde::Serialize;
@@ -144,7 +144,7 @@ impl fmt::Debug for KernelConfig {
 }
 
 impl KernelConfig {
-    /// Defaults: system clock, [`SUBMIT_QUEUE_DEFAULT`], [`APPROVAL_TTL_MS_DEFAULT`],
+    /// Defaults: a [`MonotonicClock`] anchored now, [`SUBMIT_QUEUE_DEFAULT`], [`APPROVAL_TTL_MS_DEFAULT`],
     /// [`HEARTBEAT_INTERVAL_DEFAULT`], no faults.
     #[must_use]
     pub fn new(commit: Arc<CommitLayer>, dsc: Arc<DscConfig>, token_keys: KeyRing, commander: VerifyingKey) -> Self {
@@ -153,7 +153,7 @@ impl KernelConfig {
             dsc,
             token_keys,
             commander,
-            clock: Arc::new(SystemClock),
+            clock: Arc::new(MonotonicClock::new()),
             queue_capacity: SUBMIT_QUEUE_DEFAULT,
             approval_ttl_ms: APPROVAL_TTL_MS_DEFAULT,
             heartbeat_interval: HEARTBEAT_INTERVAL_DEFAULT,
@@ -263,6 +263,9 @@ pub struct KernelStatus {
     pub wal: HealthReport,
     /// Open approval packets.
     pub pending_approvals: usize,
+    /// How far the wall clock is from the kernel's monotonic clock now, ms
+    /// (the security timers run on the kernel's).
+    pub wall_clock_offset_ms: i64,
 }
 
 enum Command {
@@ -654,6 +657,7 @@ impl KernelHandle {
             last_lsn: self.shared.wal.head().ok().map(|(lsn, _)| lsn),
             wal: self.shared.wal.health(),
             pending_approvals: self.shared.pending_approvals.load(Ordering::SeqCst),
+            wall_clock_offset_ms: self.shared.clock.wall_offset_ms(),
         }
     }
 }
@@ -765,6 +769,8 @@ impl Kernel {
             logged_tokens: std::collections::BTreeSet::new(),
             denies: DenyWindows::default(),
             next_elimination_sweep_ms: 0,
+            wall_offset_ms: shared.clock.wall_offset_ms(),
+            wall_checked_ms: now.0,
         };
         // An elimination cut short by a crash is finished before anything runs.
         let finished = sequencer.finish_eliminations().map_err(|e| KernelError::Freeze(e.to_string()))?;
@@ -890,6 +896,10 @@ struct Sequencer {
     denies: DenyWindows,
     /// When the sequencer next looks for stage-3 agents past their window.
     next_elimination_sweep_ms: u64,
+    /// How far the wall clock was from the kernel's clock at the last check
+    /// (time integrity, CT-IMM-17), and when that check was.
+    wall_offset_ms: i64,
+    wall_checked_ms: u64,
 }
 
 fn explain(decision: &Decision, code: DenyCode) -> String {
@@ -927,6 +937,7 @@ impl Sequencer {
                 _ = tick.tick() => {
                     self.pet();
                     let now = self.now();
+                    self.check_time(now);
                     self.sweep(now);
                     if now.0 >= self.next_elimination_sweep_ms {
                         self.next_elimination_sweep_ms = now.0.saturating_add(cascade::ELIMINATION_SWEEP_MS);

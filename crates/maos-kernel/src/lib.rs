@@ -64,7 +64,7 @@ pub use kernel::{
     HEARTBEAT_INTERVAL_DEFAULT, HEARTBEAT_MISSES_MAX, Kernel, KernelConfig, KernelFaults, KernelHandle, KernelStatus,
     LOGGED_TOKENS_MAX, PENDING_APPROVALS_MAX, PENDING_APPROVALS_PER_AGENT_MAX, QuarantineView,
     RELEASE_REASON_BYTES_MAX, Recovering, Reply, STATE_SAVE_WINDOW_MS, SUBMIT_QUEUE_DEFAULT, SUBMIT_QUEUE_MAX,
-    SignedElimination, StartReport, Submission,
+    SignedElimination, StartReport, Submission, TIME_STEP_ALERT_MS,
 };
 pub use mode::{CODE_FREEZE, CODE_RECOVERY_HOLD, CODE_THINK_ONLY, Mode};
 pub use records::{ApprovalPacket, redact_payload};

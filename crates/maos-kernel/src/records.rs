@@ -278,6 +278,24 @@ pub struct ImmuneRecord {
     /// Stage 3's marking of the agent's recent outputs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unverified: Option<Unverified>,
+    /// A Time Integrity Alert (no agent, by `kernel`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<TimeIntegrity>,
+}
+
+/// A Time Integrity Alert (spec CT-IMM-17): the wall clock stepped away from
+/// the kernel's monotonic clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeIntegrity {
+    /// How far the wall clock moved against the kernel's clock since boot
+    /// or the last alert, ms (negative: back): smaller steps add up.
+    pub step_ms: i64,
+    /// How far the wall clock is from the kernel's clock now, ms.
+    pub wall_offset_ms: i64,
+    /// The kernel time of the last check before the alert (every heartbeat):
+    /// the step that crossed the tolerance came after it, so the records
+    /// logged since carry WAL timestamps (wall time) off by up to `step_ms`.
+    pub since_ms: u64,
 }
 
 /// What a [`AgentRecord`] did.

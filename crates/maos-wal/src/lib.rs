@@ -72,8 +72,8 @@ pub use reader::{FOLLOW_BATCH_RECORDS_MAX, Follower, LogReader, PayloadState, Re
 pub use snapshot::{FoldRecords, SNAPSHOT_BYTES_MAX, SNAPSHOT_CHUNK_BYTES, SNAPSHOT_CHUNKS_MAX};
 pub use storage::{DIRECTORY_ENTRIES_MAX, FsStorage, NoSyncStorage, SegmentFile, Storage};
 pub use types::{
-    CheckpointCadence, Clock, CopyId, LegalHold, LogId, Lsn, ManualClock, RecordHash, RecordKind, StateDigest,
-    StateDigestSource, SystemClock, encryption_required, retention_days,
+    CheckpointCadence, Clock, CopyId, LegalHold, LogId, Lsn, ManualClock, MonotonicClock, RecordHash, RecordKind,
+    StateDigest, StateDigestSource, SystemClock, encryption_required, retention_days,
 };
 pub use verify::{SEGMENT_FILE_BYTES_MAX, VerifyReport, verify_log, verify_storage};
 pub use wal::{

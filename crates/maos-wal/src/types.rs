@@ -3,7 +3,7 @@
 use crate::error::WalError;
 use maos_model::{Profile, UnixMillis};
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// Log sequence number: the position of a record in the log. The first record
 /// of every log (the genesis record) has Lsn 1; Lsn 0 is never written.
@@ -163,6 +163,14 @@ impl fmt::Display for CopyId {
 pub trait Clock: Send + Sync + fmt::Debug {
     /// Now, in milliseconds since the Unix epoch.
     fn now(&self) -> UnixMillis;
+
+    /// How far the wall clock is ahead of this clock now, in milliseconds
+    /// (negative: behind). Zero for a clock that is the wall clock; a
+    /// [`MonotonicClock`] reports the steps the wall clock took since it
+    /// was anchored (spec CT-IMM-17: time integrity).
+    fn wall_offset_ms(&self) -> i64 {
+        0
+    }
 }
 
 /// The system wall clock.
@@ -178,31 +186,82 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that moves only when told to, for tests and the simulator.
+/// The wall time it was anchored at, advanced by the monotonic clock: a step
+/// of the wall clock (an operator, a bad NTP server, a VM resumed) does not
+/// move it, so the security timers that run on it (quarantine holds, fever,
+/// approvals, deny windows) neither jump nor stall. [`Clock::wall_offset_ms`]
+/// says how far the wall clock has moved away since.
+#[derive(Debug, Clone, Copy)]
+pub struct MonotonicClock {
+    anchor_wall: UnixMillis,
+    anchor: std::time::Instant,
+}
+
+impl MonotonicClock {
+    /// A clock anchored at the wall time now.
+    #[must_use]
+    pub fn new() -> Self {
+        Self { anchor_wall: SystemClock.now(), anchor: std::time::Instant::now() }
+    }
+}
+
+impl Default for MonotonicClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for MonotonicClock {
+    fn now(&self) -> UnixMillis {
+        let elapsed = u64::try_from(self.anchor.elapsed().as_millis()).unwrap_or(u64::MAX);
+        UnixMillis(self.anchor_wall.0.saturating_add(elapsed))
+    }
+
+    fn wall_offset_ms(&self) -> i64 {
+        let diff = i128::from(SystemClock.now().0) - i128::from(self.now().0);
+        i64::try_from(diff).unwrap_or(if diff < 0 { i64::MIN } else { i64::MAX })
+    }
+}
+
+/// A clock that moves only when told to, for tests and the simulator. Its
+/// wall offset moves only by [`Self::step_wall`].
 #[derive(Debug, Default)]
-pub struct ManualClock(AtomicU64);
+pub struct ManualClock {
+    now: AtomicU64,
+    wall_offset: AtomicI64,
+}
 
 impl ManualClock {
     /// A clock showing `start`.
     #[must_use]
     pub const fn new(start: UnixMillis) -> Self {
-        Self(AtomicU64::new(start.0))
+        Self { now: AtomicU64::new(start.0), wall_offset: AtomicI64::new(0) }
     }
 
     /// Moves the clock forward by `ms`.
     pub fn advance_ms(&self, ms: u64) {
-        self.0.fetch_add(ms, Ordering::SeqCst);
+        self.now.fetch_add(ms, Ordering::SeqCst);
     }
 
     /// Sets the clock.
     pub fn set(&self, now: UnixMillis) {
-        self.0.store(now.0, Ordering::SeqCst);
+        self.now.store(now.0, Ordering::SeqCst);
+    }
+
+    /// Simulates a step of the wall clock by `ms` (negative: back) that this
+    /// clock, like a [`MonotonicClock`], does not follow.
+    pub fn step_wall(&self, ms: i64) {
+        self.wall_offset.fetch_add(ms, Ordering::SeqCst);
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> UnixMillis {
-        UnixMillis(self.0.load(Ordering::SeqCst))
+        UnixMillis(self.now.load(Ordering::SeqCst))
+    }
+
+    fn wall_offset_ms(&self) -> i64 {
+        self.wall_offset.load(Ordering::SeqCst)
     }
 }
 
@@ -275,6 +334,23 @@ mod tests {
         assert_eq!(RecordKind::caller(0x0100).map(|k| k.is_reserved()), Ok(false));
         assert!(RecordKind::CHECKPOINT.is_reserved());
         assert_eq!(RecordKind::RETENTION_DELETION.name(), "retention-deletion");
+    }
+
+    /// A monotonic clock starts at the wall time, never goes back, and
+    /// reports how far the wall clock is from it (a step of the system
+    /// clock needs privileges a test does not have: the kernel test
+    /// `ct_imm_17_…` steps a manual clock's wall instead).
+    #[test]
+    fn monotonic_clock_starts_at_the_wall_and_never_goes_back() {
+        let clock = MonotonicClock::new();
+        let first = clock.now();
+        assert!(clock.wall_offset_ms().abs() < 1_000, "{}", clock.wall_offset_ms());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let later = clock.now();
+        assert!(later.0 >= first.0 + 20, "{first:?} {later:?}");
+        let manual = ManualClock::new(UnixMillis(5));
+        manual.step_wall(-7_000);
+        assert_eq!((manual.now(), manual.wall_offset_ms()), (UnixMillis(5), -7_000));
     }
 
     #[test]

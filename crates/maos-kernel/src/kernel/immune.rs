@@ -5,7 +5,7 @@
 
 use super::{Command, KernelHandle, Sequencer};
 use crate::error::KernelError;
-use crate::records::{ImmuneActor, ImmuneRecord, KIND_IMMUNE, RECORD_VERSION};
+use crate::records::{ImmuneActor, ImmuneRecord, KIND_IMMUNE, RECORD_VERSION, TimeIntegrity};
 use maos_dsc::{Decision, DeltaOp, DscState, StateDelta};
 use maos_model::{AgentId, UnixMillis};
 use maos_wal::Lsn;
@@ -19,6 +19,10 @@ pub const RELEASE_REASON_BYTES_MAX: usize = 1024;
 pub(super) fn logged_reason(reason: &str) -> String {
     maos_model::prefix_within(reason, RELEASE_REASON_BYTES_MAX).to_owned()
 }
+
+/// A wall-clock step larger than this against the kernel's monotonic clock
+/// raises a Time Integrity Alert (spec CT-IMM-17: more than 5 s).
+pub const TIME_STEP_ALERT_MS: u64 = 5_000;
 
 /// `KERNEL-REPORT-RATE`: a reporter's sixth report in an hour (spec §33.7.2).
 pub const CODE_REPORT_RATE: &str = "KERNEL-REPORT-RATE";
@@ -158,6 +162,34 @@ impl Sequencer {
             at_ms: now.0,
             elimination: None,
             unverified: None,
+            time: None,
+        }
+    }
+
+    /// Time integrity (spec CT-IMM-17), at every heartbeat: when the wall
+    /// clock has moved more than [`TIME_STEP_ALERT_MS`] away from the
+    /// kernel's monotonic clock since boot or the last alert (smaller steps
+    /// add up), a Time Integrity Alert is logged (a
+    /// `kernel.immune` record by `kernel` with `time`): the records logged
+    /// since that check carry WAL timestamps (wall time) off by the step.
+    /// The kernel's own times, and every security timer, run on its clock.
+    pub(super) fn check_time(&mut self, now: UnixMillis) {
+        let offset = self.shared.clock.wall_offset_ms();
+        let step = offset.saturating_sub(self.wall_offset_ms);
+        let since_ms = self.wall_checked_ms;
+        self.wall_checked_ms = now.0;
+        if step.unsigned_abs() <= TIME_STEP_ALERT_MS {
+            return;
+        }
+        self.wall_offset_ms = offset;
+        let reason = format!(
+            "time integrity alert: the wall clock stepped {step:+} ms against the kernel's monotonic clock (now {offset:+} ms); WAL timestamps of the records logged since {since_ms} ms are off by that much; security timers are unaffected"
+        );
+        tracing::warn!(step_ms = step, wall_offset_ms = offset, "time integrity alert");
+        let mut record = self.immune_record(None, ImmuneActor::Kernel, &StateDelta::default(), reason, now);
+        record.time = Some(TimeIntegrity { step_ms: step, wall_offset_ms: offset, since_ms });
+        if let Err(e) = self.log(KIND_IMMUNE, &record) {
+            tracing::warn!(error = %e, "time integrity alert not logged");
         }
     }
 

@@ -101,3 +101,53 @@ fn ct_imm_12_a_4_sigma_burst_pauses_the_agent_pending_review() {
     });
     assert!(replay(&world.wal_reader(), dsc(), &keys()).unwrap().is_clean());
 }
+
+/// CT-IMM-17: a step of the wall clock of more than 5 s against the kernel's
+/// monotonic clock is a Time Integrity Alert (logged with the step and the
+/// time of the last check that agreed); a smaller one is not; the security
+/// timers run on the kernel's clock, so an hour's step forward does not end
+/// a soft isolation.
+#[test]
+fn ct_imm_17_a_wall_clock_step_is_alerted_and_security_timers_are_unaffected() {
+    let world = World::new();
+    let t = token(100);
+    let time_alerts = |world: &World| -> Vec<maos_kernel::records::TimeIntegrity> {
+        kernel_records(world)
+            .into_iter()
+            .filter_map(|r| match r {
+                KernelRecord::Immune(i) => i.time,
+                _ => None,
+            })
+            .collect()
+    };
+    lifetime(async {
+        let (kernel, _) = start(&world).await;
+        // Soft isolation: 15 scope probes (an action the token lacks, weight 2), one a minute.
+        for _ in 0..15 {
+            let probe = intent(
+                "fs.delete",
+                maos_model::EffectClass::Write,
+                maos_model::ResourceKind::Path,
+                "/workspace/q3.txt",
+            );
+            let reply = submit(&kernel, probe, &t).await;
+            assert_eq!(reply.code(), Some("DSC-1-SCOPE"), "{reply:?}");
+            world.clock.advance_ms(60_000);
+        }
+        let stage = |list: &[maos_kernel::QuarantineView]| list.iter().find(|v| v.agent == writer()).map(|v| v.stage);
+        assert_eq!(stage(&kernel.quarantine().await.unwrap()), Some(2));
+        world.clock.step_wall(4_000);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert_eq!(kernel.status().wall_clock_offset_ms, 4_000);
+        world.clock.step_wall(3_600_000);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert_eq!(kernel.status().wall_clock_offset_ms, 3_604_000);
+        assert_eq!(stage(&kernel.quarantine().await.unwrap()), Some(2), "the hold runs on the kernel's clock");
+        let reply = submit(&kernel, fs_write("out.txt", "x"), &t).await;
+        assert!(matches!(reply, Reply::Done { .. }), "a local write goes on in stage 2: {reply:?}");
+    });
+    let alerts = time_alerts(&world);
+    assert_eq!(alerts.len(), 1, "4 s is within tolerance, the hour is not: {alerts:?}");
+    assert_eq!((alerts[0].step_ms, alerts[0].wall_offset_ms), (3_604_000, 3_604_000), "steps add up until an alert");
+    assert!(replay(&world.wal_reader(), dsc(), &keys()).unwrap().is_clean());
+}
