@@ -542,11 +542,19 @@ pub fn new_recipients(state: &DscState, intent: &Intent, now: UnixMillis) -> usi
 }
 
 /// The fingerprint sample of a decision of the agent's own verified request
-/// (issue #14 item 7): its tool, whether it was denied, the bytes of its
-/// argument text, and for an allowed external effect what left and to how
-/// many new recipients.
+/// (issue #14 item 7): its tool, whether it was a deny that is a danger
+/// signal (`signal_deny`: denies that can mean a node fault or bookkeeping,
+/// such as a rate, a budget or an unhealthy log, say nothing about the agent's
+/// behaviour), the bytes of its argument text, and for an allowed external
+/// effect what left and to how many new recipients.
 #[must_use]
-pub fn fingerprint_sample(state: &DscState, intent: &Intent, now: UnixMillis, verdict: &Verdict) -> Sample {
+pub fn fingerprint_sample(
+    state: &DscState,
+    intent: &Intent,
+    now: UnixMillis,
+    verdict: &Verdict,
+    signal_deny: bool,
+) -> Sample {
     let output_bytes = egress_bytes(intent);
     let (egress, new) = if verdict.is_allow() && counts_as_egress(intent) {
         (output_bytes, u64::try_from(new_recipients(state, intent, now)).unwrap_or(u64::MAX))
@@ -555,9 +563,7 @@ pub fn fingerprint_sample(state: &DscState, intent: &Intent, now: UnixMillis, ve
     };
     Sample {
         tool: maos_model::prefix_within(&intent.action, crate::fingerprint::TOOL_BYTES_MAX).to_owned(),
-        // Soft isolation's own refusals are the node's restriction, not the
-        // agent's behaviour: counted as calls, not as denies.
-        denied: verdict.deny_code().is_some_and(|c| c != DenyCode::ImmStage2),
+        denied: signal_deny,
         output_bytes,
         egress_bytes: egress,
         new_recipients: new,

@@ -241,31 +241,31 @@ fn refusal_delta(input: &CheckInput<'_>, verdict: &Verdict, checks: &[CheckResul
             Outcome::Pass | Outcome::NotApplicable { .. } | Outcome::Escalate { .. } => None,
         })
         .max_by_key(|(weight, _)| *weight);
+    let mut signalled = false;
     if verdict.deny_code().is_some()
         && !isolated
         && let Some((weight, code)) = heaviest
         && weight > 0
     {
         ops.push(DeltaOp::Danger { agent: agent.clone(), code, weight, at_ms: input.now.0 });
+        signalled = true;
     }
     if !isolated {
-        ops.extend(fingerprint_op(input, verdict));
+        ops.extend(fingerprint_op(input, verdict, signalled));
     }
     StateDelta { ops }
 }
 
 /// The decision's sample for its agent's behavioural fingerprint, with what
-/// it finds (issue #14 item 7). `None` in stage 3 (the agent is frozen:
-/// nothing more to learn or find) and for an agent without a fingerprint
-/// once the node's table is full.
-fn fingerprint_op(input: &CheckInput<'_>, verdict: &Verdict) -> Option<DeltaOp> {
+/// it finds (issue #14 item 7). Not taken in stage 3 (the agent is frozen:
+/// nothing more to learn or find).
+fn fingerprint_op(input: &CheckInput<'_>, verdict: &Verdict, signal_deny: bool) -> Option<DeltaOp> {
     let agent = &input.intent.agent;
     let fingerprint = match input.state.fingerprint(agent) {
         Some(f) => Cow::Borrowed(f),
-        None if input.state.fingerprints_full() => return None,
         None => Cow::Owned(crate::fingerprint::Fingerprint::default()),
     };
-    let sample = crate::checks::fingerprint_sample(input.state, input.intent, input.now, verdict);
+    let sample = crate::checks::fingerprint_sample(input.state, input.intent, input.now, verdict, signal_deny);
     let (findings, response) = fingerprint.judge(&sample, input.now.0);
     Some(DeltaOp::Fingerprint { agent: agent.clone(), at_ms: input.now.0, sample, findings, response })
 }
@@ -315,7 +315,7 @@ fn allow_delta(input: &CheckInput<'_>) -> Result<StateDelta, DscError> {
         egress: crate::checks::egress(input.intent, input.now),
     }];
     // An allowed request is never of an agent in stage 3.
-    ops.extend(fingerprint_op(input, &Verdict::Allow));
+    ops.extend(fingerprint_op(input, &Verdict::Allow, false));
     if input.intent.effect == EffectClass::Observe {
         for r in &input.intent.reads {
             ops.push(DeltaOp::Read {

@@ -147,8 +147,24 @@ pub struct Moments {
     pub n: u32,
     /// Sum of values.
     pub sum: u64,
-    /// Sum of squared values.
+    /// Sum of squared values (as decimal text in JSON: it can exceed what a
+    /// JSON number carries).
+    #[serde(with = "u128_text")]
     pub sum_sq: u128,
+}
+
+/// A `u128` as decimal text (`serde_json::Value` refuses numbers above `u64::MAX`).
+mod u128_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(value: &u128, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&value.to_string())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 impl Moments {
@@ -168,11 +184,11 @@ impl Moments {
     /// n²·σ² with σ at least the metric's floor.
     fn spread_n2(&self, metric: &Metric) -> u128 {
         let (n, sum) = (u128::from(self.n), u128::from(self.sum));
-        let var = (n * self.sum_sq).saturating_sub(sum * sum);
+        let var = n.saturating_mul(self.sum_sq).saturating_sub(sum.saturating_mul(sum));
         let (abs, div) = metric.floor();
-        let abs = n * u128::from(abs);
+        let abs = n.saturating_mul(u128::from(abs));
         let rel = sum / u128::from(div);
-        var.max(abs * abs).max(rel * rel)
+        var.max(abs.saturating_mul(abs)).max(rel.saturating_mul(rel))
     }
 
     /// How many σ (0–4) `x` lies from the mean in the metric's suspicious
@@ -188,7 +204,7 @@ impl Moments {
             return 0;
         }
         let (d2, v) = (dev.saturating_mul(dev), self.spread_n2(metric));
-        (1..=4u8).rev().find(|k| d2 >= u128::from(*k * *k) * v).unwrap_or(0)
+        (1..=4u8).rev().find(|k| d2 >= u128::from(*k * *k).saturating_mul(v)).unwrap_or(0)
     }
 
     /// The mean, in thousandths.
@@ -272,6 +288,10 @@ pub struct Response {
     /// A 4σ deviation: hard isolation pending a human's review.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pause: bool,
+    /// The signal came from the open window (it spends that window's one
+    /// signal); else from the window this decision closed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub live: bool,
 }
 
 impl Response {
@@ -375,7 +395,7 @@ impl Fingerprint {
     fn value(&self, w: &Window, i: usize) -> Option<u64> {
         if self.metrics.get(i) == Some(&Metric::GapMs) {
             let calls = w.values.first().copied().unwrap_or(0);
-            return (calls >= GAP_CALLS_MIN).then(|| (w.last_ms - w.first_ms) / (calls - 1));
+            return (calls >= GAP_CALLS_MIN).then(|| w.last_ms.saturating_sub(w.first_ms) / (calls - 1));
         }
         w.values.get(i).copied()
     }
@@ -388,25 +408,26 @@ impl Fingerprint {
         let index = at_ms / WINDOW_MS;
         let baseline = self.adaptive(at_ms);
         let mut findings = Vec::new();
-        let mut response = Response::default();
+        let (mut pause, mut closed_signal, mut live_signal) = (false, 0u32, 0u32);
         let open = self.window.as_ref().filter(|w| w.index == index);
         if let Some(closed) = self.window.as_ref().filter(|w| w.index < index) {
             for (i, metric) in self.metrics.iter().enumerate() {
                 let (Some(x), Some(base)) = (self.value(closed, i), baseline.get(i)) else { continue };
                 let sigma = base.sigmas(metric, x);
-                if sigma == 0 {
-                    continue;
-                }
                 let before = closed.found.get(i).copied().unwrap_or(0);
-                if sigma > before && sigma >= 4 {
-                    response.pause = true;
-                } else if !closed.responded && sigma > before && sigma == 3 {
-                    response.signal = response.signal.max(SIGNAL_3_SIGMA);
-                } else if !closed.responded && *metric == Metric::OutputBytes && sigma >= 2 {
-                    // Sustained over the whole window (CT-IMM-13).
-                    response.signal = response.signal.max(SIGNAL_OUTPUT_RATE);
+                // Sustained over the whole window (CT-IMM-13).
+                let sustained = *metric == Metric::OutputBytes && sigma >= 2;
+                if sigma >= 4 && sigma > before {
+                    pause = true;
+                } else if sigma == 3 && sigma > before && !closed.responded {
+                    closed_signal = closed_signal.max(SIGNAL_3_SIGMA);
+                } else if sustained && !closed.responded {
+                    closed_signal = closed_signal.max(SIGNAL_OUTPUT_RATE);
                 }
-                findings.push(deviation(metric, sigma, x, base, true));
+                // What the open window already reported is not reported again.
+                if sigma > before || sustained {
+                    findings.push(deviation(metric, sigma, x, base, true));
+                }
             }
             self.drift(&baseline, &mut findings);
         }
@@ -422,16 +443,18 @@ impl Fingerprint {
             let sigma = base.sigmas(metric, x);
             if sigma > next.found.get(i).copied().unwrap_or(0) {
                 if sigma >= 4 {
-                    response.pause = true;
+                    pause = true;
                 } else if sigma == 3 && !next.responded {
-                    response.signal = response.signal.max(SIGNAL_3_SIGMA);
+                    live_signal = SIGNAL_3_SIGMA;
                 }
                 findings.push(deviation(metric, sigma, x, base, false));
             }
         }
-        if response.pause {
-            response.signal = 0;
-        }
+        let response = if pause {
+            Response { signal: 0, pause: true, live: false }
+        } else {
+            Response { signal: closed_signal.max(live_signal), pause: false, live: live_signal > 0 }
+        };
         (findings, response)
     }
 
@@ -443,13 +466,19 @@ impl Fingerprint {
         }
         for (i, metric) in self.metrics.iter().enumerate() {
             let (Some(f), Some(a)) = (self.fixed.get(i), adaptive.get(i)) else { continue };
-            if f.n < MIN_WINDOWS || a.n < MIN_WINDOWS || f.sum == 0 {
+            if f.n < MIN_WINDOWS || a.n < MIN_WINDOWS {
                 continue;
             }
-            // |a.sum/a.n − f.sum/f.n| · 100 > 15 · f.sum/f.n, multiplied out.
+            // |a.sum/a.n − f.sum/f.n| · 100 > 15 · f.sum/f.n, multiplied out;
+            // from a fixed mean of 0 (no egress, no new recipients on the
+            // first day), an adaptive mean above the metric's σ floor.
             let (an, fsum) = (u128::from(a.n), u128::from(f.sum));
-            let (lhs_a, lhs_f) = (u128::from(a.sum) * u128::from(f.n), fsum * an);
-            let drifting = lhs_a.abs_diff(lhs_f) * 100 > u128::from(DRIFT_PERCENT) * lhs_f;
+            let (lhs_a, lhs_f) = (u128::from(a.sum).saturating_mul(u128::from(f.n)), fsum.saturating_mul(an));
+            let drifting = if f.sum == 0 {
+                u128::from(a.sum) > u128::from(metric.floor().0).saturating_mul(an)
+            } else {
+                lhs_a.abs_diff(lhs_f).saturating_mul(100) > u128::from(DRIFT_PERCENT).saturating_mul(lhs_f)
+            };
             if drifting != self.drifting.contains(metric) {
                 findings.push(Finding::Drift {
                     metric: metric.clone(),
@@ -534,7 +563,7 @@ impl Fingerprint {
                 self.alerts.push(Alert { at_ms, finding: finding.clone() });
             }
         }
-        window.responded |= response.signal > 0;
+        window.responded |= response.live && response.signal > 0;
         self.window = Some(window);
     }
 
@@ -567,6 +596,19 @@ impl Fingerprint {
                 }
             }
         }
+    }
+
+    /// Drops the open window unlearned (a release: what the operator
+    /// reviewed is neither judged again nor learned).
+    pub fn forget_window(&mut self) {
+        self.window = None;
+    }
+
+    /// When it last saw the agent act (0: never).
+    #[must_use]
+    pub fn last_ms(&self) -> u64 {
+        let day_end = self.days.last().map_or(0, |d| d.day.saturating_add(1).saturating_mul(DAY_MS));
+        self.window.as_ref().map_or(day_end, |w| w.last_ms)
     }
 
     /// What `maos agents` shows, at `now_ms`.
@@ -627,6 +669,73 @@ mod tests {
         // Too few windows: nothing is judged.
         assert_eq!(moments(&[1; 11]).sigmas(&Metric::Calls, 1_000_000), 0);
         assert_eq!((m.mean_milli(), m.sd_milli(&Metric::Calls)), (20_000, 10_000));
+    }
+
+    /// Sums of squares past `u64::MAX` survive JSON (the state snapshot
+    /// goes through `serde_json::Value`, which refuses such numbers).
+    #[test]
+    fn a_huge_sum_of_squares_round_trips_through_json() {
+        let mut fp = Fingerprint::default();
+        let s = Sample { tool: "t".into(), denied: false, output_bytes: VALUE_MAX, egress_bytes: 0, new_recipients: 0 };
+        for k in 0..3u64 {
+            fp.fold(&s, k * WINDOW_MS, &[], Response::default());
+        }
+        assert!(fp.fixed[2].sum_sq > u128::from(u64::MAX));
+        let value = serde_json::to_value(&fp).unwrap();
+        assert_eq!(serde_json::from_value::<Fingerprint>(value).unwrap(), fp);
+    }
+
+    /// A signal from the window a decision closes does not spend the next
+    /// window's one signal; a metric with a fixed mean of 0 drifts once its
+    /// adaptive mean passes the floor.
+    #[test]
+    fn a_closing_signal_leaves_the_next_window_its_own_and_drift_from_zero() {
+        let mut fp = Fingerprint::default();
+        let quiet = |bytes: u64| Sample {
+            tool: "t".into(),
+            denied: false,
+            output_bytes: bytes,
+            egress_bytes: 0,
+            new_recipients: 0,
+        };
+        for k in 0..12u64 {
+            let b = if k % 2 == 0 { 4_000 } else { 6_000 };
+            fp.fold(&quiet(b), k * WINDOW_MS, &[], Response::default());
+        }
+        // Window 12: 8,000 bytes (2σ sustained: a closing signal of 2).
+        fp.fold(&quiet(8_000), 12 * WINDOW_MS, &[], Response::default());
+        let (findings, r) = fp.judge(&quiet(0), 13 * WINDOW_MS);
+        assert_eq!((r.signal, r.live), (SIGNAL_OUTPUT_RATE, false));
+        fp.fold(&quiet(0), 13 * WINDOW_MS, &findings, r);
+        // Window 13 still has its own signal: calls 3σ (floor 5: 16 calls).
+        let mut signals = 0;
+        for i in 1..16u64 {
+            let (f, r) = fp.judge(&quiet(0), 13 * WINDOW_MS + i);
+            signals += u32::from(r.signal == SIGNAL_3_SIGMA && r.live);
+            fp.fold(&quiet(0), 13 * WINDOW_MS + i, &f, r);
+        }
+        assert_eq!(signals, 1);
+        // Drift from zero: egress 0 in the fixed baseline, then above the floor.
+        let mut fp = Fingerprint::default();
+        let out = |egress: u64| Sample {
+            tool: "t".into(),
+            denied: false,
+            output_bytes: egress,
+            egress_bytes: egress,
+            new_recipients: 0,
+        };
+        for k in 0..u64::from(FIXED_WINDOWS) {
+            fp.fold(&out(0), k * WINDOW_MS, &[], Response::default());
+        }
+        let mut drifted = false;
+        for k in 0..400u64 {
+            let at = (u64::from(FIXED_WINDOWS) + k) * WINDOW_MS + 8 * DAY_MS;
+            let (f, r) = fp.judge(&out(2_000), at);
+            drifted |=
+                f.iter().any(|f| matches!(f, Finding::Drift { metric: Metric::EgressBytes, drifting: true, .. }));
+            fp.fold(&out(2_000), at, &f, r);
+        }
+        assert!(drifted, "egress from nothing to 2,000 bytes a window drifts");
     }
 
     /// Values past the clamp cannot overflow the sums or the comparison.

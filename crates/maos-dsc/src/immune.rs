@@ -296,9 +296,11 @@ pub struct Standing {
     /// Reports by other agents since the last release, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reports: Vec<Report>,
-    /// Stage 3 came from a 4σ deviation of its fingerprint: a pause pending
-    /// a human's review, which the kernel never turns into an elimination
-    /// on its own (no deny shows what the agent tried).
+    /// Stage 3 came from its behaviour alone (a 4σ deviation, or fingerprint
+    /// signals adding up, with no deny of its own in the hour): a pause
+    /// pending a human's review, which the kernel never turns into an
+    /// elimination on its own and which does not demote it (no deny shows
+    /// what the agent tried).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub paused: bool,
 }
@@ -429,14 +431,24 @@ impl Standing {
     }
 
     /// A 4σ deviation of the fingerprint at `at_ms`: stage 3, a pause
-    /// pending a human's review (kept as the cause only when it is what put
-    /// the agent in stage 3).
+    /// pending a human's review when it is what put the agent in stage 3 and
+    /// no deny of its own is on record (else an ordinary stage 3).
     pub(crate) fn pause(&mut self, at_ms: u64) {
         if self.stage_at(at_ms).0 != Stage::HardIsolation {
             self.stage = Stage::HardIsolation;
             self.since_ms = at_ms;
-            self.paused = true;
+            // With denies of its own on record it is not behaviour alone.
+            self.paused = !self.deny_evidence_at(at_ms);
         }
+    }
+
+    /// Whether a deny of the agent's own is among its signals of the hour up
+    /// to `at_ms` (evidence of what it tried, beyond its behaviour).
+    #[must_use]
+    pub fn deny_evidence_at(&self, at_ms: u64) -> bool {
+        self.signals
+            .iter()
+            .any(|s| matches!(s.code, SignalCode::Deny(_)) && s.at_ms <= at_ms && at_ms - s.at_ms < SCORE_WINDOW_MS)
     }
 
     /// A confirmed escalation to `stage` at `at_ms` (the operator's advance,

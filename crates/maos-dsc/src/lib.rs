@@ -48,6 +48,7 @@ pub mod immune;
 pub mod mac;
 pub mod prefilter;
 pub mod reference;
+pub mod reporters;
 pub mod rules;
 mod state;
 

@@ -8,6 +8,7 @@ use crate::aggregate::{Aggregate, Egress};
 use crate::config::DscConfig;
 use crate::fingerprint::{FINGERPRINTS_MAX, Finding, Fingerprint, Response, Sample};
 use crate::immune::{AnomalyClass, Fever, REPORTS_PER_HOUR_MAX, Report, Signal, SignalCode, Stage, Standing};
+use crate::reporters::{Assessment, Outcome as ReportOutcome, Reporter};
 use maos_model::{AgentId, DenyCode, IfcLevel, Ring, TokenId, TrustClass, UnixMillis};
 use maos_token::RevocationState;
 use serde::{Deserialize, Serialize};
@@ -404,6 +405,12 @@ pub struct DscState {
     /// When each reporting agent made its last reports (at most
     /// [`REPORTS_PER_HOUR_MAX`] kept: the hourly bound needs no more).
     reporters: BTreeMap<AgentId, Vec<u64>>,
+    /// Every reporter's reports of the last 30 days and how they turned out
+    /// (at most [`crate::reporters::HISTORY_MAX`] each).
+    reporter_history: BTreeMap<AgentId, Reporter>,
+    /// Agents reports put in observation in the last hour: the quarantine
+    /// budget (at most [`crate::reporters::RAISES_PER_HOUR_MAX`]).
+    report_raises: Vec<(u64, AgentId)>,
 }
 
 /// A [`DscState`] as data, without its configuration and health (which a
@@ -430,6 +437,10 @@ pub struct DscSnapshot {
     reporters: Vec<(AgentId, Vec<u64>)>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     fingerprints: Vec<(AgentId, Fingerprint)>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    reporter_history: Vec<(AgentId, Reporter)>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    report_raises: Vec<(u64, AgentId)>,
 }
 
 impl DscSnapshot {
@@ -458,6 +469,8 @@ impl DscState {
             fever_ended_ms: self.fever_ended_ms,
             reporters: self.reporters.iter().map(|(a, t)| (a.clone(), t.clone())).collect(),
             fingerprints: self.fingerprints.iter().map(|(a, f)| (a.clone(), f.clone())).collect(),
+            reporter_history: self.reporter_history.iter().map(|(a, r)| (a.clone(), r.clone())).collect(),
+            report_raises: self.report_raises.clone(),
         }
     }
 
@@ -471,6 +484,11 @@ impl DscState {
         let agents = snapshot.sessions.len().max(snapshot.agents.len()).max(snapshot.immune.len());
         if agents.max(snapshot.aggregates.len()).max(snapshot.reporters.len()) > STATE_AGENTS_MAX {
             return Err(DscError::StateLimit { field: "agents", max: STATE_AGENTS_MAX });
+        }
+        if snapshot.reporter_history.len() > STATE_AGENTS_MAX
+            || snapshot.report_raises.len() > crate::reporters::RAISES_PER_HOUR_MAX
+        {
+            return Err(DscError::StateLimit { field: "reporters", max: STATE_AGENTS_MAX });
         }
         if snapshot.fingerprints.len() > FINGERPRINTS_MAX {
             return Err(DscError::StateLimit { field: "fingerprints", max: FINGERPRINTS_MAX });
@@ -491,6 +509,8 @@ impl DscState {
         state.fever_ended_ms = snapshot.fever_ended_ms;
         state.reporters = snapshot.reporters.iter().cloned().collect();
         state.fingerprints = snapshot.fingerprints.iter().cloned().collect();
+        state.reporter_history = snapshot.reporter_history.iter().cloned().collect();
+        state.report_raises.clone_from(&snapshot.report_raises);
         Ok(state)
     }
 
@@ -515,6 +535,8 @@ impl DscState {
             fever: None,
             fever_ended_ms: None,
             reporters: BTreeMap::new(),
+            reporter_history: BTreeMap::new(),
+            report_raises: Vec::new(),
         }
     }
 
@@ -569,12 +591,6 @@ impl DscState {
         self.fingerprints.get(agent)
     }
 
-    /// Whether a new agent can still get a fingerprint.
-    #[must_use]
-    pub fn fingerprints_full(&self) -> bool {
-        self.fingerprints.len() >= FINGERPRINTS_MAX
-    }
-
     /// The quarantine stage of `agent` at `now` (normal without a standing).
     #[must_use]
     pub fn stage_of(&self, agent: &AgentId, now: UnixMillis) -> Stage {
@@ -594,6 +610,69 @@ impl DscState {
         self.reporters.get(reporter).map_or(0, |times| {
             times.iter().filter(|t| **t <= now.0 && now.0 - **t < crate::immune::SCORE_WINDOW_MS).count()
         })
+    }
+
+    /// A reporter's history of reports, if it made any.
+    #[must_use]
+    pub fn reporter(&self, reporter: &AgentId) -> Option<&Reporter> {
+        self.reporter_history.get(reporter)
+    }
+
+    /// What a report by `reporter` about `suspect` of `class` at `at` would
+    /// weigh, and why (CT-IMM-06..08). The fold of [`DeltaOp::Report`] takes
+    /// exactly this; the kernel logs it with the report.
+    #[must_use]
+    pub fn assess_report(
+        &self,
+        reporter: &AgentId,
+        suspect: &AgentId,
+        class: AnomalyClass,
+        at: UnixMillis,
+    ) -> Assessment {
+        use crate::reporters::{COLLUSION_WINDOW_MS, RAISES_PER_HOUR_MAX, raises_in_hour};
+        let at = at.0;
+        let standing = self.immune.get(suspect);
+        let history = self.reporter_history.get(reporter);
+        let suspended = history.is_some_and(|h| h.suspended_at(at));
+        let mut held_with: Vec<AgentId> = Vec::new();
+        for r in standing.map_or(&[][..], |s| s.reports.as_slice()) {
+            let near = r.at_ms <= at && at - r.at_ms < COLLUSION_WINDOW_MS;
+            if near && &r.reporter != reporter && !held_with.contains(&r.reporter) {
+                held_with.push(r.reporter.clone());
+            }
+        }
+        let down_weighted = history.is_some_and(|h| h.flagged_at(at));
+        let mut weight = match (suspended || !held_with.is_empty(), down_weighted) {
+            (true, _) => 0,
+            (false, true) => class.weight() / 2,
+            (false, false) => class.weight(),
+        };
+        let mut over_budget = false;
+        if weight > 0 {
+            let thresholds = crate::immune::thresholds(self.config.profile());
+            let mut trial = standing.cloned().unwrap_or_default();
+            let before = trial.stage_at(at).0;
+            trial.report(Report { at_ms: at, reporter: reporter.clone(), class, weight }, thresholds);
+            if trial.stage_at(at).0 > before && raises_in_hour(&self.report_raises, at) >= RAISES_PER_HOUR_MAX {
+                weight = 0;
+                over_budget = true;
+            }
+        }
+        Assessment { weight, held_with, down_weighted, suspended, over_budget }
+    }
+
+    /// Marks the reports about `agent` of the hour before `at_ms` confirmed in
+    /// their reporters' histories: the agent gave a signal of its own.
+    fn confirm_reports(&mut self, agent: &AgentId, at_ms: u64) {
+        let Some(standing) = self.immune.get(agent) else { return };
+        for r in &standing.reports {
+            if r.at_ms <= at_ms
+                && at_ms - r.at_ms < crate::reporters::CONFIRM_MS
+                && let Some(h) = self.reporter_history.get_mut(&r.reporter)
+            {
+                h.mark(agent, r.at_ms, true, false);
+            }
+        }
     }
 
     /// The security fever on at `now` (spec §37.11.1), if any.
@@ -796,7 +875,6 @@ impl DscState {
         let mut new_immune = BTreeSet::new();
         let mut new_aggregates = BTreeSet::new();
         let mut new_reporters = BTreeSet::new();
-        let mut new_fingerprints = BTreeSet::new();
         for op in &delta.ops {
             match op {
                 DeltaOp::Charge { agent, token, egress, .. } => {
@@ -838,18 +916,16 @@ impl DscState {
                     if !self.immune.contains_key(suspect) {
                         new_immune.insert(suspect);
                     }
-                    if !self.reporters.contains_key(reporter) {
+                    if !self.reporters.contains_key(reporter) || !self.reporter_history.contains_key(reporter) {
                         new_reporters.insert(reporter);
                     }
                 }
+                // The fingerprint table evicts its stalest entry when full.
                 DeltaOp::Fingerprint { agent, response, .. } => {
-                    if !self.fingerprints.contains_key(agent) {
-                        new_fingerprints.insert(agent);
-                    }
                     if (response.pause || response.signal > 0) && !self.immune.contains_key(agent) {
                         new_immune.insert(agent);
                     }
-                    if response.pause && !self.agents.contains_key(agent) {
+                    if response.signal > 0 && !self.agents.contains_key(agent) {
                         new_agents.insert(agent);
                     }
                 }
@@ -891,11 +967,8 @@ impl DscState {
         if over(self.aggregates.len(), new_aggregates.len(), STATE_AGENTS_MAX) {
             return Err(DscError::StateLimit { field: "aggregate counters", max: STATE_AGENTS_MAX });
         }
-        if over(self.reporters.len(), new_reporters.len(), STATE_AGENTS_MAX) {
+        if over(self.reporters.len().max(self.reporter_history.len()), new_reporters.len(), STATE_AGENTS_MAX) {
             return Err(DscError::StateLimit { field: "reporters", max: STATE_AGENTS_MAX });
-        }
-        if over(self.fingerprints.len(), new_fingerprints.len(), FINGERPRINTS_MAX) {
-            return Err(DscError::StateLimit { field: "fingerprints", max: FINGERPRINTS_MAX });
         }
         Ok(())
     }
@@ -945,54 +1018,95 @@ impl DscState {
                 let standing = self.immune.entry(agent.clone()).or_default();
                 standing.signal(signal, thresholds);
                 let stage = standing.stage;
+                self.confirm_reports(agent, *at_ms);
                 self.after_signal(agent, stage, *at_ms);
             }
             DeltaOp::Apoptosis { agent, at_ms } => {
+                self.confirm_reports(agent, *at_ms);
                 self.immune.entry(agent.clone()).or_default().apoptosis(*at_ms);
                 self.after_signal(agent, Stage::HardIsolation, *at_ms);
             }
             DeltaOp::Report { reporter, suspect, class, at_ms } => {
+                let assessment = self.assess_report(reporter, suspect, *class, UnixMillis(*at_ms));
                 let times = self.reporters.entry(reporter.clone()).or_default();
                 times.push(*at_ms);
                 if times.len() > REPORTS_PER_HOUR_MAX {
                     times.remove(0);
                 }
+                let held = !assessment.held_with.is_empty();
+                for partner in &assessment.held_with {
+                    if let Some(h) = self.reporter_history.get_mut(partner) {
+                        h.flag_near(suspect, *at_ms);
+                    }
+                }
+                let outcome =
+                    ReportOutcome { at_ms: *at_ms, suspect: suspect.clone(), confirmed: false, flagged: held };
+                self.reporter_history.entry(reporter.clone()).or_default().push(outcome);
                 let thresholds = crate::immune::thresholds(self.config.profile());
                 let report =
-                    Report { at_ms: *at_ms, reporter: reporter.clone(), class: *class, weight: class.weight() };
+                    Report { at_ms: *at_ms, reporter: reporter.clone(), class: *class, weight: assessment.weight };
                 // No fever or demotion: reports reach observation at most
                 // and never keep a fever on.
-                self.immune.entry(suspect.clone()).or_default().report(report, thresholds);
+                let standing = self.immune.entry(suspect.clone()).or_default();
+                let before = standing.stage_at(*at_ms).0;
+                standing.report(report, thresholds);
+                if standing.stage_at(*at_ms).0 > before {
+                    self.report_raises.retain(|(at, _)| at + 60 * 60_000 > *at_ms);
+                    if self.report_raises.len() >= crate::reporters::RAISES_PER_HOUR_MAX {
+                        self.report_raises.remove(0);
+                    }
+                    self.report_raises.push((*at_ms, suspect.clone()));
+                }
             }
             DeltaOp::FeverEnd { at_ms } => {
                 self.fever = None;
                 self.fever_ended_ms = Some(self.fever_ended_ms.unwrap_or(0).max(*at_ms));
             }
             DeltaOp::Fingerprint { agent, at_ms, sample, findings, response } => {
+                if !self.fingerprints.contains_key(agent) && self.fingerprints.len() >= FINGERPRINTS_MAX {
+                    // The table is full: the agent idle longest makes room
+                    // (ties: the first by id), so the newest agents are seen.
+                    let stalest = self.fingerprints.iter().min_by_key(|(_, f)| f.last_ms()).map(|(a, _)| a.clone());
+                    if let Some(stalest) = stalest {
+                        self.fingerprints.remove(&stalest);
+                    }
+                }
                 self.fingerprints.entry(agent.clone()).or_default().fold(sample, *at_ms, findings, *response);
                 if response.pause {
                     self.immune.entry(agent.clone()).or_default().pause(*at_ms);
+                    self.confirm_reports(agent, *at_ms);
                     self.after_signal(agent, Stage::HardIsolation, *at_ms);
                 } else if response.signal > 0 {
                     let thresholds = crate::immune::thresholds(self.config.profile());
                     let signal = Signal { at_ms: *at_ms, code: SignalCode::Fingerprint, weight: response.signal };
                     let standing = self.immune.entry(agent.clone()).or_default();
+                    let before = standing.stage_at(*at_ms).0;
                     standing.signal(signal, thresholds);
+                    // Stage 3 from behaviour alone is a pause too.
+                    if before < Stage::HardIsolation && standing.stage == Stage::HardIsolation {
+                        standing.paused = !standing.deny_evidence_at(*at_ms);
+                    }
                     let stage = standing.stage;
+                    self.confirm_reports(agent, *at_ms);
                     self.after_signal(agent, stage, *at_ms);
                 }
             }
             DeltaOp::Release { agent, .. } => {
                 // The evidence stays in the log; the state forgets it.
                 self.immune.remove(agent);
+                if let Some(f) = self.fingerprints.get_mut(agent) {
+                    f.forget_window();
+                }
             }
             DeltaOp::Advance { agent, stage, at_ms } => {
+                self.confirm_reports(agent, *at_ms);
                 let standing = self.immune.entry(agent.clone()).or_default();
                 standing.advance(*stage, *at_ms);
                 let stage = standing.stage;
                 self.after_signal(agent, stage, *at_ms);
             }
-            DeltaOp::Eliminate { agent, .. } => {
+            DeltaOp::Eliminate { agent, at_ms } => {
+                self.confirm_reports(agent, *at_ms);
                 // Healed: the replacement starts clean, in ring 3 for good
                 // (inward needs re-onboarding); the evidence stays in the log.
                 self.immune.remove(agent);
@@ -1023,7 +1137,9 @@ impl DscState {
     /// add up to more than twice the observation threshold (a burst, whatever
     /// its stage) start a fever, or keep one on.
     fn after_signal(&mut self, agent: &AgentId, stage: Stage, at_ms: u64) {
-        if stage == Stage::HardIsolation {
+        // A pause waits for a human's review: it does not demote for good.
+        let paused = self.immune.get(agent).is_some_and(|s| s.paused);
+        if stage == Stage::HardIsolation && !paused {
             self.agents.entry(agent.clone()).or_default().ring = Some(Ring::Untrusted);
         }
         let watch = crate::immune::thresholds(self.config.profile())[0];

@@ -128,7 +128,7 @@ const fn kernel_status(code: &str) -> StatusCode {
         b"KERNEL-APPROVAL-UNKNOWN" | b"KERNEL-NOT-QUARANTINED" | b"KERNEL-NO-FEVER" | b"UNDO-NOT-FOUND" => {
             StatusCode::NOT_FOUND
         }
-        b"KERNEL-APPROVAL-REJECTED" => StatusCode::FORBIDDEN,
+        b"KERNEL-APPROVAL-REJECTED" | b"KERNEL-REPORT-SUSPENDED" => StatusCode::FORBIDDEN,
         b"KERNEL-REPORT-RATE" => StatusCode::TOO_MANY_REQUESTS,
         b"KERNEL-REPORT-INVALID" => StatusCode::BAD_REQUEST,
         b"KERNEL-APPROVAL-EXPIRED"

@@ -13,7 +13,10 @@ pub use cascade::{
     Advanced, CODE_ADVANCE, CODE_ELIMINATED, CODE_PAUSED, ELIMINATION_APPROVAL_TTL_MS_MAX, EliminationGrant,
     STATE_SAVE_WINDOW_MS, SignedElimination,
 };
-pub use immune::{CODE_REPORT_INVALID, CODE_REPORT_RATE, QuarantineView, RELEASE_REASON_BYTES_MAX, TIME_STEP_ALERT_MS};
+pub use immune::{
+    CODE_REPORT_INVALID, CODE_REPORT_RATE, CODE_REPORT_SUSPENDED, QuarantineView, RELEASE_REASON_BYTES_MAX,
+    TIME_STEP_ALERT_MS,
+};
 
 use crate::denies::{DenyWindows, Source};
 use crate::error::KernelError;
@@ -1320,14 +1323,16 @@ impl Sequencer {
         }
         match decision.verdict().clone() {
             Verdict::Allow => {
-                // A fingerprint's pause can come with an allow (the request
-                // that took its window over 4σ was decided on the state
-                // before it): that request does not run either, and the
-                // outputs are marked like any stage 3's.
+                // A fingerprint's signal or pause can come with an allow (the
+                // request was decided on the state before its own sample):
+                // if the stage it reached refuses the request, it does not
+                // run; stage 3's outputs are marked as always.
+                let paused = self.refused_by_own_sample(&intent, &decision, now);
                 if self.entered_stage_3(&intent.agent, &decision, now) {
-                    let why = "this request took the agent's behaviour past its fingerprint's limit: it is in quarantine stage 3 and the request does not run";
-                    let _ = reply.send(denied(intent.id, CODE_PAUSED, why, Some(lsn)));
                     self.mark_unverified(&intent.agent, now);
+                }
+                if let Some(why) = paused {
+                    let _ = reply.send(denied(intent.id, CODE_PAUSED, why, Some(lsn)));
                     return;
                 }
                 self.on_allow(intent, &decision, class, lsn, reply);
@@ -1350,13 +1355,15 @@ impl Sequencer {
                 }
             }
             Verdict::Escalate { level, reason } => {
-                let entered = self.entered_stage_3(&intent.agent, &decision, now);
-                let agent = intent.agent.clone();
+                if self.entered_stage_3(&intent.agent, &decision, now) {
+                    self.mark_unverified(&intent.agent, now);
+                }
+                if let Some(why) = self.refused_by_own_sample(&intent, &decision, now) {
+                    let _ = reply.send(denied(intent.id, CODE_PAUSED, why, Some(lsn)));
+                    return;
+                }
                 let answer = self.escalate(intent, decision, level, &reason, class, lsn, now);
                 let _ = reply.send(answer);
-                if entered {
-                    self.mark_unverified(&agent, now);
-                }
             }
         }
     }

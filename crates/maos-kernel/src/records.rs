@@ -281,6 +281,9 @@ pub struct ImmuneRecord {
     /// A Time Integrity Alert (no agent, by `kernel`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time: Option<TimeIntegrity>,
+    /// A peer report's weight and why (held, down-weighted, over budget).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<maos_dsc::reporters::Assessment>,
 }
 
 /// A Time Integrity Alert (spec CT-IMM-17): the wall clock stepped away from

@@ -110,9 +110,10 @@ fn ct_imm_12_fingerprint_sigma_ladder() {
                 continue;
             }
         }
-        // The next window closes this one: judged whole, the same level.
+        // The next window closes this one: judged whole, the same level,
+        // which the open window reported already: nothing new, no second response.
         ops = window(&mut s, &t, 15, 1, "");
-        assert_eq!(sigma(&ops, &Metric::Calls, true), level, "closed window");
+        assert_eq!(sigma(&ops, &Metric::Calls, true), 0, "closed window: nothing new");
         assert!(ops.iter().all(|(_, r)| *r == Response::default()), "no second response to the same window");
     }
 }
@@ -163,7 +164,7 @@ fn denies_count_and_fewer_calls_never_alert() {
     }
     assert!(paused, "8 denies in a window with a baseline of 0 are 4 sigma");
     let standing = s.standing(&agent("writer")).expect("standing");
-    assert!(standing.paused, "the pause is what put it in stage 3");
+    assert!(!standing.paused, "its own denies are evidence: an ordinary stage 3, not a pause awaiting review");
     assert_eq!(s.stage_of(&agent("writer"), UnixMillis(window_ms(14) + 9_000)), Stage::HardIsolation);
     let d = decide(&s, &fs_write("/workspace/a.md"), Ok(&t), UnixMillis(window_ms(14) + 9_000));
     assert_eq!(code(&d), Some("IMM-STAGE-3"));
@@ -217,4 +218,51 @@ fn ct_imm_14_gradual_drift_alert() {
     let summary = fp.summary(start + 30 * 86_400_000);
     assert!(summary.drifting.contains(&"calls".to_owned()), "{summary:?}");
     assert!(summary.alerts.iter().any(|a| matches!(a.finding, Finding::Drift { .. })));
+}
+
+/// A deny that can mean a node fault or bookkeeping (over its rate, out of
+/// budget) is a call, not a deny, for the fingerprint: only denies that are
+/// danger signals count (an unhealthy node must not pause busy agents).
+#[test]
+fn bookkeeping_denies_are_not_counted_as_denies() {
+    let config = maos_dsc::DscConfig::builder(maos_model::Profile::Standard)
+        .rates(maos_dsc::RateTable { ring2_per_hour: 1, ring3_per_hour: 1 })
+        .build()
+        .unwrap();
+    let mut s = DscState::new(config);
+    let t = long_writer();
+    let d = decide(&s, &fs_write("/workspace/a.md"), Ok(&t), NOW);
+    s.apply(d.delta()).unwrap();
+    let over = decide(&s, &fs_write("/workspace/a.md"), Ok(&t), NOW);
+    assert_eq!(code(&over), Some("DSC-2-RATE"));
+    let sample = over.delta().ops.iter().find_map(|op| match op {
+        DeltaOp::Fingerprint { sample, .. } => Some(sample.clone()),
+        _ => None,
+    });
+    assert_eq!(sample.map(|s| s.denied), Some(false), "a call, not a deny");
+}
+
+/// The table of fingerprints is bounded: past it the agent idle longest
+/// makes room, so new agents are always seen.
+#[test]
+fn the_fingerprint_table_evicts_the_stalest_agent() {
+    use maos_dsc::fingerprint::FINGERPRINTS_MAX;
+    let mut s = state(maos_model::Profile::Standard);
+    let sample = Sample { tool: "fs.write".into(), denied: false, output_bytes: 1, egress_bytes: 0, new_recipients: 0 };
+    let op = |id: String, at: u64| maos_dsc::StateDelta {
+        ops: vec![DeltaOp::Fingerprint {
+            agent: agent(&id),
+            at_ms: at,
+            sample: sample.clone(),
+            findings: Vec::new(),
+            response: Response::default(),
+        }],
+    };
+    for i in 0..=FINGERPRINTS_MAX as u64 {
+        // agent-0 acted first and never again: the stalest.
+        s.apply(&op(format!("agent-{i}"), NOW.0 + i)).unwrap();
+    }
+    assert!(s.fingerprint(&agent("agent-0")).is_none(), "evicted");
+    assert!(s.fingerprint(&agent("agent-1")).is_some());
+    assert!(s.fingerprint(&agent(&format!("agent-{FINGERPRINTS_MAX}"))).is_some(), "the newest is seen");
 }

@@ -19,3 +19,5 @@ mod immune_sim;
 mod properties;
 #[cfg(test)]
 mod redundancy;
+#[cfg(test)]
+mod reporters;

@@ -39,9 +39,10 @@ pub const CODE_ADVANCE: &str = "KERNEL-QUARANTINE-ADVANCE";
 /// `KERNEL-ELIMINATED`: a request decided before its agent was eliminated
 /// (in the same batch) that is refused, not run, after the elimination.
 pub const CODE_ELIMINATED: &str = "KERNEL-ELIMINATED";
-/// `KERNEL-PAUSED`: an allowed request whose own fingerprint sample put its
-/// agent in stage 3 (a 4σ deviation, or a signal that reached the
-/// threshold) is not run.
+/// `KERNEL-PAUSED`: an allowed (or escalated) request whose own fingerprint
+/// sample put its agent in a quarantine stage that refuses it (a 4σ pause, or
+/// a signal that reached stage 2 for an outbound request or stage 3) is not
+/// run.
 pub const CODE_PAUSED: &str = "KERNEL-PAUSED";
 
 /// What the commander signs (domain [`maos_crypto::SignatureDomain::QuarantineDecision`])
@@ -517,6 +518,24 @@ impl Sequencer {
             _ => false,
         });
         raised && self.state.dsc.standing(agent).is_some_and(|s| s.stage_at(now.0) == (Stage::HardIsolation, now.0))
+    }
+
+    /// Whether `intent`'s own fingerprint sample put its agent in a
+    /// quarantine stage that refuses it (it was decided on the state before
+    /// the sample): then it does not run, and the why.
+    pub(super) fn refused_by_own_sample(
+        &self,
+        intent: &Intent,
+        decision: &Decision,
+        now: UnixMillis,
+    ) -> Option<String> {
+        let responded = decision.delta().ops.iter().any(|op| {
+            matches!(op, DeltaOp::Fingerprint { agent, response, .. } if agent == &intent.agent && !response.is_none())
+        });
+        let (code, detail) = self.quarantine_refusal(intent, now).filter(|_| responded)?;
+        Some(format!(
+            "this request's own behaviour sample (its fingerprint) put the agent in quarantine: {code}: {detail}; the request does not run"
+        ))
     }
 
     /// After a deny's record is durable: whether its danger signal put the

@@ -26,6 +26,9 @@ pub const TIME_STEP_ALERT_MS: u64 = 5_000;
 
 /// `KERNEL-REPORT-RATE`: a reporter's sixth report in an hour (spec §33.7.2).
 pub const CODE_REPORT_RATE: &str = "KERNEL-REPORT-RATE";
+/// `KERNEL-REPORT-SUSPENDED`: a reporter whose reports of the last 30 days
+/// were false alarms more than 80 % of the time (CT-IMM-07).
+pub const CODE_REPORT_SUSPENDED: &str = "KERNEL-REPORT-SUSPENDED";
 /// `KERNEL-REPORT-INVALID`: a report the protocol does not allow (about the
 /// reporter itself, about an agent nobody knows, or by a reporter in
 /// quarantine stage 2 or more).
@@ -163,6 +166,7 @@ impl Sequencer {
             elimination: None,
             unverified: None,
             time: None,
+            report: None,
         }
     }
 
@@ -259,9 +263,19 @@ impl Sequencer {
         if self.state.dsc.reports_in_hour(reporter, now) >= max {
             return Err(refuse(CODE_REPORT_RATE, format!("{reporter} made {max} reports in the last hour")));
         }
+        let assessment = self.state.dsc.assess_report(reporter, suspect, class, now);
+        if assessment.suspended {
+            let (resolved, false_) = self.state.dsc.reporter(reporter).map_or((0, 0), |r| r.false_alarms_at(now.0));
+            let why = format!(
+                "{reporter}'s reports are suspended: {false_} of its {resolved} reports of the last 30 days were not confirmed by their suspect's own signals (more than {} %)",
+                maos_dsc::reporters::FALSE_ALARM_PERCENT_MAX
+            );
+            return Err(refuse(CODE_REPORT_SUSPENDED, why));
+        }
         let delta = DscState::report(reporter, suspect, class, now);
         let mut record = self.immune_record(Some(suspect), ImmuneActor::Peer, &delta, evidence, now);
         record.reporter = Some(reporter.clone());
+        record.report = Some(assessment);
         if self.state.dsc.check(&delta).is_err() {
             let why = "the immune state is full".to_owned();
             return Err(refuse(super::CODE_STATE_LIMIT, why));

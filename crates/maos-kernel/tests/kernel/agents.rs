@@ -109,7 +109,10 @@ fn ct_imm_07_the_sixth_report_in_an_hour_is_refused_and_reports_alone_do_not_iso
         let err =
             kernel.report(suspect.clone(), suspect.clone(), AnomalyClass::IncoherentResponses, "me").await.unwrap_err();
         assert_eq!(err.code(), "KERNEL-REPORT-INVALID", "{err}");
+        // Other reporters, each more than a minute after the last (within a
+        // minute they would be held as possible collusion, CT-IMM-06).
         for n in 2..6 {
+            world.clock.advance_ms(61_000);
             kernel.report(reporter(n), suspect.clone(), AnomalyClass::SocialEngineering, "same").await.unwrap();
         }
         kernel.apoptosis(reporter(9), "I was injected").await.unwrap();
@@ -127,5 +130,48 @@ fn ct_imm_07_the_sixth_report_in_an_hour_is_refused_and_reports_alone_do_not_iso
         .filter(|r| matches!(r, maos_kernel::records::KernelRecord::Immune(i) if i.reporter.is_some()))
         .count();
     assert_eq!(peer_records, 9);
+    assert!(replay(&world.wal_reader(), dsc(), &keys()).unwrap().is_clean());
+}
+
+/// CT-IMM-07 through the kernel: a reporter whose five resolved reports were
+/// never confirmed by their suspects' own signals is refused
+/// `KERNEL-REPORT-SUSPENDED`; CT-IMM-06: a second reporter within a minute is
+/// logged with its hold.
+#[test]
+fn ct_imm_07_a_reporter_of_false_alarms_is_suspended_by_the_kernel() {
+    use maos_dsc::immune::AnomalyClass;
+    let world = World::new();
+    lifetime(async {
+        let (kernel, _) = start(&world).await;
+        let crier = AgentId::new("crier").unwrap();
+        for i in 0..6u8 {
+            let id = format!("healthy-{i}");
+            kernel.token_event(issued(&token_for(&id, &["fs.read=/workspace/**"], 10, 80 + i))).await.unwrap();
+        }
+        for i in 0..5u8 {
+            let suspect = AgentId::new(&format!("healthy-{i}")).unwrap();
+            kernel.report(crier.clone(), suspect, AnomalyClass::OutputQualityDegradation, "slow").await.unwrap();
+            world.clock.advance_ms(2 * 3_600_000);
+        }
+        let sixth = AgentId::new("healthy-5").unwrap();
+        let err = kernel.report(crier.clone(), sixth.clone(), AnomalyClass::OutputQualityDegradation, "slow").await;
+        assert_eq!(err.unwrap_err().code(), "KERNEL-REPORT-SUSPENDED");
+        // Another reporter, then a third within a minute: held.
+        let a = AgentId::new("peer-a").unwrap();
+        let b = AgentId::new("peer-b").unwrap();
+        kernel.report(a.clone(), sixth.clone(), AnomalyClass::SocialEngineering, "x").await.unwrap();
+        world.clock.advance_ms(10_000);
+        kernel.report(b, sixth, AnomalyClass::SocialEngineering, "x").await.unwrap();
+    });
+    let assessments: Vec<_> = kernel_records(&world)
+        .into_iter()
+        .filter_map(|r| match r {
+            maos_kernel::records::KernelRecord::Immune(i) => i.report,
+            _ => None,
+        })
+        .collect();
+    assert_eq!(assessments.len(), 7, "the suspended report is not logged");
+    let last = assessments.last().unwrap();
+    assert_eq!((last.weight, last.held_with.clone()), (0, vec![AgentId::new("peer-a").unwrap()]));
     assert!(replay(&world.wal_reader(), dsc(), &keys()).unwrap().is_clean());
 }

@@ -251,6 +251,7 @@ fn an_elimination_cut_short_by_a_crash_is_finished_at_boot() {
         reason: "cut short".into(),
         at_ms: NOW.0,
         time: None,
+        report: None,
         elimination: Some(Box::new(maos_kernel::records::Elimination {
             authority: EliminationAuthority::Operator,
             commander: None,
