@@ -83,6 +83,9 @@ pub enum SignatureDomain {
     /// A commander's approval of a quarantine decision (an agent's
     /// elimination under Hardened and Isolated).
     QuarantineDecision,
+    /// A commander's approval of a threat pattern's indicators as pre-filter
+    /// blocks (immune memory's proposal).
+    PrefilterExtension,
 }
 
 impl SignatureDomain {
@@ -94,6 +97,7 @@ impl SignatureDomain {
             Self::WalCheckpoint => b"maos/v1/wal-checkpoint\0",
             Self::ApprovalDecision => b"maos/v1/approval-decision\0",
             Self::QuarantineDecision => b"maos/v1/quarantine-decision\0",
+            Self::PrefilterExtension => b"maos/v1/prefilter-extension\0",
         }
     }
 

@@ -709,9 +709,14 @@ pub fn check_6_epoch(input: &CheckInput<'_>) -> Outcome {
     Outcome::Pass
 }
 
+/// How check 7's deny of a commander-approved blocked indicator begins (it is
+/// not an injection in the agent's arguments: no Fast Apoptosis).
+pub const BLOCKED_PREFIX: &str = "blocked indicator";
+
 /// Check 7: structural bounds, then the pre-filter over every string argument
 /// and resource; identifiers (domains, recipients, URL-like sensitive
-/// arguments) also get the homoglyph check.
+/// arguments) also get the homoglyph check; then the recipients and domains
+/// the commander blocked from threat patterns.
 #[must_use]
 pub fn check_7_prefilter(input: &CheckInput<'_>) -> Outcome {
     let intent = input.intent;
@@ -735,6 +740,16 @@ pub fn check_7_prefilter(input: &CheckInput<'_>) -> Outcome {
         let hit = if identifier { pf.scan_identifier(text) } else { pf.scan_text(text) };
         if let Some(hit) = hit {
             return Outcome::deny(DenyCode::Prefilter, format!("{} in argument `{name}`", hit.id));
+        }
+    }
+    // After the patterns (an injection in the arguments is the heavier
+    // finding): indicators of threat patterns the commander approved as blocks.
+    for r in intent.resources.iter().filter(|r| matches!(r.kind, ResourceKind::Domain | ResourceKind::Recipient)) {
+        if let Some(b) = input.state.blocked(&r.value) {
+            return Outcome::deny(
+                DenyCode::Prefilter,
+                format!("{BLOCKED_PREFIX} {} (threat pattern {}, approved by the commander)", r.value, b.pattern),
+            );
         }
     }
     Outcome::Pass

@@ -59,6 +59,6 @@ pub use decision::{CheckId, CheckResult, Decision, Outcome, Vote, combine};
 pub use engine::{Faults, decide, decide_injecting_faults, vote};
 pub use error::DscError;
 pub use state::{
-    AgentUsage, DELTA_REVOKED_MAX, DeltaOp, DscSnapshot, DscState, FRAGMENT_BYTES_MAX, KernelHealth,
-    SESSION_FRAGMENTS_MAX, STATE_AGENTS_MAX, STATE_TOKENS_MAX, Session, StateDelta, TokenUsage,
+    AgentUsage, BLOCKED_MAX, Blocked, DELTA_REVOKED_MAX, DeltaOp, DscSnapshot, DscState, FRAGMENT_BYTES_MAX,
+    KernelHealth, SESSION_FRAGMENTS_MAX, STATE_AGENTS_MAX, STATE_TOKENS_MAX, Session, StateDelta, TokenUsage,
 };

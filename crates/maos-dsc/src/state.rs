@@ -27,6 +27,19 @@ pub const SESSION_FRAGMENTS_MAX: usize = 64;
 pub const FRAGMENT_BYTES_MAX: usize = 64 * 1024;
 /// Revoked ids carried in one delta.
 pub const DELTA_REVOKED_MAX: usize = 100_000;
+/// Indicators (recipients, domains) the commander has approved as pre-filter
+/// blocks from threat patterns.
+pub const BLOCKED_MAX: usize = 4096;
+
+/// A recipient or domain check 7 refuses: a threat pattern's indicator the
+/// commander approved as a pre-filter extension (signed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Blocked {
+    /// The threat pattern's id.
+    pub pattern: String,
+    /// When it was approved (logged time).
+    pub at_ms: u64,
+}
 
 /// What the kernel reports about the machinery the rules depend on. Every field
 /// defaults to the unsafe answer (`false`), so a state nobody reported on denies.
@@ -347,6 +360,17 @@ pub enum DeltaOp {
         #[serde(default, skip_serializing_if = "Response::is_none")]
         response: Response,
     },
+    /// The commander approved a threat pattern's indicators as pre-filter
+    /// blocks (spec §37.8.3: a pattern that would extend the pre-filter is
+    /// only a proposal until then).
+    Block {
+        /// Recipients and domains, lowercased.
+        indicators: Vec<String>,
+        /// The threat pattern's id.
+        pattern: String,
+        /// When.
+        at_ms: u64,
+    },
     /// Stages 4 and 5 (spec §37.8.2): the agent was eliminated (its tokens
     /// are revoked in the same record) and is healed: back to normal with an
     /// empty standing, in ring 3, and only a fresh token serves it again.
@@ -397,6 +421,8 @@ pub struct DscState {
     aggregates: BTreeMap<AgentId, Aggregate>,
     /// Behavioural fingerprints (at most [`FINGERPRINTS_MAX`]).
     fingerprints: BTreeMap<AgentId, Fingerprint>,
+    /// Indicators check 7 refuses (at most [`BLOCKED_MAX`]).
+    blocked: BTreeMap<String, Blocked>,
     /// The last security fever, if any (it is on while [`Fever::active_at`]).
     fever: Option<Fever>,
     /// When the commander last ended a fever: from then on only agents whose
@@ -441,6 +467,8 @@ pub struct DscSnapshot {
     reporter_history: Vec<(AgentId, Reporter)>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     report_raises: Vec<(u64, AgentId)>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    blocked: Vec<(String, Blocked)>,
 }
 
 impl DscSnapshot {
@@ -471,6 +499,7 @@ impl DscState {
             fingerprints: self.fingerprints.iter().map(|(a, f)| (a.clone(), f.clone())).collect(),
             reporter_history: self.reporter_history.iter().map(|(a, r)| (a.clone(), r.clone())).collect(),
             report_raises: self.report_raises.clone(),
+            blocked: self.blocked.iter().map(|(i, b)| (i.clone(), b.clone())).collect(),
         }
     }
 
@@ -489,6 +518,9 @@ impl DscState {
             || snapshot.report_raises.len() > crate::reporters::RAISES_PER_HOUR_MAX
         {
             return Err(DscError::StateLimit { field: "reporters", max: STATE_AGENTS_MAX });
+        }
+        if snapshot.blocked.len() > BLOCKED_MAX {
+            return Err(DscError::StateLimit { field: "blocked indicators", max: BLOCKED_MAX });
         }
         if snapshot.fingerprints.len() > FINGERPRINTS_MAX {
             return Err(DscError::StateLimit { field: "fingerprints", max: FINGERPRINTS_MAX });
@@ -511,6 +543,7 @@ impl DscState {
         state.fingerprints = snapshot.fingerprints.iter().cloned().collect();
         state.reporter_history = snapshot.reporter_history.iter().cloned().collect();
         state.report_raises.clone_from(&snapshot.report_raises);
+        state.blocked = snapshot.blocked.iter().cloned().collect();
         Ok(state)
     }
 
@@ -532,6 +565,7 @@ impl DscState {
             immune: BTreeMap::new(),
             aggregates: BTreeMap::new(),
             fingerprints: BTreeMap::new(),
+            blocked: BTreeMap::new(),
             fever: None,
             fever_ended_ms: None,
             reporters: BTreeMap::new(),
@@ -589,6 +623,29 @@ impl DscState {
     #[must_use]
     pub fn fingerprint(&self, agent: &AgentId) -> Option<&Fingerprint> {
         self.fingerprints.get(agent)
+    }
+
+    /// Whether check 7 refuses `indicator` (a recipient or domain, in any
+    /// case): a commander-approved pre-filter extension.
+    #[must_use]
+    pub fn blocked(&self, indicator: &str) -> Option<&Blocked> {
+        if self.blocked.is_empty() {
+            return None;
+        }
+        self.blocked.get(&indicator.to_ascii_lowercase())
+    }
+
+    /// Delta constructor: the commander approved `indicators` of threat
+    /// pattern `pattern` as pre-filter blocks at `at`.
+    #[must_use]
+    pub fn block(indicators: &[String], pattern: &str, at: UnixMillis) -> StateDelta {
+        StateDelta {
+            ops: vec![DeltaOp::Block {
+                indicators: indicators.iter().map(|i| i.to_ascii_lowercase()).collect(),
+                pattern: pattern.to_owned(),
+                at_ms: at.0,
+            }],
+        }
     }
 
     /// The quarantine stage of `agent` at `now` (normal without a standing).
@@ -930,6 +987,12 @@ impl DscState {
                     }
                 }
                 DeltaOp::Release { .. } => {}
+                DeltaOp::Block { indicators, .. } => {
+                    let fresh = indicators.iter().filter(|i| !self.blocked.contains_key(i.as_str())).count();
+                    if self.blocked.len().saturating_add(fresh) > BLOCKED_MAX {
+                        return Err(DscError::StateLimit { field: "blocked indicators", max: BLOCKED_MAX });
+                    }
+                }
                 DeltaOp::Eliminate { agent, .. } => {
                     if !self.agents.contains_key(agent) {
                         new_agents.insert(agent);
@@ -1089,6 +1152,12 @@ impl DscState {
                     let stage = standing.stage;
                     self.confirm_reports(agent, *at_ms);
                     self.after_signal(agent, stage, *at_ms);
+                }
+            }
+            DeltaOp::Block { indicators, pattern, at_ms } => {
+                for indicator in indicators {
+                    let blocked = Blocked { pattern: pattern.clone(), at_ms: *at_ms };
+                    self.blocked.insert(indicator.to_ascii_lowercase(), blocked);
                 }
             }
             DeltaOp::Release { agent, .. } => {

@@ -135,7 +135,8 @@ const fn kernel_status(code: &str) -> StatusCode {
         | b"KERNEL-TOKEN-EVENT"
         | b"KERNEL-ONBOARDING-NOT-BUILT"
         | b"KERNEL-AGENT-REGISTER"
-        | b"KERNEL-QUARANTINE-ADVANCE" => StatusCode::CONFLICT,
+        | b"KERNEL-QUARANTINE-ADVANCE"
+        | b"KERNEL-PREFILTER-APPROVAL" => StatusCode::CONFLICT,
         [b'U', b'N', b'D', b'O', b'-', ..] => StatusCode::CONFLICT,
         _ => StatusCode::SERVICE_UNAVAILABLE,
     }

@@ -44,6 +44,8 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/v1/agents/{agent}/demote", post(agents::demote))
         .route("/v1/fever/end", post(agents::end_fever))
         .route("/v1/reports", post(agents::report))
+        .route("/v1/prefilter/proposals", get(agents::proposals))
+        .route("/v1/prefilter/proposals/{id}/approve", post(agents::approve_proposal))
         .route("/v1/audit", get(audit))
         .route("/v1/token-events", post(token_event))
         .route("/v1/tools", get(tools))
@@ -460,7 +462,7 @@ async fn grant(
 }
 
 /// A commander's hybrid signature sent as base64 in the body's `field`.
-fn signature_of(text: &str, field: &str) -> ApiResult<maos_crypto::Signature> {
+pub(super) fn signature_of(text: &str, field: &str) -> ApiResult<maos_crypto::Signature> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(text.trim())
         .map_err(|_| ApiError::BadRequest(format!("`{field}` is not base64")))?;

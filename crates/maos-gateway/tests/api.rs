@@ -533,6 +533,8 @@ mod api {
         ("get", "/v1/quarantine"),
         ("post", "/v1/quarantine/{agent}/release"),
         ("post", "/v1/quarantine/{agent}/advance"),
+        ("get", "/v1/prefilter/proposals"),
+        ("post", "/v1/prefilter/proposals/{id}/approve"),
         ("get", "/v1/agents"),
         ("post", "/v1/agents"),
         ("post", "/v1/agents/{agent}/demote"),

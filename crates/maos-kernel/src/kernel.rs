@@ -6,6 +6,7 @@
 mod agents;
 mod cascade;
 mod immune;
+mod proposals;
 pub(crate) use immune::signal_code;
 
 pub use agents::{AGENTS_LISTED_MAX, AgentView, AgentsView, CODE_AGENT_REGISTER, CODE_ONBOARDING_NOT_BUILT, FeverView};
@@ -16,6 +17,10 @@ pub use cascade::{
 pub use immune::{
     CODE_REPORT_INVALID, CODE_REPORT_RATE, CODE_REPORT_SUSPENDED, QuarantineView, RELEASE_REASON_BYTES_MAX,
     TIME_STEP_ALERT_MS,
+};
+pub use proposals::{
+    CODE_PREFILTER_APPROVAL, PREFILTER_APPROVAL_TTL_MS_MAX, PrefilterGrant, PrefilterProposal, SignedPrefilterGrant,
+    pattern_id,
 };
 
 use crate::denies::{DenyWindows, Source};
@@ -309,6 +314,13 @@ enum Command {
     },
     Quarantine {
         reply: oneshot::Sender<Vec<QuarantineView>>,
+    },
+    Proposals {
+        reply: oneshot::Sender<Vec<PrefilterProposal>>,
+    },
+    ApprovePrefilter {
+        approval: Box<SignedPrefilterGrant>,
+        reply: oneshot::Sender<Result<Lsn, KernelError>>,
     },
     Release {
         agent: maos_model::AgentId,
@@ -1048,6 +1060,12 @@ impl Sequencer {
             }
             Command::Quarantine { reply } => {
                 let _ = reply.send(self.quarantine_views());
+            }
+            Command::Proposals { reply } => {
+                let _ = reply.send(self.proposals());
+            }
+            Command::ApprovePrefilter { approval, reply } => {
+                let _ = reply.send(self.on_approve_prefilter(&approval));
             }
             Command::Release { agent, reason, reply } => {
                 let _ = reply.send(self.on_release(&agent, reason));

@@ -112,6 +112,16 @@ pub enum QuarantineCommand {
         #[arg(long, default_value = "released by the operator")]
         reason: String,
     },
+    /// Immune memory's threat patterns that propose pre-filter blocks (their
+    /// recipients and domains), and whether the commander approved each.
+    Patterns,
+    /// Approve PATTERN's indicators as pre-filter blocks: shows them, signs
+    /// them with the commander key of the data directory, and from then on
+    /// check 7 refuses them (logged).
+    Block {
+        /// The pattern id (`maos quarantine patterns`).
+        pattern: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -39,6 +39,8 @@ pub fn run(out: &Output, data_dir: &Path, cmd: QuarantineCommand) -> anyhow::Res
             Ok(ExitCode::SUCCESS)
         }
         QuarantineCommand::Advance { agent, reason } => advance(out, &dir, &agent, &reason),
+        QuarantineCommand::Patterns => crate::cmd_patterns::list(out, &dir),
+        QuarantineCommand::Block { pattern } => crate::cmd_patterns::block(out, &dir, &pattern),
     }
 }
 

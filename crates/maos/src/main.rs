@@ -16,6 +16,7 @@ mod cmd_init;
 mod cmd_key;
 mod cmd_mcp;
 mod cmd_ops;
+mod cmd_patterns;
 mod cmd_policy;
 mod cmd_quarantine;
 mod cmd_token;

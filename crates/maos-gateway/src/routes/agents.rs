@@ -1,8 +1,9 @@
-//! `/v1/agents` and `/v1/fever`: the operator's agent registry (register,
-//! demote, list) and the commander's end of a security fever (issue #14).
+//! `/v1/agents`, `/v1/fever` and `/v1/prefilter`: the operator's agent
+//! registry (register, demote, list), the commander's end of a security
+//! fever and approval of immune memory's pre-filter proposals (issue #14).
 //! Every change is a logged kernel record; these handlers only parse.
 
-use super::{ApiResult, agent_id, body_of, close_sessions_of, json_body, reason_of};
+use super::{ApiResult, agent_id, body_of, close_sessions_of, json_body, reason_of, signature_of};
 use crate::Api;
 use crate::error::ApiError;
 use axum::Json;
@@ -107,4 +108,43 @@ pub(super) async fn end_fever(State(api): State<Arc<Api>>, headers: HeaderMap, b
     let reason = reason_of(&body, "ended by the commander")?;
     let lsn = api.kernel.end_fever(&reason).await.map_err(|e| ApiError::from_kernel(&e))?;
     Ok(Json(serde_json::json!({ "fever": false, "lsn": lsn.0 })).into_response())
+}
+
+/// Immune memory's pre-filter proposals: threat patterns with indicators, and
+/// whether the commander approved each.
+pub(super) async fn proposals(State(api): State<Arc<Api>>, headers: HeaderMap) -> ApiResult<Response> {
+    api.operator(&headers)?;
+    let proposals = api.kernel.prefilter_proposals().await.map_err(|e| ApiError::from_kernel(&e))?;
+    Ok(Json(serde_json::json!({ "proposals": proposals })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProposalApprovalBody {
+    /// The indicators the commander was shown (and signed).
+    indicators: Vec<String>,
+    expires_ms: u64,
+    /// Base64 of the commander's hybrid signature over the grant's message.
+    signature: String,
+}
+
+/// The commander's signed approval of a proposal: its indicators become
+/// check 7 blocks.
+pub(super) async fn approve_proposal(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> ApiResult<Response> {
+    api.operator(&headers)?;
+    let body: ProposalApprovalBody = json_body(&body_of(body)?)?;
+    if id.len() > 64 || body.indicators.len() > maos_dsc::BLOCKED_MAX {
+        return Err(ApiError::BadRequest("the proposal id or its indicators are over their bounds".into()));
+    }
+    let signature = signature_of(&body.signature, "signature")?;
+    let grant =
+        maos_kernel::PrefilterGrant { pattern: id.clone(), indicators: body.indicators, expires_ms: body.expires_ms };
+    let approval = maos_kernel::SignedPrefilterGrant { grant, signature };
+    let lsn = api.kernel.approve_prefilter(approval).await.map_err(|e| ApiError::from_kernel(&e))?;
+    Ok(Json(serde_json::json!({ "pattern": id, "approved": true, "lsn": lsn.0 })).into_response())
 }

@@ -585,7 +585,9 @@ fn hard_violation(intent: &Intent, decision: &Decision, lsn: Lsn, off_list: Opti
             | maos_dsc::Outcome::Escalate { .. } => None,
         })
     };
-    if let Some(detail) = denied(DenyCode::Prefilter) {
+    // A blocked indicator (a commander-approved extension) is not an
+    // injection in the agent's own arguments: it goes through the stages.
+    if let Some(detail) = denied(DenyCode::Prefilter).filter(|d| !d.starts_with(maos_dsc::checks::BLOCKED_PREFIX)) {
         return Some(HardViolation {
             condition: "c".into(),
             decision_lsn: lsn.0,
