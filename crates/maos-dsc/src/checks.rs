@@ -622,7 +622,7 @@ pub fn quarantine(state: &DscState, intent: &Intent, now: UnixMillis) -> Option<
     let (code, ends) = match stage {
         Stage::HardIsolation if standing.paused => (
             DenyCode::ImmStage3,
-            "a 4-sigma deviation of its behaviour paused it: every request is refused until a human reviews it",
+            "its behaviour alone (its fingerprint's deviations) paused it: every request is refused until a human reviews it",
         ),
         Stage::HardIsolation => (DenyCode::ImmStage3, "every request is refused until the operator releases the agent"),
         Stage::SoftIsolation if outbound(intent) => (

@@ -161,9 +161,19 @@ mod u128_text {
         s.serialize_str(&value.to_string())
     }
 
+    /// Text, or a number (as the first fingerprints were written).
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Number(u64),
+        Text(String),
+    }
+
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
+        match Either::deserialize(d)? {
+            Either::Number(n) => Ok(u128::from(n)),
+            Either::Text(text) => text.parse().map_err(serde::de::Error::custom),
+        }
     }
 }
 

@@ -332,13 +332,16 @@ impl Standing {
     }
 
     /// What the agent's own signals (denies and fingerprint; never reports)
-    /// add up to in the [`FEVER_BURST_MS`] up to `now_ms`: a fever's second
+    /// add up to in the [`FEVER_BURST_MS`] up to `now_ms`, counting only
+    /// signals after `after_ms` (the commander's last end of a fever: the
+    /// end holds against the evidence it was about): a fever's second
     /// trigger when it is more than twice the observation threshold.
     #[must_use]
-    pub fn burst_at(&self, now_ms: u64) -> u32 {
+    pub fn burst_at(&self, now_ms: u64, after_ms: Option<u64>) -> u32 {
         self.signals
             .iter()
             .filter(|s| s.at_ms <= now_ms && now_ms - s.at_ms < FEVER_BURST_MS)
+            .filter(|s| after_ms.is_none_or(|e| s.at_ms > e))
             .fold(0u32, |sum, s| sum.saturating_add(s.weight))
     }
 

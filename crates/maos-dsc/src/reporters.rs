@@ -6,8 +6,9 @@
 //! Guarantees: a pure fold over logged reports and signals (logged times
 //! only, integers only), bounded per reporter ([`HISTORY_MAX`]) and per node
 //! ([`RAISES_PER_HOUR_MAX`]). A report is **confirmed** when its suspect gives
-//! a danger signal of its own (a deny, a fingerprint deviation, apoptosis or
-//! an elimination) within [`CONFIRM_MS`] after it: the direct check that
+//! a danger signal of its own (a deny, a fingerprint signal or pause,
+//! apoptosis, a raise by an advance, or an elimination) within [`CONFIRM_MS`]
+//! after it, or is isolated already when it is made: the direct check that
 //! stands in for the Security Agent's.
 
 use maos_model::AgentId;
@@ -122,7 +123,8 @@ pub struct Assessment {
     /// Halved: the reporter was flagged for collusion in the last 24 hours.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub down_weighted: bool,
-    /// The reporter's reports are suspended (CT-IMM-07).
+    /// The reporter's reports are suspended (CT-IMM-07): the kernel refuses
+    /// the report, so a logged one never carries it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub suspended: bool,
     /// The node's quarantine budget for reports is spent this hour (CT-IMM-08).

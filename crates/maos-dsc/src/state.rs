@@ -982,7 +982,7 @@ impl DscState {
                     if (response.pause || response.signal > 0) && !self.immune.contains_key(agent) {
                         new_immune.insert(agent);
                     }
-                    if response.signal > 0 && !self.agents.contains_key(agent) {
+                    if (response.pause || response.signal > 0) && !self.agents.contains_key(agent) {
                         new_agents.insert(agent);
                     }
                 }
@@ -1102,8 +1102,11 @@ impl DscState {
                         h.flag_near(suspect, *at_ms);
                     }
                 }
+                // About an agent the node has isolated already: the node's own
+                // evidence confirms it (it gives no further signals).
+                let isolated = self.stage_of(suspect, UnixMillis(*at_ms)) >= Stage::SoftIsolation;
                 let outcome =
-                    ReportOutcome { at_ms: *at_ms, suspect: suspect.clone(), confirmed: false, flagged: held };
+                    ReportOutcome { at_ms: *at_ms, suspect: suspect.clone(), confirmed: isolated, flagged: held };
                 self.reporter_history.entry(reporter.clone()).or_default().push(outcome);
                 let thresholds = crate::immune::thresholds(self.config.profile());
                 let report =
@@ -1114,7 +1117,7 @@ impl DscState {
                 let before = standing.stage_at(*at_ms).0;
                 standing.report(report, thresholds);
                 if standing.stage_at(*at_ms).0 > before {
-                    self.report_raises.retain(|(at, _)| at + 60 * 60_000 > *at_ms);
+                    self.report_raises.retain(|(at, _)| *at <= *at_ms && *at_ms - at < 60 * 60_000);
                     if self.report_raises.len() >= crate::reporters::RAISES_PER_HOUR_MAX {
                         self.report_raises.remove(0);
                     }
@@ -1212,7 +1215,8 @@ impl DscState {
             self.agents.entry(agent.clone()).or_default().ring = Some(Ring::Untrusted);
         }
         let watch = crate::immune::thresholds(self.config.profile())[0];
-        let burst = self.immune.get(agent).is_some_and(|s| s.burst_at(at_ms) > watch.saturating_mul(2));
+        let ended = self.fever_ended_ms;
+        let burst = self.immune.get(agent).is_some_and(|s| s.burst_at(at_ms, ended) > watch.saturating_mul(2));
         if stage < Stage::SoftIsolation && !burst {
             return;
         }

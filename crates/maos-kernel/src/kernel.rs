@@ -42,8 +42,8 @@ use maos_model::{DenyCode, EffectClass, HacfLevel, Intent, IntentId, UnixMillis,
 use maos_token::limits::TOKEN_TEXT_MAX;
 use maos_token::{KeyRing, TokenClaims, TokenError, TokenEvent, VerifiedToken, VerifyCache};
 use maos_wal::{
-    APPEND_QUEUE_BYTES_MAX, Clock, HealthReport, HealthState, Lsn, MonotonicClock, PAYLOAD_BYTES_MAX, RecordKind, Wal,
-    WalError,
+    APPEND_QUEUE_BYTES_MAX, Clock, HealthReport, HealthState, Lsn, PAYLOAD_BYTES_MAX, RecordKind, Wal, WalError,
+    WallClock,
 };
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -152,7 +152,8 @@ impl fmt::Debug for KernelConfig {
 }
 
 impl KernelConfig {
-    /// Defaults: a [`MonotonicClock`] anchored now, [`SUBMIT_QUEUE_DEFAULT`], [`APPROVAL_TTL_MS_DEFAULT`],
+    /// Defaults: the [`WallClock`] (wall time, with a monotonic reference for
+    /// time integrity), [`SUBMIT_QUEUE_DEFAULT`], [`APPROVAL_TTL_MS_DEFAULT`],
     /// [`HEARTBEAT_INTERVAL_DEFAULT`], no faults.
     #[must_use]
     pub fn new(commit: Arc<CommitLayer>, dsc: Arc<DscConfig>, token_keys: KeyRing, commander: VerifyingKey) -> Self {
@@ -161,7 +162,7 @@ impl KernelConfig {
             dsc,
             token_keys,
             commander,
-            clock: Arc::new(MonotonicClock::new()),
+            clock: Arc::new(WallClock::new()),
             queue_capacity: SUBMIT_QUEUE_DEFAULT,
             approval_ttl_ms: APPROVAL_TTL_MS_DEFAULT,
             heartbeat_interval: HEARTBEAT_INTERVAL_DEFAULT,
@@ -271,8 +272,8 @@ pub struct KernelStatus {
     pub wal: HealthReport,
     /// Open approval packets.
     pub pending_approvals: usize,
-    /// How far the wall clock is from the kernel's monotonic clock now, ms
-    /// (the security timers run on the kernel's).
+    /// How far the wall clock has stepped since the kernel started, against
+    /// a monotonic reference, ms (time integrity).
     pub wall_clock_offset_ms: i64,
 }
 

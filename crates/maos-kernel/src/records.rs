@@ -286,18 +286,18 @@ pub struct ImmuneRecord {
     pub report: Option<maos_dsc::reporters::Assessment>,
 }
 
-/// A Time Integrity Alert (spec CT-IMM-17): the wall clock stepped away from
-/// the kernel's monotonic clock.
+/// A Time Integrity Alert (spec CT-IMM-17): the wall clock stepped against a
+/// monotonic reference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimeIntegrity {
-    /// How far the wall clock moved against the kernel's clock since boot
-    /// or the last alert, ms (negative: back): smaller steps add up.
+    /// How far the wall clock moved against the monotonic reference since
+    /// boot or the last alert, ms (negative: back): smaller steps add up.
     pub step_ms: i64,
-    /// How far the wall clock is from the kernel's clock now, ms.
+    /// How far the wall clock has moved since the kernel started, ms.
     pub wall_offset_ms: i64,
-    /// The kernel time of the last check before the alert (every heartbeat):
-    /// the step that crossed the tolerance came after it, so the records
-    /// logged since carry WAL timestamps (wall time) off by up to `step_ms`.
+    /// The kernel time of the last check within tolerance (every
+    /// heartbeat): the step that crossed it came after; smaller steps before
+    /// it add up.
     pub since_ms: u64,
 }
 

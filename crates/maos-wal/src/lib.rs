@@ -73,7 +73,7 @@ pub use snapshot::{FoldRecords, SNAPSHOT_BYTES_MAX, SNAPSHOT_CHUNK_BYTES, SNAPSH
 pub use storage::{DIRECTORY_ENTRIES_MAX, FsStorage, NoSyncStorage, SegmentFile, Storage};
 pub use types::{
     CheckpointCadence, Clock, CopyId, LegalHold, LogId, Lsn, ManualClock, MonotonicClock, RecordHash, RecordKind,
-    StateDigest, StateDigestSource, SystemClock, encryption_required, retention_days,
+    StateDigest, StateDigestSource, SystemClock, WallClock, encryption_required, retention_days,
 };
 pub use verify::{SEGMENT_FILE_BYTES_MAX, VerifyReport, verify_log, verify_storage};
 pub use wal::{

@@ -188,9 +188,8 @@ impl Clock for SystemClock {
 
 /// The wall time it was anchored at, advanced by the monotonic clock: a step
 /// of the wall clock (an operator, a bad NTP server, a VM resumed) does not
-/// move it, so the security timers that run on it (quarantine holds, fever,
-/// approvals, deny windows) neither jump nor stall. [`Clock::wall_offset_ms`]
-/// says how far the wall clock has moved away since.
+/// move it. [`Clock::wall_offset_ms`] says how far the wall clock has moved
+/// away since. The reference of a [`WallClock`].
 #[derive(Debug, Clone, Copy)]
 pub struct MonotonicClock {
     anchor_wall: UnixMillis,
@@ -220,6 +219,34 @@ impl Clock for MonotonicClock {
     fn wall_offset_ms(&self) -> i64 {
         let diff = i128::from(SystemClock.now().0) - i128::from(self.now().0);
         i64::try_from(diff).unwrap_or(if diff < 0 { i64::MIN } else { i64::MAX })
+    }
+}
+
+/// The system wall clock, with a monotonic reference taken when it was made:
+/// [`Clock::wall_offset_ms`] is how far the wall clock has stepped since
+/// (spec CT-IMM-17: the kernel alerts past 5 s). The kernel decides on wall
+/// time because tokens and approvals are stamped in wall time by whoever
+/// issued them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WallClock {
+    reference: MonotonicClock,
+}
+
+impl WallClock {
+    /// The wall clock, its monotonic reference taken now.
+    #[must_use]
+    pub fn new() -> Self {
+        Self { reference: MonotonicClock::new() }
+    }
+}
+
+impl Clock for WallClock {
+    fn now(&self) -> UnixMillis {
+        SystemClock.now()
+    }
+
+    fn wall_offset_ms(&self) -> i64 {
+        self.reference.wall_offset_ms()
     }
 }
 

@@ -45,7 +45,7 @@ pub fn status(out: &Output, data_dir: &Path) -> anyhow::Result<ExitCode> {
         _ => out.field("fever", "unknown (the kernel did not answer)"),
     }
     let offset = s.get("wall_clock_offset_ms").and_then(serde_json::Value::as_i64).unwrap_or(0);
-    let clock = format!("the wall clock is {offset:+} ms from the kernel's monotonic clock");
+    let clock = format!("the wall clock stepped {offset:+} ms since the kernel started");
     let alert = offset.unsigned_abs() > maos_kernel::TIME_STEP_ALERT_MS;
     out.field("time", if alert { out.red(&format!("{clock} (time integrity alert)")) } else { clock });
     out.field("sessions", n("sessions"));

@@ -43,7 +43,7 @@ pub fn block(out: &Output, dir: &DataDir, pattern: &str) -> anyhow::Result<ExitC
         .find(|p| p.id == pattern)
         .ok_or_else(|| coded("MAOS-USAGE", format!("no threat pattern {pattern} proposes a block"), 2))?;
     if !dir.commander_key().exists() {
-        return Err(coded("MAOS-USAGE", "the commander key of this data directory is needed to sign", 2).into());
+        return Err(coded("MAOS-USAGE", "the commander key of this data directory is needed to sign", 2));
     }
     out.line(out.bold(&format!("block the indicators of threat pattern {pattern} at check 7")));
     out.field("indicators", proposal.indicators.join(", "));

@@ -69,7 +69,7 @@ fn view_line(out: &Output, a: &QuarantineView) -> String {
     let stage = format!("stage {} ({})", a.stage, a.stage_name);
     let painted = if a.stage >= 2 { out.red(&stage) } else { stage };
     let last = a.last_signal.as_ref().map_or_else(String::new, |(code, _)| format!("last {code}"));
-    let paused = if a.paused { "  paused by its fingerprint (4 sigma): release or advance" } else { "" };
+    let paused = if a.paused { "  paused by its fingerprint: release or advance" } else { "" };
     format!("{:<16} {painted}  score {:>3}  {} signal(s)  {last}{paused}", a.agent, a.score, a.signals)
 }
 

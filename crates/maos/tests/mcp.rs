@@ -1252,6 +1252,12 @@ mod mcp {
         assert_eq!(agents[0]["score"], 30, "{list}");
         ok(&dir, &["quarantine", "release", "courier", "--reason", "reviewed: the inbox was phishing"]);
         assert_eq!(ok_json(&dir, &["quarantine", "list"])["agents"], json!([]));
+        // Three injected sends in a moment are a burst of signals: a security
+        // fever (every ring-3 effect waits for a human) until the commander
+        // ends it.
+        let status = ok_json(&dir, &["status"]);
+        assert!(status["status"]["fever"]["since_ms"].is_u64(), "{status}");
+        ok(&dir, &["fever", "end", "--reason", "one agent, reviewed and released"]);
 
         let out = peers.client(&plan(&http, &[honest]));
         assert!(!is_error(result(&steps(&out)[0])), "released: {}", steps(&out)[0]);

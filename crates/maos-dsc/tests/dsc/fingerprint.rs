@@ -105,7 +105,7 @@ fn ct_imm_12_fingerprint_sigma_ladder() {
                 let d = decide(&s, &fs_write("/workspace/a.md"), Ok(&t), UnixMillis(window_ms(15)));
                 assert_eq!(code(&d), Some("IMM-STAGE-3"));
                 let detail = format!("{:?}", d.check(maos_dsc::CheckId::MandatoryRules).outcome);
-                assert!(detail.contains("4-sigma deviation"), "the agent is told why: {detail}");
+                assert!(detail.contains("its behaviour alone"), "the agent is told why: {detail}");
                 assert!(fingerprint_op(&d).is_none(), "a frozen agent's fingerprint stands still");
                 continue;
             }

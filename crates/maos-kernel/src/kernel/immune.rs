@@ -171,29 +171,34 @@ impl Sequencer {
     }
 
     /// Time integrity (spec CT-IMM-17), at every heartbeat: when the wall
-    /// clock has moved more than [`TIME_STEP_ALERT_MS`] away from the
-    /// kernel's monotonic clock since boot or the last alert (smaller steps
-    /// add up), a Time Integrity Alert is logged (a
-    /// `kernel.immune` record by `kernel` with `time`): the records logged
-    /// since that check carry WAL timestamps (wall time) off by the step.
-    /// The kernel's own times, and every security timer, run on its clock.
+    /// clock has stepped more than [`TIME_STEP_ALERT_MS`] against a
+    /// monotonic reference since boot or the last alert (smaller steps add
+    /// up), a Time Integrity Alert is logged (a `kernel.immune` record by
+    /// `kernel` with `time`). The kernel decides on wall time (tokens are
+    /// stamped in it) and never goes back: a step back holds its time until
+    /// the wall catches up; a step forward moves it, and the security timers
+    /// with it: the alert flags the decisions since the last check.
     pub(super) fn check_time(&mut self, now: UnixMillis) {
         let offset = self.shared.clock.wall_offset_ms();
         let step = offset.saturating_sub(self.wall_offset_ms);
         let since_ms = self.wall_checked_ms;
-        self.wall_checked_ms = now.0;
         if step.unsigned_abs() <= TIME_STEP_ALERT_MS {
+            self.wall_checked_ms = now.0;
             return;
         }
-        self.wall_offset_ms = offset;
         let reason = format!(
-            "time integrity alert: the wall clock stepped {step:+} ms against the kernel's monotonic clock (now {offset:+} ms); WAL timestamps of the records logged since {since_ms} ms are off by that much; security timers are unaffected"
+            "time integrity alert: the wall clock stepped {step:+} ms against the monotonic clock since {since_ms} ms (now {offset:+} ms since the kernel started); the times of the records logged around the step, and the security timers running then, are off by up to that much"
         );
         tracing::warn!(step_ms = step, wall_offset_ms = offset, "time integrity alert");
         let mut record = self.immune_record(None, ImmuneActor::Kernel, &StateDelta::default(), reason, now);
         record.time = Some(TimeIntegrity { step_ms: step, wall_offset_ms: offset, since_ms });
-        if let Err(e) = self.log(KIND_IMMUNE, &record) {
-            tracing::warn!(error = %e, "time integrity alert not logged");
+        // Kept until logged: a failed append is retried at the next heartbeat.
+        match self.log(KIND_IMMUNE, &record) {
+            Ok(_) => {
+                self.wall_offset_ms = offset;
+                self.wall_checked_ms = now.0;
+            }
+            Err(e) => tracing::warn!(error = %e, "time integrity alert not logged; retrying"),
         }
     }
 

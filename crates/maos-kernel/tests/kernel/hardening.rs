@@ -111,7 +111,7 @@ fn attack_repeated_denies_are_counted_not_logged_one_by_one() {
     use maos_kernel::records::KernelRecord;
     let world = World::new();
     let greedy = token_for("writer", &["fs.write=/workspace/**"], 100, 0x61);
-    let polite = token_for("polite", &["fs.write=/workspace/**"], 100, 0x62);
+    let polite = token_for("polite", &["fs.read=/workspace/**"], 100, 0x62);
     lifetime(async {
         let (kernel, _) = start(&world).await;
         for _ in 0..300 {
@@ -123,9 +123,12 @@ fn attack_repeated_denies_are_counted_not_logged_one_by_one() {
             let reply = submit(&kernel, mail("not an address"), &greedy).await;
             assert!(reply.code().is_some_and(|c| c.starts_with("INTENT-")), "{reply:?}");
         }
-        let mut served = fs_write("polite.txt", "served");
+        // The burst of signals started a security fever (ring-3 effects wait
+        // for a human): the second agent's read is served at once.
+        let mut served = fs_read("polite.txt");
         served.agent = maos_model::AgentId::new("polite").unwrap();
-        assert!(matches!(submit(&kernel, served, &polite).await, Reply::Done { .. }));
+        let reply = submit(&kernel, served, &polite).await;
+        assert!(matches!(reply, Reply::Done { .. }), "{reply:?}");
         // The window closes: the next deny is logged in full again.
         world.clock.advance_ms(maos_kernel::DENY_WINDOW_MS);
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
