@@ -218,6 +218,19 @@ pub trait Effector: Send + Sync + fmt::Debug {
     /// # Errors
     /// [`EffectError`] if the state cannot be restored (e.g. already released).
     fn compensate(&self, intent: &Intent, snapshot: &Snapshot) -> Result<(), EffectError>;
+
+    /// Forensic cleanup of an eliminated agent's outputs (spec §33.8.5): what
+    /// `resources` name in this effector's keeping is untrusted from now on,
+    /// so a later read hands it out as untrusted output (the reader's session
+    /// is tainted; provenance applies). Answers how many it marked. An
+    /// effector that keeps no data marks nothing.
+    ///
+    /// # Errors
+    /// [`EffectError`] when a mark could not be stored.
+    fn quarantine(&self, resources: &[maos_model::Resource]) -> Result<usize, EffectError> {
+        let _ = resources;
+        Ok(0)
+    }
 }
 
 /// The namespace of an action: the text before the first `.` (`fs.write` → `fs`).
@@ -259,6 +272,13 @@ impl Effectors {
     pub fn with(mut self, effector: Arc<dyn Effector>) -> Result<Self, EffectError> {
         self.insert(effector)?;
         Ok(self)
+    }
+
+    /// Every effector's [`Effector::quarantine`] of `resources`: how many
+    /// each marked, or why it could not.
+    #[must_use]
+    pub fn quarantine(&self, resources: &[maos_model::Resource]) -> Vec<(&'static str, Result<usize, EffectError>)> {
+        self.by_namespace.iter().map(|(ns, e)| (*ns, e.quarantine(resources))).collect()
     }
 
     /// The effector for an action, if any.

@@ -193,6 +193,13 @@ impl CommitLayer {
         self.effectors.describe(intent)
     }
 
+    /// Forensic cleanup (spec §33.8.5): every effector marks what
+    /// `resources` name as untrusted ([`crate::Effector::quarantine`]).
+    #[must_use]
+    pub fn quarantine(&self, resources: &[maos_model::Resource]) -> Vec<(&'static str, Result<usize, EffectError>)> {
+        self.effectors.quarantine(resources)
+    }
+
     /// The class an intent runs under (CT-CL-10: unknown actions are writes).
     /// The kernel routes observations and writes with it.
     #[must_use]

@@ -143,6 +143,17 @@ impl Activity {
 
     /// The agents that, in the window ending at `now_ms`, read a resource
     /// after `agent` wrote it, by id (at most [`CONTACTS_MAX`]).
+    /// The paths `agent` wrote in the window up to `now_ms`, each once, and
+    /// whether the window reached back that far (stage 4's forensic cleanup).
+    pub(crate) fn written(&self, agent: &AgentId, now_ms: u64) -> (Vec<Resource>, bool) {
+        let mut paths = BTreeSet::new();
+        for e in self.allowed(agent, now_ms).filter(|e| e.effect) {
+            paths.extend(e.resources.iter().filter(|r| r.kind == maos_model::ResourceKind::Path).cloned());
+        }
+        let complete = self.lost_ms < now_ms.saturating_sub(ACTIVITY_WINDOW_MS);
+        (paths.into_iter().collect(), complete)
+    }
+
     pub(crate) fn contacts(&self, agent: &AgentId, now_ms: u64) -> Vec<AgentId> {
         let since = now_ms.saturating_sub(ACTIVITY_WINDOW_MS);
         // The first time in the window `agent` wrote each resource.

@@ -415,6 +415,21 @@ fn fs_action(action: &str) -> Option<(EffectClass, bool)> {
 }
 
 impl Effector for FsEffector {
+    /// Marks the files `resources` name (paths under the root that exist)
+    /// untrusted: a later read returns them as untrusted output.
+    fn quarantine(&self, resources: &[maos_model::Resource]) -> Result<usize, EffectError> {
+        let untrusted = ReadLabel { level: maos_model::IfcLevel::Public, untrusted: true };
+        let mut marked = 0;
+        for r in resources.iter().filter(|r| r.kind == maos_model::ResourceKind::Path) {
+            let Ok(real) = self.resolve(&r.value, Access::Read) else { continue };
+            if real.is_file() {
+                self.raise_label(&real, untrusted)?;
+                marked += 1;
+            }
+        }
+        Ok(marked)
+    }
+
     fn namespace(&self) -> &'static str {
         "fs"
     }

@@ -252,7 +252,8 @@ impl Sequencer {
         let roots = self.live_roots(agent, now);
         let tokens = self.live_tokens(agent, now);
         let pattern = self.threat_pattern(agent, authority, violation.as_ref(), &reason, now);
-        let reclamation = reclamation_steps(&waiting, &tokens, &contacts);
+        let workspace = self.quarantine_outputs(agent, now);
+        let reclamation = reclamation_steps(&waiting, &tokens, &contacts, workspace);
         let mut record = self.immune_record(
             Some(agent),
             if authority == EliminationAuthority::Operator || authority == EliminationAuthority::Commander {
@@ -286,6 +287,34 @@ impl Sequencer {
         let revoked = self.revoke_roots(&roots, now)?;
         tracing::warn!(%agent, ?authority, revoked = revoked.len(), contacts = contacts.len(), "agent eliminated and healed (quarantine stages 4 and 5)");
         Ok((lsn, revoked, contacts))
+    }
+
+    /// Forensic cleanup (spec §33.8.5, CT-IMM-11, in part): the files the
+    /// agent wrote in the last 30 minutes are marked untrusted in the
+    /// effectors that keep them, before the elimination is logged (marking
+    /// more is the safe side), so their readers' sessions are tainted from
+    /// now on. Answers what step 6 of the reclamation says.
+    fn quarantine_outputs(&self, agent: &AgentId, now: UnixMillis) -> String {
+        let (written, complete) = self.state.activity.written(agent, now.0);
+        let mut marked = 0usize;
+        let mut failed = Vec::new();
+        for (ns, result) in self.commit.quarantine(&written) {
+            match result {
+                Ok(n) => marked = marked.saturating_add(n),
+                Err(e) => failed.push(format!("{ns}: {e}")),
+            }
+        }
+        let mut done = format!(
+            "{marked} file(s) it wrote in the last 30 minutes marked untrusted: their readers' sessions are tainted from now on"
+        );
+        if !complete {
+            done.push_str("; the activity window did not reach back 30 minutes, so earlier writes are not marked");
+        }
+        if !failed.is_empty() {
+            tracing::warn!(%agent, failures = ?failed, "forensic cleanup could not mark every file");
+            done.push_str(&format!("; not marked: {}", failed.join("; ")));
+        }
+        done
     }
 
     /// The threat pattern of an incident (spec §37.8.3): the codes of the
@@ -636,6 +665,7 @@ fn reclamation_steps(
     waiting: &[maos_model::IntentId],
     tokens: &[TokenId],
     contacts: &[AgentId],
+    workspace: String,
 ) -> Vec<ReclamationStep> {
     let step = |n: u8, name: &str, done: String| ReclamationStep { step: n, name: name.into(), done };
     vec![
@@ -648,7 +678,7 @@ fn reclamation_steps(
         step(3, "inbox to dead-letter", "nothing to move: no message gateway is built (issue #19)".into()),
         step(4, "free hot memory", "its HTTP and MCP sessions are closed with its tokens".into()),
         step(5, "revoke tokens", format!("{} live token(s) revoked", tokens.len())),
-        step(6, "release VFS locks, orphan the workspace", "nothing to release: agents have no workspace of their own until pods (issue #18)".into()),
+        step(6, "release VFS locks, orphan the workspace", workspace),
         step(
             7,
             "notify dependants",

@@ -63,6 +63,11 @@ fn ct_imm_02_stage_3_marks_outputs_and_an_advance_eliminates_and_heals() {
         let list = kernel.quarantine().await.unwrap();
         assert_eq!(stage_of(&list, "writer"), None, "healed: no standing");
         assert_eq!(stage_of(&list, "reader"), Some(1), "a contact goes to observation");
+        // Forensic cleanup: what it wrote is untrusted from now on, so a read
+        // of it taints the reader's session (CT-IMM-11, in part).
+        let as_reader = maos_model::Intent { agent: AgentId::new("reader").unwrap(), ..fs_read("shared.txt") };
+        let read = submit(&kernel, as_reader, &reader).await;
+        assert!(matches!(read, Reply::Done { taint_lsn: Some(_), .. }), "an untrusted output now: {read:?}");
         // The old token is revoked; a fresh one serves the replacement.
         let reply = submit(&kernel, fs_write("c.txt", "x"), &old).await;
         assert_eq!(reply.code(), Some("DSC-1-REVOKED"), "{reply:?}");
@@ -75,6 +80,7 @@ fn ct_imm_02_stage_3_marks_outputs_and_an_advance_eliminates_and_heals() {
     let elimination = immune_records(&world).into_iter().find_map(|r| r.elimination).expect("logged");
     assert_eq!(elimination.authority, EliminationAuthority::Operator);
     assert_eq!(elimination.reclamation.iter().map(|s| s.step).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6, 7]);
+    assert!(elimination.reclamation[5].done.starts_with("1 file(s) it wrote"), "{:?}", elimination.reclamation[5]);
     assert_eq!(elimination.revoked.len(), 1);
     assert_eq!(world.file("b.txt"), None);
     assert_eq!(world.file("c.txt"), None);
