@@ -222,14 +222,36 @@ pub trait Effector: Send + Sync + fmt::Debug {
     /// Forensic cleanup of an eliminated agent's outputs (spec §33.8.5): what
     /// `resources` name in this effector's keeping is untrusted from now on,
     /// so a later read hands it out as untrusted output (the reader's session
-    /// is tainted; provenance applies). Answers how many it marked. An
-    /// effector that keeps no data marks nothing.
-    ///
-    /// # Errors
-    /// [`EffectError`] when a mark could not be stored.
-    fn quarantine(&self, resources: &[maos_model::Resource]) -> Result<usize, EffectError> {
+    /// is tainted; provenance applies). Answers what it marked and what it
+    /// could not. An effector that keeps no data marks nothing.
+    fn quarantine(&self, resources: &[maos_model::Resource]) -> Quarantined {
         let _ = resources;
-        Ok(0)
+        Quarantined::default()
+    }
+}
+
+/// What one effector's [`Effector::quarantine`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Quarantined {
+    /// Resources marked untrusted.
+    pub marked: usize,
+    /// Resources that could not be marked, and why (at most
+    /// [`QUARANTINE_FAILURES_LISTED_MAX`] listed; `failed` counts all).
+    pub failures: Vec<String>,
+    /// How many could not be marked.
+    pub failed: usize,
+}
+
+/// Failures one [`Quarantined`] lists.
+pub const QUARANTINE_FAILURES_LISTED_MAX: usize = 8;
+
+impl Quarantined {
+    /// Counts a failure, listing it while there is room.
+    pub fn fail(&mut self, why: String) {
+        self.failed = self.failed.saturating_add(1);
+        if self.failures.len() < QUARANTINE_FAILURES_LISTED_MAX {
+            self.failures.push(why);
+        }
     }
 }
 
@@ -277,7 +299,7 @@ impl Effectors {
     /// Every effector's [`Effector::quarantine`] of `resources`: how many
     /// each marked, or why it could not.
     #[must_use]
-    pub fn quarantine(&self, resources: &[maos_model::Resource]) -> Vec<(&'static str, Result<usize, EffectError>)> {
+    pub fn quarantine(&self, resources: &[maos_model::Resource]) -> Vec<(&'static str, Quarantined)> {
         self.by_namespace.iter().map(|(ns, e)| (*ns, e.quarantine(resources))).collect()
     }
 

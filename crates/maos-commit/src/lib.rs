@@ -65,7 +65,7 @@ pub use abuse::{
 pub use describe::{DescribeError, Described, Role};
 pub use effector::{
     Compensable, EFFECTORS_MAX, EffectOutput, Effector, Effectors, ExecContext, OUTPUT_BYTES_MAX, OutputLabel, Probe,
-    RESOURCE_KEYS_MAX, SNAPSHOT_BYTES_MAX, Snapshot, namespace_of,
+    QUARANTINE_FAILURES_LISTED_MAX, Quarantined, RESOURCE_KEYS_MAX, SNAPSHOT_BYTES_MAX, Snapshot, namespace_of,
 };
 pub use error::{
     AuthorizeError, CommitError, EffectError, FailReason, OpenError, RecoveryError, ReleaseError, Rollback, Stage,

@@ -196,7 +196,7 @@ impl CommitLayer {
     /// Forensic cleanup (spec §33.8.5): every effector marks what
     /// `resources` name as untrusted ([`crate::Effector::quarantine`]).
     #[must_use]
-    pub fn quarantine(&self, resources: &[maos_model::Resource]) -> Vec<(&'static str, Result<usize, EffectError>)> {
+    pub fn quarantine(&self, resources: &[maos_model::Resource]) -> Vec<(&'static str, crate::Quarantined)> {
         self.effectors.quarantine(resources)
     }
 

@@ -237,7 +237,7 @@ fn refusal_delta(input: &CheckInput<'_>, verdict: &Verdict, checks: &[CheckResul
     let heaviest = checks
         .iter()
         .filter_map(|c| match &c.outcome {
-            Outcome::Deny { code, .. } => Some((signal_weight(input, *code), *code)),
+            Outcome::Deny { code, detail } => Some((signal_weight(input, *code, detail), *code)),
             Outcome::Pass | Outcome::NotApplicable { .. } | Outcome::Escalate { .. } => None,
         })
         .max_by_key(|(weight, _)| *weight);
@@ -279,8 +279,16 @@ fn fingerprint_op(input: &CheckInput<'_>, verdict: &Verdict, signal_deny: bool) 
 /// A Rule 4 deny counts only when the agent asked for a more trusted ring
 /// itself: a token issued for a ring the agent is not registered in (or was
 /// demoted from) is the operator's doing.
-fn signal_weight(input: &CheckInput<'_>, code: DenyCode) -> u32 {
+///
+/// A commander-approved blocked indicator weighs as a scope miss: the agent
+/// named a known-bad target, which honest agents steered by text do too; it
+/// is refused, and it is no attack of the agent's own (no immune-memory
+/// match, no Fast Apoptosis).
+fn signal_weight(input: &CheckInput<'_>, code: DenyCode, detail: &str) -> u32 {
     match code {
+        DenyCode::Prefilter if detail.starts_with(crate::checks::BLOCKED_PREFIX) => {
+            crate::immune::weight(DenyCode::Scope)
+        }
         DenyCode::Provenance if !input.session().is_some_and(|s| s.injected) => 0,
         DenyCode::Mr04 if !crate::rules::asks_for_ring(input.intent, input.claims()) => 0,
         _ => crate::immune::weight(code),

@@ -635,6 +635,11 @@ impl DscState {
         self.blocked.get(&indicator.to_ascii_lowercase())
     }
 
+    /// Every blocked indicator, by indicator.
+    pub fn blocked_all(&self) -> impl Iterator<Item = (&String, &Blocked)> {
+        self.blocked.iter()
+    }
+
     /// Delta constructor: the commander approved `indicators` of threat
     /// pattern `pattern` as pre-filter blocks at `at`.
     #[must_use]
@@ -1158,9 +1163,11 @@ impl DscState {
                 }
             }
             DeltaOp::Block { indicators, pattern, at_ms } => {
+                // The first approval of an indicator stands (another pattern
+                // naming it later does not take it over).
                 for indicator in indicators {
                     let blocked = Blocked { pattern: pattern.clone(), at_ms: *at_ms };
-                    self.blocked.insert(indicator.to_ascii_lowercase(), blocked);
+                    self.blocked.entry(indicator.to_ascii_lowercase()).or_insert(blocked);
                 }
             }
             DeltaOp::Release { agent, .. } => {

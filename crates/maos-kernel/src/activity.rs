@@ -40,6 +40,9 @@ struct Entry {
     agent: AgentId,
     lsn: u64,
     effect: bool,
+    /// A write of the `fs` effector (not a delete): its paths are files the
+    /// agent wrote, which stage 4's forensic cleanup marks.
+    fs_write: bool,
     /// For a denied request that was a danger signal: its code and weight.
     signal: Option<(maos_model::DenyCode, u32)>,
     resources: Vec<Resource>,
@@ -89,6 +92,9 @@ impl Activity {
             agent: intent.agent.clone(),
             lsn,
             effect: intent.effect.is_effect(),
+            fs_write: intent.effect.is_effect()
+                && maos_commit::namespace_of(&intent.action) == "fs"
+                && intent.action != "fs.delete",
             signal,
             resources: intent.resources.iter().take(RESOURCES_PER_ENTRY_MAX).cloned().collect(),
         });
@@ -141,19 +147,21 @@ impl Activity {
         Outputs { since_ms, decisions, complete: listed_all && self.lost_ms < since_ms }
     }
 
-    /// The agents that, in the window ending at `now_ms`, read a resource
-    /// after `agent` wrote it, by id (at most [`CONTACTS_MAX`]).
-    /// The paths `agent` wrote in the window up to `now_ms`, each once, and
-    /// whether the window reached back that far (stage 4's forensic cleanup).
+    /// The paths `agent` wrote through the `fs` effector in the window up to
+    /// `now_ms`, each once, in order, and whether the window reached back
+    /// that far (stage 4's forensic cleanup). Paths other tools name are not
+    /// the `fs` effector's files, and a delete wrote nothing.
     pub(crate) fn written(&self, agent: &AgentId, now_ms: u64) -> (Vec<Resource>, bool) {
         let mut paths = BTreeSet::new();
-        for e in self.allowed(agent, now_ms).filter(|e| e.effect) {
+        for e in self.allowed(agent, now_ms).filter(|e| e.fs_write) {
             paths.extend(e.resources.iter().filter(|r| r.kind == maos_model::ResourceKind::Path).cloned());
         }
         let complete = self.lost_ms < now_ms.saturating_sub(ACTIVITY_WINDOW_MS);
         (paths.into_iter().collect(), complete)
     }
 
+    /// The agents that, in the window ending at `now_ms`, read a resource
+    /// after `agent` wrote it, by id (at most [`CONTACTS_MAX`]).
     pub(crate) fn contacts(&self, agent: &AgentId, now_ms: u64) -> Vec<AgentId> {
         let since = now_ms.saturating_sub(ACTIVITY_WINDOW_MS);
         // The first time in the window `agent` wrote each resource.

@@ -19,8 +19,8 @@ pub use immune::{
     TIME_STEP_ALERT_MS,
 };
 pub use proposals::{
-    CODE_PREFILTER_APPROVAL, PREFILTER_APPROVAL_TTL_MS_MAX, PrefilterGrant, PrefilterProposal, SignedPrefilterGrant,
-    pattern_id,
+    BlockedView, CODE_PREFILTER_APPROVAL, PREFILTER_APPROVAL_TTL_MS_MAX, PrefilterGrant, PrefilterProposal,
+    SignedPrefilterGrant, pattern_id,
 };
 
 use crate::denies::{DenyWindows, Source};
@@ -317,7 +317,7 @@ enum Command {
         reply: oneshot::Sender<Vec<QuarantineView>>,
     },
     Proposals {
-        reply: oneshot::Sender<Vec<PrefilterProposal>>,
+        reply: oneshot::Sender<(Vec<PrefilterProposal>, Vec<BlockedView>)>,
     },
     ApprovePrefilter {
         approval: Box<SignedPrefilterGrant>,
@@ -1063,7 +1063,7 @@ impl Sequencer {
                 let _ = reply.send(self.quarantine_views());
             }
             Command::Proposals { reply } => {
-                let _ = reply.send(self.proposals());
+                let _ = reply.send((self.proposals(), self.blocked()));
             }
             Command::ApprovePrefilter { approval, reply } => {
                 let _ = reply.send(self.on_approve_prefilter(&approval));

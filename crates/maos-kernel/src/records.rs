@@ -200,9 +200,10 @@ pub struct Elimination {
 
 /// A threat pattern (spec §37.8.3): what a confirmed incident looked like,
 /// so a later danger signal aimed at the same target skips to the stage the
-/// incident ended in. It never denies anything by itself: it only raises the
+/// incident ended in. By itself it never denies anything: it only raises the
 /// stage of an agent whose own request was already denied as a signal, so an
-/// attacker cannot teach it to block the innocent.
+/// attacker cannot teach it to block the innocent. Its indicators block at
+/// check 7 only once the commander signs them (`maos quarantine block`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThreatPattern {
     /// The attack vector: the deny codes of the agent's signals (or its

@@ -1,8 +1,9 @@
 //! `maos quarantine patterns | block`: immune memory's pre-filter proposals
 //! (issue #14 item 6). A threat pattern's recipients and domains block
-//! nothing until the commander approves them: `block` shows exactly what it
-//! signs (the trusted display) and signs it with the commander key of this
-//! data directory; the daemon verifies the signature before logging.
+//! nothing until the commander approves them: `block` prints exactly what it
+//! signs and signs it with the commander key of this data directory (no
+//! separate confirmation: running it is the approval); the daemon verifies
+//! the signature before logging.
 
 use crate::client::Daemon;
 use crate::datadir::DataDir;

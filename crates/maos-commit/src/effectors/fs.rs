@@ -66,6 +66,9 @@ pub struct FsEffector {
     applied_dir: PathBuf,
     labels_dir: PathBuf,
     root_label: ReadLabel,
+    /// Serializes label updates: a write's and a quarantine's
+    /// read-modify-write of the same label must not lose either.
+    labels_lock: std::sync::Arc<std::sync::Mutex<()>>,
 }
 
 /// The label of workspace files nobody labelled: internal, trusted.
@@ -90,7 +93,7 @@ impl FsEffector {
         let labels_dir = state_dir.as_ref().join("labels");
         std::fs::create_dir_all(&labels_dir).map_err(|e| EffectError::io("creating the fs label dir", &e))?;
         let labels_dir = labels_dir.canonicalize().map_err(|e| EffectError::io("resolving the fs label dir", &e))?;
-        Ok(Self { root, applied_dir, labels_dir, root_label: ROOT_LABEL_DEFAULT })
+        Ok(Self { root, applied_dir, labels_dir, root_label: ROOT_LABEL_DEFAULT, labels_lock: Default::default() })
     }
 
     /// The same effector with `label` as the root's label (the floor of every
@@ -131,6 +134,9 @@ impl FsEffector {
     /// Raises the stored label of `real` to include `carried` (durably, before
     /// the content it labels lands).
     fn raise_label(&self, real: &Path, carried: ReadLabel) -> Result<(), EffectError> {
+        // A poisoned lock only means another update panicked: the label file
+        // itself is replaced atomically, so going on is safe.
+        let _guard = self.labels_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let old = self.stored_label(real)?;
         let new = old.map_or(carried, |o| o.join(carried));
         if old == Some(new) {
@@ -415,19 +421,21 @@ fn fs_action(action: &str) -> Option<(EffectClass, bool)> {
 }
 
 impl Effector for FsEffector {
-    /// Marks the files `resources` name (paths under the root that exist)
-    /// untrusted: a later read returns them as untrusted output.
-    fn quarantine(&self, resources: &[maos_model::Resource]) -> Result<usize, EffectError> {
+    /// Marks the paths `resources` name untrusted, whether or not a file is
+    /// there yet (labels are kept by path: a write still in flight lands
+    /// under the mark, and a deleted file comes back with it): a later read
+    /// returns them as untrusted output. A path that does not resolve inside
+    /// the root (an escape, a final symlink) is a failure, listed.
+    fn quarantine(&self, resources: &[maos_model::Resource]) -> crate::Quarantined {
         let untrusted = ReadLabel { level: maos_model::IfcLevel::Public, untrusted: true };
-        let mut marked = 0;
+        let mut done = crate::Quarantined::default();
         for r in resources.iter().filter(|r| r.kind == maos_model::ResourceKind::Path) {
-            let Ok(real) = self.resolve(&r.value, Access::Read) else { continue };
-            if real.is_file() {
-                self.raise_label(&real, untrusted)?;
-                marked += 1;
+            match self.resolve(&r.value, Access::Write).and_then(|real| self.raise_label(&real, untrusted)) {
+                Ok(()) => done.marked = done.marked.saturating_add(1),
+                Err(e) => done.fail(format!("{}: {e}", maos_model::prefix_within(&r.value, 200))),
             }
         }
-        Ok(marked)
+        done
     }
 
     fn namespace(&self) -> &'static str {

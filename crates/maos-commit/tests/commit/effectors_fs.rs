@@ -190,3 +190,28 @@ proptest! {
         prop_assert_eq!(outside_snapshot(dir.path()), before);
     }
 }
+
+/// Forensic cleanup (spec §33.8.5): `quarantine` marks paths untrusted
+/// whether a file is there or not (a write still in flight lands under the
+/// mark), keeps a path's level, and lists what it could not mark (an escape,
+/// a final symlink) instead of stopping at it.
+#[test]
+fn quarantine_marks_paths_untrusted_even_before_their_file_lands() {
+    let (_dir, fs) = escape_world();
+    let resource = |p: &str| maos_model::Resource { kind: ResourceKind::Path, value: p.into() };
+    let done = fs.quarantine(&[
+        resource("/workspace/inner/ok.txt"),
+        resource("/workspace/later.md"),
+        resource("/workspace/../outside/secret.txt"),
+        resource("/workspace/link_file_out"),
+        maos_model::Resource { kind: ResourceKind::Domain, value: "example.com".into() },
+    ]);
+    assert_eq!((done.marked, done.failed, done.failures.len()), (2, 2, 2), "{done:?}");
+    assert!(fs.label_of("/workspace/inner/ok.txt").unwrap().untrusted);
+    // The in-flight write lands afterwards: its file is read as untrusted.
+    let w = fs_write("/workspace/later.md", "from the eliminated agent");
+    fs.execute(&w, w.id, &ctx()).unwrap();
+    let label = fs.label_of("/workspace/later.md").unwrap();
+    assert!(label.untrusted, "{label:?}");
+    assert_eq!(label.level, maos_model::IfcLevel::Internal, "the level is kept");
+}

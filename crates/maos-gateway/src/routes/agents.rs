@@ -114,8 +114,8 @@ pub(super) async fn end_fever(State(api): State<Arc<Api>>, headers: HeaderMap, b
 /// whether the commander approved each.
 pub(super) async fn proposals(State(api): State<Arc<Api>>, headers: HeaderMap) -> ApiResult<Response> {
     api.operator(&headers)?;
-    let proposals = api.kernel.prefilter_proposals().await.map_err(|e| ApiError::from_kernel(&e))?;
-    Ok(Json(serde_json::json!({ "proposals": proposals })).into_response())
+    let (proposals, blocked) = api.kernel.prefilter_proposals().await.map_err(|e| ApiError::from_kernel(&e))?;
+    Ok(Json(serde_json::json!({ "proposals": proposals, "blocked": blocked })).into_response())
 }
 
 #[derive(Debug, Deserialize)]

@@ -44,6 +44,9 @@ pub const CODE_ELIMINATED: &str = "KERNEL-ELIMINATED";
 /// a signal that reached stage 2 for an outbound request or stage 3) is not
 /// run.
 pub const CODE_PAUSED: &str = "KERNEL-PAUSED";
+/// Paths one elimination's forensic cleanup marks (each a durable label
+/// write on the sequencer's thread).
+pub const QUARANTINE_PATHS_MAX: usize = 64;
 
 /// What the commander signs (domain [`maos_crypto::SignatureDomain::QuarantineDecision`])
 /// to approve eliminating an agent in Hardened and Isolated: the agent and the
@@ -295,24 +298,29 @@ impl Sequencer {
     /// more is the safe side), so their readers' sessions are tainted from
     /// now on. Answers what step 6 of the reclamation says.
     fn quarantine_outputs(&self, agent: &AgentId, now: UnixMillis) -> String {
-        let (written, complete) = self.state.activity.written(agent, now.0);
-        let mut marked = 0usize;
-        let mut failed = Vec::new();
-        for (ns, result) in self.commit.quarantine(&written) {
-            match result {
-                Ok(n) => marked = marked.saturating_add(n),
-                Err(e) => failed.push(format!("{ns}: {e}")),
-            }
+        let (mut written, complete) = self.state.activity.written(agent, now.0);
+        // Each mark is a durable label write on the sequencer's thread: a
+        // bound keeps an agent that wrote thousands of files from stalling it.
+        let over = written.len().saturating_sub(QUARANTINE_PATHS_MAX);
+        written.truncate(QUARANTINE_PATHS_MAX);
+        let (mut marked, mut failed, mut failures) = (0usize, 0usize, Vec::new());
+        for (ns, done) in self.commit.quarantine(&written) {
+            marked = marked.saturating_add(done.marked);
+            failed = failed.saturating_add(done.failed);
+            failures.extend(done.failures.into_iter().map(|f| format!("{ns}: {f}")));
         }
         let mut done = format!(
-            "{marked} file(s) it wrote in the last 30 minutes marked untrusted: their readers' sessions are tainted from now on"
+            "{marked} path(s) it wrote through the fs effector in the last 30 minutes marked untrusted: their readers' sessions are tainted from now on"
         );
         if !complete {
             done.push_str("; the activity window did not reach back 30 minutes, so earlier writes are not marked");
         }
-        if !failed.is_empty() {
-            tracing::warn!(%agent, failures = ?failed, "forensic cleanup could not mark every file");
-            done.push_str(&format!("; not marked: {}", failed.join("; ")));
+        if over > 0 {
+            done.push_str(&format!("; {over} more path(s) over the bound of {QUARANTINE_PATHS_MAX} not marked"));
+        }
+        if failed > 0 {
+            tracing::warn!(%agent, failed, ?failures, "forensic cleanup could not mark every path");
+            done.push_str(&format!("; {failed} not marked: {}", failures.join("; ")));
         }
         done
     }

@@ -20,8 +20,8 @@ pub(super) fn logged_reason(reason: &str) -> String {
     maos_model::prefix_within(reason, RELEASE_REASON_BYTES_MAX).to_owned()
 }
 
-/// A wall-clock step larger than this against the kernel's monotonic clock
-/// raises a Time Integrity Alert (spec CT-IMM-17: more than 5 s).
+/// A wall-clock step larger than this against the kernel's monotonic
+/// reference raises a Time Integrity Alert (spec CT-IMM-17: more than 5 s).
 pub const TIME_STEP_ALERT_MS: u64 = 5_000;
 
 /// `KERNEL-REPORT-RATE`: a reporter's sixth report in an hour (spec §33.7.2).

@@ -34,8 +34,20 @@ pub struct PrefilterProposal {
     pub root_cause: String,
     /// When the pattern was written, Unix ms.
     pub at_ms: u64,
-    /// Whether the commander approved it (every indicator is blocked under it).
+    /// Whether its indicators are all blocked (by its approval, or an
+    /// earlier pattern's that named them too).
     pub approved: bool,
+}
+
+/// One blocked indicator (a pattern may have left immune memory since).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockedView {
+    /// The recipient or domain, lowercased.
+    pub indicator: String,
+    /// The pattern whose approval blocked it.
+    pub pattern: String,
+    /// When, Unix ms.
+    pub at_ms: u64,
 }
 
 /// What the commander signs (domain
@@ -95,11 +107,12 @@ fn indicators_of(pattern: &ThreatPattern) -> Vec<String> {
 }
 
 impl KernelHandle {
-    /// Every threat pattern with indicators, as a proposal, oldest first.
+    /// Every threat pattern with indicators, as a proposal, oldest first; and
+    /// every blocked indicator (at most [`maos_dsc::BLOCKED_MAX`]).
     ///
     /// # Errors
     /// [`KernelError::Busy`], [`KernelError::Stopped`].
-    pub async fn prefilter_proposals(&self) -> Result<Vec<PrefilterProposal>, KernelError> {
+    pub async fn prefilter_proposals(&self) -> Result<(Vec<PrefilterProposal>, Vec<BlockedView>), KernelError> {
         let (reply, rx) = oneshot::channel();
         self.enqueue(Command::Proposals { reply })?;
         rx.await.map_err(|_| KernelError::Stopped)
@@ -119,6 +132,18 @@ impl KernelHandle {
 }
 
 impl Sequencer {
+    pub(super) fn blocked(&self) -> Vec<BlockedView> {
+        self.state
+            .dsc
+            .blocked_all()
+            .map(|(indicator, b)| BlockedView {
+                indicator: indicator.clone(),
+                pattern: b.pattern.clone(),
+                at_ms: b.at_ms,
+            })
+            .collect()
+    }
+
     pub(super) fn proposals(&self) -> Vec<PrefilterProposal> {
         let dsc = &self.state.dsc;
         self.state
@@ -128,7 +153,7 @@ impl Sequencer {
             .map(|p| {
                 let id = pattern_id(p);
                 let indicators = indicators_of(p);
-                let approved = indicators.iter().all(|i| dsc.blocked(i).is_some_and(|b| b.pattern == id));
+                let approved = indicators.iter().all(|i| dsc.blocked(i).is_some());
                 PrefilterProposal {
                     id,
                     indicators,
@@ -150,6 +175,9 @@ impl Sequencer {
             .into_iter()
             .find(|p| p.id == g.pattern)
             .ok_or_else(|| refuse(format!("no threat pattern {} proposes a pre-filter extension", g.pattern)))?;
+        if proposal.approved {
+            return Err(refuse(format!("the indicators of pattern {} are blocked already", g.pattern)));
+        }
         if proposal.indicators != g.indicators {
             return Err(refuse(format!(
                 "the approval names {:?}; pattern {} proposes {:?}",
