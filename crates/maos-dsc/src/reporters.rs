@@ -132,9 +132,23 @@ pub struct Assessment {
     pub over_budget: bool,
 }
 
-/// The report-driven raises to observation of the last hour, oldest first.
+fn in_hour(at: u64, now_ms: u64) -> bool {
+    at <= now_ms && now_ms - at < HOUR_MS
+}
+
+/// The report-driven raises to observation of the last hour.
 pub(crate) fn raises_in_hour(raises: &[(u64, AgentId)], now_ms: u64) -> usize {
-    raises.iter().filter(|(at, _)| *at <= now_ms && now_ms - at < HOUR_MS).count()
+    raises.iter().filter(|(at, _)| in_hour(*at, now_ms)).count()
+}
+
+/// Records a report-driven raise of `suspect` at `at_ms`, keeping only the
+/// last hour's (at most [`RAISES_PER_HOUR_MAX`]).
+pub(crate) fn record_raise(raises: &mut Vec<(u64, AgentId)>, suspect: &AgentId, at_ms: u64) {
+    raises.retain(|(at, _)| in_hour(*at, at_ms));
+    if raises.len() >= RAISES_PER_HOUR_MAX {
+        raises.remove(0);
+    }
+    raises.push((at_ms, suspect.clone()));
 }
 
 #[cfg(test)]

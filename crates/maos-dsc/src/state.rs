@@ -1122,11 +1122,7 @@ impl DscState {
                 let before = standing.stage_at(*at_ms).0;
                 standing.report(report, thresholds);
                 if standing.stage_at(*at_ms).0 > before {
-                    self.report_raises.retain(|(at, _)| *at <= *at_ms && *at_ms - at < 60 * 60_000);
-                    if self.report_raises.len() >= crate::reporters::RAISES_PER_HOUR_MAX {
-                        self.report_raises.remove(0);
-                    }
-                    self.report_raises.push((*at_ms, suspect.clone()));
+                    crate::reporters::record_raise(&mut self.report_raises, suspect, *at_ms);
                 }
             }
             DeltaOp::FeverEnd { at_ms } => {

@@ -9,7 +9,6 @@ use crate::cli::{ApproveCommand, UndoArgs};
 use crate::client::Daemon;
 use crate::datadir::DataDir;
 use crate::output::{Output, coded};
-use base64::Engine as _;
 use maos_kernel::{ApprovalPacket, KernelHandle};
 use std::path::Path;
 use std::process::ExitCode;
@@ -100,9 +99,7 @@ pub fn approve(out: &Output, data_dir: &Path, cmd: ApproveCommand) -> anyhow::Re
             show_packet(out, &packet);
             let grant = KernelHandle::grant_for(&packet)
                 .ok_or_else(|| coded("MAOS-APPROVAL", "the packet's decision hash is malformed", 1))?;
-            let key = maos_crypto::read_secret_key_file(&dir.commander_key())?;
-            let signature = key.sign(maos_crypto::SignatureDomain::ApprovalDecision, &grant.message())?;
-            let encoded = base64::engine::general_purpose::STANDARD.encode(signature.as_bytes());
+            let encoded = dir.commander_signature(maos_crypto::SignatureDomain::ApprovalDecision, &grant.message())?;
             let view =
                 daemon.post(&format!("/v1/approvals/{id}/grant"), &serde_json::json!({ "signature": encoded }))?;
             out.json(&serde_json::json!({ "ok": true, "intent": view }));

@@ -8,7 +8,6 @@
 use crate::client::Daemon;
 use crate::datadir::DataDir;
 use crate::output::{Output, coded};
-use base64::Engine as _;
 use maos_kernel::{PrefilterGrant, PrefilterProposal};
 use std::process::ExitCode;
 
@@ -55,12 +54,11 @@ pub fn block(out: &Output, dir: &DataDir, pattern: &str) -> anyhow::Result<ExitC
         indicators: proposal.indicators.clone(),
         expires_ms: crate::datadir::now().0.saturating_add(APPROVAL_TTL_MS),
     };
-    let key = maos_crypto::read_secret_key_file(&dir.commander_key())?;
-    let signature = key.sign(maos_crypto::SignatureDomain::PrefilterExtension, &grant.message())?;
+    let signature = dir.commander_signature(maos_crypto::SignatureDomain::PrefilterExtension, &grant.message())?;
     let body = serde_json::json!({
         "indicators": grant.indicators,
         "expires_ms": grant.expires_ms,
-        "signature": base64::engine::general_purpose::STANDARD.encode(signature.as_bytes()),
+        "signature": signature,
     });
     let done = daemon.post(&format!("/v1/prefilter/proposals/{pattern}/approve"), &body)?;
     out.json(&serde_json::json!({ "ok": true, "block": done }));

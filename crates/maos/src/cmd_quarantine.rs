@@ -12,7 +12,6 @@ use crate::cli::QuarantineCommand;
 use crate::client::Daemon;
 use crate::datadir::DataDir;
 use crate::output::{Output, coded};
-use base64::Engine as _;
 use maos_kernel::QuarantineView;
 use maos_kernel::records::{ImmuneRecord, KIND_DECISION, KIND_IMMUNE, KernelRecord};
 use maos_model::AgentId;
@@ -94,12 +93,11 @@ fn advance(out: &Output, dir: &DataDir, agent: &str, reason: &str) -> anyhow::Re
             stage_since_ms: view.since_ms,
             expires_ms: crate::datadir::now().0.saturating_add(APPROVAL_TTL_MS),
         };
-        let key = maos_crypto::read_secret_key_file(&dir.commander_key())?;
-        let signature = key.sign(maos_crypto::SignatureDomain::QuarantineDecision, &grant.message())?;
+        let signature = dir.commander_signature(maos_crypto::SignatureDomain::QuarantineDecision, &grant.message())?;
         let approval = serde_json::json!({
             "stage_since_ms": grant.stage_since_ms,
             "expires_ms": grant.expires_ms,
-            "signature": base64::engine::general_purpose::STANDARD.encode(signature.as_bytes()),
+            "signature": signature,
         });
         body.insert("approval".into(), approval);
     }

@@ -464,6 +464,16 @@ impl DataDir {
         }
     }
 
+    /// The commander's hybrid signature over `message` in `domain`, as the
+    /// base64 the daemon's routes take (approvals, eliminations, pre-filter
+    /// blocks).
+    pub fn commander_signature(&self, domain: maos_crypto::SignatureDomain, message: &[u8]) -> anyhow::Result<String> {
+        use base64::Engine as _;
+        let key = maos_crypto::read_secret_key_file(&self.commander_key())?;
+        let signature = key.sign(domain, message)?;
+        Ok(base64::engine::general_purpose::STANDARD.encode(signature.as_bytes()))
+    }
+
     pub fn kernel_signing_key(&self) -> anyhow::Result<SigningKey> {
         self.require_initialized()?;
         Ok(maos_crypto::read_secret_key_file(&self.kernel_key())?)
