@@ -178,6 +178,12 @@ impl CommitLayer {
         &self.effectors
     }
 
+    /// Whether the Rollback Zone can take a snapshot now (Rule 5).
+    #[must_use]
+    pub fn rollback_zone_ready(&self) -> bool {
+        self.zone.ready()
+    }
+
     /// The WAL.
     #[must_use]
     pub fn wal(&self) -> &Arc<Wal> {

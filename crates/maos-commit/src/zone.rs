@@ -247,6 +247,13 @@ impl RollbackZone {
         &self.damaged
     }
 
+    /// Whether the zone can take a snapshot now (Rule 5): its directory
+    /// exists and is writable. Probed by the kernel's watchdog.
+    #[must_use]
+    pub fn ready(&self) -> bool {
+        std::fs::metadata(&self.dir).is_ok_and(|m| m.is_dir() && !m.permissions().readonly())
+    }
+
     /// The directory.
     #[must_use]
     pub fn dir(&self) -> &Path {

@@ -469,6 +469,11 @@ pub struct DscSnapshot {
     report_raises: Vec<(u64, AgentId)>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     blocked: Vec<(String, Blocked)>,
+    /// The kernel's last health report, when it is not the healthy one a
+    /// fresh state starts with (so a fold from a snapshot decides under the
+    /// report the live kernel used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    health: Option<KernelHealth>,
 }
 
 impl DscSnapshot {
@@ -500,11 +505,12 @@ impl DscState {
             reporter_history: self.reporter_history.iter().map(|(a, r)| (a.clone(), r.clone())).collect(),
             report_raises: self.report_raises.clone(),
             blocked: self.blocked.iter().map(|(i, b)| (i.clone(), b.clone())).collect(),
+            health: Some(self.health).filter(|h| *h != KernelHealth::healthy(self.config.hash())),
         }
     }
 
-    /// The state a snapshot describes, under `config` and reporting the health
-    /// [`Self::new`] does.
+    /// The state a snapshot describes, under `config`, reporting the health
+    /// the snapshot holds (the one [`Self::new`] does if it holds none).
     ///
     /// # Errors
     /// [`DscError::StateLimit`] if the snapshot holds more agents or tokens
@@ -544,6 +550,9 @@ impl DscState {
         state.reporter_history = snapshot.reporter_history.iter().cloned().collect();
         state.report_raises.clone_from(&snapshot.report_raises);
         state.blocked = snapshot.blocked.iter().cloned().collect();
+        if let Some(health) = snapshot.health {
+            state.health = health;
+        }
         Ok(state)
     }
 

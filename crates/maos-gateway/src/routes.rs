@@ -218,9 +218,12 @@ async fn not_found() -> ApiError {
 
 async fn health(State(api): State<Arc<Api>>) -> Response {
     let mode = api.kernel.mode();
-    let ok = matches!(mode, maos_kernel::Mode::Normal);
+    let state = api.kernel.state();
+    // Effects run (GREEN, YELLOW, AMBER) and the mode refuses none.
+    let ok = matches!(mode, maos_kernel::Mode::Normal) && state.effects_allowed();
     let body = serde_json::json!({
         "status": if ok { "ok" } else { "degraded" },
+        "state": state,
         "mode": mode.name(),
         "why": mode.why(),
     });
@@ -599,6 +602,11 @@ async fn status(State(api): State<Arc<Api>>, headers: HeaderMap) -> ApiResult<Re
     };
     Ok(Json(serde_json::json!({
         "fever": fever,
+        "state": s.posture.state,
+        "degraded_modes": s.posture.modes.iter().map(|m| m.number()).collect::<Vec<_>>(),
+        "state_why": s.posture.why,
+        "human_ack": s.posture.human_ack,
+        "components": s.components,
         "mode": s.mode.name(),
         "why": s.mode.why(),
         "effects_refused_with": s.mode.effect_refusal(),

@@ -166,7 +166,13 @@ impl KernelState {
             KernelRecord::Denies(d) => {
                 summary.denies_aggregated = summary.denies_aggregated.saturating_add(d.count);
             }
-            KernelRecord::Mode(_) | KernelRecord::Refused(_) => {}
+            KernelRecord::Health(h) => {
+                // A report is always within bounds: it replaces the last one.
+                if !self.apply_delta(&DscState::report_health(h.health)) {
+                    summary.deltas_skipped = summary.deltas_skipped.saturating_add(1);
+                }
+            }
+            KernelRecord::Mode(_) | KernelRecord::State(_) | KernelRecord::Refused(_) => {}
         }
         Ok(())
     }

@@ -7,7 +7,11 @@ mod agents;
 mod cascade;
 mod immune;
 mod proposals;
+mod watch;
 pub(crate) use immune::signal_code;
+pub use watch::{
+    BOOT_HEARTBEATS, BeatFault, BeatMonitor, ComponentView, DSC_HEARTBEAT_INTERVAL_DEFAULT, DscBeat, UNRESPONSIVE_FLOOR,
+};
 
 pub use agents::{AGENTS_LISTED_MAX, AgentView, AgentsView, CODE_AGENT_REGISTER, CODE_ONBOARDING_NOT_BUILT, FeverView};
 pub use cascade::{
@@ -27,17 +31,20 @@ use crate::denies::{DenyWindows, Source};
 use crate::error::KernelError;
 use crate::fold::{FoldSummary, KernelState, rebuild};
 use crate::mode::{CODE_FREEZE, Mode};
+use crate::posture::{CanonicalState, Conditions, Posture};
 use crate::records::{
     self, ActionSummary, ApprovalDecisionRecord, ApprovalOutcome, ApprovalPacket, DecisionRecord, DeniesRecord,
-    JournalEvent, KIND_APPROVAL_DECISION, KIND_APPROVAL_PACKET, KIND_DECISION, KIND_DENIES, KIND_MODE, KIND_READ,
-    KIND_REFUSED, ModeRecord, RECORD_VERSION, ReadRecord, RefusedRecord,
+    HealthRecord, JournalEvent, KIND_APPROVAL_DECISION, KIND_APPROVAL_PACKET, KIND_DECISION, KIND_DENIES, KIND_HEALTH,
+    KIND_MODE, KIND_READ, KIND_REFUSED, KIND_STATE, ModeRecord, RECORD_VERSION, ReadRecord, RefusedRecord, StateRecord,
 };
 use maos_commit::{
     ApprovalGrant, Authorized, CommitError, CommitLayer, Committed, FailReason, OutputLabel, RecoveryReport,
     SignedApproval, Undone,
 };
 use maos_crypto::VerifyingKey;
-use maos_dsc::{CheckId, Decision, DscConfig, FRAGMENT_BYTES_MAX, Faults, Outcome, decide_injecting_faults};
+use maos_dsc::{
+    CheckId, Decision, DscConfig, DscState, FRAGMENT_BYTES_MAX, Faults, KernelHealth, Outcome, decide_injecting_faults,
+};
 use maos_model::{DenyCode, EffectClass, HacfLevel, Intent, IntentId, UnixMillis, Verdict};
 use maos_token::limits::TOKEN_TEXT_MAX;
 use maos_token::{KeyRing, TokenClaims, TokenError, TokenEvent, VerifiedToken, VerifyCache};
@@ -48,7 +55,7 @@ use maos_wal::{
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -75,9 +82,9 @@ const _: () = assert!(PENDING_APPROVALS_PER_AGENT_MAX < PENDING_APPROVALS_MAX);
 pub const APPROVAL_TTL_MS_DEFAULT: u64 = 15 * 60 * 1000;
 /// Default interval of the internal heartbeat.
 pub const HEARTBEAT_INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
-/// Watchdog checks without a heartbeat before the kernel stops committing
-/// (three intervals: tolerates scheduling jitter, not a stalled sequencer).
-pub const HEARTBEAT_MISSES_MAX: u32 = 3;
+/// Longest [`Kernel::start`] waits for the boot lockdown to lift before it
+/// returns anyway (the kernel then stays in PRE-OP and refuses everything).
+pub const BOOT_LOCKDOWN_WAIT: Duration = Duration::from_secs(10);
 /// Consecutive decisions with a `DSC-INTERNAL` check before the kernel stops
 /// committing (Rule 10: a failing DSC must not be trusted to allow).
 pub const DSC_INTERNAL_STREAK_MAX: u32 = 3;
@@ -104,6 +111,9 @@ pub const CODE_RECORD_TOO_LARGE: &str = "KERNEL-RECORD-TOO-LARGE";
 pub const CODE_APPROVALS_FULL: &str = "KERNEL-APPROVALS-FULL";
 /// Refusal code when one agent already has its share of open approvals.
 pub const CODE_APPROVALS_PER_AGENT: &str = "KERNEL-APPROVALS-PER-AGENT";
+/// Refusal code for every request before the DSC has sent its first three
+/// valid heartbeats (boot lockdown, CT-DEG-13).
+pub const CODE_BOOT_LOCKDOWN: &str = "KERNEL-BOOT-LOCKDOWN";
 /// Deny code when a delta would exceed a DSC state bound.
 pub const CODE_STATE_LIMIT: &str = "KERNEL-STATE-LIMIT";
 
@@ -113,6 +123,14 @@ pub const CODE_STATE_LIMIT: &str = "KERNEL-STATE-LIMIT";
 pub struct KernelFaults {
     /// The sequencer stops petting the watchdog (simulates a stalled sequencer).
     pub stop_heartbeat: AtomicBool,
+    /// The DSC instance stops sending heartbeats (simulates a dead instance).
+    pub stop_dsc_heartbeat: AtomicBool,
+    /// The DSC instance resends its last heartbeat instead of a new one (a replay, CT-DEG-04).
+    pub replay_dsc_heartbeat: AtomicBool,
+    /// The DSC instance's heartbeats carry another configuration hash (CT-DEG-05).
+    pub forge_dsc_config_hash: AtomicBool,
+    /// The DSC instance's known-answer decision reports a wrong answer (a failed voter, CT-DEG-02).
+    pub wrong_dsc_answer: AtomicBool,
     /// Every decision runs with an injected internal error in check 1.
     pub fail_dsc: AtomicBool,
 }
@@ -133,8 +151,10 @@ pub struct KernelConfig {
     pub queue_capacity: usize,
     /// Lifetime of an approval packet.
     pub approval_ttl_ms: u64,
-    /// Interval of the internal heartbeat and the watchdog.
+    /// Interval of the sequencer's pet and housekeeping tick.
     pub heartbeat_interval: Duration,
+    /// Interval of the DSC instance's heartbeat (boot lockdown lasts three).
+    pub dsc_heartbeat_interval: Duration,
     /// Fault injection (tests).
     pub faults: Arc<KernelFaults>,
 }
@@ -154,7 +174,7 @@ impl fmt::Debug for KernelConfig {
 impl KernelConfig {
     /// Defaults: the [`WallClock`] (wall time, with a monotonic reference for
     /// time integrity), [`SUBMIT_QUEUE_DEFAULT`], [`APPROVAL_TTL_MS_DEFAULT`],
-    /// [`HEARTBEAT_INTERVAL_DEFAULT`], no faults.
+    /// [`HEARTBEAT_INTERVAL_DEFAULT`], [`DSC_HEARTBEAT_INTERVAL_DEFAULT`], no faults.
     #[must_use]
     pub fn new(commit: Arc<CommitLayer>, dsc: Arc<DscConfig>, token_keys: KeyRing, commander: VerifyingKey) -> Self {
         Self {
@@ -166,6 +186,7 @@ impl KernelConfig {
             queue_capacity: SUBMIT_QUEUE_DEFAULT,
             approval_ttl_ms: APPROVAL_TTL_MS_DEFAULT,
             heartbeat_interval: HEARTBEAT_INTERVAL_DEFAULT,
+            dsc_heartbeat_interval: DSC_HEARTBEAT_INTERVAL_DEFAULT,
             faults: Arc::new(KernelFaults::default()),
         }
     }
@@ -262,6 +283,10 @@ pub struct StartReport {
 pub struct KernelStatus {
     /// The mode (with why).
     pub mode: Mode,
+    /// The canonical state, its degraded modes and why (spec §38.11).
+    pub posture: Posture,
+    /// What the watchdog last saw of each component.
+    pub components: Vec<ComponentView>,
     /// Requests waiting in the queue.
     pub queue_depth: usize,
     /// The queue bound.
@@ -394,9 +419,15 @@ impl ReplyTo {
 /// State shared between the handle, the sequencer, the watchdog and recovery.
 struct Shared {
     mode: Mutex<Mode>,
+    /// The canonical state last derived (and logged).
+    posture: Mutex<Posture>,
+    /// Serializes deriving and logging state transitions.
+    posture_writer: Mutex<()>,
+    watch: watch::Watch,
+    /// Hash of the DSC configuration loaded at boot.
+    config_hash: [u8; 32],
     wal: Arc<Wal>,
     clock: Arc<dyn Clock>,
-    beats: AtomicU64,
     stopped: AtomicBool,
     pending_approvals: AtomicUsize,
     /// Tokens the kernel revoked on its own (an automatic elimination, Fast
@@ -435,7 +466,77 @@ impl Shared {
             tracing::error!(error = %e, "mode transition could not be logged");
         }
         *mode = next;
+        drop(mode);
+        self.update_posture(trigger);
         true
+    }
+
+    /// Derives the canonical state from the mode and what the watchdog saw,
+    /// and logs a transition when the state or its modes changed (best effort,
+    /// as for modes).
+    fn update_posture(&self, trigger: &str) {
+        // One writer at a time, deriving from what holds now: transitions are
+        // logged in order and a stale derivation never overwrites a newer one.
+        // `status()` reads `posture`, which is held only for the swap.
+        let Ok(_writer) = self.posture_writer.lock() else { return };
+        let mode = self.mode();
+        let seen = self.watch.observed();
+        let next = Posture::derive(&Conditions {
+            mode: &mode,
+            lockdown: seen.lockdown,
+            unresponsive: &seen.unresponsive,
+            heartbeats_valid: seen.heartbeat_ok,
+            voter_ok: seen.voter_ok,
+            rollback_ok: seen.rollback_ok,
+            integrity: seen.integrity.as_deref(),
+            evaluator: false,
+        });
+        let previous = {
+            let Ok(mut posture) = self.posture.lock() else { return };
+            if (posture.state, &posture.modes, &posture.why) == (next.state, &next.modes, &next.why) {
+                return;
+            }
+            std::mem::replace(&mut *posture, next.clone())
+        };
+        let record = StateRecord {
+            v: RECORD_VERSION,
+            trigger: trigger.to_owned(),
+            previous: Some(previous.state),
+            new: next.state,
+            modes: next.modes,
+            why: next.why,
+            human_ack: next.human_ack,
+            plan_sha3: None,
+            at_ms: self.clock.now().0,
+        };
+        if next.state.effects_allowed() {
+            tracing::info!(previous = %previous.state, new = %next.state, trigger, "canonical state");
+        } else {
+            tracing::warn!(previous = %previous.state, new = %next.state, trigger, why = ?record.why, "canonical state");
+        }
+        if let Err(e) = append(&self.wal, KIND_STATE, &record) {
+            tracing::error!(error = %e, "state transition could not be logged");
+        }
+    }
+
+    /// The health report built from what the watchdog and the log observed.
+    fn health(&self) -> KernelHealth {
+        let seen = self.watch.observed();
+        KernelHealth {
+            heartbeat_ok: seen.heartbeat_ok,
+            // An instance that decided under another configuration makes Rule 1 deny everything.
+            config_hash_loaded: if seen.integrity.is_some() { [0; 32] } else { self.config_hash },
+            wal_writable: self.wal.health().state != HealthState::CommitFreeze,
+            // The whole chain was verified by the fold at boot; since then the
+            // kernel is its only writer, and a failed append freezes it.
+            audit_chain_intact: true,
+            rollback_available: seen.rollback_ok,
+            supervisor_present: self.watch.supervisor_present(),
+            voter_ok: seen.voter_ok,
+            // Nothing on one node confirms an agent has no other path than
+            // the gateway (pods, #18): reported as the deployment assumes it.
+            gateway_enforced: true,
+        }
     }
 
     fn freeze(&self, why: &str) {
@@ -656,6 +757,18 @@ impl KernelHandle {
             .map_err(|e| KernelError::Refused { code: e.code(), why: e.to_string() })
     }
 
+    /// Waits up to `within` for the boot lockdown to lift; whether it did.
+    pub async fn lockdown_lifted(&self, within: Duration) -> bool {
+        let mut lifted = self.shared.watch.lockdown_lifted.subscribe();
+        tokio::time::timeout(within, lifted.wait_for(|l| *l)).await.is_ok_and(|r| r.is_ok())
+    }
+
+    /// The canonical state last logged.
+    #[must_use]
+    pub fn state(&self) -> CanonicalState {
+        self.shared.posture.lock().map_or(CanonicalState::Red, |p| p.state)
+    }
+
     /// The current mode.
     #[must_use]
     pub fn mode(&self) -> Mode {
@@ -668,6 +781,16 @@ impl KernelHandle {
         let capacity = self.tx.max_capacity();
         KernelStatus {
             mode: self.shared.mode(),
+            posture: self.shared.posture.lock().map_or_else(
+                |_| Posture {
+                    state: CanonicalState::Red,
+                    modes: vec![],
+                    why: vec!["state lock poisoned".into()],
+                    human_ack: true,
+                },
+                |p| p.clone(),
+            ),
+            components: self.shared.watch.observed().components,
             queue_depth: capacity.saturating_sub(self.tx.capacity()),
             queue_capacity: capacity,
             last_lsn: self.shared.wal.head().ok().map(|(lsn, _)| lsn),
@@ -694,6 +817,7 @@ fn hex_to_32(text: &str) -> Option<[u8; 32]> {
 #[derive(Debug)]
 pub struct Recovering {
     rx: oneshot::Receiver<(Option<RecoveryReport>, Option<String>)>,
+    lockdown_lifted: tokio::sync::watch::Receiver<bool>,
     fold: FoldSummary,
     approvals_lapsed: Vec<IntentId>,
 }
@@ -706,6 +830,13 @@ impl Recovering {
     /// [`KernelError::Stopped`] if the recovery task died.
     pub async fn finish(self) -> Result<StartReport, KernelError> {
         let (recovery, hold) = self.rx.await.map_err(|_| KernelError::Stopped)?;
+        // Then the boot lockdown; past the wait the kernel stays in PRE-OP and
+        // refuses everything, which `maos status` shows with why.
+        let mut lifted = self.lockdown_lifted;
+        let waited = tokio::time::timeout(BOOT_LOCKDOWN_WAIT, lifted.wait_for(|l| *l)).await;
+        if !waited.is_ok_and(|r| r.is_ok()) {
+            tracing::error!("the boot lockdown did not lift: the DSC sent no {BOOT_HEARTBEATS} valid heartbeats");
+        }
         Ok(StartReport { fold: self.fold, approvals_lapsed: self.approvals_lapsed, recovery, hold })
     }
 }
@@ -739,11 +870,26 @@ impl Kernel {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| KernelError::NoRuntime)?;
         let wal = config.commit.wal().clone();
         let (mut state, fold) = rebuild(&wal.reader(), config.dsc.clone())?;
+        let interval = config.heartbeat_interval.max(Duration::from_millis(1));
+        let dsc_interval = config.dsc_heartbeat_interval.max(Duration::from_millis(1));
+        let boot_posture = Posture::derive(&Conditions {
+            mode: &Mode::RecoveryHold,
+            lockdown: true,
+            unresponsive: &[],
+            heartbeats_valid: false,
+            voter_ok: true,
+            rollback_ok: true,
+            integrity: None,
+            evaluator: false,
+        });
         let shared = Arc::new(Shared {
             mode: Mutex::new(Mode::RecoveryHold),
+            posture: Mutex::new(boot_posture.clone()),
+            posture_writer: Mutex::new(()),
+            watch: watch::Watch::new(interval, dsc_interval),
+            config_hash: config.dsc.hash(),
             wal: wal.clone(),
             clock: config.clock.clone(),
-            beats: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
             pending_approvals: AtomicUsize::new(0),
             revoked_by_kernel: tokio::sync::broadcast::channel(REVOKED_FEED_MAX).0,
@@ -757,6 +903,18 @@ impl Kernel {
             at_ms: now.0,
         };
         append(&wal, KIND_MODE, &start).map_err(KernelError::Freeze)?;
+        let state_start = StateRecord {
+            v: RECORD_VERSION,
+            trigger: "start".into(),
+            previous: None,
+            new: boot_posture.state,
+            modes: boot_posture.modes,
+            why: boot_posture.why,
+            human_ack: boot_posture.human_ack,
+            plan_sha3: None,
+            at_ms: now.0,
+        };
+        append(&wal, KIND_STATE, &state_start).map_err(KernelError::Freeze)?;
         // Packets open at shutdown lost their waiting agent and their decision
         // object: deny them (fail-safe) rather than approve blind.
         let open: Vec<ApprovalPacket> = std::mem::take(&mut state.open_packets).into_values().collect();
@@ -769,14 +927,18 @@ impl Kernel {
         let capacity = config.queue_capacity.clamp(1, SUBMIT_QUEUE_MAX);
         let (tx, rx) = mpsc::channel(capacity);
         let (done_tx, done_rx) = mpsc::channel(COMPLETIONS_MAX);
+        // The watchdog first: it sees the sequencer from its first turn.
+        let watch_threads = watch::spawn(&shared, config.dsc.clone(), &config.commit, config.faults.clone())
+            .map_err(|e| KernelError::Freeze(format!("the watchdog thread could not start: {e}")))?;
         let mut sequencer = Sequencer {
+            _watch_threads: watch_threads,
             state,
             cache: VerifyCache::new(),
             keys: config.token_keys,
             commander: config.commander,
             commit: config.commit.clone(),
             shared: shared.clone(),
-            faults: config.faults,
+            faults: config.faults.clone(),
             approval_ttl_ms: config.approval_ttl_ms,
             pending: BTreeMap::new(),
             dsc_streak: 0,
@@ -793,9 +955,7 @@ impl Kernel {
         if !finished.is_empty() {
             tracing::warn!(revoked = finished.len(), "finished an elimination cut short by a restart");
         }
-        let interval = config.heartbeat_interval.max(Duration::from_millis(1));
         runtime.spawn(sequencer.run(rx, done_rx, interval));
-        runtime.spawn(watchdog(shared.clone(), interval));
         let (rec_tx, rec_rx) = oneshot::channel();
         let commit = config.commit.clone();
         let rec_shared = shared.clone();
@@ -816,7 +976,8 @@ impl Kernel {
             let _ = rec_tx.send((report, hold));
         });
         let handle = KernelHandle { tx, shared, commit: config.commit.clone() };
-        Ok((handle, Recovering { rx: rec_rx, fold, approvals_lapsed }))
+        let lockdown_lifted = handle.shared.watch.lockdown_lifted.subscribe();
+        Ok((handle, Recovering { rx: rec_rx, lockdown_lifted, fold, approvals_lapsed }))
     }
 }
 
@@ -845,32 +1006,6 @@ fn outcome_record(
     }
 }
 
-async fn watchdog(shared: Arc<Shared>, interval: Duration) {
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last = shared.beats.load(Ordering::SeqCst);
-    let mut misses = 0u32;
-    loop {
-        tick.tick().await;
-        if shared.stopped.load(Ordering::SeqCst) {
-            return;
-        }
-        let beats = shared.beats.load(Ordering::SeqCst);
-        if beats == last {
-            misses = misses.saturating_add(1);
-            if misses >= HEARTBEAT_MISSES_MAX {
-                shared.transition(
-                    Mode::ThinkDontCommit { why: format!("missed {misses} internal heartbeats") },
-                    "missed-heartbeat",
-                );
-            }
-        } else {
-            misses = 0;
-            last = beats;
-        }
-    }
-}
-
 /// A decided submission waiting for its decision record to be durable.
 struct Staged {
     intent: Intent,
@@ -895,6 +1030,9 @@ struct PendingApproval {
 }
 
 struct Sequencer {
+    /// Stopped and joined when the sequencer is dropped (its task ended or
+    /// its runtime went away).
+    _watch_threads: watch::WatchThreads,
     state: KernelState,
     cache: VerifyCache,
     keys: KeyRing,
@@ -943,6 +1081,8 @@ impl Sequencer {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // Every turn is a pet: a busy sequencer is not a stalled one.
+            self.pet();
             tokio::select! {
                 biased;
                 Some(done) = done_rx.recv() => self.on_completion(done),
@@ -951,7 +1091,7 @@ impl Sequencer {
                     None => break,
                 },
                 _ = tick.tick() => {
-                    self.pet();
+                    self.sync_health();
                     let now = self.now();
                     self.check_time(now);
                     self.sweep(now);
@@ -986,8 +1126,57 @@ impl Sequencer {
 
     fn pet(&self) {
         if !self.faults.stop_heartbeat.load(Ordering::SeqCst) {
-            self.shared.beats.fetch_add(1, Ordering::SeqCst);
+            self.shared.watch.pet_sequencer();
         }
+    }
+
+    /// Logs the health report when it differs from the one the DSC holds, and
+    /// hands it to the DSC: every decision after is made (and replayed) under it.
+    fn sync_health(&mut self) {
+        let health = self.shared.health();
+        if health == *self.state.dsc.health() {
+            return;
+        }
+        let now = self.now();
+        let record = HealthRecord { v: RECORD_VERSION, health, at_ms: now.0 };
+        let applied = match self.log(KIND_HEALTH, &record) {
+            Ok(_) => self.state.apply_delta(&DscState::report_health(health)),
+            Err(e) => {
+                tracing::error!(error = %e, "health report not logged");
+                false
+            }
+        };
+        if applied {
+            tracing::info!(?health, "kernel health report changed");
+        } else {
+            // Deciding under a report the kernel knows is stale would be an
+            // allow the rules never saw: stop committing instead.
+            self.shared.transition(
+                Mode::CommitFreeze { why: "a changed health report could not be logged".into() },
+                "health-report-unlogged",
+            );
+        }
+    }
+
+    /// What the health report the DSC holds refuses now (the halves of the
+    /// Mandatory Rules that read it), for a request that runs without a new
+    /// decision: a granted approval.
+    fn health_refusal(&self, effect: bool) -> Option<(&'static str, String)> {
+        if self.shared.watch.lockdown() {
+            return Some((CODE_BOOT_LOCKDOWN, "boot lockdown".into()));
+        }
+        let h = self.state.dsc.health();
+        let all = [
+            (h.config_hash_loaded == self.shared.config_hash, DenyCode::Mr01),
+            (h.audit_chain_intact, DenyCode::Mr03),
+            (h.voter_ok, DenyCode::Mr06),
+            (h.wal_writable, DenyCode::Mr08),
+            (h.gateway_enforced, DenyCode::Mr09),
+            (h.supervisor_present, DenyCode::Mr11),
+        ];
+        let effects = [(h.rollback_available, DenyCode::Mr05), (h.heartbeat_ok, DenyCode::Mr10)];
+        let failing = all.iter().chain(effects.iter().filter(|_| effect)).find(|(ok, _)| !ok);
+        failing.map(|(_, code)| (code.as_str(), format!("{}: the kernel's health refuses it now", code.explain())))
     }
 
     fn now(&mut self) -> UnixMillis {
@@ -1003,7 +1192,7 @@ impl Sequencer {
     /// already queued (up to [`DECISION_BATCH_MAX`] records and a byte bound):
     /// their decision records share one WAL sync.
     fn on_commands(&mut self, first: Command, rx: &mut mpsc::Receiver<Command>) {
-        self.pet();
+        self.sync_health();
         let mut batch = Vec::new();
         let mut bytes = 0usize;
         // Counts refused submissions too, so a flood of them cannot keep the
@@ -1011,6 +1200,8 @@ impl Sequencer {
         let mut taken = 0usize;
         let mut next = Some(first);
         while let Some(command) = next.take() {
+            // Each command may cost a sync (a refusal's record): pet for each.
+            self.pet();
             taken = taken.saturating_add(1);
             match command {
                 Command::Submit { intent, token, reply } => {
@@ -1171,6 +1362,11 @@ impl Sequencer {
             let _ = reply.send(self.refuse(&intent, code, &why, now));
             return None;
         }
+        if self.shared.watch.lockdown() {
+            let why = format!("boot lockdown: the DSC has not yet sent {BOOT_HEARTBEATS} valid heartbeats");
+            let _ = reply.send(self.refuse(&intent, CODE_BOOT_LOCKDOWN, &why, now));
+            return None;
+        }
         let class = self.class_of(&intent);
         let refusal = self.mode_refusal();
         // In commit freeze nothing can be recorded, so nothing is decided
@@ -1289,6 +1485,7 @@ impl Sequencer {
 
     /// Appends the batch's decision records in one commit group, then acts on each.
     fn flush(&mut self, batch: Vec<Staged>) {
+        self.pet();
         if batch.is_empty() {
             return;
         }
@@ -1636,6 +1833,18 @@ impl Sequencer {
             let _ = reply.send(Err(KernelError::Refused { code, why }));
             return;
         }
+        // A grant runs under the health the kernel has now, not the one the
+        // packet was decided under; the packet stays open for a later grant.
+        let effect = pending.packet.risk.is_effect();
+        self.sync_health();
+        if let Some((code, why)) = self.health_refusal(effect) {
+            let _ = reply.send(Err(KernelError::Refused { code, why }));
+            return;
+        }
+        let Some(pending) = self.pending.get(&id) else {
+            let _ = reply.send(Err(KernelError::UnknownApproval(id)));
+            return;
+        };
         // The agent entered quarantine while its packet waited: a grant does
         // not get past what the DSC would refuse now.
         if let Some((code, why)) = self.quarantine_refusal(&pending.intent, now) {

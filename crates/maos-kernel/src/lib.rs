@@ -16,8 +16,13 @@
 //!   and session labels survive a restart; [`replay`] re-runs the DSC over
 //!   every logged decision and reports any that differs.
 //! - **Fail-safe modes** (Rule 10): recovery hold at start, commit freeze on a
-//!   WAL failure, think-but-don't-commit on a DSC error streak or a missed
-//!   heartbeat; effects are refused with a stable code, observations continue.
+//!   WAL failure, think-but-don't-commit on a DSC error streak; effects are
+//!   refused with a stable code, observations continue.
+//! - **Observed health** (spec §16, §38): a watchdog thread and a DSC
+//!   heartbeat build the health report the Mandatory Rules read; it is logged
+//!   before any decision made under it; boot lockdown until three valid DSC
+//!   heartbeats; canonical states with every transition logged
+//!   ([`posture`], `docs/resilience.md`).
 //! - **Approvals** (HACF level 2): an escalation becomes a logged packet that a
 //!   commander-signed decision grants; an expired packet denies.
 //!
@@ -48,6 +53,7 @@ mod error;
 mod fold;
 mod kernel;
 mod mode;
+pub mod posture;
 pub mod records;
 
 pub use denies::{DENY_WINDOW_MS, DENY_WINDOWS_MAX};
@@ -57,15 +63,17 @@ pub use fold::{
     replay_under, snapshot_sections, spent_by,
 };
 pub use kernel::{
-    AGENTS_LISTED_MAX, APPROVAL_TTL_MS_DEFAULT, Advanced, AgentView, AgentsView, BlockedView, CODE_ADVANCE,
-    CODE_AGENT_REGISTER, CODE_APPROVALS_FULL, CODE_APPROVALS_PER_AGENT, CODE_ELIMINATED, CODE_ONBOARDING_NOT_BUILT,
-    CODE_PAUSED, CODE_PREFILTER_APPROVAL, CODE_RECORD_TOO_LARGE, CODE_REPORT_INVALID, CODE_REPORT_RATE,
-    CODE_REPORT_SUSPENDED, CODE_STATE_LIMIT, CODE_TOKEN_TOO_LARGE, DECISION_BATCH_MAX, DSC_INTERNAL_STREAK_MAX,
-    ELIMINATION_APPROVAL_TTL_MS_MAX, EliminationGrant, FeverView, HEARTBEAT_INTERVAL_DEFAULT, HEARTBEAT_MISSES_MAX,
-    Kernel, KernelConfig, KernelFaults, KernelHandle, KernelStatus, LOGGED_TOKENS_MAX, PENDING_APPROVALS_MAX,
-    PENDING_APPROVALS_PER_AGENT_MAX, PREFILTER_APPROVAL_TTL_MS_MAX, PrefilterGrant, PrefilterProposal, QuarantineView,
-    RELEASE_REASON_BYTES_MAX, Recovering, Reply, STATE_SAVE_WINDOW_MS, SUBMIT_QUEUE_DEFAULT, SUBMIT_QUEUE_MAX,
-    SignedElimination, SignedPrefilterGrant, StartReport, Submission, TIME_STEP_ALERT_MS, pattern_id,
+    AGENTS_LISTED_MAX, APPROVAL_TTL_MS_DEFAULT, Advanced, AgentView, AgentsView, BOOT_HEARTBEATS, BOOT_LOCKDOWN_WAIT,
+    BeatFault, BeatMonitor, BlockedView, CODE_ADVANCE, CODE_AGENT_REGISTER, CODE_APPROVALS_FULL,
+    CODE_APPROVALS_PER_AGENT, CODE_BOOT_LOCKDOWN, CODE_ELIMINATED, CODE_ONBOARDING_NOT_BUILT, CODE_PAUSED,
+    CODE_PREFILTER_APPROVAL, CODE_RECORD_TOO_LARGE, CODE_REPORT_INVALID, CODE_REPORT_RATE, CODE_REPORT_SUSPENDED,
+    CODE_STATE_LIMIT, CODE_TOKEN_TOO_LARGE, ComponentView, DECISION_BATCH_MAX, DSC_HEARTBEAT_INTERVAL_DEFAULT,
+    DSC_INTERNAL_STREAK_MAX, DscBeat, ELIMINATION_APPROVAL_TTL_MS_MAX, EliminationGrant, FeverView,
+    HEARTBEAT_INTERVAL_DEFAULT, Kernel, KernelConfig, KernelFaults, KernelHandle, KernelStatus, LOGGED_TOKENS_MAX,
+    PENDING_APPROVALS_MAX, PENDING_APPROVALS_PER_AGENT_MAX, PREFILTER_APPROVAL_TTL_MS_MAX, PrefilterGrant,
+    PrefilterProposal, QuarantineView, RELEASE_REASON_BYTES_MAX, Recovering, Reply, STATE_SAVE_WINDOW_MS,
+    SUBMIT_QUEUE_DEFAULT, SUBMIT_QUEUE_MAX, SignedElimination, SignedPrefilterGrant, StartReport, Submission,
+    TIME_STEP_ALERT_MS, UNRESPONSIVE_FLOOR, pattern_id,
 };
 pub use mode::{CODE_FREEZE, CODE_RECOVERY_HOLD, CODE_THINK_ONLY, Mode};
 pub use records::{ApprovalPacket, redact_payload};

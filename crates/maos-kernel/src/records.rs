@@ -31,6 +31,10 @@ pub const KIND_DENIES: RecordKind = RecordKind(0x0304);
 pub const KIND_IMMUNE: RecordKind = RecordKind(0x0305);
 /// An agent registered into a ring or demoted to ring 3 ([`AgentRecord`]).
 pub const KIND_AGENT: RecordKind = RecordKind(0x0306);
+/// The kernel health report the Mandatory Rules read changed ([`HealthRecord`]).
+pub const KIND_HEALTH: RecordKind = RecordKind(0x0307);
+/// A canonical state transition (spec §38.11, [`StateRecord`]).
+pub const KIND_STATE: RecordKind = RecordKind(0x0308);
 /// An approval packet (HACF level 2+): an escalated intent waits for a human.
 pub const KIND_APPROVAL_PACKET: RecordKind = RecordKind(0x0310);
 /// The outcome of an approval packet: granted, denied, expired or lapsed.
@@ -107,6 +111,43 @@ pub struct ModeRecord {
     pub previous: Option<Mode>,
     /// The mode after.
     pub new: Mode,
+    /// When, Unix ms.
+    pub at_ms: u64,
+}
+
+/// Kind `0x0307`: the health report the Mandatory Rules read from now on,
+/// built from what the watchdog observed. Logged before any decision made
+/// under it, so replay decides under the same report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthRecord {
+    /// [`RECORD_VERSION`].
+    pub v: u16,
+    /// The report.
+    pub health: maos_dsc::KernelHealth,
+    /// When, Unix ms.
+    pub at_ms: u64,
+}
+
+/// Kind `0x0308`: a canonical state transition (spec §38.11, CT-DEG-22).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateRecord {
+    /// [`RECORD_VERSION`].
+    pub v: u16,
+    /// What caused it.
+    pub trigger: String,
+    /// The state before (`None` at start).
+    pub previous: Option<crate::posture::CanonicalState>,
+    /// The state after.
+    pub new: crate::posture::CanonicalState,
+    /// Degraded modes active after it.
+    pub modes: Vec<crate::posture::DegradedMode>,
+    /// Why, one line per cause.
+    pub why: Vec<String>,
+    /// Whether leaving the new state needs a human.
+    pub human_ack: bool,
+    /// Hash of the recovery plan or Trusted Decision Packet, where one applies
+    /// (none yet: no TSCA plans on one node).
+    pub plan_sha3: Option<String>,
     /// When, Unix ms.
     pub at_ms: u64,
 }
@@ -553,6 +594,10 @@ pub enum KernelRecord {
     Immune(ImmuneRecord),
     /// `0x0306`.
     Agent(AgentRecord),
+    /// `0x0307`.
+    Health(HealthRecord),
+    /// `0x0308`.
+    State(StateRecord),
     /// `0x0310`.
     ApprovalPacket(Box<ApprovalPacket>),
     /// `0x0311`.
@@ -580,6 +625,8 @@ impl KernelRecord {
             KIND_DENIES => parse(payload).map(Self::Denies),
             KIND_IMMUNE => parse(payload).map(Self::Immune),
             KIND_AGENT => parse(payload).map(Self::Agent),
+            KIND_HEALTH => parse(payload).map(Self::Health),
+            KIND_STATE => parse(payload).map(Self::State),
             KIND_APPROVAL_PACKET => parse::<ApprovalPacket>(payload).map(|r| Self::ApprovalPacket(Box::new(r))),
             KIND_APPROVAL_DECISION => {
                 parse::<ApprovalDecisionRecord>(payload).map(|r| Self::ApprovalDecision(Box::new(r)))
@@ -609,6 +656,8 @@ impl KernelRecord {
             Self::Denies(r) => r.v,
             Self::Immune(r) => r.v,
             Self::Agent(r) => r.v,
+            Self::Health(r) => r.v,
+            Self::State(r) => r.v,
             Self::ApprovalPacket(r) => r.v,
             Self::ApprovalDecision(r) => r.v,
             Self::Token(_) => RECORD_VERSION,

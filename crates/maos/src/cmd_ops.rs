@@ -22,12 +22,29 @@ pub fn status(out: &Output, data_dir: &Path) -> anyhow::Result<ExitCode> {
     };
     let s = daemon.get("/v1/status")?;
     out.json(&serde_json::json!({ "ok": true, "running": true, "listen": daemon.base(), "status": s }));
-    let mode = s.get("mode").and_then(|m| m.as_str()).unwrap_or("unknown");
-    let painted = if mode == "normal" { out.green(mode) } else { out.red(mode) };
+    let state = s.get("state").and_then(|m| m.as_str()).unwrap_or("unknown");
+    let painted = match state {
+        "GREEN" => out.green(state),
+        "YELLOW" => out.yellow(state),
+        _ => out.red(state),
+    };
     out.line(format!("{painted} MAOS kernel at {}/v1", daemon.base()));
-    if let Some(why) = s.get("why").and_then(|w| w.as_str()) {
-        out.field("why", why);
+    let modes: Vec<String> = s
+        .get("degraded_modes")
+        .and_then(|m| m.as_array())
+        .map(|m| m.iter().map(ToString::to_string).collect())
+        .unwrap_or_default();
+    if !modes.is_empty() {
+        out.field("degraded modes", modes.join(", "));
     }
+    for why in s.get("state_why").and_then(|w| w.as_array()).into_iter().flatten() {
+        out.field("why", why.as_str().unwrap_or("?"));
+    }
+    if s.get("human_ack").and_then(serde_json::Value::as_bool) == Some(true) {
+        out.field("human", out.red("required: leaving this state needs an operator"));
+    }
+    let mode = s.get("mode").and_then(|m| m.as_str()).unwrap_or("unknown");
+    out.field("mode", mode);
     if let Some(code) = s.get("effects_refused_with").and_then(|c| c.as_str()) {
         out.field("effects", format!("refused with {code}; observations continue"));
     }

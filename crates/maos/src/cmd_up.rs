@@ -92,7 +92,8 @@ async fn serve(out: &Output, dir: &DataDir, args: &UpArgs, runtime: runtime::Run
     // elimination, Fast Apoptosis) close as the operator's revocations do.
     let follower = maos_gateway::follow_kernel_revocations(api.clone());
     out.json(&serde_json::json!({
-        "ok": true, "listen": bound.to_string(), "mode": kernel.mode().name(), "recovered": recovered,
+        "ok": true, "listen": bound.to_string(), "mode": kernel.mode().name(), "state": kernel.state(),
+        "recovered": recovered,
         "approvals_lapsed": report.approvals_lapsed.len(), "hold": report.hold,
         "token_events": report.fold.token_events, "decisions": report.fold.decisions,
         "upstreams": upstreams.iter().map(|u| serde_json::json!({
@@ -101,6 +102,8 @@ async fn serve(out: &Output, dir: &DataDir, args: &UpArgs, runtime: runtime::Run
     }));
     out.line(format!("{} MAOS kernel on http://{bound}/v1 (data {})", out.green("up"), dir.root().display()));
     out.field("mode", kernel.mode().to_string());
+    let posture = kernel.status().posture;
+    out.field("state", format!("{} ({})", posture.state, posture.why.join("; ")));
     out.field("recovered", format!("{recovered} unfinished intent(s) finished or rolled back"));
     if let Some(hold) = &report.hold {
         out.field("hold", out.red(hold));

@@ -72,6 +72,8 @@ pub fn kind_name(kind: RecordKind) -> &'static str {
         0x0304 => "kernel.denies",
         0x0305 => "kernel.immune",
         0x0306 => "kernel.agent",
+        0x0307 => "kernel.health",
+        0x0308 => "kernel.state",
         0x0310 => "approval.requested",
         0x0311 => "approval.decided",
         0x0320 => "kernel.policy",

@@ -58,6 +58,10 @@ impl Output {
         self.paint("31", text)
     }
 
+    pub fn yellow(&self, text: &str) -> String {
+        self.paint("33", text)
+    }
+
     pub fn bold(&self, text: &str) -> String {
         self.paint("1", text)
     }

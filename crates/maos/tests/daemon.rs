@@ -152,6 +152,12 @@ mod daemon {
         reported_recovered += daemon.report()["recovered"].as_u64().unwrap();
         let status = ok_json(&dir, &["status"]);
         assert_eq!(status["status"]["mode"], "normal", "{status}");
+        // No semantic evaluator: rule-based (degraded mode 3), every component petting.
+        assert_eq!(status["status"]["state"], "YELLOW", "{status}");
+        assert_eq!(status["status"]["degraded_modes"], serde_json::json!([3]), "{status}");
+        let components = status["status"]["components"].as_array().unwrap();
+        assert_eq!(components.len(), 2, "{status}");
+        assert!(components.iter().all(|c| c["unresponsive"] == false), "{status}");
         // Time integrity (CT-IMM-17): the wall clock has not stepped against
         // the kernel's monotonic reference here.
         let offset = status["status"]["wall_clock_offset_ms"].as_i64().unwrap();

@@ -254,6 +254,7 @@ impl World {
         let mut c = KernelConfig::new(layer, dsc(), keys(), commander().verifying_key().clone());
         c.clock = self.clock.clone();
         c.heartbeat_interval = Duration::from_millis(50);
+        c.dsc_heartbeat_interval = Duration::from_millis(20);
         c
     }
 
@@ -315,15 +316,14 @@ pub async fn submit(kernel: &KernelHandle, intent: Intent, token: &str) -> Reply
     kernel.submit_and_wait(intent, token).await.unwrap()
 }
 
-/// Waits (bounded) until `pred` holds for the kernel's mode.
-pub async fn wait_for(kernel: &KernelHandle, pred: impl Fn(&maos_kernel::Mode) -> bool) {
+pub async fn wait_state(kernel: &KernelHandle, state: maos_kernel::posture::CanonicalState) {
     for _ in 0..2000 {
-        if pred(&kernel.mode()) {
+        if kernel.state() == state {
             return;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    panic!("mode never reached the expected state: {}", kernel.mode());
+    panic!("never reached {state}: {:?}", kernel.status().posture);
 }
 
 /// A token for `agent` with `permissions` and `budget` units, a high rate (so

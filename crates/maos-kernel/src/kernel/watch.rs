@@ -1,0 +1,630 @@
+//! The watchdog and the DSC heartbeat (spec §16.3, §15.5, Rule 10): the kernel
+//! health report the Mandatory Rules read is built from what these observe,
+//! never assumed.
+//!
+//! Guarantees:
+//! - **Independent of the runtime.** The watchdog and the DSC heartbeat are OS
+//!   threads, started before the sequencer: a stalled async runtime or
+//!   sequencer is still seen. They hold the kernel only weakly and end when it
+//!   is gone.
+//! - **A component is unresponsive at twice its interval** (never under
+//!   [`UNRESPONSIVE_FLOOR`]: scheduling jitter on a shared machine is not a
+//!   failure). The sequencer pets on every loop turn; the DSC instance sends a
+//!   heartbeat every [`DSC_HEARTBEAT_INTERVAL_DEFAULT`]: a known-answer
+//!   decision (a request without a token must be denied by check 1) run by the
+//!   same code under the same configuration, with a counter and the
+//!   configuration's hash.
+//! - **A heartbeat counts only if it is the next one** (its counter exactly +1,
+//!   CT-DEG-04), **under the configuration loaded at boot** (a different hash
+//!   is an integrity violation: RED, and Rule 1 denies everything, CT-DEG-05),
+//!   **with the right answer** (else the voter is down: Rule 6 denies).
+//! - **Boot lockdown** (CT-DEG-13): nothing is decided until the DSC has sent
+//!   [`BOOT_HEARTBEATS`] valid heartbeats in a row; after a miss, effects
+//!   wait for as many again (Rule 10).
+//! - **Every change is logged** as a `kernel.state` transition by whoever saw
+//!   it (this thread for components, the sequencer for its modes).
+
+use super::{KernelFaults, Shared};
+use crate::posture::Component;
+use maos_commit::CommitLayer;
+use maos_dsc::{DscConfig, DscState, decide};
+use maos_model::{AgentId, EffectClass, IfcLevel, Intent, IntentId, UnixMillis, Verdict};
+use maos_token::TokenError;
+use serde::Serialize;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+/// How often the DSC instance sends its heartbeat (spec §38: 100 ms).
+pub const DSC_HEARTBEAT_INTERVAL_DEFAULT: Duration = Duration::from_millis(100);
+/// Valid heartbeats in a row that end the boot lockdown, and that effects
+/// wait for after a miss (spec §16: three).
+pub const BOOT_HEARTBEATS: u32 = 3;
+/// The shortest time without a pet that makes a component unresponsive.
+pub const UNRESPONSIVE_FLOOR: Duration = Duration::from_millis(500);
+/// Heartbeats buffered between the DSC instance and the watchdog; a full
+/// buffer drops the beat (the watchdog sees a gap, never a stale beat).
+const BEATS_BUFFERED: usize = 8;
+
+/// One DSC heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DscBeat {
+    /// Counts from 1; each beat is the previous one's + 1.
+    pub seq: u64,
+    /// Hash of the configuration the instance decided under.
+    pub config_hash: [u8; 32],
+    /// Whether the known-answer decision came out as it must.
+    pub answered: bool,
+}
+
+/// Why a heartbeat did not count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BeatFault {
+    /// Its counter was not the previous one's + 1 (a replay or a gap).
+    OutOfSequence {
+        /// The counter expected.
+        expected: u64,
+        /// The counter received.
+        got: u64,
+    },
+    /// Decided under another configuration (an integrity violation).
+    ConfigHash,
+    /// The known-answer decision came out wrong (the voter is down).
+    WrongAnswer,
+}
+
+/// Checks a stream of DSC heartbeats. Pure: the caller supplies the time.
+#[derive(Debug, Clone)]
+pub struct BeatMonitor {
+    expected_hash: [u8; 32],
+    last_seq: u64,
+    consecutive: u32,
+    last_valid_ms: Option<u64>,
+    integrity: bool,
+    voter_ok: bool,
+}
+
+impl BeatMonitor {
+    /// A monitor for an instance that must decide under `expected_hash`.
+    #[must_use]
+    pub const fn new(expected_hash: [u8; 32]) -> Self {
+        Self { expected_hash, last_seq: 0, consecutive: 0, last_valid_ms: None, integrity: false, voter_ok: true }
+    }
+
+    /// Takes one beat received at `now_ms`; a run of valid beats broken by a
+    /// silence longer than `limit_ms` starts again.
+    ///
+    /// # Errors
+    /// Why it did not count; the run of valid beats starts again.
+    pub fn accept(&mut self, beat: &DscBeat, now_ms: u64, limit_ms: u64) -> Result<(), BeatFault> {
+        if self.stale(now_ms, limit_ms) {
+            self.consecutive = 0;
+        }
+        let expected = self.last_seq.saturating_add(1);
+        if beat.config_hash != self.expected_hash {
+            // Sticky: a DSC that decided under another configuration is not
+            // trusted again without a restart. Its counter is not trusted
+            // either, so it does not move the sequence.
+            self.integrity = true;
+            self.consecutive = 0;
+            return Err(BeatFault::ConfigHash);
+        }
+        let fault = if beat.seq != expected {
+            Some(BeatFault::OutOfSequence { expected, got: beat.seq })
+        } else if beat.answered {
+            None
+        } else {
+            self.voter_ok = false;
+            Some(BeatFault::WrongAnswer)
+        };
+        // A replayed (older) counter never moves the sequence back.
+        self.last_seq = self.last_seq.max(beat.seq);
+        if let Some(fault) = fault {
+            self.consecutive = 0;
+            return Err(fault);
+        }
+        self.voter_ok = true;
+        self.consecutive = self.consecutive.saturating_add(1);
+        self.last_valid_ms = Some(now_ms);
+        Ok(())
+    }
+
+    /// Valid beats in a row.
+    #[must_use]
+    pub const fn consecutive(&self) -> u32 {
+        self.consecutive
+    }
+
+    /// Whether the last valid beat is older than `limit_ms` (or there was none).
+    #[must_use]
+    pub fn stale(&self, now_ms: u64, limit_ms: u64) -> bool {
+        self.last_valid_ms.is_none_or(|at| now_ms.saturating_sub(at) > limit_ms)
+    }
+
+    /// Whether a beat came under another configuration (sticky).
+    #[must_use]
+    pub const fn integrity_violated(&self) -> bool {
+        self.integrity
+    }
+
+    /// Whether the last beat's known answer was right.
+    #[must_use]
+    pub const fn voter_ok(&self) -> bool {
+        self.voter_ok
+    }
+}
+
+/// One watched component, for `maos status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ComponentView {
+    /// Which.
+    pub component: Component,
+    /// Its pet interval, ms.
+    pub interval_ms: u64,
+    /// Time since its last valid pet, ms (`None`: never petted).
+    pub since_pet_ms: Option<u64>,
+    /// Past twice its interval.
+    pub unresponsive: bool,
+}
+
+/// What the watchdog last concluded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Observed {
+    pub unresponsive: Vec<Component>,
+    pub integrity: Option<String>,
+    pub lockdown: bool,
+    /// Every component responsive and [`BOOT_HEARTBEATS`] valid DSC beats in a row.
+    pub heartbeat_ok: bool,
+    pub voter_ok: bool,
+    /// The Rollback Zone's directory is there and writable (Rule 5).
+    pub rollback_ok: bool,
+    pub components: Vec<ComponentView>,
+}
+
+/// The watchdog's side of the kernel's shared state.
+pub(crate) struct Watch {
+    epoch: Instant,
+    sequencer_pet_ms: AtomicU64,
+    watchdog_pet_ms: AtomicU64,
+    pub sequencer_interval: Duration,
+    pub dsc_interval: Duration,
+    pub observed: Mutex<Observed>,
+    /// `observed.lockdown` for the request path, without the lock.
+    lockdown: AtomicBool,
+    pub lockdown_lifted: tokio::sync::watch::Sender<bool>,
+}
+
+impl Watch {
+    pub(crate) fn new(sequencer_interval: Duration, dsc_interval: Duration) -> Self {
+        Self {
+            epoch: Instant::now(),
+            // A pet at 1 ms: the sequencer is given its full interval from now.
+            sequencer_pet_ms: AtomicU64::new(1),
+            watchdog_pet_ms: AtomicU64::new(1),
+            sequencer_interval,
+            dsc_interval,
+            observed: Mutex::new(Observed {
+                unresponsive: Vec::new(),
+                integrity: None,
+                lockdown: true,
+                heartbeat_ok: false,
+                voter_ok: true,
+                rollback_ok: true,
+                components: Vec::new(),
+            }),
+            lockdown: AtomicBool::new(true),
+            lockdown_lifted: tokio::sync::watch::channel(false).0,
+        }
+    }
+
+    /// Whether the boot lockdown still holds.
+    pub(crate) fn lockdown(&self) -> bool {
+        self.lockdown.load(Ordering::SeqCst)
+    }
+
+    /// Monotonic ms since the kernel started, never 0 (0 means never petted).
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX).max(1)
+    }
+
+    pub(crate) fn pet_sequencer(&self) {
+        self.sequencer_pet_ms.store(self.now_ms(), Ordering::SeqCst);
+    }
+
+    /// Whether the watchdog itself is alive: Rule 11's supervising instance on one node.
+    pub(crate) fn supervisor_present(&self) -> bool {
+        let last = self.watchdog_pet_ms.load(Ordering::SeqCst);
+        self.now_ms().saturating_sub(last) <= limit_ms(self.tick())
+    }
+
+    fn tick(&self) -> Duration {
+        (self.sequencer_interval.min(self.dsc_interval) / 2).max(Duration::from_millis(5))
+    }
+
+    pub(crate) fn observed(&self) -> Observed {
+        self.observed.lock().map_or_else(
+            |_| Observed {
+                unresponsive: vec![Component::Sequencer, Component::Dsc],
+                integrity: Some("watchdog state lock poisoned".into()),
+                lockdown: true,
+                heartbeat_ok: false,
+                voter_ok: false,
+                rollback_ok: false,
+                components: Vec::new(),
+            },
+            |o| o.clone(),
+        )
+    }
+}
+
+fn limit_ms(interval: Duration) -> u64 {
+    u64::try_from((interval * 2).max(UNRESPONSIVE_FLOOR).as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The two threads; dropping this stops and joins them (the sequencer owns
+/// it, so a kernel that is gone leaves no thread holding its log open).
+pub(super) struct WatchThreads {
+    stop: Arc<Stop>,
+    handles: Vec<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct Stop {
+    stopped: Mutex<bool>,
+    wake: Condvar,
+}
+
+impl Stop {
+    /// Sleeps up to `d`; whether the threads must stop.
+    fn sleep(&self, d: Duration) -> bool {
+        let Ok(guard) = self.stopped.lock() else { return true };
+        match self.wake.wait_timeout_while(guard, d, |stopped| !*stopped) {
+            Ok((stopped, _)) => *stopped,
+            Err(_) => true,
+        }
+    }
+
+    fn is_set(&self) -> bool {
+        self.stopped.lock().map_or(true, |s| *s)
+    }
+}
+
+impl Drop for WatchThreads {
+    fn drop(&mut self) {
+        if let Ok(mut stopped) = self.stop.stopped.lock() {
+            *stopped = true;
+        }
+        self.stop.wake.notify_all();
+        for handle in self.handles.drain(..) {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Starts the watchdog and the DSC heartbeat threads.
+pub(super) fn spawn(
+    shared: &Arc<Shared>,
+    config: Arc<DscConfig>,
+    commit: &Arc<CommitLayer>,
+    faults: Arc<KernelFaults>,
+) -> std::io::Result<WatchThreads> {
+    let (tx, rx) = sync_channel(BEATS_BUFFERED);
+    let mut threads = WatchThreads { stop: Arc::new(Stop::default()), handles: Vec::with_capacity(2) };
+    let (weak, stop, commit) = (Arc::downgrade(shared), threads.stop.clone(), Arc::downgrade(commit));
+    let hash = config.hash();
+    threads.handles.push(
+        std::thread::Builder::new()
+            .name("maos-watchdog".into())
+            .spawn(move || watchdog(&weak, &stop, &rx, hash, &commit))?,
+    );
+    let (weak, stop, interval) = (Arc::downgrade(shared), threads.stop.clone(), shared.watch.dsc_interval);
+    threads.handles.push(
+        std::thread::Builder::new()
+            .name("maos-dsc-heartbeat".into())
+            .spawn(move || dsc_heartbeat(&weak, &stop, &config, interval, &faults, &tx))?,
+    );
+    Ok(threads)
+}
+
+/// The request every heartbeat decides: no token, so check 1 must deny it.
+fn canary() -> Option<Intent> {
+    Some(Intent {
+        id: IntentId::new_v7(1, [0; 10]),
+        agent: AgentId::new("maos-dsc-heartbeat").ok()?,
+        action: "dsc.heartbeat".into(),
+        resources: vec![],
+        args: std::collections::BTreeMap::new(),
+        effect: EffectClass::Observe,
+        cost: 0,
+        sink_level: IfcLevel::Public,
+        requires_integrity: false,
+        reads: vec![],
+        sensitive_args: vec![],
+        provenance_deny: false,
+        world_state_hash: None,
+    })
+}
+
+fn dsc_heartbeat(
+    shared: &Weak<Shared>,
+    stop: &Stop,
+    config: &Arc<DscConfig>,
+    interval: Duration,
+    faults: &KernelFaults,
+    tx: &SyncSender<DscBeat>,
+) {
+    let canary = canary();
+    let missing = TokenError::UnknownToken("none presented".into());
+    let mut seq = 0u64;
+    let mut last: Option<DscBeat> = None;
+    loop {
+        if stop.is_set() || shared.upgrade().is_none_or(|s| s.stopped.load(Ordering::SeqCst)) {
+            return;
+        }
+        let beat = if faults.stop_dsc_heartbeat.load(Ordering::SeqCst) {
+            None
+        } else if let Some(old) = last.filter(|_| faults.replay_dsc_heartbeat.load(Ordering::SeqCst)) {
+            Some(old)
+        } else {
+            let next = seq.saturating_add(1);
+            let answered = canary.as_ref().is_some_and(|intent| {
+                let state = DscState::new(config.clone());
+                let decision = decide(&state, intent, Err(&missing), UnixMillis(next));
+                matches!(decision.verdict(), Verdict::Deny { code } if code.check() == 1)
+            }) && !faults.wrong_dsc_answer.load(Ordering::SeqCst);
+            let forged = faults.forge_dsc_config_hash.load(Ordering::SeqCst);
+            let config_hash = if forged { [0xff; 32] } else { config.hash() };
+            Some(DscBeat { seq: next, config_hash, answered })
+        };
+        if let Some(beat) = beat {
+            match tx.try_send(beat) {
+                Ok(()) => {
+                    seq = seq.max(beat.seq);
+                    last = Some(beat);
+                }
+                // A watchdog too busy to read: the counter is not spent, so
+                // the next beat is still the next one (no false gap).
+                Err(std::sync::mpsc::TrySendError::Full(_)) => {}
+                Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return,
+            }
+        }
+        if stop.sleep(interval) {
+            return;
+        }
+    }
+}
+
+fn watchdog(
+    shared: &Weak<Shared>,
+    stop: &Stop,
+    rx: &Receiver<DscBeat>,
+    config_hash: [u8; 32],
+    commit: &Weak<CommitLayer>,
+) {
+    let mut monitor = BeatMonitor::new(config_hash);
+    let mut dsc_gone = false;
+    loop {
+        if stop.is_set() {
+            return;
+        }
+        let tick = match shared.upgrade() {
+            Some(s) if !s.stopped.load(Ordering::SeqCst) => s.watch.tick(),
+            _ => return,
+        };
+        let mut beats = Vec::new();
+        match rx.recv_timeout(tick) {
+            Ok(beat) => beats.push(beat),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => dsc_gone = true,
+        }
+        loop {
+            match rx.try_recv() {
+                Ok(beat) => beats.push(beat),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    dsc_gone = true;
+                    break;
+                }
+            }
+        }
+        // Stopping: the heartbeat thread ends first, which is not a failure.
+        if stop.is_set() {
+            return;
+        }
+        let (Some(shared), Some(commit)) = (shared.upgrade(), commit.upgrade()) else { return };
+        if shared.stopped.load(Ordering::SeqCst) {
+            return;
+        }
+        let watch = &shared.watch;
+        let now = watch.now_ms();
+        watch.watchdog_pet_ms.store(now, Ordering::SeqCst);
+        let mut faults = Vec::new();
+        let dsc_limit = limit_ms(watch.dsc_interval);
+        for beat in &beats {
+            if let Err(fault) = monitor.accept(beat, now, dsc_limit) {
+                faults.push(fault);
+            }
+        }
+        let next = observe(watch, &monitor, now, dsc_gone, commit.rollback_zone_ready());
+        let previous = watch.observed();
+        if let Ok(mut o) = watch.observed.lock() {
+            o.clone_from(&next);
+        }
+        if previous.lockdown && !next.lockdown {
+            watch.lockdown.store(false, Ordering::SeqCst);
+            watch.lockdown_lifted.send_replace(true);
+        }
+        for fault in &faults {
+            tracing::warn!(?fault, "DSC heartbeat did not count");
+        }
+        if changed(&previous, &next) {
+            shared.update_posture(&trigger(&previous, &next, &faults));
+            // Logging may have waited on a sync: the watchdog is still alive.
+            watch.watchdog_pet_ms.store(watch.now_ms(), Ordering::SeqCst);
+        }
+        drop((shared, commit));
+        // With the heartbeat thread gone the channel no longer waits: pace the loop.
+        if dsc_gone && stop.sleep(tick) {
+            return;
+        }
+    }
+}
+
+fn observe(watch: &Watch, monitor: &BeatMonitor, now: u64, dsc_gone: bool, rollback_ok: bool) -> Observed {
+    let seq_last = watch.sequencer_pet_ms.load(Ordering::SeqCst);
+    let seq_since = now.saturating_sub(seq_last);
+    let seq_down = seq_since > limit_ms(watch.sequencer_interval);
+    let dsc_limit = limit_ms(watch.dsc_interval);
+    // Before its first limit has passed, a DSC that has not beaten yet is the
+    // boot lockdown's business.
+    let dsc_down = dsc_gone || (monitor.stale(now, dsc_limit) && now > dsc_limit);
+    let mut unresponsive = Vec::new();
+    if seq_down {
+        unresponsive.push(Component::Sequencer);
+    }
+    if dsc_down {
+        unresponsive.push(Component::Dsc);
+    }
+    let in_a_row = monitor.consecutive() >= BOOT_HEARTBEATS;
+    let previous_lockdown = watch.observed().lockdown;
+    let components = vec![
+        ComponentView {
+            component: Component::Sequencer,
+            interval_ms: u64::try_from(watch.sequencer_interval.as_millis()).unwrap_or(u64::MAX),
+            since_pet_ms: Some(seq_since),
+            unresponsive: seq_down,
+        },
+        ComponentView {
+            component: Component::Dsc,
+            interval_ms: u64::try_from(watch.dsc_interval.as_millis()).unwrap_or(u64::MAX),
+            since_pet_ms: monitor.last_valid_ms.map(|at| now.saturating_sub(at)),
+            unresponsive: dsc_down,
+        },
+    ];
+    Observed {
+        heartbeat_ok: unresponsive.is_empty() && in_a_row && !monitor.integrity_violated(),
+        unresponsive,
+        integrity: monitor
+            .integrity_violated()
+            .then(|| "a DSC heartbeat came under another configuration hash".to_owned()),
+        // Lifted once; a later miss is Rule 10's business, not a new boot.
+        lockdown: previous_lockdown && !in_a_row,
+        voter_ok: monitor.voter_ok(),
+        rollback_ok,
+        components,
+    }
+}
+
+/// A change worth a transition: everything but the pet ages.
+fn changed(a: &Observed, b: &Observed) -> bool {
+    (&a.unresponsive, &a.integrity, a.lockdown, a.heartbeat_ok, a.voter_ok, a.rollback_ok)
+        != (&b.unresponsive, &b.integrity, b.lockdown, b.heartbeat_ok, b.voter_ok, b.rollback_ok)
+}
+
+fn trigger(a: &Observed, b: &Observed, faults: &[BeatFault]) -> String {
+    let mut parts = Vec::new();
+    for c in b.unresponsive.iter().filter(|c| !a.unresponsive.contains(c)) {
+        parts.push(format!("{} unresponsive", c.name()));
+    }
+    for c in a.unresponsive.iter().filter(|c| !b.unresponsive.contains(c)) {
+        parts.push(format!("{} responsive again", c.name()));
+    }
+    if a.lockdown && !b.lockdown {
+        parts.push(format!("boot lockdown lifted after {BOOT_HEARTBEATS} DSC heartbeats"));
+    }
+    if b.integrity.is_some() && a.integrity.is_none() {
+        parts.push("DSC configuration hash mismatch".to_owned());
+    }
+    if a.voter_ok != b.voter_ok {
+        parts.push(if b.voter_ok { "voter answering again" } else { "voter answered wrong" }.to_owned());
+    }
+    if a.rollback_ok != b.rollback_ok {
+        parts
+            .push(if b.rollback_ok { "rollback zone writable again" } else { "rollback zone not writable" }.to_owned());
+    }
+    if a.heartbeat_ok != b.heartbeat_ok && parts.is_empty() {
+        parts.push(if b.heartbeat_ok { "heartbeats valid again" } else { "heartbeats not valid" }.to_owned());
+    }
+    if let Some(f) = faults.first() {
+        parts.push(format!("heartbeat fault {f:?}"));
+    }
+    format!("watchdog: {}", parts.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: [u8; 32] = [4; 32];
+
+    fn beat(seq: u64) -> DscBeat {
+        DscBeat { seq, config_hash: HASH, answered: true }
+    }
+
+    #[test]
+    fn three_beats_in_a_row_and_a_replay_starts_the_run_again() {
+        let mut m = BeatMonitor::new(HASH);
+        for seq in 1..=3 {
+            assert_eq!(m.accept(&beat(seq), seq * 100, 1_000), Ok(()));
+        }
+        assert_eq!(m.consecutive(), BOOT_HEARTBEATS);
+        // CT-DEG-04: an old heartbeat replayed does not count, and the run restarts.
+        assert_eq!(m.accept(&beat(2), 400, 1_000), Err(BeatFault::OutOfSequence { expected: 4, got: 2 }));
+        assert_eq!(m.consecutive(), 0);
+        assert_eq!(m.accept(&beat(4), 500, 1_000), Ok(()));
+        assert!(!m.stale(500, 200));
+        assert!(m.stale(800, 200));
+    }
+
+    #[test]
+    fn a_silence_longer_than_the_limit_starts_the_run_again() {
+        let mut m = BeatMonitor::new(HASH);
+        for seq in 1..=3 {
+            assert_eq!(m.accept(&beat(seq), seq * 10, 500), Ok(()));
+        }
+        assert_eq!(m.consecutive(), 3);
+        // The next beat, in sequence, but after a stall: one beat is not three.
+        assert_eq!(m.accept(&beat(4), 2_000, 500), Ok(()));
+        assert_eq!(m.consecutive(), 1);
+    }
+
+    #[test]
+    fn a_forged_counter_under_another_hash_does_not_move_the_sequence() {
+        let mut m = BeatMonitor::new(HASH);
+        assert_eq!(m.accept(&beat(1), 1, 1_000), Ok(()));
+        let forged = DscBeat { seq: u64::MAX, config_hash: [5; 32], answered: true };
+        assert_eq!(m.accept(&forged, 2, 1_000), Err(BeatFault::ConfigHash));
+        assert_eq!(m.accept(&beat(2), 3, 1_000), Ok(()), "the next genuine beat still counts");
+    }
+
+    #[test]
+    fn another_configuration_hash_is_a_sticky_integrity_violation() {
+        let mut m = BeatMonitor::new(HASH);
+        assert_eq!(m.accept(&beat(1), 1, 1_000), Ok(()));
+        let forged = DscBeat { config_hash: [5; 32], ..beat(2) };
+        assert_eq!(m.accept(&forged, 2, 1_000), Err(BeatFault::ConfigHash));
+        assert!(m.integrity_violated());
+        assert_eq!(m.accept(&beat(2), 3, 1_000), Ok(()));
+        assert!(m.integrity_violated(), "a good beat after does not clear it");
+    }
+
+    #[test]
+    fn a_wrong_answer_downs_the_voter_until_a_right_one() {
+        let mut m = BeatMonitor::new(HASH);
+        let wrong = DscBeat { answered: false, ..beat(1) };
+        assert_eq!(m.accept(&wrong, 1, 1_000), Err(BeatFault::WrongAnswer));
+        assert!(!m.voter_ok());
+        assert_eq!(m.accept(&beat(2), 2, 1_000), Ok(()));
+        assert!(m.voter_ok());
+    }
+
+    #[test]
+    fn the_canary_is_denied_by_check_1() {
+        let config = DscConfig::default_for(maos_model::Profile::Standard).unwrap();
+        let state = DscState::new(config);
+        let intent = canary().unwrap();
+        let decision = decide(&state, &intent, Err(&TokenError::UnknownToken("x".into())), UnixMillis(1));
+        assert!(matches!(decision.verdict(), Verdict::Deny { code } if code.check() == 1), "{:?}", decision.verdict());
+    }
+}

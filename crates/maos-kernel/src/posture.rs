@@ -1,0 +1,313 @@
+//! The canonical operating states (spec §38.11) and degraded modes (§38.8),
+//! derived by one pure function from what the kernel and its watchdog
+//! observed. The state is what `maos status` reports and what every logged
+//! `kernel.state` transition names; it never allows anything by itself: the
+//! refusals come from the kernel's mode, the boot lockdown and the health
+//! report the Mandatory Rules read, all fed by the same observations.
+//!
+//! Precedence, most severe first: RED (an integrity violation) > ORANGE (a
+//! commit freeze, for whatever reason) > PRE-OP (boot lockdown) >
+//! RECOVERY-HOLD > YELLOW (rule-based: no semantic evaluator) > GREEN.
+//! AMBER (a lost DSC instance among several) and SAFE-HOLD (after a failed
+//! TSCA recovery) are named for reporting; nothing on one node with one DSC
+//! instance and no TSCA reaches them yet (`docs/resilience.md`).
+
+use crate::mode::Mode;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A canonical state (§38.11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum CanonicalState {
+    /// Boot verification: nothing runs until the DSC has sent three valid heartbeats.
+    #[serde(rename = "PRE-OP")]
+    PreOp,
+    /// Full operation: DSC and semantic evaluator.
+    #[serde(rename = "GREEN")]
+    Green,
+    /// Rule-based: the deterministic checks and the Mandatory Rules, no evaluator.
+    #[serde(rename = "YELLOW")]
+    Yellow,
+    /// Reduced redundancy (a lost DSC instance among several).
+    #[serde(rename = "AMBER")]
+    Amber,
+    /// Commit freeze: no state-changing effect.
+    #[serde(rename = "ORANGE")]
+    Orange,
+    /// Emergency: only safety-preserving behaviour; a human is required.
+    #[serde(rename = "RED")]
+    Red,
+    /// Recovery validation: crash recovery finishes logged intents first.
+    #[serde(rename = "RECOVERY-HOLD")]
+    RecoveryHold,
+    /// Minimal safe state: agents stopped, state preserved.
+    #[serde(rename = "SAFE-HOLD")]
+    SafeHold,
+}
+
+impl CanonicalState {
+    /// The spec's name (`GREEN`, `RECOVERY-HOLD`, …).
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::PreOp => "PRE-OP",
+            Self::Green => "GREEN",
+            Self::Yellow => "YELLOW",
+            Self::Amber => "AMBER",
+            Self::Orange => "ORANGE",
+            Self::Red => "RED",
+            Self::RecoveryHold => "RECOVERY-HOLD",
+            Self::SafeHold => "SAFE-HOLD",
+        }
+    }
+
+    /// Whether an effect may run in this state at all (the seeded simulation's
+    /// invariant: none runs in ORANGE, RED, RECOVERY-HOLD, SAFE-HOLD or PRE-OP).
+    #[must_use]
+    pub const fn effects_allowed(self) -> bool {
+        matches!(self, Self::Green | Self::Yellow | Self::Amber)
+    }
+}
+
+impl fmt::Display for CanonicalState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A degraded mode (§38.8). Several may be active at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DegradedMode {
+    /// 1: memory or CPU pressure pauses background agents.
+    ReducedAgentCapacity,
+    /// 2: every model provider unreachable.
+    LocalOnly,
+    /// 3: no semantic evaluator: rule-based enforcement.
+    SecurityReduced,
+    /// 4: commit freeze: think and communicate only.
+    CommitFreeze,
+    /// 5: minimal safe state.
+    MinimalSafeState,
+}
+
+impl DegradedMode {
+    /// The spec's number, 1..=5.
+    #[must_use]
+    pub const fn number(self) -> u8 {
+        match self {
+            Self::ReducedAgentCapacity => 1,
+            Self::LocalOnly => 2,
+            Self::SecurityReduced => 3,
+            Self::CommitFreeze => 4,
+            Self::MinimalSafeState => 5,
+        }
+    }
+}
+
+/// A component the watchdog watches (spec §16.3), each petting it at its interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Component {
+    /// The sequencer (the spec's Dispatcher): pets on every loop turn.
+    Sequencer,
+    /// The DSC instance: a known-answer heartbeat with a counter and its configuration hash.
+    Dsc,
+}
+
+impl Component {
+    /// Stable name.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Sequencer => "sequencer",
+            Self::Dsc => "dsc",
+        }
+    }
+}
+
+/// What the state is derived from.
+#[derive(Debug, Clone, Copy)]
+pub struct Conditions<'a> {
+    /// The kernel's refusal mode (recovery hold, commit freeze, think-only).
+    pub mode: &'a Mode,
+    /// Boot lockdown: the DSC has not yet sent three valid heartbeats.
+    pub lockdown: bool,
+    /// Components past twice their interval without a valid pet.
+    pub unresponsive: &'a [Component],
+    /// Whether the DSC's last heartbeats are valid, enough of them in a row
+    /// (after a miss, effects wait for as many as at boot: Rule 10).
+    pub heartbeats_valid: bool,
+    /// The DSC's known answer was right (else Rule 6 denies everything).
+    pub voter_ok: bool,
+    /// The Rollback Zone can take a snapshot (else Rule 5 denies effects).
+    pub rollback_ok: bool,
+    /// An integrity violation (a DSC heartbeat under another configuration hash).
+    pub integrity: Option<&'a str>,
+    /// Whether a semantic evaluator is configured and answering.
+    pub evaluator: bool,
+}
+
+/// The derived state, its active modes and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Posture {
+    /// The canonical state.
+    pub state: CanonicalState,
+    /// Active degraded modes, in number order.
+    pub modes: Vec<DegradedMode>,
+    /// One line per cause, in a fixed order.
+    pub why: Vec<String>,
+    /// Whether leaving this state needs a human (a restart or an acknowledgement).
+    pub human_ack: bool,
+}
+
+impl Posture {
+    /// The posture these conditions give.
+    #[must_use]
+    pub fn derive(c: &Conditions<'_>) -> Self {
+        let mut why = Vec::new();
+        let mut modes = Vec::new();
+        if !c.evaluator {
+            modes.push(DegradedMode::SecurityReduced);
+            why.push("no semantic evaluator: rule-based enforcement (DSC-only clearance)".to_owned());
+        }
+        let sticky_freeze = matches!(c.mode, Mode::CommitFreeze { .. } | Mode::ThinkDontCommit { .. });
+        if let Some(w) = c.mode.why().filter(|_| sticky_freeze) {
+            why.push(format!("{}: {w}", c.mode.name()));
+        }
+        for component in c.unresponsive {
+            why.push(format!("{} unresponsive", component.name()));
+        }
+        if let Some(what) = c.integrity {
+            why.push(format!("integrity: {what}"));
+        }
+        let waiting = !c.lockdown && c.unresponsive.is_empty() && !c.heartbeats_valid;
+        if waiting {
+            why.push("waiting for valid DSC heartbeats in a row".to_owned());
+        }
+        if !c.voter_ok {
+            why.push("voter down: the DSC's known-answer heartbeat came out wrong".to_owned());
+        }
+        if !c.rollback_ok {
+            why.push("rollback zone not writable".to_owned());
+        }
+        let freeze = sticky_freeze
+            || !c.unresponsive.is_empty()
+            || c.integrity.is_some()
+            || waiting
+            || !c.voter_ok
+            || !c.rollback_ok;
+        if freeze {
+            modes.push(DegradedMode::CommitFreeze);
+        }
+        if c.lockdown {
+            why.push("boot lockdown: waiting for three valid DSC heartbeats".to_owned());
+        }
+        if matches!(c.mode, Mode::RecoveryHold) {
+            why.push("crash recovery is finishing logged intents".to_owned());
+        }
+        let (state, human_ack) = if c.integrity.is_some() {
+            (CanonicalState::Red, true)
+        } else if freeze {
+            // The sticky modes end only with a restart; an unresponsive
+            // component recovers on its own.
+            (CanonicalState::Orange, sticky_freeze)
+        } else if c.lockdown {
+            (CanonicalState::PreOp, false)
+        } else if matches!(c.mode, Mode::RecoveryHold) {
+            (CanonicalState::RecoveryHold, false)
+        } else if c.evaluator {
+            (CanonicalState::Green, false)
+        } else {
+            (CanonicalState::Yellow, false)
+        };
+        modes.sort_unstable();
+        Self { state, modes, why, human_ack }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conditions(mode: &Mode) -> Conditions<'_> {
+        Conditions {
+            mode,
+            lockdown: false,
+            unresponsive: &[],
+            heartbeats_valid: true,
+            voter_ok: true,
+            rollback_ok: true,
+            integrity: None,
+            evaluator: false,
+        }
+    }
+
+    #[test]
+    fn without_an_evaluator_normal_operation_is_yellow_with_mode_3() {
+        let p = Posture::derive(&conditions(&Mode::Normal));
+        assert_eq!(p.state, CanonicalState::Yellow);
+        assert_eq!(p.modes, vec![DegradedMode::SecurityReduced]);
+        assert!(!p.human_ack);
+        let green = Posture::derive(&Conditions { evaluator: true, ..conditions(&Mode::Normal) });
+        assert_eq!(green.state, CanonicalState::Green);
+        assert!(green.modes.is_empty() && green.why.is_empty());
+    }
+
+    #[test]
+    fn precedence_puts_integrity_over_freeze_over_lockdown_over_recovery() {
+        let hold = Mode::RecoveryHold;
+        let c = Conditions { lockdown: true, ..conditions(&hold) };
+        assert_eq!(Posture::derive(&c).state, CanonicalState::PreOp);
+        assert_eq!(Posture::derive(&conditions(&hold)).state, CanonicalState::RecoveryHold);
+        let stalled = [Component::Sequencer];
+        let c = Conditions { unresponsive: &stalled, lockdown: true, ..conditions(&hold) };
+        let p = Posture::derive(&c);
+        assert_eq!(p.state, CanonicalState::Orange);
+        assert_eq!(p.modes, vec![DegradedMode::SecurityReduced, DegradedMode::CommitFreeze]);
+        assert!(!p.human_ack, "a stalled component recovers on its own");
+        let c = Conditions { integrity: Some("config hash"), ..c };
+        let p = Posture::derive(&c);
+        assert_eq!(p.state, CanonicalState::Red);
+        assert!(p.human_ack);
+    }
+
+    #[test]
+    fn heartbeats_not_yet_valid_after_a_miss_keep_commits_frozen() {
+        let c = Conditions { heartbeats_valid: false, ..conditions(&Mode::Normal) };
+        assert_eq!(Posture::derive(&c).state, CanonicalState::Orange);
+        let booting = Conditions { lockdown: true, ..c };
+        assert_eq!(Posture::derive(&booting).state, CanonicalState::PreOp);
+    }
+
+    #[test]
+    fn a_wrong_known_answer_or_an_unwritable_rollback_zone_is_orange() {
+        for c in [
+            Conditions { voter_ok: false, ..conditions(&Mode::Normal) },
+            Conditions { rollback_ok: false, ..conditions(&Mode::Normal) },
+        ] {
+            let p = Posture::derive(&c);
+            assert_eq!(p.state, CanonicalState::Orange, "{p:?}");
+            assert!(p.modes.contains(&DegradedMode::CommitFreeze));
+        }
+    }
+
+    #[test]
+    fn the_sticky_modes_are_orange_and_need_a_human() {
+        let frozen = Mode::CommitFreeze { why: "disk".into() };
+        let p = Posture::derive(&conditions(&frozen));
+        assert_eq!((p.state, p.human_ack), (CanonicalState::Orange, true));
+        assert!(p.why.iter().any(|w| w == "commit_freeze: disk"), "{:?}", p.why);
+        assert!(!p.state.effects_allowed());
+    }
+
+    #[test]
+    fn only_green_yellow_and_amber_let_effects_run() {
+        use CanonicalState::*;
+        for s in [PreOp, Green, Yellow, Amber, Orange, Red, RecoveryHold, SafeHold] {
+            assert_eq!(s.effects_allowed(), matches!(s, Green | Yellow | Amber), "{s}");
+            let json = serde_json::to_string(&s).unwrap();
+            assert_eq!(json, format!("\"{}\"", s.name()));
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! Resilience (spec §15.5, §16, §38): the watchdog's observations become the
+//! health report the Mandatory Rules read, and the canonical state; each
+//! fault is injected, its deny code and logged transition asserted, and so is
+//! the recovery.
+
+use crate::common::*;
+use maos_kernel::posture::{CanonicalState, DegradedMode};
+use maos_kernel::records::{HealthRecord, KernelRecord, StateRecord};
+use maos_kernel::{CODE_BOOT_LOCKDOWN, Kernel, Reply, replay};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+fn states(world: &World) -> Vec<StateRecord> {
+    kernel_records(world)
+        .into_iter()
+        .filter_map(|r| match r {
+            KernelRecord::State(s) => Some(s),
+            _ => None,
+        })
+        .collect()
+}
+
+fn health(world: &World) -> Vec<HealthRecord> {
+    kernel_records(world)
+        .into_iter()
+        .filter_map(|r| match r {
+            KernelRecord::Health(h) => Some(h),
+            _ => None,
+        })
+        .collect()
+}
+
+fn replays_clean(world: &World) {
+    let report = replay(&world.wal_reader(), dsc(), &keys()).unwrap();
+    assert!(report.divergences.is_empty(), "{:?}", report.divergences);
+}
+
+#[test]
+fn ct_deg_13_boot_lockdown_refuses_everything_until_three_dsc_heartbeats() {
+    let world = World::new();
+    let token = token(100);
+    world.put("r.txt", "read me");
+    lifetime(async {
+        let config = world.config(world.layer());
+        let faults = config.faults.clone();
+        faults.stop_dsc_heartbeat.store(true, Ordering::SeqCst);
+        let (kernel, recovering) = Kernel::boot(config).unwrap();
+        assert_eq!(kernel.state(), CanonicalState::PreOp);
+        let reply = submit(&kernel, fs_read("r.txt"), &token).await;
+        assert_eq!(reply.code(), Some(CODE_BOOT_LOCKDOWN), "even an observation waits: {reply:?}");
+        let reply = submit(&kernel, fs_write("w.txt", "x"), &token).await;
+        assert_eq!(reply.code(), Some(CODE_BOOT_LOCKDOWN), "{reply:?}");
+        assert!(!kernel.lockdown_lifted(Duration::from_millis(300)).await);
+        faults.stop_dsc_heartbeat.store(false, Ordering::SeqCst);
+        assert!(kernel.lockdown_lifted(Duration::from_secs(10)).await);
+        recovering.finish().await.unwrap();
+        wait_state(&kernel, CanonicalState::Yellow).await;
+        let reply = submit(&kernel, fs_read("r.txt"), &token).await;
+        assert!(matches!(reply, Reply::Done { .. }), "{reply:?}");
+        let reply = submit(&kernel, fs_write("w.txt", "x"), &token).await;
+        assert!(matches!(reply, Reply::Done { .. }), "{reply:?}");
+        let status = kernel.status();
+        assert_eq!(status.posture.modes, vec![DegradedMode::SecurityReduced]);
+        assert!(status.components.iter().all(|c| !c.unresponsive), "{:?}", status.components);
+    });
+    let states = states(&world);
+    assert_eq!(states[0].previous, None);
+    assert_eq!(states[0].new, CanonicalState::PreOp);
+    let lifted = states.iter().find(|s| s.trigger.contains("boot lockdown lifted")).expect("lockdown lift logged");
+    assert_ne!(lifted.new, CanonicalState::PreOp);
+    assert_eq!(
+        states.last().map(|s| s.new),
+        Some(CanonicalState::Yellow),
+        "{:?}",
+        states.iter().map(|s| (s.new, &s.trigger)).collect::<Vec<_>>()
+    );
+    replays_clean(&world);
+}
+
+#[test]
+fn ct_deg_14_a_stalled_sequencer_freezes_commits_until_it_pets_again() {
+    let world = World::new();
+    let token = token(100);
+    world.put("obs.txt", "still readable");
+    lifetime(async {
+        let config = world.config(world.layer());
+        let faults = config.faults.clone();
+        let (kernel, _) = Kernel::start(config).await.unwrap();
+        wait_state(&kernel, CanonicalState::Yellow).await;
+        faults.stop_heartbeat.store(true, Ordering::SeqCst);
+        wait_state(&kernel, CanonicalState::Orange).await;
+        let status = kernel.status();
+        assert!(status.posture.modes.contains(&DegradedMode::CommitFreeze));
+        assert!(!status.posture.human_ack, "a stalled component recovers on its own");
+        // Rule 10 now denies effects (decided and logged); observations go on.
+        let reply = submit(&kernel, fs_write("w.txt", "x"), &token).await;
+        assert_eq!(reply.code(), Some("DSC-5-MR-10"), "{reply:?}");
+        let reply = submit(&kernel, fs_read("obs.txt"), &token).await;
+        assert!(matches!(reply, Reply::Done { .. }), "{reply:?}");
+        faults.stop_heartbeat.store(false, Ordering::SeqCst);
+        // Any request pets again; the watchdog sees it within a tick.
+        let _ = submit(&kernel, fs_read("obs.txt"), &token).await;
+        wait_state(&kernel, CanonicalState::Yellow).await;
+        let reply = submit(&kernel, fs_write("w.txt", "x"), &token).await;
+        assert!(matches!(reply, Reply::Done { .. }), "{reply:?}");
+    });
+    assert_eq!(world.file("w.txt").as_deref(), Some("x"));
+    let states = states(&world);
+    let orange = states.iter().find(|s| s.new == CanonicalState::Orange).expect("ORANGE logged");
+    assert!(orange.trigger.contains("sequencer unresponsive"), "{}", orange.trigger);
+    assert_eq!(orange.previous, Some(CanonicalState::Yellow));
+    assert!(orange.modes.contains(&DegradedMode::CommitFreeze));
+    let back = states.iter().rev().find(|s| s.previous == Some(CanonicalState::Orange)).expect("recovery logged");
+    assert_eq!(back.new, CanonicalState::Yellow);
+    let reports = health(&world);
+    assert!(reports.iter().any(|h| !h.health.heartbeat_ok));
+    assert!(reports.last().is_some_and(|h| h.health.heartbeat_ok));
+    replays_clean(&world);
+}
+
+/// Stops, replays or forges the DSC's heartbeat; effects are denied by the
+/// rule named, observations by it only when `all` is set, and the state is
+/// `during`. Returns the world after `recover` (clearing the fault) ran.
+fn dsc_fault(
+    set: impl Fn(&maos_kernel::KernelFaults, bool),
+    during: CanonicalState,
+    code: &str,
+    all: bool,
+    recovers: bool,
+) -> World {
+    let world = World::new();
+    let token = token(100);
+    world.put("obs.txt", "x");
+    lifetime(async {
+        let config = world.config(world.layer());
+        let faults = config.faults.clone();
+        let (kernel, _) = Kernel::start(config).await.unwrap();
+        wait_state(&kernel, CanonicalState::Yellow).await;
+        set(&faults, true);
+        wait_state(&kernel, during).await;
+        let reply = submit(&kernel, fs_write("w.txt", "x"), &token).await;
+        assert_eq!(reply.code(), Some(code), "{reply:?}");
+        let reply = submit(&kernel, fs_read("obs.txt"), &token).await;
+        assert_eq!(reply.code(), if all { Some(code) } else { None }, "{reply:?}");
+        set(&faults, false);
+        if recovers {
+            wait_state(&kernel, CanonicalState::Yellow).await;
+            let reply = submit(&kernel, fs_write("w.txt", "x"), &token).await;
+            assert!(matches!(reply, Reply::Done { .. }), "{reply:?}");
+        } else {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert_eq!(kernel.state(), during, "sticky");
+            assert!(kernel.status().posture.human_ack);
+        }
+    });
+    assert_eq!(world.file("w.txt").is_some(), recovers);
+    replays_clean(&world);
+    world
+}
+
+#[test]
+fn ct_deg_03_lost_dsc_heartbeats_freeze_commits_until_valid_ones_return() {
+    let world = dsc_fault(
+        |f, on| f.stop_dsc_heartbeat.store(on, Ordering::SeqCst),
+        CanonicalState::Orange,
+        "DSC-5-MR-10",
+        false,
+        true,
+    );
+    let orange = states(&world).into_iter().find(|s| s.new == CanonicalState::Orange).unwrap();
+    assert!(orange.trigger.contains("dsc unresponsive"), "{}", orange.trigger);
+}
+
+#[test]
+fn ct_deg_04_a_replayed_heartbeat_is_treated_as_missing() {
+    dsc_fault(
+        |f, on| f.replay_dsc_heartbeat.store(on, Ordering::SeqCst),
+        CanonicalState::Orange,
+        "DSC-5-MR-10",
+        false,
+        true,
+    );
+}
+
+#[test]
+fn ct_deg_05_a_heartbeat_under_another_configuration_is_red_and_rule_1_denies_all() {
+    let world = dsc_fault(
+        |f, on| f.forge_dsc_config_hash.store(on, Ordering::SeqCst),
+        CanonicalState::Red,
+        "DSC-5-MR-01",
+        true,
+        false,
+    );
+    let red = states(&world).into_iter().find(|s| s.new == CanonicalState::Red).unwrap();
+    assert!(red.human_ack);
+    assert!(red.trigger.contains("configuration hash"), "{}", red.trigger);
+}
+
+#[test]
+fn ct_deg_02_a_wrong_known_answer_downs_the_voter_and_rule_6_denies_everything() {
+    let world = dsc_fault(
+        |f, on| f.wrong_dsc_answer.store(on, Ordering::SeqCst),
+        CanonicalState::Orange,
+        "DSC-5-MR-06",
+        true,
+        true,
+    );
+    let orange = states(&world).into_iter().find(|s| s.new == CanonicalState::Orange).unwrap();
+    assert!(orange.why.iter().any(|w| w.contains("voter down")), "{:?}", orange.why);
+}
+
+#[test]
+fn an_unwritable_rollback_zone_makes_rule_5_deny_effects_until_it_is_writable() {
+    use std::os::unix::fs::PermissionsExt;
+    let world = World::new();
+    let token = token(100);
+    world.put("obs.txt", "x");
+    let zone = world.dir.path().join("rollback");
+    lifetime(async {
+        let (kernel, _) = start(&world).await;
+        wait_state(&kernel, CanonicalState::Yellow).await;
+        std::fs::set_permissions(&zone, std::fs::Permissions::from_mode(0o555)).unwrap();
+        wait_state(&kernel, CanonicalState::Orange).await;
+        let reply = submit(&kernel, fs_write("w.txt", "x"), &token).await;
+        assert_eq!(reply.code(), Some("DSC-5-MR-05"), "{reply:?}");
+        let reply = submit(&kernel, fs_read("obs.txt"), &token).await;
+        assert!(matches!(reply, Reply::Done { .. }), "{reply:?}");
+        std::fs::set_permissions(&zone, std::fs::Permissions::from_mode(0o755)).unwrap();
+        wait_state(&kernel, CanonicalState::Yellow).await;
+        let reply = submit(&kernel, fs_write("w.txt", "x"), &token).await;
+        assert!(matches!(reply, Reply::Done { .. }), "{reply:?}");
+    });
+    replays_clean(&world);
+}
+
+/// A packet decided while healthy is not run by a grant while the DSC is
+/// silent: the grant is refused with the rule's code and the packet stays open;
+/// once valid heartbeats are back the same grant runs it.
+#[test]
+fn a_grant_runs_under_the_health_of_now_not_of_the_decision() {
+    let world = World::new();
+    let token = token(100);
+    lifetime(async {
+        let config = world.config(world.layer());
+        let faults = config.faults.clone();
+        let (kernel, _) = Kernel::start(config).await.unwrap();
+        wait_state(&kernel, CanonicalState::Yellow).await;
+        let intent = declassify("public.txt");
+        let id = intent.id;
+        let reply = submit(&kernel, intent, &token).await;
+        assert!(matches!(reply, Reply::Pending { .. }), "{reply:?}");
+        let packets = kernel.approvals().await.unwrap();
+        let grant = maos_kernel::KernelHandle::grant_for(&packets[0]).unwrap();
+        let signature = commander().sign(maos_crypto::SignatureDomain::ApprovalDecision, &grant.message()).unwrap();
+        let signed = maos_commit::SignedApproval { grant, signature };
+        faults.stop_dsc_heartbeat.store(true, Ordering::SeqCst);
+        wait_state(&kernel, CanonicalState::Orange).await;
+        let err = kernel.approve(id, signed.clone()).await.unwrap_err();
+        assert_eq!(err.code(), "DSC-5-MR-10", "{err}");
+        assert_eq!(kernel.approvals().await.unwrap().len(), 1, "the packet stays open");
+        assert_eq!(world.file("public.txt"), None);
+        faults.stop_dsc_heartbeat.store(false, Ordering::SeqCst);
+        wait_state(&kernel, CanonicalState::Yellow).await;
+        let reply = kernel.approve(id, signed).await.unwrap();
+        assert!(matches!(reply, Reply::Done { .. }), "{reply:?}");
+    });
+    replays_clean(&world);
+}
+
+/// A snapshot taken while the kernel is unhealthy carries the report: a fold
+/// from it decides under what the live kernel used.
+#[test]
+fn a_snapshot_carries_an_unhealthy_report() {
+    let config = dsc();
+    let mut state = maos_dsc::DscState::new(config.clone());
+    let sick = maos_dsc::KernelHealth { heartbeat_ok: false, ..maos_dsc::KernelHealth::healthy(config.hash()) };
+    state.apply(&maos_dsc::DscState::report_health(sick)).unwrap();
+    let restored = maos_dsc::DscState::restore(config.clone(), &state.snapshot()).unwrap();
+    assert_eq!(*restored.health(), sick);
+    let fresh = maos_dsc::DscState::new(config.clone());
+    let json = serde_json::to_string(&fresh.snapshot()).unwrap();
+    assert!(!json.contains("health"), "a healthy snapshot keeps its old form: {json}");
+}
