@@ -45,6 +45,7 @@
 #![forbid(unsafe_code)]
 
 mod abuse;
+pub mod breaker;
 pub mod describe;
 mod effector;
 pub mod effectors;

@@ -60,7 +60,16 @@ pub struct UpstreamConfig {
     /// [`ToolPolicy::default`]: a write with untrusted output.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tools: BTreeMap<String, ToolPolicy>,
+    /// Longest wait for one `tools/call`, ms ([`CALL_TIMEOUT_MS_MIN`]..=
+    /// [`crate::CALL_TIMEOUT_MAX`]; unset: the Commit Layer's deadline). A call
+    /// past it fails `MCP-UPSTREAM-TIMEOUT` and counts against the upstream's
+    /// circuit breaker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_timeout_ms: Option<u64>,
 }
+
+/// The shortest `call_timeout_ms` accepted.
+pub const CALL_TIMEOUT_MS_MIN: u64 = 100;
 
 /// How to reach an upstream, from a validated [`UpstreamConfig`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -273,7 +282,14 @@ impl UpstreamConfig {
             url: Some(url.to_owned()),
             bearer_token_env: None,
             tools: BTreeMap::new(),
+            call_timeout_ms: None,
         }
+    }
+
+    /// The longest wait for one tool call, when configured.
+    #[must_use]
+    pub fn call_timeout(&self) -> Option<std::time::Duration> {
+        self.call_timeout_ms.map(std::time::Duration::from_millis)
     }
 
     /// The policy for `tool`: the configured one, or the default (write, untrusted output).
@@ -292,6 +308,10 @@ impl UpstreamConfig {
     /// environment variable name is malformed.
     pub fn transport(&self) -> Result<UpstreamTransport<'_>, McpError> {
         self.check_name()?;
+        let max_ms = u64::try_from(crate::CALL_TIMEOUT_MAX.as_millis()).unwrap_or(u64::MAX);
+        if self.call_timeout_ms.is_some_and(|ms| !(CALL_TIMEOUT_MS_MIN..=max_ms).contains(&ms)) {
+            return Err(self.invalid(&format!("`call_timeout_ms` must be {CALL_TIMEOUT_MS_MIN}..={max_ms}")));
+        }
         for tool in self.tools.keys() {
             if tool.is_empty() {
                 return Err(self.invalid("a `tools` entry has an empty name"));
@@ -492,6 +512,7 @@ mod tests {
         let cases = [
             "name = \"a\"",
             "name = \"a\"\ncommand = \"x\"\nurl = \"https://h/\"",
+            "name = \"a\"\ncommand = \"x\"\ncall_timeout_ms = 5",
             "name = \"\"\ncommand = \"x\"",
             "name = \"a b\"\ncommand = \"x\"",
             "name = \"a\"\ncommand = \"\"",

@@ -75,7 +75,8 @@ pub mod server;
 mod upstream;
 
 pub use config::{
-    INHERITED_ENV, OutputLabel, Provenance, ToolPolicy, UPSTREAM_NAME_BYTES_MAX, UpstreamConfig, UpstreamTransport,
+    CALL_TIMEOUT_MS_MIN, INHERITED_ENV, OutputLabel, Provenance, ToolPolicy, UPSTREAM_NAME_BYTES_MAX, UpstreamConfig,
+    UpstreamTransport,
 };
 pub use error::McpError;
 pub use pin::{TOOL_PIN_DOMAIN, canonical_json, pin_hex, tool_pin};

@@ -99,6 +99,8 @@ pub struct Upstream {
     service: RunningService<RoleClient, UpstreamClient>,
     child: Option<Child>,
     tools_changed: Arc<AtomicBool>,
+    /// The configured longest wait for one tool call.
+    call_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -196,7 +198,7 @@ impl Upstream {
             }
         };
         service.set_response_cache_config(rmcp::ClientCacheConfig::disabled()).await;
-        Ok(Self { name, service, child, tools_changed })
+        Ok(Self { name, service, child, tools_changed, call_timeout: config.call_timeout() })
     }
 
     /// The configured upstream name.
@@ -262,7 +264,8 @@ impl Upstream {
     ) -> Result<CallToolResult, McpError> {
         const OP: &str = "tools/call";
         let params = CallToolRequestParams::new(name.to_owned()).with_arguments(arguments);
-        let response = self.request(OP, timeout.min(CALL_TIMEOUT_MAX), self.service.call_tool_once(params)).await?;
+        let timeout = self.call_timeout.map_or(timeout, |c| c.min(timeout)).min(CALL_TIMEOUT_MAX);
+        let response = self.request(OP, timeout, self.service.call_tool_once(params)).await?;
         match response {
             CallToolResponse::Complete(result) => self.bounded(OP, result),
             CallToolResponse::InputRequired(_) => Err(self.unsupported(OP, "input_required result")),

@@ -59,6 +59,7 @@ impl Tools {
             url: None,
             bearer_token_env: None,
             tools: BTreeMap::new(),
+            call_timeout_ms: None,
         }
     }
 }

@@ -80,6 +80,7 @@ pub fn kind_name(kind: RecordKind) -> &'static str {
         0x0400 => "tool.pinned",
         0x0401 => "tool.approved",
         0x0402 => "tool.disabled",
+        0x0410 => "circuit.breaker",
         _ => kind.name(),
     }
 }

@@ -2191,6 +2191,68 @@ mod mcp {
         audit_clean(&dir);
     }
 
+    // ---- resilience: an upstream's circuit breaker ---------------------------------
+
+    /// CT-DEG-16 for an upstream: with `call_timeout_ms = 300`, a tool that never
+    /// answers fails `MCP-UPSTREAM-TIMEOUT` five times; the breaker opens and the
+    /// next call, to another tool of the same upstream, is answered at once with
+    /// `CIRCUIT-OPEN` (nothing waits on it). After the 10 s cooldown one probe
+    /// goes through, succeeds and closes the breaker. Every transition is a
+    /// `circuit.breaker` record; the log verifies and replays clean.
+    #[test]
+    fn ct_deg_16_a_hanging_upstream_opens_its_breaker_and_a_probe_closes_it() {
+        let Some(peers) = peers() else { return };
+        let setup = Setup::new("");
+        setup.configure(&peers.fixture_upstream(
+            "fixture",
+            "FIXTURE_HANG = \"1\"",
+            "call_timeout_ms = 300\n[upstream.tools.lookup]\neffect = \"observe\"\n[upstream.tools.hang]\neffect = \"observe\"\n",
+        ));
+        let dir = setup.data();
+        let daemon = setup.start("up");
+        let (token, _) = issue(&dir, "breaker-agent", &["mcp.fixture.*"]);
+        let http = over_http(&daemon.base, Some(&token));
+        let lookup = call("lookup", &json!({ "key": "alpha" }));
+        let hang = call("hang", &json!({}));
+        let mut plan_steps = vec![hang.clone(); 5];
+        plan_steps.push(lookup.clone());
+        let out = peers.client(&plan(&http, &plan_steps));
+        let s = steps(&out);
+        for step in &s[..5] {
+            let t = assert_denied(step, "COMMIT-EFFECT");
+            assert!(t.contains("MCP-UPSTREAM-TIMEOUT"), "{t}");
+        }
+        let t = assert_denied(&s[5], "COMMIT-EFFECT");
+        assert!(t.contains("CIRCUIT-OPEN") && t.contains("retry in"), "{t}");
+
+        // The cooldown passes; the first call after it is the probe, and it succeeds.
+        let r = eventually(RESTART_WAIT, "the probe to close the breaker", || {
+            let r = call_once(&peers, &http, &lookup);
+            if is_error(&r) {
+                let t = result_text(&r);
+                assert!(t.contains("CIRCUIT-OPEN"), "only the open breaker's answer meanwhile: {t}");
+                std::thread::sleep(Duration::from_millis(500));
+                return None;
+            }
+            Some(r)
+        });
+        assert_eq!(result_text(&r), "first");
+        daemon.stop();
+
+        let transitions: Vec<(String, String)> = export(&dir)
+            .iter()
+            .filter(|r| r["kind_name"] == "circuit.breaker")
+            .map(|r| {
+                (r["payload"]["from"].as_str().unwrap().to_owned(), r["payload"]["to"].as_str().unwrap().to_owned())
+            })
+            .collect();
+        let expected = [("closed", "open"), ("open", "half_open"), ("half_open", "closed")];
+        let expected: Vec<(String, String)> =
+            expected.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect();
+        assert_eq!(transitions, expected);
+        audit_clean(&dir);
+    }
+
     // ---- conformance: direct vs through MAOS -------------------------------------
 
     /// Scenarios that pass against server-everything directly but not through

@@ -104,12 +104,18 @@ impl McpEffector {
         let server = self.registry.config(server).map_or_else(|| server.to_owned(), |c| c.name);
         let server = server.as_str();
         let up = self.upstreams.get(server).map_err(|e| remote(&e))?;
+        let admission = self.upstreams.admit(server).map_err(|e| remote(&e))?;
         let timeout = ctx.deadline().saturating_duration_since(Instant::now());
         // The timer is created inside the runtime: effect threads are plain
         // threads with no runtime context of their own.
         let request = request(up.clone());
         let result = self.runtime.block_on(async move { tokio::time::timeout(timeout, request).await });
-        let result = result.map_err(|_| EffectError::Cancelled)?.map_err(|e| self.upstream_failed(&up, &e))?;
+        let Ok(result) = result else {
+            self.upstreams.record_ok(server, admission, false);
+            return Err(EffectError::Cancelled);
+        };
+        self.upstreams.record(server, admission, result.as_ref().map(drop));
+        let result = result.map_err(|e| self.upstream_failed(&up, &e))?;
         let body = serde_json::to_vec(&result).map_err(|e| err(e.to_string()))?;
         // Resources and prompts are text the server chose: untrusted unless configured otherwise.
         Ok((body, self.registry.server_output(server).untrusted))
@@ -308,12 +314,12 @@ impl Effector for McpEffector {
             }
             let arguments = super::args::from_intent(&intent.args).map_err(err)?;
             let up = self.upstreams.get(&entry.server).map_err(|e| remote(&e))?;
+            let admission = self.upstreams.admit(&entry.server).map_err(|e| remote(&e))?;
             let timeout = ctx.deadline().saturating_duration_since(Instant::now());
             let name = entry.tool.name.to_string();
-            let result = self
-                .runtime
-                .block_on(up.call_tool(&name, arguments, timeout))
-                .map_err(|e| self.upstream_failed(&up, &e))?;
+            let result = self.runtime.block_on(up.call_tool(&name, arguments, timeout));
+            self.upstreams.record(&entry.server, admission, result.as_ref().map(drop));
+            let result = result.map_err(|e| self.upstream_failed(&up, &e))?;
             let is_error = result.is_error.unwrap_or(false);
             let body = serde_json::to_vec(&result).map_err(|e| err(e.to_string()))?;
             let summary = format!(

@@ -26,13 +26,22 @@
 //!   [`BACKOFF_MAX`]; a connection that drops within [`BACKOFF_MAX`] of coming
 //!   up does not reset the wait, so a crash-looping upstream is restarted at
 //!   most once per [`BACKOFF_MAX`].
+//! - **A circuit breaker per upstream** (spec §38.4, [`maos_commit::breaker`]):
+//!   five calls in a row that time out or lose their transport (or more than
+//!   half of the last 30 s, at least ten calls) open it; an open breaker
+//!   answers at once with `CIRCUIT-OPEN` and the retry time, instead of making
+//!   agents wait on a failing upstream; after the cooldown (10 s, doubling to
+//!   5 min) one probe goes through. Every transition is logged
+//!   (`circuit.breaker`, [`KIND_BREAKER`]). A call to an upstream that is down
+//!   fails at once already and is not counted.
 //! - Bounded: one slot per configured upstream, at most one reconnect task per
 //!   slot and one watcher per live connection (it ends when the connection is
 //!   replaced).
 
 use super::registry::{ToolEntry, ToolRegistry};
+use maos_commit::breaker::{Admission, Breaker, CODE_CIRCUIT_OPEN, Transition};
 use maos_mcp::{McpError, Upstream, UpstreamConfig};
-use maos_wal::Wal;
+use maos_wal::{RecordKind, Wal};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -44,6 +53,27 @@ pub const BACKOFF_MIN: Duration = Duration::from_millis(500);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// How often a live connection is checked for having closed on its own.
 pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
+/// An upstream's circuit breaker changed state ([`BreakerRecord`]).
+pub const KIND_BREAKER: RecordKind = RecordKind(0x0410);
+
+/// Kind `0x0410`: a circuit breaker transition.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BreakerRecord {
+    /// 1.
+    pub v: u16,
+    /// The upstream.
+    pub upstream: String,
+    /// `closed`, `open` or `half_open`.
+    pub from: String,
+    /// Same names.
+    pub to: String,
+    /// Why.
+    pub reason: String,
+    /// The cooldown in force after it, ms.
+    pub cooldown_ms: u64,
+    /// When, Unix ms.
+    pub at_ms: u64,
+}
 
 /// What a connection needs before it goes live: the registry its tools are
 /// installed in, the log that pins them, and the DSC whose pre-filter checks
@@ -66,9 +96,12 @@ struct Slot {
     /// The first wait if `live` drops before [`BACKOFF_MAX`].
     next_wait: Duration,
     reconnecting: bool,
+    breaker: Breaker,
 }
 
 struct Inner {
+    /// Monotonic time for the breakers.
+    epoch: Instant,
     slots: Mutex<BTreeMap<String, Slot>>,
     pinning: Pinning,
     runtime: tokio::runtime::Handle,
@@ -92,7 +125,7 @@ impl Upstreams {
     /// background reconnections run on `runtime`.
     #[must_use]
     pub fn new(pinning: Pinning, runtime: tokio::runtime::Handle) -> Self {
-        Self { inner: Arc::new(Inner { slots: Mutex::new(BTreeMap::new()), pinning, runtime }) }
+        Self { inner: Arc::new(Inner { epoch: Instant::now(), slots: Mutex::new(BTreeMap::new()), pinning, runtime }) }
     }
 
     /// Adds an upstream and connects it: lists its tools, installs them in the
@@ -114,6 +147,7 @@ impl Upstreams {
                     live_since: None,
                     next_wait: BACKOFF_MIN,
                     reconnecting: false,
+                    breaker: Breaker::default(),
                 },
             );
         }
@@ -143,6 +177,97 @@ impl Upstreams {
         self.slot(name, |s| s.live.clone())
             .flatten()
             .ok_or_else(|| down(name, "the upstream is down; MAOS is restarting it"))
+    }
+
+    /// Asks `name`'s breaker for a call.
+    ///
+    /// # Errors
+    /// `CIRCUIT-OPEN` (as an MCP transport error whose reason starts with the
+    /// code) while the breaker is open or its probe is out.
+    pub fn admit(&self, name: &str) -> Result<Admission, McpError> {
+        let now = self.now_ms();
+        let (admitted, transition) = {
+            let Ok(mut slots) = self.inner.slots.lock() else {
+                return Err(down(name, &format!("{CODE_CIRCUIT_OPEN}: the upstream table is poisoned")));
+            };
+            let Some(slot) = slots.get_mut(name) else { return Err(down(name, "no such upstream")) };
+            slot.breaker.admit(now)
+        };
+        if let Some(t) = transition {
+            self.log_transition(name, &t);
+        }
+        admitted.map_err(|r| {
+            let when = if r.retry_in_ms == 0 {
+                "a probe is in flight".to_owned()
+            } else {
+                format!("retry in {} s", r.retry_in_ms.div_ceil(1000))
+            };
+            down(
+                name,
+                &format!("{CODE_CIRCUIT_OPEN}: the upstream failed repeatedly; its circuit breaker is open ({when})"),
+            )
+        })
+    }
+
+    /// Records the outcome of an admitted call: only a timeout or a lost
+    /// transport counts as a failure (an error answer is still an answer).
+    pub fn record(&self, name: &str, admission: Admission, outcome: Result<(), &McpError>) {
+        let ok = !matches!(outcome, Err(e) if matches!(e.code(), "MCP-UPSTREAM-TIMEOUT" | "MCP-UPSTREAM-TRANSPORT"));
+        self.record_ok(name, admission, ok);
+    }
+
+    /// Records whether an admitted call succeeded.
+    pub fn record_ok(&self, name: &str, admission: Admission, ok: bool) {
+        let now = self.now_ms();
+        let transition = self
+            .inner
+            .slots
+            .lock()
+            .ok()
+            .and_then(|mut slots| slots.get_mut(name).and_then(|slot| slot.breaker.record(now, admission, ok)));
+        if let Some(t) = transition {
+            self.log_transition(name, &t);
+        }
+    }
+
+    /// Each upstream's breaker state, by name.
+    #[must_use]
+    pub fn breakers(&self) -> Vec<(String, maos_commit::breaker::BreakerState)> {
+        self.inner
+            .slots
+            .lock()
+            .map(|s| s.iter().map(|(n, slot)| (n.clone(), slot.breaker.state())).collect())
+            .unwrap_or_default()
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.inner.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn log_transition(&self, name: &str, t: &Transition) {
+        if t.to == "open" {
+            tracing::warn!(upstream = name, from = t.from, reason = %t.reason, cooldown_ms = t.cooldown_ms, "circuit breaker opened");
+        } else {
+            tracing::info!(upstream = name, from = t.from, to = t.to, reason = %t.reason, "circuit breaker");
+        }
+        let at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let record = BreakerRecord {
+            v: 1,
+            upstream: name.to_owned(),
+            from: t.from.to_owned(),
+            to: t.to.to_owned(),
+            reason: t.reason.clone(),
+            cooldown_ms: t.cooldown_ms,
+            at_ms,
+        };
+        let appended = serde_json::to_vec(&record)
+            .map_err(|e| e.to_string())
+            .and_then(|payload| self.inner.pinning.wal.append(KIND_BREAKER, &payload).map_err(|e| e.to_string()));
+        if let Err(e) = appended {
+            tracing::error!(upstream = name, error = %e, "circuit breaker transition not logged");
+        }
     }
 
     /// Reports a failed call on `up`: a transport failure drops that connection

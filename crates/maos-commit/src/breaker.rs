@@ -1,0 +1,278 @@
+//! A circuit breaker (spec §38.4) for one interface the Commit Layer calls out
+//! through (an upstream MCP server, an effector's remote end): a failing
+//! remote is answered at once with `CIRCUIT-OPEN` instead of being waited on.
+//!
+//! Guarantees (a pure state machine: the caller supplies monotonic time, so
+//! every transition is reproducible in a test):
+//! - **Closed → Open** after [`CONSECUTIVE_FAILURES`] failures in a row, or
+//!   more than half the calls of the last [`WINDOW_MS`] failing once at least
+//!   [`WINDOW_MIN_CALLS`] were made (the spec gives no minimum; without one a
+//!   single failed call would be 100 %).
+//! - **Open** refuses every call until its cooldown ([`COOLDOWN_MS`] first)
+//!   has passed; then **Half-Open** lets exactly one probe through.
+//! - The probe's success closes the breaker (and resets the cooldown); its
+//!   failure opens it again with the cooldown doubled, at most [`COOLDOWN_MAX_MS`].
+//! - Every transition is returned to the caller, which logs it.
+//! - Bounded: the window keeps at most [`WINDOW_CALLS_MAX`] outcomes.
+
+use std::collections::VecDeque;
+
+/// Failures in a row that open the breaker.
+pub const CONSECUTIVE_FAILURES: u32 = 5;
+/// The failure-rate window.
+pub const WINDOW_MS: u64 = 30_000;
+/// Calls in the window before the failure rate counts.
+pub const WINDOW_MIN_CALLS: usize = 10;
+/// Outcomes kept in the window (older ones are dropped first).
+pub const WINDOW_CALLS_MAX: usize = 1024;
+/// The first cooldown of an open breaker.
+pub const COOLDOWN_MS: u64 = 10_000;
+/// The longest cooldown (the doubling stops here).
+pub const COOLDOWN_MAX_MS: u64 = 300_000;
+/// The code a call refused by an open breaker is answered with.
+pub const CODE_CIRCUIT_OPEN: &str = "CIRCUIT-OPEN";
+
+/// Where the breaker is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum BreakerState {
+    /// Calls go through.
+    Closed,
+    /// Calls are refused until `until_ms`.
+    Open {
+        /// When it opened.
+        since_ms: u64,
+        /// When a probe may go through.
+        until_ms: u64,
+    },
+    /// One probe is (or may be) in flight.
+    HalfOpen {
+        /// Whether the probe has been handed out.
+        probing: bool,
+    },
+}
+
+impl BreakerState {
+    /// Stable name.
+    #[must_use]
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::Open { .. } => "open",
+            Self::HalfOpen { .. } => "half_open",
+        }
+    }
+}
+
+/// What a call may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// An ordinary call (closed breaker).
+    Call,
+    /// The half-open breaker's one probe: its outcome decides.
+    Probe,
+}
+
+/// A refused call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    /// How long until a probe may go through (0 while a probe is out).
+    pub retry_in_ms: u64,
+}
+
+/// A transition, for the caller to log.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Transition {
+    /// State before.
+    pub from: &'static str,
+    /// State after.
+    pub to: &'static str,
+    /// Why, one line.
+    pub reason: String,
+    /// The cooldown now in force, ms.
+    pub cooldown_ms: u64,
+}
+
+/// One interface's breaker.
+#[derive(Debug, Clone)]
+pub struct Breaker {
+    state: BreakerState,
+    consecutive: u32,
+    window: VecDeque<(u64, bool)>,
+    cooldown_ms: u64,
+}
+
+impl Default for Breaker {
+    fn default() -> Self {
+        Self { state: BreakerState::Closed, consecutive: 0, window: VecDeque::new(), cooldown_ms: COOLDOWN_MS }
+    }
+}
+
+impl Breaker {
+    /// The current state.
+    #[must_use]
+    pub const fn state(&self) -> BreakerState {
+        self.state
+    }
+
+    /// Asks to make a call at `now_ms`; an open breaker whose cooldown passed
+    /// turns half-open and hands out its probe.
+    ///
+    /// # Errors
+    /// [`Refused`] while open, or while the half-open probe is out.
+    pub fn admit(&mut self, now_ms: u64) -> (Result<Admission, Refused>, Option<Transition>) {
+        match self.state {
+            BreakerState::Closed => (Ok(Admission::Call), None),
+            BreakerState::Open { until_ms, .. } if now_ms < until_ms => {
+                (Err(Refused { retry_in_ms: until_ms - now_ms }), None)
+            }
+            BreakerState::Open { .. } => {
+                self.state = BreakerState::HalfOpen { probing: true };
+                let t = self.transition("open", "cooldown over: one probe goes through".into());
+                (Ok(Admission::Probe), Some(t))
+            }
+            BreakerState::HalfOpen { probing: true } => (Err(Refused { retry_in_ms: 0 }), None),
+            BreakerState::HalfOpen { probing: false } => {
+                self.state = BreakerState::HalfOpen { probing: true };
+                (Ok(Admission::Probe), None)
+            }
+        }
+    }
+
+    /// Records the outcome of an admitted call.
+    pub fn record(&mut self, now_ms: u64, admission: Admission, ok: bool) -> Option<Transition> {
+        if admission == Admission::Probe {
+            if !matches!(self.state, BreakerState::HalfOpen { .. }) {
+                return None;
+            }
+            return Some(if ok {
+                let from = self.state.name();
+                self.state = BreakerState::Closed;
+                self.consecutive = 0;
+                self.window.clear();
+                self.cooldown_ms = COOLDOWN_MS;
+                self.transition(from, "the probe succeeded".into())
+            } else {
+                self.cooldown_ms = self.cooldown_ms.saturating_mul(2).min(COOLDOWN_MAX_MS);
+                self.open(now_ms, "the probe failed".into())
+            });
+        }
+        // A call admitted while closed may finish after the breaker opened:
+        // it counts for nothing then.
+        if self.state != BreakerState::Closed {
+            return None;
+        }
+        self.consecutive = if ok { 0 } else { self.consecutive.saturating_add(1) };
+        if self.window.len() >= WINDOW_CALLS_MAX {
+            self.window.pop_front();
+        }
+        self.window.push_back((now_ms, ok));
+        while self.window.front().is_some_and(|(at, _)| now_ms.saturating_sub(*at) > WINDOW_MS) {
+            self.window.pop_front();
+        }
+        if self.consecutive >= CONSECUTIVE_FAILURES {
+            return Some(self.open(now_ms, format!("{} failures in a row", self.consecutive)));
+        }
+        let failed = self.window.iter().filter(|(_, ok)| !ok).count();
+        if self.window.len() >= WINDOW_MIN_CALLS && failed * 2 > self.window.len() {
+            let reason = format!("{failed} of the last {} calls in {} s failed", self.window.len(), WINDOW_MS / 1000);
+            return Some(self.open(now_ms, reason));
+        }
+        None
+    }
+
+    fn open(&mut self, now_ms: u64, reason: String) -> Transition {
+        let from = self.state.name();
+        self.state = BreakerState::Open { since_ms: now_ms, until_ms: now_ms.saturating_add(self.cooldown_ms) };
+        self.consecutive = 0;
+        self.window.clear();
+        self.transition(from, reason)
+    }
+
+    fn transition(&self, from: &'static str, reason: String) -> Transition {
+        Transition { from, to: self.state.name(), reason, cooldown_ms: self.cooldown_ms }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fail(b: &mut Breaker, at: u64) -> Option<Transition> {
+        let (admitted, _) = b.admit(at);
+        b.record(at, admitted.unwrap(), false)
+    }
+
+    #[test]
+    fn five_failures_in_a_row_open_and_the_cooldown_doubles_to_five_minutes() {
+        let mut b = Breaker::default();
+        for at in 0..4 {
+            assert_eq!(fail(&mut b, at), None);
+        }
+        let t = fail(&mut b, 4).unwrap();
+        assert_eq!((t.from, t.to, t.cooldown_ms), ("closed", "open", COOLDOWN_MS));
+        assert_eq!(b.admit(5).0, Err(Refused { retry_in_ms: COOLDOWN_MS - 1 }));
+        let mut at = 4;
+        let mut cooldown = COOLDOWN_MS;
+        for _ in 0..8 {
+            at += cooldown;
+            let (admitted, t) = b.admit(at);
+            assert_eq!(admitted, Ok(Admission::Probe));
+            assert_eq!(t.unwrap().to, "half_open");
+            assert_eq!(b.admit(at).0, Err(Refused { retry_in_ms: 0 }), "one probe at a time");
+            let t = b.record(at, Admission::Probe, false).unwrap();
+            cooldown = (cooldown * 2).min(COOLDOWN_MAX_MS);
+            assert_eq!((t.to, t.cooldown_ms), ("open", cooldown));
+        }
+        assert_eq!(cooldown, COOLDOWN_MAX_MS);
+        at += cooldown;
+        assert_eq!(b.admit(at).0, Ok(Admission::Probe));
+        let t = b.record(at, Admission::Probe, true).unwrap();
+        assert_eq!((t.from, t.to, t.cooldown_ms), ("half_open", "closed", COOLDOWN_MS));
+        assert_eq!(b.admit(at).0, Ok(Admission::Call));
+    }
+
+    #[test]
+    fn a_success_breaks_the_run_but_a_failure_rate_over_half_opens() {
+        let mut b = Breaker::default();
+        let mut opened = None;
+        for i in 0..20u64 {
+            let (admitted, _) = b.admit(i);
+            // Fail, fail, succeed: never 5 in a row, but 2/3 of the calls fail.
+            if let Some(t) = b.record(i, admitted.unwrap(), i % 3 == 2) {
+                opened = Some((i, t));
+                break;
+            }
+        }
+        let (at, t) = opened.expect("the rate opened it");
+        assert_eq!(at, 9, "at the tenth call, the window minimum");
+        assert!(t.reason.contains("of the last"), "{}", t.reason);
+    }
+
+    #[test]
+    fn old_outcomes_leave_the_window() {
+        let mut b = Breaker::default();
+        for i in 0..9u64 {
+            let (a, _) = b.admit(i);
+            assert_eq!(b.record(i, a.unwrap(), i % 2 == 0), None);
+        }
+        // 31 s later the old failures no longer count.
+        let later = 31_000;
+        for i in 0..4u64 {
+            let (a, _) = b.admit(later + i);
+            assert_eq!(b.record(later + i, a.unwrap(), true), None);
+        }
+        assert_eq!(b.state(), BreakerState::Closed);
+    }
+
+    #[test]
+    fn a_late_result_of_a_call_admitted_before_opening_counts_for_nothing() {
+        let mut b = Breaker::default();
+        for at in 0..5 {
+            fail(&mut b, at);
+        }
+        assert!(matches!(b.state(), BreakerState::Open { .. }));
+        assert_eq!(b.record(6, Admission::Call, true), None);
+        assert!(matches!(b.state(), BreakerState::Open { .. }));
+    }
+}
