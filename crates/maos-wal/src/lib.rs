@@ -70,7 +70,7 @@ pub use frame::{
 pub use payload::{CHECKPOINT_SIGNED_LEN, Checkpoint, GENESIS_LEN, Genesis, RETENTION_LEN, RetentionDeletion};
 pub use reader::{FOLLOW_BATCH_RECORDS_MAX, Follower, LogReader, PayloadState, Record, Records, TAIL_RECORDS_MAX};
 pub use snapshot::{FoldRecords, SNAPSHOT_BYTES_MAX, SNAPSHOT_CHUNK_BYTES, SNAPSHOT_CHUNKS_MAX};
-pub use storage::{DIRECTORY_ENTRIES_MAX, FsStorage, NoSyncStorage, SegmentFile, Storage};
+pub use storage::{DIRECTORY_ENTRIES_MAX, DrillStorage, FsStorage, NoSyncStorage, SegmentFile, Storage};
 pub use types::{
     CheckpointCadence, Clock, CopyId, LegalHold, LogId, Lsn, ManualClock, MonotonicClock, RecordHash, RecordKind,
     StateDigest, StateDigestSource, SystemClock, WallClock, encryption_required, retention_days,

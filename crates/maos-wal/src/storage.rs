@@ -291,3 +291,79 @@ impl Storage for NoSyncStorage {
         Ok(())
     }
 }
+
+/// A storage whose syncs fail while `fail` is set: the fault drill of a disk
+/// that stops accepting durable writes (`maos up` with `MAOS_DRILL_DIR`, see
+/// `docs/resilience.md`). It can only make the log refuse more: a failed sync
+/// freezes the log, as a real one does.
+#[derive(Debug)]
+pub struct DrillStorage {
+    /// The real storage underneath.
+    pub inner: Arc<dyn Storage>,
+    /// While set, every sync (and every atomic replace) fails.
+    pub fail: Arc<std::sync::atomic::AtomicBool>,
+}
+
+struct DrillFile {
+    file: Box<dyn SegmentFile>,
+    fail: Arc<std::sync::atomic::AtomicBool>,
+}
+
+fn drilled(fail: &std::sync::atomic::AtomicBool) -> io::Result<()> {
+    if fail.load(std::sync::atomic::Ordering::SeqCst) {
+        Err(io::Error::other("fault drill: the disk refuses durable writes"))
+    } else {
+        Ok(())
+    }
+}
+
+impl SegmentFile for DrillFile {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.file.append(bytes)
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        drilled(&self.fail)?;
+        self.file.sync()
+    }
+}
+
+impl Storage for DrillStorage {
+    fn list(&self) -> io::Result<Vec<String>> {
+        self.inner.list()
+    }
+
+    fn create(&self, name: &str) -> io::Result<Box<dyn SegmentFile>> {
+        Ok(Box::new(DrillFile { file: self.inner.create(name)?, fail: self.fail.clone() }))
+    }
+
+    fn open_append(&self, name: &str) -> io::Result<Box<dyn SegmentFile>> {
+        Ok(Box::new(DrillFile { file: self.inner.open_append(name)?, fail: self.fail.clone() }))
+    }
+
+    fn read(&self, name: &str, offset: u64, len_max: usize) -> io::Result<Vec<u8>> {
+        self.inner.read(name, offset, len_max)
+    }
+
+    fn len(&self, name: &str) -> io::Result<u64> {
+        self.inner.len(name)
+    }
+
+    fn truncate(&self, name: &str, len: u64) -> io::Result<()> {
+        self.inner.truncate(name, len)
+    }
+
+    fn remove(&self, name: &str) -> io::Result<()> {
+        self.inner.remove(name)
+    }
+
+    fn replace(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
+        drilled(&self.fail)?;
+        self.inner.replace(name, bytes)
+    }
+
+    fn sync_dir(&self) -> io::Result<()> {
+        drilled(&self.fail)?;
+        self.inner.sync_dir()
+    }
+}

@@ -43,7 +43,14 @@ pub fn run(out: &Output, data_dir: &std::path::Path, args: &UpArgs) -> anyhow::R
     // Built outside the async runtime: the http effector's blocking client
     // must be created and dropped outside it.
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
-    let options = RuntimeOptions { noop_effector: args.noop_effector, bench_no_fsync: args.bench_no_fsync };
+    let drills = crate::drill::from_env();
+    if let Some((path, _)) = &drills {
+        tracing::warn!(dir = %path.display(), "fault drills enabled: files in this directory make the kernel refuse more");
+        out.line(out.red(&format!("fault drills enabled from {}", path.display())));
+    }
+    let switches = drills.as_ref().map(|(_, s)| s.clone());
+    let options =
+        RuntimeOptions { noop_effector: args.noop_effector, bench_no_fsync: args.bench_no_fsync, drills: switches };
     let runtime = runtime::open(&dir, options, rt.handle()).map_err(|e| {
         if crate::output::error_code(&e).0 == "WAL-LOCKED" {
             coded("MAOS-DAEMON-RUNNING", format!("another `maos up` holds {}; stop it first", dir.wal().display()), 1)
@@ -51,6 +58,7 @@ pub fn run(out: &Output, data_dir: &std::path::Path, args: &UpArgs) -> anyhow::R
             e
         }
     })?;
+    let _poller = drills.map(|(path, switches)| crate::drill::watch(path, switches));
     let keep = (runtime.commit.clone(), runtime.mail.clone());
     let result = rt.block_on(serve(out, &dir, args, runtime));
     // Tasks holding the Commit Layer end with the runtime; the last reference

@@ -241,20 +241,29 @@ impl Journal {
     /// [`Self::open`] without completing an interrupted key rotation: for the
     /// rotation itself, which stages its new key before logging it.
     pub fn open_as_is(dir: &DataDir) -> anyhow::Result<(Self, TokenRegistry, OpenReport)> {
-        Self::open_with(dir, false)
+        Self::open_with(dir, false, None)
     }
 
     /// [`Self::open`]; with `bench_no_fsync` the log skips every sync
     /// (`maos up --bench-no-fsync`, to measure what durability costs: a crash
     /// can then lose acknowledged records, and there is no second copy).
-    pub fn open_for_daemon(dir: &DataDir, bench_no_fsync: bool) -> anyhow::Result<(Self, TokenRegistry, OpenReport)> {
+    pub fn open_for_daemon(
+        dir: &DataDir,
+        bench_no_fsync: bool,
+        drill: Option<Arc<std::sync::atomic::AtomicBool>>,
+    ) -> anyhow::Result<(Self, TokenRegistry, OpenReport)> {
         if dir.wal().exists() {
             crate::cmd_key::finish_interrupted(dir)?;
         }
-        Self::open_with(dir, bench_no_fsync)
+        Self::open_with(dir, bench_no_fsync, drill)
     }
 
-    fn open_with(dir: &DataDir, bench_no_fsync: bool) -> anyhow::Result<(Self, TokenRegistry, OpenReport)> {
+    /// `drill`: while set, the log's syncs fail (`MAOS_DRILL_DIR`'s `fail-wal-sync`).
+    fn open_with(
+        dir: &DataDir,
+        bench_no_fsync: bool,
+        drill: Option<Arc<std::sync::atomic::AtomicBool>>,
+    ) -> anyhow::Result<(Self, TokenRegistry, OpenReport)> {
         let config = dir.load_config()?;
         let key = Arc::new(dir.kernel_signing_key()?);
         let vouched = Arc::new(Mutex::new(Vouched::default()));
@@ -268,6 +277,11 @@ impl Journal {
                 .map_err(|e| coded("WAL-LOCKED", format!("opening `{}`: {e}", dir.wal().display()), 1))?;
             WalConfig::with_storage(config.profile, Arc::new(maos_wal::NoSyncStorage(Arc::new(storage))))
                 .signer(key, source)
+        } else if let Some(fail) = &drill {
+            let storage = maos_wal::FsStorage::open_locked(dir.wal())
+                .map_err(|e| coded("WAL-LOCKED", format!("opening `{}`: {e}", dir.wal().display()), 1))?;
+            let drilled = maos_wal::DrillStorage { inner: Arc::new(storage), fail: fail.clone() };
+            WalConfig::with_storage(config.profile, Arc::new(drilled)).signer(key, source)
         } else {
             WalConfig::new(config.profile, dir.wal()).signer(key, source)
         };
@@ -280,7 +294,16 @@ impl Journal {
             wal_config = wal_config.trust_key(retired);
         }
         if let Some(secondary) = config.wal_secondary.as_ref().filter(|_| !bench_no_fsync) {
-            wal_config = wal_config.secondary_dir(secondary);
+            wal_config = match &drill {
+                // The drill fails both copies: one failing copy only degrades the log.
+                Some(fail) => {
+                    let storage = maos_wal::FsStorage::open_locked(secondary)
+                        .map_err(|e| coded("WAL-LOCKED", format!("opening `{}`: {e}", secondary.display()), 1))?;
+                    let drilled = maos_wal::DrillStorage { inner: Arc::new(storage), fail: fail.clone() };
+                    wal_config.secondary_storage(Arc::new(drilled))
+                }
+                None => wal_config.secondary_dir(secondary),
+            };
         }
         if let Some(sealing) = sealing_key(dir, &config)? {
             wal_config = wal_config.sealing_key(sealing);

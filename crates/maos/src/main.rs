@@ -23,6 +23,7 @@ mod cmd_token;
 mod cmd_up;
 mod datadir;
 mod demo;
+mod drill;
 mod journal;
 mod output;
 mod policy_log;

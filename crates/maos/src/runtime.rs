@@ -17,12 +17,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Choices beyond `maos.toml`.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RuntimeOptions {
     /// Register the `noop.*` effector (for `maos bench`).
     pub noop_effector: bool,
     /// Skip every log sync (benchmarks of the cost of durability only).
     pub bench_no_fsync: bool,
+    /// Fault drills (`MAOS_DRILL_DIR`): switches the kernel and the log read.
+    pub drills: Option<crate::drill::Switches>,
 }
 
 /// A kernel ready to start, with the parts the caller drives directly.
@@ -48,7 +50,8 @@ pub fn open(dir: &DataDir, options: RuntimeOptions, async_runtime: &tokio::runti
     let config = dir.load_config()?;
     // Before the log is opened or any effector created: nothing is touched on a refusal.
     dir.check_effector_paths(&config)?;
-    let (journal, _, report) = Journal::open_for_daemon(dir, options.bench_no_fsync)?;
+    let wal_drill = options.drills.as_ref().map(|d| d.wal_sync.clone());
+    let (journal, _, report) = Journal::open_for_daemon(dir, options.bench_no_fsync, wal_drill)?;
     if let Some(torn) = &report.torn_tail {
         tracing::warn!(?torn, "the log had a torn tail (a crash); it was cut");
     }
@@ -95,8 +98,12 @@ pub fn open(dir: &DataDir, options: RuntimeOptions, async_runtime: &tokio::runti
     let commit = Arc::new(CommitLayer::open(wal, effectors, commit_config)?);
     let commander = maos_crypto::read_public_key_file(&dir.commander_pub())?;
     let keys = crate::cmd_token::key_ring(dir)?;
+    let mut kernel = KernelConfig::new(commit.clone(), dsc.clone(), keys, commander);
+    if let Some(drills) = &options.drills {
+        kernel.faults = drills.kernel.clone();
+    }
     Ok(Runtime {
-        kernel: KernelConfig::new(commit.clone(), dsc.clone(), keys, commander),
+        kernel,
         commit,
         mail,
         fs_root,

@@ -335,6 +335,98 @@ mod daemon {
         assert_eq!(verify["copies"][0]["unsigned_tail_records"], 0, "{verify}");
     }
 
+    // ---- resilience drills (issue #15) ------------------------------------------
+
+    /// Waits (bounded) until `maos status` reports `state`; returns the status.
+    fn wait_state(dir: &Path, state: &str) -> Value {
+        let started = std::time::Instant::now();
+        loop {
+            let status = ok_json(dir, &["status"]);
+            if status["status"]["state"] == state {
+                return status;
+            }
+            assert!(started.elapsed() < DAEMON_WAIT, "never reached {state}: {status}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Faults injected into the running daemon through `MAOS_DRILL_DIR`: a DSC
+    /// instance that stops heartbeating (CT-DEG-03), a stalled sequencer
+    /// (CT-DEG-14) and a voter whose known answer is wrong (CT-DEG-02) each
+    /// put the kernel in ORANGE with the rule's deny code, and it recovers by
+    /// itself when the fault ends; a log whose syncs fail freezes commits
+    /// (`KERNEL-FREEZE`, sticky: a human must act) and a restart without the
+    /// fault recovers. Every transition is a `kernel.state` record; the log
+    /// verifies and replays clean.
+    #[test]
+    fn ct_deg_02_03_14_resilience_drills_through_the_daemon() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let drills = tmp.path().join("drills");
+        std::fs::create_dir_all(&drills).unwrap();
+        init(&dir);
+        let token = issue(&dir, "writer", &["fs.*=/workspace/**"]);
+        let env = [("MAOS_DRILL_DIR", drills.as_path())];
+        let mut daemon = Daemon::start_env(&dir, tmp.path(), "up", &[], &env);
+        assert!(daemon.output().contains("fault drills enabled"), "{}", daemon.output());
+        let agent = Agent::open(&daemon.base, &token);
+        done_id(&agent.submit(&fs_write("/workspace/a.txt", "a")));
+        let read = json!({ "action": "fs.read", "args": { "path": "/workspace/a.txt" } });
+        wait_state(&dir, "YELLOW");
+        for (drill, code, everything) in [
+            ("stop-dsc-heartbeat", "DSC-5-MR-10", false),
+            ("stall-sequencer", "DSC-5-MR-10", false),
+            ("wrong-dsc-answer", "DSC-5-MR-06", true),
+        ] {
+            std::fs::write(drills.join(drill), "").unwrap();
+            let status = wait_state(&dir, "ORANGE");
+            assert_eq!(status["status"]["human_ack"], false, "{drill}: {status}");
+            assert!(status["status"]["degraded_modes"].as_array().unwrap().contains(&json!(4)), "{status}");
+            let (_, view) = agent.submit(&fs_write("/workspace/b.txt", drill));
+            assert_eq!(view["code"], code, "{drill}: {view}");
+            let (_, view) = agent.submit(&read);
+            if everything {
+                assert_eq!(view["code"], code, "{drill}: {view}");
+            } else {
+                assert_eq!(view["status"], "done", "{drill}: observations go on: {view}");
+            }
+            std::fs::remove_file(drills.join(drill)).unwrap();
+            wait_state(&dir, "YELLOW");
+            done_id(&agent.submit(&fs_write("/workspace/b.txt", drill)));
+        }
+
+        std::fs::write(drills.join("fail-wal-sync"), "").unwrap();
+        // The watcher applies it within its poll; its warning says so.
+        let started = std::time::Instant::now();
+        while !daemon.output().contains("fail-wal-sync") {
+            assert!(started.elapsed() < DAEMON_WAIT, "the drill never applied: {}", daemon.output());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let (_, view) = agent.submit(&fs_write("/workspace/c.txt", "c"));
+        assert_eq!(view["code"], "KERNEL-FREEZE", "{view}");
+        let status = wait_state(&dir, "ORANGE");
+        assert_eq!(status["status"]["human_ack"], true, "a frozen log needs a restart: {status}");
+        assert!(!dir.join("workspace/c.txt").exists());
+        daemon.sigterm();
+        std::fs::remove_file(drills.join("fail-wal-sync")).unwrap();
+        let mut daemon = Daemon::start_env(&dir, tmp.path(), "restart", &[], &env);
+        wait_state(&dir, "YELLOW");
+        let agent = Agent::open(&daemon.base, &token);
+        done_id(&agent.submit(&fs_write("/workspace/c.txt", "c")));
+        assert!(daemon.sigterm().success(), "{}", daemon.output());
+
+        let records = export(&dir);
+        let states: Vec<&Value> = records.iter().filter(|r| r["kind_name"] == "kernel.state").collect();
+        for trigger in ["dsc unresponsive", "sequencer unresponsive", "voter answered wrong"] {
+            let found = states.iter().any(|r| {
+                r["payload"]["new"] == "ORANGE" && r["payload"]["trigger"].as_str().unwrap().contains(trigger)
+            });
+            assert!(found, "no ORANGE transition for {trigger}: {states:?}");
+        }
+        assert!(records.iter().any(|r| r["kind_name"] == "kernel.health"), "health reports logged");
+        audit_clean(&dir);
+    }
+
     /// Apoptosis over HTTP (issue #14 item 4, CT-IMM-04): `POST /v1/apoptosis`
     /// with the agent's session is accepted at once and puts the agent in
     /// stage 3; its next write is refused `IMM-STAGE-3` and not made; after

@@ -106,12 +106,18 @@ impl Daemon {
     /// Starts `maos [global] up` on `dir` with its output in
     /// `<log_dir>/<name>.log` and waits until it serves `/v1/health`.
     pub fn start(dir: &Path, log_dir: &Path, name: &str, global: &[&str]) -> Self {
+        Self::start_env(dir, log_dir, name, global, &[])
+    }
+
+    /// [`Self::start`] with more environment.
+    pub fn start_env(dir: &Path, log_dir: &Path, name: &str, global: &[&str], env: &[(&str, &Path)]) -> Self {
         let log = log_dir.join(format!("{name}.log"));
         let out = std::fs::File::create(&log).unwrap();
         let err = out.try_clone().unwrap();
         let child = Command::new(MAOS)
             .args(global)
             .args(["up", "--listen", "127.0.0.1:0"])
+            .envs(env.iter().copied())
             .env("MAOS_DATA_DIR", dir)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())

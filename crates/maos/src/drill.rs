@@ -1,0 +1,110 @@
+//! Fault drills: with `MAOS_DRILL_DIR` set, `maos up` watches that directory
+//! and turns a fault on while a file of its name exists there, so an operator
+//! (or a test) can see what the kernel does when a part of it fails, through
+//! the real daemon: the canonical state, the deny codes, the logged
+//! transitions and the recovery (`docs/resilience.md`).
+//!
+//! Every drill can only make the kernel refuse more, never allow more
+//! (`KernelFaults`, `DrillStorage`); enabling them is announced at start-up.
+//! Without the variable nothing is watched.
+
+use maos_kernel::KernelFaults;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// The environment variable naming the drill directory.
+pub const DRILL_DIR_ENV: &str = "MAOS_DRILL_DIR";
+/// How often the directory is looked at.
+const POLL: Duration = Duration::from_millis(100);
+
+/// The switches the drills flip.
+#[derive(Debug, Clone, Default)]
+pub struct Switches {
+    pub kernel: Arc<KernelFaults>,
+    /// The log's syncs fail (a disk refusing durable writes).
+    pub wal_sync: Arc<AtomicBool>,
+}
+
+/// Which switch a drill flips.
+type Switch = fn(&Switches) -> &AtomicBool;
+
+/// The drill files and what each turns on.
+const DRILLS: [(&str, Switch); 7] = [
+    ("stall-sequencer", |s| &s.kernel.stop_heartbeat),
+    ("stop-dsc-heartbeat", |s| &s.kernel.stop_dsc_heartbeat),
+    ("replay-dsc-heartbeat", |s| &s.kernel.replay_dsc_heartbeat),
+    ("forge-dsc-config-hash", |s| &s.kernel.forge_dsc_config_hash),
+    ("wrong-dsc-answer", |s| &s.kernel.wrong_dsc_answer),
+    ("fail-dsc", |s| &s.kernel.fail_dsc),
+    ("fail-wal-sync", |s| &s.wal_sync),
+];
+
+/// The drill directory and fresh switches, when `MAOS_DRILL_DIR` is set.
+pub fn from_env() -> Option<(PathBuf, Switches)> {
+    let dir = std::env::var_os(DRILL_DIR_ENV).filter(|d| !d.is_empty())?;
+    Some((PathBuf::from(dir), Switches::default()))
+}
+
+/// Stops the watcher when dropped.
+pub struct Watcher {
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Watches `dir`: each switch follows whether its file exists.
+pub fn watch(dir: PathBuf, switches: Switches) -> Watcher {
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
+    let spawned = std::thread::Builder::new().name("maos-drills".into()).spawn(move || {
+        while !stopped.load(Ordering::SeqCst) {
+            apply(&dir, &switches);
+            std::thread::sleep(POLL);
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "the fault drill watcher could not start: no drill will apply");
+    }
+    Watcher { stop }
+}
+
+fn apply(dir: &std::path::Path, switches: &Switches) {
+    for (name, switch) in DRILLS {
+        let on = dir.join(name).exists();
+        if switch(switches).swap(on, Ordering::SeqCst) != on {
+            if on {
+                tracing::warn!(drill = name, "fault drill on");
+            } else {
+                tracing::warn!(drill = name, "fault drill off");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_switch_follows_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Switches::default();
+        apply(dir.path(), &s);
+        assert!(!s.kernel.stop_dsc_heartbeat.load(Ordering::SeqCst));
+        std::fs::write(dir.path().join("stop-dsc-heartbeat"), "").unwrap();
+        std::fs::write(dir.path().join("fail-wal-sync"), "").unwrap();
+        apply(dir.path(), &s);
+        assert!(s.kernel.stop_dsc_heartbeat.load(Ordering::SeqCst));
+        assert!(s.wal_sync.load(Ordering::SeqCst));
+        std::fs::remove_file(dir.path().join("stop-dsc-heartbeat")).unwrap();
+        apply(dir.path(), &s);
+        assert!(!s.kernel.stop_dsc_heartbeat.load(Ordering::SeqCst));
+        assert!(!s.kernel.stop_heartbeat.load(Ordering::SeqCst));
+    }
+}
