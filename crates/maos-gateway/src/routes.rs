@@ -607,6 +607,7 @@ async fn status(State(api): State<Arc<Api>>, headers: HeaderMap) -> ApiResult<Re
         "state_why": s.posture.why,
         "human_ack": s.posture.human_ack,
         "components": s.components,
+        "disk_used_pct": s.disk_used_pct,
         "mode": s.mode.name(),
         "why": s.mode.why(),
         "effects_refused_with": s.mode.effect_refusal(),

@@ -10,7 +10,8 @@ mod proposals;
 mod watch;
 pub(crate) use immune::signal_code;
 pub use watch::{
-    BOOT_HEARTBEATS, BeatFault, BeatMonitor, ComponentView, DSC_HEARTBEAT_INTERVAL_DEFAULT, DscBeat, UNRESPONSIVE_FLOOR,
+    BOOT_HEARTBEATS, BeatFault, BeatMonitor, ComponentView, DISK_CLEANUP_PCT, DISK_EMERGENCY_PCT, DISK_ESSENTIAL_PCT,
+    DISK_WARN_PCT, DSC_HEARTBEAT_INTERVAL_DEFAULT, DscBeat, UNRESPONSIVE_FLOOR, disk_used_pct,
 };
 
 pub use agents::{AGENTS_LISTED_MAX, AgentView, AgentsView, CODE_AGENT_REGISTER, CODE_ONBOARDING_NOT_BUILT, FeverView};
@@ -131,6 +132,8 @@ pub struct KernelFaults {
     pub forge_dsc_config_hash: AtomicBool,
     /// The DSC instance's known-answer decision reports a wrong answer (a failed voter, CT-DEG-02).
     pub wrong_dsc_answer: AtomicBool,
+    /// When 1..=100, the disk use the watchdog reads instead of measuring (CT-DEG-24).
+    pub disk_used_pct: std::sync::atomic::AtomicU8,
     /// Every decision runs with an injected internal error in check 1.
     pub fail_dsc: AtomicBool,
 }
@@ -287,6 +290,8 @@ pub struct KernelStatus {
     pub posture: Posture,
     /// What the watchdog last saw of each component.
     pub components: Vec<ComponentView>,
+    /// Disk use of the data directory's filesystem, percent (`None`: not measured).
+    pub disk_used_pct: Option<u8>,
     /// Requests waiting in the queue.
     pub queue_depth: usize,
     /// The queue bound.
@@ -488,6 +493,7 @@ impl Shared {
             heartbeats_valid: seen.heartbeat_ok,
             voter_ok: seen.voter_ok,
             rollback_ok: seen.rollback_ok,
+            disk_used_pct: seen.disk_used_pct,
             integrity: seen.integrity.as_deref(),
             evaluator: false,
         });
@@ -526,11 +532,13 @@ impl Shared {
             heartbeat_ok: seen.heartbeat_ok,
             // An instance that decided under another configuration makes Rule 1 deny everything.
             config_hash_loaded: if seen.integrity.is_some() { [0; 32] } else { self.config_hash },
-            wal_writable: self.wal.health().state != HealthState::CommitFreeze,
+            // At 99 % only the kernel's shutdown may write (spec §25.2): Rule 8 denies all.
+            wal_writable: self.wal.health().state != HealthState::CommitFreeze && !disk_at(&seen, DISK_EMERGENCY_PCT),
             // The whole chain was verified by the fold at boot; since then the
             // kernel is its only writer, and a failed append freezes it.
             audit_chain_intact: true,
-            rollback_available: seen.rollback_ok,
+            // At 95 % only essential writes: no snapshot for an effect, Rule 5 denies it.
+            rollback_available: seen.rollback_ok && !disk_at(&seen, DISK_ESSENTIAL_PCT),
             supervisor_present: self.watch.supervisor_present(),
             voter_ok: seen.voter_ok,
             // Nothing on one node confirms an agent has no other path than
@@ -542,6 +550,10 @@ impl Shared {
     fn freeze(&self, why: &str) {
         self.transition(Mode::CommitFreeze { why: why.to_owned() }, "wal-commit-freeze");
     }
+}
+
+fn disk_at(seen: &watch::Observed, pct: u8) -> bool {
+    seen.disk_used_pct.is_some_and(|p| p >= pct)
 }
 
 /// A running kernel. Cheap to clone; every clone talks to the same sequencer.
@@ -791,6 +803,7 @@ impl KernelHandle {
                 |p| p.clone(),
             ),
             components: self.shared.watch.observed().components,
+            disk_used_pct: self.shared.watch.observed().disk_used_pct,
             queue_depth: capacity.saturating_sub(self.tx.capacity()),
             queue_capacity: capacity,
             last_lsn: self.shared.wal.head().ok().map(|(lsn, _)| lsn),
@@ -879,6 +892,7 @@ impl Kernel {
             heartbeats_valid: false,
             voter_ok: true,
             rollback_ok: true,
+            disk_used_pct: None,
             integrity: None,
             evaluator: false,
         });

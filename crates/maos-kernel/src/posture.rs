@@ -142,6 +142,9 @@ pub struct Conditions<'a> {
     pub voter_ok: bool,
     /// The Rollback Zone can take a snapshot (else Rule 5 denies effects).
     pub rollback_ok: bool,
+    /// Disk use of the data directory's filesystem, percent (spec §25.2:
+    /// 80 warn, 90 clean up, 95 essential writes only, 99 emergency).
+    pub disk_used_pct: Option<u8>,
     /// An integrity violation (a DSC heartbeat under another configuration hash).
     pub integrity: Option<&'a str>,
     /// Whether a semantic evaluator is configured and answering.
@@ -191,12 +194,26 @@ impl Posture {
         if !c.rollback_ok {
             why.push("rollback zone not writable".to_owned());
         }
+        let disk = c.disk_used_pct.unwrap_or(0);
+        let disk_line = match disk {
+            99.. => Some("emergency: only the kernel's shutdown may write"),
+            95..=98 => Some("only essential writes (the log): effects refused"),
+            90..=94 => Some("expired rollback snapshots purged"),
+            80..=89 => Some("warning"),
+            _ => None,
+        };
+        if let Some(line) = disk_line {
+            why.push(format!("disk {disk} % used: {line}"));
+        }
+        let disk_full = disk >= 95;
+        let disk_emergency = disk >= 99;
         let freeze = sticky_freeze
             || !c.unresponsive.is_empty()
             || c.integrity.is_some()
             || waiting
             || !c.voter_ok
-            || !c.rollback_ok;
+            || !c.rollback_ok
+            || disk_full;
         if freeze {
             modes.push(DegradedMode::CommitFreeze);
         }
@@ -206,7 +223,7 @@ impl Posture {
         if matches!(c.mode, Mode::RecoveryHold) {
             why.push("crash recovery is finishing logged intents".to_owned());
         }
-        let (state, human_ack) = if c.integrity.is_some() {
+        let (state, human_ack) = if c.integrity.is_some() || disk_emergency {
             (CanonicalState::Red, true)
         } else if freeze {
             // The sticky modes end only with a restart; an unresponsive
@@ -238,6 +255,7 @@ mod tests {
             heartbeats_valid: true,
             voter_ok: true,
             rollback_ok: true,
+            disk_used_pct: None,
             integrity: None,
             evaluator: false,
         }
@@ -290,6 +308,20 @@ mod tests {
             assert_eq!(p.state, CanonicalState::Orange, "{p:?}");
             assert!(p.modes.contains(&DegradedMode::CommitFreeze));
         }
+    }
+
+    #[test]
+    fn ct_deg_24_disk_thresholds_warn_clean_freeze_and_stop() {
+        let at = |pct| Posture::derive(&Conditions { disk_used_pct: Some(pct), ..conditions(&Mode::Normal) });
+        assert_eq!(at(79).state, CanonicalState::Yellow);
+        assert!(at(79).why.iter().all(|w| !w.contains("disk")));
+        assert_eq!(at(80).state, CanonicalState::Yellow);
+        assert!(at(80).why.iter().any(|w| w.contains("disk 80 % used: warning")));
+        assert_eq!(at(90).state, CanonicalState::Yellow);
+        assert_eq!(at(95).state, CanonicalState::Orange);
+        assert!(at(95).modes.contains(&DegradedMode::CommitFreeze));
+        let full = at(99);
+        assert_eq!((full.state, full.human_ack), (CanonicalState::Red, true));
     }
 
     #[test]

@@ -74,7 +74,18 @@ pub fn watch(dir: PathBuf, switches: Switches) -> Watcher {
     Watcher { stop }
 }
 
+/// The drill file whose content (1 to 100) is the disk use the kernel reads.
+const DISK_DRILL: &str = "disk-used-percent";
+
 fn apply(dir: &std::path::Path, switches: &Switches) {
+    let disk = std::fs::read_to_string(dir.join(DISK_DRILL))
+        .ok()
+        .and_then(|t| t.trim().parse::<u8>().ok())
+        .filter(|p| (1..=100).contains(p))
+        .unwrap_or(0);
+    if switches.kernel.disk_used_pct.swap(disk, Ordering::SeqCst) != disk {
+        tracing::warn!(drill = DISK_DRILL, used_pct = disk, "fault drill: disk use (0: measured)");
+    }
     for (name, switch) in DRILLS {
         let on = dir.join(name).exists();
         if switch(switches).swap(on, Ordering::SeqCst) != on {
@@ -106,5 +117,11 @@ mod tests {
         apply(dir.path(), &s);
         assert!(!s.kernel.stop_dsc_heartbeat.load(Ordering::SeqCst));
         assert!(!s.kernel.stop_heartbeat.load(Ordering::SeqCst));
+        std::fs::write(dir.path().join("disk-used-percent"), "96\n").unwrap();
+        apply(dir.path(), &s);
+        assert_eq!(s.kernel.disk_used_pct.load(Ordering::SeqCst), 96);
+        std::fs::write(dir.path().join("disk-used-percent"), "lots").unwrap();
+        apply(dir.path(), &s);
+        assert_eq!(s.kernel.disk_used_pct.load(Ordering::SeqCst), 0, "not a number: measured");
     }
 }

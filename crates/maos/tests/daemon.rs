@@ -352,14 +352,15 @@ mod daemon {
 
     /// Faults injected into the running daemon through `MAOS_DRILL_DIR`: a DSC
     /// instance that stops heartbeating (CT-DEG-03), a stalled sequencer
-    /// (CT-DEG-14) and a voter whose known answer is wrong (CT-DEG-02) each
-    /// put the kernel in ORANGE with the rule's deny code, and it recovers by
-    /// itself when the fault ends; a log whose syncs fail freezes commits
+    /// (CT-DEG-14), a voter whose known answer is wrong (CT-DEG-02) and a disk
+    /// 96 % full (CT-DEG-24) each put the kernel in ORANGE with the rule's
+    /// deny code, and it recovers by itself when the fault ends; a log whose
+    /// syncs fail freezes commits
     /// (`KERNEL-FREEZE`, sticky: a human must act) and a restart without the
     /// fault recovers. Every transition is a `kernel.state` record; the log
     /// verifies and replays clean.
     #[test]
-    fn ct_deg_02_03_14_resilience_drills_through_the_daemon() {
+    fn ct_deg_02_03_14_24_resilience_drills_through_the_daemon() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("data");
         let drills = tmp.path().join("drills");
@@ -395,6 +396,17 @@ mod daemon {
             done_id(&agent.submit(&fs_write("/workspace/b.txt", drill)));
         }
 
+        // CT-DEG-24: the disk at 96 % refuses effects (Rule 5), observations go on.
+        std::fs::write(drills.join("disk-used-percent"), "96").unwrap();
+        let status = wait_state(&dir, "ORANGE");
+        assert_eq!(status["status"]["disk_used_pct"], 96, "{status}");
+        let (_, view) = agent.submit(&fs_write("/workspace/d.txt", "d"));
+        assert_eq!(view["code"], "DSC-5-MR-05", "{view}");
+        assert_eq!(agent.submit(&read).1["status"], "done");
+        std::fs::remove_file(drills.join("disk-used-percent")).unwrap();
+        let status = wait_state(&dir, "YELLOW");
+        assert!(status["status"]["disk_used_pct"].as_u64().unwrap() < 95, "measured again: {status}");
+
         std::fs::write(drills.join("fail-wal-sync"), "").unwrap();
         // The watcher applies it within its poll; its warning says so.
         let started = std::time::Instant::now();
@@ -417,7 +429,7 @@ mod daemon {
 
         let records = export(&dir);
         let states: Vec<&Value> = records.iter().filter(|r| r["kind_name"] == "kernel.state").collect();
-        for trigger in ["dsc unresponsive", "sequencer unresponsive", "voter answered wrong"] {
+        for trigger in ["dsc unresponsive", "sequencer unresponsive", "voter answered wrong", "disk 96 % used"] {
             let found = states.iter().any(|r| {
                 r["payload"]["new"] == "ORANGE" && r["payload"]["trigger"].as_str().unwrap().contains(trigger)
             });

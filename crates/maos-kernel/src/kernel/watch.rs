@@ -43,6 +43,32 @@ pub const DSC_HEARTBEAT_INTERVAL_DEFAULT: Duration = Duration::from_millis(100);
 pub const BOOT_HEARTBEATS: u32 = 3;
 /// The shortest time without a pet that makes a component unresponsive.
 pub const UNRESPONSIVE_FLOOR: Duration = Duration::from_millis(500);
+/// Disk use (spec §25.2) at which a warning is logged.
+pub const DISK_WARN_PCT: u8 = 80;
+/// Disk use at which expired Rollback Zone snapshots are purged.
+pub const DISK_CLEANUP_PCT: u8 = 90;
+/// Disk use at which only essential writes (the log) go on: Rule 5 denies effects.
+pub const DISK_ESSENTIAL_PCT: u8 = 95;
+/// Disk use at which nothing but the kernel's own shutdown may write: Rule 8
+/// denies everything (RED).
+pub const DISK_EMERGENCY_PCT: u8 = 99;
+/// How often the disk is measured.
+const DISK_PROBE_EVERY_MS: u64 = 1_000;
+
+/// The share of the filesystem holding `dir` that is used, in percent
+/// (rounded up), as `df` counts it: blocks free to unprivileged users are free.
+#[must_use]
+pub fn disk_used_pct(dir: &std::path::Path) -> Option<u8> {
+    let s = rustix::fs::statvfs(dir).ok()?;
+    let used = s.f_blocks.checked_sub(s.f_bfree)?;
+    let total = used.checked_add(s.f_bavail)?;
+    if total == 0 {
+        return None;
+    }
+    let pct = used.saturating_mul(100).div_ceil(total);
+    u8::try_from(pct.min(100)).ok()
+}
+
 /// Heartbeats buffered between the DSC instance and the watchdog; a full
 /// buffer drops the beat (the watchdog sees a gap, never a stale beat).
 const BEATS_BUFFERED: usize = 8;
@@ -179,6 +205,8 @@ pub(crate) struct Observed {
     pub voter_ok: bool,
     /// The Rollback Zone's directory is there and writable (Rule 5).
     pub rollback_ok: bool,
+    /// Disk use of the data directory's filesystem, percent (`None`: not measured).
+    pub disk_used_pct: Option<u8>,
     pub components: Vec<ComponentView>,
 }
 
@@ -211,6 +239,7 @@ impl Watch {
                 heartbeat_ok: false,
                 voter_ok: true,
                 rollback_ok: true,
+                disk_used_pct: None,
                 components: Vec::new(),
             }),
             lockdown: AtomicBool::new(true),
@@ -251,6 +280,7 @@ impl Watch {
                 heartbeat_ok: false,
                 voter_ok: false,
                 rollback_ok: false,
+                disk_used_pct: Some(100),
                 components: Vec::new(),
             },
             |o| o.clone(),
@@ -313,10 +343,11 @@ pub(super) fn spawn(
     let mut threads = WatchThreads { stop: Arc::new(Stop::default()), handles: Vec::with_capacity(2) };
     let (weak, stop, commit) = (Arc::downgrade(shared), threads.stop.clone(), Arc::downgrade(commit));
     let hash = config.hash();
+    let drills = faults.clone();
     threads.handles.push(
         std::thread::Builder::new()
             .name("maos-watchdog".into())
-            .spawn(move || watchdog(&weak, &stop, &rx, hash, &commit))?,
+            .spawn(move || watchdog(&weak, &stop, &rx, hash, &commit, &drills))?,
     );
     let (weak, stop, interval) = (Arc::downgrade(shared), threads.stop.clone(), shared.watch.dsc_interval);
     threads.handles.push(
@@ -401,9 +432,11 @@ fn watchdog(
     rx: &Receiver<DscBeat>,
     config_hash: [u8; 32],
     commit: &Weak<CommitLayer>,
+    drills: &KernelFaults,
 ) {
     let mut monitor = BeatMonitor::new(config_hash);
     let mut dsc_gone = false;
+    let mut disk = Disk::default();
     loop {
         if stop.is_set() {
             return;
@@ -446,7 +479,8 @@ fn watchdog(
                 faults.push(fault);
             }
         }
-        let next = observe(watch, &monitor, now, dsc_gone, commit.rollback_zone_ready());
+        let disk_pct = disk.measure(now, &commit, drills, &shared);
+        let next = observe(watch, &monitor, now, dsc_gone, commit.rollback_zone_ready(), disk_pct);
         let previous = watch.observed();
         if let Ok(mut o) = watch.observed.lock() {
             o.clone_from(&next);
@@ -471,7 +505,50 @@ fn watchdog(
     }
 }
 
-fn observe(watch: &Watch, monitor: &BeatMonitor, now: u64, dsc_gone: bool, rollback_ok: bool) -> Observed {
+/// The disk probe: measured every [`DISK_PROBE_EVERY_MS`] on the Rollback
+/// Zone's filesystem (inside the data directory), or the drill's value.
+#[derive(Default)]
+struct Disk {
+    next_ms: u64,
+    last: Option<u8>,
+}
+
+impl Disk {
+    fn measure(&mut self, now: u64, commit: &CommitLayer, faults: &KernelFaults, shared: &Shared) -> Option<u8> {
+        if now < self.next_ms {
+            return self.last;
+        }
+        self.next_ms = now.saturating_add(DISK_PROBE_EVERY_MS);
+        let drill = faults.disk_used_pct.load(Ordering::SeqCst);
+        let pct = if drill > 0 { Some(drill.min(100)) } else { disk_used_pct(commit.rollback_zone().dir()) };
+        let was = self.last.unwrap_or(0);
+        if let Some(p) = pct
+            && p >= DISK_CLEANUP_PCT
+            && was < DISK_CLEANUP_PCT
+        {
+            // Crossing 90 %: what the kernel may delete, it deletes (snapshots
+            // past their undo window).
+            match commit.rollback_zone().purge_expired(shared.clock.now()) {
+                Ok(n) => tracing::warn!(used_pct = p, purged = n, "disk over 90 %: expired rollback snapshots purged"),
+                Err(e) => tracing::error!(used_pct = p, error = %e, "disk over 90 %: the rollback zone purge failed"),
+            }
+        }
+        if pct.is_none() && self.last.is_some() {
+            tracing::error!("the disk use of the data directory cannot be measured");
+        }
+        self.last = pct;
+        pct
+    }
+}
+
+fn observe(
+    watch: &Watch,
+    monitor: &BeatMonitor,
+    now: u64,
+    dsc_gone: bool,
+    rollback_ok: bool,
+    disk_used_pct: Option<u8>,
+) -> Observed {
     let seq_last = watch.sequencer_pet_ms.load(Ordering::SeqCst);
     let seq_since = now.saturating_sub(seq_last);
     let seq_down = seq_since > limit_ms(watch.sequencer_interval);
@@ -512,14 +589,29 @@ fn observe(watch: &Watch, monitor: &BeatMonitor, now: u64, dsc_gone: bool, rollb
         lockdown: previous_lockdown && !in_a_row,
         voter_ok: monitor.voter_ok(),
         rollback_ok,
+        disk_used_pct,
         components,
     }
 }
 
 /// A change worth a transition: everything but the pet ages.
 fn changed(a: &Observed, b: &Observed) -> bool {
-    (&a.unresponsive, &a.integrity, a.lockdown, a.heartbeat_ok, a.voter_ok, a.rollback_ok)
-        != (&b.unresponsive, &b.integrity, b.lockdown, b.heartbeat_ok, b.voter_ok, b.rollback_ok)
+    (&a.unresponsive, &a.integrity, a.lockdown, a.heartbeat_ok, a.voter_ok, a.rollback_ok, disk_band(a.disk_used_pct))
+        != (
+            &b.unresponsive,
+            &b.integrity,
+            b.lockdown,
+            b.heartbeat_ok,
+            b.voter_ok,
+            b.rollback_ok,
+            disk_band(b.disk_used_pct),
+        )
+}
+
+/// Which threshold band a disk reading is in (0: under 80 %, 4: 99 % or more).
+fn disk_band(pct: Option<u8>) -> u8 {
+    let p = pct.unwrap_or(0);
+    [DISK_WARN_PCT, DISK_CLEANUP_PCT, DISK_ESSENTIAL_PCT, DISK_EMERGENCY_PCT].iter().map(|t| u8::from(p >= *t)).sum()
 }
 
 fn trigger(a: &Observed, b: &Observed, faults: &[BeatFault]) -> String {
@@ -538,6 +630,9 @@ fn trigger(a: &Observed, b: &Observed, faults: &[BeatFault]) -> String {
     }
     if a.voter_ok != b.voter_ok {
         parts.push(if b.voter_ok { "voter answering again" } else { "voter answered wrong" }.to_owned());
+    }
+    if disk_band(a.disk_used_pct) != disk_band(b.disk_used_pct) {
+        parts.push(format!("disk {} % used", b.disk_used_pct.unwrap_or(0)));
     }
     if a.rollback_ok != b.rollback_ok {
         parts
@@ -617,6 +712,17 @@ mod tests {
         assert!(!m.voter_ok());
         assert_eq!(m.accept(&beat(2), 2, 1_000), Ok(()));
         assert!(m.voter_ok());
+    }
+
+    #[test]
+    fn the_disk_of_a_real_directory_is_measured() {
+        let dir = tempfile::tempdir().unwrap();
+        let pct = disk_used_pct(dir.path()).expect("statvfs on a temp dir");
+        assert!(pct <= 100);
+        assert_eq!(disk_used_pct(&dir.path().join("missing")), None);
+        assert_eq!(disk_band(Some(79)), 0);
+        assert_eq!(disk_band(Some(95)), 3);
+        assert_eq!(disk_band(Some(100)), 4);
     }
 
     #[test]

@@ -281,3 +281,62 @@ fn a_snapshot_carries_an_unhealthy_report() {
     let json = serde_json::to_string(&fresh.snapshot()).unwrap();
     assert!(!json.contains("health"), "a healthy snapshot keeps its old form: {json}");
 }
+
+/// CT-DEG-24 (spec §25.2) with the disk reading drilled: at 90 % expired
+/// rollback snapshots are purged; at 95 % only essential writes go on (Rule 5
+/// denies effects, observations run, ORANGE); at 99 % nothing (Rule 8 denies
+/// everything, RED, a human must act); below, the kernel recovers by itself.
+#[test]
+fn ct_deg_24_disk_thresholds_purge_then_freeze_effects_then_everything() {
+    let world = World::new();
+    let token = token(100);
+    world.put("obs.txt", "x");
+    let layer = world.layer();
+    lifetime(async {
+        let mut config = world.config(layer.clone());
+        config.faults = std::sync::Arc::new(maos_kernel::KernelFaults::default());
+        let faults = config.faults.clone();
+        let (kernel, _) = Kernel::start(config).await.unwrap();
+        wait_state(&kernel, CanonicalState::Yellow).await;
+        let written = fs_write("old.txt", "x");
+        let id = written.id;
+        let reply = submit(&kernel, written, &token).await;
+        assert!(matches!(reply, Reply::Done { .. }), "{reply:?}");
+        assert!(layer.rollback_zone().entry(id).is_some(), "a snapshot was taken");
+        faults.disk_used_pct.store(96, Ordering::SeqCst);
+        wait_state(&kernel, CanonicalState::Orange).await;
+        let reply = submit(&kernel, fs_write("w.txt", "x"), &token).await;
+        assert_eq!(reply.code(), Some("DSC-5-MR-05"), "{reply:?}");
+        let reply = submit(&kernel, fs_read("obs.txt"), &token).await;
+        assert!(matches!(reply, Reply::Done { .. }), "{reply:?}");
+
+        faults.disk_used_pct.store(99, Ordering::SeqCst);
+        wait_state(&kernel, CanonicalState::Red).await;
+        assert!(kernel.status().posture.human_ack);
+        assert_eq!(kernel.status().disk_used_pct, Some(99));
+        let reply = submit(&kernel, fs_read("obs.txt"), &token).await;
+        assert_eq!(reply.code(), Some("DSC-5-MR-08"), "{reply:?}");
+
+        faults.disk_used_pct.store(50, Ordering::SeqCst);
+        wait_state(&kernel, CanonicalState::Yellow).await;
+        let reply = submit(&kernel, fs_write("w.txt", "x"), &token).await;
+        assert!(matches!(reply, Reply::Done { .. }), "{reply:?}");
+
+        // Last (the token expires with it): the first snapshot's undo window (24 h)
+        // passes; crossing 90 % the kernel purges it.
+        world.clock.advance_ms(25 * 60 * 60 * 1000);
+        faults.disk_used_pct.store(91, Ordering::SeqCst);
+        for _ in 0..400 {
+            if layer.rollback_zone().entry(id).is_none() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(layer.rollback_zone().entry(id).is_none(), "the expired snapshot was purged");
+        assert_eq!(kernel.state(), CanonicalState::Yellow, "90 % cleans up, refuses nothing");
+    });
+    let disk: Vec<String> = states(&world).into_iter().map(|s| s.trigger).filter(|t| t.contains("disk")).collect();
+    assert!(disk.iter().any(|t| t.contains("disk 96 % used")), "{disk:?}");
+    assert!(disk.iter().any(|t| t.contains("disk 99 % used")), "{disk:?}");
+    replays_clean(&world);
+}
