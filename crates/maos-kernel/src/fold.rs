@@ -172,7 +172,9 @@ impl KernelState {
                     summary.deltas_skipped = summary.deltas_skipped.saturating_add(1);
                 }
             }
-            KernelRecord::Mode(_) | KernelRecord::State(_) | KernelRecord::Refused(_) => {}
+            // The evaluator's answers change no state: they only refused effects.
+            KernelRecord::Mode(_) | KernelRecord::State(_) | KernelRecord::Evaluation(_) | KernelRecord::Refused(_) => {
+            }
         }
         Ok(())
     }

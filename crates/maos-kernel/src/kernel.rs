@@ -5,9 +5,14 @@
 
 mod agents;
 mod cascade;
+mod evaluator;
 mod immune;
 mod proposals;
 mod watch;
+pub use evaluator::{
+    CODE_SSE_DENY, CODE_SSE_ESCALATE, CODE_SSE_UNAVAILABLE, EVALUATOR_REASON_BYTES_MAX, EVALUATOR_TIMEOUT_DEFAULT,
+    EvalAnswer, EvalRequest, EvalVerdict, SemanticEvaluator,
+};
 pub(crate) use immune::signal_code;
 pub use watch::{
     BOOT_HEARTBEATS, BeatFault, BeatMonitor, ComponentView, DISK_CLEANUP_PCT, DISK_EMERGENCY_PCT, DISK_ESSENTIAL_PCT,
@@ -160,6 +165,11 @@ pub struct KernelConfig {
     pub dsc_heartbeat_interval: Duration,
     /// Fault injection (tests).
     pub faults: Arc<KernelFaults>,
+    /// The semantic evaluator consulted after the DSC allows an effect (none:
+    /// rule-based mode, YELLOW).
+    pub evaluator: Option<Arc<dyn SemanticEvaluator>>,
+    /// How long one answer may take.
+    pub evaluator_timeout: Duration,
 }
 
 impl fmt::Debug for KernelConfig {
@@ -190,6 +200,8 @@ impl KernelConfig {
             approval_ttl_ms: APPROVAL_TTL_MS_DEFAULT,
             heartbeat_interval: HEARTBEAT_INTERVAL_DEFAULT,
             dsc_heartbeat_interval: DSC_HEARTBEAT_INTERVAL_DEFAULT,
+            evaluator: None,
+            evaluator_timeout: EVALUATOR_TIMEOUT_DEFAULT,
             faults: Arc::new(KernelFaults::default()),
         }
     }
@@ -292,6 +304,9 @@ pub struct KernelStatus {
     pub components: Vec<ComponentView>,
     /// Disk use of the data directory's filesystem, percent (`None`: not measured).
     pub disk_used_pct: Option<u8>,
+    /// The semantic evaluator (where it is, and whether it answered last
+    /// time); `None` when none is configured.
+    pub evaluator: Option<(String, bool)>,
     /// Requests waiting in the queue.
     pub queue_depth: usize,
     /// The queue bound.
@@ -431,6 +446,10 @@ struct Shared {
     watch: watch::Watch,
     /// Hash of the DSC configuration loaded at boot.
     config_hash: [u8; 32],
+    /// Its profile.
+    profile: maos_model::Profile,
+    /// The semantic evaluator's seat, when one is configured.
+    evaluator: Option<evaluator::Seat>,
     wal: Arc<Wal>,
     clock: Arc<dyn Clock>,
     stopped: AtomicBool,
@@ -495,7 +514,7 @@ impl Shared {
             rollback_ok: seen.rollback_ok,
             disk_used_pct: seen.disk_used_pct,
             integrity: seen.integrity.as_deref(),
-            evaluator: false,
+            evaluator: self.evaluator.as_ref().is_some_and(evaluator::Seat::up),
         });
         let previous = {
             let Ok(mut posture) = self.posture.lock() else { return };
@@ -804,6 +823,7 @@ impl KernelHandle {
             ),
             components: self.shared.watch.observed().components,
             disk_used_pct: self.shared.watch.observed().disk_used_pct,
+            evaluator: self.shared.evaluator.as_ref().map(|e| (e.describe(), e.up())),
             queue_depth: capacity.saturating_sub(self.tx.capacity()),
             queue_capacity: capacity,
             last_lsn: self.shared.wal.head().ok().map(|(lsn, _)| lsn),
@@ -894,7 +914,7 @@ impl Kernel {
             rollback_ok: true,
             disk_used_pct: None,
             integrity: None,
-            evaluator: false,
+            evaluator: config.evaluator.is_some(),
         });
         let shared = Arc::new(Shared {
             mode: Mutex::new(Mode::RecoveryHold),
@@ -902,6 +922,8 @@ impl Kernel {
             posture_writer: Mutex::new(()),
             watch: watch::Watch::new(interval, dsc_interval),
             config_hash: config.dsc.hash(),
+            profile: config.dsc.profile(),
+            evaluator: config.evaluator.clone().map(|e| evaluator::Seat::new(e, config.evaluator_timeout)),
             wal: wal.clone(),
             clock: config.clock.clone(),
             stopped: AtomicBool::new(false),
@@ -1636,11 +1658,12 @@ impl Sequencer {
                 return;
             }
         };
-        self.run_commit(authorized, Some(lsn), ReplyTo::Agent(reply));
+        // The semantic evaluator may take an allowed effect away, never add one.
+        self.run_commit(authorized, Some(lsn), ReplyTo::Agent(reply), class.is_effect());
     }
 
     /// Stage 1 here (durable intent record), stages 2–7 on a blocking thread.
-    fn run_commit(&self, authorized: Authorized, decision_lsn: Option<Lsn>, to: ReplyTo) {
+    fn run_commit(&self, authorized: Authorized, decision_lsn: Option<Lsn>, to: ReplyTo, evaluate: bool) {
         let id = authorized.id();
         let intent = authorized.intent().clone();
         let commit = self.commit.clone();
@@ -1651,6 +1674,12 @@ impl Sequencer {
         // so concurrent commits share one WAL sync (group commit) and the
         // sequencer only waits for its own decision records.
         tokio::spawn(async move {
+            if let (true, Some(lsn)) = (evaluate, decision_lsn)
+                && let Err((code, why)) = evaluator::check(&shared, &intent, lsn.0).await
+            {
+                to.send(denied(id, code, why, decision_lsn));
+                return;
+            }
             let result = tokio::task::spawn_blocking(move || match commit.log_intent(authorized) {
                 Ok(logged) => commit.commit(logged, now).map_err(|e| (true, e)),
                 Err(e) => Err((false, e)),
@@ -1871,7 +1900,7 @@ impl Sequencer {
         }
         let signer = self.commander.key_id().to_hex();
         match self.close(id, ApprovalOutcome::Granted, Some(signer), "granted by the commander") {
-            Ok(_) => self.run_commit(authorized, None, ReplyTo::Approver(reply)),
+            Ok(_) => self.run_commit(authorized, None, ReplyTo::Approver(reply), false),
             Err(e) => {
                 let _ = reply.send(Err(e));
             }

@@ -35,6 +35,8 @@ pub const KIND_AGENT: RecordKind = RecordKind(0x0306);
 pub const KIND_HEALTH: RecordKind = RecordKind(0x0307);
 /// A canonical state transition (spec §38.11, [`StateRecord`]).
 pub const KIND_STATE: RecordKind = RecordKind(0x0308);
+/// The semantic evaluator's answer about one allowed effect ([`EvaluationRecord`]).
+pub const KIND_EVALUATION: RecordKind = RecordKind(0x0309);
 /// An approval packet (HACF level 2+): an escalated intent waits for a human.
 pub const KIND_APPROVAL_PACKET: RecordKind = RecordKind(0x0310);
 /// The outcome of an approval packet: granted, denied, expired or lapsed.
@@ -148,6 +150,30 @@ pub struct StateRecord {
     /// Hash of the recovery plan or Trusted Decision Packet, where one applies
     /// (none yet: no TSCA plans on one node).
     pub plan_sha3: Option<String>,
+    /// When, Unix ms.
+    pub at_ms: u64,
+}
+
+/// Kind `0x0309`: the evaluator's answer about one allowed effect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvaluationRecord {
+    /// [`RECORD_VERSION`].
+    pub v: u16,
+    /// The intent.
+    pub intent: maos_model::IntentId,
+    /// Its agent.
+    pub agent: maos_model::AgentId,
+    /// Its action.
+    pub action: String,
+    /// `allow`, `deny`, `escalate`, `unavailable` (an error or a timeout) or
+    /// `circuit_open` (not asked).
+    pub outcome: String,
+    /// The refusal code when the effect was refused.
+    pub code: Option<String>,
+    /// The evaluator's reason, or the error.
+    pub reason: String,
+    /// How long the answer took, ms.
+    pub latency_ms: u64,
     /// When, Unix ms.
     pub at_ms: u64,
 }
@@ -598,6 +624,8 @@ pub enum KernelRecord {
     Health(HealthRecord),
     /// `0x0308`.
     State(StateRecord),
+    /// `0x0309`.
+    Evaluation(EvaluationRecord),
     /// `0x0310`.
     ApprovalPacket(Box<ApprovalPacket>),
     /// `0x0311`.
@@ -627,6 +655,7 @@ impl KernelRecord {
             KIND_AGENT => parse(payload).map(Self::Agent),
             KIND_HEALTH => parse(payload).map(Self::Health),
             KIND_STATE => parse(payload).map(Self::State),
+            KIND_EVALUATION => parse(payload).map(Self::Evaluation),
             KIND_APPROVAL_PACKET => parse::<ApprovalPacket>(payload).map(|r| Self::ApprovalPacket(Box::new(r))),
             KIND_APPROVAL_DECISION => {
                 parse::<ApprovalDecisionRecord>(payload).map(|r| Self::ApprovalDecision(Box::new(r)))
@@ -658,6 +687,7 @@ impl KernelRecord {
             Self::Agent(r) => r.v,
             Self::Health(r) => r.v,
             Self::State(r) => r.v,
+            Self::Evaluation(r) => r.v,
             Self::ApprovalPacket(r) => r.v,
             Self::ApprovalDecision(r) => r.v,
             Self::Token(_) => RECORD_VERSION,

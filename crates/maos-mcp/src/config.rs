@@ -373,7 +373,12 @@ fn check_env_name(name: &str) -> Result<(), &'static str> {
 }
 
 /// `https://host…`, or `http://` to `localhost`, `127.x.y.z` or `[::1]`; no `user:pass@`.
-fn check_url(url: &str) -> Result<(), &'static str> {
+/// Checks an endpoint URL the way upstream URLs are checked: `https://`, or
+/// `http://` to a loopback host only, with a host and no credentials.
+///
+/// # Errors
+/// Why it is refused.
+pub fn check_url(url: &str) -> Result<(), &'static str> {
     let (tls, rest) = if let Some(rest) = url.strip_prefix("https://") {
         (true, rest)
     } else if let Some(rest) = url.strip_prefix("http://") {

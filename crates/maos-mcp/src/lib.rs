@@ -76,7 +76,7 @@ mod upstream;
 
 pub use config::{
     CALL_TIMEOUT_MS_MIN, INHERITED_ENV, OutputLabel, Provenance, ToolPolicy, UPSTREAM_NAME_BYTES_MAX, UpstreamConfig,
-    UpstreamTransport,
+    UpstreamTransport, check_url,
 };
 pub use error::McpError;
 pub use pin::{TOOL_PIN_DOMAIN, canonical_json, pin_hex, tool_pin};

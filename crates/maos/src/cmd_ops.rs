@@ -45,6 +45,14 @@ pub fn status(out: &Output, data_dir: &Path) -> anyhow::Result<ExitCode> {
     }
     let mode = s.get("mode").and_then(|m| m.as_str()).unwrap_or("unknown");
     out.field("mode", mode);
+    match s.get("evaluator").filter(|e| !e.is_null()) {
+        Some(e) if e["answering"] == true => {
+            out.field("evaluator", format!("{} (answering)", e["url"].as_str().unwrap_or("?")))
+        }
+        Some(e) => out
+            .field("evaluator", out.red(&format!("{} (not answering: rule-based)", e["url"].as_str().unwrap_or("?")))),
+        None => out.field("evaluator", "none configured (rule-based)"),
+    }
     if let Some(pct) = s.get("disk_used_pct").and_then(serde_json::Value::as_u64) {
         let line = format!("{pct} % used (80 warn, 90 clean up, 95 effects refused, 99 everything refused)");
         out.field("disk", if pct >= 95 { out.red(&line) } else { line });

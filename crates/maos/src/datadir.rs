@@ -46,6 +46,19 @@ pub struct Config {
     pub policy_files: Vec<PathBuf>,
     /// `[aggregate]`: the aggregate monitor's thresholds and mode.
     pub aggregate: (AggregateLimits, AggregateMode),
+    /// `[evaluator]`: the semantic evaluator's endpoint, if any.
+    pub evaluator: Option<EvaluatorSection>,
+}
+
+/// `[evaluator]` in `maos.toml`: the semantic evaluator the kernel consults
+/// after the DSC allows an effect (`docs/resilience.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluatorSection {
+    /// `https://…`, or `http://` to a loopback host.
+    pub url: String,
+    /// Longest wait for one answer, ms (100..=10000; default 2000).
+    pub timeout_ms: Option<u64>,
 }
 
 /// `[aggregate]` in `maos.toml`: the aggregate monitor (spec §49.11); each
@@ -169,6 +182,7 @@ struct ConfigFile {
     policy: PolicySection,
     #[serde(default)]
     aggregate: AggregateSection,
+    evaluator: Option<EvaluatorSection>,
 }
 
 #[derive(Default, Deserialize)]
@@ -340,6 +354,13 @@ impl DataDir {
             return Err(coded("MAOS-CONFIG", format!("`{}`: [aggregate] {why}", path.display()), 1));
         }
         let policy_files = file.policy.files.iter().map(|f| self.root.join(f)).collect();
+        if let Some(e) = &file.evaluator {
+            let bad = |why: &str| coded("MAOS-CONFIG", format!("`{}`: [evaluator] {why}", path.display()), 1);
+            maos_mcp::check_url(&e.url).map_err(&bad)?;
+            if e.timeout_ms.is_some_and(|t| !(100..=10_000).contains(&t)) {
+                return Err(bad("`timeout_ms` must be 100..=10000"));
+            }
+        }
         Ok(Config {
             profile,
             wal_secondary,
@@ -351,6 +372,7 @@ impl DataDir {
             mcp: file.mcp,
             policy_files,
             aggregate,
+            evaluator: file.evaluator,
         })
     }
 

@@ -24,6 +24,7 @@ mod cmd_up;
 mod datadir;
 mod demo;
 mod drill;
+mod evaluator;
 mod journal;
 mod output;
 mod policy_log;

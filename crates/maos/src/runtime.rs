@@ -102,6 +102,11 @@ pub fn open(dir: &DataDir, options: RuntimeOptions, async_runtime: &tokio::runti
     if let Some(drills) = &options.drills {
         kernel.faults = drills.kernel.clone();
     }
+    if let Some(e) = &config.evaluator {
+        kernel.evaluator = Some(Arc::new(crate::evaluator::HttpEvaluator::new(&e.url)?));
+        kernel.evaluator_timeout =
+            e.timeout_ms.map_or(maos_kernel::EVALUATOR_TIMEOUT_DEFAULT, std::time::Duration::from_millis);
+    }
     Ok(Runtime {
         kernel,
         commit,

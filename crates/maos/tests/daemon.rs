@@ -439,6 +439,89 @@ mod daemon {
         audit_clean(&dir);
     }
 
+    /// A reference semantic evaluator: a small local HTTP service that denies
+    /// any request whose body says `forbidden`, and answers HTTP 500 while
+    /// `down` is set. Returns its URL.
+    fn reference_evaluator(down: Arc<AtomicBool>) -> String {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/evaluate", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                let (status, answer) = if down.load(Ordering::SeqCst) {
+                    ("500 Internal Server Error", "{}".to_owned())
+                } else if String::from_utf8_lossy(&body).contains("forbidden") {
+                    ("200 OK", json!({ "verdict": "deny", "reason": "the text says forbidden" }).to_string())
+                } else {
+                    ("200 OK", json!({ "verdict": "allow" }).to_string())
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+            }
+        });
+        url
+    }
+
+    /// The semantic evaluator's seat through the daemon (issue #15 item 7,
+    /// CT-DEG-11): with `[evaluator]` configured and answering the state is
+    /// GREEN; its deny takes an allowed write away (`SSE-DENY`, nothing
+    /// written); when it fails, Standard runs rule-based (the write goes on,
+    /// YELLOW, `maos status` says the evaluator is not answering) and comes
+    /// back to GREEN when it answers again. Every answer is a
+    /// `kernel.evaluation` record; the log replays clean.
+    #[test]
+    fn ct_deg_11_the_evaluator_seat_through_the_daemon() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        init(&dir);
+        let down = Arc::new(AtomicBool::new(false));
+        let url = reference_evaluator(down.clone());
+        let mut config = std::fs::read_to_string(dir.join("maos.toml")).unwrap();
+        config.push_str(&format!("\n[evaluator]\nurl = \"{url}\"\ntimeout_ms = 1000\n"));
+        std::fs::write(dir.join("maos.toml"), config).unwrap();
+        let token = issue(&dir, "writer", &["fs.*=/workspace/**"]);
+        let mut daemon = Daemon::start(&dir, tmp.path(), "up", &[]);
+        let status = wait_state(&dir, "GREEN");
+        assert_eq!(status["status"]["evaluator"]["answering"], true, "{status}");
+        let agent = Agent::open(&daemon.base, &token);
+        done_id(&agent.submit(&fs_write("/workspace/fine.txt", "fine")));
+        let (_, view) = agent.submit(&fs_write("/workspace/no.txt", "forbidden words"));
+        assert_eq!(view["code"], "SSE-DENY", "{view}");
+        assert!(!dir.join("workspace/no.txt").exists());
+        down.store(true, Ordering::SeqCst);
+        done_id(&agent.submit(&fs_write("/workspace/rule-based.txt", "x")));
+        let status = wait_state(&dir, "YELLOW");
+        assert_eq!(status["status"]["evaluator"]["answering"], false, "{status}");
+        down.store(false, Ordering::SeqCst);
+        done_id(&agent.submit(&fs_write("/workspace/back.txt", "x")));
+        wait_state(&dir, "GREEN");
+        assert!(daemon.sigterm().success(), "{}", daemon.output());
+        let outcomes: Vec<String> = export(&dir)
+            .iter()
+            .filter(|r| r["kind_name"] == "kernel.evaluation")
+            .map(|r| r["payload"]["outcome"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(outcomes, ["allow", "deny", "unavailable", "allow"]);
+        audit_clean(&dir);
+    }
+
     /// Apoptosis over HTTP (issue #14 item 4, CT-IMM-04): `POST /v1/apoptosis`
     /// with the agent's session is accepted at once and puts the agent in
     /// stage 3; its next write is refused `IMM-STAGE-3` and not made; after

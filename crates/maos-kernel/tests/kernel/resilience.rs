@@ -340,3 +340,148 @@ fn ct_deg_24_disk_thresholds_purge_then_freeze_effects_then_everything() {
     assert!(disk.iter().any(|t| t.contains("disk 99 % used")), "{disk:?}");
     replays_clean(&world);
 }
+
+/// A scripted evaluator for the seat's kernel tests (the HTTP one is tested
+/// through the daemon): denies any request whose arguments say `forbidden`;
+/// `mode` 0 answers, 1 errors, 2 never answers.
+#[derive(Debug, Default)]
+struct Scripted {
+    mode: std::sync::atomic::AtomicU8,
+    asked: std::sync::atomic::AtomicUsize,
+}
+
+impl maos_kernel::SemanticEvaluator for Scripted {
+    fn evaluate(
+        &self,
+        request: maos_kernel::EvalRequest,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<maos_kernel::EvalAnswer, String>> + Send>> {
+        self.asked.fetch_add(1, Ordering::SeqCst);
+        let mode = self.mode.load(Ordering::SeqCst);
+        let forbidden = serde_json::to_string(&request.intent.args).unwrap().contains("forbidden");
+        Box::pin(async move {
+            match mode {
+                1 => Err("the model provider is down".into()),
+                2 => std::future::pending().await,
+                _ if forbidden => Ok(serde_json::from_value(serde_json::json!({
+                    "verdict": "deny", "reason": "the content says forbidden"
+                }))
+                .unwrap()),
+                _ => Ok(serde_json::from_value(serde_json::json!({ "verdict": "allow" })).unwrap()),
+            }
+        })
+    }
+
+    fn describe(&self) -> String {
+        "scripted".into()
+    }
+}
+
+fn evaluations(world: &World) -> Vec<maos_kernel::records::EvaluationRecord> {
+    kernel_records(world)
+        .into_iter()
+        .filter_map(|r| match r {
+            KernelRecord::Evaluation(e) => Some(e),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The seat can take an allowed effect away and never adds one: only effects
+/// the DSC allowed are asked about (not observations, not denies); a deny is
+/// `SSE-DENY` and nothing runs; every answer is logged; with an evaluator
+/// answering the state is GREEN.
+#[test]
+fn the_evaluator_can_take_an_allowed_effect_away_never_add_one() {
+    let world = World::new();
+    let token = token(100);
+    world.put("obs.txt", "x");
+    let seat = std::sync::Arc::new(Scripted::default());
+    lifetime(async {
+        let mut config = world.config(world.layer());
+        config.evaluator = Some(seat.clone());
+        let (kernel, _) = Kernel::start(config).await.unwrap();
+        wait_state(&kernel, CanonicalState::Green).await;
+        assert_eq!(kernel.status().evaluator, Some(("scripted".to_owned(), true)));
+        let reply = submit(&kernel, fs_write("ok.txt", "fine"), &token).await;
+        assert!(matches!(reply, Reply::Done { .. }), "{reply:?}");
+        let reply = submit(&kernel, fs_write("no.txt", "forbidden text"), &token).await;
+        assert_eq!(reply.code(), Some("SSE-DENY"), "{reply:?}");
+        let asked = seat.asked.load(Ordering::SeqCst);
+        let reply = submit(&kernel, fs_read("obs.txt"), &token).await;
+        assert!(matches!(reply, Reply::Done { .. }), "{reply:?}");
+        // Mail is outside this token's scope: the DSC denies it.
+        let reply = submit(&kernel, mail("someone@example.com"), &token).await;
+        assert!(reply.code().is_some_and(|c| c.starts_with("DSC-")), "{reply:?}");
+        assert_eq!(seat.asked.load(Ordering::SeqCst), asked, "neither a read nor a DSC deny is asked about");
+    });
+    assert_eq!(world.file("ok.txt").as_deref(), Some("fine"));
+    assert_eq!(world.file("no.txt"), None);
+    let logged: Vec<(String, Option<String>)> = evaluations(&world).into_iter().map(|e| (e.outcome, e.code)).collect();
+    assert_eq!(logged, vec![("allow".to_owned(), None), ("deny".to_owned(), Some("SSE-DENY".to_owned()))]);
+    replays_clean(&world);
+}
+
+/// CT-DEG-11 in Standard: an evaluator that errors or does not answer in time
+/// is rule-based mode (YELLOW, degraded mode 3): the DSC's clearance stands
+/// and the effect runs, logged `unavailable`; five failures open its breaker
+/// and nobody waits on it (`circuit_open`); after the cooldown one probe to an
+/// answering evaluator closes it and the state is GREEN again.
+#[test]
+fn ct_deg_11_an_evaluator_down_is_rule_based_in_standard_and_comes_back() {
+    let world = World::new();
+    let token = token(100);
+    let seat = std::sync::Arc::new(Scripted::default());
+    lifetime(async {
+        let mut config = world.config(world.layer());
+        config.evaluator = Some(seat.clone());
+        config.evaluator_timeout = Duration::from_millis(200);
+        let (kernel, _) = Kernel::start(config).await.unwrap();
+        wait_state(&kernel, CanonicalState::Green).await;
+        seat.mode.store(2, Ordering::SeqCst);
+        let reply = submit(&kernel, fs_write("slow.txt", "x"), &token).await;
+        assert!(matches!(reply, Reply::Done { .. }), "rule-based: the DSC's clearance stands: {reply:?}");
+        wait_state(&kernel, CanonicalState::Yellow).await;
+        assert!(kernel.status().posture.modes.contains(&DegradedMode::SecurityReduced));
+        seat.mode.store(1, Ordering::SeqCst);
+        for n in 0..5 {
+            let reply = submit(&kernel, fs_write(&format!("e{n}.txt"), "x"), &token).await;
+            assert!(matches!(reply, Reply::Done { .. }), "{reply:?}");
+        }
+        let asked = seat.asked.load(Ordering::SeqCst);
+        let reply = submit(&kernel, fs_write("open.txt", "x"), &token).await;
+        assert!(matches!(reply, Reply::Done { .. }), "{reply:?}");
+        assert_eq!(seat.asked.load(Ordering::SeqCst), asked, "an open breaker asks nobody");
+        seat.mode.store(0, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(maos_commit::breaker::COOLDOWN_MS + 100)).await;
+        let reply = submit(&kernel, fs_write("probe.txt", "x"), &token).await;
+        assert!(matches!(reply, Reply::Done { .. }), "{reply:?}");
+        wait_state(&kernel, CanonicalState::Green).await;
+    });
+    let outcomes: Vec<String> = evaluations(&world).into_iter().map(|e| e.outcome).collect();
+    assert_eq!(outcomes.first().map(String::as_str), Some("unavailable"));
+    assert!(outcomes.contains(&"circuit_open".to_owned()), "{outcomes:?}");
+    assert_eq!(outcomes.last().map(String::as_str), Some("allow"));
+    let states = states(&world);
+    assert!(states.iter().any(|s| s.new == CanonicalState::Yellow && s.trigger.contains("evaluator not answering")));
+    replays_clean(&world);
+}
+
+/// In Hardened an evaluator that does not answer refuses the effect
+/// (`SSE-UNAVAILABLE`): that profile chose to depend on it.
+#[test]
+fn ct_deg_11_hardened_refuses_an_effect_its_evaluator_could_not_look_at() {
+    let world = World::new();
+    let token = token(100);
+    let seat = std::sync::Arc::new(Scripted::default());
+    seat.mode.store(1, Ordering::SeqCst);
+    lifetime(async {
+        let mut config = world.config(world.layer());
+        config.dsc = maos_dsc::DscConfig::default_for(maos_model::Profile::Hardened).unwrap();
+        config.evaluator = Some(seat.clone());
+        let (kernel, _) = Kernel::start(config).await.unwrap();
+        let reply = submit(&kernel, fs_write("h.txt", "x"), &token).await;
+        assert_eq!(reply.code(), Some("SSE-UNAVAILABLE"), "{reply:?}");
+        assert_eq!(seat.asked.load(Ordering::SeqCst), 1);
+    });
+    assert_eq!(world.file("h.txt"), None);
+}
