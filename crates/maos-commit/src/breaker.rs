@@ -29,6 +29,10 @@ pub const WINDOW_CALLS_MAX: usize = 1024;
 pub const COOLDOWN_MS: u64 = 10_000;
 /// The longest cooldown (the doubling stops here).
 pub const COOLDOWN_MAX_MS: u64 = 300_000;
+/// A probe not reported within this long (longer than any call may wait) is
+/// counted as failed: a caller that died between asking and reporting cannot
+/// leave the breaker half-open for good.
+pub const PROBE_STALE_MS: u64 = 11 * 60 * 1000;
 /// The code a call refused by an open breaker is answered with.
 pub const CODE_CIRCUIT_OPEN: &str = "CIRCUIT-OPEN";
 
@@ -45,10 +49,10 @@ pub enum BreakerState {
         /// When a probe may go through.
         until_ms: u64,
     },
-    /// One probe is (or may be) in flight.
+    /// The one probe is in flight.
     HalfOpen {
-        /// Whether the probe has been handed out.
-        probing: bool,
+        /// When it was handed out.
+        since_ms: u64,
     },
 }
 
@@ -127,15 +131,16 @@ impl Breaker {
                 (Err(Refused { retry_in_ms: until_ms - now_ms }), None)
             }
             BreakerState::Open { .. } => {
-                self.state = BreakerState::HalfOpen { probing: true };
+                self.state = BreakerState::HalfOpen { since_ms: now_ms };
                 let t = self.transition("open", "cooldown over: one probe goes through".into());
                 (Ok(Admission::Probe), Some(t))
             }
-            BreakerState::HalfOpen { probing: true } => (Err(Refused { retry_in_ms: 0 }), None),
-            BreakerState::HalfOpen { probing: false } => {
-                self.state = BreakerState::HalfOpen { probing: true };
-                (Ok(Admission::Probe), None)
+            BreakerState::HalfOpen { since_ms } if now_ms.saturating_sub(since_ms) > PROBE_STALE_MS => {
+                self.cooldown_ms = self.cooldown_ms.saturating_mul(2).min(COOLDOWN_MAX_MS);
+                let t = self.open(now_ms, "the probe never reported: counted as failed".into());
+                (Err(Refused { retry_in_ms: self.cooldown_ms }), Some(t))
             }
+            BreakerState::HalfOpen { .. } => (Err(Refused { retry_in_ms: 0 }), None),
         }
     }
 
@@ -247,6 +252,22 @@ mod tests {
         let (at, t) = opened.expect("the rate opened it");
         assert_eq!(at, 9, "at the tenth call, the window minimum");
         assert!(t.reason.contains("of the last"), "{}", t.reason);
+    }
+
+    #[test]
+    fn a_probe_that_never_reports_is_counted_as_failed() {
+        let mut b = Breaker::default();
+        for at in 0..5 {
+            fail(&mut b, at);
+        }
+        let at = 4 + COOLDOWN_MS;
+        assert_eq!(b.admit(at).0, Ok(Admission::Probe));
+        // Its caller died; nobody records. Later askers are refused until it is stale.
+        assert_eq!(b.admit(at + 1).0, Err(Refused { retry_in_ms: 0 }));
+        let (refused, t) = b.admit(at + PROBE_STALE_MS + 1);
+        assert_eq!(refused, Err(Refused { retry_in_ms: 2 * COOLDOWN_MS }));
+        assert_eq!(t.unwrap().to, "open");
+        assert_eq!(b.admit(at + PROBE_STALE_MS + 1 + 2 * COOLDOWN_MS).0, Ok(Admission::Probe));
     }
 
     #[test]

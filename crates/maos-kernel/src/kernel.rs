@@ -10,8 +10,9 @@ mod immune;
 mod proposals;
 mod watch;
 pub use evaluator::{
-    CODE_SSE_DENY, CODE_SSE_ESCALATE, CODE_SSE_UNAVAILABLE, EVALUATOR_REASON_BYTES_MAX, EVALUATOR_TIMEOUT_DEFAULT,
-    EvalAnswer, EvalRequest, EvalVerdict, SemanticEvaluator,
+    CODE_SSE_DENY, CODE_SSE_ESCALATE, CODE_SSE_INVALID, CODE_SSE_UNAVAILABLE, EVALUATIONS_IN_FLIGHT_MAX,
+    EVALUATOR_REASON_BYTES_MAX, EVALUATOR_TIMEOUT_DEFAULT, EvalAnswer, EvalError, EvalRequest, EvalVerdict,
+    SemanticEvaluator,
 };
 pub(crate) use immune::signal_code;
 pub use watch::{
@@ -571,6 +572,23 @@ impl Shared {
     }
 }
 
+/// The halves of the Mandatory Rules that read the health report, applied to
+/// `h` for a request that runs without a new decision (a grant, an effect
+/// after the evaluator's answer).
+fn health_refusal_of(h: &KernelHealth, config_hash: [u8; 32], effect: bool) -> Option<(&'static str, String)> {
+    let all = [
+        (h.config_hash_loaded == config_hash, DenyCode::Mr01),
+        (h.audit_chain_intact, DenyCode::Mr03),
+        (h.voter_ok, DenyCode::Mr06),
+        (h.wal_writable, DenyCode::Mr08),
+        (h.gateway_enforced, DenyCode::Mr09),
+        (h.supervisor_present, DenyCode::Mr11),
+    ];
+    let effects = [(h.rollback_available, DenyCode::Mr05), (h.heartbeat_ok, DenyCode::Mr10)];
+    let failing = all.iter().chain(effects.iter().filter(|_| effect)).find(|(ok, _)| !ok);
+    failing.map(|(_, code)| (code.as_str(), format!("{}: the kernel's health refuses it now", code.explain())))
+}
+
 fn disk_at(seen: &watch::Observed, pct: u8) -> bool {
     seen.disk_used_pct.is_some_and(|p| p >= pct)
 }
@@ -914,7 +932,8 @@ impl Kernel {
             rollback_ok: true,
             disk_used_pct: None,
             integrity: None,
-            evaluator: config.evaluator.is_some(),
+            // GREEN only once the evaluator has answered.
+            evaluator: false,
         });
         let shared = Arc::new(Shared {
             mode: Mutex::new(Mode::RecoveryHold),
@@ -1201,18 +1220,7 @@ impl Sequencer {
         if self.shared.watch.lockdown() {
             return Some((CODE_BOOT_LOCKDOWN, "boot lockdown".into()));
         }
-        let h = self.state.dsc.health();
-        let all = [
-            (h.config_hash_loaded == self.shared.config_hash, DenyCode::Mr01),
-            (h.audit_chain_intact, DenyCode::Mr03),
-            (h.voter_ok, DenyCode::Mr06),
-            (h.wal_writable, DenyCode::Mr08),
-            (h.gateway_enforced, DenyCode::Mr09),
-            (h.supervisor_present, DenyCode::Mr11),
-        ];
-        let effects = [(h.rollback_available, DenyCode::Mr05), (h.heartbeat_ok, DenyCode::Mr10)];
-        let failing = all.iter().chain(effects.iter().filter(|_| effect)).find(|(ok, _)| !ok);
-        failing.map(|(_, code)| (code.as_str(), format!("{}: the kernel's health refuses it now", code.explain())))
+        health_refusal_of(self.state.dsc.health(), self.shared.config_hash, effect)
     }
 
     fn now(&mut self) -> UnixMillis {
@@ -1674,11 +1682,23 @@ impl Sequencer {
         // so concurrent commits share one WAL sync (group commit) and the
         // sequencer only waits for its own decision records.
         tokio::spawn(async move {
-            if let (true, Some(lsn)) = (evaluate, decision_lsn)
-                && let Err((code, why)) = evaluator::check(&shared, &intent, lsn.0).await
-            {
-                to.send(denied(id, code, why, decision_lsn));
-                return;
+            let mut now = now;
+            if let (true, Some(lsn)) = (evaluate, decision_lsn) {
+                if let Err((code, why)) = evaluator::check(&shared, &intent, lsn.0).await {
+                    to.send(denied(id, code, why, decision_lsn));
+                    return;
+                }
+                // The answer took time: what stops effects now stops this one.
+                let refusal = shared
+                    .mode()
+                    .effect_refusal()
+                    .map(|code| (code, format!("effects are refused: kernel is in {}", shared.mode())))
+                    .or_else(|| health_refusal_of(&shared.health(), shared.config_hash, true));
+                if let Some((code, why)) = refusal {
+                    to.send(denied(id, code, why, decision_lsn));
+                    return;
+                }
+                now = now.max(shared.clock.now());
             }
             let result = tokio::task::spawn_blocking(move || match commit.log_intent(authorized) {
                 Ok(logged) => commit.commit(logged, now).map_err(|e| (true, e)),

@@ -143,7 +143,8 @@ pub struct Conditions<'a> {
     /// The Rollback Zone can take a snapshot (else Rule 5 denies effects).
     pub rollback_ok: bool,
     /// Disk use of the data directory's filesystem, percent (spec §25.2:
-    /// 80 warn, 90 clean up, 95 essential writes only, 99 emergency).
+    /// 80 warn, 90 clean up, 95 essential writes only, 99 emergency; RED at
+    /// 99 needs a human to free space, and ends by itself once there is).
     pub disk_used_pct: Option<u8>,
     /// An integrity violation (a DSC heartbeat under another configuration hash).
     pub integrity: Option<&'a str>,
@@ -198,7 +199,7 @@ impl Posture {
         let disk_line = match disk {
             99.. => Some("emergency: only the kernel's shutdown may write"),
             95..=98 => Some("only essential writes (the log): effects refused"),
-            90..=94 => Some("expired rollback snapshots purged"),
+            90..=94 => Some("expired rollback snapshots are being cleaned up"),
             80..=89 => Some("warning"),
             _ => None,
         };

@@ -43,7 +43,7 @@ pub fn run(out: &Output, data_dir: &std::path::Path, args: &UpArgs) -> anyhow::R
     // Built outside the async runtime: the http effector's blocking client
     // must be created and dropped outside it.
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
-    let drills = crate::drill::from_env();
+    let drills = crate::drill::from_env(dir.root(), dir.load_config()?.profile)?;
     if let Some((path, _)) = &drills {
         tracing::warn!(dir = %path.display(), "fault drills enabled: files in this directory make the kernel refuse more");
         out.line(out.red(&format!("fault drills enabled from {}", path.display())));

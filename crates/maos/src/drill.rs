@@ -6,7 +6,10 @@
 //!
 //! Every drill can only make the kernel refuse more, never allow more
 //! (`KernelFaults`, `DrillStorage`); enabling them is announced at start-up.
-//! Without the variable nothing is watched.
+//! Without the variable nothing is watched. Because a drill can stop the
+//! kernel's commits, the directory must belong to the data directory's owner
+//! and be writable by nobody else, and drills are refused in Hardened and
+//! Isolated (`MAOS-CONFIG`).
 
 use maos_kernel::KernelFaults;
 use std::path::PathBuf;
@@ -42,9 +45,30 @@ const DRILLS: [(&str, Switch); 7] = [
 ];
 
 /// The drill directory and fresh switches, when `MAOS_DRILL_DIR` is set.
-pub fn from_env() -> Option<(PathBuf, Switches)> {
-    let dir = std::env::var_os(DRILL_DIR_ENV).filter(|d| !d.is_empty())?;
-    Some((PathBuf::from(dir), Switches::default()))
+///
+/// # Errors
+/// `MAOS-CONFIG` when the profile is not Standard, or the directory is not a
+/// directory of the data directory's owner that only that owner may write.
+pub fn from_env(
+    data_root: &std::path::Path,
+    profile: maos_model::Profile,
+) -> anyhow::Result<Option<(PathBuf, Switches)>> {
+    use std::os::unix::fs::MetadataExt as _;
+    let Some(dir) = std::env::var_os(DRILL_DIR_ENV).filter(|d| !d.is_empty()) else { return Ok(None) };
+    let dir = PathBuf::from(dir);
+    let refuse = |why: String| crate::output::coded("MAOS-CONFIG", format!("{DRILL_DIR_ENV}: {why}"), 1);
+    if profile != maos_model::Profile::Standard {
+        return Err(refuse(format!("fault drills are for Standard only, not {profile:?}")));
+    }
+    let meta = std::fs::metadata(&dir).map_err(|e| refuse(format!("`{}`: {e}", dir.display())))?;
+    let owner = std::fs::metadata(data_root).map_err(|e| refuse(format!("`{}`: {e}", data_root.display())))?.uid();
+    if !meta.is_dir() || meta.uid() != owner || meta.mode() & 0o022 != 0 {
+        return Err(refuse(format!(
+            "`{}` must be a directory of the data directory's owner that nobody else may write (mode 0700 or 0755)",
+            dir.display()
+        )));
+    }
+    Ok(Some((dir, Switches::default())))
 }
 
 /// Stops the watcher when dropped.

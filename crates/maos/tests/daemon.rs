@@ -441,7 +441,7 @@ mod daemon {
 
     /// A reference semantic evaluator: a small local HTTP service that denies
     /// any request whose body says `forbidden`, and answers HTTP 500 while
-    /// `down` is set. Returns its URL.
+    /// `down` is set (a server error: unreachable). Returns its URL.
     fn reference_evaluator(down: Arc<AtomicBool>) -> String {
         use std::io::{BufRead, BufReader, Read, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -498,12 +498,17 @@ mod daemon {
         std::fs::write(dir.join("maos.toml"), config).unwrap();
         let token = issue(&dir, "writer", &["fs.*=/workspace/**"]);
         let mut daemon = Daemon::start(&dir, tmp.path(), "up", &[]);
-        let status = wait_state(&dir, "GREEN");
-        assert_eq!(status["status"]["evaluator"]["answering"], true, "{status}");
+        // Not GREEN before it has answered once.
+        let status = wait_state(&dir, "YELLOW");
+        assert_eq!(status["status"]["evaluator"]["answering"], false, "{status}");
         let agent = Agent::open(&daemon.base, &token);
         done_id(&agent.submit(&fs_write("/workspace/fine.txt", "fine")));
+        let status = wait_state(&dir, "GREEN");
+        assert_eq!(status["status"]["evaluator"]["answering"], true, "{status}");
         let (_, view) = agent.submit(&fs_write("/workspace/no.txt", "forbidden words"));
         assert_eq!(view["code"], "SSE-DENY", "{view}");
+        // HTTP 500 is the evaluator failing (unreachable); a 4xx or garbage
+        // would be SSE-INVALID, refused in every profile.
         assert!(!dir.join("workspace/no.txt").exists());
         down.store(true, Ordering::SeqCst);
         done_id(&agent.submit(&fs_write("/workspace/rule-based.txt", "x")));

@@ -12,9 +12,17 @@
 //! - **Logged.** Every answer, error or skip is a `kernel.evaluation` record
 //!   (`0x0309`) before the effect runs or is refused; the DSC's decision record
 //!   stays what replay re-checks.
-//! - **Rule-based when absent or failing** (YELLOW, degraded mode 3): in
+//! - **Rule-based when absent or unreachable** (YELLOW, degraded mode 3): in
 //!   Standard the effect goes on under the DSC's clearance (logged as such);
 //!   in Hardened and Isolated it is refused `SSE-UNAVAILABLE` (fail closed).
+//!   An evaluator that answers something other than a valid verdict is not
+//!   "unavailable": the effect is refused `SSE-INVALID` in every profile (a
+//!   malformed deny must never read as an allow).
+//! - **Checked again after the wait**: the kernel's mode and health are read
+//!   once more before the effect goes on (a freeze or a heartbeat loss during
+//!   the evaluator's answer still stops it).
+//! - Bounded: at most [`EVALUATIONS_IN_FLIGHT_MAX`] questions at once; past it
+//!   a question is not asked (unavailable).
 //! - An `escalate` answer is refused `SSE-ESCALATE`: a human approval of an
 //!   effect the DSC allowed has no decision to sign yet (not built).
 
@@ -35,8 +43,13 @@ pub const CODE_SSE_DENY: &str = "SSE-DENY";
 /// Refusal code when the evaluator asks for a human (escalation through the
 /// seat is not built: fail closed).
 pub const CODE_SSE_ESCALATE: &str = "SSE-ESCALATE";
-/// Refusal code in Hardened and Isolated when the evaluator did not answer.
+/// Refusal code in Hardened and Isolated when the evaluator did not answer,
+/// and in every profile when its answer could not be logged.
 pub const CODE_SSE_UNAVAILABLE: &str = "SSE-UNAVAILABLE";
+/// Refusal code when the evaluator answered something that is not a verdict.
+pub const CODE_SSE_INVALID: &str = "SSE-INVALID";
+/// Questions in flight at once.
+pub const EVALUATIONS_IN_FLIGHT_MAX: usize = 64;
 /// Default wait for one answer.
 pub const EVALUATOR_TIMEOUT_DEFAULT: Duration = Duration::from_secs(2);
 /// Longest reason kept from an answer, bytes.
@@ -67,9 +80,8 @@ pub enum EvalVerdict {
     Escalate,
 }
 
-/// The answer (the documented response schema).
+/// The answer (the documented response schema; other fields are ignored).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct EvalAnswer {
     /// The verdict.
     pub verdict: EvalVerdict,
@@ -78,10 +90,20 @@ pub struct EvalAnswer {
     pub reason: String,
 }
 
+/// Why an evaluator gave no verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EvalError {
+    /// Not reached, or it failed on its side (a 5xx): rule-based mode, and a
+    /// failure for its breaker.
+    Unreachable(String),
+    /// It answered, but not with a valid verdict: the effect is refused.
+    Invalid(String),
+}
+
 /// A pluggable evaluator: the daemon's is an HTTP endpoint.
 pub trait SemanticEvaluator: Send + Sync + fmt::Debug {
     /// Asks about one allowed effect. The kernel bounds the wait.
-    fn evaluate(&self, request: EvalRequest) -> Pin<Box<dyn Future<Output = Result<EvalAnswer, String>> + Send>>;
+    fn evaluate(&self, request: EvalRequest) -> Pin<Box<dyn Future<Output = Result<EvalAnswer, EvalError>> + Send>>;
     /// Where it is (for the log and `maos status`).
     fn describe(&self) -> String;
 }
@@ -93,6 +115,7 @@ pub(crate) struct Seat {
     breaker: Mutex<Breaker>,
     epoch: Instant,
     up: AtomicBool,
+    in_flight: tokio::sync::Semaphore,
 }
 
 impl Seat {
@@ -102,7 +125,9 @@ impl Seat {
             timeout,
             breaker: Mutex::new(Breaker::default()),
             epoch: Instant::now(),
-            up: AtomicBool::new(true),
+            // Not GREEN before it has answered once.
+            up: AtomicBool::new(false),
+            in_flight: tokio::sync::Semaphore::new(EVALUATIONS_IN_FLIGHT_MAX),
         }
     }
 
@@ -131,53 +156,23 @@ pub(super) async fn check(
     let profile = shared.profile;
     let strict = profile != Profile::Standard;
     let started = Instant::now();
-    let admitted = {
-        let mut breaker =
-            seat.breaker.lock().map_err(|_| (CODE_SSE_UNAVAILABLE, "breaker lock poisoned".to_owned()))?;
-        let (admitted, transition) = breaker.admit(seat.now_ms());
-        if let Some(t) = transition {
-            tracing::info!(from = t.from, to = t.to, reason = %t.reason, "evaluator circuit breaker");
+    let (outcome, reason, refusal, reached) = match seat.in_flight.try_acquire() {
+        Err(_) => {
+            let why = format!("{EVALUATIONS_IN_FLIGHT_MAX} questions already in flight: not asked");
+            (Outcome::Unavailable, why, None, None)
         }
-        admitted
+        Ok(_permit) => ask(seat, intent, profile, decision_lsn).await,
     };
-    let (outcome, reason, refusal, ok) = match admitted {
-        Err(r) => {
-            let why = format!("the evaluator's circuit breaker is open (next probe in {} ms)", r.retry_in_ms);
-            ("circuit_open", why, None, None)
-        }
-        Ok(admission) => {
-            let request = EvalRequest { v: 1, intent: intent.clone(), profile, decision_lsn };
-            let answer = tokio::time::timeout(seat.timeout, seat.evaluator.evaluate(request)).await;
-            let answer = match answer {
-                Ok(Ok(a)) => Ok(a),
-                Ok(Err(e)) => Err(e),
-                Err(_) => Err(format!("no answer within {} ms", seat.timeout.as_millis())),
-            };
-            let ok = answer.is_ok();
-            if let Ok(mut breaker) = seat.breaker.lock()
-                && let Some(t) = breaker.record(seat.now_ms(), admission, ok)
-            {
-                tracing::warn!(from = t.from, to = t.to, reason = %t.reason, "evaluator circuit breaker");
-            }
-            match answer {
-                Ok(EvalAnswer { verdict: EvalVerdict::Allow, reason }) => ("allow", reason, None, Some(true)),
-                Ok(EvalAnswer { verdict: EvalVerdict::Deny, reason }) => {
-                    ("deny", reason, Some(CODE_SSE_DENY), Some(true))
-                }
-                Ok(EvalAnswer { verdict: EvalVerdict::Escalate, reason }) => {
-                    ("escalate", reason, Some(CODE_SSE_ESCALATE), Some(true))
-                }
-                Err(e) => ("unavailable", e, None, Some(false)),
-            }
-        }
-    };
-    // Not answering (an error, a timeout, an open breaker) is rule-based mode.
-    let answered = ok == Some(true);
+    // Not answering (unreachable, a timeout, an open breaker, too busy) is
+    // rule-based mode; an invalid answer is an answer.
+    let answered = reached == Some(true);
     let breaker_closed = seat.breaker.lock().is_ok_and(|b| b.state() == maos_commit::breaker::BreakerState::Closed);
     let up = answered && breaker_closed;
     if seat.up.swap(up, Ordering::SeqCst) != up {
-        let trigger = if up { "evaluator answering again" } else { "evaluator not answering" };
-        shared.update_posture(&format!("evaluator: {trigger}"));
+        let trigger = format!("evaluator: {}", if up { "answering" } else { "evaluator not answering" });
+        let posture = shared.clone();
+        // Logging waits on a sync: off the async workers.
+        let _ = tokio::task::spawn_blocking(move || posture.update_posture(&trigger)).await;
     }
     let refusal = refusal.or_else(|| (!answered && strict).then_some(CODE_SSE_UNAVAILABLE));
     let mut reason = reason;
@@ -190,23 +185,104 @@ pub(super) async fn check(
         intent: intent.id,
         agent: intent.agent.clone(),
         action: intent.action.clone(),
-        outcome: outcome.to_owned(),
+        outcome: outcome.name().to_owned(),
         code: refusal.map(str::to_owned),
         reason: reason.clone(),
         latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         at_ms: shared.clock.now().0,
     };
-    let logged = records::encode(&record)
-        .and_then(|payload| shared.wal.append(KIND_EVALUATION, &payload).map(drop).map_err(|e| e.to_string()));
+    let wal = shared.wal.clone();
+    let logged = tokio::task::spawn_blocking(move || {
+        records::encode(&record)
+            .and_then(|payload| wal.append(KIND_EVALUATION, &payload).map(drop).map_err(|e| e.to_string()))
+    })
+    .await
+    .unwrap_or_else(|e| Err(e.to_string()));
     if let Err(e) = logged {
         return Err((CODE_SSE_UNAVAILABLE, format!("the evaluator's answer could not be logged: {e}")));
     }
-    match refusal {
-        Some(code) if code == CODE_SSE_UNAVAILABLE => Err((
+    match (outcome, refusal) {
+        (Outcome::Invalid, _) => {
+            Err((CODE_SSE_INVALID, format!("the semantic evaluator's answer is not a verdict ({reason}): refused")))
+        }
+        (_, Some(code)) if code == CODE_SSE_UNAVAILABLE => Err((
             code,
             format!("the semantic evaluator did not answer ({reason}); {profile:?} refuses effects without it"),
         )),
-        Some(code) => Err((code, format!("the semantic evaluator: {reason}"))),
-        None => Ok(()),
+        (_, Some(code)) => Err((code, format!("the semantic evaluator: {reason}"))),
+        (_, None) => Ok(()),
+    }
+}
+
+/// What came of one question (logged by name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Allow,
+    Deny,
+    Escalate,
+    Invalid,
+    Unavailable,
+    CircuitOpen,
+}
+
+impl Outcome {
+    const fn name(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+            Self::Escalate => "escalate",
+            Self::Invalid => "invalid",
+            Self::Unavailable => "unavailable",
+            Self::CircuitOpen => "circuit_open",
+        }
+    }
+}
+
+/// Asks through the breaker, within the timeout. Returns the outcome, the
+/// reason, the refusal code, and whether it was reached (`None`: not asked).
+async fn ask(
+    seat: &Seat,
+    intent: &Intent,
+    profile: Profile,
+    decision_lsn: u64,
+) -> (Outcome, String, Option<&'static str>, Option<bool>) {
+    let admitted = match seat.breaker.lock() {
+        Ok(mut breaker) => {
+            let (admitted, transition) = breaker.admit(seat.now_ms());
+            if let Some(t) = transition {
+                tracing::info!(from = t.from, to = t.to, reason = %t.reason, "evaluator circuit breaker");
+            }
+            admitted
+        }
+        Err(_) => return (Outcome::Unavailable, "breaker lock poisoned".to_owned(), Some(CODE_SSE_UNAVAILABLE), None),
+    };
+    let admission = match admitted {
+        Ok(a) => a,
+        Err(r) => {
+            let why = format!("the evaluator's circuit breaker is open (next probe in {} ms)", r.retry_in_ms);
+            return (Outcome::CircuitOpen, why, None, None);
+        }
+    };
+    let request = EvalRequest { v: 1, intent: intent.clone(), profile, decision_lsn };
+    let answer = match tokio::time::timeout(seat.timeout, seat.evaluator.evaluate(request)).await {
+        Ok(answer) => answer,
+        Err(_) => Err(EvalError::Unreachable(format!("no answer within {} ms", seat.timeout.as_millis()))),
+    };
+    let reached = !matches!(answer, Err(EvalError::Unreachable(_)));
+    if let Ok(mut breaker) = seat.breaker.lock()
+        && let Some(t) = breaker.record(seat.now_ms(), admission, reached)
+    {
+        tracing::warn!(from = t.from, to = t.to, reason = %t.reason, "evaluator circuit breaker");
+    }
+    match answer {
+        Ok(EvalAnswer { verdict: EvalVerdict::Allow, reason }) => (Outcome::Allow, reason, None, Some(true)),
+        Ok(EvalAnswer { verdict: EvalVerdict::Deny, reason }) => {
+            (Outcome::Deny, reason, Some(CODE_SSE_DENY), Some(true))
+        }
+        Ok(EvalAnswer { verdict: EvalVerdict::Escalate, reason }) => {
+            (Outcome::Escalate, reason, Some(CODE_SSE_ESCALATE), Some(true))
+        }
+        Err(EvalError::Invalid(e)) => (Outcome::Invalid, e, Some(CODE_SSE_INVALID), Some(true)),
+        Err(EvalError::Unreachable(e)) => (Outcome::Unavailable, e, None, Some(false)),
     }
 }

@@ -506,38 +506,69 @@ fn watchdog(
 }
 
 /// The disk probe: measured every [`DISK_PROBE_EVERY_MS`] on the Rollback
-/// Zone's filesystem (inside the data directory), or the drill's value.
+/// Zone's filesystem (inside the data directory), worsened by the drill's value.
 #[derive(Default)]
 struct Disk {
     next_ms: u64,
+    next_purge_ms: u64,
     last: Option<u8>,
+    purging: Arc<AtomicBool>,
 }
 
+/// How often the clean-up runs again while the disk stays at 90 % or more.
+const DISK_PURGE_EVERY_MS: u64 = 60_000;
+
 impl Disk {
-    fn measure(&mut self, now: u64, commit: &CommitLayer, faults: &KernelFaults, shared: &Shared) -> Option<u8> {
+    fn measure(&mut self, now: u64, commit: &Arc<CommitLayer>, faults: &KernelFaults, shared: &Shared) -> Option<u8> {
         if now < self.next_ms {
             return self.last;
         }
         self.next_ms = now.saturating_add(DISK_PROBE_EVERY_MS);
-        let drill = faults.disk_used_pct.load(Ordering::SeqCst);
-        let pct = if drill > 0 { Some(drill.min(100)) } else { disk_used_pct(commit.rollback_zone().dir()) };
-        let was = self.last.unwrap_or(0);
-        if let Some(p) = pct
-            && p >= DISK_CLEANUP_PCT
-            && was < DISK_CLEANUP_PCT
+        let measured = disk_used_pct(commit.rollback_zone().dir());
+        // A drill can only make the reading worse, never hide a full disk.
+        let drill = faults.disk_used_pct.load(Ordering::SeqCst).min(100);
+        let pct = if drill > 0 { Some(measured.map_or(drill, |m| m.max(drill))) } else { measured };
+        if pct.is_none_or(|p| p < DISK_CLEANUP_PCT) {
+            // Below 90 %: the next crossing cleans up at once.
+            self.next_purge_ms = 0;
+        }
+        if let Some(p) = pct.filter(|p| *p >= DISK_CLEANUP_PCT)
+            && now >= self.next_purge_ms
         {
-            // Crossing 90 %: what the kernel may delete, it deletes (snapshots
-            // past their undo window).
-            match commit.rollback_zone().purge_expired(shared.clock.now()) {
-                Ok(n) => tracing::warn!(used_pct = p, purged = n, "disk over 90 %: expired rollback snapshots purged"),
-                Err(e) => tracing::error!(used_pct = p, error = %e, "disk over 90 %: the rollback zone purge failed"),
-            }
+            // At 90 % and over, what the kernel may delete it deletes (snapshots
+            // past their undo window), off this thread, again every minute.
+            self.next_purge_ms = now.saturating_add(DISK_PURGE_EVERY_MS);
+            self.purge(p, commit, shared);
         }
         if pct.is_none() && self.last.is_some() {
             tracing::error!("the disk use of the data directory cannot be measured");
         }
         self.last = pct;
         pct
+    }
+
+    fn purge(&self, pct: u8, commit: &Arc<CommitLayer>, shared: &Shared) {
+        if self.purging.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let (commit, clock, purging) = (commit.clone(), shared.clock.clone(), self.purging.clone());
+        let spawned = std::thread::Builder::new().name("maos-disk-cleanup".into()).spawn(move || {
+            match commit.rollback_zone().purge_expired(clock.now()) {
+                Ok(n) => tracing::warn!(
+                    used_pct = pct,
+                    purged = n,
+                    "disk at 90 % or more: expired rollback snapshots purged"
+                ),
+                Err(e) => {
+                    tracing::error!(used_pct = pct, error = %e, "disk at 90 % or more: the rollback zone purge failed")
+                }
+            }
+            purging.store(false, Ordering::SeqCst);
+        });
+        if let Err(e) = spawned {
+            self.purging.store(false, Ordering::SeqCst);
+            tracing::error!(error = %e, "the disk clean-up thread could not start");
+        }
     }
 }
 

@@ -343,7 +343,7 @@ fn ct_deg_24_disk_thresholds_purge_then_freeze_effects_then_everything() {
 
 /// A scripted evaluator for the seat's kernel tests (the HTTP one is tested
 /// through the daemon): denies any request whose arguments say `forbidden`;
-/// `mode` 0 answers, 1 errors, 2 never answers.
+/// `mode` 0 answers, 1 is unreachable, 2 never answers, 3 answers garbage.
 #[derive(Debug, Default)]
 struct Scripted {
     mode: std::sync::atomic::AtomicU8,
@@ -354,14 +354,17 @@ impl maos_kernel::SemanticEvaluator for Scripted {
     fn evaluate(
         &self,
         request: maos_kernel::EvalRequest,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<maos_kernel::EvalAnswer, String>> + Send>> {
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<maos_kernel::EvalAnswer, maos_kernel::EvalError>> + Send>,
+    > {
         self.asked.fetch_add(1, Ordering::SeqCst);
         let mode = self.mode.load(Ordering::SeqCst);
         let forbidden = serde_json::to_string(&request.intent.args).unwrap().contains("forbidden");
         Box::pin(async move {
             match mode {
-                1 => Err("the model provider is down".into()),
+                1 => Err(maos_kernel::EvalError::Unreachable("the model provider is down".into())),
                 2 => std::future::pending().await,
+                3 => Err(maos_kernel::EvalError::Invalid("`Deny` is not a verdict".into())),
                 _ if forbidden => Ok(serde_json::from_value(serde_json::json!({
                     "verdict": "deny", "reason": "the content says forbidden"
                 }))
@@ -400,10 +403,13 @@ fn the_evaluator_can_take_an_allowed_effect_away_never_add_one() {
         let mut config = world.config(world.layer());
         config.evaluator = Some(seat.clone());
         let (kernel, _) = Kernel::start(config).await.unwrap();
-        wait_state(&kernel, CanonicalState::Green).await;
-        assert_eq!(kernel.status().evaluator, Some(("scripted".to_owned(), true)));
+        // Not GREEN before it has answered once.
+        wait_state(&kernel, CanonicalState::Yellow).await;
+        assert_eq!(kernel.status().evaluator, Some(("scripted".to_owned(), false)));
         let reply = submit(&kernel, fs_write("ok.txt", "fine"), &token).await;
         assert!(matches!(reply, Reply::Done { .. }), "{reply:?}");
+        wait_state(&kernel, CanonicalState::Green).await;
+        assert_eq!(kernel.status().evaluator, Some(("scripted".to_owned(), true)));
         let reply = submit(&kernel, fs_write("no.txt", "forbidden text"), &token).await;
         assert_eq!(reply.code(), Some("SSE-DENY"), "{reply:?}");
         let asked = seat.asked.load(Ordering::SeqCst);
@@ -413,11 +419,23 @@ fn the_evaluator_can_take_an_allowed_effect_away_never_add_one() {
         let reply = submit(&kernel, mail("someone@example.com"), &token).await;
         assert!(reply.code().is_some_and(|c| c.starts_with("DSC-")), "{reply:?}");
         assert_eq!(seat.asked.load(Ordering::SeqCst), asked, "neither a read nor a DSC deny is asked about");
+        // A malformed answer is never an allow, whatever the profile.
+        seat.mode.store(3, Ordering::SeqCst);
+        let reply = submit(&kernel, fs_write("garbage.txt", "x"), &token).await;
+        assert_eq!(reply.code(), Some("SSE-INVALID"), "{reply:?}");
     });
+    assert_eq!(world.file("garbage.txt"), None);
     assert_eq!(world.file("ok.txt").as_deref(), Some("fine"));
     assert_eq!(world.file("no.txt"), None);
     let logged: Vec<(String, Option<String>)> = evaluations(&world).into_iter().map(|e| (e.outcome, e.code)).collect();
-    assert_eq!(logged, vec![("allow".to_owned(), None), ("deny".to_owned(), Some("SSE-DENY".to_owned()))]);
+    assert_eq!(
+        logged,
+        vec![
+            ("allow".to_owned(), None),
+            ("deny".to_owned(), Some("SSE-DENY".to_owned())),
+            ("invalid".to_owned(), Some("SSE-INVALID".to_owned()))
+        ]
+    );
     replays_clean(&world);
 }
 
@@ -436,6 +454,8 @@ fn ct_deg_11_an_evaluator_down_is_rule_based_in_standard_and_comes_back() {
         config.evaluator = Some(seat.clone());
         config.evaluator_timeout = Duration::from_millis(200);
         let (kernel, _) = Kernel::start(config).await.unwrap();
+        let reply = submit(&kernel, fs_write("first.txt", "x"), &token).await;
+        assert!(matches!(reply, Reply::Done { .. }), "{reply:?}");
         wait_state(&kernel, CanonicalState::Green).await;
         seat.mode.store(2, Ordering::SeqCst);
         let reply = submit(&kernel, fs_write("slow.txt", "x"), &token).await;
@@ -443,9 +463,12 @@ fn ct_deg_11_an_evaluator_down_is_rule_based_in_standard_and_comes_back() {
         wait_state(&kernel, CanonicalState::Yellow).await;
         assert!(kernel.status().posture.modes.contains(&DegradedMode::SecurityReduced));
         seat.mode.store(1, Ordering::SeqCst);
-        for n in 0..5 {
+        // The timeout was the first failure in a row; four errors make five.
+        for n in 0..4 {
+            let before = seat.asked.load(Ordering::SeqCst);
             let reply = submit(&kernel, fs_write(&format!("e{n}.txt"), "x"), &token).await;
             assert!(matches!(reply, Reply::Done { .. }), "{reply:?}");
+            assert_eq!(seat.asked.load(Ordering::SeqCst), before + 1, "asked while the breaker is closed");
         }
         let asked = seat.asked.load(Ordering::SeqCst);
         let reply = submit(&kernel, fs_write("open.txt", "x"), &token).await;
@@ -458,7 +481,7 @@ fn ct_deg_11_an_evaluator_down_is_rule_based_in_standard_and_comes_back() {
         wait_state(&kernel, CanonicalState::Green).await;
     });
     let outcomes: Vec<String> = evaluations(&world).into_iter().map(|e| e.outcome).collect();
-    assert_eq!(outcomes.first().map(String::as_str), Some("unavailable"));
+    assert_eq!(outcomes.get(1).map(String::as_str), Some("unavailable"));
     assert!(outcomes.contains(&"circuit_open".to_owned()), "{outcomes:?}");
     assert_eq!(outcomes.last().map(String::as_str), Some("allow"));
     let states = states(&world);
