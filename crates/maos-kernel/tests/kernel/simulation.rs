@@ -1,6 +1,6 @@
 //! A seeded simulation of the whole kernel — sequencer, Commit Layer and WAL
 //! together — under a random fault schedule, with crashes and restarts
-//! (CT-WAL-01..04, CT-CL-05, CT-CL-08, CT-DEG-01).
+//! (CT-WAL-01..04, CT-CL-05, CT-CL-08, CT-DEG-01, CT-DEG-03, CT-DEG-14).
 //!
 //! Each seed drives one kernel on an in-memory WAL (`MemStorage`, so storage
 //! faults and power cuts can be injected) over a real fs effector root in a
@@ -19,7 +19,10 @@
 //!   unsynced bytes, or after a process restart that keeps them all;
 //! - writers contending for one file while the first fails after its result
 //!   (stage 6 or 7);
-//! - DSC internal errors (`KernelFaults::fail_dsc`) and plain restarts.
+//! - DSC internal errors (`KernelFaults::fail_dsc`) and plain restarts;
+//! - component stalls: the DSC's heartbeat or the sequencer's pets stop until
+//!   the watchdog reports it (ORANGE), requests are made, then the fault ends
+//!   and the kernel must recover by itself.
 //!
 //! After every step, and after every restart once recovery has run, the log
 //! and the world are checked against each other:
@@ -36,7 +39,10 @@
 //! 3. no lock is held past its timeout: during a step no lock is older than
 //!    the timeout plus the cancel slack, and between steps none is held;
 //! 4. after every restart recovery leaves no intent unfinished and
-//!    `maos_kernel::replay` over the log is clean.
+//!    `maos_kernel::replay` over the log is clean;
+//! 5. no effect is allowed while the logged health report (`kernel.health`)
+//!    refuses effects: none runs in ORANGE, RED or SAFE-HOLD for a component
+//!    the watchdog saw fail.
 //!
 //! The replies agree with the log: a `Done` has a result record and no
 //! failure, a logged `Failed` has a failure record, a denied intent never
@@ -60,6 +66,7 @@ use maos_commit::{
     Fault, FaultHook, Probe, Rollback, Snapshot, Stage,
 };
 use maos_crypto::SignatureDomain;
+use maos_kernel::posture::CanonicalState;
 use maos_kernel::records::{ApprovalOutcome, KernelRecord};
 use maos_kernel::{Kernel, KernelError, KernelFaults, KernelHandle, Mode, Reply, replay};
 use maos_model::{
@@ -93,6 +100,8 @@ const SLOW_PAST_DEADLINE: Duration = Duration::from_millis(60);
 /// for a loaded machine).
 const OVERDUE_SLACK: Duration = Duration::from_millis(1500);
 const HEARTBEAT: Duration = Duration::from_millis(200);
+/// Longest wait for the watchdog to see a stall, or the kernel to recover.
+const STALL_WAIT: Duration = Duration::from_secs(10);
 /// History lines kept for a failure message.
 const TRACE_MAX: usize = 40;
 
@@ -335,6 +344,9 @@ struct LogView {
     decisions: BTreeMap<IntentId, (u64, Verdict)>,
     granted: BTreeMap<IntentId, u64>,
     commits: Vec<(u64, CommitRecord)>,
+    /// Effects allowed while the logged health report refused effects
+    /// (invariant 5: none may be).
+    allowed_unhealthy: Vec<(u64, IntentId)>,
 }
 
 /// The world the log implies.
@@ -419,6 +431,8 @@ struct Stats {
     halts: u32,
     wal_faults: u32,
     dsc_faults: u32,
+    /// Steps run with the DSC heartbeat or the sequencer's pets stopped.
+    stalls: u32,
     recovered: usize,
     known_bugs: BTreeMap<KnownBug, u32>,
     codes: BTreeMap<String, u32>,
@@ -483,6 +497,12 @@ impl Sim {
         }
         lifetime(sim.lifetime(true));
         sim.stats.steps = sim.step;
+        // A schedule in which nothing commits checks nothing (every token was
+        // refused as unlogged once the kernel required its ledger, and the
+        // run still passed): fail loudly instead.
+        if sim.stats.done == 0 {
+            sim.fail("no intent committed in this seed: the simulation exercised nothing");
+        }
         sim.stats
     }
 
@@ -607,6 +627,13 @@ impl Sim {
         if let Some(hold) = &report.hold {
             self.fail(&format!("the kernel stays in recovery hold after a restart: {hold}"));
         }
+        // The kernel takes only tokens in its ledger: issue them (a repeat on
+        // a later lifetime is refused by the ledger and changes nothing).
+        for (_, token) in tokens() {
+            if !token.is_empty() {
+                logged(&kernel, token).await;
+            }
+        }
         let recovered = report.recovery.map(|r| r.recovered).unwrap_or_default();
         self.stats.recovered += recovered.len();
         self.note(format!("start #{}: recovery {recovered:?}", self.stats.lifetimes));
@@ -658,6 +685,7 @@ impl Sim {
         let mut ops = Vec::new();
         let mut label = "normal";
         let mut dsc_fault = false;
+        let mut stalled: Option<&std::sync::atomic::AtomicBool> = None;
         match roll {
             0..8 => {
                 label = "halt";
@@ -714,6 +742,28 @@ impl Sim {
             21..26 => {
                 self.note(format!("step {}: restart", self.step));
                 return true;
+            }
+            34..40 => {
+                // A component stalls (the DSC's heartbeat or the sequencer's
+                // pets stop) until the watchdog says so; requests made then
+                // may observe but never commit an effect (invariant 5).
+                label = "stall";
+                self.stats.stalls += 1;
+                let fault =
+                    if self.rng.chance(50) { &kernel_faults.stop_dsc_heartbeat } else { &kernel_faults.stop_heartbeat };
+                fault.store(true, Ordering::SeqCst);
+                stalled = Some(fault);
+                let started = Instant::now();
+                while kernel.state() != CanonicalState::Orange && kernel.mode() == Mode::Normal {
+                    if started.elapsed() > STALL_WAIT {
+                        self.fail("a stalled component was not seen within the wait");
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                let n = 1 + self.rng.below(3);
+                for _ in 0..n {
+                    ops.push(self.random_op(false));
+                }
             }
             26..34 => {
                 // Writers contend for one file; the first fails after its
@@ -796,6 +846,18 @@ impl Sim {
         if dsc_fault {
             kernel_faults.fail_dsc.store(false, Ordering::SeqCst);
             self.dsc_faulted.extend(intents.iter().map(|i| i.id));
+        }
+        if let Some(fault) = stalled {
+            fault.store(false, Ordering::SeqCst);
+            // The sequencer's tick pets again; the kernel recovers by itself
+            // unless a sticky mode came with it.
+            let started = Instant::now();
+            while !kernel.state().effects_allowed() && kernel.mode() == Mode::Normal {
+                if started.elapsed() > STALL_WAIT {
+                    self.fail(&format!("no recovery from a stall: {:?}", kernel.status().posture));
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
         for ((id, reply), (op, intent)) in answers.iter().zip(ops.iter().zip(&intents)) {
             let seen = match reply {
@@ -904,6 +966,8 @@ impl Sim {
     fn read_log(&self) -> LogView {
         let reader = LogReader::new(Arc::new(self.storage.clone()));
         let mut log = LogView::default();
+        // A fresh state's report is healthy; each kernel.health record replaces it.
+        let mut effects_healthy = true;
         let records = reader.records().unwrap_or_else(|e| self.fail(&format!("the log cannot be read: {e}")));
         for record in records {
             let record = record.unwrap_or_else(|e| self.fail(&format!("the log cannot be read: {e}")));
@@ -911,7 +975,20 @@ impl Sim {
             if let Some(decoded) = KernelRecord::decode(record.kind, &record.payload) {
                 match decoded {
                     Ok(KernelRecord::Decision(d)) => {
+                        if d.verdict == Verdict::Allow && d.intent.effect.is_effect() && !effects_healthy {
+                            log.allowed_unhealthy.push((lsn, d.intent.id));
+                        }
                         log.decisions.entry(d.intent.id).or_insert((lsn, d.verdict.clone()));
+                    }
+                    Ok(KernelRecord::Health(h)) => {
+                        let k = &h.health;
+                        effects_healthy = k.heartbeat_ok
+                            && k.voter_ok
+                            && k.rollback_available
+                            && k.wal_writable
+                            && k.supervisor_present
+                            && k.audit_chain_intact
+                            && k.gateway_enforced;
                     }
                     Ok(KernelRecord::ApprovalDecision(a)) if a.outcome == ApprovalOutcome::Granted => {
                         log.granted.entry(a.id).or_insert(lsn);
@@ -1064,6 +1141,11 @@ impl Sim {
         let open = folded.open();
         if settled && !open.is_empty() {
             self.fail(&format!("{when}: intents left unfinished by recovery: {open:?}"));
+        }
+        // Invariant 5: no effect is allowed while the logged health report
+        // refuses effects (a stalled component, a silent DSC, a full disk).
+        if let Some((lsn, id)) = log.allowed_unhealthy.first() {
+            self.fail(&format!("{id} was allowed at Lsn {lsn} while the health report refused effects"));
         }
         // Invariant 1: execution only after a durable intent record.
         for (id, head) in self.schedule.executed.lock().unwrap().iter() {
