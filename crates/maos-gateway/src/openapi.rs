@@ -48,7 +48,7 @@ pub const DOCUMENT: &str = r##"{
     }
   },
   "paths": {
-    "/v1/health": { "get": { "summary": "Liveness and kernel mode (no authentication).", "responses": { "200": { "description": "{status, mode, why}" } } } },
+    "/v1/health": { "get": { "summary": "Liveness, canonical state and kernel mode (no authentication); status is degraded outside GREEN, YELLOW and AMBER.", "responses": { "200": { "description": "{status, state, mode, why}" } } } },
     "/v1/openapi.json": { "get": { "summary": "This document.", "responses": { "200": { "description": "OpenAPI 3.1" } } } },
     "/v1/sessions": { "post": { "summary": "Open an agent session with a capability token.", "security": [{ "capabilityToken": [] }], "requestBody": { "required": false, "content": { "application/json": { "schema": { "type": "object", "properties": { "mission_statement": { "type": "string", "maxLength": 4096 } } } } } }, "responses": { "201": { "description": "{session, agent, token_id, expires_ms}" }, "401": { "$ref": "#/components/responses/Error" } } } },
     "/v1/sessions/current": { "delete": { "summary": "Close the calling session.", "security": [{ "session": [] }], "responses": { "204": { "description": "Closed." } } } },
