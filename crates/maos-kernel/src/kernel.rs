@@ -56,8 +56,7 @@ use maos_model::{DenyCode, EffectClass, HacfLevel, Intent, IntentId, UnixMillis,
 use maos_token::limits::TOKEN_TEXT_MAX;
 use maos_token::{KeyRing, TokenClaims, TokenError, TokenEvent, VerifiedToken, VerifyCache};
 use maos_wal::{
-    APPEND_QUEUE_BYTES_MAX, Clock, HealthReport, HealthState, Lsn, PAYLOAD_BYTES_MAX, RecordKind, Wal, WalError,
-    WallClock,
+    APPEND_QUEUE_BYTES_MAX, Clock, HealthReport, Lsn, PAYLOAD_BYTES_MAX, RecordKind, Wal, WalError, WallClock,
 };
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -547,18 +546,19 @@ impl Shared {
 
     /// The health report built from what the watchdog and the log observed.
     fn health(&self) -> KernelHealth {
-        let seen = self.watch.observed();
+        let seen = self.watch.health_inputs();
+        let disk_at = |pct: u8| seen.disk_used_pct.is_some_and(|p| p >= pct);
         KernelHealth {
             heartbeat_ok: seen.heartbeat_ok,
             // An instance that decided under another configuration makes Rule 1 deny everything.
-            config_hash_loaded: if seen.integrity.is_some() { [0; 32] } else { self.config_hash },
+            config_hash_loaded: if seen.integrity_violated { [0; 32] } else { self.config_hash },
             // At 99 % only the kernel's shutdown may write (spec §25.2): Rule 8 denies all.
-            wal_writable: self.wal.health().state != HealthState::CommitFreeze && !disk_at(&seen, DISK_EMERGENCY_PCT),
+            wal_writable: !self.wal.frozen() && !disk_at(DISK_EMERGENCY_PCT),
             // The whole chain was verified by the fold at boot; since then the
             // kernel is its only writer, and a failed append freezes it.
             audit_chain_intact: true,
             // At 95 % only essential writes: no snapshot for an effect, Rule 5 denies it.
-            rollback_available: seen.rollback_ok && !disk_at(&seen, DISK_ESSENTIAL_PCT),
+            rollback_available: seen.rollback_ok && !disk_at(DISK_ESSENTIAL_PCT),
             supervisor_present: self.watch.supervisor_present(),
             voter_ok: seen.voter_ok,
             // Nothing on one node confirms an agent has no other path than
@@ -587,10 +587,6 @@ fn health_refusal_of(h: &KernelHealth, config_hash: [u8; 32], effect: bool) -> O
     let effects = [(h.rollback_available, DenyCode::Mr05), (h.heartbeat_ok, DenyCode::Mr10)];
     let failing = all.iter().chain(effects.iter().filter(|_| effect)).find(|(ok, _)| !ok);
     failing.map(|(_, code)| (code.as_str(), format!("{}: the kernel's health refuses it now", code.explain())))
-}
-
-fn disk_at(seen: &watch::Observed, pct: u8) -> bool {
-    seen.disk_used_pct.is_some_and(|p| p >= pct)
 }
 
 /// A running kernel. Cheap to clone; every clone talks to the same sequencer.
@@ -1389,7 +1385,7 @@ impl Sequencer {
     }
 
     fn mode_refusal(&self) -> Option<(&'static str, String)> {
-        if self.shared.wal.health().state == HealthState::CommitFreeze {
+        if self.shared.wal.frozen() {
             self.shared.freeze("the write-ahead log reports commit freeze");
         }
         let mode = self.shared.mode();

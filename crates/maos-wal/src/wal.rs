@@ -1421,6 +1421,13 @@ impl Wal {
         Ok(self.writer.lock().map_err(poisoned)?.log_id)
     }
 
+    /// Whether no copy can be written (commit freeze): [`Self::health`]'s
+    /// state without copying the report, for callers on a hot path.
+    #[must_use]
+    pub fn frozen(&self) -> bool {
+        self.health.lock().frozen
+    }
+
     /// Health: overall state, each copy, recent critical events.
     #[must_use]
     pub fn health(&self) -> HealthReport {

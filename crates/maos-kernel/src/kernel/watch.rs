@@ -194,6 +194,16 @@ pub struct ComponentView {
     pub unresponsive: bool,
 }
 
+/// The part of [`Observed`] the health report is built from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HealthInputs {
+    pub heartbeat_ok: bool,
+    pub voter_ok: bool,
+    pub rollback_ok: bool,
+    pub integrity_violated: bool,
+    pub disk_used_pct: Option<u8>,
+}
+
 /// What the watchdog last concluded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Observed {
@@ -269,6 +279,28 @@ impl Watch {
 
     fn tick(&self) -> Duration {
         (self.sequencer_interval.min(self.dsc_interval) / 2).max(Duration::from_millis(5))
+    }
+
+    /// What the health report needs from the last observation, copied under
+    /// the lock (the sequencer reads it before every batch: no allocation).
+    pub(crate) fn health_inputs(&self) -> HealthInputs {
+        self.observed.lock().map_or(
+            // A poisoned lock reads as everything failed.
+            HealthInputs {
+                heartbeat_ok: false,
+                voter_ok: false,
+                rollback_ok: false,
+                integrity_violated: true,
+                disk_used_pct: Some(100),
+            },
+            |o| HealthInputs {
+                heartbeat_ok: o.heartbeat_ok,
+                voter_ok: o.voter_ok,
+                rollback_ok: o.rollback_ok,
+                integrity_violated: o.integrity.is_some(),
+                disk_used_pct: o.disk_used_pct,
+            },
+        )
     }
 
     pub(crate) fn observed(&self) -> Observed {

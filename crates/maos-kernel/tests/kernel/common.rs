@@ -396,3 +396,12 @@ impl Effector for UntrustedFeed {
         Ok(())
     }
 }
+
+/// The grant of open packet `id`, signed with `key` (the commander's, or an impostor's).
+pub async fn sign_grant(kernel: &KernelHandle, id: IntentId, key: &SigningKey) -> maos_commit::SignedApproval {
+    let packets = kernel.approvals().await.unwrap();
+    let packet = packets.iter().find(|p| p.id == id).expect("packet is open");
+    let grant = KernelHandle::grant_for(packet).unwrap();
+    let signature = key.sign(maos_crypto::SignatureDomain::ApprovalDecision, &grant.message()).unwrap();
+    maos_commit::SignedApproval { grant, signature }
+}

@@ -14,11 +14,9 @@ mod simulation;
 
 use common::*;
 use maos_commit::{Fault, FaultHook, Stage};
-use maos_crypto::SignatureDomain;
 use maos_kernel::records::{DecisionRecord, KIND_DECISION, KernelRecord, RECORD_VERSION};
 use maos_kernel::{
-    CODE_FREEZE, CODE_RECOVERY_HOLD, CODE_THINK_ONLY, Kernel, KernelError, KernelHandle, Mode, Reply, redact_payload,
-    replay,
+    CODE_FREEZE, CODE_RECOVERY_HOLD, CODE_THINK_ONLY, Kernel, KernelError, Mode, Reply, redact_payload, replay,
 };
 use maos_model::{EffectClass, Intent, IntentId, ResourceKind, Verdict};
 use maos_wal::Wal;
@@ -37,14 +35,6 @@ fn decisions(world: &World) -> Vec<(u64, DecisionRecord)> {
             other => panic!("unexpected {other:?}"),
         })
         .collect()
-}
-
-async fn sign_grant(kernel: &KernelHandle, id: IntentId, key: &maos_crypto::SigningKey) -> maos_commit::SignedApproval {
-    let packets = kernel.approvals().await.unwrap();
-    let packet = packets.iter().find(|p| p.id == id).expect("packet is open");
-    let grant = KernelHandle::grant_for(packet).unwrap();
-    let signature = key.sign(SignatureDomain::ApprovalDecision, &grant.message()).unwrap();
-    maos_commit::SignedApproval { grant, signature }
 }
 
 #[test]

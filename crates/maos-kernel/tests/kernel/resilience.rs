@@ -249,10 +249,7 @@ fn a_grant_runs_under_the_health_of_now_not_of_the_decision() {
         let id = intent.id;
         let reply = submit(&kernel, intent, &token).await;
         assert!(matches!(reply, Reply::Pending { .. }), "{reply:?}");
-        let packets = kernel.approvals().await.unwrap();
-        let grant = maos_kernel::KernelHandle::grant_for(&packets[0]).unwrap();
-        let signature = commander().sign(maos_crypto::SignatureDomain::ApprovalDecision, &grant.message()).unwrap();
-        let signed = maos_commit::SignedApproval { grant, signature };
+        let signed = sign_grant(&kernel, id, commander()).await;
         faults.stop_dsc_heartbeat.store(true, Ordering::SeqCst);
         wait_state(&kernel, CanonicalState::Orange).await;
         let err = kernel.approve(id, signed.clone()).await.unwrap_err();
