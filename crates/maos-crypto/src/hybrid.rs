@@ -86,6 +86,9 @@ pub enum SignatureDomain {
     /// A commander's approval of a threat pattern's indicators as pre-filter
     /// blocks (immune memory's proposal).
     PrefilterExtension,
+    /// A commander's acknowledgement of an emergency shutdown's forensic
+    /// report (the next boot may go ahead).
+    EmergencyAcknowledgement,
 }
 
 impl SignatureDomain {
@@ -98,6 +101,7 @@ impl SignatureDomain {
             Self::ApprovalDecision => b"maos/v1/approval-decision\0",
             Self::QuarantineDecision => b"maos/v1/quarantine-decision\0",
             Self::PrefilterExtension => b"maos/v1/prefilter-extension\0",
+            Self::EmergencyAcknowledgement => b"maos/v1/emergency-acknowledgement\0",
         }
     }
 

@@ -136,7 +136,8 @@ const fn kernel_status(code: &str) -> StatusCode {
         | b"KERNEL-ONBOARDING-NOT-BUILT"
         | b"KERNEL-AGENT-REGISTER"
         | b"KERNEL-QUARANTINE-ADVANCE"
-        | b"KERNEL-PREFILTER-APPROVAL" => StatusCode::CONFLICT,
+        | b"KERNEL-PREFILTER-APPROVAL"
+        | b"KERNEL-ECS" => StatusCode::CONFLICT,
         [b'U', b'N', b'D', b'O', b'-', ..] => StatusCode::CONFLICT,
         _ => StatusCode::SERVICE_UNAVAILABLE,
     }

@@ -43,6 +43,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/v1/agents", get(agents::list).post(agents::register))
         .route("/v1/agents/{agent}/demote", post(agents::demote))
         .route("/v1/fever/end", post(agents::end_fever))
+        .route("/v1/ecs", post(agents::emergency_shutdown))
         .route("/v1/reports", post(agents::report))
         .route("/v1/prefilter/proposals", get(agents::proposals))
         .route("/v1/prefilter/proposals/{id}/approve", post(agents::approve_proposal))
@@ -619,6 +620,7 @@ async fn status(State(api): State<Arc<Api>>, headers: HeaderMap) -> ApiResult<Re
         "wal_events": s.wal.events.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>(),
         "pending_approvals": s.pending_approvals,
         "wall_clock_offset_ms": s.wall_clock_offset_ms,
+        "ecs": s.ecs,
         "sessions": api.sessions.len(),
         "uptime_s": api.started.elapsed().as_secs(),
     }))

@@ -35,6 +35,10 @@ pub(crate) struct KernelState {
     /// The immune memory: threat patterns of confirmed incidents, oldest
     /// first, at most [`crate::records::PATTERNS_MAX`].
     pub patterns: std::collections::VecDeque<crate::records::ThreatPattern>,
+    /// Emergency shutdowns the log recorded, oldest first, at most
+    /// [`crate::ecs::ECS_HISTORY_MAX`] (the boot adds those only the
+    /// forensic directory knows).
+    pub ecs: std::collections::VecDeque<crate::ecs::EcsEntry>,
 }
 
 /// What rebuilding the state from the log found.
@@ -70,6 +74,35 @@ impl KernelState {
             activity: crate::activity::Activity::default(),
             unrevoked: std::collections::BTreeSet::new(),
             patterns: std::collections::VecDeque::new(),
+            ecs: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// Folds one step of an emergency shutdown.
+    pub(crate) fn fold_ecs(&mut self, event: &crate::records::EcsEvent) {
+        use crate::records::EcsEvent;
+        match event {
+            EcsEvent::Halted { id, class, at_ms, .. } => {
+                if self.ecs.iter().any(|e| &e.id == id) {
+                    return;
+                }
+                if self.ecs.len() >= crate::ecs::ECS_HISTORY_MAX {
+                    self.ecs.pop_front();
+                }
+                self.ecs.push_back(crate::ecs::EcsEntry {
+                    id: id.clone(),
+                    at_ms: *at_ms,
+                    class: *class,
+                    acknowledged: false,
+                    restarted: false,
+                });
+            }
+            EcsEvent::Acknowledged { id, .. } => {
+                self.ecs.iter_mut().filter(|e| &e.id == id).for_each(|e| e.acknowledged = true);
+            }
+            EcsEvent::Restarted { id, .. } => {
+                self.ecs.iter_mut().filter(|e| &e.id == id).for_each(|e| e.restarted = true);
+            }
         }
     }
 
@@ -172,6 +205,7 @@ impl KernelState {
                     summary.deltas_skipped = summary.deltas_skipped.saturating_add(1);
                 }
             }
+            KernelRecord::Ecs(r) => self.fold_ecs(&r.event),
             // The evaluator's answers change no state: they only refused effects.
             KernelRecord::Mode(_) | KernelRecord::State(_) | KernelRecord::Evaluation(_) | KernelRecord::Refused(_) => {
             }
@@ -194,6 +228,9 @@ pub struct KernelSnapshot {
     /// The immune memory.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     patterns: Vec<crate::records::ThreatPattern>,
+    /// Emergency shutdowns (the boot's abuse counter).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    ecs: Vec<crate::ecs::EcsEntry>,
 }
 
 /// The sections of a state snapshot payload the kernel reads (the payload is
@@ -213,6 +250,7 @@ impl KernelState {
             last_now_ms: self.last_now.0,
             unrevoked: self.unrevoked.iter().copied().collect(),
             patterns: self.patterns.iter().cloned().collect(),
+            ecs: self.ecs.iter().cloned().collect(),
         };
         (self.registry.snapshot(), kernel)
     }
@@ -241,6 +279,10 @@ impl KernelState {
                 // The newest, as `remember` keeps them.
                 let extra = k.patterns.len().saturating_sub(crate::records::PATTERNS_MAX);
                 k.patterns.into_iter().skip(extra).collect()
+            },
+            ecs: {
+                let extra = k.ecs.len().saturating_sub(crate::ecs::ECS_HISTORY_MAX);
+                k.ecs.into_iter().skip(extra).collect()
             },
         })
     }

@@ -5,6 +5,7 @@
 
 mod agents;
 mod cascade;
+mod emergency;
 mod evaluator;
 mod immune;
 mod proposals;
@@ -19,6 +20,8 @@ pub use watch::{
     BOOT_HEARTBEATS, BeatFault, BeatMonitor, ComponentView, DISK_CLEANUP_PCT, DISK_EMERGENCY_PCT, DISK_ESSENTIAL_PCT,
     DISK_WARN_PCT, DSC_HEARTBEAT_INTERVAL_DEFAULT, DscBeat, UNRESPONSIVE_FLOOR, disk_used_pct,
 };
+
+pub use emergency::{EcsReport, EcsStatus, forensic_dirs, verify_ack};
 
 pub use agents::{AGENTS_LISTED_MAX, AgentView, AgentsView, CODE_AGENT_REGISTER, CODE_ONBOARDING_NOT_BUILT, FeverView};
 pub use cascade::{
@@ -170,6 +173,10 @@ pub struct KernelConfig {
     pub evaluator: Option<Arc<dyn SemanticEvaluator>>,
     /// How long one answer may take.
     pub evaluator_timeout: Duration,
+    /// Where emergency shutdowns leave their forensic reports (never cleaned),
+    /// and where the boot looks for them and for the commander's
+    /// acknowledgements. `None`: a shutdown is recorded in the log only.
+    pub forensics_dir: Option<std::path::PathBuf>,
 }
 
 impl fmt::Debug for KernelConfig {
@@ -203,6 +210,7 @@ impl KernelConfig {
             evaluator: None,
             evaluator_timeout: EVALUATOR_TIMEOUT_DEFAULT,
             faults: Arc::new(KernelFaults::default()),
+            forensics_dir: None,
         }
     }
 }
@@ -320,6 +328,8 @@ pub struct KernelStatus {
     /// How far the wall clock has stepped since the kernel started, against
     /// a monotonic reference, ms (time integrity).
     pub wall_clock_offset_ms: i64,
+    /// Emergency shutdowns: one under way, the observation after one, the counters.
+    pub ecs: EcsStatus,
 }
 
 enum Command {
@@ -406,6 +416,10 @@ enum Command {
         reason: String,
         reply: oneshot::Sender<Result<Lsn, KernelError>>,
     },
+    Emergency {
+        trigger: crate::ecs::EcsTrigger,
+        reply: oneshot::Sender<Result<EcsReport, KernelError>>,
+    },
     Report {
         reporter: maos_model::AgentId,
         suspect: maos_model::AgentId,
@@ -450,6 +464,10 @@ struct Shared {
     profile: maos_model::Profile,
     /// The semantic evaluator's seat, when one is configured.
     evaluator: Option<evaluator::Seat>,
+    /// Emergency shutdowns (spec §38.6).
+    ecs: Mutex<EcsStatus>,
+    /// Where their forensic reports go.
+    forensics: Option<std::path::PathBuf>,
     wal: Arc<Wal>,
     clock: Arc<dyn Clock>,
     stopped: AtomicBool,
@@ -766,8 +784,11 @@ impl KernelHandle {
     /// # Errors
     /// [`KernelError::Undo`] with the Commit Layer's code, [`KernelError::Freeze`].
     pub async fn undo(&self, intent: IntentId) -> Result<Undone, KernelError> {
-        if let Mode::CommitFreeze { why } = self.shared.mode() {
-            return Err(KernelError::Freeze(why));
+        match self.shared.mode() {
+            Mode::CommitFreeze { why } => return Err(KernelError::Freeze(why)),
+            // The Rollback Zone is evidence now: it stays as it was.
+            Mode::Emergency { why } => return Err(KernelError::Refused { code: crate::ecs::CODE_ECS, why }),
+            _ => {}
         }
         let commit = self.commit.clone();
         let now = self.shared.clock.now();
@@ -844,6 +865,7 @@ impl KernelHandle {
             wal: self.shared.wal.health(),
             pending_approvals: self.shared.pending_approvals.load(Ordering::SeqCst),
             wall_clock_offset_ms: self.shared.clock.wall_offset_ms(),
+            ecs: self.ecs(),
         }
     }
 }
@@ -917,6 +939,33 @@ impl Kernel {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| KernelError::NoRuntime)?;
         let wal = config.commit.wal().clone();
         let (mut state, fold) = rebuild(&wal.reader(), config.dsc.clone())?;
+        // Phase 5 of an emergency shutdown: the abuse limits decide whether
+        // this boot may go ahead at all, before anything is logged.
+        let boot_now = config.clock.now().max(state.last_now);
+        let history = emergency::boot_history(&state.ecs, config.forensics_dir.as_deref(), &config.commander, boot_now.0);
+        let (observe, counters) = match crate::ecs::boot_gate(&history.entries, boot_now.0, config.dsc.profile()) {
+            crate::ecs::Gate::NeedsAck { id, why } => {
+                return Err(KernelError::Refused {
+                    code: crate::ecs::CODE_ECS_ACK_REQUIRED,
+                    why: format!(
+                        "emergency shutdown {id} needs the commander's acknowledgement before the next boot: {why} \
+                         (read its forensic report, then `maos ecs acknowledge {id}`)"
+                    ),
+                });
+            }
+            crate::ecs::Gate::Clear { observe, counters } => (observe, counters),
+        };
+        if counters.flagged() {
+            tracing::error!(
+                in_7d = counters.in_7d,
+                "more than {} emergency shutdowns in 7 days: possibly deliberate exploitation",
+                crate::ecs::ECS_IN_7D_FLAG
+            );
+        }
+        let queue_capacity = config.queue_capacity.clamp(1, SUBMIT_QUEUE_MAX);
+        let queue_capacity =
+            if observe.is_some() { crate::ecs::conservative_queue(queue_capacity) } else { queue_capacity };
+        let observation_until = observe.as_ref().map(|_| boot_now.0.saturating_add(crate::ecs::OBSERVATION_MS));
         let interval = config.heartbeat_interval.max(Duration::from_millis(1));
         let dsc_interval = config.dsc_heartbeat_interval.max(Duration::from_millis(1));
         let boot_posture = Posture::derive(&Conditions {
@@ -939,6 +988,14 @@ impl Kernel {
             config_hash: config.dsc.hash(),
             profile: config.dsc.profile(),
             evaluator: config.evaluator.clone().map(|e| evaluator::Seat::new(e, config.evaluator_timeout)),
+            ecs: Mutex::new(EcsStatus {
+                active: None,
+                observing: observe.clone(),
+                observation_until_ms: observation_until,
+                counters: Some(counters),
+                flagged: counters.flagged(),
+            }),
+            forensics: config.forensics_dir.clone(),
             wal: wal.clone(),
             clock: config.clock.clone(),
             stopped: AtomicBool::new(false),
@@ -966,6 +1023,20 @@ impl Kernel {
             at_ms: now.0,
         };
         append(&wal, KIND_STATE, &state_start).map_err(KernelError::Freeze)?;
+        let mut ecs_events = history.to_log;
+        if let (Some(id), Some(until)) = (observe, observation_until) {
+            tracing::warn!(%id, until_ms = until, queue_capacity, "safe restart after an emergency shutdown: observation");
+            ecs_events.push(records::EcsEvent::Restarted {
+                id,
+                observation_until_ms: until,
+                queue_capacity,
+                at_ms: now.0,
+            });
+        }
+        for event in &ecs_events {
+            state.fold_ecs(event);
+        }
+        emergency::log_boot_events(&wal, ecs_events)?;
         // Packets open at shutdown lost their waiting agent and their decision
         // object: deny them (fail-safe) rather than approve blind.
         let open: Vec<ApprovalPacket> = std::mem::take(&mut state.open_packets).into_values().collect();
@@ -975,8 +1046,7 @@ impl Kernel {
             append(&wal, KIND_APPROVAL_DECISION, &record).map_err(KernelError::Freeze)?;
             approvals_lapsed.push(packet.id);
         }
-        let capacity = config.queue_capacity.clamp(1, SUBMIT_QUEUE_MAX);
-        let (tx, rx) = mpsc::channel(capacity);
+        let (tx, rx) = mpsc::channel(queue_capacity);
         let (done_tx, done_rx) = mpsc::channel(COMPLETIONS_MAX);
         // The watchdog first: it sees the sequencer from its first turn.
         let watch_threads = watch::spawn(&shared, config.dsc.clone(), &config.commit, config.faults.clone())
@@ -1142,6 +1212,16 @@ impl Sequencer {
                     None => break,
                 },
                 _ = tick.tick() => {
+                    // Every copy of the log failed: commit freeze, then the
+                    // emergency shutdown (CT-WAL-07).
+                    if self.shared.wal.frozen() && !matches!(self.shared.mode(), Mode::Emergency { .. }) {
+                        self.shared.freeze("the write-ahead log reports commit freeze");
+                        let why = self.shared.wal.health().events.last().map_or_else(
+                            || "no copy of the log can make a record durable".to_owned(),
+                            |e| format!("{e:?}"),
+                        );
+                        self.on_emergency(crate::ecs::EcsTrigger::WalFailed { why }, None);
+                    }
                     self.sync_health();
                     let now = self.now();
                     self.check_time(now);
@@ -1323,6 +1403,7 @@ impl Sequencer {
             Command::EndFever { reason, reply } => {
                 let _ = reply.send(self.on_end_fever(reason));
             }
+            Command::Emergency { trigger, reply } => self.on_emergency(trigger, Some(reply)),
             Command::Report { reporter, suspect, class, evidence, reply } => {
                 let _ = reply.send(self.on_report(&reporter, &suspect, class, evidence));
             }
@@ -1411,7 +1492,7 @@ impl Sequencer {
         let refusal = self.mode_refusal();
         // In commit freeze nothing can be recorded, so nothing is decided
         // (observations included); in the other modes observations continue.
-        let frozen = matches!(self.shared.mode(), Mode::CommitFreeze { .. });
+        let frozen = self.shared.mode().refuses_everything();
         if (class.is_effect() || frozen)
             && let Some((code, why)) = refusal
         {

@@ -33,6 +33,13 @@ pub enum Mode {
         /// Why.
         why: String,
     },
+    /// An emergency controlled shutdown began (spec §38.6): every request is
+    /// refused, observations included. Sticky until restart; the restart
+    /// itself may need the commander ([`crate::ecs::boot_gate`]).
+    Emergency {
+        /// The shutdown's id and trigger.
+        why: String,
+    },
 }
 
 impl Mode {
@@ -44,6 +51,7 @@ impl Mode {
             Self::RecoveryHold => "recovery_hold",
             Self::CommitFreeze { .. } => "commit_freeze",
             Self::ThinkDontCommit { .. } => "think_dont_commit",
+            Self::Emergency { .. } => "emergency",
         }
     }
 
@@ -53,7 +61,7 @@ impl Mode {
         match self {
             Self::Normal => None,
             Self::RecoveryHold => Some("crash recovery is finishing logged intents"),
-            Self::CommitFreeze { why } | Self::ThinkDontCommit { why } => Some(why),
+            Self::CommitFreeze { why } | Self::ThinkDontCommit { why } | Self::Emergency { why } => Some(why),
         }
     }
 
@@ -66,6 +74,7 @@ impl Mode {
             Self::RecoveryHold => Some(CODE_RECOVERY_HOLD),
             Self::CommitFreeze { .. } => Some(CODE_FREEZE),
             Self::ThinkDontCommit { .. } => Some(CODE_THINK_ONLY),
+            Self::Emergency { .. } => Some(crate::ecs::CODE_ECS),
         }
     }
 
@@ -77,7 +86,14 @@ impl Mode {
             Self::RecoveryHold => 1,
             Self::ThinkDontCommit { .. } => 2,
             Self::CommitFreeze { .. } => 3,
+            Self::Emergency { .. } => 4,
         }
+    }
+
+    /// Whether observations are refused too (nothing is decided at all).
+    #[must_use]
+    pub const fn refuses_everything(&self) -> bool {
+        matches!(self, Self::CommitFreeze { .. } | Self::Emergency { .. })
     }
 
     /// Whether moving from `self` to `next` is allowed: only to a stricter
@@ -125,6 +141,11 @@ mod tests {
         assert!(!think().may_become(&Mode::Normal));
         assert!(!think().may_become(&think()));
         assert!(!Mode::Normal.may_become(&Mode::RecoveryHold));
+        let ecs = Mode::Emergency { why: "ecs-1".into() };
+        assert!(freeze().may_become(&ecs) && think().may_become(&ecs));
+        assert!(!ecs.may_become(&freeze()) && !ecs.may_become(&Mode::Normal));
+        assert_eq!(ecs.effect_refusal(), Some(crate::ecs::CODE_ECS));
+        assert!(ecs.refuses_everything() && freeze().refuses_everything() && !think().refuses_everything());
     }
 
     #[test]

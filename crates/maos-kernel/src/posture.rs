@@ -8,9 +8,9 @@
 //! Precedence, most severe first: RED (an integrity violation) > ORANGE (a
 //! commit freeze, for whatever reason) > PRE-OP (boot lockdown) >
 //! RECOVERY-HOLD > YELLOW (rule-based: no semantic evaluator) > GREEN.
-//! AMBER (a lost DSC instance among several) and SAFE-HOLD (after a failed
-//! TSCA recovery) are named for reporting; nothing on one node with one DSC
-//! instance and no TSCA reaches them yet (`docs/resilience.md`).
+//! SAFE-HOLD (an emergency controlled shutdown, spec §38.6) comes first of
+//! all. AMBER (a lost DSC instance among several) is named for reporting;
+//! nothing on one node with one DSC instance reaches it (`docs/resilience.md`).
 
 use crate::mode::Mode;
 use serde::{Deserialize, Serialize};
@@ -175,7 +175,9 @@ impl Posture {
             modes.push(DegradedMode::SecurityReduced);
             why.push("no semantic evaluator: rule-based enforcement (DSC-only clearance)".to_owned());
         }
-        let sticky_freeze = matches!(c.mode, Mode::CommitFreeze { .. } | Mode::ThinkDontCommit { .. });
+        let emergency = matches!(c.mode, Mode::Emergency { .. });
+        let sticky_freeze =
+            matches!(c.mode, Mode::CommitFreeze { .. } | Mode::ThinkDontCommit { .. } | Mode::Emergency { .. });
         if let Some(w) = c.mode.why().filter(|_| sticky_freeze) {
             why.push(format!("{}: {w}", c.mode.name()));
         }
@@ -218,13 +220,18 @@ impl Posture {
         if freeze {
             modes.push(DegradedMode::CommitFreeze);
         }
+        if emergency {
+            modes.push(DegradedMode::MinimalSafeState);
+        }
         if c.lockdown {
             why.push("boot lockdown: waiting for three valid DSC heartbeats".to_owned());
         }
         if matches!(c.mode, Mode::RecoveryHold) {
             why.push("crash recovery is finishing logged intents".to_owned());
         }
-        let (state, human_ack) = if c.integrity.is_some() || disk_emergency {
+        let (state, human_ack) = if emergency {
+            (CanonicalState::SafeHold, true)
+        } else if c.integrity.is_some() || disk_emergency {
             (CanonicalState::Red, true)
         } else if freeze {
             // The sticky modes end only with a restart; an unresponsive
@@ -332,6 +339,16 @@ mod tests {
         assert_eq!((p.state, p.human_ack), (CanonicalState::Orange, true));
         assert!(p.why.iter().any(|w| w == "commit_freeze: disk"), "{:?}", p.why);
         assert!(!p.state.effects_allowed());
+    }
+
+    #[test]
+    fn an_emergency_shutdown_is_safe_hold_over_everything_with_modes_4_and_5() {
+        let ecs = Mode::Emergency { why: "ecs-1: manual".into() };
+        let c = Conditions { integrity: Some("config hash"), lockdown: true, ..conditions(&ecs) };
+        let p = Posture::derive(&c);
+        assert_eq!((p.state, p.human_ack), (CanonicalState::SafeHold, true));
+        assert!(p.modes.contains(&DegradedMode::CommitFreeze) && p.modes.contains(&DegradedMode::MinimalSafeState));
+        assert!(p.why.iter().any(|w| w == "emergency: ecs-1: manual"), "{:?}", p.why);
     }
 
     #[test]

@@ -37,6 +37,8 @@ pub const KIND_HEALTH: RecordKind = RecordKind(0x0307);
 pub const KIND_STATE: RecordKind = RecordKind(0x0308);
 /// The semantic evaluator's answer about one allowed effect ([`EvaluationRecord`]).
 pub const KIND_EVALUATION: RecordKind = RecordKind(0x0309);
+/// An emergency controlled shutdown: halted, acknowledged or restarted ([`EcsRecord`]).
+pub const KIND_ECS: RecordKind = RecordKind(0x030A);
 /// An approval packet (HACF level 2+): an escalated intent waits for a human.
 pub const KIND_APPROVAL_PACKET: RecordKind = RecordKind(0x0310);
 /// The outcome of an approval packet: granted, denied, expired or lapsed.
@@ -152,6 +154,60 @@ pub struct StateRecord {
     pub plan_sha3: Option<String>,
     /// When, Unix ms.
     pub at_ms: u64,
+}
+
+/// Kind `0x030A`: one step of an emergency controlled shutdown (spec §38.6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EcsRecord {
+    /// [`RECORD_VERSION`].
+    pub v: u16,
+    /// What happened.
+    #[serde(flatten)]
+    pub event: EcsEvent,
+}
+
+/// The steps of a shutdown the log records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EcsEvent {
+    /// Phases 1 to 3 ran: every request is refused from here on. (A shutdown
+    /// whose log failed has no such record: its forensic report is the record.)
+    Halted {
+        /// `ecs-<at_ms>`.
+        id: String,
+        /// What started it.
+        cause: crate::ecs::EcsTrigger,
+        /// Phase 3's class.
+        class: crate::ecs::FailureClass,
+        /// Approvals that were waiting and are now denied.
+        aborted_approvals: u64,
+        /// Shutdowns in 24 hours and 7 days, this one included.
+        counters: crate::ecs::Counters,
+        /// When, Unix ms.
+        at_ms: u64,
+    },
+    /// The commander acknowledged it (found at boot beside its report).
+    Acknowledged {
+        /// The shutdown.
+        id: String,
+        /// The commander's key id, hex.
+        key_id: String,
+        /// The SHA3-256 of the report acknowledged, hex.
+        report_sha3: String,
+        /// When the boot logged it, Unix ms.
+        at_ms: u64,
+    },
+    /// The first boot after it: observation until `observation_until_ms`.
+    Restarted {
+        /// The shutdown.
+        id: String,
+        /// The end of the observation, Unix ms.
+        observation_until_ms: u64,
+        /// The admission queue during it.
+        queue_capacity: usize,
+        /// When, Unix ms.
+        at_ms: u64,
+    },
 }
 
 /// Kind `0x0309`: the evaluator's answer about one allowed effect.
@@ -626,6 +682,8 @@ pub enum KernelRecord {
     State(StateRecord),
     /// `0x0309`.
     Evaluation(EvaluationRecord),
+    /// `0x030A`.
+    Ecs(EcsRecord),
     /// `0x0310`.
     ApprovalPacket(Box<ApprovalPacket>),
     /// `0x0311`.
@@ -656,6 +714,7 @@ impl KernelRecord {
             KIND_HEALTH => parse(payload).map(Self::Health),
             KIND_STATE => parse(payload).map(Self::State),
             KIND_EVALUATION => parse(payload).map(Self::Evaluation),
+            KIND_ECS => parse(payload).map(Self::Ecs),
             KIND_APPROVAL_PACKET => parse::<ApprovalPacket>(payload).map(|r| Self::ApprovalPacket(Box::new(r))),
             KIND_APPROVAL_DECISION => {
                 parse::<ApprovalDecisionRecord>(payload).map(|r| Self::ApprovalDecision(Box::new(r)))
@@ -688,6 +747,7 @@ impl KernelRecord {
             Self::Health(r) => r.v,
             Self::State(r) => r.v,
             Self::Evaluation(r) => r.v,
+            Self::Ecs(r) => r.v,
             Self::ApprovalPacket(r) => r.v,
             Self::ApprovalDecision(r) => r.v,
             Self::Token(_) => RECORD_VERSION,

@@ -69,6 +69,31 @@ pub enum Command {
     /// Upstream MCP tools: list them with their pins; approve a changed one.
     #[command(subcommand)]
     Tools(ToolsCommand),
+    /// Emergency controlled shutdown: trigger one, list them with their
+    /// forensic reports, acknowledge one as commander so the node may boot.
+    #[command(subcommand)]
+    Ecs(EcsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EcsCommand {
+    /// Shut the running kernel down into SAFE-HOLD now: every request is
+    /// refused, a forensic report is written, and the next boot needs the
+    /// commander's acknowledgement.
+    Trigger {
+        /// Why (logged and in the report).
+        #[arg(long, default_value = "emergency shutdown by the operator")]
+        reason: String,
+    },
+    /// Every shutdown in the forensic directory, and whether it is acknowledged.
+    List,
+    /// Sign, with the commander key of this data directory, that you read
+    /// the forensic report of shutdown ID (`ecs-<ms>`): the next boot may go
+    /// ahead. Works with the daemon stopped.
+    Acknowledge {
+        /// The shutdown, e.g. ecs-1765100000000.
+        id: String,
+    },
 }
 
 #[derive(Debug, Args)]

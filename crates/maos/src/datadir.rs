@@ -276,6 +276,11 @@ impl DataDir {
         if path.is_absolute() { path.to_path_buf() } else { self.root.join(path) }
     }
 
+    /// Emergency shutdowns' forensic reports (never cleaned by MAOS).
+    pub fn forensics(&self) -> PathBuf {
+        self.root.join("forensics")
+    }
+
     pub fn wal(&self) -> PathBuf {
         self.root.join("wal")
     }

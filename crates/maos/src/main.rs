@@ -12,6 +12,7 @@ mod cli;
 mod client;
 mod cmd_agents;
 mod cmd_audit;
+mod cmd_ecs;
 mod cmd_init;
 mod cmd_key;
 mod cmd_mcp;
@@ -62,6 +63,7 @@ fn main() -> ExitCode {
         cli::Command::Bench(args) => bench::run(&out, &cli.data_dir, &args),
         cli::Command::Mcp(args) => cmd_mcp::mcp(&cli.data_dir, &args),
         cli::Command::Tools(cmd) => cmd_mcp::tools(&out, &cli.data_dir, cmd),
+        cli::Command::Ecs(cmd) => cmd_ecs::run(&out, &cli.data_dir, cmd),
     };
     match result {
         Ok(code) => code,

@@ -99,6 +99,7 @@ pub fn open(dir: &DataDir, options: RuntimeOptions, async_runtime: &tokio::runti
     let commander = maos_crypto::read_public_key_file(&dir.commander_pub())?;
     let keys = crate::cmd_token::key_ring(dir)?;
     let mut kernel = KernelConfig::new(commit.clone(), dsc.clone(), keys, commander);
+    kernel.forensics_dir = Some(dir.forensics());
     if let Some(drills) = &options.drills {
         kernel.faults = drills.kernel.clone();
     }

@@ -350,17 +350,39 @@ mod daemon {
         }
     }
 
+    /// `maos up` on `dir`, which must refuse to start; its output.
+    fn up_refused(dir: &Path) -> String {
+        let out = tempfile::NamedTempFile::new().unwrap();
+        let mut child = std::process::Command::new(MAOS)
+            .args(["up", "--listen", "127.0.0.1:0"])
+            .env("MAOS_DATA_DIR", dir)
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .stdout(out.reopen().unwrap())
+            .stderr(out.reopen().unwrap())
+            .spawn()
+            .unwrap();
+        let Some(status) = wait_bounded(&mut child, DAEMON_WAIT) else {
+            let _ = child.kill();
+            panic!("maos up started: {}", std::fs::read_to_string(out.path()).unwrap_or_default());
+        };
+        let text = std::fs::read_to_string(out.path()).unwrap_or_default();
+        assert!(!status.success(), "{text}");
+        text
+    }
+
     /// Faults injected into the running daemon through `MAOS_DRILL_DIR`: a DSC
     /// instance that stops heartbeating (CT-DEG-03), a stalled sequencer
     /// (CT-DEG-14), a voter whose known answer is wrong (CT-DEG-02) and a disk
     /// 96 % full (CT-DEG-24) each put the kernel in ORANGE with the rule's
     /// deny code, and it recovers by itself when the fault ends; a log whose
-    /// syncs fail freezes commits
-    /// (`KERNEL-FREEZE`, sticky: a human must act) and a restart without the
-    /// fault recovers. Every transition is a `kernel.state` record; the log
+    /// syncs fail freezes commits and then shuts the kernel down (CT-WAL-07:
+    /// SAFE-HOLD, `KERNEL-ECS`); the next boot waits for the commander's
+    /// acknowledgement, and so does the one after the operator's own shutdown
+    /// (CT-DEG-17). Every transition is a `kernel.state` record; the log
     /// verifies and replays clean.
     #[test]
-    fn ct_deg_02_03_14_24_resilience_drills_through_the_daemon() {
+    fn ct_deg_02_03_14_17_24_resilience_drills_and_emergency_shutdowns_through_the_daemon() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("data");
         let drills = tmp.path().join("drills");
@@ -415,16 +437,45 @@ mod daemon {
             std::thread::sleep(Duration::from_millis(50));
         }
         let (_, view) = agent.submit(&fs_write("/workspace/c.txt", "c"));
-        assert_eq!(view["code"], "KERNEL-FREEZE", "{view}");
-        let status = wait_state(&dir, "ORANGE");
-        assert_eq!(status["status"]["human_ack"], true, "a frozen log needs a restart: {status}");
+        assert!(["KERNEL-FREEZE", "KERNEL-ECS"].contains(&view["code"].as_str().unwrap_or("")), "{view}");
+        // CT-WAL-07: commit freeze, then the emergency shutdown: SAFE-HOLD,
+        // everything refused, a forensic report the log could not take.
+        let status = wait_state(&dir, "SAFE-HOLD");
+        assert_eq!(status["status"]["human_ack"], true, "{status}");
+        assert!(status["status"]["degraded_modes"].as_array().unwrap().contains(&json!(5)), "{status}");
+        let ecs = &status["status"]["ecs"]["active"];
+        let id = ecs["id"].as_str().unwrap_or_else(|| panic!("no shutdown in the status: {status}")).to_owned();
+        assert_eq!(ecs["class"], "data_corruption", "{status}");
+        assert!(dir.join("forensics").join(&id).join("report.json").exists());
+        assert_eq!(agent.submit(&read).1["code"], "KERNEL-ECS");
         assert!(!dir.join("workspace/c.txt").exists());
         daemon.sigterm();
         std::fs::remove_file(drills.join("fail-wal-sync")).unwrap();
+        // Data corruption has no automated repair: no boot without the commander.
+        let refused = up_refused(&dir);
+        assert!(refused.contains("KERNEL-ECS-ACK-REQUIRED") && refused.contains(&id), "{refused}");
+        let listed = ok_json(&dir, &["ecs", "list"]);
+        assert_eq!(listed["shutdowns"][0]["id"], id.as_str(), "{listed}");
+        assert_eq!(listed["shutdowns"][0]["acknowledged"], false, "{listed}");
+        ok(&dir, &["ecs", "acknowledge", &id]);
+        assert_eq!(ok_json(&dir, &["ecs", "list"])["shutdowns"][0]["acknowledged"], true);
         let mut daemon = Daemon::start_env(&dir, tmp.path(), "restart", &[], &env);
-        wait_state(&dir, "YELLOW");
+        let status = wait_state(&dir, "YELLOW");
+        assert_eq!(status["status"]["ecs"]["observing"], id.as_str(), "the safe restart is observed: {status}");
         let agent = Agent::open(&daemon.base, &token);
         done_id(&agent.submit(&fs_write("/workspace/c.txt", "c")));
+
+        // CT-DEG-17: the operator's own shutdown, through the CLI.
+        let report = ok_json(&dir, &["ecs", "trigger", "--reason", "drill"]);
+        assert_eq!((report["class"].as_str(), report["human_review"].as_bool()), (Some("unknown"), Some(true)));
+        wait_state(&dir, "SAFE-HOLD");
+        assert_eq!(agent.submit(&read).1["code"], "KERNEL-ECS");
+        assert!(daemon.sigterm().success(), "{}", daemon.output());
+        let manual = report["id"].as_str().unwrap().to_owned();
+        assert!(up_refused(&dir).contains(&manual));
+        ok(&dir, &["ecs", "acknowledge", &manual]);
+        let mut daemon = Daemon::start_env(&dir, tmp.path(), "after-manual", &[], &env);
+        wait_state(&dir, "YELLOW");
         assert!(daemon.sigterm().success(), "{}", daemon.output());
 
         let records = export(&dir);

@@ -6,6 +6,7 @@
 mod agents;
 mod cascade;
 mod common;
+mod emergency;
 mod fingerprint;
 mod hardening;
 mod mediation;
@@ -493,18 +494,21 @@ fn a_wal_failing_mid_run_freezes_commits_and_everything_after_is_denied() {
         storage.faults().fail_writes.store(true, Ordering::SeqCst);
         let reply = submit(&kernel, fs_write("after.txt", "x"), &token).await;
         assert_eq!(reply.code(), Some(CODE_FREEZE), "{reply:?}");
+        // The freeze, and on the sequencer's next tick the emergency shutdown
+        // (CT-WAL-07, tests/kernel/emergency.rs): either refuses everything.
+        let frozen_or_shut = |code: Option<&str>| matches!(code, Some(CODE_FREEZE | maos_kernel::ecs::CODE_ECS));
         let status = kernel.status();
-        assert!(matches!(status.mode, Mode::CommitFreeze { .. }), "{:?}", status.mode);
+        assert!(matches!(status.mode, Mode::CommitFreeze { .. } | Mode::Emergency { .. }), "{:?}", status.mode);
         assert!(status.mode.why().is_some());
         // Everything after is denied, observations included (nothing can be logged).
         let reply = submit(&kernel, fs_write("later.txt", "x"), &token).await;
-        assert_eq!(reply.code(), Some(CODE_FREEZE));
+        assert!(frozen_or_shut(reply.code()), "{reply:?}");
         let reply = submit(&kernel, fs_read("before.txt"), &token).await;
-        assert_eq!(reply.code(), Some(CODE_FREEZE));
+        assert!(frozen_or_shut(reply.code()), "{reply:?}");
         // Even once the disk recovers, the freeze is sticky until restart.
         storage.faults().fail_writes.store(false, Ordering::SeqCst);
         let reply = submit(&kernel, fs_write("later.txt", "x"), &token).await;
-        assert_eq!(reply.code(), Some(CODE_FREEZE));
+        assert!(frozen_or_shut(reply.code()), "{reply:?}");
     });
     assert_eq!(world.file("before.txt").as_deref(), Some("x"));
     assert_eq!(world.file("after.txt"), None);

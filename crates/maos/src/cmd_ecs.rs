@@ -1,0 +1,144 @@
+//! `maos ecs trigger | list | acknowledge`: the emergency controlled shutdown
+//! (spec §38.6). `trigger` asks the running daemon; `list` and `acknowledge`
+//! read the forensic directory and work with the daemon stopped, which is
+//! when they are needed: a boot after a shutdown that needs a human is
+//! refused (`KERNEL-ECS-ACK-REQUIRED`) until the commander signs that they
+//! read its report. The signature covers the report's SHA3-256, so an
+//! acknowledgement does not carry over to a report edited afterwards.
+
+use crate::cli::EcsCommand;
+use crate::client::Daemon;
+use crate::datadir::DataDir;
+use crate::output::{Output, coded};
+use maos_kernel::ecs::{EcsAck, ack_message};
+use std::path::Path;
+use std::process::ExitCode;
+
+pub fn run(out: &Output, data_dir: &Path, cmd: EcsCommand) -> anyhow::Result<ExitCode> {
+    let dir = DataDir::new(data_dir);
+    match cmd {
+        EcsCommand::Trigger { reason } => trigger(out, &dir, &reason),
+        EcsCommand::List => list(out, &dir),
+        EcsCommand::Acknowledge { id } => acknowledge(out, &dir, &id),
+    }
+}
+
+fn trigger(out: &Output, dir: &DataDir, reason: &str) -> anyhow::Result<ExitCode> {
+    let daemon = Daemon::require(dir)?;
+    let report = daemon.post("/v1/ecs", &serde_json::json!({ "reason": reason }))?;
+    out.json(&report);
+    let id = report["id"].as_str().unwrap_or("?");
+    out.line(out.red(&format!("SAFE-HOLD: emergency controlled shutdown {id}")));
+    out.field("class", report["class"].as_str().unwrap_or("?"));
+    out.field("forensic report", report["forensics"].as_str().unwrap_or("none (no forensic directory)"));
+    out.field("repair", report["repair"].as_str().unwrap_or("?"));
+    out.line("every request is refused (KERNEL-ECS) until the daemon is restarted");
+    if report["human_review"].as_bool().unwrap_or(true) {
+        out.line(format!("the next boot needs the commander: maos ecs acknowledge {id}"));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One forensic directory as `list` shows it.
+fn entry(dir: &DataDir, at_ms: u64, path: &Path) -> serde_json::Value {
+    let id = maos_kernel::ecs::ecs_id(at_ms);
+    let report = std::fs::read(path.join("report.json")).ok();
+    let parsed: Option<serde_json::Value> = report.as_deref().and_then(|b| serde_json::from_slice(b).ok());
+    let acknowledged = match (std::fs::read(path.join("ack.json")), maos_crypto::read_public_key_file(&dir.commander_pub())) {
+        (Ok(ack), Ok(commander)) => {
+            match maos_kernel::verify_ack(&id, report.as_deref().unwrap_or_default(), &ack, &commander) {
+                Ok(_) => serde_json::json!(true),
+                Err(why) => serde_json::json!({ "invalid": why }),
+            }
+        }
+        _ => serde_json::json!(false),
+    };
+    let field = |k: &str| parsed.as_ref().map_or(serde_json::Value::Null, |p| p[k].clone());
+    serde_json::json!({
+        "id": id,
+        "at_ms": at_ms,
+        "cause": field("cause"),
+        "class": field("class"),
+        "human_review": field("human_review"),
+        "counters": field("counters"),
+        "report": path.join("report.json").display().to_string(),
+        "report_readable": parsed.is_some(),
+        "acknowledged": acknowledged,
+    })
+}
+
+fn list(out: &Output, dir: &DataDir) -> anyhow::Result<ExitCode> {
+    let root = dir.forensics();
+    let rows: Vec<serde_json::Value> =
+        maos_kernel::forensic_dirs(Some(&root)).iter().map(|(at, path)| entry(dir, *at, path)).collect();
+    out.json(&serde_json::json!({ "forensics": root.display().to_string(), "shutdowns": rows }));
+    if rows.is_empty() {
+        out.line("no emergency shutdown on record");
+    }
+    for r in &rows {
+        let ack = match &r["acknowledged"] {
+            serde_json::Value::Bool(true) => out.green("acknowledged"),
+            serde_json::Value::Bool(false) if r["human_review"] == serde_json::json!(false) => "no ack needed".to_owned(),
+            serde_json::Value::Bool(false) => out.yellow("needs the commander"),
+            other => out.red(&format!("ack invalid: {}", other["invalid"].as_str().unwrap_or("?"))),
+        };
+        let cause = r["cause"]["trigger"].as_str().unwrap_or("unreadable report");
+        out.line(format!("{}  {}  {cause}  {ack}", r["id"].as_str().unwrap_or("?"), r["class"].as_str().unwrap_or("?")));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn acknowledge(out: &Output, dir: &DataDir, id: &str) -> anyhow::Result<ExitCode> {
+    let at_ms = id
+        .strip_prefix("ecs-")
+        .and_then(|n| n.parse::<u64>().ok())
+        .ok_or_else(|| coded("MAOS-USAGE", format!("`{id}` is not a shutdown id (ecs-<ms>); see `maos ecs list`"), 2))?;
+    let path = dir.forensics().join(maos_kernel::ecs::ecs_id(at_ms));
+    if !path.is_dir() {
+        return Err(coded("MAOS-USAGE", format!("no forensic directory {}", path.display()), 2));
+    }
+    if !dir.commander_key().exists() {
+        return Err(coded("MAOS-USAGE", "the commander key of this data directory is needed to sign", 2));
+    }
+    // A missing report is acknowledged as empty: the boot checks the same bytes.
+    let report = std::fs::read(path.join("report.json")).unwrap_or_default();
+    let sha3 = maos_crypto::sha3_256(&report).0;
+    let shown = entry(dir, at_ms, &path);
+    out.line(out.bold(&format!("acknowledge emergency shutdown {id}: the next boot may go ahead")));
+    out.field("cause", shown["cause"].to_string());
+    out.field("class", shown["class"].as_str().unwrap_or("unreadable report"));
+    out.field("report sha3-256", maos_kernel::records::hex32(&sha3));
+    let signature =
+        dir.commander_signature(maos_crypto::SignatureDomain::EmergencyAcknowledgement, &ack_message(id, &sha3))?;
+    let commander = maos_crypto::read_public_key_file(&dir.commander_pub())?;
+    let ack = EcsAck {
+        id: id.to_owned(),
+        report_sha3: maos_kernel::records::hex32(&sha3),
+        key_id: commander.key_id().to_hex(),
+        signature,
+        at_ms: crate::datadir::now().0,
+    };
+    let bytes = serde_json::to_vec_pretty(&ack)?;
+    write_private(&path.join("ack.json"), &bytes)?;
+    out.json(&serde_json::json!({ "ok": true, "ack": ack }));
+    out.line(format!("{} {id}: `maos up` logs the acknowledgement at its next boot", out.green("acknowledged")));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `bytes` to `path` (owner read/write only), synced, replacing it atomically.
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let tmp = path.with_extension("json.tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(parent) = path.parent() {
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}
