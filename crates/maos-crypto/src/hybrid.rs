@@ -89,6 +89,8 @@ pub enum SignatureDomain {
     /// A commander's acknowledgement of an emergency shutdown's forensic
     /// report (the next boot may go ahead).
     EmergencyAcknowledgement,
+    /// A commander's approval of a TSCA recovery proposal (Hardened, level B).
+    TscaPlan,
 }
 
 impl SignatureDomain {
@@ -102,6 +104,7 @@ impl SignatureDomain {
             Self::QuarantineDecision => b"maos/v1/quarantine-decision\0",
             Self::PrefilterExtension => b"maos/v1/prefilter-extension\0",
             Self::EmergencyAcknowledgement => b"maos/v1/emergency-acknowledgement\0",
+            Self::TscaPlan => b"maos/v1/tsca-plan\0",
         }
     }
 

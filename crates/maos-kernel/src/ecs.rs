@@ -61,6 +61,12 @@ pub enum EcsTrigger {
         /// What the log reported.
         why: String,
     },
+    /// A Hardened TSCA proposal the commander left unanswered for 15
+    /// minutes: the minimal safe state (spec §38.7).
+    TscaUnanswered {
+        /// The proposal.
+        proposal: String,
+    },
     /// A forensic directory whose report cannot be read (the boot counts it
     /// anyway, as unknown).
     Unrecorded {
@@ -77,6 +83,7 @@ impl EcsTrigger {
             Self::Manual { reason } => format!("manual: {reason}"),
             Self::WalFailed { why } => format!("the write-ahead log failed: {why}"),
             Self::Unrecorded { why } => format!("unrecorded: {why}"),
+            Self::TscaUnanswered { proposal } => format!("TSCA proposal {proposal} unanswered for 15 minutes"),
         }
     }
 }
@@ -115,7 +122,9 @@ pub fn classify(trigger: &EcsTrigger, evidence: Evidence) -> FailureClass {
         // A full disk explains a log that cannot sync; else its storage is damaged.
         EcsTrigger::WalFailed { .. } if disk_full => FailureClass::ResourceExhaustion,
         EcsTrigger::WalFailed { .. } => FailureClass::DataCorruption,
-        EcsTrigger::Manual { .. } | EcsTrigger::Unrecorded { .. } => FailureClass::Unknown,
+        EcsTrigger::Manual { .. } | EcsTrigger::Unrecorded { .. } | EcsTrigger::TscaUnanswered { .. } => {
+            FailureClass::Unknown
+        }
     }
 }
 

@@ -39,6 +39,8 @@ pub(crate) struct KernelState {
     /// [`crate::ecs::ECS_HISTORY_MAX`] (the boot adds those only the
     /// forensic directory knows).
     pub ecs: std::collections::VecDeque<crate::ecs::EcsEntry>,
+    /// The TSCA's state and its log section's chain.
+    pub tsca: crate::tsca::Ledger,
 }
 
 /// What rebuilding the state from the log found.
@@ -65,6 +67,7 @@ pub struct FoldSummary {
 
 impl KernelState {
     pub(crate) fn new(config: Arc<DscConfig>) -> Self {
+        let config_profile = config.profile();
         Self {
             dsc: DscState::new(config),
             registry: TokenRegistry::new(),
@@ -75,6 +78,7 @@ impl KernelState {
             unrevoked: std::collections::BTreeSet::new(),
             patterns: std::collections::VecDeque::new(),
             ecs: std::collections::VecDeque::new(),
+            tsca: crate::tsca::Ledger::new(config_profile),
         }
     }
 
@@ -206,6 +210,7 @@ impl KernelState {
                 }
             }
             KernelRecord::Ecs(r) => self.fold_ecs(&r.event),
+            KernelRecord::Tsca(r) => self.tsca.fold(r)?,
             // The evaluator's answers change no state: they only refused effects.
             KernelRecord::Mode(_) | KernelRecord::State(_) | KernelRecord::Evaluation(_) | KernelRecord::Refused(_) => {
             }
@@ -231,6 +236,9 @@ pub struct KernelSnapshot {
     /// Emergency shutdowns (the boot's abuse counter).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     ecs: Vec<crate::ecs::EcsEntry>,
+    /// The TSCA's state and chain head.
+    #[serde(default)]
+    tsca: Option<crate::tsca::Ledger>,
 }
 
 /// The sections of a state snapshot payload the kernel reads (the payload is
@@ -251,11 +259,13 @@ impl KernelState {
             unrevoked: self.unrevoked.iter().copied().collect(),
             patterns: self.patterns.iter().cloned().collect(),
             ecs: self.ecs.iter().cloned().collect(),
+            tsca: Some(self.tsca.clone()),
         };
         (self.registry.snapshot(), kernel)
     }
 
     fn restore(config: Arc<DscConfig>, payload: &[u8]) -> Result<Self, String> {
+        let profile = config.profile();
         let sections: SnapshotSections =
             serde_json::from_slice(payload).map_err(|e| format!("state snapshot does not decode: {e}"))?;
         let registry = TokenRegistry::restore(&sections.tokens).map_err(|e| format!("state snapshot tokens: {e}"))?;
@@ -284,6 +294,14 @@ impl KernelState {
                 let extra = k.ecs.len().saturating_sub(crate::ecs::ECS_HISTORY_MAX);
                 k.ecs.into_iter().skip(extra).collect()
             },
+            tsca: k.tsca.map_or_else(
+                || crate::tsca::Ledger::new(profile),
+                |mut l| {
+                    // The level is the profile's, whatever the snapshot says.
+                    l.tsca.authorization = crate::tsca::Authorization::of(profile);
+                    l
+                },
+            ),
         })
     }
 }

@@ -9,6 +9,7 @@ mod emergency;
 mod evaluator;
 mod immune;
 mod proposals;
+mod tsca;
 mod watch;
 pub use evaluator::{
     CODE_SSE_DENY, CODE_SSE_ESCALATE, CODE_SSE_INVALID, CODE_SSE_UNAVAILABLE, EVALUATIONS_IN_FLIGHT_MAX,
@@ -22,6 +23,7 @@ pub use watch::{
 };
 
 pub use emergency::{EcsReport, EcsStatus, forensic_dirs, verify_ack};
+pub use tsca::{SignedTscaApproval, TscaView};
 
 pub use agents::{AGENTS_LISTED_MAX, AgentView, AgentsView, CODE_AGENT_REGISTER, CODE_ONBOARDING_NOT_BUILT, FeverView};
 pub use cascade::{
@@ -144,6 +146,9 @@ pub struct KernelFaults {
     pub disk_used_pct: std::sync::atomic::AtomicU8,
     /// Every decision runs with an injected internal error in check 1.
     pub fail_dsc: AtomicBool,
+    /// The running DSC instance hangs (stops beating) until it is replaced:
+    /// the TSCA's restart brings a new one (CT-DEG-19's component restart).
+    pub hang_dsc_instance: AtomicBool,
 }
 
 /// Everything the kernel needs to start.
@@ -173,6 +178,9 @@ pub struct KernelConfig {
     pub evaluator: Option<Arc<dyn SemanticEvaluator>>,
     /// How long one answer may take.
     pub evaluator_timeout: Duration,
+    /// How long the sequencer may be unresponsive (past its limit) before the
+    /// TSCA restarts the system ([`crate::tsca::SYSTEM_RESTART_AFTER_MS`]).
+    pub system_restart_after: Duration,
     /// Where emergency shutdowns leave their forensic reports (never cleaned),
     /// and where the boot looks for them and for the commander's
     /// acknowledgements. `None`: a shutdown is recorded in the log only.
@@ -211,6 +219,7 @@ impl KernelConfig {
             evaluator_timeout: EVALUATOR_TIMEOUT_DEFAULT,
             faults: Arc::new(KernelFaults::default()),
             forensics_dir: None,
+            system_restart_after: Duration::from_millis(crate::tsca::SYSTEM_RESTART_AFTER_MS),
         }
     }
 }
@@ -330,6 +339,8 @@ pub struct KernelStatus {
     pub wall_clock_offset_ms: i64,
     /// Emergency shutdowns: one under way, the observation after one, the counters.
     pub ecs: EcsStatus,
+    /// The TSCA: level, mode, open incident and its budget spent, proposals.
+    pub tsca: TscaView,
 }
 
 enum Command {
@@ -418,7 +429,7 @@ enum Command {
     },
     Emergency {
         trigger: crate::ecs::EcsTrigger,
-        reply: oneshot::Sender<Result<EcsReport, KernelError>>,
+        reply: Option<oneshot::Sender<Result<EcsReport, KernelError>>>,
     },
     Report {
         reporter: maos_model::AgentId,
@@ -468,6 +479,23 @@ struct Shared {
     ecs: Mutex<EcsStatus>,
     /// Where their forensic reports go.
     forensics: Option<std::path::PathBuf>,
+    /// The commander's public key (the TSCA's level-B approvals verify under it).
+    commander: VerifyingKey,
+    /// The TSCA and its log section (spec §38.7): one writer at a time.
+    tsca: Mutex<crate::tsca::Ledger>,
+    /// The commander approved a DSC instance restart: the watchdog starts one.
+    dsc_restart_approved: AtomicBool,
+    /// Agents in hard isolation past their window the TSCA did not terminate
+    /// (its incident stays open while there are).
+    agents_due: AtomicBool,
+    /// [`KernelConfig::system_restart_after`], ms.
+    system_restart_after_ms: u64,
+    /// A system restart the TSCA ordered, for whoever runs the kernel (`maos up` re-executes itself).
+    restart: tokio::sync::watch::Sender<Option<String>>,
+    /// The sequencer's queue, for the watchdog's own commands (the minimal
+    /// safe state after an unanswered proposal); weak, so it never keeps the
+    /// sequencer alive.
+    commands: mpsc::WeakSender<Command>,
     wal: Arc<Wal>,
     clock: Arc<dyn Clock>,
     stopped: AtomicBool,
@@ -866,6 +894,7 @@ impl KernelHandle {
             pending_approvals: self.shared.pending_approvals.load(Ordering::SeqCst),
             wall_clock_offset_ms: self.shared.clock.wall_offset_ms(),
             ecs: self.ecs(),
+            tsca: self.tsca(),
         }
     }
 }
@@ -942,7 +971,8 @@ impl Kernel {
         // Phase 5 of an emergency shutdown: the abuse limits decide whether
         // this boot may go ahead at all, before anything is logged.
         let boot_now = config.clock.now().max(state.last_now);
-        let history = emergency::boot_history(&state.ecs, config.forensics_dir.as_deref(), &config.commander, boot_now.0);
+        let history =
+            emergency::boot_history(&state.ecs, config.forensics_dir.as_deref(), &config.commander, boot_now.0);
         let (observe, counters) = match crate::ecs::boot_gate(&history.entries, boot_now.0, config.dsc.profile()) {
             crate::ecs::Gate::NeedsAck { id, why } => {
                 return Err(KernelError::Refused {
@@ -966,6 +996,7 @@ impl Kernel {
         let queue_capacity =
             if observe.is_some() { crate::ecs::conservative_queue(queue_capacity) } else { queue_capacity };
         let observation_until = observe.as_ref().map(|_| boot_now.0.saturating_add(crate::ecs::OBSERVATION_MS));
+        let (tx, rx) = mpsc::channel(queue_capacity);
         let interval = config.heartbeat_interval.max(Duration::from_millis(1));
         let dsc_interval = config.dsc_heartbeat_interval.max(Duration::from_millis(1));
         let boot_posture = Posture::derive(&Conditions {
@@ -996,6 +1027,13 @@ impl Kernel {
                 flagged: counters.flagged(),
             }),
             forensics: config.forensics_dir.clone(),
+            tsca: Mutex::new(std::mem::replace(&mut state.tsca, crate::tsca::Ledger::new(config.dsc.profile()))),
+            commander: config.commander.clone(),
+            dsc_restart_approved: AtomicBool::new(false),
+            agents_due: AtomicBool::new(false),
+            restart: tokio::sync::watch::channel(None).0,
+            system_restart_after_ms: u64::try_from(config.system_restart_after.as_millis()).unwrap_or(u64::MAX),
+            commands: tx.downgrade(),
             wal: wal.clone(),
             clock: config.clock.clone(),
             stopped: AtomicBool::new(false),
@@ -1046,7 +1084,6 @@ impl Kernel {
             append(&wal, KIND_APPROVAL_DECISION, &record).map_err(KernelError::Freeze)?;
             approvals_lapsed.push(packet.id);
         }
-        let (tx, rx) = mpsc::channel(queue_capacity);
         let (done_tx, done_rx) = mpsc::channel(COMPLETIONS_MAX);
         // The watchdog first: it sees the sequencer from its first turn.
         let watch_threads = watch::spawn(&shared, config.dsc.clone(), &config.commit, config.faults.clone())
@@ -1403,7 +1440,7 @@ impl Sequencer {
             Command::EndFever { reason, reply } => {
                 let _ = reply.send(self.on_end_fever(reason));
             }
-            Command::Emergency { trigger, reply } => self.on_emergency(trigger, Some(reply)),
+            Command::Emergency { trigger, reply } => self.on_emergency(trigger, reply),
             Command::Report { reporter, suspect, class, evidence, reply } => {
                 let _ = reply.send(self.on_report(&reporter, &suspect, class, evidence));
             }

@@ -39,6 +39,8 @@ pub const KIND_STATE: RecordKind = RecordKind(0x0308);
 pub const KIND_EVALUATION: RecordKind = RecordKind(0x0309);
 /// An emergency controlled shutdown: halted, acknowledged or restarted ([`EcsRecord`]).
 pub const KIND_ECS: RecordKind = RecordKind(0x030A);
+/// One step of the TSCA's own hash-chained log section ([`TscaRecord`]).
+pub const KIND_TSCA: RecordKind = RecordKind(0x030B);
 /// An approval packet (HACF level 2+): an escalated intent waits for a human.
 pub const KIND_APPROVAL_PACKET: RecordKind = RecordKind(0x0310);
 /// The outcome of an approval packet: granted, denied, expired or lapsed.
@@ -208,6 +210,23 @@ pub enum EcsEvent {
         /// When, Unix ms.
         at_ms: u64,
     },
+}
+
+/// Kind `0x030B`: one step of the TSCA (spec §38.7.4). Its records form a
+/// chain of their own inside the log: `prev_sha3` is the SHA3-256 of the
+/// previous TSCA record's payload, `seq` counts them from 1, so the section
+/// can be exported and checked alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TscaRecord {
+    /// [`RECORD_VERSION`].
+    pub v: u16,
+    /// 1, 2, 3… over the whole log.
+    pub seq: u64,
+    /// SHA3-256 of the previous TSCA record's payload, hex (zeros for the first).
+    pub prev_sha3: String,
+    /// What happened.
+    #[serde(flatten)]
+    pub event: crate::tsca::TscaEvent,
 }
 
 /// Kind `0x0309`: the evaluator's answer about one allowed effect.
@@ -684,6 +703,8 @@ pub enum KernelRecord {
     Evaluation(EvaluationRecord),
     /// `0x030A`.
     Ecs(EcsRecord),
+    /// `0x030B`.
+    Tsca(Box<TscaRecord>),
     /// `0x0310`.
     ApprovalPacket(Box<ApprovalPacket>),
     /// `0x0311`.
@@ -715,6 +736,7 @@ impl KernelRecord {
             KIND_STATE => parse(payload).map(Self::State),
             KIND_EVALUATION => parse(payload).map(Self::Evaluation),
             KIND_ECS => parse(payload).map(Self::Ecs),
+            KIND_TSCA => parse::<TscaRecord>(payload).map(|r| Self::Tsca(Box::new(r))),
             KIND_APPROVAL_PACKET => parse::<ApprovalPacket>(payload).map(|r| Self::ApprovalPacket(Box::new(r))),
             KIND_APPROVAL_DECISION => {
                 parse::<ApprovalDecisionRecord>(payload).map(|r| Self::ApprovalDecision(Box::new(r)))
@@ -748,6 +770,7 @@ impl KernelRecord {
             Self::State(r) => r.v,
             Self::Evaluation(r) => r.v,
             Self::Ecs(r) => r.v,
+            Self::Tsca(r) => r.v,
             Self::ApprovalPacket(r) => r.v,
             Self::ApprovalDecision(r) => r.v,
             Self::Token(_) => RECORD_VERSION,

@@ -9,7 +9,7 @@
 use crate::cli::EcsCommand;
 use crate::client::Daemon;
 use crate::datadir::DataDir;
-use crate::output::{Output, coded};
+use crate::output::{Output, at, coded};
 use maos_kernel::ecs::{EcsAck, ack_message};
 use std::path::Path;
 use std::process::ExitCode;
@@ -27,13 +27,13 @@ fn trigger(out: &Output, dir: &DataDir, reason: &str) -> anyhow::Result<ExitCode
     let daemon = Daemon::require(dir)?;
     let report = daemon.post("/v1/ecs", &serde_json::json!({ "reason": reason }))?;
     out.json(&report);
-    let id = report["id"].as_str().unwrap_or("?");
+    let id = at(&report, &["id"]).as_str().unwrap_or("?");
     out.line(out.red(&format!("SAFE-HOLD: emergency controlled shutdown {id}")));
-    out.field("class", report["class"].as_str().unwrap_or("?"));
-    out.field("forensic report", report["forensics"].as_str().unwrap_or("none (no forensic directory)"));
-    out.field("repair", report["repair"].as_str().unwrap_or("?"));
+    out.field("class", at(&report, &["class"]).as_str().unwrap_or("?"));
+    out.field("forensic report", at(&report, &["forensics"]).as_str().unwrap_or("none (no forensic directory)"));
+    out.field("repair", at(&report, &["repair"]).as_str().unwrap_or("?"));
     out.line("every request is refused (KERNEL-ECS) until the daemon is restarted");
-    if report["human_review"].as_bool().unwrap_or(true) {
+    if at(&report, &["human_review"]).as_bool().unwrap_or(true) {
         out.line(format!("the next boot needs the commander: maos ecs acknowledge {id}"));
     }
     Ok(ExitCode::SUCCESS)
@@ -44,15 +44,16 @@ fn entry(dir: &DataDir, at_ms: u64, path: &Path) -> serde_json::Value {
     let id = maos_kernel::ecs::ecs_id(at_ms);
     let report = std::fs::read(path.join("report.json")).ok();
     let parsed: Option<serde_json::Value> = report.as_deref().and_then(|b| serde_json::from_slice(b).ok());
-    let acknowledged = match (std::fs::read(path.join("ack.json")), maos_crypto::read_public_key_file(&dir.commander_pub())) {
-        (Ok(ack), Ok(commander)) => {
-            match maos_kernel::verify_ack(&id, report.as_deref().unwrap_or_default(), &ack, &commander) {
-                Ok(_) => serde_json::json!(true),
-                Err(why) => serde_json::json!({ "invalid": why }),
+    let acknowledged =
+        match (std::fs::read(path.join("ack.json")), maos_crypto::read_public_key_file(&dir.commander_pub())) {
+            (Ok(ack), Ok(commander)) => {
+                match maos_kernel::verify_ack(&id, report.as_deref().unwrap_or_default(), &ack, &commander) {
+                    Ok(_) => serde_json::json!(true),
+                    Err(why) => serde_json::json!({ "invalid": why }),
+                }
             }
-        }
-        _ => serde_json::json!(false),
-    };
+            _ => serde_json::json!(false),
+        };
     let field = |k: &str| parsed.as_ref().map_or(serde_json::Value::Null, |p| p[k].clone());
     serde_json::json!({
         "id": id,
@@ -76,23 +77,28 @@ fn list(out: &Output, dir: &DataDir) -> anyhow::Result<ExitCode> {
         out.line("no emergency shutdown on record");
     }
     for r in &rows {
-        let ack = match &r["acknowledged"] {
+        let ack = match at(r, &["acknowledged"]) {
             serde_json::Value::Bool(true) => out.green("acknowledged"),
-            serde_json::Value::Bool(false) if r["human_review"] == serde_json::json!(false) => "no ack needed".to_owned(),
+            serde_json::Value::Bool(false) if at(r, &["human_review"]).as_bool() == Some(false) => {
+                "no ack needed".to_owned()
+            }
             serde_json::Value::Bool(false) => out.yellow("needs the commander"),
             other => out.red(&format!("ack invalid: {}", other["invalid"].as_str().unwrap_or("?"))),
         };
-        let cause = r["cause"]["trigger"].as_str().unwrap_or("unreadable report");
-        out.line(format!("{}  {}  {cause}  {ack}", r["id"].as_str().unwrap_or("?"), r["class"].as_str().unwrap_or("?")));
+        let cause = at(r, &["cause", "trigger"]).as_str().unwrap_or("unreadable report");
+        out.line(format!(
+            "{}  {}  {cause}  {ack}",
+            at(r, &["id"]).as_str().unwrap_or("?"),
+            at(r, &["class"]).as_str().unwrap_or("?")
+        ));
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn acknowledge(out: &Output, dir: &DataDir, id: &str) -> anyhow::Result<ExitCode> {
-    let at_ms = id
-        .strip_prefix("ecs-")
-        .and_then(|n| n.parse::<u64>().ok())
-        .ok_or_else(|| coded("MAOS-USAGE", format!("`{id}` is not a shutdown id (ecs-<ms>); see `maos ecs list`"), 2))?;
+    let at_ms = id.strip_prefix("ecs-").and_then(|n| n.parse::<u64>().ok()).ok_or_else(|| {
+        coded("MAOS-USAGE", format!("`{id}` is not a shutdown id (ecs-<ms>); see `maos ecs list`"), 2)
+    })?;
     let path = dir.forensics().join(maos_kernel::ecs::ecs_id(at_ms));
     if !path.is_dir() {
         return Err(coded("MAOS-USAGE", format!("no forensic directory {}", path.display()), 2));
@@ -105,8 +111,8 @@ fn acknowledge(out: &Output, dir: &DataDir, id: &str) -> anyhow::Result<ExitCode
     let sha3 = maos_crypto::sha3_256(&report).0;
     let shown = entry(dir, at_ms, &path);
     out.line(out.bold(&format!("acknowledge emergency shutdown {id}: the next boot may go ahead")));
-    out.field("cause", shown["cause"].to_string());
-    out.field("class", shown["class"].as_str().unwrap_or("unreadable report"));
+    out.field("cause", at(&shown, &["cause"]).to_string());
+    out.field("class", at(&shown, &["class"]).as_str().unwrap_or("unreadable report"));
     out.field("report sha3-256", maos_kernel::records::hex32(&sha3));
     let signature =
         dir.commander_signature(maos_crypto::SignatureDomain::EmergencyAcknowledgement, &ack_message(id, &sha3))?;

@@ -8,7 +8,7 @@
 use crate::cli::{ApproveCommand, UndoArgs};
 use crate::client::Daemon;
 use crate::datadir::DataDir;
-use crate::output::{Output, coded};
+use crate::output::{Output, at, coded};
 use maos_kernel::{ApprovalPacket, KernelHandle};
 use std::path::Path;
 use std::process::ExitCode;
@@ -43,15 +43,15 @@ pub fn status(out: &Output, data_dir: &Path) -> anyhow::Result<ExitCode> {
     if s.get("human_ack").and_then(serde_json::Value::as_bool) == Some(true) {
         out.field("human", out.red("required: leaving this state needs an operator"));
     }
-    let ecs = &s["ecs"];
-    if let Some(id) = ecs["active"]["id"].as_str() {
-        let report = ecs["active"]["forensics"].as_str().unwrap_or("no forensic directory");
-        out.field("emergency", out.red(&format!("{id} ({}), report in {report}", ecs["active"]["class"])));
+    let ecs = at(&s, &["ecs"]);
+    if let Some(id) = at(ecs, &["active", "id"]).as_str() {
+        let report = at(ecs, &["active", "forensics"]).as_str().unwrap_or("no forensic directory");
+        out.field("emergency", out.red(&format!("{id} ({}), report in {report}", at(ecs, &["active", "class"]))));
     }
-    if let (Some(id), Some(until)) = (ecs["observing"].as_str(), ecs["observation_until_ms"].as_u64()) {
+    if let (Some(id), Some(until)) = (at(ecs, &["observing"]).as_str(), at(ecs, &["observation_until_ms"]).as_u64()) {
         out.field("observation", format!("safe restart after {id}, until {until} ms, admission queue reduced"));
     }
-    if ecs["flagged"].as_bool() == Some(true) {
+    if at(ecs, &["flagged"]).as_bool() == Some(true) {
         out.field("emergency shutdowns", out.red("more than 4 in 7 days: possibly deliberate"));
     }
     let mode = s.get("mode").and_then(|m| m.as_str()).unwrap_or("unknown");

@@ -76,6 +76,7 @@ pub fn kind_name(kind: RecordKind) -> &'static str {
         0x0308 => "kernel.state",
         0x0309 => "kernel.evaluation",
         0x030A => "kernel.ecs",
+        0x030B => "kernel.tsca",
         0x0310 => "approval.requested",
         0x0311 => "approval.decided",
         0x0320 => "kernel.policy",

@@ -139,3 +139,10 @@ fn typed_code(cause: &(dyn std::error::Error + 'static)) -> Option<(&'static str
     }
     None
 }
+
+/// The value at `path` in a JSON document, or null: reading what a daemon
+/// answered never panics on a field it left out.
+pub fn at<'a>(value: &'a serde_json::Value, path: &[&str]) -> &'a serde_json::Value {
+    static NULL: serde_json::Value = serde_json::Value::Null;
+    path.iter().try_fold(value, |v, key| v.get(key)).unwrap_or(&NULL)
+}

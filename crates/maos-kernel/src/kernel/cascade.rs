@@ -504,18 +504,31 @@ impl Sequencer {
             })
             .map(|(a, _)| a.clone())
             .collect();
+        let mut left = false;
         for agent in due {
             let reason = format!(
                 "stage 3 for {} minutes with no decision by the operator (Standard: automatic)",
                 STATE_SAVE_WINDOW_MS / 60_000
             );
+            // The TSCA's level A, within its budget; the watchdog's
+            // confirmation is the agent's standing as the kernel holds it.
+            let action = crate::tsca::TscaAction::TerminateAgent { agent: agent.clone() };
+            let isolated =
+                |a: &AgentId| self.state.dsc.standing(a).is_some_and(|s| s.stage_at(now.0).0 == Stage::HardIsolation);
+            let confirmed = crate::tsca::confirm(&action, &[], isolated, false);
+            if !self.shared.tsca_request(&action, &reason, confirmed) {
+                left = true;
+                continue;
+            }
             match self.eliminate(&agent, EliminationAuthority::Automatic, None, None, reason) {
                 Ok((_, revoked, _)) => self.announce(revoked),
                 Err(e) => {
-                    tracing::warn!(%agent, error = %e, "automatic elimination failed; retrying at the next sweep")
+                    left = true;
+                    tracing::warn!(%agent, error = %e, "automatic elimination failed; retrying at the next sweep");
                 }
             }
         }
+        self.shared.agents_due.store(left, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn announce(&self, revoked: Vec<TokenId>) {

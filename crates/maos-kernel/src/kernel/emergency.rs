@@ -101,7 +101,7 @@ impl KernelHandle {
     pub async fn emergency_shutdown(&self, reason: &str) -> Result<EcsReport, KernelError> {
         let reason = maos_model::prefix_within(reason, ECS_REASON_BYTES_MAX).to_owned();
         let (reply, rx) = oneshot::channel();
-        self.enqueue(Command::Emergency { trigger: EcsTrigger::Manual { reason }, reply })?;
+        self.enqueue(Command::Emergency { trigger: EcsTrigger::Manual { reason }, reply: Some(reply) })?;
         rx.await.map_err(|_| KernelError::Stopped)?
     }
 

@@ -32,7 +32,7 @@ use maos_model::{AgentId, EffectClass, IfcLevel, Intent, IntentId, UnixMillis, V
 use maos_token::TokenError;
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -320,15 +320,16 @@ impl Watch {
     }
 }
 
-fn limit_ms(interval: Duration) -> u64 {
+pub(super) fn limit_ms(interval: Duration) -> u64 {
     u64::try_from((interval * 2).max(UNRESPONSIVE_FLOOR).as_millis()).unwrap_or(u64::MAX)
 }
 
-/// The two threads; dropping this stops and joins them (the sequencer owns
-/// it, so a kernel that is gone leaves no thread holding its log open).
+/// The threads; dropping this stops and joins them (the sequencer owns
+/// it, so a kernel that is gone leaves no thread holding its log open). A
+/// DSC instance the TSCA restarts adds its thread to the same list.
 pub(super) struct WatchThreads {
     stop: Arc<Stop>,
-    handles: Vec<std::thread::JoinHandle<()>>,
+    handles: Arc<Mutex<Vec<std::thread::JoinHandle<()>>>>,
 }
 
 #[derive(Default)]
@@ -358,13 +359,73 @@ impl Drop for WatchThreads {
             *stopped = true;
         }
         self.stop.wake.notify_all();
-        for handle in self.handles.drain(..) {
-            let _ = handle.join();
+        // A restart may add a thread while these are joined: until none is left.
+        loop {
+            let taken: Vec<_> = self.handles.lock().map(|mut h| h.drain(..).collect()).unwrap_or_default();
+            if taken.is_empty() {
+                return;
+            }
+            for handle in taken {
+                let _ = handle.join();
+            }
         }
     }
 }
 
-/// Starts the watchdog and the DSC heartbeat threads.
+/// Starts DSC instances: the first at boot, a new one whenever the TSCA
+/// restarts it. An instance runs while the generation is its own; its
+/// counter continues the last one's, so the watchdog's sequence holds.
+pub(super) struct DscInstances {
+    shared: Weak<Shared>,
+    stop: Arc<Stop>,
+    config: Arc<DscConfig>,
+    interval: Duration,
+    faults: Arc<KernelFaults>,
+    tx: SyncSender<DscBeat>,
+    generation: Arc<AtomicU64>,
+    seq: Arc<AtomicU64>,
+    handles: Arc<Mutex<Vec<std::thread::JoinHandle<()>>>>,
+}
+
+impl DscInstances {
+    /// Starts a new instance; the running one ends at its next turn.
+    pub(super) fn start(&self) -> std::io::Result<()> {
+        let mine = self.generation.fetch_add(1, Ordering::SeqCst).saturating_add(1);
+        let instance = Instance { generation: self.generation.clone(), mine, seq: self.seq.clone() };
+        let (weak, stop, config, interval, faults, tx) = (
+            self.shared.clone(),
+            self.stop.clone(),
+            self.config.clone(),
+            self.interval,
+            self.faults.clone(),
+            self.tx.clone(),
+        );
+        let handle = std::thread::Builder::new()
+            .name(format!("maos-dsc-heartbeat-{mine}"))
+            .spawn(move || dsc_heartbeat(&weak, &stop, &config, interval, &faults, &tx, &instance))?;
+        if let Ok(mut h) = self.handles.lock() {
+            // Finished instances' handles go: the list stays short.
+            h.retain(|t| !t.is_finished());
+            h.push(handle);
+        }
+        Ok(())
+    }
+}
+
+/// One DSC instance's identity.
+struct Instance {
+    generation: Arc<AtomicU64>,
+    mine: u64,
+    seq: Arc<AtomicU64>,
+}
+
+impl Instance {
+    fn current(&self) -> bool {
+        self.generation.load(Ordering::SeqCst) == self.mine
+    }
+}
+
+/// Starts the watchdog and the first DSC instance.
 pub(super) fn spawn(
     shared: &Arc<Shared>,
     config: Arc<DscConfig>,
@@ -372,21 +433,28 @@ pub(super) fn spawn(
     faults: Arc<KernelFaults>,
 ) -> std::io::Result<WatchThreads> {
     let (tx, rx) = sync_channel(BEATS_BUFFERED);
-    let mut threads = WatchThreads { stop: Arc::new(Stop::default()), handles: Vec::with_capacity(2) };
-    let (weak, stop, commit) = (Arc::downgrade(shared), threads.stop.clone(), Arc::downgrade(commit));
+    let threads =
+        WatchThreads { stop: Arc::new(Stop::default()), handles: Arc::new(Mutex::new(Vec::with_capacity(2))) };
     let hash = config.hash();
-    let drills = faults.clone();
-    threads.handles.push(
-        std::thread::Builder::new()
-            .name("maos-watchdog".into())
-            .spawn(move || watchdog(&weak, &stop, &rx, hash, &commit, &drills))?,
-    );
-    let (weak, stop, interval) = (Arc::downgrade(shared), threads.stop.clone(), shared.watch.dsc_interval);
-    threads.handles.push(
-        std::thread::Builder::new()
-            .name("maos-dsc-heartbeat".into())
-            .spawn(move || dsc_heartbeat(&weak, &stop, &config, interval, &faults, &tx))?,
-    );
+    let instances = DscInstances {
+        shared: Arc::downgrade(shared),
+        stop: threads.stop.clone(),
+        config,
+        interval: shared.watch.dsc_interval,
+        faults: faults.clone(),
+        tx,
+        generation: Arc::new(AtomicU64::new(0)),
+        seq: Arc::new(AtomicU64::new(0)),
+        handles: threads.handles.clone(),
+    };
+    let (weak, stop, commit) = (Arc::downgrade(shared), threads.stop.clone(), Arc::downgrade(commit));
+    instances.start()?;
+    let watchdog = std::thread::Builder::new()
+        .name("maos-watchdog".into())
+        .spawn(move || watchdog(&weak, &stop, &rx, hash, &commit, &faults, &instances))?;
+    if let Ok(mut h) = threads.handles.lock() {
+        h.push(watchdog);
+    }
     Ok(threads)
 }
 
@@ -416,21 +484,24 @@ fn dsc_heartbeat(
     interval: Duration,
     faults: &KernelFaults,
     tx: &SyncSender<DscBeat>,
+    instance: &Instance,
 ) {
     let canary = canary();
     let missing = TokenError::UnknownToken("none presented".into());
-    let mut seq = 0u64;
     let mut last: Option<DscBeat> = None;
+    let mut hung = false;
     loop {
-        if stop.is_set() || shared.upgrade().is_none_or(|s| s.stopped.load(Ordering::SeqCst)) {
+        if stop.is_set() || !instance.current() || shared.upgrade().is_none_or(|s| s.stopped.load(Ordering::SeqCst)) {
             return;
         }
-        let beat = if faults.stop_dsc_heartbeat.load(Ordering::SeqCst) {
+        // A hang takes this instance only: a restarted one beats again.
+        hung = hung || faults.hang_dsc_instance.swap(false, Ordering::SeqCst);
+        let beat = if hung || faults.stop_dsc_heartbeat.load(Ordering::SeqCst) {
             None
         } else if let Some(old) = last.filter(|_| faults.replay_dsc_heartbeat.load(Ordering::SeqCst)) {
             Some(old)
         } else {
-            let next = seq.saturating_add(1);
+            let next = instance.seq.load(Ordering::SeqCst).saturating_add(1);
             let answered = canary.as_ref().is_some_and(|intent| {
                 let state = DscState::new(config.clone());
                 let decision = decide(&state, intent, Err(&missing), UnixMillis(next));
@@ -443,7 +514,7 @@ fn dsc_heartbeat(
         if let Some(beat) = beat {
             match tx.try_send(beat) {
                 Ok(()) => {
-                    seq = seq.max(beat.seq);
+                    instance.seq.fetch_max(beat.seq, Ordering::SeqCst);
                     last = Some(beat);
                 }
                 // A watchdog too busy to read: the counter is not spent, so
@@ -465,9 +536,9 @@ fn watchdog(
     config_hash: [u8; 32],
     commit: &Weak<CommitLayer>,
     drills: &KernelFaults,
+    instances: &DscInstances,
 ) {
     let mut monitor = BeatMonitor::new(config_hash);
-    let mut dsc_gone = false;
     let mut disk = Disk::default();
     loop {
         if stop.is_set() {
@@ -480,18 +551,12 @@ fn watchdog(
         let mut beats = Vec::new();
         match rx.recv_timeout(tick) {
             Ok(beat) => beats.push(beat),
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => dsc_gone = true,
+            // The instances' starter holds a sender: a dead instance shows as
+            // silence (stale beats), never as a closed channel.
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {}
         }
-        loop {
-            match rx.try_recv() {
-                Ok(beat) => beats.push(beat),
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => {
-                    dsc_gone = true;
-                    break;
-                }
-            }
+        while let Ok(beat) = rx.try_recv() {
+            beats.push(beat);
         }
         // Stopping: the heartbeat thread ends first, which is not a failure.
         if stop.is_set() {
@@ -512,7 +577,7 @@ fn watchdog(
             }
         }
         let disk_pct = disk.measure(now, &commit, drills, &shared);
-        let next = observe(watch, &monitor, now, dsc_gone, commit.rollback_zone_ready(), disk_pct);
+        let next = observe(watch, &monitor, now, commit.rollback_zone_ready(), disk_pct);
         let previous = watch.observed();
         if let Ok(mut o) = watch.observed.lock() {
             o.clone_from(&next);
@@ -529,11 +594,15 @@ fn watchdog(
             // Logging may have waited on a sync: the watchdog is still alive.
             watch.watchdog_pet_ms.store(watch.now_ms(), Ordering::SeqCst);
         }
-        drop((shared, commit));
-        // With the heartbeat thread gone the channel no longer waits: pace the loop.
-        if dsc_gone && stop.sleep(tick) {
-            return;
+        // The TSCA acts on what the watchdog just confirmed (its own thread:
+        // a stalled sequencer does not stop it).
+        if super::tsca::tick(&shared, &next) || shared.dsc_restart_approved.swap(false, Ordering::SeqCst) {
+            if let Err(e) = instances.start() {
+                tracing::error!(error = %e, "the DSC instance could not be restarted");
+            }
+            watch.watchdog_pet_ms.store(watch.now_ms(), Ordering::SeqCst);
         }
+        drop((shared, commit));
     }
 }
 
@@ -604,21 +673,14 @@ impl Disk {
     }
 }
 
-fn observe(
-    watch: &Watch,
-    monitor: &BeatMonitor,
-    now: u64,
-    dsc_gone: bool,
-    rollback_ok: bool,
-    disk_used_pct: Option<u8>,
-) -> Observed {
+fn observe(watch: &Watch, monitor: &BeatMonitor, now: u64, rollback_ok: bool, disk_used_pct: Option<u8>) -> Observed {
     let seq_last = watch.sequencer_pet_ms.load(Ordering::SeqCst);
     let seq_since = now.saturating_sub(seq_last);
     let seq_down = seq_since > limit_ms(watch.sequencer_interval);
     let dsc_limit = limit_ms(watch.dsc_interval);
     // Before its first limit has passed, a DSC that has not beaten yet is the
     // boot lockdown's business.
-    let dsc_down = dsc_gone || (monitor.stale(now, dsc_limit) && now > dsc_limit);
+    let dsc_down = monitor.stale(now, dsc_limit) && now > dsc_limit;
     let mut unresponsive = Vec::new();
     if seq_down {
         unresponsive.push(Component::Sequencer);

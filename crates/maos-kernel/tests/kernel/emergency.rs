@@ -82,7 +82,10 @@ fn ct_deg_17_a_manual_shutdown_halts_preserves_and_holds_the_next_boot() {
         let again = kernel.emergency_shutdown("twice").await.unwrap_err();
         assert_eq!(again.code(), CODE_ECS, "one shutdown at a time: {again}");
         // Phase 3: a manual shutdown has no known cause, so no automated repair.
-        assert_eq!((report.class, report.human_review, report.repaired.as_deref()), (FailureClass::Unknown, true, None));
+        assert_eq!(
+            (report.class, report.human_review, report.repaired.as_deref()),
+            (FailureClass::Unknown, true, None)
+        );
         assert_eq!(status.ecs.active.as_ref().map(|r| &r.id), Some(&report.id));
         assert!(report.logged_lsn.is_some(), "the log could take it");
         report.id

@@ -12,6 +12,7 @@ mod hardening;
 mod mediation;
 mod resilience;
 mod simulation;
+mod tsca;
 
 use common::*;
 use maos_commit::{Fault, FaultHook, Stage};
