@@ -137,7 +137,8 @@ const fn kernel_status(code: &str) -> StatusCode {
         | b"KERNEL-AGENT-REGISTER"
         | b"KERNEL-QUARANTINE-ADVANCE"
         | b"KERNEL-PREFILTER-APPROVAL"
-        | b"KERNEL-ECS" => StatusCode::CONFLICT,
+        | b"KERNEL-ECS"
+        | b"TSCA-APPROVAL" => StatusCode::CONFLICT,
         [b'U', b'N', b'D', b'O', b'-', ..] => StatusCode::CONFLICT,
         _ => StatusCode::SERVICE_UNAVAILABLE,
     }

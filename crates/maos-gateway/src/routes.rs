@@ -2,6 +2,7 @@
 //! none of them decides anything itself.
 
 mod agents;
+mod resilience;
 
 use crate::error::ApiError;
 use crate::intents::{IntentRequest, IntentView, WAIT_MS_DEFAULT, WAIT_MS_MAX};
@@ -43,7 +44,9 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/v1/agents", get(agents::list).post(agents::register))
         .route("/v1/agents/{agent}/demote", post(agents::demote))
         .route("/v1/fever/end", post(agents::end_fever))
-        .route("/v1/ecs", post(agents::emergency_shutdown))
+        .route("/v1/ecs", post(resilience::emergency_shutdown))
+        .route("/v1/tsca", get(resilience::tsca))
+        .route("/v1/tsca/proposals/{id}/approve", post(resilience::approve_tsca))
         .route("/v1/reports", post(agents::report))
         .route("/v1/prefilter/proposals", get(agents::proposals))
         .route("/v1/prefilter/proposals/{id}/approve", post(agents::approve_proposal))
@@ -621,6 +624,7 @@ async fn status(State(api): State<Arc<Api>>, headers: HeaderMap) -> ApiResult<Re
         "pending_approvals": s.pending_approvals,
         "wall_clock_offset_ms": s.wall_clock_offset_ms,
         "ecs": s.ecs,
+        "tsca": s.tsca,
         "sessions": api.sessions.len(),
         "uptime_s": api.started.elapsed().as_secs(),
     }))

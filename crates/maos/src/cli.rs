@@ -73,6 +73,22 @@ pub enum Command {
     /// forensic reports, acknowledge one as commander so the node may boot.
     #[command(subcommand)]
     Ecs(EcsCommand),
+    /// The Trusted System Control Agent: its level, mode, open incident and
+    /// budget spent, and (Hardened) the proposals waiting for the commander.
+    Tsca {
+        #[command(subcommand)]
+        cmd: Option<TscaCommand>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TscaCommand {
+    /// Approve a TSCA proposal with the commander key of this data directory
+    /// (Hardened, authorization level B); it is executed at once.
+    Approve {
+        /// The proposal, e.g. inc-1765100000000-p1.
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,12 +1,12 @@
 //! `maos ecs trigger | list | acknowledge`: the emergency controlled shutdown
-//! (spec §38.6). `trigger` asks the running daemon; `list` and `acknowledge`
+//! (spec §38.6); and `maos tsca [approve]`, the recovery agent (§38.7). `trigger` asks the running daemon; `list` and `acknowledge`
 //! read the forensic directory and work with the daemon stopped, which is
 //! when they are needed: a boot after a shutdown that needs a human is
 //! refused (`KERNEL-ECS-ACK-REQUIRED`) until the commander signs that they
 //! read its report. The signature covers the report's SHA3-256, so an
 //! acknowledgement does not carry over to a report edited afterwards.
 
-use crate::cli::EcsCommand;
+use crate::cli::{EcsCommand, TscaCommand};
 use crate::client::Daemon;
 use crate::datadir::DataDir;
 use crate::output::{Output, at, coded};
@@ -147,4 +147,58 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         std::fs::File::open(parent)?.sync_all()?;
     }
     Ok(())
+}
+
+pub fn tsca(out: &Output, data_dir: &Path, cmd: Option<TscaCommand>) -> anyhow::Result<ExitCode> {
+    let dir = DataDir::new(data_dir);
+    let daemon = Daemon::require(&dir)?;
+    let view = daemon.get("/v1/tsca")?;
+    let Some(TscaCommand::Approve { id }) = cmd else {
+        out.json(&view);
+        let level = at(&view, &["authorization"]).as_str().unwrap_or("?");
+        out.line(format!("TSCA level {level}, {}", at(&view, &["mode"]).as_str().unwrap_or("?")));
+        match at(&view, &["incident"]) {
+            serde_json::Value::Null => out.field("incident", "none open"),
+            i => out.field(
+                "incident",
+                format!(
+                    "{}: {} of 10 terminations, {} of 5 component restarts, {} of 1 system restart; escalated: {}",
+                    at(i, &["id"]).as_str().unwrap_or("?"),
+                    at(i, &["terminations"]),
+                    at(i, &["component_restarts"]),
+                    at(i, &["system_restarts"]),
+                    at(i, &["escalated"])
+                ),
+            ),
+        }
+        for p in at(&view, &["proposals"]).as_array().into_iter().flatten() {
+            let action = at(p, &["action"]);
+            out.field(
+                "proposal",
+                format!("{}  {action}  until {} ms", at(p, &["id"]).as_str().unwrap_or("?"), at(p, &["expires_ms"])),
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let proposal = at(&view, &["proposals"])
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| at(p, &["id"]).as_str() == Some(id.as_str()))
+        .ok_or_else(|| coded("MAOS-USAGE", format!("no open TSCA proposal {id}; see `maos tsca`"), 2))?;
+    let action: maos_kernel::tsca::TscaAction = serde_json::from_value(at(proposal, &["action"]).clone())
+        .map_err(|e| coded("MAOS-DAEMON-IO", format!("malformed proposal: {e}"), 1))?;
+    if !dir.commander_key().exists() {
+        return Err(coded("MAOS-USAGE", "the commander key of this data directory is needed to sign", 2));
+    }
+    out.line(out.bold(&format!("approve TSCA proposal {id}: it is executed at once")));
+    out.field("action", serde_json::to_string(&action)?);
+    out.field("why", at(proposal, &["why"]).as_str().unwrap_or("?"));
+    let message = maos_kernel::tsca::approval_message(&id, &action);
+    let signature = dir.commander_signature(maos_crypto::SignatureDomain::TscaPlan, &message)?;
+    let done =
+        daemon.post(&format!("/v1/tsca/proposals/{id}/approve"), &serde_json::json!({ "signature": signature }))?;
+    out.json(&serde_json::json!({ "ok": true, "approved": done }));
+    out.line(format!("{} {id}", out.green("approved and executed")));
+    Ok(ExitCode::SUCCESS)
 }

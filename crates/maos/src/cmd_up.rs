@@ -86,6 +86,8 @@ async fn serve(out: &Output, dir: &DataDir, args: &UpArgs, runtime: runtime::Run
     let upstreams = runtime::connect_upstreams(&runtime).await;
     let (tools, links, approval_wait) = (runtime.tools.clone(), runtime.upstreams.clone(), runtime.approval_wait);
     let (kernel, report) = maos_kernel::Kernel::start(runtime.kernel).await?;
+    // The TSCA's system restart: this process re-executes itself.
+    let restarter = tokio::spawn(restart_when_ordered(kernel.restart_requests()));
     let recovered = report.recovery.as_ref().map_or(0, |r| r.recovered.len());
     let secret = operator_secret()?;
     write_run_files(dir, &bound, &secret)?;
@@ -150,6 +152,7 @@ async fn serve(out: &Output, dir: &DataDir, args: &UpArgs, runtime: runtime::Run
     let served = maos_gateway::serve_router(listener, app, shutdown).await;
     housekeeping.abort();
     follower.abort();
+    restarter.abort();
     // Counted denies of the open windows go to the log before the head is signed.
     if let Err(e) = kernel.close_deny_windows().await {
         tracing::warn!(error = %e, "could not log the open deny windows");
@@ -161,6 +164,29 @@ async fn serve(out: &Output, dir: &DataDir, args: &UpArgs, runtime: runtime::Run
     served.context("serving the API")?;
     out.line(format!("{} cleanly", out.green("stopped")));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Waits for the TSCA's order to restart the system (spec §16.3: a stalled
+/// Ring 0 component is restarted with the process; crash recovery runs at
+/// the next boot), then replaces this process with a fresh `maos up` with
+/// the same arguments and environment. Nothing is drained first: the order
+/// comes because the sequencer is stalled, and whatever was in flight is
+/// finished or rolled back by recovery, as after a crash.
+async fn restart_when_ordered(mut orders: tokio::sync::watch::Receiver<Option<String>>) {
+    while orders.changed().await.is_ok() {
+        let Some(why) = orders.borrow_and_update().clone() else { continue };
+        tracing::error!(%why, "system restart ordered by the TSCA: re-executing maos up");
+        let error = reexec();
+        tracing::error!(%error, "the system restart failed: the kernel goes on as it is");
+    }
+}
+
+fn reexec() -> std::io::Error {
+    use std::os::unix::process::CommandExt as _;
+    match std::env::current_exe() {
+        Ok(exe) => std::process::Command::new(exe).args(std::env::args_os().skip(1)).exec(),
+        Err(e) => e,
+    }
 }
 
 async fn housekeeping(

@@ -48,6 +48,17 @@ pub struct Config {
     pub aggregate: (AggregateLimits, AggregateMode),
     /// `[evaluator]`: the semantic evaluator's endpoint, if any.
     pub evaluator: Option<EvaluatorSection>,
+    /// `[tsca]`: the recovery agent's patience.
+    pub tsca: TscaSection,
+}
+
+/// `[tsca]` in `maos.toml`: how patient the TSCA is (`docs/resilience.md`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TscaSection {
+    /// How long the sequencer may be unresponsive, past its limit, before the
+    /// TSCA restarts the process, ms (1000..=600000; default 10000).
+    pub system_restart_after_ms: Option<u64>,
 }
 
 /// `[evaluator]` in `maos.toml`: the semantic evaluator the kernel consults
@@ -183,6 +194,8 @@ struct ConfigFile {
     #[serde(default)]
     aggregate: AggregateSection,
     evaluator: Option<EvaluatorSection>,
+    #[serde(default)]
+    tsca: TscaSection,
 }
 
 #[derive(Default, Deserialize)]
@@ -366,6 +379,10 @@ impl DataDir {
                 return Err(bad("`timeout_ms` must be 100..=10000"));
             }
         }
+        if file.tsca.system_restart_after_ms.is_some_and(|t| !(1_000..=600_000).contains(&t)) {
+            let why = "[tsca] `system_restart_after_ms` must be 1000..=600000";
+            return Err(coded("MAOS-CONFIG", format!("`{}`: {why}", path.display()), 1));
+        }
         Ok(Config {
             profile,
             wal_secondary,
@@ -378,6 +395,7 @@ impl DataDir {
             policy_files,
             aggregate,
             evaluator: file.evaluator,
+            tsca: file.tsca,
         })
     }
 

@@ -98,6 +98,10 @@ pub fn watch(dir: PathBuf, switches: Switches) -> Watcher {
     Watcher { stop }
 }
 
+/// The one-shot drill: the running DSC instance hangs (the file is consumed;
+/// the TSCA's restart brings a new instance).
+const HANG_DRILL: &str = "hang-dsc-instance";
+
 /// The drill file whose content (1 to 100) is the disk use the kernel reads.
 const DISK_DRILL: &str = "disk-used-percent";
 
@@ -109,6 +113,16 @@ fn apply(dir: &std::path::Path, switches: &Switches) {
         .unwrap_or(0);
     if switches.kernel.disk_used_pct.swap(disk, Ordering::SeqCst) != disk {
         tracing::warn!(drill = DISK_DRILL, used_pct = disk, "fault drill: disk use (0: measured)");
+    }
+    let hang = dir.join(HANG_DRILL);
+    if hang.exists() {
+        match std::fs::remove_file(&hang) {
+            Ok(()) => {
+                switches.kernel.hang_dsc_instance.store(true, Ordering::SeqCst);
+                tracing::warn!(drill = HANG_DRILL, "fault drill: the running DSC instance hangs");
+            }
+            Err(e) => tracing::error!(drill = HANG_DRILL, error = %e, "the one-shot drill could not be consumed"),
+        }
     }
     for (name, switch) in DRILLS {
         let on = dir.join(name).exists();
@@ -147,5 +161,9 @@ mod tests {
         std::fs::write(dir.path().join("disk-used-percent"), "lots").unwrap();
         apply(dir.path(), &s);
         assert_eq!(s.kernel.disk_used_pct.load(Ordering::SeqCst), 0, "not a number: measured");
+        std::fs::write(dir.path().join("hang-dsc-instance"), "").unwrap();
+        apply(dir.path(), &s);
+        assert!(s.kernel.hang_dsc_instance.load(Ordering::SeqCst));
+        assert!(!dir.path().join("hang-dsc-instance").exists(), "one shot: consumed");
     }
 }

@@ -64,6 +64,7 @@ fn main() -> ExitCode {
         cli::Command::Mcp(args) => cmd_mcp::mcp(&cli.data_dir, &args),
         cli::Command::Tools(cmd) => cmd_mcp::tools(&out, &cli.data_dir, cmd),
         cli::Command::Ecs(cmd) => cmd_ecs::run(&out, &cli.data_dir, cmd),
+        cli::Command::Tsca { cmd } => cmd_ecs::tsca(&out, &cli.data_dir, cmd),
     };
     match result {
         Ok(code) => code,

@@ -100,6 +100,9 @@ pub fn open(dir: &DataDir, options: RuntimeOptions, async_runtime: &tokio::runti
     let keys = crate::cmd_token::key_ring(dir)?;
     let mut kernel = KernelConfig::new(commit.clone(), dsc.clone(), keys, commander);
     kernel.forensics_dir = Some(dir.forensics());
+    if let Some(ms) = config.tsca.system_restart_after_ms {
+        kernel.system_restart_after = std::time::Duration::from_millis(ms);
+    }
     if let Some(drills) = &options.drills {
         kernel.faults = drills.kernel.clone();
     }

@@ -490,6 +490,74 @@ mod daemon {
         audit_clean(&dir);
     }
 
+    /// The TSCA through the daemon (issue #15 item 5, CT-DEG-19): a DSC
+    /// instance that hangs (the one-shot drill) is restarted by the TSCA and
+    /// the kernel is YELLOW again without anyone acting; a sequencer stalled
+    /// past `[tsca] system_restart_after_ms` makes the TSCA restart the whole
+    /// process (it re-executes itself, crash recovery runs), once: the
+    /// incident's budget survives the restart, so the stall that persists is
+    /// escalated to a human instead of restarting again. `maos tsca` shows
+    /// it; the TSCA's records are a chain the log replays clean.
+    #[test]
+    fn ct_deg_19_the_tsca_restarts_a_hung_instance_and_the_process_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let drills = tmp.path().join("drills");
+        std::fs::create_dir_all(&drills).unwrap();
+        init(&dir);
+        let mut config = std::fs::read_to_string(dir.join("maos.toml")).unwrap();
+        config.push_str("\n[tsca]\nsystem_restart_after_ms = 1000\n");
+        std::fs::write(dir.join("maos.toml"), config).unwrap();
+        let env = [("MAOS_DRILL_DIR", drills.as_path())];
+        let mut daemon = Daemon::start_env(&dir, tmp.path(), "up", &[], &env);
+        wait_state(&dir, "YELLOW");
+        std::fs::write(drills.join("hang-dsc-instance"), "").unwrap();
+        wait_state(&dir, "ORANGE");
+        let status = wait_state(&dir, "YELLOW");
+        let incident = &status["status"]["tsca"]["incident"];
+        assert_eq!(incident["component_restarts"], 1, "{status}");
+        let shown = ok_json(&dir, &["tsca"]);
+        assert_eq!(shown["authorization"], "A", "{shown}");
+
+        let before = std::fs::read_to_string(dir.join("run/daemon.json")).unwrap();
+        std::fs::write(drills.join("stall-sequencer"), "").unwrap();
+        // The process re-executes itself: same pid, a new daemon.json.
+        let started = std::time::Instant::now();
+        loop {
+            let now = std::fs::read_to_string(dir.join("run/daemon.json")).unwrap_or_default();
+            if !now.is_empty() && now != before {
+                break;
+            }
+            assert!(started.elapsed() < DAEMON_WAIT * 2, "no restart: {}", daemon.output());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(daemon.output().contains("re-executing maos up"), "{}", daemon.output());
+        // Still stalled after the restart: escalated, not restarted again.
+        let started = std::time::Instant::now();
+        loop {
+            let shown = ok_json(&dir, &["tsca"]);
+            if shown["incident"]["escalated"].as_array().is_some_and(|e| e.iter().any(|t| t == "system")) {
+                assert_eq!(shown["incident"]["system_restarts"], 1, "{shown}");
+                break;
+            }
+            assert!(started.elapsed() < DAEMON_WAIT, "never escalated: {shown}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::fs::remove_file(drills.join("stall-sequencer")).unwrap();
+        wait_state(&dir, "YELLOW");
+        assert!(daemon.sigterm().success(), "{}", daemon.output());
+        let records = export(&dir);
+        let tsca: Vec<&Value> = records.iter().filter(|r| r["kind_name"] == "kernel.tsca").collect();
+        let executed = |action: &str| {
+            tsca.iter().filter(|r| r["payload"]["event"] == "executed" && r["payload"]["action"]["action"] == action).count()
+        };
+        assert_eq!((executed("restart_component"), executed("restart_system")), (1, 1), "{tsca:?}");
+        for (n, r) in tsca.iter().enumerate() {
+            assert_eq!(r["payload"]["seq"], n as u64 + 1, "{r}");
+        }
+        audit_clean(&dir);
+    }
+
     /// A reference semantic evaluator: a small local HTTP service that denies
     /// any request whose body says `forbidden`, and answers HTTP 500 while
     /// `down` is set (a server error: unreachable). Returns its URL.

@@ -110,21 +110,6 @@ pub(super) async fn end_fever(State(api): State<Arc<Api>>, headers: HeaderMap, b
     Ok(Json(serde_json::json!({ "fever": false, "lsn": lsn.0 })).into_response())
 }
 
-/// A manual emergency controlled shutdown (spec §38.6): SAFE-HOLD at once,
-/// every request refused `KERNEL-ECS`, a forensic report written; the next
-/// boot needs the commander's acknowledgement.
-pub(super) async fn emergency_shutdown(
-    State(api): State<Arc<Api>>,
-    headers: HeaderMap,
-    body: Body,
-) -> ApiResult<Response> {
-    api.operator(&headers)?;
-    let body = body_of(body)?;
-    let reason = reason_of(&body, "emergency shutdown by the operator")?;
-    let report = api.kernel.emergency_shutdown(&reason).await.map_err(|e| ApiError::from_kernel(&e))?;
-    Ok(Json(report).into_response())
-}
-
 /// Immune memory's pre-filter proposals: threat patterns with indicators, and
 /// whether the commander approved each.
 pub(super) async fn proposals(State(api): State<Arc<Api>>, headers: HeaderMap) -> ApiResult<Response> {
