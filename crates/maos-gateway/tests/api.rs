@@ -347,6 +347,10 @@ mod api {
             (Method::POST, format!("/v1/approvals/{id}/deny"), Some(json!({}))),
             (Method::POST, format!("/v1/intents/{id}/undo"), None),
             (Method::POST, "/v1/token-events".to_owned(), Some(json!({}))),
+            // An agent cannot shut the node down, nor read or steer its recovery agent.
+            (Method::POST, "/v1/ecs".to_owned(), Some(json!({}))),
+            (Method::GET, "/v1/tsca".to_owned(), None),
+            (Method::POST, "/v1/tsca/proposals/p1/approve".to_owned(), Some(json!({ "signature": "AAAA" }))),
         ];
         let before = s.last_lsn();
         for (method, path, body) in &operator_only {
@@ -539,6 +543,9 @@ mod api {
         ("post", "/v1/agents"),
         ("post", "/v1/agents/{agent}/demote"),
         ("post", "/v1/fever/end"),
+        ("post", "/v1/ecs"),
+        ("get", "/v1/tsca"),
+        ("post", "/v1/tsca/proposals/{id}/approve"),
         ("get", "/v1/audit"),
         ("post", "/v1/token-events"),
         ("get", "/v1/tools"),

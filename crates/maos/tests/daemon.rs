@@ -549,7 +549,9 @@ mod daemon {
         let records = export(&dir);
         let tsca: Vec<&Value> = records.iter().filter(|r| r["kind_name"] == "kernel.tsca").collect();
         let executed = |action: &str| {
-            tsca.iter().filter(|r| r["payload"]["event"] == "executed" && r["payload"]["action"]["action"] == action).count()
+            tsca.iter()
+                .filter(|r| r["payload"]["event"] == "executed" && r["payload"]["action"]["action"] == action)
+                .count()
         };
         assert_eq!((executed("restart_component"), executed("restart_system")), (1, 1), "{tsca:?}");
         for (n, r) in tsca.iter().enumerate() {
