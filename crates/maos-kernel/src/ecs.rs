@@ -24,6 +24,8 @@ use serde::{Deserialize, Serialize};
 pub const CODE_ECS: &str = "KERNEL-ECS";
 /// Boot refusal code: a shutdown needs the commander's signed acknowledgement.
 pub const CODE_ECS_ACK_REQUIRED: &str = "KERNEL-ECS-ACK-REQUIRED";
+/// Boot refusal code: the forensic directory cannot be created.
+pub const CODE_FORENSICS: &str = "KERNEL-FORENSICS";
 /// Refusal code for a malformed or unverifiable acknowledgement.
 pub const CODE_ECS_ACK: &str = "KERNEL-ECS-ACK";
 /// Shutdowns in 24 hours after which automated repair is suspended (spec: "more than 2").

@@ -149,7 +149,13 @@ impl KernelState {
     }
 
     /// Folds one record (not a decision's re-evaluation: see [`replay`]).
-    fn fold(&mut self, lsn: Lsn, record: &KernelRecord, summary: &mut FoldSummary) -> Result<(), String> {
+    fn fold(
+        &mut self,
+        lsn: Lsn,
+        record: &KernelRecord,
+        payload: &[u8],
+        summary: &mut FoldSummary,
+    ) -> Result<(), String> {
         match record {
             KernelRecord::Decision(d) => {
                 summary.decisions = summary.decisions.saturating_add(1);
@@ -210,7 +216,7 @@ impl KernelState {
                 }
             }
             KernelRecord::Ecs(r) => self.fold_ecs(&r.event),
-            KernelRecord::Tsca(r) => self.tsca.fold(r)?,
+            KernelRecord::Tsca(r) => self.tsca.fold(r, payload)?,
             // The evaluator's answers change no state: they only refused effects.
             KernelRecord::Mode(_) | KernelRecord::State(_) | KernelRecord::Evaluation(_) | KernelRecord::Refused(_) => {
             }
@@ -309,7 +315,8 @@ impl KernelState {
 /// One step of a fold: the state snapshot a cut log starts from, or a record.
 enum Step<'a> {
     Snapshot(&'a [u8]),
-    Record(&'a KernelRecord),
+    /// A decoded record and its payload bytes (the TSCA chain hashes those).
+    Record(&'a KernelRecord, &'a [u8]),
 }
 
 /// Reads `reader` in fold order ([`LogReader::fold_records`]) and calls `each`
@@ -340,7 +347,8 @@ fn scan(
             });
         }
         let decoded = decoded.map_err(|why| KernelError::LogCorrupt { lsn: record.lsn.0, why })?;
-        each(record.lsn, Step::Record(&decoded)).map_err(|why| KernelError::LogCorrupt { lsn: record.lsn.0, why })?;
+        each(record.lsn, Step::Record(&decoded, &record.payload))
+            .map_err(|why| KernelError::LogCorrupt { lsn: record.lsn.0, why })?;
     }
     Ok((count, last))
 }
@@ -368,7 +376,7 @@ pub(crate) fn rebuild(reader: &LogReader, config: Arc<DscConfig>) -> Result<(Ker
             state = KernelState::restore(config.clone(), payload)?;
             Ok(())
         }
-        Step::Record(r) => state.fold(lsn, r, &mut summary),
+        Step::Record(r, payload) => state.fold(lsn, r, payload, &mut summary),
     })?;
     summary.records = records;
     summary.last_lsn = last;
@@ -501,7 +509,7 @@ pub fn spent_by(reader: &LogReader, token: maos_model::TokenId) -> Result<u64, K
                 spent = sections.kernel.dsc.token_usage(&token).spent;
                 return Ok(());
             }
-            Step::Record(r) => r,
+            Step::Record(r, _) => r,
         };
         if let KernelRecord::Decision(d) = record {
             for op in &d.delta {
@@ -576,8 +584,9 @@ pub fn replay_under(
                 config_hash = crate::records::hex32(&config.hash());
                 return Ok(());
             }
-            Step::Record(r) => r,
+            Step::Record(r, payload) => (r, payload),
         };
+        let (record, payload) = record;
         if let KernelRecord::Decision(d) = record
             && let Some((replayed, what)) = compare(d, &d.intent, &config_hash, &state, keys, &mut texts)
         {
@@ -592,7 +601,7 @@ pub fn replay_under(
                 });
             }
         }
-        state.fold(lsn, record, &mut summary)
+        state.fold(lsn, record, payload, &mut summary)
     })?;
     report.records = records;
     report.decisions = summary.decisions;

@@ -22,7 +22,9 @@ pub use watch::{
     DISK_WARN_PCT, DSC_HEARTBEAT_INTERVAL_DEFAULT, DscBeat, UNRESPONSIVE_FLOOR, disk_used_pct,
 };
 
-pub use emergency::{EcsReport, EcsStatus, forensic_dirs, verify_ack};
+pub use emergency::{
+    ECS_REPORT_WAIT, EcsReport, EcsStatus, FORENSIC_DIRS_MAX, forensic_dirs, read_bounded, verify_ack,
+};
 pub use tsca::{SignedTscaApproval, TscaView};
 
 pub use agents::{AGENTS_LISTED_MAX, AgentView, AgentsView, CODE_AGENT_REGISTER, CODE_ONBOARDING_NOT_BUILT, FeverView};
@@ -66,7 +68,7 @@ use maos_wal::{
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -99,6 +101,9 @@ pub const BOOT_LOCKDOWN_WAIT: Duration = Duration::from_secs(10);
 /// Consecutive decisions with a `DSC-INTERNAL` check before the kernel stops
 /// committing (Rule 10: a failing DSC must not be trusted to allow).
 pub const DSC_INTERNAL_STREAK_MAX: u32 = 3;
+/// Emergency shutdown commands waiting (at most one shutdown runs per
+/// process; a second is refused before it is queued).
+const URGENT_MAX: usize = 8;
 /// Completions (finished commits) waiting for the sequencer.
 const COMPLETIONS_MAX: usize = 1024;
 /// Decisions whose records share one WAL commit group (one sync): bounds the
@@ -427,8 +432,11 @@ enum Command {
         reason: String,
         reply: oneshot::Sender<Result<Lsn, KernelError>>,
     },
+    /// Phases 2 to 4 of a shutdown whose halt ([`Shared::halt`]) is done.
     Emergency {
         trigger: crate::ecs::EcsTrigger,
+        id: String,
+        at_ms: u64,
         reply: Option<oneshot::Sender<Result<EcsReport, KernelError>>>,
     },
     Report {
@@ -490,12 +498,16 @@ struct Shared {
     agents_due: AtomicBool,
     /// [`KernelConfig::system_restart_after`], ms.
     system_restart_after_ms: u64,
-    /// A system restart the TSCA ordered, for whoever runs the kernel (`maos up` re-executes itself).
-    restart: tokio::sync::watch::Sender<Option<String>>,
-    /// The sequencer's queue, for the watchdog's own commands (the minimal
-    /// safe state after an unanswered proposal); weak, so it never keeps the
-    /// sequencer alive.
+    /// Where the TSCA's system restart orders go: whoever runs the kernel
+    /// (`maos up` re-executes itself on a thread of its own). `None`: nobody
+    /// can restart this process, and the TSCA's system restart is blocked.
+    restart: Mutex<Option<std::sync::mpsc::Sender<String>>>,
+    /// The sequencer's urgent queue, for the watchdog's own commands (the
+    /// minimal safe state after an unanswered proposal); weak, so it never
+    /// keeps the sequencer alive.
     commands: mpsc::WeakSender<Command>,
+    /// The latest emergency shutdown's time: ids never repeat.
+    last_ecs_ms: AtomicU64,
     wal: Arc<Wal>,
     clock: Arc<dyn Clock>,
     stopped: AtomicBool,
@@ -640,6 +652,8 @@ fn health_refusal_of(h: &KernelHealth, config_hash: [u8; 32], effect: bool) -> O
 #[derive(Clone)]
 pub struct KernelHandle {
     tx: mpsc::Sender<Command>,
+    /// The emergency shutdown's queue ([`URGENT_MAX`]).
+    urgent: mpsc::Sender<Command>,
     shared: Arc<Shared>,
     commit: Arc<CommitLayer>,
 }
@@ -969,7 +983,15 @@ impl Kernel {
         let wal = config.commit.wal().clone();
         let (mut state, fold) = rebuild(&wal.reader(), config.dsc.clone())?;
         // Phase 5 of an emergency shutdown: the abuse limits decide whether
-        // this boot may go ahead at all, before anything is logged.
+        // this boot may go ahead at all, before anything is logged. The
+        // forensic directory must exist first: a shutdown that cannot leave
+        // its report would go uncounted.
+        if let Some(root) = &config.forensics_dir {
+            emergency::create_private_dir(root).map_err(|e| KernelError::Refused {
+                code: crate::ecs::CODE_FORENSICS,
+                why: format!("the forensic directory {} cannot be created: {e}", root.display()),
+            })?;
+        }
         let boot_now = config.clock.now().max(state.last_now);
         let history =
             emergency::boot_history(&state.ecs, config.forensics_dir.as_deref(), &config.commander, boot_now.0);
@@ -997,6 +1019,9 @@ impl Kernel {
             if observe.is_some() { crate::ecs::conservative_queue(queue_capacity) } else { queue_capacity };
         let observation_until = observe.as_ref().map(|_| boot_now.0.saturating_add(crate::ecs::OBSERVATION_MS));
         let (tx, rx) = mpsc::channel(queue_capacity);
+        // The emergency shutdown's own queue, read before all else: agents
+        // filling the submission queue cannot delay or drop it.
+        let (urgent_tx, urgent_rx) = mpsc::channel(URGENT_MAX);
         let interval = config.heartbeat_interval.max(Duration::from_millis(1));
         let dsc_interval = config.dsc_heartbeat_interval.max(Duration::from_millis(1));
         let boot_posture = Posture::derive(&Conditions {
@@ -1031,9 +1056,10 @@ impl Kernel {
             commander: config.commander.clone(),
             dsc_restart_approved: AtomicBool::new(false),
             agents_due: AtomicBool::new(false),
-            restart: tokio::sync::watch::channel(None).0,
+            restart: Mutex::new(None),
             system_restart_after_ms: u64::try_from(config.system_restart_after.as_millis()).unwrap_or(u64::MAX),
-            commands: tx.downgrade(),
+            commands: urgent_tx.downgrade(),
+            last_ecs_ms: AtomicU64::new(history.entries.iter().map(|e| e.at_ms).max().unwrap_or(0)),
             wal: wal.clone(),
             clock: config.clock.clone(),
             stopped: AtomicBool::new(false),
@@ -1113,7 +1139,7 @@ impl Kernel {
         if !finished.is_empty() {
             tracing::warn!(revoked = finished.len(), "finished an elimination cut short by a restart");
         }
-        runtime.spawn(sequencer.run(rx, done_rx, interval));
+        runtime.spawn(sequencer.run(rx, urgent_rx, done_rx, interval));
         let (rec_tx, rec_rx) = oneshot::channel();
         let commit = config.commit.clone();
         let rec_shared = shared.clone();
@@ -1133,7 +1159,7 @@ impl Kernel {
             }
             let _ = rec_tx.send((report, hold));
         });
-        let handle = KernelHandle { tx, shared, commit: config.commit.clone() };
+        let handle = KernelHandle { tx, urgent: urgent_tx, shared, commit: config.commit.clone() };
         let lockdown_lifted = handle.shared.watch.lockdown_lifted.subscribe();
         Ok((handle, Recovering { rx: rec_rx, lockdown_lifted, fold, approvals_lapsed }))
     }
@@ -1233,6 +1259,7 @@ impl Sequencer {
     async fn run(
         mut self,
         mut rx: mpsc::Receiver<Command>,
+        mut urgent_rx: mpsc::Receiver<Command>,
         mut done_rx: mpsc::Receiver<Completion>,
         interval: Duration,
     ) {
@@ -1243,6 +1270,7 @@ impl Sequencer {
             self.pet();
             tokio::select! {
                 biased;
+                Some(urgent) = urgent_rx.recv() => self.on_command(urgent),
                 Some(done) = done_rx.recv() => self.on_completion(done),
                 command = rx.recv() => match command {
                     Some(command) => self.on_commands(command, &mut rx),
@@ -1257,7 +1285,10 @@ impl Sequencer {
                             || "no copy of the log can make a record durable".to_owned(),
                             |e| format!("{e:?}"),
                         );
-                        self.on_emergency(crate::ecs::EcsTrigger::WalFailed { why }, None);
+                        let trigger = crate::ecs::EcsTrigger::WalFailed { why };
+                        if let Some((id, at_ms)) = self.shared.halt(&trigger) {
+                            self.on_emergency(trigger, id, at_ms, None);
+                        }
                     }
                     self.sync_health();
                     let now = self.now();
@@ -1383,6 +1414,7 @@ impl Sequencer {
 
     fn on_command(&mut self, command: Command) {
         self.pet();
+        let Some(command) = self.unless_shut_down(command) else { return };
         match command {
             Command::Submit { intent, token, reply } => {
                 let staged = self.stage(*intent, &token, reply);
@@ -1440,7 +1472,7 @@ impl Sequencer {
             Command::EndFever { reason, reply } => {
                 let _ = reply.send(self.on_end_fever(reason));
             }
-            Command::Emergency { trigger, reply } => self.on_emergency(trigger, reply),
+            Command::Emergency { trigger, id, at_ms, reply } => self.on_emergency(trigger, id, at_ms, reply),
             Command::Report { reporter, suspect, class, evidence, reply } => {
                 let _ = reply.send(self.on_report(&reporter, &suspect, class, evidence));
             }
@@ -1455,6 +1487,33 @@ impl Sequencer {
                 let _ = reply.send(verified.map(|v| v.claims().clone()));
             }
         }
+    }
+
+    /// In SAFE-HOLD (an emergency shutdown) nothing widens or moves on: token
+    /// issuance, releases, registrations, the end of a fever, pre-filter
+    /// approvals and agents' reports are refused `KERNEL-ECS` (the state is
+    /// evidence). What only restricts (a revocation, a demotion, an
+    /// elimination, an agent's apoptosis) and what only reads still runs.
+    /// Returns the command when it may run.
+    fn unless_shut_down(&self, command: Command) -> Option<Command> {
+        let Mode::Emergency { why } = self.shared.mode() else { return Some(command) };
+        let refused = || KernelError::Refused { code: crate::ecs::CODE_ECS, why: why.clone() };
+        match command {
+            Command::Token { event, reply } if matches!(*event, TokenEvent::Issued(_)) => {
+                let _ = reply.send(Err(refused()));
+            }
+            Command::ApprovePrefilter { reply, .. }
+            | Command::Release { reply, .. }
+            | Command::EndFever { reply, .. }
+            | Command::Report { reply, .. } => {
+                let _ = reply.send(Err(refused()));
+            }
+            Command::Register { reply, .. } => {
+                let _ = reply.send(Err(refused()));
+            }
+            other => return Some(other),
+        }
+        None
     }
 
     /// Appends a record. A record over the WAL's size bounds is refused on

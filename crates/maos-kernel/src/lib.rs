@@ -71,14 +71,15 @@ pub use kernel::{
     CODE_PREFILTER_APPROVAL, CODE_RECORD_TOO_LARGE, CODE_REPORT_INVALID, CODE_REPORT_RATE, CODE_REPORT_SUSPENDED,
     CODE_SSE_DENY, CODE_SSE_ESCALATE, CODE_SSE_INVALID, CODE_SSE_UNAVAILABLE, CODE_STATE_LIMIT, CODE_TOKEN_TOO_LARGE,
     ComponentView, DECISION_BATCH_MAX, DISK_CLEANUP_PCT, DISK_EMERGENCY_PCT, DISK_ESSENTIAL_PCT, DISK_WARN_PCT,
-    DSC_HEARTBEAT_INTERVAL_DEFAULT, DSC_INTERNAL_STREAK_MAX, DscBeat, ELIMINATION_APPROVAL_TTL_MS_MAX,
+    DSC_HEARTBEAT_INTERVAL_DEFAULT, DSC_INTERNAL_STREAK_MAX, DscBeat, ECS_REPORT_WAIT, ELIMINATION_APPROVAL_TTL_MS_MAX,
     EVALUATIONS_IN_FLIGHT_MAX, EVALUATOR_REASON_BYTES_MAX, EVALUATOR_TIMEOUT_DEFAULT, EcsReport, EcsStatus,
-    EliminationGrant, EvalAnswer, EvalError, EvalRequest, EvalVerdict, FeverView, HEARTBEAT_INTERVAL_DEFAULT, Kernel,
-    KernelConfig, KernelFaults, KernelHandle, KernelStatus, LOGGED_TOKENS_MAX, PENDING_APPROVALS_MAX,
-    PENDING_APPROVALS_PER_AGENT_MAX, PREFILTER_APPROVAL_TTL_MS_MAX, PrefilterGrant, PrefilterProposal, QuarantineView,
-    RELEASE_REASON_BYTES_MAX, Recovering, Reply, STATE_SAVE_WINDOW_MS, SUBMIT_QUEUE_DEFAULT, SUBMIT_QUEUE_MAX,
-    SemanticEvaluator, SignedElimination, SignedPrefilterGrant, SignedTscaApproval, StartReport, Submission,
-    TIME_STEP_ALERT_MS, TscaView, UNRESPONSIVE_FLOOR, disk_used_pct, forensic_dirs, pattern_id, verify_ack,
+    EliminationGrant, EvalAnswer, EvalError, EvalRequest, EvalVerdict, FORENSIC_DIRS_MAX, FeverView,
+    HEARTBEAT_INTERVAL_DEFAULT, Kernel, KernelConfig, KernelFaults, KernelHandle, KernelStatus, LOGGED_TOKENS_MAX,
+    PENDING_APPROVALS_MAX, PENDING_APPROVALS_PER_AGENT_MAX, PREFILTER_APPROVAL_TTL_MS_MAX, PrefilterGrant,
+    PrefilterProposal, QuarantineView, RELEASE_REASON_BYTES_MAX, Recovering, Reply, STATE_SAVE_WINDOW_MS,
+    SUBMIT_QUEUE_DEFAULT, SUBMIT_QUEUE_MAX, SemanticEvaluator, SignedElimination, SignedPrefilterGrant,
+    SignedTscaApproval, StartReport, Submission, TIME_STEP_ALERT_MS, TscaView, UNRESPONSIVE_FLOOR, disk_used_pct,
+    forensic_dirs, pattern_id, read_bounded, verify_ack,
 };
 pub use mode::{CODE_FREEZE, CODE_RECOVERY_HOLD, CODE_THINK_ONLY, Mode};
 pub use records::{ApprovalPacket, redact_payload};

@@ -201,6 +201,28 @@ pub enum TscaEvent {
         /// When, Unix ms.
         at_ms: u64,
     },
+    /// An executed action that did not succeed: its charge is returned and
+    /// a human decides (it is not tried again in this incident).
+    Failed {
+        /// The incident.
+        incident: String,
+        /// What failed.
+        action: TscaAction,
+        /// How.
+        why: String,
+        /// When, Unix ms.
+        at_ms: u64,
+    },
+    /// A proposal withdrawn before the commander answered: the watchdog no
+    /// longer confirms what it was for.
+    Withdrawn {
+        /// The proposal.
+        proposal: String,
+        /// What the watchdog sees now.
+        why: String,
+        /// When, Unix ms.
+        at_ms: u64,
+    },
     /// The commander approved a proposal (it is executed next).
     Approved {
         /// The proposal.
@@ -401,6 +423,24 @@ impl Tsca {
         ])
     }
 
+    /// The failure of an executed action (its charge returned, a human decides).
+    #[must_use]
+    pub fn failed(&self, action: &TscaAction, why: &str, now_ms: u64) -> Option<TscaEvent> {
+        let incident = self.incident.as_ref()?.id.clone();
+        Some(TscaEvent::Failed { incident, action: action.clone(), why: why.to_owned(), at_ms: now_ms })
+    }
+
+    /// Open proposals the watchdog no longer confirms: each withdrawn.
+    #[must_use]
+    pub fn stale(&self, confirm: impl Fn(&TscaAction) -> Result<(), String>, now_ms: u64) -> Vec<TscaEvent> {
+        self.proposals
+            .iter()
+            .filter_map(|p| {
+                confirm(&p.action).err().map(|why| TscaEvent::Withdrawn { proposal: p.id.clone(), why, at_ms: now_ms })
+            })
+            .collect()
+    }
+
     /// Proposals past their time: each an `Expired` event (then the minimal safe state).
     #[must_use]
     pub fn expired(&self, now_ms: u64) -> Vec<TscaEvent> {
@@ -483,7 +523,23 @@ impl Tsca {
                     }
                 }
             }
-            TscaEvent::Approved { proposal, .. } | TscaEvent::Expired { proposal, .. } => {
+            TscaEvent::Failed { action, at_ms, .. } => {
+                if let Some(i) = &mut self.incident {
+                    i.last_ms = *at_ms;
+                    let count = match action {
+                        TscaAction::TerminateAgent { .. } => &mut i.terminations,
+                        TscaAction::RestartComponent { .. } => &mut i.component_restarts,
+                        TscaAction::RestartSystem => &mut i.system_restarts,
+                    };
+                    *count = count.saturating_sub(1);
+                    if i.escalated.len() < ESCALATIONS_MAX {
+                        i.escalated.insert(action.target());
+                    }
+                }
+            }
+            TscaEvent::Approved { proposal, .. }
+            | TscaEvent::Expired { proposal, .. }
+            | TscaEvent::Withdrawn { proposal, .. } => {
                 self.proposals.retain(|p| &p.id != proposal);
             }
             TscaEvent::IncidentClosed { .. } => self.incident = None,
@@ -537,12 +593,12 @@ impl Ledger {
         }
     }
 
-    /// Takes a record (just logged, or read by the fold): it must be the
-    /// next in the chain.
+    /// Takes a record (just logged, or read by the fold) with its payload
+    /// bytes as the log holds them: it must be the next in the chain.
     ///
     /// # Errors
     /// The chain is broken (a TSCA record missing, reordered or edited).
-    pub fn fold(&mut self, record: &crate::records::TscaRecord) -> Result<(), String> {
+    pub fn fold(&mut self, record: &crate::records::TscaRecord, payload: &[u8]) -> Result<(), String> {
         if record.seq != self.seq.saturating_add(1) || record.prev_sha3 != crate::records::hex32(&self.head) {
             return Err(format!(
                 "the TSCA chain is broken at its record {} (expected {} after {})",
@@ -551,8 +607,7 @@ impl Ledger {
                 crate::records::hex32(&self.head)
             ));
         }
-        let payload = crate::records::encode(record)?;
-        self.head = maos_crypto::sha3_256(&payload).0;
+        self.head = maos_crypto::sha3_256(payload).0;
         self.seq = record.seq;
         self.tsca.apply(&record.event);
         Ok(())
@@ -648,6 +703,25 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_action_returns_its_charge_and_a_withdrawn_proposal_never_expires() {
+        let mut t = Tsca::new(Profile::Standard);
+        run(&mut t, &agent(1), Ok(()), 5);
+        let failed = t.failed(&agent(1), "state full", 6).unwrap();
+        t.apply(&failed);
+        let i = t.incident.as_ref().unwrap();
+        assert_eq!(i.terminations, 0, "refunded");
+        assert!(run(&mut t, &agent(1), Ok(()), 7).is_empty(), "a human decides now");
+        let mut h = Tsca::new(Profile::Hardened);
+        let dsc = TscaAction::RestartComponent { component: Component::Dsc };
+        run(&mut h, &dsc, Ok(()), 5);
+        assert!(h.stale(|_| Ok(()), 6).is_empty());
+        let withdrawn = h.stale(|_| Err("responsive".into()), 6);
+        assert!(matches!(&withdrawn[..], [TscaEvent::Withdrawn { .. }]));
+        h.apply(&withdrawn[0]);
+        assert!(h.expired(5 + PROPOSAL_TTL_MS).is_empty(), "nothing left to lapse");
+    }
+
+    #[test]
     fn an_incident_closes_after_a_quiet_healthy_minute_and_the_next_has_a_fresh_budget() {
         let mut t = Tsca::new(Profile::Standard);
         for n in 0..10 {
@@ -679,16 +753,17 @@ mod tests {
         let mut records = Vec::new();
         for e in events {
             let r = ledger.record(e);
-            ledger.fold(&r).unwrap();
-            records.push(r);
+            let payload = crate::records::encode(&r).unwrap();
+            ledger.fold(&r, &payload).unwrap();
+            records.push((r, payload));
         }
         assert_eq!(ledger.seq, 2);
         let mut again = Ledger::new(Profile::Standard);
-        assert!(again.fold(&records[1]).is_err(), "a missing record breaks it");
-        let mut edited = records[0].clone();
+        assert!(again.fold(&records[1].0, &records[1].1).is_err(), "a missing record breaks it");
+        let mut edited = records[0].0.clone();
         edited.event = TscaEvent::IncidentOpened { incident: "inc-6".into(), at_ms: 6 };
-        again.fold(&edited).unwrap();
-        assert!(again.fold(&records[1]).is_err(), "an edited record breaks it");
+        again.fold(&edited, &crate::records::encode(&edited).unwrap()).unwrap();
+        assert!(again.fold(&records[1].0, &records[1].1).is_err(), "an edited record breaks it");
     }
 
     #[test]

@@ -109,6 +109,10 @@ pub enum EcsCommand {
     Acknowledge {
         /// The shutdown, e.g. ecs-1765100000000.
         id: String,
+        /// The shutdown has no forensic directory (only the log recorded it):
+        /// create it and acknowledge an empty report.
+        #[arg(long)]
+        missing_report: bool,
     },
 }
 

@@ -19,7 +19,7 @@ pub fn run(out: &Output, data_dir: &Path, cmd: EcsCommand) -> anyhow::Result<Exi
     match cmd {
         EcsCommand::Trigger { reason } => trigger(out, &dir, &reason),
         EcsCommand::List => list(out, &dir),
-        EcsCommand::Acknowledge { id } => acknowledge(out, &dir, &id),
+        EcsCommand::Acknowledge { id, missing_report } => acknowledge(out, &dir, &id, missing_report),
     }
 }
 
@@ -42,7 +42,7 @@ fn trigger(out: &Output, dir: &DataDir, reason: &str) -> anyhow::Result<ExitCode
 /// One forensic directory as `list` shows it.
 fn entry(dir: &DataDir, at_ms: u64, path: &Path) -> serde_json::Value {
     let id = maos_kernel::ecs::ecs_id(at_ms);
-    let report = std::fs::read(path.join("report.json")).ok();
+    let report = maos_kernel::read_bounded(&path.join("report.json"));
     let parsed: Option<serde_json::Value> = report.as_deref().and_then(|b| serde_json::from_slice(b).ok());
     let acknowledged =
         match (std::fs::read(path.join("ack.json")), maos_crypto::read_public_key_file(&dir.commander_pub())) {
@@ -95,19 +95,37 @@ fn list(out: &Output, dir: &DataDir) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn acknowledge(out: &Output, dir: &DataDir, id: &str) -> anyhow::Result<ExitCode> {
+fn acknowledge(out: &Output, dir: &DataDir, id: &str, missing_report: bool) -> anyhow::Result<ExitCode> {
     let at_ms = id.strip_prefix("ecs-").and_then(|n| n.parse::<u64>().ok()).ok_or_else(|| {
         coded("MAOS-USAGE", format!("`{id}` is not a shutdown id (ecs-<ms>); see `maos ecs list`"), 2)
     })?;
-    let path = dir.forensics().join(maos_kernel::ecs::ecs_id(at_ms));
-    if !path.is_dir() {
-        return Err(coded("MAOS-USAGE", format!("no forensic directory {}", path.display()), 2));
-    }
+    // The canonical id (`ecs-0123` is `ecs-123`): the boot checks that one.
+    let id = maos_kernel::ecs::ecs_id(at_ms);
+    let id = id.as_str();
+    let path = dir.forensics().join(id);
     if !dir.commander_key().exists() {
         return Err(coded("MAOS-USAGE", "the commander key of this data directory is needed to sign", 2));
     }
+    if !path.is_dir() {
+        // A shutdown the log recorded whose directory could not be written
+        // (the boot's refusal names it): acknowledged over an empty report,
+        // as the boot reads it. Only on request: a mistyped id would
+        // otherwise become a shutdown of its own.
+        if !missing_report {
+            return Err(coded(
+                "MAOS-USAGE",
+                format!(
+                    "no forensic directory {}; for a shutdown only the log recorded, add --missing-report",
+                    path.display()
+                ),
+                2,
+            ));
+        }
+        out.line(out.yellow(&format!("no forensic directory {}: acknowledging what the log recorded", path.display())));
+        std::fs::create_dir_all(&path)?;
+    }
     // A missing report is acknowledged as empty: the boot checks the same bytes.
-    let report = std::fs::read(path.join("report.json")).unwrap_or_default();
+    let report = maos_kernel::read_bounded(&path.join("report.json")).unwrap_or_default();
     let sha3 = maos_crypto::sha3_256(&report).0;
     let shown = entry(dir, at_ms, &path);
     out.line(out.bold(&format!("acknowledge emergency shutdown {id}: the next boot may go ahead")));

@@ -86,8 +86,9 @@ async fn serve(out: &Output, dir: &DataDir, args: &UpArgs, runtime: runtime::Run
     let upstreams = runtime::connect_upstreams(&runtime).await;
     let (tools, links, approval_wait) = (runtime.tools.clone(), runtime.upstreams.clone(), runtime.approval_wait);
     let (kernel, report) = maos_kernel::Kernel::start(runtime.kernel).await?;
-    // The TSCA's system restart: this process re-executes itself.
-    let restarter = tokio::spawn(restart_when_ordered(kernel.restart_requests()));
+    // The TSCA's system restart: this process re-executes itself, from a
+    // thread of its own (the order comes when the runtime may be stalled).
+    restart_when_ordered(kernel.restart_orders());
     let recovered = report.recovery.as_ref().map_or(0, |r| r.recovered.len());
     let secret = operator_secret()?;
     write_run_files(dir, &bound, &secret)?;
@@ -152,7 +153,6 @@ async fn serve(out: &Output, dir: &DataDir, args: &UpArgs, runtime: runtime::Run
     let served = maos_gateway::serve_router(listener, app, shutdown).await;
     housekeeping.abort();
     follower.abort();
-    restarter.abort();
     // Counted denies of the open windows go to the log before the head is signed.
     if let Err(e) = kernel.close_deny_windows().await {
         tracing::warn!(error = %e, "could not log the open deny windows");
@@ -166,18 +166,23 @@ async fn serve(out: &Output, dir: &DataDir, args: &UpArgs, runtime: runtime::Run
     Ok(ExitCode::SUCCESS)
 }
 
-/// Waits for the TSCA's order to restart the system (spec §16.3: a stalled
-/// Ring 0 component is restarted with the process; crash recovery runs at
-/// the next boot), then replaces this process with a fresh `maos up` with
-/// the same arguments and environment. Nothing is drained first: the order
-/// comes because the sequencer is stalled, and whatever was in flight is
-/// finished or rolled back by recovery, as after a crash.
-async fn restart_when_ordered(mut orders: tokio::sync::watch::Receiver<Option<String>>) {
-    while orders.changed().await.is_ok() {
-        let Some(why) = orders.borrow_and_update().clone() else { continue };
-        tracing::error!(%why, "system restart ordered by the TSCA: re-executing maos up");
-        let error = reexec();
-        tracing::error!(%error, "the system restart failed: the kernel goes on as it is");
+/// Waits, on a thread of its own, for the TSCA's order to restart the
+/// system (spec §16.3: a stalled Ring 0 component is restarted with the
+/// process; crash recovery runs at the next boot), then replaces this
+/// process with a fresh `maos up` with the same arguments and environment.
+/// Nothing is drained first: the order comes because the sequencer is
+/// stalled, and whatever was in flight is finished or rolled back by
+/// recovery, as after a crash. The thread ends with the kernel.
+fn restart_when_ordered(orders: std::sync::mpsc::Receiver<String>) {
+    let spawned = std::thread::Builder::new().name("maos-restart".into()).spawn(move || {
+        for why in orders {
+            tracing::error!(%why, "system restart ordered by the TSCA: re-executing maos up");
+            let error = reexec();
+            tracing::error!(%error, "the system restart failed: the kernel goes on as it is");
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "the restart thread could not start: the TSCA's system restart reaches nobody");
     }
 }
 

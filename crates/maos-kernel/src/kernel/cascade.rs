@@ -523,8 +523,11 @@ impl Sequencer {
             match self.eliminate(&agent, EliminationAuthority::Automatic, None, None, reason) {
                 Ok((_, revoked, _)) => self.announce(revoked),
                 Err(e) => {
+                    // Its charge is returned and a human decides: a failing
+                    // elimination does not spend the incident's budget.
                     left = true;
-                    tracing::warn!(%agent, error = %e, "automatic elimination failed; retrying at the next sweep");
+                    tracing::warn!(%agent, error = %e, "automatic elimination failed: left to a human");
+                    self.shared.tsca_failed(&action, &e.to_string());
                 }
             }
         }

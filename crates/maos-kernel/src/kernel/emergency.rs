@@ -20,8 +20,8 @@
 
 use super::{Command, KernelHandle, Sequencer, Shared, append};
 use crate::ecs::{
-    self, CODE_ECS, CODE_ECS_ACK, Counters, ECS_HISTORY_MAX, ECS_REASON_BYTES_MAX, ECS_REPORT_BYTES_MAX, EcsAck,
-    EcsEntry, EcsTrigger, Evidence, FailureClass,
+    self, CODE_ECS, CODE_ECS_ACK, Counters, ECS_REASON_BYTES_MAX, ECS_REPORT_BYTES_MAX, EcsAck, EcsEntry, EcsTrigger,
+    Evidence, FailureClass,
 };
 use crate::error::KernelError;
 use crate::mode::Mode;
@@ -32,6 +32,7 @@ use maos_dsc::KernelHealth;
 use maos_wal::Wal;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tokio::sync::oneshot;
 
@@ -93,16 +94,30 @@ pub struct EcsStatus {
 
 impl KernelHandle {
     /// A manual emergency controlled shutdown (the operator's): every request
-    /// is refused from the moment it returns, and the next boot needs the
-    /// commander's acknowledgement (the class of a manual shutdown is unknown).
+    /// is refused from the moment it returns (phase 1 runs here, before
+    /// anything is queued), and the next boot needs the commander's
+    /// acknowledgement (the class of a manual shutdown is unknown).
     ///
     /// # Errors
-    /// [`KernelError::Refused`] `KERNEL-ECS` when one is already under way.
+    /// [`KernelError::Refused`] `KERNEL-ECS` when one is already under way,
+    /// or when the report is not written within [`ECS_REPORT_WAIT`] (the
+    /// halt holds; `maos status` shows the report once it is).
     pub async fn emergency_shutdown(&self, reason: &str) -> Result<EcsReport, KernelError> {
         let reason = maos_model::prefix_within(reason, ECS_REASON_BYTES_MAX).to_owned();
+        let trigger = EcsTrigger::Manual { reason };
+        let Some((id, at_ms)) = self.shared.halt(&trigger) else {
+            let why = self.shared.mode().why().unwrap_or_default().to_owned();
+            return Err(KernelError::Refused { code: CODE_ECS, why: format!("already under way: {why}") });
+        };
         let (reply, rx) = oneshot::channel();
-        self.enqueue(Command::Emergency { trigger: EcsTrigger::Manual { reason }, reply: Some(reply) })?;
-        rx.await.map_err(|_| KernelError::Stopped)?
+        let halted = |why: &str| KernelError::Refused { code: CODE_ECS, why: format!("{id} halted; {why}") };
+        let command = Command::Emergency { trigger, id: id.clone(), at_ms, reply: Some(reply) };
+        self.urgent.send(command).await.map_err(|_| halted("the sequencer is gone: no report"))?;
+        match tokio::time::timeout(ECS_REPORT_WAIT, rx).await {
+            Ok(Ok(report)) => report,
+            Ok(Err(_)) => Err(halted("the report task died")),
+            Err(_) => Err(halted("the report is still being written: see maos status")),
+        }
     }
 
     /// What the kernel knows of emergency shutdowns.
@@ -112,27 +127,48 @@ impl KernelHandle {
     }
 }
 
+/// How long the operator's call waits for the forensic report.
+pub const ECS_REPORT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl Shared {
+    /// Phase 1, EMERGENCY_HALT, from any thread: the mode becomes
+    /// `emergency` now. Returns the shutdown's id and time, or `None` when
+    /// one is already under way. Ids never repeat: the time is after every
+    /// earlier shutdown's and names no forensic directory already there.
+    pub(super) fn halt(&self, trigger: &EcsTrigger) -> Option<(String, u64)> {
+        if matches!(self.mode(), Mode::Emergency { .. }) {
+            return None;
+        }
+        let mut at = self.clock.now().0.max(self.last_ecs_ms.load(Ordering::SeqCst).saturating_add(1));
+        for _ in 0..1_000 {
+            let taken = self.forensics.as_ref().is_some_and(|root| root.join(ecs::ecs_id(at)).exists());
+            if !taken {
+                break;
+            }
+            at = at.saturating_add(1);
+        }
+        let id = ecs::ecs_id(at);
+        tracing::error!(%id, cause = %trigger.describe(), "EMERGENCY_HALT: emergency controlled shutdown");
+        if !self.transition(Mode::Emergency { why: format!("{id}: {}", trigger.describe()) }, "ecs") {
+            return None;
+        }
+        self.last_ecs_ms.fetch_max(at, Ordering::SeqCst);
+        Some((id, at))
+    }
+}
+
 impl Sequencer {
-    /// Phase 1 here; phases 2 to 4 on a blocking thread, which answers `reply`.
+    /// Phases 2 to 4 of a shutdown whose halt is done: the waiting approvals
+    /// closed, the record, then the report and the repair on a blocking
+    /// thread, which answers `reply`.
     pub(super) fn on_emergency(
         &mut self,
         trigger: EcsTrigger,
+        id: String,
+        at_ms: u64,
         reply: Option<oneshot::Sender<Result<EcsReport, KernelError>>>,
     ) {
-        let answer = |r| {
-            if let Some(tx) = reply {
-                let _ = tx.send(r);
-            }
-        };
-        if let Mode::Emergency { why } = self.shared.mode() {
-            answer(Err(KernelError::Refused { code: CODE_ECS, why: format!("already under way: {why}") }));
-            return;
-        }
-        let now = self.now();
-        let id = ecs::ecs_id(now.0);
         let started = Instant::now();
-        tracing::error!(%id, cause = %trigger.describe(), "EMERGENCY_HALT: emergency controlled shutdown");
-        self.shared.transition(Mode::Emergency { why: format!("{id}: {}", trigger.describe()) }, "ecs");
         let open: Vec<_> = self.pending.keys().copied().collect();
         let aborted = u64::try_from(open.len()).unwrap_or(u64::MAX);
         for approval in open {
@@ -144,15 +180,15 @@ impl Sequencer {
         let inputs = self.shared.watch.health_inputs();
         let class = ecs::classify(&trigger, Evidence { disk_used_pct: inputs.disk_used_pct });
         let mut history: Vec<EcsEntry> = self.state.ecs.iter().cloned().collect();
-        history.push(EcsEntry { id: id.clone(), at_ms: now.0, class, acknowledged: false, restarted: false });
-        let counters = Counters::of(&history, now.0);
+        history.push(EcsEntry { id: id.clone(), at_ms, class, acknowledged: false, restarted: false });
+        let counters = Counters::of(&history, at_ms);
         let event = EcsEvent::Halted {
             id: id.clone(),
             cause: trigger.clone(),
             class,
             aborted_approvals: aborted,
             counters,
-            at_ms: now.0,
+            at_ms,
         };
         let logged = match self.log(KIND_ECS, &EcsRecord { v: RECORD_VERSION, event: event.clone() }) {
             Ok(lsn) => {
@@ -168,7 +204,7 @@ impl Sequencer {
         let report = EcsReport {
             v: RECORD_VERSION,
             id,
-            at_ms: now.0,
+            at_ms,
             cause: trigger,
             class,
             repair: plan.plan.to_owned(),
@@ -195,7 +231,9 @@ impl Sequencer {
         let (shared, commit) = (self.shared.clone(), self.commit.clone());
         tokio::task::spawn_blocking(move || {
             let report = preserve_and_repair(&shared, &commit, report, started);
-            answer(Ok(report));
+            if let Some(tx) = reply {
+                let _ = tx.send(Ok(report));
+            }
         });
     }
 }
@@ -246,13 +284,18 @@ fn preserve_and_repair(
     report
 }
 
-/// Writes `report.json` (and syncs it and the directory) with owner-only access.
-fn write_report(dir: &Path, report: &EcsReport) -> std::io::Result<()> {
+/// Creates `dir` (and its parents) with owner-only access.
+pub(super) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)?;
+    builder.create(dir)
+}
+
+/// Writes `report.json` (and syncs it and the directory) with owner-only access.
+fn write_report(dir: &Path, report: &EcsReport) -> std::io::Result<()> {
+    create_private_dir(dir)?;
     let bytes = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
     let tmp = dir.join("report.json.tmp");
     {
@@ -273,7 +316,6 @@ fn write_report(dir: &Path, report: &EcsReport) -> std::io::Result<()> {
 #[derive(Deserialize)]
 struct ReportHead {
     id: String,
-    at_ms: u64,
     cause: EcsTrigger,
     class: FailureClass,
     counters: Counters,
@@ -310,9 +352,17 @@ pub(super) fn boot_history(
                 },
                 |h| (h.cause.clone(), h.class, h.counters),
             );
-            let at = head.as_ref().map_or(at_ms, |h| h.at_ms);
-            entries.push(EcsEntry { id: id.clone(), at_ms: at, class, acknowledged: false, restarted: false });
-            to_log.push(EcsEvent::Halted { id: id.clone(), cause, class, aborted_approvals: 0, counters, at_ms: at });
+            // Only the directory knows of it: its report is not signed, so
+            // whatever class it states, the gate treats it as unknown (a
+            // human looks), and logs the report's own word once acknowledged.
+            entries.push(EcsEntry {
+                id: id.clone(),
+                at_ms,
+                class: FailureClass::Unknown,
+                acknowledged: false,
+                restarted: false,
+            });
+            to_log.push(EcsEvent::Halted { id: id.clone(), cause, class, aborted_approvals: 0, counters, at_ms });
         }
         let Some(entry) = entries.iter_mut().find(|e| e.id == id) else { continue };
         if entry.acknowledged {
@@ -320,13 +370,13 @@ pub(super) fn boot_history(
         }
         // A report that cannot be read is acknowledged as empty bytes: the
         // commander can still let the node boot after reading what is left.
-        if let Ok(ack) = std::fs::read(dir.join("ack.json")) {
+        if let Some(ack) = read_bounded(&dir.join("ack.json")) {
             match verify_ack(&id, raw.as_deref().unwrap_or_default(), &ack, commander) {
                 Ok(ack) => {
                     entry.acknowledged = true;
                     to_log.push(EcsEvent::Acknowledged {
                         id: id.clone(),
-                        key_id: ack.key_id,
+                        key_id: commander.key_id().to_hex(),
                         report_sha3: ack.report_sha3,
                         at_ms: now_ms,
                     });
@@ -335,9 +385,10 @@ pub(super) fn boot_history(
             }
         }
     }
+    // No truncation: the gate sees every shutdown (the directory listing is
+    // bounded by `FORENSIC_DIRS_MAX`), so forged newer entries cannot push
+    // an unacknowledged one out.
     entries.sort_by(|a, b| (a.at_ms, &a.id).cmp(&(b.at_ms, &b.id)));
-    let extra = entries.len().saturating_sub(ECS_HISTORY_MAX);
-    entries.drain(..extra);
     BootHistory { entries, to_log }
 }
 
@@ -362,8 +413,13 @@ pub fn verify_ack(id: &str, report: &[u8], ack: &[u8], commander: &VerifyingKey)
     Ok(ack)
 }
 
+/// Forensic directories read, at most (the newest by their time).
+pub const FORENSIC_DIRS_MAX: usize = 4096;
+
 /// The `ecs-<at_ms>` directories under `root`, oldest first, at most
-/// [`ECS_HISTORY_MAX`] (the newest).
+/// [`FORENSIC_DIRS_MAX`] (the newest). Entries that are not plain
+/// directories (a symlink) are skipped.
+#[must_use]
 pub fn forensic_dirs(root: Option<&Path>) -> Vec<(u64, PathBuf)> {
     let Some(Ok(read)) = root.map(std::fs::read_dir) else { return Vec::new() };
     let mut found: Vec<(u64, PathBuf)> = read
@@ -375,14 +431,30 @@ pub fn forensic_dirs(root: Option<&Path>) -> Vec<(u64, PathBuf)> {
         })
         .collect();
     found.sort_unstable();
-    let extra = found.len().saturating_sub(ECS_HISTORY_MAX);
+    let extra = found.len().saturating_sub(FORENSIC_DIRS_MAX);
+    if extra > 0 {
+        tracing::error!(extra, "more than {FORENSIC_DIRS_MAX} forensic directories: only the newest are read");
+    }
     found.drain(..extra);
     found
 }
 
-fn read_bounded(path: &Path) -> Option<Vec<u8>> {
-    let meta = std::fs::metadata(path).ok()?;
-    (meta.len() <= ECS_REPORT_BYTES_MAX).then(|| std::fs::read(path).ok()).flatten()
+/// Reads a regular file of at most [`ECS_REPORT_BYTES_MAX`] bytes; a
+/// symlink, a device, a FIFO or a larger file reads as none.
+#[must_use]
+pub fn read_bounded(path: &Path) -> Option<Vec<u8>> {
+    use std::io::Read as _;
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    if !meta.file_type().is_file() {
+        return None;
+    }
+    let file = std::fs::File::open(path).ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    file.take(ECS_REPORT_BYTES_MAX.saturating_add(1)).read_to_end(&mut bytes).ok()?;
+    (u64::try_from(bytes.len()).unwrap_or(u64::MAX) <= ECS_REPORT_BYTES_MAX).then_some(bytes)
 }
 
 /// Logs what the boot found (best effort would hide a shutdown: an error stops the boot).

@@ -14,7 +14,7 @@
 //!   the kernel; without one, the restart is blocked, never pretended). It
 //!   holds no token key, no policy and no way to change the configuration.
 
-use super::{Command, KernelHandle, Shared, append, watch::Observed};
+use super::{Command, KernelHandle, Shared, watch::Observed};
 use crate::ecs::EcsTrigger;
 use crate::error::KernelError;
 use crate::posture::Component;
@@ -50,17 +50,31 @@ pub struct SignedTscaApproval {
 }
 
 impl Shared {
+    /// Hands a system restart order to whoever runs the kernel.
+    fn order_restart(&self, why: String) {
+        let sent = self.restart.lock().ok().and_then(|slot| slot.as_ref().map(|tx| tx.send(why).is_ok()));
+        if sent != Some(true) {
+            tracing::error!("the TSCA's system restart order reached nobody: the process goes on as it is");
+        }
+    }
+
     /// Logs `events` in the TSCA's section and applies each once logged;
     /// returns those applied (a refused append stops there: fail closed).
     fn tsca_log(&self, ledger: &mut tsca::Ledger, events: Vec<TscaEvent>) -> Vec<TscaEvent> {
         let mut applied = Vec::with_capacity(events.len());
         for event in events {
             let record = ledger.record(event);
-            if let Err(e) = append(&self.wal, KIND_TSCA, &record) {
-                tracing::error!(error = %e, "a TSCA record could not be logged: its action is not taken");
-                break;
-            }
-            if let Err(e) = ledger.fold(&record) {
+            // The chain hashes the bytes the log holds.
+            let logged = crate::records::encode(&record)
+                .and_then(|payload| self.wal.append(KIND_TSCA, &payload).map(|_| payload).map_err(|e| e.to_string()));
+            let payload = match logged {
+                Ok(payload) => payload,
+                Err(e) => {
+                    tracing::error!(error = %e, "a TSCA record could not be logged: its action is not taken");
+                    break;
+                }
+            };
+            if let Err(e) = ledger.fold(&record, &payload) {
                 tracing::error!(error = %e, "the TSCA chain did not take its own record");
                 break;
             }
@@ -77,6 +91,14 @@ impl Shared {
         let events = ledger.tsca.decide(action, why, confirmed, now);
         let applied = self.tsca_log(&mut ledger, events);
         applied.iter().any(|e| matches!(e, TscaEvent::Executed { action: a, .. } if a == action))
+    }
+
+    /// An executed action did not succeed: logged, its charge returned.
+    pub(super) fn tsca_failed(&self, action: &TscaAction, why: &str) {
+        let Ok(mut ledger) = self.tsca.lock() else { return };
+        if let Some(event) = ledger.tsca.failed(action, why, self.clock.now().0) {
+            self.tsca_log(&mut ledger, vec![event]);
+        }
     }
 
     /// Closes the open incident once the node is healthy and quiet.
@@ -100,6 +122,7 @@ fn report(event: &TscaEvent) {
         TscaEvent::Expired { proposal, .. } => {
             tracing::error!(proposal, "TSCA: proposal unanswered: minimal safe state");
         }
+        TscaEvent::Failed { action, why, .. } => tracing::error!(?action, why, "TSCA: the action failed"),
         other => tracing::info!(?other, "TSCA"),
     }
 }
@@ -124,7 +147,7 @@ pub(super) fn tick(shared: &Shared, seen: &Observed) -> bool {
         })
     };
     let confirm = |action: &TscaAction| {
-        let supervised = shared.restart.receiver_count() > 0;
+        let supervised = shared.restart.lock().is_ok_and(|r| r.is_some());
         // The watchdog's own latest observation, not the asker's.
         let now_seen = shared.watch.observed();
         tsca::confirm(action, &now_seen.unresponsive, |_| false, supervised)
@@ -138,8 +161,12 @@ pub(super) fn tick(shared: &Shared, seen: &Observed) -> bool {
     if down_for(Component::Sequencer).is_some_and(|ms| ms >= patience) {
         let action = TscaAction::RestartSystem;
         if shared.tsca_request(&action, "the sequencer is stalled and cannot be restarted alone", confirm(&action)) {
-            shared.restart.send_replace(Some(format!("TSCA: the sequencer unresponsive {patience} ms past its limit")));
+            shared.order_restart(format!("TSCA: the sequencer unresponsive {patience} ms past its limit"));
         }
+    }
+    if let Ok(mut ledger) = shared.tsca.lock() {
+        let stale = ledger.tsca.stale(confirm, now);
+        shared.tsca_log(&mut ledger, stale);
     }
     let lapsed = shared.tsca.lock().map(|mut ledger| {
         let expired = ledger.tsca.expired(now);
@@ -147,11 +174,14 @@ pub(super) fn tick(shared: &Shared, seen: &Observed) -> bool {
     });
     for event in lapsed.unwrap_or_default() {
         if let TscaEvent::Expired { proposal, .. } = event {
-            // Level B unanswered: the minimal safe state (an emergency shutdown).
+            // Level B unanswered: the minimal safe state (an emergency
+            // shutdown), halted here; the sequencer writes the report.
             let trigger = EcsTrigger::TscaUnanswered { proposal };
-            let sent = shared.commands.upgrade().map(|tx| tx.try_send(Command::Emergency { trigger, reply: None }));
+            let Some((id, at_ms)) = shared.halt(&trigger) else { continue };
+            let command = Command::Emergency { trigger, id, at_ms, reply: None };
+            let sent = shared.commands.upgrade().map(|tx| tx.try_send(command));
             if !matches!(sent, Some(Ok(()))) {
-                tracing::error!("the minimal safe state could not be requested: the sequencer is not taking commands");
+                tracing::error!("halted, but the sequencer is not taking the shutdown's report: none is written");
             }
         }
     }
@@ -182,12 +212,18 @@ impl KernelHandle {
         )
     }
 
-    /// System restarts the TSCA orders: whoever runs the kernel re-executes
-    /// the process (crash recovery runs at its boot). While nobody listens,
-    /// the TSCA's system restart is blocked.
+    /// System restarts the TSCA orders, for whoever runs the kernel: it must
+    /// restart the process (crash recovery runs at its boot), from a thread
+    /// of its own (the order comes when the sequencer, perhaps the runtime,
+    /// is stalled). Until this is called, the TSCA's system restart is
+    /// blocked; a second call replaces the first receiver.
     #[must_use]
-    pub fn restart_requests(&self) -> tokio::sync::watch::Receiver<Option<String>> {
-        self.shared.restart.subscribe()
+    pub fn restart_orders(&self) -> std::sync::mpsc::Receiver<String> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        if let Ok(mut slot) = self.shared.restart.lock() {
+            *slot = Some(tx);
+        }
+        rx
     }
 
     /// The commander's approval of a Hardened proposal: verified, logged
@@ -198,6 +234,9 @@ impl KernelHandle {
     /// lapsed, the signature does not verify, or the log refused.
     pub fn approve_tsca(&self, approval: &SignedTscaApproval) -> Result<TscaAction, KernelError> {
         let refuse = |why: String| KernelError::Refused { code: CODE_TSCA_APPROVAL, why };
+        if let crate::mode::Mode::Emergency { why } = self.shared.mode() {
+            return Err(KernelError::Refused { code: crate::ecs::CODE_ECS, why });
+        }
         let mut ledger = self.shared.tsca.lock().map_err(|_| refuse("the TSCA ledger lock is poisoned".into()))?;
         let action = ledger
             .tsca
@@ -206,6 +245,18 @@ impl KernelHandle {
             .find(|p| p.id == approval.proposal)
             .map(|p| p.action.clone())
             .ok_or_else(|| refuse(format!("no open proposal {}", approval.proposal)))?;
+        // What the commander approved must still be needed: the watchdog confirms it again.
+        let supervised = self.shared.restart.lock().is_ok_and(|r| r.is_some());
+        let seen = self.shared.watch.observed();
+        if let Err(why) = tsca::confirm(&action, &seen.unresponsive, |_| false, supervised) {
+            let withdrawn = TscaEvent::Withdrawn {
+                proposal: approval.proposal.clone(),
+                why: why.clone(),
+                at_ms: self.shared.clock.now().0,
+            };
+            self.shared.tsca_log(&mut ledger, vec![withdrawn]);
+            return Err(refuse(format!("no longer needed, withdrawn: {why}")));
+        }
         let commander = &self.shared.commander;
         commander
             .verify(
@@ -228,7 +279,7 @@ impl KernelHandle {
                 self.shared.dsc_restart_approved.store(true, Ordering::SeqCst);
             }
             TscaAction::RestartSystem => {
-                self.shared.restart.send_replace(Some(format!("TSCA proposal {} approved", approval.proposal)));
+                self.shared.order_restart(format!("TSCA proposal {} approved", approval.proposal));
             }
             // Terminations are proposed by no rule under level B: the
             // commander's elimination approval takes that path (§37.8.2).

@@ -324,12 +324,13 @@ pub(super) fn limit_ms(interval: Duration) -> u64 {
     u64::try_from((interval * 2).max(UNRESPONSIVE_FLOOR).as_millis()).unwrap_or(u64::MAX)
 }
 
-/// The threads; dropping this stops and joins them (the sequencer owns
-/// it, so a kernel that is gone leaves no thread holding its log open). A
-/// DSC instance the TSCA restarts adds its thread to the same list.
+/// The watchdog thread; dropping this stops and joins it (the sequencer owns
+/// it, so a kernel that is gone leaves no thread holding its log open). DSC
+/// instances are not joined: they hold no log, end at their next turn once
+/// stopped or replaced, and one truly stuck must not hang the kernel's end.
 pub(super) struct WatchThreads {
     stop: Arc<Stop>,
-    handles: Arc<Mutex<Vec<std::thread::JoinHandle<()>>>>,
+    watchdog: Option<std::thread::JoinHandle<()>>,
 }
 
 #[derive(Default)]
@@ -359,15 +360,8 @@ impl Drop for WatchThreads {
             *stopped = true;
         }
         self.stop.wake.notify_all();
-        // A restart may add a thread while these are joined: until none is left.
-        loop {
-            let taken: Vec<_> = self.handles.lock().map(|mut h| h.drain(..).collect()).unwrap_or_default();
-            if taken.is_empty() {
-                return;
-            }
-            for handle in taken {
-                let _ = handle.join();
-            }
+        if let Some(handle) = self.watchdog.take() {
+            let _ = handle.join();
         }
     }
 }
@@ -384,7 +378,6 @@ pub(super) struct DscInstances {
     tx: SyncSender<DscBeat>,
     generation: Arc<AtomicU64>,
     seq: Arc<AtomicU64>,
-    handles: Arc<Mutex<Vec<std::thread::JoinHandle<()>>>>,
 }
 
 impl DscInstances {
@@ -400,14 +393,10 @@ impl DscInstances {
             self.faults.clone(),
             self.tx.clone(),
         );
-        let handle = std::thread::Builder::new()
+        // Detached (see `WatchThreads`).
+        std::thread::Builder::new()
             .name(format!("maos-dsc-heartbeat-{mine}"))
             .spawn(move || dsc_heartbeat(&weak, &stop, &config, interval, &faults, &tx, &instance))?;
-        if let Ok(mut h) = self.handles.lock() {
-            // Finished instances' handles go: the list stays short.
-            h.retain(|t| !t.is_finished());
-            h.push(handle);
-        }
         Ok(())
     }
 }
@@ -433,8 +422,7 @@ pub(super) fn spawn(
     faults: Arc<KernelFaults>,
 ) -> std::io::Result<WatchThreads> {
     let (tx, rx) = sync_channel(BEATS_BUFFERED);
-    let threads =
-        WatchThreads { stop: Arc::new(Stop::default()), handles: Arc::new(Mutex::new(Vec::with_capacity(2))) };
+    let mut threads = WatchThreads { stop: Arc::new(Stop::default()), watchdog: None };
     let hash = config.hash();
     let instances = DscInstances {
         shared: Arc::downgrade(shared),
@@ -445,16 +433,14 @@ pub(super) fn spawn(
         tx,
         generation: Arc::new(AtomicU64::new(0)),
         seq: Arc::new(AtomicU64::new(0)),
-        handles: threads.handles.clone(),
     };
     let (weak, stop, commit) = (Arc::downgrade(shared), threads.stop.clone(), Arc::downgrade(commit));
     instances.start()?;
-    let watchdog = std::thread::Builder::new()
-        .name("maos-watchdog".into())
-        .spawn(move || watchdog(&weak, &stop, &rx, hash, &commit, &faults, &instances))?;
-    if let Ok(mut h) = threads.handles.lock() {
-        h.push(watchdog);
-    }
+    threads.watchdog = Some(
+        std::thread::Builder::new()
+            .name("maos-watchdog".into())
+            .spawn(move || watchdog(&weak, &stop, &rx, hash, &commit, &faults, &instances))?,
+    );
     Ok(threads)
 }
 

@@ -81,6 +81,14 @@ fn ct_deg_17_a_manual_shutdown_halts_preserves_and_holds_the_next_boot() {
         }
         let again = kernel.emergency_shutdown("twice").await.unwrap_err();
         assert_eq!(again.code(), CODE_ECS, "one shutdown at a time: {again}");
+        // Nothing widens in SAFE-HOLD: no new token, no release, no end of fever;
+        // what only restricts (a revocation) still runs.
+        let fresh = token_for("late", &["fs.read=/workspace/**"], 10, 0x7e);
+        assert_eq!(kernel.token_event(issued(&fresh)).await.unwrap_err().code(), CODE_ECS);
+        let agent = maos_model::AgentId::new("late").unwrap();
+        assert_eq!(kernel.release(agent.clone(), "no").await.unwrap_err().code(), CODE_ECS);
+        assert_eq!(kernel.end_fever("no").await.unwrap_err().code(), CODE_ECS);
+        assert!(kernel.demote_agent(agent, "restricting is fine").await.is_ok());
         // Phase 3: a manual shutdown has no known cause, so no automated repair.
         assert_eq!(
             (report.class, report.human_review, report.repaired.as_deref()),
@@ -123,6 +131,44 @@ fn ct_deg_17_a_manual_shutdown_halts_preserves_and_holds_the_next_boot() {
         assert_eq!((status.ecs.observing, status.queue_capacity), (None, SUBMIT_QUEUE_DEFAULT));
     });
     assert_eq!(ecs_events(&world).len(), 3);
+}
+
+fn forge(world: &World, at_ms: u64) -> String {
+    let forged = format!("ecs-{at_ms}");
+    let dir = forensics(world).join(&forged);
+    std::fs::create_dir_all(&dir).unwrap();
+    let report = serde_json::json!({ "id": forged, "at_ms": at_ms,
+        "cause": { "trigger": "wal_failed", "why": "forged" }, "class": "resource_exhaustion",
+        "counters": { "in_24h": 1, "in_7d": 1 } });
+    std::fs::write(dir.join("report.json"), report.to_string()).unwrap();
+    forged
+}
+
+/// A forensic directory the log does not know claims a repairable class:
+/// its report is not signed, so it counts as unknown and holds the boot;
+/// and three hundred newer ones (acknowledged, even) cannot push a real
+/// unacknowledged shutdown out of the gate.
+#[test]
+fn ct_deg_18_forged_forensic_directories_do_not_clear_the_gate() {
+    let world = World::new();
+    std::fs::create_dir_all(forensics(&world)).unwrap();
+    let forged = forge(&world, NOW.0 - 1_000);
+    assert!(boot_refusal(&world).contains(&forged));
+    acknowledge(&world, &forged, commander());
+    let real = lifetime(async {
+        let (kernel, _) = Kernel::start(with_forensics(&world, world.config(world.layer()))).await.unwrap();
+        kernel.emergency_shutdown("real").await.unwrap().id
+    });
+    for n in 1..=300u64 {
+        let newer = forge(&world, NOW.0 + 10_000 + n);
+        acknowledge(&world, &newer, commander());
+    }
+    assert!(boot_refusal(&world).contains(&real));
+    // A report that is not a regular file reads as none, never blocks or fills memory.
+    let odd = forensics(&world).join(&real).join("report.json");
+    std::fs::remove_file(&odd).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &odd).unwrap();
+    assert!(boot_refusal(&world).contains(&real));
 }
 
 #[test]

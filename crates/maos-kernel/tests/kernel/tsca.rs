@@ -140,6 +140,14 @@ fn ct_deg_20_hardened_proposes_and_waits_isolated_only_advises() {
         assert_eq!(forged.code(), "TSCA-APPROVAL");
         assert_eq!(kernel.approve_tsca(&sign(commander())).unwrap(), proposal.action);
         wait_state(&kernel, CanonicalState::Yellow).await;
+        // A silence that ends by itself: its proposal is withdrawn, never
+        // left to lapse into the minimal safe state.
+        world.clock.advance_ms(RESTART_SETTLE_MS);
+        faults.stop_dsc_heartbeat.store(true, Ordering::SeqCst);
+        until(&kernel, "a proposal for the silence", |k| !k.tsca().proposals.is_empty()).await;
+        faults.stop_dsc_heartbeat.store(false, Ordering::SeqCst);
+        until(&kernel, "withdrawn", |k| k.tsca().proposals.is_empty()).await;
+        wait_state(&kernel, CanonicalState::Yellow).await;
         // Again, and nobody answers: 15 minutes later, the minimal safe state.
         world.clock.advance_ms(RESTART_SETTLE_MS);
         faults.hang_dsc_instance.store(true, Ordering::SeqCst);
@@ -151,6 +159,7 @@ fn ct_deg_20_hardened_proposes_and_waits_isolated_only_advises() {
         assert!(matches!(ecs, Some(maos_kernel::ecs::EcsTrigger::TscaUnanswered { .. })), "{ecs:?}");
     });
     assert_eq!(count(&world, |e| matches!(e, TscaEvent::Approved { .. })), 1);
+    assert_eq!(count(&world, |e| matches!(e, TscaEvent::Withdrawn { .. })), 1);
     assert_eq!(count(&world, |e| matches!(e, TscaEvent::Expired { .. })), 1);
 
     let world = World::new();
