@@ -17,6 +17,29 @@
 
 use std::collections::VecDeque;
 
+/// A circuit breaker changed state ([`BreakerRecord`]): an upstream MCP
+/// server's, or a remote an effector reaches (`http:<host>`).
+pub const KIND_BREAKER: maos_wal::RecordKind = maos_wal::RecordKind(0x0410);
+
+/// Kind `0x0410`: a circuit breaker transition.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BreakerRecord {
+    /// 1.
+    pub v: u16,
+    /// The interface: an upstream's name, or `http:<host>` for the http effector.
+    pub upstream: String,
+    /// `closed`, `open` or `half_open`.
+    pub from: String,
+    /// Same names.
+    pub to: String,
+    /// Why.
+    pub reason: String,
+    /// The cooldown in force after it, ms.
+    pub cooldown_ms: u64,
+    /// When, Unix ms.
+    pub at_ms: u64,
+}
+
 /// Failures in a row that open the breaker.
 pub const CONSECUTIVE_FAILURES: u32 = 5;
 /// The failure-rate window.

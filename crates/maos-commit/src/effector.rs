@@ -219,6 +219,14 @@ pub trait Effector: Send + Sync + fmt::Debug {
     /// [`EffectError`] if the state cannot be restored (e.g. already released).
     fn compensate(&self, intent: &Intent, snapshot: &Snapshot) -> Result<(), EffectError>;
 
+    /// The remote this intent's execution reaches, for its circuit breaker
+    /// (spec §38.4): e.g. `http:<host>`. `None` (the default): nothing
+    /// remote, or the effector keeps its own breaker (MCP upstreams).
+    fn remote(&self, intent: &Intent) -> Option<String> {
+        let _ = intent;
+        None
+    }
+
     /// Forensic cleanup of an eliminated agent's outputs (spec §33.8.5): what
     /// `resources` name in this effector's keeping is untrusted from now on,
     /// so a later read hands it out as untrusted output (the reader's session

@@ -66,6 +66,10 @@ pub enum EffectError {
     /// `EFFECT-INJECTED`: a fault injected by a test or the simulator.
     #[error("injected fault: {0}")]
     Injected(String),
+    /// `CIRCUIT-OPEN`: the remote failed repeatedly and its circuit breaker
+    /// is open; the call was not made.
+    #[error("{0}")]
+    CircuitOpen(String),
 }
 
 impl EffectError {
@@ -89,6 +93,19 @@ impl EffectError {
             Self::AlreadyReleased(_) => "EFFECT-ALREADY-RELEASED",
             Self::Recalled(_) => "EFFECT-RECALLED",
             Self::Injected(_) => "EFFECT-INJECTED",
+            Self::CircuitOpen(_) => crate::breaker::CODE_CIRCUIT_OPEN,
+        }
+    }
+
+    /// Whether this error says the remote is unavailable (it counts against
+    /// its circuit breaker): no answer in time, no connection, a server
+    /// error. An error answer about the request (a 4xx) is an answer.
+    #[must_use]
+    pub fn unavailable(&self) -> bool {
+        match self {
+            Self::Remote(why) => !why.starts_with("status 4"),
+            Self::Cancelled => true,
+            _ => false,
         }
     }
 

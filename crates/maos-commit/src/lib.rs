@@ -57,6 +57,7 @@ mod pipeline;
 mod proof;
 pub mod records;
 mod recovery;
+mod remotes;
 mod threads;
 mod zone;
 
@@ -77,6 +78,7 @@ pub use lock::{LOCK_KEY_BYTES_MAX, LOCK_TIMEOUT_DEFAULT, LOCKS_MAX, LockGuard, L
 pub use pipeline::{CANCEL_GRACE_DEFAULT, CommitConfig, CommitLayer, Committed, Fault, FaultHook, Undone};
 pub use proof::{ApprovalGrant, Authorized, LoggedIntent, SignedApproval};
 pub use recovery::{Pending, RECOVERY_PENDING_MAX, RecoveryAction, RecoveryReport, Unfinished, unfinished};
+pub use remotes::REMOTE_BREAKERS_MAX;
 pub use threads::EFFECT_THREADS_IDLE_MAX;
 pub use zone::{
     HOLD_FILE_MS, HOLD_MAIL_MS, ROLLBACK_ZONE_BYTES_DEFAULT, ROLLBACK_ZONE_ENTRIES_MAX, RollbackZone, ZoneEntry,

@@ -114,6 +114,8 @@ pub struct CommitLayer {
     faults: Option<Arc<dyn FaultHook>>,
     abuse: LockAbuse,
     threads: crate::threads::EffectThreads,
+    /// Circuit breakers on the remotes effectors reach.
+    remotes: crate::remotes::Remotes,
 }
 
 struct Failure {
@@ -143,7 +145,14 @@ impl CommitLayer {
             faults: None,
             abuse: LockAbuse::default(),
             threads: crate::threads::EffectThreads::default(),
+            remotes: crate::remotes::Remotes::default(),
         })
+    }
+
+    /// Each remote's circuit breaker (spec §38.4), by remote.
+    #[must_use]
+    pub fn remote_breakers(&self) -> Vec<(String, crate::breaker::BreakerState)> {
+        self.remotes.states()
     }
 
     /// Installs a fault hook. For tests and the deterministic simulator only:
@@ -528,8 +537,25 @@ impl CommitLayer {
         now: UnixMillis,
         deadline: Instant,
     ) -> Result<EffectOutput, Exec> {
-        self.execute_unbounded_output(intent, effector, now, deadline)
-            .and_then(|output| bounded_output(output).map_err(Exec::Failed))
+        // A remote whose breaker is open is not called (nothing ran: the
+        // caller rolls back as for any failed effect).
+        let remote = effector.remote(intent);
+        let admission = match &remote {
+            Some(r) => self.remotes.admit(r, &self.wal).map_err(Exec::Failed)?,
+            None => None,
+        };
+        let result = self
+            .execute_unbounded_output(intent, effector, now, deadline)
+            .and_then(|output| bounded_output(output).map_err(Exec::Failed));
+        if let (Some(r), Some(a)) = (&remote, admission) {
+            let ok = match &result {
+                Ok(_) => true,
+                Err(Exec::TimedOut { .. }) => false,
+                Err(Exec::Failed(e)) => !e.unavailable(),
+            };
+            self.remotes.record(r, a, ok, &self.wal);
+        }
+        result
     }
 
     fn execute_unbounded_output(

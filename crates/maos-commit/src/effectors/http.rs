@@ -372,6 +372,11 @@ impl Effector for HttpEffector {
         "http"
     }
 
+    fn remote(&self, intent: &Intent) -> Option<String> {
+        let url = self.url(intent).ok()?;
+        url.host_str().map(|h| format!("http:{}", h.to_ascii_lowercase()))
+    }
+
     fn describe(&self, intent: &Intent) -> Result<Described, DescribeError> {
         let effect = http_action(&intent.action).ok_or_else(|| DescribeError::UnknownAction(intent.action.clone()))?;
         // The web is public and anyone can write it: an observation reads untrusted data.

@@ -63,6 +63,7 @@ impl Server {
                 };
                 let response = match (method.as_str(), path.as_str()) {
                     ("GET", "/ok") => reply("200 OK", "Content-Length: 15\r\n", b"hello from test"),
+                    ("GET", "/fail") => reply("503 Service Unavailable", "Content-Length: 0\r\n", b""),
                     ("GET", "/redirect-out") => reply(
                         "302 Found",
                         &format!("Location: http://evil.test:{port}/ok\r\nContent-Length: 0\r\n"),
@@ -141,6 +142,49 @@ fn ctx() -> ExecContext {
 
 fn http_layer(world: &World) -> CommitLayer {
     CommitLayer::open(world.wal(), world.effectors(&[http_effector()]), world.config()).unwrap()
+}
+
+/// CT-DEG-16 on the Commit→I/O interface (spec §38.4): five server errors
+/// in a row from one host open its breaker; the next call is answered at once
+/// with `CIRCUIT-OPEN` and never reaches the host; the transition is a
+/// `circuit.breaker` record. A 404 is an answer, not a failure.
+#[test]
+fn ct_deg_16_a_failing_host_opens_its_breaker_and_is_not_called() {
+    let effect_code = |e: &maos_commit::CommitError| match &e.reason {
+        FailReason::Effect(effect) => effect.code(),
+        other => other.code(),
+    };
+    let server = Server::start();
+    let world = World::new();
+    let layer = http_layer(&world);
+    for _ in 0..10 {
+        let err = run(&layer, get(&server.url("/missing"), "127.0.0.1"), T0).unwrap_err();
+        assert_eq!(effect_code(&err), "EFFECT-REMOTE", "{err}");
+    }
+    assert_eq!(layer.remote_breakers()[0].1, maos_commit::breaker::BreakerState::Closed, "404s are answers");
+    for _ in 0..5 {
+        let err = run(&layer, get(&server.url("/fail"), "127.0.0.1"), T0).unwrap_err();
+        assert_eq!(effect_code(&err), "EFFECT-REMOTE", "{err}");
+    }
+    assert_eq!(server.requests.load(Ordering::SeqCst), 15);
+    let err = run(&layer, get(&server.url("/ok"), "127.0.0.1"), T0).unwrap_err();
+    assert_eq!(effect_code(&err), "CIRCUIT-OPEN", "{err}");
+    assert!(err.to_string().contains("retry in"), "{err}");
+    assert_eq!(server.requests.load(Ordering::SeqCst), 15, "an open breaker does not call the host");
+    let (remote, state) = layer.remote_breakers().remove(0);
+    assert_eq!(remote, "http:127.0.0.1");
+    assert!(matches!(state, maos_commit::breaker::BreakerState::Open { .. }), "{state:?}");
+    let opened = layer
+        .wal()
+        .reader()
+        .records()
+        .unwrap()
+        .map(|r| r.unwrap())
+        .filter(|r| r.kind == maos_commit::breaker::KIND_BREAKER)
+        .map(|r| serde_json::from_slice::<maos_commit::breaker::BreakerRecord>(&r.payload).unwrap())
+        .collect::<Vec<_>>();
+    assert_eq!(opened.len(), 1, "{opened:?}");
+    assert_eq!((opened[0].upstream.as_str(), opened[0].to.as_str()), ("http:127.0.0.1", "open"));
 }
 
 #[test]

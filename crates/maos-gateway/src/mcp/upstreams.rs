@@ -41,7 +41,7 @@
 use super::registry::{ToolEntry, ToolRegistry};
 use maos_commit::breaker::{Admission, Breaker, CODE_CIRCUIT_OPEN, Transition};
 use maos_mcp::{McpError, Upstream, UpstreamConfig};
-use maos_wal::{RecordKind, Wal};
+use maos_wal::Wal;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -53,27 +53,7 @@ pub const BACKOFF_MIN: Duration = Duration::from_millis(500);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// How often a live connection is checked for having closed on its own.
 pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
-/// An upstream's circuit breaker changed state ([`BreakerRecord`]).
-pub const KIND_BREAKER: RecordKind = RecordKind(0x0410);
-
-/// Kind `0x0410`: a circuit breaker transition.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct BreakerRecord {
-    /// 1.
-    pub v: u16,
-    /// The upstream.
-    pub upstream: String,
-    /// `closed`, `open` or `half_open`.
-    pub from: String,
-    /// Same names.
-    pub to: String,
-    /// Why.
-    pub reason: String,
-    /// The cooldown in force after it, ms.
-    pub cooldown_ms: u64,
-    /// When, Unix ms.
-    pub at_ms: u64,
-}
+pub use maos_commit::breaker::{BreakerRecord, KIND_BREAKER};
 
 /// What a connection needs before it goes live: the registry its tools are
 /// installed in, the log that pins them, and the DSC whose pre-filter checks

@@ -1,0 +1,116 @@
+//! Circuit breakers on the remotes effectors reach (spec §38.4, the
+//! "Commit→I/O" interface): one [`Breaker`] per remote an effector names
+//! ([`crate::Effector::remote`], e.g. `http:<host>`). A remote that keeps
+//! failing (no answer in time, no connection, 5xx) is answered at once with
+//! `CIRCUIT-OPEN` and not called; every transition is a `circuit.breaker`
+//! record in the log.
+//!
+//! Bounded: at most [`REMOTE_BREAKERS_MAX`] remotes are tracked; past it a
+//! closed breaker with the oldest state is forgotten, and when none is
+//! closed a new remote is called without one (an availability aid, never an
+//! allow: the DSC decided already).
+
+use crate::breaker::{Admission, Breaker, BreakerRecord, BreakerState, KIND_BREAKER, Transition};
+use crate::error::EffectError;
+use maos_wal::Wal;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Remotes with a breaker, at most.
+pub const REMOTE_BREAKERS_MAX: usize = 256;
+
+/// The breakers, by remote.
+#[derive(Debug)]
+pub(crate) struct Remotes {
+    slots: Mutex<BTreeMap<String, Breaker>>,
+    epoch: Instant,
+}
+
+impl Default for Remotes {
+    fn default() -> Self {
+        Self { slots: Mutex::new(BTreeMap::new()), epoch: Instant::now() }
+    }
+}
+
+impl Remotes {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Asks `remote`'s breaker for a call (`None`: no breaker, call it).
+    ///
+    /// # Errors
+    /// [`EffectError::CircuitOpen`] while it is open or its probe is out.
+    pub(crate) fn admit(&self, remote: &str, wal: &Wal) -> Result<Option<Admission>, EffectError> {
+        let now = self.now_ms();
+        let (admitted, transition) = {
+            let Ok(mut slots) = self.slots.lock() else { return Ok(None) };
+            if !slots.contains_key(remote) && slots.len() >= REMOTE_BREAKERS_MAX {
+                let closed = slots.iter().find(|(_, b)| b.state() == BreakerState::Closed).map(|(k, _)| k.clone());
+                match closed {
+                    Some(k) => {
+                        slots.remove(&k);
+                    }
+                    None => return Ok(None),
+                }
+            }
+            slots.entry(remote.to_owned()).or_default().admit(now)
+        };
+        if let Some(t) = transition {
+            log_transition(wal, remote, &t);
+        }
+        admitted.map(Some).map_err(|r| {
+            let when = if r.retry_in_ms == 0 {
+                "a probe is in flight".to_owned()
+            } else {
+                format!("retry in {} s", r.retry_in_ms.div_ceil(1000))
+            };
+            EffectError::CircuitOpen(format!(
+                "{}: `{remote}` failed repeatedly; its circuit breaker is open ({when})",
+                crate::breaker::CODE_CIRCUIT_OPEN
+            ))
+        })
+    }
+
+    /// Records an admitted call's outcome.
+    pub(crate) fn record(&self, remote: &str, admission: Admission, ok: bool, wal: &Wal) {
+        let now = self.now_ms();
+        let transition =
+            self.slots.lock().ok().and_then(|mut s| s.get_mut(remote).and_then(|b| b.record(now, admission, ok)));
+        if let Some(t) = transition {
+            log_transition(wal, remote, &t);
+        }
+    }
+
+    /// Every tracked remote's breaker state.
+    pub(crate) fn states(&self) -> Vec<(String, BreakerState)> {
+        self.slots.lock().map(|s| s.iter().map(|(k, b)| (k.clone(), b.state())).collect()).unwrap_or_default()
+    }
+}
+
+fn log_transition(wal: &Wal, remote: &str, t: &Transition) {
+    if t.to == "open" {
+        tracing::warn!(remote, from = t.from, reason = %t.reason, cooldown_ms = t.cooldown_ms, "circuit breaker opened");
+    } else {
+        tracing::info!(remote, from = t.from, to = t.to, reason = %t.reason, "circuit breaker");
+    }
+    let at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let record = BreakerRecord {
+        v: 1,
+        upstream: remote.to_owned(),
+        from: t.from.to_owned(),
+        to: t.to.to_owned(),
+        reason: t.reason.clone(),
+        cooldown_ms: t.cooldown_ms,
+        at_ms,
+    };
+    let appended = serde_json::to_vec(&record)
+        .map_err(|e| e.to_string())
+        .and_then(|payload| wal.append(KIND_BREAKER, &payload).map_err(|e| e.to_string()));
+    if let Err(e) = appended {
+        tracing::error!(remote, error = %e, "circuit breaker transition not logged");
+    }
+}
