@@ -127,12 +127,36 @@ pub struct Breaker {
     consecutive: u32,
     window: VecDeque<(u64, bool)>,
     cooldown_ms: u64,
+    /// When it left closed, kept through its probes until it closes again.
+    tripped_ms: Option<u64>,
 }
 
 impl Default for Breaker {
     fn default() -> Self {
-        Self { state: BreakerState::Closed, consecutive: 0, window: VecDeque::new(), cooldown_ms: COOLDOWN_MS }
+        Self {
+            state: BreakerState::Closed,
+            consecutive: 0,
+            window: VecDeque::new(),
+            cooldown_ms: COOLDOWN_MS,
+            tripped_ms: None,
+        }
     }
+}
+
+/// A breaker not closed for this long alerts the admin (spec §38.4: 5 min).
+pub const ALERT_OPEN_MS: u64 = 5 * 60_000;
+
+/// One breaker for `maos status`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BreakerView {
+    /// The interface: an upstream's name, or `http:<host>`.
+    pub interface: String,
+    /// `closed`, `open` or `half_open`.
+    pub state: &'static str,
+    /// How long it has not been closed (open and probing), ms.
+    pub open_for_ms: Option<u64>,
+    /// Open longer than [`ALERT_OPEN_MS`]: the admin must look.
+    pub alert: bool,
 }
 
 impl Breaker {
@@ -140,6 +164,18 @@ impl Breaker {
     #[must_use]
     pub const fn state(&self) -> BreakerState {
         self.state
+    }
+
+    /// Its view at `now_ms` for `interface`.
+    #[must_use]
+    pub fn view(&self, interface: &str, now_ms: u64) -> BreakerView {
+        let open_for_ms = self.tripped_ms.map(|at| now_ms.saturating_sub(at));
+        BreakerView {
+            interface: interface.to_owned(),
+            state: self.state.name(),
+            open_for_ms,
+            alert: open_for_ms.is_some_and(|ms| ms > ALERT_OPEN_MS),
+        }
     }
 
     /// Asks to make a call at `now_ms`; an open breaker whose cooldown passed
@@ -179,6 +215,7 @@ impl Breaker {
                 self.consecutive = 0;
                 self.window.clear();
                 self.cooldown_ms = COOLDOWN_MS;
+                self.tripped_ms = None;
                 self.transition(from, "the probe succeeded".into())
             } else {
                 self.cooldown_ms = self.cooldown_ms.saturating_mul(2).min(COOLDOWN_MAX_MS);
@@ -211,6 +248,7 @@ impl Breaker {
 
     fn open(&mut self, now_ms: u64, reason: String) -> Transition {
         let from = self.state.name();
+        self.tripped_ms = self.tripped_ms.or(Some(now_ms));
         self.state = BreakerState::Open { since_ms: now_ms, until_ms: now_ms.saturating_add(self.cooldown_ms) };
         self.consecutive = 0;
         self.window.clear();
@@ -225,6 +263,30 @@ impl Breaker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn open_longer_than_five_minutes_through_its_probes_alerts_until_it_closes() {
+        let mut b = Breaker::default();
+        for at in 0..5 {
+            fail(&mut b, at);
+        }
+        assert_eq!(b.view("x", 4).open_for_ms, Some(0));
+        // Probes keep failing: the cooldown restarts, the time open does not.
+        let mut at = 4;
+        for _ in 0..6 {
+            at += b.cooldown_ms;
+            fail(&mut b, at);
+        }
+        let v = b.view("x", at);
+        assert!(v.alert && v.open_for_ms.unwrap() > ALERT_OPEN_MS, "{v:?}");
+        at += b.cooldown_ms;
+        let (probe, _) = b.admit(at);
+        b.record(at, probe.unwrap(), true);
+        assert_eq!(
+            b.view("x", at),
+            BreakerView { interface: "x".into(), state: "closed", open_for_ms: None, alert: false }
+        );
+    }
 
     fn fail(b: &mut Breaker, at: u64) -> Option<Transition> {
         let (admitted, _) = b.admit(at);

@@ -155,6 +155,12 @@ impl CommitLayer {
         self.remotes.states()
     }
 
+    /// Each remote's circuit breaker with how long it has been open.
+    #[must_use]
+    pub fn remote_breaker_views(&self) -> Vec<crate::breaker::BreakerView> {
+        self.remotes.views()
+    }
+
     /// Installs a fault hook. For tests and the deterministic simulator only:
     /// a production kernel never calls this.
     #[must_use]

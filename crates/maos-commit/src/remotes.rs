@@ -87,6 +87,12 @@ impl Remotes {
     pub(crate) fn states(&self) -> Vec<(String, BreakerState)> {
         self.slots.lock().map(|s| s.iter().map(|(k, b)| (k.clone(), b.state())).collect()).unwrap_or_default()
     }
+
+    /// Every tracked remote's breaker, as `maos status` shows it.
+    pub(crate) fn views(&self) -> Vec<crate::breaker::BreakerView> {
+        let now = self.now_ms();
+        self.slots.lock().map(|s| s.iter().map(|(k, b)| b.view(k, now)).collect()).unwrap_or_default()
+    }
 }
 
 fn log_transition(wal: &Wal, remote: &str, t: &Transition) {

@@ -70,6 +70,8 @@ pub struct Api {
     results: intents::Results,
     started: std::time::Instant,
     tools: Option<(Arc<mcp::ToolRegistry>, Arc<maos_wal::Wal>)>,
+    /// The upstream MCP servers, for their breakers in `/v1/status`.
+    upstreams: Option<mcp::Upstreams>,
     /// The MCP endpoint's sessions, when `/mcp` is served ([`router_with_mcp`]).
     mcp_sessions: std::sync::OnceLock<Arc<maos_mcp::McpSessions>>,
 }
@@ -98,6 +100,7 @@ impl Api {
             results: intents::Results::default(),
             started: std::time::Instant::now(),
             tools: None,
+            upstreams: None,
             mcp_sessions: std::sync::OnceLock::new(),
         }
     }
@@ -108,6 +111,22 @@ impl Api {
     pub fn with_tools(mut self, registry: Arc<mcp::ToolRegistry>, wal: Arc<maos_wal::Wal>) -> Self {
         self.tools = Some((registry, wal));
         self
+    }
+
+    /// The upstream MCP servers whose breakers `/v1/status` shows.
+    #[must_use]
+    pub fn with_upstreams(mut self, upstreams: mcp::Upstreams) -> Self {
+        self.upstreams = Some(upstreams);
+        self
+    }
+
+    /// Every circuit breaker (upstream MCP servers, then the remotes
+    /// effectors reach) with how long it has been open.
+    #[must_use]
+    pub fn breakers(&self) -> Vec<maos_commit::breaker::BreakerView> {
+        let mut all = self.upstreams.as_ref().map(mcp::Upstreams::breaker_views).unwrap_or_default();
+        all.extend(self.kernel.remote_breakers());
+        all
     }
 
     /// Open sessions.

@@ -625,6 +625,7 @@ async fn status(State(api): State<Arc<Api>>, headers: HeaderMap) -> ApiResult<Re
         "wall_clock_offset_ms": s.wall_clock_offset_ms,
         "ecs": s.ecs,
         "tsca": s.tsca,
+        "breakers": api.breakers(),
         "sessions": api.sessions.len(),
         "uptime_s": api.started.elapsed().as_secs(),
     }))

@@ -871,6 +871,12 @@ impl KernelHandle {
         tokio::time::timeout(within, lifted.wait_for(|l| *l)).await.is_ok_and(|r| r.is_ok())
     }
 
+    /// The circuit breakers of the remotes effectors reach (spec §38.4).
+    #[must_use]
+    pub fn remote_breakers(&self) -> Vec<maos_commit::breaker::BreakerView> {
+        self.commit.remote_breaker_views()
+    }
+
     /// The canonical state last logged.
     #[must_use]
     pub fn state(&self) -> CanonicalState {

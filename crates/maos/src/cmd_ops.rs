@@ -51,6 +51,16 @@ pub fn status(out: &Output, data_dir: &Path) -> anyhow::Result<ExitCode> {
     if let (Some(id), Some(until)) = (at(ecs, &["observing"]).as_str(), at(ecs, &["observation_until_ms"]).as_u64()) {
         out.field("observation", format!("safe restart after {id}, until {until} ms, admission queue reduced"));
     }
+    for b in at(&s, &["breakers"]).as_array().into_iter().flatten() {
+        let state = at(b, &["state"]).as_str().unwrap_or("?");
+        if state == "closed" {
+            continue;
+        }
+        let open_s = at(b, &["open_for_ms"]).as_u64().unwrap_or(0) / 1000;
+        let line = format!("{} {state} for {open_s} s", at(b, &["interface"]).as_str().unwrap_or("?"));
+        let alert = at(b, &["alert"]).as_bool() == Some(true);
+        out.field("breaker", if alert { out.red(&format!("{line}: ALERT, open over 5 minutes")) } else { line });
+    }
     if at(ecs, &["flagged"]).as_bool() == Some(true) {
         out.field("emergency shutdowns", out.red("more than 4 in 7 days: possibly deliberate"));
     }

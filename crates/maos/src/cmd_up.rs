@@ -95,10 +95,12 @@ async fn serve(out: &Output, dir: &DataDir, args: &UpArgs, runtime: runtime::Run
     let audit = Arc::new(crate::cmd_audit::LogAudit::new(dir)?);
     let limits = maos_gateway::SessionLimits { per_second: runtime.rate_per_second, burst: runtime.rate_per_second };
     let api = Arc::new(
-        maos_gateway::Api::new(kernel.clone(), &secret, audit, limits).with_tools(tools.clone(), commit.wal().clone()),
+        maos_gateway::Api::new(kernel.clone(), &secret, audit, limits)
+            .with_tools(tools.clone(), commit.wal().clone())
+            .with_upstreams(links.clone()),
     );
     let mediator = Arc::new(maos_gateway::mcp::KernelMediator::new(api.clone(), tools, links, approval_wait));
-    let housekeeping = tokio::spawn(housekeeping(kernel.clone(), commit.clone(), mail));
+    let housekeeping = tokio::spawn(housekeeping(kernel.clone(), commit.clone(), mail, api.clone()));
     // Sessions of tokens the kernel revokes on its own (an automatic
     // elimination, Fast Apoptosis) close as the operator's revocations do.
     let follower = maos_gateway::follow_kernel_revocations(api.clone());
@@ -198,11 +200,21 @@ async fn housekeeping(
     kernel: maos_kernel::KernelHandle,
     commit: Arc<maos_commit::CommitLayer>,
     mail: Arc<maos_commit::effectors::mail::MailEffector>,
+    api: Arc<maos_gateway::Api>,
 ) {
     let mut tick = tokio::time::interval(HOUSEKEEPING_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut alerted = std::collections::BTreeSet::new();
     loop {
         tick.tick().await;
+        // A breaker open more than 5 minutes alerts the admin (spec §38.4):
+        // once per episode, and `maos status` flags it while it lasts.
+        let alerts: std::collections::BTreeSet<String> =
+            api.breakers().into_iter().filter(|b| b.alert).map(|b| b.interface).collect();
+        for interface in alerts.difference(&alerted) {
+            tracing::error!(%interface, "ALERT: a circuit breaker has been open for more than 5 minutes");
+        }
+        alerted = alerts;
         // Through the kernel: held mail leaves only in a mode that permits effects.
         match kernel.release_mail(mail.clone()).await {
             Ok(released) if !released.is_empty() => {

@@ -2224,6 +2224,12 @@ mod mcp {
         }
         let t = assert_denied(&s[5], "COMMIT-EFFECT");
         assert!(t.contains("CIRCUIT-OPEN") && t.contains("retry in"), "{t}");
+        // `maos status` shows it open, and for how long (no alert before 5 minutes).
+        let status = ok_json(&dir, &["status"]);
+        let breakers = status["status"]["breakers"].as_array().unwrap_or_else(|| panic!("{status}"));
+        let b = breakers.iter().find(|b| b["interface"] == "fixture").unwrap_or_else(|| panic!("{status}"));
+        assert!(b["state"] == "open" || b["state"] == "half_open", "{b}");
+        assert!(b["open_for_ms"].is_u64() && b["alert"] == false, "{b}");
 
         // The cooldown passes; the first call after it is the probe, and it succeeds.
         let r = eventually(RESTART_WAIT, "the probe to close the breaker", || {

@@ -220,6 +220,16 @@ impl Upstreams {
             .unwrap_or_default()
     }
 
+    /// Each upstream's breaker with how long it has been open.
+    pub fn breaker_views(&self) -> Vec<maos_commit::breaker::BreakerView> {
+        let now = self.now_ms();
+        self.inner
+            .slots
+            .lock()
+            .map(|s| s.iter().map(|(n, slot)| slot.breaker.view(n, now)).collect())
+            .unwrap_or_default()
+    }
+
     fn now_ms(&self) -> u64 {
         u64::try_from(self.inner.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
