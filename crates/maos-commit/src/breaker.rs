@@ -143,6 +143,35 @@ impl Default for Breaker {
     }
 }
 
+/// Logs a transition of the breaker on `interface`: a tracing event (a
+/// warning when it opens) and a `circuit.breaker` record in `wal` (best
+/// effort: a log that refuses it is itself reported).
+pub fn log_transition(wal: &maos_wal::Wal, interface: &str, t: &Transition) {
+    if t.to == "open" {
+        tracing::warn!(interface, from = t.from, reason = %t.reason, cooldown_ms = t.cooldown_ms, "circuit breaker opened");
+    } else {
+        tracing::info!(interface, from = t.from, to = t.to, reason = %t.reason, "circuit breaker");
+    }
+    let at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let record = BreakerRecord {
+        v: 1,
+        upstream: interface.to_owned(),
+        from: t.from.to_owned(),
+        to: t.to.to_owned(),
+        reason: t.reason.clone(),
+        cooldown_ms: t.cooldown_ms,
+        at_ms,
+    };
+    let appended = serde_json::to_vec(&record)
+        .map_err(|e| e.to_string())
+        .and_then(|payload| wal.append(KIND_BREAKER, &payload).map_err(|e| e.to_string()));
+    if let Err(e) = appended {
+        tracing::error!(interface, error = %e, "circuit breaker transition not logged");
+    }
+}
+
 /// A breaker not closed for this long alerts the admin (spec §38.4: 5 min).
 pub const ALERT_OPEN_MS: u64 = 5 * 60_000;
 

@@ -149,15 +149,9 @@ impl CommitLayer {
         })
     }
 
-    /// Each remote's circuit breaker (spec §38.4), by remote.
+    /// Each remote's circuit breaker (spec §38.4) with how long it has been open.
     #[must_use]
-    pub fn remote_breakers(&self) -> Vec<(String, crate::breaker::BreakerState)> {
-        self.remotes.states()
-    }
-
-    /// Each remote's circuit breaker with how long it has been open.
-    #[must_use]
-    pub fn remote_breaker_views(&self) -> Vec<crate::breaker::BreakerView> {
+    pub fn remote_breakers(&self) -> Vec<crate::breaker::BreakerView> {
         self.remotes.views()
     }
 

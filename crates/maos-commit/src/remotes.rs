@@ -10,7 +10,7 @@
 //! closed a new remote is called without one (an availability aid, never an
 //! allow: the DSC decided already).
 
-use crate::breaker::{Admission, Breaker, BreakerRecord, BreakerState, KIND_BREAKER, Transition};
+use crate::breaker::{Admission, Breaker, BreakerState, log_transition};
 use crate::error::EffectError;
 use maos_wal::Wal;
 use std::collections::BTreeMap;
@@ -83,40 +83,9 @@ impl Remotes {
         }
     }
 
-    /// Every tracked remote's breaker state.
-    pub(crate) fn states(&self) -> Vec<(String, BreakerState)> {
-        self.slots.lock().map(|s| s.iter().map(|(k, b)| (k.clone(), b.state())).collect()).unwrap_or_default()
-    }
-
     /// Every tracked remote's breaker, as `maos status` shows it.
     pub(crate) fn views(&self) -> Vec<crate::breaker::BreakerView> {
         let now = self.now_ms();
         self.slots.lock().map(|s| s.iter().map(|(k, b)| b.view(k, now)).collect()).unwrap_or_default()
-    }
-}
-
-fn log_transition(wal: &Wal, remote: &str, t: &Transition) {
-    if t.to == "open" {
-        tracing::warn!(remote, from = t.from, reason = %t.reason, cooldown_ms = t.cooldown_ms, "circuit breaker opened");
-    } else {
-        tracing::info!(remote, from = t.from, to = t.to, reason = %t.reason, "circuit breaker");
-    }
-    let at_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    let record = BreakerRecord {
-        v: 1,
-        upstream: remote.to_owned(),
-        from: t.from.to_owned(),
-        to: t.to.to_owned(),
-        reason: t.reason.clone(),
-        cooldown_ms: t.cooldown_ms,
-        at_ms,
-    };
-    let appended = serde_json::to_vec(&record)
-        .map_err(|e| e.to_string())
-        .and_then(|payload| wal.append(KIND_BREAKER, &payload).map_err(|e| e.to_string()));
-    if let Err(e) = appended {
-        tracing::error!(remote, error = %e, "circuit breaker transition not logged");
     }
 }

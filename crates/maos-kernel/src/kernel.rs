@@ -874,7 +874,7 @@ impl KernelHandle {
     /// The circuit breakers of the remotes effectors reach (spec §38.4).
     #[must_use]
     pub fn remote_breakers(&self) -> Vec<maos_commit::breaker::BreakerView> {
-        self.commit.remote_breaker_views()
+        self.commit.remote_breakers()
     }
 
     /// The canonical state last logged.

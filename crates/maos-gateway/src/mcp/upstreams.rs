@@ -210,16 +210,6 @@ impl Upstreams {
         }
     }
 
-    /// Each upstream's breaker state, by name.
-    #[must_use]
-    pub fn breakers(&self) -> Vec<(String, maos_commit::breaker::BreakerState)> {
-        self.inner
-            .slots
-            .lock()
-            .map(|s| s.iter().map(|(n, slot)| (n.clone(), slot.breaker.state())).collect())
-            .unwrap_or_default()
-    }
-
     /// Each upstream's breaker with how long it has been open.
     pub fn breaker_views(&self) -> Vec<maos_commit::breaker::BreakerView> {
         let now = self.now_ms();
@@ -235,29 +225,7 @@ impl Upstreams {
     }
 
     fn log_transition(&self, name: &str, t: &Transition) {
-        if t.to == "open" {
-            tracing::warn!(upstream = name, from = t.from, reason = %t.reason, cooldown_ms = t.cooldown_ms, "circuit breaker opened");
-        } else {
-            tracing::info!(upstream = name, from = t.from, to = t.to, reason = %t.reason, "circuit breaker");
-        }
-        let at_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        let record = BreakerRecord {
-            v: 1,
-            upstream: name.to_owned(),
-            from: t.from.to_owned(),
-            to: t.to.to_owned(),
-            reason: t.reason.clone(),
-            cooldown_ms: t.cooldown_ms,
-            at_ms,
-        };
-        let appended = serde_json::to_vec(&record)
-            .map_err(|e| e.to_string())
-            .and_then(|payload| self.inner.pinning.wal.append(KIND_BREAKER, &payload).map_err(|e| e.to_string()));
-        if let Err(e) = appended {
-            tracing::error!(upstream = name, error = %e, "circuit breaker transition not logged");
-        }
+        maos_commit::breaker::log_transition(&self.inner.pinning.wal, name, t);
     }
 
     /// Reports a failed call on `up`: a transport failure drops that connection

@@ -317,13 +317,19 @@ pub async fn submit(kernel: &KernelHandle, intent: Intent, token: &str) -> Reply
 }
 
 pub async fn wait_state(kernel: &KernelHandle, state: maos_kernel::posture::CanonicalState) {
-    for _ in 0..2000 {
-        if kernel.state() == state {
+    until(kernel, &format!("reach {state}"), |k| k.state() == state).await;
+}
+
+/// Polls `f` every 5 ms for up to 15 s; panics naming `what` and the status.
+pub async fn until(kernel: &KernelHandle, what: &str, f: impl Fn(&KernelHandle) -> bool) {
+    for _ in 0..3000 {
+        if f(kernel) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    panic!("never reached {state}: {:?}", kernel.status().posture);
+    let status = kernel.status();
+    panic!("never: {what}: {:?}; TSCA {:?}", status.posture, status.tsca);
 }
 
 /// A token for `agent` with `permissions` and `budget` units, a high rate (so

@@ -205,15 +205,8 @@ fn ct_wal_07_every_copy_of_the_log_failing_freezes_then_shuts_down() {
         wait_state(&kernel, CanonicalState::SafeHold).await;
         let reply = submit(&kernel, fs_read("before.txt"), &token).await;
         assert_eq!(reply.code(), Some(CODE_ECS), "{reply:?}");
-        let mut report = None;
-        for _ in 0..400 {
-            report = kernel.status().ecs.active;
-            if report.is_some() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-        let report = report.expect("the shutdown's report");
+        until(&kernel, "the shutdown's report", |k| k.status().ecs.active.is_some()).await;
+        let report = kernel.status().ecs.active.expect("the shutdown's report");
         assert_eq!(report.class, FailureClass::DataCorruption);
         assert_eq!(report.logged_lsn, None, "the log could not take it: the forensic report is the record");
         report.id

@@ -6,7 +6,7 @@ use crate::common::*;
 use maos_kernel::posture::{CanonicalState, Component};
 use maos_kernel::records::{KernelRecord, TscaRecord};
 use maos_kernel::tsca::{PROPOSAL_TTL_MS, RESTART_SETTLE_MS, TERMINATIONS_MAX, TscaAction, TscaEvent, TscaMode};
-use maos_kernel::{Kernel, KernelHandle, STATE_SAVE_WINDOW_MS, SignedTscaApproval, replay};
+use maos_kernel::{Kernel, STATE_SAVE_WINDOW_MS, SignedTscaApproval, replay};
 use maos_model::{AgentId, Profile};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -23,16 +23,6 @@ fn tsca_records(world: &World) -> Vec<TscaRecord> {
 
 fn count(world: &World, f: impl Fn(&TscaEvent) -> bool) -> usize {
     tsca_records(world).iter().filter(|r| f(&r.event)).count()
-}
-
-async fn until(kernel: &KernelHandle, what: &str, f: impl Fn(&KernelHandle) -> bool) {
-    for _ in 0..3000 {
-        if f(kernel) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("never: {what}: {:?}", kernel.status().tsca);
 }
 
 /// CT-DEG-19: eleven agents in hard isolation past their state-save window
