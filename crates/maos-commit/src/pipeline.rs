@@ -528,6 +528,17 @@ impl CommitLayer {
         Ok(Committed { intent: intent.id, class, output, result_lsn, undo_until })
     }
 
+    /// Runs `job` on an effect executor the way an execution runs: the
+    /// watchdog's liveness probe of the executors (spec §16.3). A pool whose
+    /// threads are all hung refuses it, as it would an execution.
+    ///
+    /// # Errors
+    /// [`EffectError::Busy`] at the thread cap; [`EffectError::Io`] if the
+    /// system refuses a thread.
+    pub fn probe_executors(&self, job: Box<dyn FnOnce() + Send + 'static>) -> Result<(), EffectError> {
+        self.threads.run(job)
+    }
+
     /// Runs `execute` on its own thread so a hung effect cannot hold the lock
     /// past the timeout (CT-CL-05).
     fn execute_bounded(

@@ -612,6 +612,7 @@ async fn status(State(api): State<Arc<Api>>, headers: HeaderMap) -> ApiResult<Re
         "human_ack": s.posture.human_ack,
         "components": s.components,
         "disk_used_pct": s.disk_used_pct,
+        "memory_used_pct": s.memory_used_pct,
         "evaluator": s.evaluator.as_ref().map(|(url, answering)| serde_json::json!({ "url": url, "answering": answering })),
         "mode": s.mode.name(),
         "why": s.mode.why(),

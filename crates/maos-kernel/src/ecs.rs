@@ -69,6 +69,14 @@ pub enum EcsTrigger {
         /// The proposal.
         proposal: String,
     },
+    /// The Recovery Priority Chain ended with three or more failed levels
+    /// (spec §38.2).
+    ChainFailed {
+        /// The chain.
+        chain: String,
+        /// The levels that failed.
+        levels: Vec<String>,
+    },
     /// A forensic directory whose report cannot be read (the boot counts it
     /// anyway, as unknown).
     Unrecorded {
@@ -86,6 +94,9 @@ impl EcsTrigger {
             Self::WalFailed { why } => format!("the write-ahead log failed: {why}"),
             Self::Unrecorded { why } => format!("unrecorded: {why}"),
             Self::TscaUnanswered { proposal } => format!("TSCA proposal {proposal} unanswered for 15 minutes"),
+            Self::ChainFailed { chain, levels } => {
+                format!("recovery chain {chain}: {} levels failed ({})", levels.len(), levels.join(", "))
+            }
         }
     }
 }
@@ -124,6 +135,7 @@ pub fn classify(trigger: &EcsTrigger, evidence: Evidence) -> FailureClass {
         // A full disk explains a log that cannot sync; else its storage is damaged.
         EcsTrigger::WalFailed { .. } if disk_full => FailureClass::ResourceExhaustion,
         EcsTrigger::WalFailed { .. } => FailureClass::DataCorruption,
+        EcsTrigger::ChainFailed { .. } => FailureClass::Cascading,
         EcsTrigger::Manual { .. } | EcsTrigger::Unrecorded { .. } | EcsTrigger::TscaUnanswered { .. } => {
             FailureClass::Unknown
         }
@@ -314,7 +326,10 @@ mod tests {
         let wal = EcsTrigger::WalFailed { why: "sync".into() };
         assert_eq!(classify(&wal, Evidence::default()), FailureClass::DataCorruption);
         assert_eq!(classify(&wal, Evidence { disk_used_pct: Some(99) }), FailureClass::ResourceExhaustion);
-        for class in [FailureClass::Unknown, FailureClass::DataCorruption] {
+        let chain = EcsTrigger::ChainFailed { chain: "chain-1".into(), levels: vec!["L0".into(); 3] };
+        assert_eq!(classify(&chain, Evidence { disk_used_pct: Some(99) }), FailureClass::Cascading);
+        assert!(!repair(FailureClass::Cascading).automated);
+        for class in [FailureClass::Unknown, FailureClass::DataCorruption, FailureClass::Cascading] {
             let gate = boot_gate(&[entry(10 * H, class)], 11 * H, Profile::Standard);
             assert!(matches!(gate, Gate::NeedsAck { .. }), "{class:?}: {gate:?}");
         }

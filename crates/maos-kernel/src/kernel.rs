@@ -9,6 +9,7 @@ mod emergency;
 mod evaluator;
 mod immune;
 mod proposals;
+mod recovery;
 mod tsca;
 mod watch;
 pub use evaluator::{
@@ -18,13 +19,15 @@ pub use evaluator::{
 };
 pub(crate) use immune::signal_code;
 pub use watch::{
-    BOOT_HEARTBEATS, BeatFault, BeatMonitor, ComponentView, DISK_CLEANUP_PCT, DISK_EMERGENCY_PCT, DISK_ESSENTIAL_PCT,
-    DISK_WARN_PCT, DSC_HEARTBEAT_INTERVAL_DEFAULT, DscBeat, UNRESPONSIVE_FLOOR, disk_used_pct,
+    BOOT_HEARTBEATS, BeatFault, BeatMonitor, ComponentPet, ComponentView, DISK_CLEANUP_PCT, DISK_EMERGENCY_PCT,
+    DISK_ESSENTIAL_PCT, DISK_WARN_PCT, DSC_HEARTBEAT_INTERVAL_DEFAULT, DscBeat, UNRESPONSIVE_FLOOR, disk_used_pct,
+    memory_used_pct,
 };
 
 pub use emergency::{
     ECS_REPORT_WAIT, EcsReport, EcsStatus, FORENSIC_DIRS_MAX, forensic_dirs, read_bounded, verify_ack,
 };
+pub use recovery::ChainView;
 pub use tsca::{SignedTscaApproval, TscaView};
 
 pub use agents::{AGENTS_LISTED_MAX, AgentView, AgentsView, CODE_AGENT_REGISTER, CODE_ONBOARDING_NOT_BUILT, FeverView};
@@ -130,6 +133,11 @@ pub const CODE_APPROVALS_PER_AGENT: &str = "KERNEL-APPROVALS-PER-AGENT";
 /// Refusal code for every request before the DSC has sent its first three
 /// valid heartbeats (boot lockdown, CT-DEG-13).
 pub const CODE_BOOT_LOCKDOWN: &str = "KERNEL-BOOT-LOCKDOWN";
+/// `KERNEL-SUPERVISE`: a component the kernel does not supervise from outside.
+pub const CODE_SUPERVISE: &str = "KERNEL-SUPERVISE";
+/// `KERNEL-MEMORY`: memory pressure (degraded mode 1) paused the agent;
+/// retry once memory is back under 75 %.
+pub const CODE_MEMORY: &str = "KERNEL-MEMORY";
 /// Deny code when a delta would exceed a DSC state bound.
 pub const CODE_STATE_LIMIT: &str = "KERNEL-STATE-LIMIT";
 
@@ -154,6 +162,13 @@ pub struct KernelFaults {
     /// The running DSC instance hangs (stops beating) until it is replaced:
     /// the TSCA's restart brings a new one (CT-DEG-19's component restart).
     pub hang_dsc_instance: AtomicBool,
+    /// The watchdog's probe job does not return from its Commit Layer
+    /// executor while this is on (executors that hang).
+    pub hang_commit_executors: AtomicBool,
+    /// The MCP upstream supervisor hangs (one-shot: the TSCA's restart brings a new one).
+    pub hang_mcp_supervisor: AtomicBool,
+    /// When 1..=100, the least memory use the watchdog reads (CT-DEG-23).
+    pub memory_used_pct: std::sync::atomic::AtomicU8,
 }
 
 /// Everything the kernel needs to start.
@@ -186,6 +201,9 @@ pub struct KernelConfig {
     /// How long the sequencer may be unresponsive (past its limit) before the
     /// TSCA restarts the system ([`crate::tsca::SYSTEM_RESTART_AFTER_MS`]).
     pub system_restart_after: Duration,
+    /// How long each level of the Recovery Priority Chain has to pass its
+    /// health check (spec §38.2: [`crate::recovery::LEVEL_TIMEOUT_MS_DEFAULT`]).
+    pub recovery_level_timeout: Duration,
     /// Where emergency shutdowns leave their forensic reports (never cleaned),
     /// and where the boot looks for them and for the commander's
     /// acknowledgements. `None`: a shutdown is recorded in the log only.
@@ -225,6 +243,7 @@ impl KernelConfig {
             faults: Arc::new(KernelFaults::default()),
             forensics_dir: None,
             system_restart_after: Duration::from_millis(crate::tsca::SYSTEM_RESTART_AFTER_MS),
+            recovery_level_timeout: Duration::from_millis(crate::recovery::LEVEL_TIMEOUT_MS_DEFAULT),
         }
     }
 }
@@ -326,6 +345,9 @@ pub struct KernelStatus {
     pub components: Vec<ComponentView>,
     /// Disk use of the data directory's filesystem, percent (`None`: not measured).
     pub disk_used_pct: Option<u8>,
+    /// Memory use, percent, the tighter of the host's and the cgroup's
+    /// (`None`: not measured); over 85 % is degraded mode 1.
+    pub memory_used_pct: Option<u8>,
     /// The semantic evaluator (where it is, and whether it answered last
     /// time); `None` when none is configured.
     pub evaluator: Option<(String, bool)>,
@@ -491,13 +513,17 @@ struct Shared {
     commander: VerifyingKey,
     /// The TSCA and its log section (spec §38.7): one writer at a time.
     tsca: Mutex<crate::tsca::Ledger>,
-    /// The commander approved a DSC instance restart: the watchdog starts one.
-    dsc_restart_approved: AtomicBool,
+    /// Component restarts the commander approved: the watchdog carries them out.
+    restarts_approved: Mutex<Vec<crate::posture::Component>>,
     /// Agents in hard isolation past their window the TSCA did not terminate
     /// (its incident stays open while there are).
     agents_due: AtomicBool,
     /// [`KernelConfig::system_restart_after`], ms.
     system_restart_after_ms: u64,
+    /// [`KernelConfig::recovery_level_timeout`], ms.
+    recovery_level_timeout_ms: u64,
+    /// The Recovery Priority Chain in progress (watchdog thread).
+    chain: Mutex<recovery::ChainSlot>,
     /// Where the TSCA's system restart orders go: whoever runs the kernel
     /// (`maos up` re-executes itself on a thread of its own). `None`: nobody
     /// can restart this process, and the TSCA's system restart is blocked.
@@ -518,6 +544,11 @@ struct Shared {
 }
 
 impl Shared {
+    /// The component restarts the commander approved since the last turn.
+    fn take_approved_restarts(&self) -> Vec<crate::posture::Component> {
+        self.restarts_approved.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default()
+    }
+
     fn mode(&self) -> Mode {
         self.mode.lock().map_or_else(|_| Mode::CommitFreeze { why: "kernel mode lock poisoned".into() }, |m| m.clone())
     }
@@ -573,6 +604,8 @@ impl Shared {
             disk_used_pct: seen.disk_used_pct,
             integrity: seen.integrity.as_deref(),
             evaluator: self.evaluator.as_ref().is_some_and(evaluator::Seat::up),
+            capacity: seen.capacity,
+            memory_used_pct: seen.memory_used_pct,
         });
         let previous = {
             let Ok(mut posture) = self.posture.lock() else { return };
@@ -871,10 +904,15 @@ impl KernelHandle {
         tokio::time::timeout(within, lifted.wait_for(|l| *l)).await.is_ok_and(|r| r.is_ok())
     }
 
-    /// The circuit breakers of the remotes effectors reach (spec §38.4).
+    /// The circuit breakers of the remotes effectors reach and of the
+    /// semantic evaluator (spec §38.4).
     #[must_use]
     pub fn remote_breakers(&self) -> Vec<maos_commit::breaker::BreakerView> {
-        self.commit.remote_breakers()
+        let mut all = self.commit.remote_breakers();
+        if let Some(seat) = &self.shared.evaluator {
+            all.extend(seat.breaker_view());
+        }
+        all
     }
 
     /// The canonical state last logged.
@@ -887,6 +925,31 @@ impl KernelHandle {
     #[must_use]
     pub fn mode(&self) -> Mode {
         self.shared.mode()
+    }
+
+    /// Puts a ring-1 component (the MCP upstream supervisor) under the
+    /// watchdog: it must [`ComponentPet::pet`] every `interval` (unresponsive
+    /// at twice that, never under 500 ms); when it stops, the TSCA restarts it
+    /// by calling `restart` with a new pet, from the watchdog's thread. A
+    /// replaced instance sees [`ComponentPet::current`] false and must end.
+    ///
+    /// # Errors
+    /// [`KernelError::Refused`] `KERNEL-SUPERVISE` for a ring-0 component (the
+    /// kernel watches those itself) or a poisoned registry.
+    pub fn supervise(
+        &self,
+        component: crate::posture::Component,
+        interval: Duration,
+        restart: Arc<dyn Fn(ComponentPet) + Send + Sync>,
+    ) -> Result<ComponentPet, KernelError> {
+        let refuse = |why: &str| KernelError::Refused { code: CODE_SUPERVISE, why: why.to_owned() };
+        if component.ring() == 0 {
+            return Err(refuse("ring-0 components are watched by the kernel itself"));
+        }
+        self.shared
+            .watch
+            .supervise(component, interval, restart)
+            .ok_or_else(|| refuse("the watchdog's registry lock is poisoned"))
     }
 
     /// Mode, queue depth, last Lsn, WAL health, open approvals.
@@ -906,6 +969,7 @@ impl KernelHandle {
             ),
             components: self.shared.watch.observed().components,
             disk_used_pct: self.shared.watch.observed().disk_used_pct,
+            memory_used_pct: self.shared.watch.observed().memory_used_pct,
             evaluator: self.shared.evaluator.as_ref().map(|e| (e.describe(), e.up())),
             queue_depth: capacity.saturating_sub(self.tx.capacity()),
             queue_capacity: capacity,
@@ -1041,12 +1105,14 @@ impl Kernel {
             integrity: None,
             // GREEN only once the evaluator has answered.
             evaluator: false,
+            capacity: crate::posture::Capacity::Normal,
+            memory_used_pct: None,
         });
         let shared = Arc::new(Shared {
             mode: Mutex::new(Mode::RecoveryHold),
             posture: Mutex::new(boot_posture.clone()),
             posture_writer: Mutex::new(()),
-            watch: watch::Watch::new(interval, dsc_interval),
+            watch: watch::Watch::new(interval, dsc_interval, config.faults.clone()),
             config_hash: config.dsc.hash(),
             profile: config.dsc.profile(),
             evaluator: config.evaluator.clone().map(|e| evaluator::Seat::new(e, config.evaluator_timeout)),
@@ -1060,10 +1126,12 @@ impl Kernel {
             forensics: config.forensics_dir.clone(),
             tsca: Mutex::new(std::mem::replace(&mut state.tsca, crate::tsca::Ledger::new(config.dsc.profile()))),
             commander: config.commander.clone(),
-            dsc_restart_approved: AtomicBool::new(false),
+            restarts_approved: Mutex::new(Vec::new()),
             agents_due: AtomicBool::new(false),
             restart: Mutex::new(None),
             system_restart_after_ms: u64::try_from(config.system_restart_after.as_millis()).unwrap_or(u64::MAX),
+            recovery_level_timeout_ms: u64::try_from(config.recovery_level_timeout.as_millis()).unwrap_or(u64::MAX),
+            chain: Mutex::new(recovery::ChainSlot::default()),
             commands: urgent_tx.downgrade(),
             last_ecs_ms: AtomicU64::new(history.entries.iter().map(|e| e.at_ms).max().unwrap_or(0)),
             wal: wal.clone(),
@@ -1567,6 +1635,24 @@ impl Sequencer {
         self.commit.classify(intent).max(intent.effect)
     }
 
+    /// Degraded mode 1 (§38.8, CT-DEG-23): over 85 % memory, ring-3 agents
+    /// (the least trusted, and every agent nobody registered) are paused;
+    /// over 95 %, every agent's request waits.
+    fn capacity_refusal(&self, intent: &Intent) -> Option<String> {
+        match self.shared.watch.capacity() {
+            crate::posture::Capacity::Normal => None,
+            crate::posture::Capacity::Reduced => {
+                let ring = self.state.dsc.agent_usage(&intent.agent).ring_or_untrusted();
+                (ring == maos_model::Ring::Untrusted).then(|| {
+                    "memory over 85 %: ring-3 agents are paused until it is under 75 % (degraded mode 1)".to_owned()
+                })
+            }
+            crate::posture::Capacity::Critical => {
+                Some("memory over 95 %: every agent request is refused until it is under 95 %".to_owned())
+            }
+        }
+    }
+
     fn mode_refusal(&self) -> Option<(&'static str, String)> {
         if self.shared.wal.frozen() {
             self.shared.freeze("the write-ahead log reports commit freeze");
@@ -1588,6 +1674,10 @@ impl Sequencer {
         if self.shared.watch.lockdown() {
             let why = format!("boot lockdown: the DSC has not yet sent {BOOT_HEARTBEATS} valid heartbeats");
             let _ = reply.send(self.refuse(&intent, CODE_BOOT_LOCKDOWN, &why, now));
+            return None;
+        }
+        if let Some(why) = self.capacity_refusal(&intent) {
+            let _ = reply.send(self.refuse(&intent, CODE_MEMORY, &why, now));
             return None;
         }
         let class = self.class_of(&intent);

@@ -9,8 +9,9 @@
 //! commit freeze, for whatever reason) > PRE-OP (boot lockdown) >
 //! RECOVERY-HOLD > YELLOW (rule-based: no semantic evaluator) > GREEN.
 //! SAFE-HOLD (an emergency controlled shutdown, spec §38.6) comes first of
-//! all. AMBER (a lost DSC instance among several) is named for reporting;
-//! nothing on one node with one DSC instance reaches it (`docs/resilience.md`).
+//! all. AMBER (bounded degradation, tighter admission) is memory pressure
+//! (degraded mode 1) when nothing worse holds; the spec's other AMBER, a lost
+//! DSC instance among several, needs several instances, which one node lacks.
 
 use crate::mode::Mode;
 use serde::{Deserialize, Serialize};
@@ -113,6 +114,10 @@ pub enum Component {
     Sequencer,
     /// The DSC instance: a known-answer heartbeat with a counter and its configuration hash.
     Dsc,
+    /// The Commit Layer's executors: the watchdog's probe job must run on one.
+    CommitExecutors,
+    /// The supervisor of the upstream MCP servers (ring 1: restarted alone).
+    McpUpstreams,
 }
 
 impl Component {
@@ -122,6 +127,68 @@ impl Component {
         match self {
             Self::Sequencer => "sequencer",
             Self::Dsc => "dsc",
+            Self::CommitExecutors => "commit_executors",
+            Self::McpUpstreams => "mcp_upstreams",
+        }
+    }
+
+    /// Whether the TSCA can restart it alone: a DSC instance or a ring-1
+    /// service. The sequencer and the executors are the kernel's core: only
+    /// a system restart renews them.
+    #[must_use]
+    pub const fn restartable(self) -> bool {
+        matches!(self, Self::Dsc | Self::McpUpstreams)
+    }
+
+    /// Its ring (spec §16.3): a ring-0 component that stops answering
+    /// freezes commits; a ring-1 one is restarted and the node goes on.
+    #[must_use]
+    pub const fn ring(self) -> u8 {
+        match self {
+            Self::Sequencer | Self::Dsc | Self::CommitExecutors => 0,
+            Self::McpUpstreams => 1,
+        }
+    }
+}
+
+/// Memory pressure (§38.8 mode 1, §12 admission), with the spec's hysteresis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Capacity {
+    /// Under pressure never, or back under [`MEMORY_RESUME_PCT`].
+    #[default]
+    Normal,
+    /// Over [`MEMORY_REDUCED_PCT`]: ring-3 agents are paused (mode 1).
+    Reduced,
+    /// Over [`MEMORY_CRITICAL_PCT`]: every agent request is refused.
+    Critical,
+}
+
+/// Memory use over which degraded mode 1 begins (spec §38.8: > 85 %).
+pub const MEMORY_REDUCED_PCT: u8 = 85;
+/// Memory use over which every agent request is refused (spec §12: > 95 %
+/// rejects everything but realtime work, which this node does not have).
+pub const MEMORY_CRITICAL_PCT: u8 = 95;
+/// Memory use under which mode 1 ends (spec §38.8: < 75 %, hysteresis).
+pub const MEMORY_RESUME_PCT: u8 = 75;
+
+impl Capacity {
+    /// The capacity after reading `pct` (`None`: not measured, no change).
+    #[must_use]
+    pub const fn next(self, pct: Option<u8>) -> Self {
+        let Some(p) = pct else { return self };
+        if p > MEMORY_CRITICAL_PCT {
+            Self::Critical
+        } else if p > MEMORY_REDUCED_PCT {
+            Self::Reduced
+        } else if p < MEMORY_RESUME_PCT {
+            Self::Normal
+        } else {
+            // Between the two: stays as it was, but never critical at or under 95 %.
+            match self {
+                Self::Critical => Self::Reduced,
+                other => other,
+            }
         }
     }
 }
@@ -150,6 +217,10 @@ pub struct Conditions<'a> {
     pub integrity: Option<&'a str>,
     /// Whether a semantic evaluator is configured and answering.
     pub evaluator: bool,
+    /// Memory pressure, and the reading behind it.
+    pub capacity: Capacity,
+    /// Memory use, percent (`None`: not measured).
+    pub memory_used_pct: Option<u8>,
 }
 
 /// The derived state, its active modes and why.
@@ -182,12 +253,20 @@ impl Posture {
             why.push(format!("{}: {w}", c.mode.name()));
         }
         for component in c.unresponsive {
-            why.push(format!("{} unresponsive", component.name()));
+            if component.ring() == 0 {
+                why.push(format!("{} unresponsive", component.name()));
+            } else {
+                why.push(format!(
+                    "{} unresponsive (ring 1: the TSCA restarts it; the kernel goes on)",
+                    component.name()
+                ));
+            }
         }
+        let ring0_down = c.unresponsive.iter().any(|c| c.ring() == 0);
         if let Some(what) = c.integrity {
             why.push(format!("integrity: {what}"));
         }
-        let waiting = !c.lockdown && c.unresponsive.is_empty() && !c.heartbeats_valid;
+        let waiting = !c.lockdown && !ring0_down && !c.heartbeats_valid;
         if waiting {
             why.push("waiting for valid DSC heartbeats in a row".to_owned());
         }
@@ -211,7 +290,7 @@ impl Posture {
         let disk_full = disk >= 95;
         let disk_emergency = disk >= 99;
         let freeze = sticky_freeze
-            || !c.unresponsive.is_empty()
+            || ring0_down
             || c.integrity.is_some()
             || waiting
             || !c.voter_ok
@@ -219,6 +298,16 @@ impl Posture {
             || disk_full;
         if freeze {
             modes.push(DegradedMode::CommitFreeze);
+        }
+        let memory = c.memory_used_pct.unwrap_or(0);
+        match c.capacity {
+            Capacity::Normal => {}
+            Capacity::Reduced => why.push(format!("memory {memory} % used: ring-3 agents paused (mode 1)")),
+            Capacity::Critical => why.push(format!("memory {memory} % used: every agent request refused")),
+        }
+        let reduced = c.capacity != Capacity::Normal;
+        if reduced {
+            modes.push(DegradedMode::ReducedAgentCapacity);
         }
         if emergency {
             modes.push(DegradedMode::MinimalSafeState);
@@ -241,6 +330,9 @@ impl Posture {
             (CanonicalState::PreOp, false)
         } else if matches!(c.mode, Mode::RecoveryHold) {
             (CanonicalState::RecoveryHold, false)
+        } else if reduced {
+            // Bounded degradation with tighter admission (§38.11).
+            (CanonicalState::Amber, false)
         } else if c.evaluator {
             (CanonicalState::Green, false)
         } else {
@@ -266,6 +358,8 @@ mod tests {
             disk_used_pct: None,
             integrity: None,
             evaluator: false,
+            capacity: Capacity::Normal,
+            memory_used_pct: None,
         }
     }
 
@@ -330,6 +424,48 @@ mod tests {
         assert!(at(95).modes.contains(&DegradedMode::CommitFreeze));
         let full = at(99);
         assert_eq!((full.state, full.human_ack), (CanonicalState::Red, true));
+    }
+
+    #[test]
+    fn ct_deg_23_memory_pressure_is_mode_1_with_hysteresis() {
+        let mut c = Capacity::Normal;
+        for (pct, want) in [
+            (80, Capacity::Normal),
+            (86, Capacity::Reduced),
+            (80, Capacity::Reduced),
+            (75, Capacity::Reduced),
+            (96, Capacity::Critical),
+            (90, Capacity::Reduced),
+            (74, Capacity::Normal),
+        ] {
+            c = c.next(Some(pct));
+            assert_eq!(c, want, "at {pct} %");
+        }
+        assert_eq!(Capacity::Reduced.next(None), Capacity::Reduced, "an unmeasured reading changes nothing");
+        let amber = Posture::derive(&Conditions {
+            capacity: Capacity::Reduced,
+            memory_used_pct: Some(86),
+            ..conditions(&Mode::Normal)
+        });
+        assert_eq!(amber.state, CanonicalState::Amber);
+        assert!(amber.modes.contains(&DegradedMode::ReducedAgentCapacity));
+        assert!(amber.why.iter().any(|w| w == "memory 86 % used: ring-3 agents paused (mode 1)"), "{:?}", amber.why);
+        assert!(amber.state.effects_allowed(), "ring 2 goes on");
+        let frozen = Mode::CommitFreeze { why: "x".into() };
+        let c = Conditions { capacity: Capacity::Critical, ..conditions(&frozen) };
+        assert_eq!(Posture::derive(&c).state, CanonicalState::Orange, "worse states come first");
+    }
+
+    #[test]
+    fn a_ring_1_component_down_is_named_but_freezes_nothing() {
+        let down = [Component::McpUpstreams];
+        let p = Posture::derive(&Conditions { unresponsive: &down, ..conditions(&Mode::Normal) });
+        assert_eq!(p.state, CanonicalState::Yellow);
+        assert!(!p.modes.contains(&DegradedMode::CommitFreeze));
+        assert!(p.why.iter().any(|w| w.starts_with("mcp_upstreams unresponsive (ring 1")), "{:?}", p.why);
+        let down = [Component::CommitExecutors];
+        let p = Posture::derive(&Conditions { unresponsive: &down, ..conditions(&Mode::Normal) });
+        assert_eq!(p.state, CanonicalState::Orange, "the executors are ring 0");
     }
 
     #[test]

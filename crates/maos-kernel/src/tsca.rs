@@ -239,6 +239,40 @@ pub enum TscaEvent {
         /// When, Unix ms.
         at_ms: u64,
     },
+    /// The Recovery Priority Chain (§38.2) began: several levels failing at once.
+    ChainStarted {
+        /// `chain-<at_ms>`.
+        chain: String,
+        /// The levels failing when it began.
+        failing: Vec<crate::recovery::Level>,
+        /// When, Unix ms.
+        at_ms: u64,
+    },
+    /// A level of the chain ended.
+    ChainLevel {
+        /// The chain.
+        chain: String,
+        /// The level.
+        level: crate::recovery::Level,
+        /// Passed, failed or absent.
+        outcome: crate::recovery::LevelOutcome,
+        /// Time from its beginning, ms.
+        after_ms: u64,
+        /// When, Unix ms.
+        at_ms: u64,
+    },
+    /// The chain ended; `emergency` when enough levels failed for an
+    /// emergency controlled shutdown, which follows.
+    ChainFinished {
+        /// The chain.
+        chain: String,
+        /// The levels that failed.
+        failed: Vec<crate::recovery::Level>,
+        /// Whether the node goes to an emergency shutdown.
+        emergency: bool,
+        /// When, Unix ms.
+        at_ms: u64,
+    },
     /// The incident ended.
     IncidentClosed {
         /// The incident.
@@ -317,6 +351,9 @@ pub fn confirm(
     match action {
         TscaAction::TerminateAgent { agent } if !agent_isolated(agent) => {
             Err(format!("agent {agent} is not in hard isolation: a healthy agent is not terminated"))
+        }
+        TscaAction::RestartComponent { component } if !component.restartable() => {
+            Err(format!("the {} cannot be restarted alone", component.name()))
         }
         TscaAction::RestartComponent { component } if !unresponsive.contains(component) => {
             Err(format!("the {} is responsive", component.name()))
@@ -541,6 +578,13 @@ impl Tsca {
             | TscaEvent::Expired { proposal, .. }
             | TscaEvent::Withdrawn { proposal, .. } => {
                 self.proposals.retain(|p| &p.id != proposal);
+            }
+            TscaEvent::ChainStarted { at_ms, .. }
+            | TscaEvent::ChainLevel { at_ms, .. }
+            | TscaEvent::ChainFinished { at_ms, .. } => {
+                if let Some(i) = &mut self.incident {
+                    i.last_ms = *at_ms;
+                }
             }
             TscaEvent::IncidentClosed { .. } => self.incident = None,
         }

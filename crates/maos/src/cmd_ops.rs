@@ -78,6 +78,10 @@ pub fn status(out: &Output, data_dir: &Path) -> anyhow::Result<ExitCode> {
         let line = format!("{pct} % used (80 warn, 90 clean up, 95 effects refused, 99 everything refused)");
         out.field("disk", if pct >= 95 { out.red(&line) } else { line });
     }
+    if let Some(pct) = s.get("memory_used_pct").and_then(serde_json::Value::as_u64) {
+        let line = format!("{pct} % used (over 85 ring-3 agents paused until under 75, over 95 every agent)");
+        out.field("memory", if pct > 85 { out.red(&line) } else { line });
+    }
     if let Some(code) = s.get("effects_refused_with").and_then(|c| c.as_str()) {
         out.field("effects", format!("refused with {code}; observations continue"));
     }

@@ -89,6 +89,10 @@ async fn serve(out: &Output, dir: &DataDir, args: &UpArgs, runtime: runtime::Run
     // The TSCA's system restart: this process re-executes itself, from a
     // thread of its own (the order comes when the runtime may be stalled).
     restart_when_ordered(kernel.restart_orders());
+    // The upstream supervisor is a ring-1 component under the watchdog.
+    if !runtime.upstream_configs.is_empty() {
+        links.supervise(&kernel)?;
+    }
     let recovered = report.recovery.as_ref().map_or(0, |r| r.recovered.len());
     let secret = operator_secret()?;
     write_run_files(dir, &bound, &secret)?;

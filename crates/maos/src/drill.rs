@@ -34,7 +34,7 @@ pub struct Switches {
 type Switch = fn(&Switches) -> &AtomicBool;
 
 /// The drill files and what each turns on.
-const DRILLS: [(&str, Switch); 7] = [
+const DRILLS: [(&str, Switch); 8] = [
     ("stall-sequencer", |s| &s.kernel.stop_heartbeat),
     ("stop-dsc-heartbeat", |s| &s.kernel.stop_dsc_heartbeat),
     ("replay-dsc-heartbeat", |s| &s.kernel.replay_dsc_heartbeat),
@@ -42,6 +42,7 @@ const DRILLS: [(&str, Switch); 7] = [
     ("wrong-dsc-answer", |s| &s.kernel.wrong_dsc_answer),
     ("fail-dsc", |s| &s.kernel.fail_dsc),
     ("fail-wal-sync", |s| &s.wal_sync),
+    ("hang-commit-executors", |s| &s.kernel.hang_commit_executors),
 ];
 
 /// The drill directory and fresh switches, when `MAOS_DRILL_DIR` is set.
@@ -98,30 +99,42 @@ pub fn watch(dir: PathBuf, switches: Switches) -> Watcher {
     Watcher { stop }
 }
 
-/// The one-shot drill: the running DSC instance hangs (the file is consumed;
+/// The one-shot drills: the running instance hangs (the file is consumed;
 /// the TSCA's restart brings a new instance).
-const HANG_DRILL: &str = "hang-dsc-instance";
+const ONE_SHOTS: [(&str, Switch); 2] = [
+    ("hang-dsc-instance", |s| &s.kernel.hang_dsc_instance),
+    ("hang-mcp-supervisor", |s| &s.kernel.hang_mcp_supervisor),
+];
 
-/// The drill file whose content (1 to 100) is the disk use the kernel reads.
-const DISK_DRILL: &str = "disk-used-percent";
+/// The drill files whose content (1 to 100) is the least disk or memory use
+/// the kernel reads.
+/// Which percentage a drill sets.
+type Percent = fn(&Switches) -> &std::sync::atomic::AtomicU8;
+
+const PERCENT_DRILLS: [(&str, Percent); 2] =
+    [("disk-used-percent", |s| &s.kernel.disk_used_pct), ("memory-used-percent", |s| &s.kernel.memory_used_pct)];
 
 fn apply(dir: &std::path::Path, switches: &Switches) {
-    let disk = std::fs::read_to_string(dir.join(DISK_DRILL))
-        .ok()
-        .and_then(|t| t.trim().parse::<u8>().ok())
-        .filter(|p| (1..=100).contains(p))
-        .unwrap_or(0);
-    if switches.kernel.disk_used_pct.swap(disk, Ordering::SeqCst) != disk {
-        tracing::warn!(drill = DISK_DRILL, used_pct = disk, "fault drill: disk use (0: measured)");
+    for (name, value) in PERCENT_DRILLS {
+        let pct = std::fs::read_to_string(dir.join(name))
+            .ok()
+            .and_then(|t| t.trim().parse::<u8>().ok())
+            .filter(|p| (1..=100).contains(p))
+            .unwrap_or(0);
+        if value(switches).swap(pct, Ordering::SeqCst) != pct {
+            tracing::warn!(drill = name, used_pct = pct, "fault drill: use (0: measured)");
+        }
     }
-    let hang = dir.join(HANG_DRILL);
-    if hang.exists() {
-        match std::fs::remove_file(&hang) {
-            Ok(()) => {
-                switches.kernel.hang_dsc_instance.store(true, Ordering::SeqCst);
-                tracing::warn!(drill = HANG_DRILL, "fault drill: the running DSC instance hangs");
+    for (name, switch) in ONE_SHOTS {
+        let file = dir.join(name);
+        if file.exists() {
+            match std::fs::remove_file(&file) {
+                Ok(()) => {
+                    switch(switches).store(true, Ordering::SeqCst);
+                    tracing::warn!(drill = name, "fault drill: the running instance hangs");
+                }
+                Err(e) => tracing::error!(drill = name, error = %e, "the one-shot drill could not be consumed"),
             }
-            Err(e) => tracing::error!(drill = HANG_DRILL, error = %e, "the one-shot drill could not be consumed"),
         }
     }
     for (name, switch) in DRILLS {
@@ -165,5 +178,12 @@ mod tests {
         apply(dir.path(), &s);
         assert!(s.kernel.hang_dsc_instance.load(Ordering::SeqCst));
         assert!(!dir.path().join("hang-dsc-instance").exists(), "one shot: consumed");
+        std::fs::write(dir.path().join("memory-used-percent"), "86").unwrap();
+        std::fs::write(dir.path().join("hang-mcp-supervisor"), "").unwrap();
+        std::fs::write(dir.path().join("hang-commit-executors"), "").unwrap();
+        apply(dir.path(), &s);
+        assert_eq!(s.kernel.memory_used_pct.load(Ordering::SeqCst), 86);
+        assert!(s.kernel.hang_mcp_supervisor.load(Ordering::SeqCst));
+        assert!(s.kernel.hang_commit_executors.load(Ordering::SeqCst));
     }
 }

@@ -400,6 +400,7 @@ mod daemon {
             ("stop-dsc-heartbeat", "DSC-5-MR-10", false),
             ("stall-sequencer", "DSC-5-MR-10", false),
             ("wrong-dsc-answer", "DSC-5-MR-06", true),
+            ("hang-commit-executors", "DSC-5-MR-10", false),
         ] {
             std::fs::write(drills.join(drill), "").unwrap();
             let status = wait_state(&dir, "ORANGE");
@@ -428,6 +429,17 @@ mod daemon {
         std::fs::remove_file(drills.join("disk-used-percent")).unwrap();
         let status = wait_state(&dir, "YELLOW");
         assert!(status["status"]["disk_used_pct"].as_u64().unwrap() < 95, "measured again: {status}");
+
+        // CT-DEG-23: memory over 85 % is mode 1 (AMBER): this agent is ring 3
+        // (nobody registered it), so it is paused; under 75 % it resumes.
+        std::fs::write(drills.join("memory-used-percent"), "86").unwrap();
+        let status = wait_state(&dir, "AMBER");
+        assert!(status["status"]["degraded_modes"].as_array().unwrap().contains(&json!(1)), "{status}");
+        assert!(status["status"]["memory_used_pct"].as_u64().unwrap() >= 86, "{status}");
+        assert_eq!(agent.submit(&read).1["code"], "KERNEL-MEMORY");
+        std::fs::remove_file(drills.join("memory-used-percent")).unwrap();
+        wait_state(&dir, "YELLOW");
+        assert_eq!(agent.submit(&read).1["status"], "done");
 
         std::fs::write(drills.join("fail-wal-sync"), "").unwrap();
         // The watcher applies it within its poll; its warning says so.
@@ -480,7 +492,13 @@ mod daemon {
 
         let records = export(&dir);
         let states: Vec<&Value> = records.iter().filter(|r| r["kind_name"] == "kernel.state").collect();
-        for trigger in ["dsc unresponsive", "sequencer unresponsive", "voter answered wrong", "disk 96 % used"] {
+        for trigger in [
+            "dsc unresponsive",
+            "sequencer unresponsive",
+            "voter answered wrong",
+            "commit_executors unresponsive",
+            "disk 96 % used",
+        ] {
             let found = states.iter().any(|r| {
                 r["payload"]["new"] == "ORANGE" && r["payload"]["trigger"].as_str().unwrap().contains(trigger)
             });

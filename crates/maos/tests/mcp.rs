@@ -2209,7 +2209,8 @@ mod mcp {
             "call_timeout_ms = 300\n[upstream.tools.lookup]\neffect = \"observe\"\n[upstream.tools.hang]\neffect = \"observe\"\n",
         ));
         let dir = setup.data();
-        let daemon = setup.start("up");
+        let drills = setup.scratch("drills");
+        let daemon = setup.start_env("up", &[("MAOS_DRILL_DIR", drills.to_str().unwrap())]);
         let (token, _) = issue(&dir, "breaker-agent", &["mcp.fixture.*"]);
         let http = over_http(&daemon.base, Some(&token));
         let lookup = call("lookup", &json!({ "key": "alpha" }));
@@ -2243,7 +2244,33 @@ mod mcp {
             Some(r)
         });
         assert_eq!(result_text(&r), "first");
+
+        // The upstream supervisor is a ring-1 component under the watchdog
+        // (§16.3): hung, it is restarted by the TSCA; the node never leaves
+        // YELLOW, and calls go on through the new one.
+        std::fs::write(drills.join("hang-mcp-supervisor"), "").unwrap();
+        eventually(RESTART_WAIT, "the TSCA to restart the supervisor", || {
+            let status = ok_json(&dir, &["status"]);
+            let restarts = status["status"]["tsca"]["incident"]["component_restarts"].as_u64().unwrap_or(0);
+            assert_eq!(status["status"]["state"], "YELLOW", "ring 1 freezes nothing: {status}");
+            (restarts >= 1).then_some(())
+        });
+        let status = ok_json(&dir, &["status"]);
+        let supervisor = status["status"]["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["component"] == "mcp_upstreams")
+            .cloned();
+        assert!(supervisor.is_some_and(|c| c["interval_ms"] == 1000), "{status}");
+        assert_eq!(result_text(&call_once(&peers, &http, &lookup)), "first");
         daemon.stop();
+        let restarted = export(&dir).iter().any(|r| {
+            r["kind_name"] == "kernel.tsca"
+                && r["payload"]["event"] == "executed"
+                && r["payload"]["action"]["component"] == "mcp_upstreams"
+        });
+        assert!(restarted, "the restart is in the TSCA's log section");
 
         let transitions: Vec<(String, String)> = export(&dir)
             .iter()

@@ -34,16 +34,19 @@
 //!   5 min) one probe goes through. Every transition is logged
 //!   (`circuit.breaker`, [`KIND_BREAKER`]). A call to an upstream that is down
 //!   fails at once already and is not counted.
+//! - **One supervisor, watched**: a single task looks at every live
+//!   connection each [`WATCH_INTERVAL`]; under `maos up` it pets the kernel's
+//!   watchdog, and if it stops, the TSCA restarts it ([`Upstreams::supervise`]).
 //! - Bounded: one slot per configured upstream, at most one reconnect task per
-//!   slot and one watcher per live connection (it ends when the connection is
-//!   replaced).
+//!   slot, one supervisor running (a replaced one ends at its next turn).
 
 use super::registry::{ToolEntry, ToolRegistry};
 use maos_commit::breaker::{Admission, Breaker, CODE_CIRCUIT_OPEN, Transition};
 use maos_mcp::{McpError, Upstream, UpstreamConfig};
 use maos_wal::Wal;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// First wait before reconnecting a failed upstream.
@@ -82,6 +85,8 @@ struct Slot {
 struct Inner {
     /// Monotonic time for the breakers.
     epoch: Instant,
+    /// The running supervisor's generation: an older one ends at its next turn.
+    supervisor: AtomicU64,
     slots: Mutex<BTreeMap<String, Slot>>,
     pinning: Pinning,
     runtime: tokio::runtime::Handle,
@@ -105,7 +110,39 @@ impl Upstreams {
     /// background reconnections run on `runtime`.
     #[must_use]
     pub fn new(pinning: Pinning, runtime: tokio::runtime::Handle) -> Self {
-        Self { inner: Arc::new(Inner { epoch: Instant::now(), slots: Mutex::new(BTreeMap::new()), pinning, runtime }) }
+        let inner = Inner {
+            epoch: Instant::now(),
+            supervisor: AtomicU64::new(0),
+            slots: Mutex::new(BTreeMap::new()),
+            pinning,
+            runtime,
+        };
+        let upstreams = Self { inner: Arc::new(inner) };
+        upstreams.spawn_supervisor(None);
+        upstreams
+    }
+
+    /// Puts the supervisor under the kernel's watchdog (spec §16.3, a ring-1
+    /// component): it pets every [`WATCH_INTERVAL`], and when it stops, the
+    /// TSCA restarts it (a new supervisor task replaces the old one).
+    ///
+    /// # Errors
+    /// The kernel's refusal (`KERNEL-SUPERVISE`).
+    pub fn supervise(&self, kernel: &maos_kernel::KernelHandle) -> Result<(), maos_kernel::KernelError> {
+        let me = self.clone();
+        let restart = Arc::new(move |pet: maos_kernel::ComponentPet| {
+            tracing::warn!("the MCP upstream supervisor is restarted");
+            me.spawn_supervisor(Some(pet));
+        });
+        let pet = kernel.supervise(maos_kernel::posture::Component::McpUpstreams, WATCH_INTERVAL, restart)?;
+        self.spawn_supervisor(Some(pet));
+        Ok(())
+    }
+
+    /// Starts a supervisor; the one running ends at its next turn.
+    fn spawn_supervisor(&self, pet: Option<maos_kernel::ComponentPet>) {
+        let mine = self.inner.supervisor.fetch_add(1, Ordering::SeqCst).saturating_add(1);
+        self.inner.runtime.spawn(self.clone().supervise_loop(mine, pet));
     }
 
     /// Adds an upstream and connects it: lists its tools, installs them in the
@@ -312,30 +349,47 @@ impl Upstreams {
             slot.next_wait = next_wait;
             slot.reconnecting = false;
         }
-        self.inner.runtime.spawn(self.clone().watch(Arc::downgrade(&up)));
     }
 
-    /// Checks `up` every [`WATCH_INTERVAL`] until it is replaced; if it closed on
-    /// its own (the upstream exited), reconnects; if it said its tools changed,
-    /// pins them again.
-    async fn watch(self, up: Weak<Upstream>) {
+    /// The supervisor: every [`WATCH_INTERVAL`] it pets the watchdog and looks
+    /// at every live connection; one that closed on its own (the upstream
+    /// exited) is dropped and reconnected, one whose tools changed is pinned
+    /// again (on a task of its own, so a slow upstream does not stall the
+    /// others). Ends when a newer supervisor starts.
+    async fn supervise_loop(self, mine: u64, pet: Option<maos_kernel::ComponentPet>) {
         loop {
             tokio::time::sleep(WATCH_INTERVAL).await;
-            let Some(up) = up.upgrade() else { return };
-            let live = self.slot(up.name(), |s| s.live.as_ref().is_some_and(|live| Arc::ptr_eq(live, &up)));
-            if live != Some(true) {
+            if self.inner.supervisor.load(Ordering::SeqCst) != mine || pet.as_ref().is_some_and(|p| !p.current()) {
                 return;
             }
-            if up.is_closed() {
-                self.drop_connection(&up, "the connection closed (the upstream exited)");
-                return;
+            if pet.as_ref().is_some_and(maos_kernel::ComponentPet::hang_drill) {
+                tracing::warn!("fault drill: the MCP upstream supervisor hangs");
+                std::future::pending::<()>().await;
             }
-            if up.take_tools_changed()
-                && let Err(why) = self.repin(&up).await
-            {
-                // Unpinned definitions are not offered: drop it, the reconnection pins them.
-                self.drop_connection(&up, &format!("its tool list changed and could not be pinned again: {why}"));
-                return;
+            if let Some(p) = &pet {
+                p.pet();
+            }
+            let live: Vec<Arc<Upstream>> = self
+                .inner
+                .slots
+                .lock()
+                .map(|slots| slots.values().filter_map(|s| s.live.clone()).collect())
+                .unwrap_or_default();
+            for up in live {
+                if up.is_closed() {
+                    self.drop_connection(&up, "the connection closed (the upstream exited)");
+                } else if up.take_tools_changed() {
+                    let me = self.clone();
+                    self.inner.runtime.spawn(async move {
+                        if let Err(why) = me.repin(&up).await {
+                            // Unpinned definitions are not offered: drop it, the reconnection pins them.
+                            me.drop_connection(
+                                &up,
+                                &format!("its tool list changed and could not be pinned again: {why}"),
+                            );
+                        }
+                    });
+                }
             }
         }
     }

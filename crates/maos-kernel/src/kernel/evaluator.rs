@@ -8,7 +8,8 @@
 //!   allowed, and only before the Commit Layer's first stage.
 //! - **Bounded wait.** Each question has a timeout; a failing evaluator is
 //!   behind a circuit breaker (`maos_commit::breaker`), so while it is open
-//!   nobody waits on it.
+//!   nobody waits on it; its transitions are logged (`circuit.breaker`,
+//!   interface [`BREAKER_INTERFACE`]).
 //! - **Logged.** Every answer, error or skip is a `kernel.evaluation` record
 //!   (`0x0309`) before the effect runs or is refused; the DSC's decision record
 //!   stays what replay re-checks.
@@ -108,6 +109,9 @@ pub trait SemanticEvaluator: Send + Sync + fmt::Debug {
     fn describe(&self) -> String;
 }
 
+/// The interface name of the evaluator's breaker in `circuit.breaker` records.
+pub(crate) const BREAKER_INTERFACE: &str = "evaluator";
+
 /// The seat: the evaluator, its breaker and whether it answered last time.
 pub(crate) struct Seat {
     evaluator: Arc<dyn SemanticEvaluator>,
@@ -143,6 +147,11 @@ impl Seat {
     fn now_ms(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
+
+    /// Its breaker, for `maos status`.
+    pub(crate) fn breaker_view(&self) -> Option<maos_commit::breaker::BreakerView> {
+        self.breaker.lock().ok().map(|b| b.view(BREAKER_INTERFACE, self.now_ms()))
+    }
 }
 
 /// Asks the seat about an allowed effect; `Err((code, why))` refuses it. The
@@ -161,7 +170,7 @@ pub(super) async fn check(
             let why = format!("{EVALUATIONS_IN_FLIGHT_MAX} questions already in flight: not asked");
             (Outcome::Unavailable, why, None, None)
         }
-        Ok(_permit) => ask(seat, intent, profile, decision_lsn).await,
+        Ok(_permit) => ask(seat, &shared.wal, intent, profile, decision_lsn).await,
     };
     // Not answering (unreachable, a timeout, an open breaker, too busy) is
     // rule-based mode; an invalid answer is an answer.
@@ -242,6 +251,7 @@ impl Outcome {
 /// reason, the refusal code, and whether it was reached (`None`: not asked).
 async fn ask(
     seat: &Seat,
+    wal: &maos_wal::Wal,
     intent: &Intent,
     profile: Profile,
     decision_lsn: u64,
@@ -249,8 +259,9 @@ async fn ask(
     let admitted = match seat.breaker.lock() {
         Ok(mut breaker) => {
             let (admitted, transition) = breaker.admit(seat.now_ms());
+            drop(breaker);
             if let Some(t) = transition {
-                tracing::info!(from = t.from, to = t.to, reason = %t.reason, "evaluator circuit breaker");
+                maos_commit::breaker::log_transition(wal, BREAKER_INTERFACE, &t);
             }
             admitted
         }
@@ -269,10 +280,9 @@ async fn ask(
         Err(_) => Err(EvalError::Unreachable(format!("no answer within {} ms", seat.timeout.as_millis()))),
     };
     let reached = !matches!(answer, Err(EvalError::Unreachable(_)));
-    if let Ok(mut breaker) = seat.breaker.lock()
-        && let Some(t) = breaker.record(seat.now_ms(), admission, reached)
-    {
-        tracing::warn!(from = t.from, to = t.to, reason = %t.reason, "evaluator circuit breaker");
+    let transition = seat.breaker.lock().ok().and_then(|mut b| b.record(seat.now_ms(), admission, reached));
+    if let Some(t) = transition {
+        maos_commit::breaker::log_transition(wal, BREAKER_INTERFACE, &t);
     }
     match answer {
         Ok(EvalAnswer { verdict: EvalVerdict::Allow, reason }) => (Outcome::Allow, reason, None, Some(true)),

@@ -38,6 +38,9 @@ pub struct TscaView {
     pub proposals: Vec<Proposal>,
     /// Records in its log section.
     pub records: u64,
+    /// The Recovery Priority Chain, while one runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain: Option<super::recovery::ChainView>,
 }
 
 /// The commander's signed approval of one proposal.
@@ -50,6 +53,17 @@ pub struct SignedTscaApproval {
 }
 
 impl Shared {
+    /// An emergency controlled shutdown decided on the watchdog's thread:
+    /// halted here, at once; the sequencer writes the report.
+    pub(super) fn emergency_from_watchdog(&self, trigger: EcsTrigger) {
+        let Some((id, at_ms)) = self.halt(&trigger) else { return };
+        let command = Command::Emergency { trigger, id, at_ms, reply: None };
+        let sent = self.commands.upgrade().map(|tx| tx.try_send(command));
+        if !matches!(sent, Some(Ok(()))) {
+            tracing::error!("halted, but the sequencer is not taking the shutdown's report: none is written");
+        }
+    }
+
     /// Hands a system restart order to whoever runs the kernel.
     fn order_restart(&self, why: String) {
         let sent = self.restart.lock().ok().and_then(|slot| slot.as_ref().map(|tx| tx.send(why).is_ok()));
@@ -60,7 +74,7 @@ impl Shared {
 
     /// Logs `events` in the TSCA's section and applies each once logged;
     /// returns those applied (a refused append stops there: fail closed).
-    fn tsca_log(&self, ledger: &mut tsca::Ledger, events: Vec<TscaEvent>) -> Vec<TscaEvent> {
+    pub(super) fn tsca_log(&self, ledger: &mut tsca::Ledger, events: Vec<TscaEvent>) -> Vec<TscaEvent> {
         let mut applied = Vec::with_capacity(events.len());
         for event in events {
             let record = ledger.record(event);
@@ -129,8 +143,8 @@ fn report(event: &TscaEvent) {
 
 /// One turn on the watchdog's thread, after its observation: the TSCA's
 /// mode, component and system restarts, lapsed proposals, the incident's
-/// close. Returns whether a new DSC instance must start.
-pub(super) fn tick(shared: &Shared, seen: &Observed) -> bool {
+/// close. Returns the components whose restart it executed.
+pub(super) fn tick(shared: &Shared, seen: &Observed) -> Vec<Component> {
     let now = shared.clock.now().0;
     let state = shared.posture.lock().map_or(crate::posture::CanonicalState::Red, |p| p.state);
     let lost = !seen.unresponsive.is_empty();
@@ -152,10 +166,20 @@ pub(super) fn tick(shared: &Shared, seen: &Observed) -> bool {
         let now_seen = shared.watch.observed();
         tsca::confirm(action, &now_seen.unresponsive, |_| false, supervised)
     };
-    let mut restart_dsc = false;
-    if down_for(Component::Dsc).is_some_and(|ms| ms >= COMPONENT_RESTART_AFTER_MS) {
-        let action = TscaAction::RestartComponent { component: Component::Dsc };
-        restart_dsc = shared.tsca_request(&action, "the DSC instance stopped beating", confirm(&action));
+    // Several levels failing at once: the Recovery Priority Chain orders the
+    // restarts; the single-component rules below wait for it.
+    let chain = super::recovery::turn(shared, seen);
+    let mut restarts = chain.restarts;
+    for (component, why) in [
+        (Component::Dsc, "the DSC instance stopped beating"),
+        (Component::McpUpstreams, "the MCP upstream supervisor stopped petting"),
+    ] {
+        if !chain.running && down_for(component).is_some_and(|ms| ms >= COMPONENT_RESTART_AFTER_MS) {
+            let action = TscaAction::RestartComponent { component };
+            if shared.tsca_request(&action, why, confirm(&action)) {
+                restarts.push(component);
+            }
+        }
     }
     let patience = shared.system_restart_after_ms;
     if down_for(Component::Sequencer).is_some_and(|ms| ms >= patience) {
@@ -174,26 +198,21 @@ pub(super) fn tick(shared: &Shared, seen: &Observed) -> bool {
     });
     for event in lapsed.unwrap_or_default() {
         if let TscaEvent::Expired { proposal, .. } = event {
-            // Level B unanswered: the minimal safe state (an emergency
-            // shutdown), halted here; the sequencer writes the report.
-            let trigger = EcsTrigger::TscaUnanswered { proposal };
-            let Some((id, at_ms)) = shared.halt(&trigger) else { continue };
-            let command = Command::Emergency { trigger, id, at_ms, reply: None };
-            let sent = shared.commands.upgrade().map(|tx| tx.try_send(command));
-            if !matches!(sent, Some(Ok(()))) {
-                tracing::error!("halted, but the sequencer is not taking the shutdown's report: none is written");
-            }
+            // Level B unanswered: the minimal safe state.
+            shared.emergency_from_watchdog(EcsTrigger::TscaUnanswered { proposal });
         }
     }
     let healthy = state.effects_allowed() && !lost && !shared.agents_due.load(Ordering::SeqCst);
     shared.tsca_settle(healthy);
-    restart_dsc
+    restarts
 }
 
 impl KernelHandle {
     /// The TSCA's level, mode, open incident and proposals.
     #[must_use]
     pub fn tsca(&self) -> TscaView {
+        // Read before the ledger's lock: the chain's turn takes them the other way round.
+        let chain = super::recovery::view(&self.shared);
         self.shared.tsca.lock().map_or_else(
             |_| TscaView {
                 authorization: tsca::Authorization::C,
@@ -201,6 +220,7 @@ impl KernelHandle {
                 incident: None,
                 proposals: Vec::new(),
                 records: 0,
+                chain: None,
             },
             |l| TscaView {
                 authorization: l.tsca.authorization,
@@ -208,6 +228,7 @@ impl KernelHandle {
                 incident: l.tsca.incident.clone(),
                 proposals: l.tsca.proposals.clone(),
                 records: l.seq,
+                chain,
             },
         )
     }
@@ -275,15 +296,19 @@ impl KernelHandle {
         }
         drop(ledger);
         match &action {
-            TscaAction::RestartComponent { component: Component::Dsc } => {
-                self.shared.dsc_restart_approved.store(true, Ordering::SeqCst);
+            TscaAction::RestartComponent { component } => {
+                if let Ok(mut approved) = self.shared.restarts_approved.lock()
+                    && !approved.contains(component)
+                {
+                    approved.push(*component);
+                }
             }
             TscaAction::RestartSystem => {
                 self.shared.order_restart(format!("TSCA proposal {} approved", approval.proposal));
             }
             // Terminations are proposed by no rule under level B: the
             // commander's elimination approval takes that path (§37.8.2).
-            TscaAction::TerminateAgent { .. } | TscaAction::RestartComponent { .. } => {}
+            TscaAction::TerminateAgent { .. } => {}
         }
         Ok(action)
     }

@@ -25,13 +25,13 @@
 //!   it (this thread for components, the sequencer for its modes).
 
 use super::{KernelFaults, Shared};
-use crate::posture::Component;
+use crate::posture::{Capacity, Component};
 use maos_commit::CommitLayer;
 use maos_dsc::{DscConfig, DscState, decide};
 use maos_model::{AgentId, EffectClass, IfcLevel, Intent, IntentId, UnixMillis, Verdict};
 use maos_token::TokenError;
 use serde::Serialize;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -212,12 +212,74 @@ pub(crate) struct Observed {
     pub lockdown: bool,
     /// Every component responsive and [`BOOT_HEARTBEATS`] valid DSC beats in a row.
     pub heartbeat_ok: bool,
+    /// [`BOOT_HEARTBEATS`] valid DSC beats in a row under the boot configuration.
+    pub dsc_beats_valid: bool,
     pub voter_ok: bool,
     /// The Rollback Zone's directory is there and writable (Rule 5).
     pub rollback_ok: bool,
     /// Disk use of the data directory's filesystem, percent (`None`: not measured).
     pub disk_used_pct: Option<u8>,
+    /// Memory use, percent (`None`: not measured).
+    pub memory_used_pct: Option<u8>,
+    /// Memory pressure after hysteresis (degraded mode 1).
+    pub capacity: Capacity,
     pub components: Vec<ComponentView>,
+}
+
+/// A ring-1 component supervised from outside the kernel (the MCP upstream
+/// supervisor): it pets through a [`ComponentPet`]; the TSCA restarts it by
+/// calling `restart` with a new pet, which ends the old one's turn.
+struct External {
+    component: Component,
+    interval: Duration,
+    pet_ms: Arc<AtomicU64>,
+    generation: Arc<AtomicU64>,
+    restart: Arc<dyn Fn(ComponentPet) + Send + Sync>,
+}
+
+/// What a supervised component holds: its pet, and whether it is still the
+/// running instance (a restart replaces it).
+#[derive(Clone)]
+pub struct ComponentPet {
+    component: Component,
+    epoch: Instant,
+    pet_ms: Arc<AtomicU64>,
+    generation: Arc<AtomicU64>,
+    mine: u64,
+    faults: Arc<KernelFaults>,
+}
+
+impl std::fmt::Debug for ComponentPet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComponentPet").field("component", &self.component).field("generation", &self.mine).finish()
+    }
+}
+
+impl ComponentPet {
+    /// Tells the watchdog this instance is alive.
+    pub fn pet(&self) {
+        if self.current() {
+            self.pet_ms.store(ms_since(self.epoch), Ordering::SeqCst);
+        }
+    }
+
+    /// Whether this is still the running instance; a replaced one must end.
+    #[must_use]
+    pub fn current(&self) -> bool {
+        self.generation.load(Ordering::SeqCst) == self.mine
+    }
+
+    /// The one-shot drill (`KernelFaults::hang_mcp_supervisor`): whether this
+    /// instance must hang now (it is consumed; a restarted instance runs).
+    #[must_use]
+    pub fn hang_drill(&self) -> bool {
+        self.component == Component::McpUpstreams && self.faults.hang_mcp_supervisor.swap(false, Ordering::SeqCst)
+    }
+}
+
+/// Monotonic ms since `epoch`, never 0 (0 means never petted).
+fn ms_since(epoch: Instant) -> u64 {
+    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 /// The watchdog's side of the kernel's shared state.
@@ -225,6 +287,13 @@ pub(crate) struct Watch {
     epoch: Instant,
     sequencer_pet_ms: AtomicU64,
     watchdog_pet_ms: AtomicU64,
+    /// The last probe job that ran on a Commit Layer executor.
+    commit_pet_ms: Arc<AtomicU64>,
+    /// Supervised ring-1 components, one per [`Component`] at most.
+    external: Mutex<Vec<External>>,
+    /// [`Observed::capacity`] for the request path, without the lock.
+    capacity: AtomicU8,
+    faults: Arc<KernelFaults>,
     pub sequencer_interval: Duration,
     pub dsc_interval: Duration,
     pub observed: Mutex<Observed>,
@@ -234,12 +303,16 @@ pub(crate) struct Watch {
 }
 
 impl Watch {
-    pub(crate) fn new(sequencer_interval: Duration, dsc_interval: Duration) -> Self {
+    pub(crate) fn new(sequencer_interval: Duration, dsc_interval: Duration, faults: Arc<KernelFaults>) -> Self {
         Self {
             epoch: Instant::now(),
             // A pet at 1 ms: the sequencer is given its full interval from now.
             sequencer_pet_ms: AtomicU64::new(1),
             watchdog_pet_ms: AtomicU64::new(1),
+            commit_pet_ms: Arc::new(AtomicU64::new(1)),
+            external: Mutex::new(Vec::new()),
+            capacity: AtomicU8::new(0),
+            faults,
             sequencer_interval,
             dsc_interval,
             observed: Mutex::new(Observed {
@@ -247,9 +320,12 @@ impl Watch {
                 integrity: None,
                 lockdown: true,
                 heartbeat_ok: false,
+                dsc_beats_valid: false,
                 voter_ok: true,
                 rollback_ok: true,
                 disk_used_pct: None,
+                memory_used_pct: None,
+                capacity: Capacity::Normal,
                 components: Vec::new(),
             }),
             lockdown: AtomicBool::new(true),
@@ -264,7 +340,63 @@ impl Watch {
 
     /// Monotonic ms since the kernel started, never 0 (0 means never petted).
     fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX).max(1)
+        ms_since(self.epoch)
+    }
+
+    /// Memory pressure now, for the request path.
+    pub(crate) fn capacity(&self) -> Capacity {
+        match self.capacity.load(Ordering::SeqCst) {
+            0 => Capacity::Normal,
+            1 => Capacity::Reduced,
+            _ => Capacity::Critical,
+        }
+    }
+
+    /// Supervises a ring-1 `component` petting every `interval`; the TSCA's
+    /// restart calls `restart` with a fresh pet. A second registration of
+    /// the same component replaces the first.
+    pub(crate) fn supervise(
+        &self,
+        component: Component,
+        interval: Duration,
+        restart: Arc<dyn Fn(ComponentPet) + Send + Sync>,
+    ) -> Option<ComponentPet> {
+        let mut external = self.external.lock().ok()?;
+        external.retain(|e| e.component != component);
+        let pet_ms = Arc::new(AtomicU64::new(self.now_ms()));
+        let generation = Arc::new(AtomicU64::new(1));
+        let pet = ComponentPet {
+            component,
+            epoch: self.epoch,
+            pet_ms: pet_ms.clone(),
+            generation: generation.clone(),
+            mine: 1,
+            faults: self.faults.clone(),
+        };
+        external.push(External { component, interval, pet_ms, generation, restart });
+        Some(pet)
+    }
+
+    /// Restarts a supervised component: a new generation, given its full
+    /// interval, handed to its restart function. Whether one was supervised.
+    pub(crate) fn restart_external(&self, component: Component) -> bool {
+        let found = self.external.lock().ok().and_then(|external| {
+            external.iter().find(|e| e.component == component).map(|e| {
+                let mine = e.generation.fetch_add(1, Ordering::SeqCst).saturating_add(1);
+                e.pet_ms.store(self.now_ms(), Ordering::SeqCst);
+                let pet = ComponentPet {
+                    component,
+                    epoch: self.epoch,
+                    pet_ms: e.pet_ms.clone(),
+                    generation: e.generation.clone(),
+                    mine,
+                    faults: self.faults.clone(),
+                };
+                (e.restart.clone(), pet)
+            })
+        });
+        // Called outside the lock: the restart may register or pet.
+        found.map(|(restart, pet)| restart(pet)).is_some()
     }
 
     pub(crate) fn pet_sequencer(&self) {
@@ -310,9 +442,12 @@ impl Watch {
                 integrity: Some("watchdog state lock poisoned".into()),
                 lockdown: true,
                 heartbeat_ok: false,
+                dsc_beats_valid: false,
                 voter_ok: false,
                 rollback_ok: false,
                 disk_used_pct: Some(100),
+                memory_used_pct: Some(100),
+                capacity: Capacity::Critical,
                 components: Vec::new(),
             },
             |o| o.clone(),
@@ -521,11 +656,13 @@ fn watchdog(
     rx: &Receiver<DscBeat>,
     config_hash: [u8; 32],
     commit: &Weak<CommitLayer>,
-    drills: &KernelFaults,
+    drills: &Arc<KernelFaults>,
     instances: &DscInstances,
 ) {
     let mut monitor = BeatMonitor::new(config_hash);
     let mut disk = Disk::default();
+    let mut memory = Memory::default();
+    let mut probe = Probe::default();
     loop {
         if stop.is_set() {
             return;
@@ -563,7 +700,11 @@ fn watchdog(
             }
         }
         let disk_pct = disk.measure(now, &commit, drills, &shared);
-        let next = observe(watch, &monitor, now, commit.rollback_zone_ready(), disk_pct);
+        let memory_pct = memory.measure(now, drills);
+        probe.send(now, watch, &commit, drills);
+        let readings = Readings { rollback_ok: commit.rollback_zone_ready(), disk_pct, memory_pct };
+        let next = observe(watch, &monitor, now, readings);
+        watch.capacity.store(next.capacity as u8, Ordering::SeqCst);
         let previous = watch.observed();
         if let Ok(mut o) = watch.observed.lock() {
             o.clone_from(&next);
@@ -582,14 +723,134 @@ fn watchdog(
         }
         // The TSCA acts on what the watchdog just confirmed (its own thread:
         // a stalled sequencer does not stop it).
-        if super::tsca::tick(&shared, &next) || shared.dsc_restart_approved.swap(false, Ordering::SeqCst) {
-            if let Err(e) = instances.start() {
-                tracing::error!(error = %e, "the DSC instance could not be restarted");
-            }
+        let mut restarts = super::tsca::tick(&shared, &next);
+        restarts.extend(shared.take_approved_restarts());
+        for component in restarts {
+            restart(component, &shared, instances);
             watch.watchdog_pet_ms.store(watch.now_ms(), Ordering::SeqCst);
         }
         drop((shared, commit));
     }
+}
+
+/// Restarts one component the TSCA executed a restart of: a new DSC
+/// instance, or a supervised ring-1 component's restart function. A failure
+/// returns the TSCA's charge.
+fn restart(component: Component, shared: &Shared, instances: &DscInstances) {
+    let action = crate::tsca::TscaAction::RestartComponent { component };
+    let failed = match component {
+        Component::Dsc => instances.start().err().map(|e| format!("the DSC instance could not start: {e}")),
+        other => (!shared.watch.restart_external(other)).then(|| format!("nothing supervises the {}", other.name())),
+    };
+    if let Some(why) = failed {
+        tracing::error!(component = component.name(), why, "a component restart failed");
+        shared.tsca_failed(&action, &why);
+    }
+}
+
+/// The Commit Layer's liveness probe (spec §16.3, its 5 s pet): every
+/// interval, a job that only pets is handed to the executors the way an
+/// execution is. Executors that are all hung (at the thread cap) or a system
+/// refusing threads leave it unrun, and the component goes unresponsive.
+#[derive(Default)]
+struct Probe {
+    next_ms: u64,
+    in_flight: Arc<AtomicBool>,
+    refused: bool,
+}
+
+impl Probe {
+    fn send(&mut self, now: u64, watch: &Watch, commit: &CommitLayer, faults: &Arc<KernelFaults>) {
+        if now < self.next_ms || self.in_flight.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.next_ms = now.saturating_add(u64::try_from(watch.sequencer_interval.as_millis()).unwrap_or(u64::MAX));
+        let (pet, in_flight, epoch, faults) =
+            (watch.commit_pet_ms.clone(), self.in_flight.clone(), watch.epoch, faults.clone());
+        let sent = commit.probe_executors(Box::new(move || {
+            // The drill: an executor that does not return while it is on.
+            while faults.hang_commit_executors.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            pet.store(ms_since(epoch), Ordering::SeqCst);
+            in_flight.store(false, Ordering::SeqCst);
+        }));
+        match sent {
+            Ok(()) => self.refused = false,
+            Err(e) => {
+                self.in_flight.store(false, Ordering::SeqCst);
+                if !self.refused {
+                    tracing::error!(error = %e, "the Commit Layer's executors took no probe");
+                }
+                self.refused = true;
+            }
+        }
+    }
+}
+
+/// The memory probe: measured every [`DISK_PROBE_EVERY_MS`], worsened by the drill's value.
+#[derive(Default)]
+struct Memory {
+    next_ms: u64,
+    last: Option<u8>,
+}
+
+impl Memory {
+    fn measure(&mut self, now: u64, faults: &KernelFaults) -> Option<u8> {
+        if now < self.next_ms {
+            return self.last;
+        }
+        self.next_ms = now.saturating_add(DISK_PROBE_EVERY_MS);
+        let measured = memory_used_pct();
+        let drill = faults.memory_used_pct.load(Ordering::SeqCst).min(100);
+        let pct = if drill > 0 { Some(measured.map_or(drill, |m| m.max(drill))) } else { measured };
+        if pct.is_none() && self.last.is_some() {
+            tracing::error!("the memory use cannot be measured");
+        }
+        self.last = pct;
+        pct
+    }
+}
+
+/// Memory in use, percent (rounded up): the tighter of the host's
+/// (`MemTotal − MemAvailable`, `/proc/meminfo`) and this process's cgroup v2
+/// limit (`memory.current / memory.max`, when one is set).
+#[must_use]
+pub fn memory_used_pct() -> Option<u8> {
+    let host = std::fs::read_to_string("/proc/meminfo").ok().and_then(|t| meminfo_used_pct(&t));
+    let cgroup = cgroup_used_pct();
+    match (host, cgroup) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn percent(used: u64, total: u64) -> Option<u8> {
+    if total == 0 {
+        return None;
+    }
+    u8::try_from(used.min(total).saturating_mul(100).div_ceil(total)).ok()
+}
+
+/// `/proc/meminfo`'s use: `MemTotal − MemAvailable` over `MemTotal`.
+fn meminfo_used_pct(text: &str) -> Option<u8> {
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.trim_start_matches(':').split_whitespace().next())
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    let (total, available) = (field("MemTotal")?, field("MemAvailable")?);
+    percent(total.saturating_sub(available), total)
+}
+
+fn cgroup_used_pct() -> Option<u8> {
+    let cgroup = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let path = cgroup.lines().find_map(|l| l.strip_prefix("0::"))?.trim();
+    let base = std::path::Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/'));
+    let read = |f: &str| std::fs::read_to_string(base.join(f)).ok().and_then(|t| t.trim().parse::<u64>().ok());
+    // `max` (no limit) does not parse: the host's reading alone counts.
+    percent(read("memory.current")?, read("memory.max")?)
 }
 
 /// The disk probe: measured every [`DISK_PROBE_EVERY_MS`] on the Rollback
@@ -659,7 +920,15 @@ impl Disk {
     }
 }
 
-fn observe(watch: &Watch, monitor: &BeatMonitor, now: u64, rollback_ok: bool, disk_used_pct: Option<u8>) -> Observed {
+/// What the probes read this turn.
+struct Readings {
+    rollback_ok: bool,
+    disk_pct: Option<u8>,
+    memory_pct: Option<u8>,
+}
+
+fn observe(watch: &Watch, monitor: &BeatMonitor, now: u64, readings: Readings) -> Observed {
+    let Readings { rollback_ok, disk_pct: disk_used_pct, memory_pct } = readings;
     let seq_last = watch.sequencer_pet_ms.load(Ordering::SeqCst);
     let seq_since = now.saturating_sub(seq_last);
     let seq_down = seq_since > limit_ms(watch.sequencer_interval);
@@ -674,9 +943,14 @@ fn observe(watch: &Watch, monitor: &BeatMonitor, now: u64, rollback_ok: bool, di
     if dsc_down {
         unresponsive.push(Component::Dsc);
     }
+    let commit_since = now.saturating_sub(watch.commit_pet_ms.load(Ordering::SeqCst));
+    let commit_down = commit_since > limit_ms(watch.sequencer_interval);
+    if commit_down {
+        unresponsive.push(Component::CommitExecutors);
+    }
     let in_a_row = monitor.consecutive() >= BOOT_HEARTBEATS;
-    let previous_lockdown = watch.observed().lockdown;
-    let components = vec![
+    let previous = watch.observed();
+    let mut components = vec![
         ComponentView {
             component: Component::Sequencer,
             interval_ms: u64::try_from(watch.sequencer_interval.as_millis()).unwrap_or(u64::MAX),
@@ -689,34 +963,53 @@ fn observe(watch: &Watch, monitor: &BeatMonitor, now: u64, rollback_ok: bool, di
             since_pet_ms: monitor.last_valid_ms.map(|at| now.saturating_sub(at)),
             unresponsive: dsc_down,
         },
+        ComponentView {
+            component: Component::CommitExecutors,
+            interval_ms: u64::try_from(watch.sequencer_interval.as_millis()).unwrap_or(u64::MAX),
+            since_pet_ms: Some(commit_since),
+            unresponsive: commit_down,
+        },
     ];
+    if let Ok(external) = watch.external.lock() {
+        for e in external.iter() {
+            let since = now.saturating_sub(e.pet_ms.load(Ordering::SeqCst));
+            let down = since > limit_ms(e.interval);
+            if down {
+                unresponsive.push(e.component);
+            }
+            components.push(ComponentView {
+                component: e.component,
+                interval_ms: u64::try_from(e.interval.as_millis()).unwrap_or(u64::MAX),
+                since_pet_ms: Some(since),
+                unresponsive: down,
+            });
+        }
+    }
+    unresponsive.sort_unstable();
+    let ring0_down = unresponsive.iter().any(|c| c.ring() == 0);
     Observed {
-        heartbeat_ok: unresponsive.is_empty() && in_a_row && !monitor.integrity_violated(),
+        heartbeat_ok: !ring0_down && in_a_row && !monitor.integrity_violated(),
+        dsc_beats_valid: in_a_row && !monitor.integrity_violated(),
         unresponsive,
         integrity: monitor
             .integrity_violated()
             .then(|| "a DSC heartbeat came under another configuration hash".to_owned()),
         // Lifted once; a later miss is Rule 10's business, not a new boot.
-        lockdown: previous_lockdown && !in_a_row,
+        lockdown: previous.lockdown && !in_a_row,
         voter_ok: monitor.voter_ok(),
         rollback_ok,
         disk_used_pct,
+        memory_used_pct: memory_pct,
+        capacity: previous.capacity.next(memory_pct),
         components,
     }
 }
 
 /// A change worth a transition: everything but the pet ages.
 fn changed(a: &Observed, b: &Observed) -> bool {
-    (&a.unresponsive, &a.integrity, a.lockdown, a.heartbeat_ok, a.voter_ok, a.rollback_ok, disk_band(a.disk_used_pct))
-        != (
-            &b.unresponsive,
-            &b.integrity,
-            b.lockdown,
-            b.heartbeat_ok,
-            b.voter_ok,
-            b.rollback_ok,
-            disk_band(b.disk_used_pct),
-        )
+    let key =
+        |o: &Observed| (o.lockdown, o.heartbeat_ok, o.voter_ok, o.rollback_ok, disk_band(o.disk_used_pct), o.capacity);
+    (&a.unresponsive, &a.integrity, key(a)) != (&b.unresponsive, &b.integrity, key(b))
 }
 
 /// Which threshold band a disk reading is in (0: under 80 %, 4: 99 % or more).
@@ -744,6 +1037,9 @@ fn trigger(a: &Observed, b: &Observed, faults: &[BeatFault]) -> String {
     }
     if disk_band(a.disk_used_pct) != disk_band(b.disk_used_pct) {
         parts.push(format!("disk {} % used", b.disk_used_pct.unwrap_or(0)));
+    }
+    if a.capacity != b.capacity {
+        parts.push(format!("memory {} % used: capacity {:?}", b.memory_used_pct.unwrap_or(0), b.capacity));
     }
     if a.rollback_ok != b.rollback_ok {
         parts
@@ -834,6 +1130,17 @@ mod tests {
         assert_eq!(disk_band(Some(79)), 0);
         assert_eq!(disk_band(Some(95)), 3);
         assert_eq!(disk_band(Some(100)), 4);
+    }
+
+    #[test]
+    fn memory_use_is_read_from_meminfo_and_measured_here() {
+        let text = "MemTotal:       1000 kB\nMemFree:         100 kB\nMemAvailable:    140 kB\n";
+        assert_eq!(meminfo_used_pct(text), Some(86));
+        assert_eq!(meminfo_used_pct("MemTotal: 0 kB\nMemAvailable: 0 kB\n"), None);
+        assert_eq!(meminfo_used_pct("MemFree: 5 kB\n"), None, "no total: not measured");
+        assert_eq!(percent(10, 5), Some(100), "never over 100");
+        let here = memory_used_pct().expect("/proc/meminfo on Linux");
+        assert!((1..=100).contains(&here), "{here}");
     }
 
     #[test]

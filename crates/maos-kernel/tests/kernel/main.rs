@@ -10,6 +10,7 @@ mod emergency;
 mod fingerprint;
 mod hardening;
 mod mediation;
+mod recovery;
 mod resilience;
 mod simulation;
 mod tsca;

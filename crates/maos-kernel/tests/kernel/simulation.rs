@@ -23,6 +23,10 @@
 //! - component stalls: the DSC's heartbeat or the sequencer's pets stop until
 //!   the watchdog reports it (ORANGE), requests are made, then the fault ends
 //!   and the kernel must recover by itself.
+//! - breaker storms: writes to a remote (the effector names one for them)
+//!   fail as an unavailable server would (`status 503`), one after another,
+//!   until the remote's circuit breaker opens; the writes after are answered
+//!   `CIRCUIT-OPEN` (spec §38.4, CT-DEG-16).
 //!
 //! After every step, and after every restart once recovery has run, the log
 //! and the world are checked against each other:
@@ -43,6 +47,9 @@
 //! 5. no effect is allowed while the logged health report (`kernel.health`)
 //!    refuses effects: none runs in ORANGE, RED or SAFE-HOLD for a component
 //!    the watchdog saw fail.
+//! 6. an open breaker calls nothing: a commit answered `CIRCUIT-OPEN` was
+//!    never executed by the effector, left no trace in the files, and a storm
+//!    leaves the remote's breaker not closed.
 //!
 //! The replies agree with the log: a `Done` has a result record and no
 //! failure, a logged `Failed` has a failure record, a denied intent never
@@ -112,10 +119,15 @@ fn ct_wal_02_ct_cl_08_seeded_kernel_faults_never_commit_unlogged_or_leave_a_fail
         Err(_) => (1..=SEEDS_DEFAULT).collect(),
     };
     let strict = std::env::var_os("MAOS_SIM_LENIENT").is_none();
+    let all = seeds.len() > 1;
+    let mut circuit_open = 0;
     for seed in seeds {
         let started = Instant::now();
         match std::panic::catch_unwind(|| Sim::run(seed, strict)) {
-            Ok(stats) => eprintln!("MAOS_SIM_SEED={seed}: ok in {:?}: {stats:?}", started.elapsed()),
+            Ok(stats) => {
+                eprintln!("MAOS_SIM_SEED={seed}: ok in {:?}: {stats:?}", started.elapsed());
+                circuit_open += stats.circuit_open;
+            }
             Err(payload) => {
                 let why = payload
                     .downcast_ref::<String>()
@@ -126,6 +138,8 @@ fn ct_wal_02_ct_cl_08_seeded_kernel_faults_never_commit_unlogged_or_leave_a_fail
             }
         }
     }
+    // The storms must have opened breakers somewhere, or invariant 6 checked nothing.
+    assert!(!all || circuit_open > 0, "no breaker storm opened a breaker in any seed");
 }
 
 fn parse_seed(text: &str) -> u64 {
@@ -171,6 +185,9 @@ enum EffectFault {
     FailBefore,
     /// Acts, then reports a failure (the pipeline must roll the effect back).
     FailAfter,
+    /// Fails without acting as an unavailable remote does (a 5xx: it counts
+    /// for the remote's circuit breaker).
+    Unavailable,
     /// Sleeps past its deadline, then tries to act (cancelled: it must not land).
     SlowBefore,
     /// Acts, then sleeps past its deadline (timed out: it must be rolled back).
@@ -198,6 +215,8 @@ struct Schedule {
     effects: Mutex<BTreeMap<IntentId, EffectFault>>,
     /// Every execution: the intent and the WAL's acknowledged head Lsn when it began.
     executed: Mutex<Vec<(IntentId, u64)>>,
+    /// Intents whose execution reaches the remote [`REMOTE`] (breaker storms).
+    remote: Mutex<BTreeSet<IntentId>>,
 }
 
 #[derive(Debug)]
@@ -223,6 +242,9 @@ impl FaultHook for Hook {
         }
     }
 }
+
+/// The remote a breaker storm's writes reach (its circuit breaker is the Commit Layer's).
+const REMOTE: &str = "sim:flaky";
 
 /// The real fs effector, with scheduled failures and timeouts, recording the
 /// WAL head at every execution.
@@ -272,6 +294,9 @@ impl Effector for SimFs {
         match fault {
             None => self.inner.execute(intent, key, ctx),
             Some(EffectFault::FailBefore) => Err(EffectError::Injected("effector failed before acting".into())),
+            Some(EffectFault::Unavailable) => {
+                Err(EffectError::Remote("status 503: the remote is down (simulated)".into()))
+            }
             Some(EffectFault::FailAfter) => {
                 self.inner.execute(intent, key, ctx)?;
                 Err(EffectError::Injected("effector failed after acting".into()))
@@ -286,6 +311,9 @@ impl Effector for SimFs {
                 Ok(output)
             }
         }
+    }
+    fn remote(&self, intent: &Intent) -> Option<String> {
+        self.schedule.remote.lock().unwrap().contains(&intent.id).then(|| REMOTE.to_owned())
     }
     fn probe(&self, intent: &Intent) -> Result<Probe, EffectError> {
         self.inner.probe(intent)
@@ -433,6 +461,9 @@ struct Stats {
     dsc_faults: u32,
     /// Steps run with the DSC heartbeat or the sequencer's pets stopped.
     stalls: u32,
+    /// Breaker storms, and the commits an open breaker answered at once.
+    storms: u32,
+    circuit_open: u32,
     recovered: usize,
     known_bugs: BTreeMap<KnownBug, u32>,
     codes: BTreeMap<String, u32>,
@@ -686,6 +717,7 @@ impl Sim {
         let mut label = "normal";
         let mut dsc_fault = false;
         let mut stalled: Option<&std::sync::atomic::AtomicBool> = None;
+        let mut storm = false;
         match roll {
             0..8 => {
                 label = "halt";
@@ -765,6 +797,25 @@ impl Sim {
                     ops.push(self.random_op(false));
                 }
             }
+            40..46 => {
+                // A breaker storm: writes to one remote fail as a server that
+                // is down does, one after another, until its breaker opens;
+                // the writes after it are answered at once (invariant 6).
+                label = "storm";
+                storm = true;
+                self.stats.storms += 1;
+                let failing = 5 + self.rng.below(2);
+                let after = 1 + self.rng.below(2);
+                for k in 0..failing + after {
+                    let mut op = self.random_op(false);
+                    op.token = TOKEN_FULL;
+                    op.action = Action::Write(format!("s{}-storm{k}", self.step));
+                    if k < failing {
+                        op.effect = Some(EffectFault::Unavailable);
+                    }
+                    ops.push(op);
+                }
+            }
             26..34 => {
                 // Writers contend for one file; the first fails after its
                 // result (stage 6 or 7) and rolls back under a fresh lock.
@@ -804,14 +855,22 @@ impl Sim {
         self.note(format!("step {} [{label}]: {}", self.step, desc.join("; ")));
         self.stats.intents += u32::try_from(intents.len()).unwrap();
 
-        // Submit concurrently; the Commit Layer runs them in parallel.
+        // Submit concurrently; the Commit Layer runs them in parallel. A
+        // storm's go one after another, each to the remote.
         let mut waiting: Vec<(IntentId, JoinHandle<Result<Reply, KernelError>>)> = Vec::new();
+        let mut answers = Vec::new();
         for (op, intent) in ops.iter().zip(&intents) {
             let (_, token) = tokens().get(op.token).unwrap();
+            if storm {
+                self.schedule.remote.lock().unwrap().insert(intent.id);
+            }
             let submission = kernel.submit(intent.clone(), token.as_str()).unwrap();
             waiting.push((intent.id, tokio::spawn(submission.outcome())));
+            if storm {
+                answers.extend(self.wait(commit, std::mem::take(&mut waiting)).await);
+            }
         }
-        let mut answers = self.wait(commit, waiting).await;
+        answers.extend(self.wait(commit, waiting).await);
 
         // Escalations: the commander approves most, denies some.
         let mut approvals = Vec::new();
@@ -894,7 +953,21 @@ impl Sim {
                 }
             };
             self.note(format!("  {} -> {seen:?}", short(intent.id)));
+            if matches!(&seen, Seen::Failed { .. }) && reply_mentions(reply, "CIRCUIT-OPEN") {
+                self.stats.circuit_open += 1;
+                let ran = self.schedule.executed.lock().unwrap().iter().any(|(i, _)| i == id);
+                if ran {
+                    self.fail(&format!("{} was answered CIRCUIT-OPEN but its effector ran", short(*id)));
+                }
+            }
             self.replies.insert(*id, seen);
+        }
+        if storm {
+            let failed_in_a_row = answers.iter().filter(|(_, r)| matches!(r, Reply::Failed { .. })).count();
+            let breaker = commit.remote_breakers().into_iter().find(|b| b.interface == REMOTE);
+            if failed_in_a_row >= 5 && breaker.as_ref().is_none_or(|b| b.state == "closed") {
+                self.fail(&format!("{failed_in_a_row} remote failures in a row left the breaker closed: {breaker:?}"));
+            }
         }
 
         let faults = self.storage.faults();
@@ -1286,6 +1359,12 @@ impl Sim {
             self.fail(&format!("replay after restart diverges ({} in all): {unexplained:?}", report.divergence_count));
         }
     }
+}
+
+/// Whether a failed reply's error names `code` (the Commit Layer reports an
+/// effector's refusal inside its stage error).
+fn reply_mentions(reply: &Reply, code: &str) -> bool {
+    matches!(reply, Reply::Failed { error, .. } if error.code() == code || error.to_string().contains(code))
 }
 
 fn short(id: IntentId) -> String {
