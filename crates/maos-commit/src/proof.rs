@@ -85,20 +85,29 @@ impl Authorized {
         }
         Self::check_charge(&intent, decision)?;
         let decision_hash = maos_crypto::sha3_256(&decision.canonical_bytes()).0;
-        let g = &grant.grant;
-        if g.intent != intent.id || g.decision_hash != decision_hash {
-            return Err(AuthorizeError::Mismatch("the approval is for another intent or decision"));
-        }
-        if g.level < requested {
-            return Err(AuthorizeError::Mismatch("the approval is below the requested HACF level"));
-        }
-        if now >= g.expires {
-            return Err(AuthorizeError::ApprovalExpired);
-        }
-        commander
-            .verify(SignatureDomain::ApprovalDecision, &g.message(), &grant.signature)
-            .map_err(|_| AuthorizeError::ApprovalSignature)?;
+        verify_grant(intent.id, decision_hash, requested, grant, commander, now)?;
         Ok(Self { intent, decision_hash, config_hash: decision.config_hash() })
+    }
+
+    /// Checks that the commander granted an effect the DSC allowed but the
+    /// semantic evaluator sent to a human (spec §15.5: it may add an
+    /// escalation, never an allow): the decision must authorize on its own
+    /// ([`Self::new`]), and the grant must name this intent and decision, be
+    /// at least `requested`, unexpired, and signed as [`Self::approved`] requires.
+    ///
+    /// # Errors
+    /// An [`AuthorizeError`], which callers treat as deny.
+    pub fn allowed_and_granted(
+        intent: Intent,
+        decision: &Decision,
+        requested: HacfLevel,
+        grant: &SignedApproval,
+        commander: &VerifyingKey,
+        now: UnixMillis,
+    ) -> Result<Self, AuthorizeError> {
+        let authorized = Self::new(intent, decision)?;
+        verify_grant(authorized.intent.id, authorized.decision_hash, requested, grant, commander, now)?;
+        Ok(authorized)
     }
 
     fn check_charge(intent: &Intent, decision: &Decision) -> Result<(), AuthorizeError> {
@@ -215,6 +224,31 @@ impl ApprovalGrant {
         out.extend_from_slice(&self.expires.0.to_le_bytes());
         out
     }
+}
+
+/// The grant names `intent` and `decision_hash`, is at least `requested`,
+/// unexpired at `now`, and carries the commander's signature.
+fn verify_grant(
+    intent: IntentId,
+    decision_hash: [u8; 32],
+    requested: HacfLevel,
+    grant: &SignedApproval,
+    commander: &VerifyingKey,
+    now: UnixMillis,
+) -> Result<(), AuthorizeError> {
+    let g = &grant.grant;
+    if g.intent != intent || g.decision_hash != decision_hash {
+        return Err(AuthorizeError::Mismatch("the approval is for another intent or decision"));
+    }
+    if g.level < requested {
+        return Err(AuthorizeError::Mismatch("the approval is below the requested HACF level"));
+    }
+    if now >= g.expires {
+        return Err(AuthorizeError::ApprovalExpired);
+    }
+    commander
+        .verify(SignatureDomain::ApprovalDecision, &g.message(), &grant.signature)
+        .map_err(|_| AuthorizeError::ApprovalSignature)
 }
 
 /// A grant with the commander's hybrid signature.

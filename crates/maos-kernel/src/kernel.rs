@@ -474,6 +474,9 @@ enum Completion {
     /// An observation returned untrusted output or an upstream's catalogue:
     /// record it in the session (taint, provenance text), then reply.
     Tainted { intent: Box<Intent>, reply: Reply, to: ReplyTo },
+    /// The semantic evaluator asked for a human about an allowed effect:
+    /// open an approval packet for the commander, answer `Pending`.
+    Escalated { intent: Box<Intent>, decision: Box<Decision>, lsn: Lsn, why: String, to: ReplyTo },
 }
 
 enum ReplyTo {
@@ -1281,10 +1284,21 @@ struct Staged {
     reply: oneshot::Sender<Reply>,
 }
 
+/// Who asked for a human, at which level, and why.
+#[derive(Clone, Copy)]
+struct Asked<'a> {
+    level: HacfLevel,
+    reason: &'a str,
+    by_evaluator: bool,
+}
+
 struct PendingApproval {
     packet: ApprovalPacket,
     intent: Intent,
     decision: Decision,
+    /// The DSC allowed it and the semantic evaluator sent it to a human: the
+    /// grant is checked against the allow (`Authorized::allowed_and_granted`).
+    by_evaluator: bool,
 }
 
 struct Sequencer {
@@ -1891,7 +1905,8 @@ impl Sequencer {
                     let _ = reply.send(denied(intent.id, CODE_PAUSED, why, Some(lsn)));
                     return;
                 }
-                let answer = self.escalate(intent, decision, level, &reason, class, lsn, now);
+                let asked = Asked { level, reason: &reason, by_evaluator: false };
+                let answer = self.escalate(intent, decision, &asked, class, lsn, now);
                 let _ = reply.send(answer);
             }
         }
@@ -1935,12 +1950,23 @@ impl Sequencer {
                 return;
             }
         };
-        // The semantic evaluator may take an allowed effect away, never add one.
-        self.run_commit(authorized, Some(lsn), ReplyTo::Agent(reply), class.is_effect());
+        // The semantic evaluator may take an allowed effect away, or send it
+        // to a human, never add one.
+        let evaluate = class.is_effect().then(|| Box::new(decision.clone()));
+        self.run_commit(authorized, Some(lsn), ReplyTo::Agent(reply), evaluate);
     }
 
     /// Stage 1 here (durable intent record), stages 2–7 on a blocking thread.
-    fn run_commit(&self, authorized: Authorized, decision_lsn: Option<Lsn>, to: ReplyTo, evaluate: bool) {
+    /// With `evaluate` (the allowed decision), the semantic evaluator is asked
+    /// first: a deny refuses it, an escalation hands it back to the sequencer
+    /// as an approval packet for the commander.
+    fn run_commit(
+        &self,
+        authorized: Authorized,
+        decision_lsn: Option<Lsn>,
+        to: ReplyTo,
+        evaluate: Option<Box<Decision>>,
+    ) {
         let id = authorized.id();
         let intent = authorized.intent().clone();
         let commit = self.commit.clone();
@@ -1952,10 +1978,19 @@ impl Sequencer {
         // sequencer only waits for its own decision records.
         tokio::spawn(async move {
             let mut now = now;
-            if let (true, Some(lsn)) = (evaluate, decision_lsn) {
-                if let Err((code, why)) = evaluator::check(&shared, &intent, lsn.0).await {
-                    to.send(denied(id, code, why, decision_lsn));
-                    return;
+            if let (Some(decision), Some(lsn)) = (evaluate, decision_lsn) {
+                match evaluator::check(&shared, &intent, lsn.0).await {
+                    Err((code, why)) if code == evaluator::CODE_SSE_ESCALATE => {
+                        let done = Completion::Escalated { intent: Box::new(intent), decision, lsn, why, to };
+                        // If the sequencer is gone the agent gets no answer: fail-safe.
+                        let _ = done_tx.send(done).await;
+                        return;
+                    }
+                    Err((code, why)) => {
+                        to.send(denied(id, code, why, decision_lsn));
+                        return;
+                    }
+                    Ok(()) => {}
                 }
                 // The answer took time: what stops effects now stops this one.
                 let refusal = shared
@@ -2009,6 +2044,21 @@ impl Sequencer {
 
     fn on_completion(&mut self, done: Completion) {
         match done {
+            Completion::Escalated { intent, decision, lsn, why, to } => {
+                let now = self.now();
+                let id = intent.id;
+                // What stops effects now stops a packet for one too.
+                if let Some((code, why)) = self.mode_refusal() {
+                    to.send(denied(id, code, why, Some(lsn)));
+                    return;
+                }
+                let class = self.class_of(&intent);
+                let reason = format!("the semantic evaluator asked for a human: {why}");
+                // An irreversible action is at least L2 (HACF): a human approves before it runs.
+                let asked = Asked { level: HacfLevel::L2, reason: &reason, by_evaluator: true };
+                let reply = self.escalate(*intent, *decision, &asked, class, lsn, now);
+                to.send(reply);
+            }
             Completion::Tainted { intent, reply, to } => {
                 let now = self.now();
                 let Reply::Done { intent: id, decision_lsn, committed, .. } = reply else {
@@ -2048,17 +2098,16 @@ impl Sequencer {
         }
     }
 
-    #[expect(clippy::too_many_arguments, reason = "one call site; the values are the decision's parts")]
     fn escalate(
         &mut self,
         intent: Intent,
         decision: Decision,
-        level: HacfLevel,
-        reason: &str,
+        asked: &Asked<'_>,
         class: EffectClass,
         lsn: Lsn,
         now: UnixMillis,
     ) -> Reply {
+        let Asked { level, reason, by_evaluator } = *asked;
         let id = intent.id;
         if self.pending.len() >= PENDING_APPROVALS_MAX || self.pending.contains_key(&id) {
             return denied(id, CODE_APPROVALS_FULL, "no room for another approval packet", Some(lsn));
@@ -2097,7 +2146,7 @@ impl Sequencer {
         if let Err(e) = self.log(KIND_APPROVAL_PACKET, &packet) {
             return denied(id, e.code(), e.to_string(), Some(lsn));
         }
-        self.pending.insert(id, PendingApproval { packet, intent, decision });
+        self.pending.insert(id, PendingApproval { packet, intent, decision, by_evaluator });
         self.publish_pending();
         Reply::Pending { intent: id, approval: id, level, expires, decision_lsn: lsn }
     }
@@ -2151,14 +2200,26 @@ impl Sequencer {
             let _ = reply.send(Err(KernelError::UnknownApproval(id)));
             return;
         };
-        let authorized =
-            match Authorized::approved(pending.intent.clone(), &pending.decision, approval, &self.commander, now) {
-                Ok(a) => a,
-                Err(e) => {
-                    let _ = reply.send(Err(KernelError::ApprovalRejected { code: e.code(), why: e.to_string() }));
-                    return;
-                }
-            };
+        let verified = if pending.by_evaluator {
+            let level = pending.packet.level;
+            Authorized::allowed_and_granted(
+                pending.intent.clone(),
+                &pending.decision,
+                level,
+                approval,
+                &self.commander,
+                now,
+            )
+        } else {
+            Authorized::approved(pending.intent.clone(), &pending.decision, approval, &self.commander, now)
+        };
+        let authorized = match verified {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = reply.send(Err(KernelError::ApprovalRejected { code: e.code(), why: e.to_string() }));
+                return;
+            }
+        };
         if pending.packet.risk.is_effect()
             && let Some((code, why)) = self.mode_refusal()
         {
@@ -2189,7 +2250,7 @@ impl Sequencer {
         }
         let signer = self.commander.key_id().to_hex();
         match self.close(id, ApprovalOutcome::Granted, Some(signer), "granted by the commander") {
-            Ok(_) => self.run_commit(authorized, None, ReplyTo::Approver(reply), false),
+            Ok(_) => self.run_commit(authorized, None, ReplyTo::Approver(reply), None),
             Err(e) => {
                 let _ = reply.send(Err(e));
             }

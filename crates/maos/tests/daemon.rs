@@ -605,6 +605,8 @@ mod daemon {
                     ("500 Internal Server Error", "{}".to_owned())
                 } else if String::from_utf8_lossy(&body).contains("forbidden") {
                     ("200 OK", json!({ "verdict": "deny", "reason": "the text says forbidden" }).to_string())
+                } else if String::from_utf8_lossy(&body).contains("ask a human") {
+                    ("200 OK", json!({ "verdict": "escalate", "reason": "the text asks for a human" }).to_string())
                 } else {
                     ("200 OK", json!({ "verdict": "allow" }).to_string())
                 };
@@ -621,7 +623,8 @@ mod daemon {
     /// The semantic evaluator's seat through the daemon (issue #15 item 7,
     /// CT-DEG-11): with `[evaluator]` configured and answering the state is
     /// GREEN; its deny takes an allowed write away (`SSE-DENY`, nothing
-    /// written); when it fails, Standard runs rule-based (the write goes on,
+    /// written); its escalation makes the write wait for the commander's
+    /// grant (`maos approve grant`); when it fails, Standard runs rule-based (the write goes on,
     /// YELLOW, `maos status` says the evaluator is not answering) and comes
     /// back to GREEN when it answers again. Every answer is a
     /// `kernel.evaluation` record; the log replays clean.
@@ -649,6 +652,15 @@ mod daemon {
         // HTTP 500 is the evaluator failing (unreachable); a 4xx or garbage
         // would be SSE-INVALID, refused in every profile.
         assert!(!dir.join("workspace/no.txt").exists());
+        // Its escalation sends the allowed write to the commander: pending
+        // until `maos approve grant`, then done.
+        let (_, view) = agent.submit(&fs_write("/workspace/asked.txt", "ask a human first"));
+        assert_eq!(view["status"], "pending_approval", "{view}");
+        let id = view["intent"].as_str().unwrap().to_owned();
+        assert!(!dir.join("workspace/asked.txt").exists(), "nothing before the commander");
+        let granted = ok_json(&dir, &["approve", "grant", &id]);
+        assert_eq!(granted["intent"]["status"], "done", "{granted}");
+        assert!(dir.join("workspace/asked.txt").exists());
         down.store(true, Ordering::SeqCst);
         done_id(&agent.submit(&fs_write("/workspace/rule-based.txt", "x")));
         let status = wait_state(&dir, "YELLOW");
@@ -662,7 +674,7 @@ mod daemon {
             .filter(|r| r["kind_name"] == "kernel.evaluation")
             .map(|r| r["payload"]["outcome"].as_str().unwrap().to_owned())
             .collect();
-        assert_eq!(outcomes, ["allow", "deny", "unavailable", "allow"]);
+        assert_eq!(outcomes, ["allow", "deny", "escalate", "unavailable", "allow"]);
         audit_clean(&dir);
     }
 

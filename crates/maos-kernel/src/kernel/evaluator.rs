@@ -24,8 +24,10 @@
 //!   the evaluator's answer still stops it).
 //! - Bounded: at most [`EVALUATIONS_IN_FLIGHT_MAX`] questions at once; past it
 //!   a question is not asked (unavailable).
-//! - An `escalate` answer is refused `SSE-ESCALATE`: a human approval of an
-//!   effect the DSC allowed has no decision to sign yet (not built).
+//! - An `escalate` answer sends the effect to the commander: the sequencer
+//!   opens an approval packet (HACF L2) for the allowed decision, and only a
+//!   commander-signed grant of that decision runs it
+//!   (`Authorized::allowed_and_granted`).
 
 use super::Shared;
 use crate::records::{self, EvaluationRecord, KIND_EVALUATION, RECORD_VERSION};
@@ -41,8 +43,8 @@ use std::time::{Duration, Instant};
 
 /// Refusal code when the evaluator denies an effect.
 pub const CODE_SSE_DENY: &str = "SSE-DENY";
-/// Refusal code when the evaluator asks for a human (escalation through the
-/// seat is not built: fail closed).
+/// Code in the evaluation record when the evaluator asks for a human: the
+/// effect then waits for the commander as an approval packet.
 pub const CODE_SSE_ESCALATE: &str = "SSE-ESCALATE";
 /// Refusal code in Hardened and Isolated when the evaluator did not answer,
 /// and in every profile when its answer could not be logged.
@@ -77,7 +79,7 @@ pub enum EvalVerdict {
     Allow,
     /// Refuse the effect.
     Deny,
-    /// Ask a human (refused `SSE-ESCALATE` for now).
+    /// Ask a human: the effect waits for the commander as an approval.
     Escalate,
 }
 

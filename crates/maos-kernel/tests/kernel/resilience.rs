@@ -356,7 +356,9 @@ impl maos_kernel::SemanticEvaluator for Scripted {
     > {
         self.asked.fetch_add(1, Ordering::SeqCst);
         let mode = self.mode.load(Ordering::SeqCst);
-        let forbidden = serde_json::to_string(&request.intent.args).unwrap().contains("forbidden");
+        let args = serde_json::to_string(&request.intent.args).unwrap();
+        let forbidden = args.contains("forbidden");
+        let escalate = args.contains("ask a human");
         Box::pin(async move {
             match mode {
                 1 => Err(maos_kernel::EvalError::Unreachable("the model provider is down".into())),
@@ -364,6 +366,10 @@ impl maos_kernel::SemanticEvaluator for Scripted {
                 3 => Err(maos_kernel::EvalError::Invalid("`Deny` is not a verdict".into())),
                 _ if forbidden => Ok(serde_json::from_value(serde_json::json!({
                     "verdict": "deny", "reason": "the content says forbidden"
+                }))
+                .unwrap()),
+                _ if escalate => Ok(serde_json::from_value(serde_json::json!({
+                    "verdict": "escalate", "reason": "the content asks for a human"
                 }))
                 .unwrap()),
                 _ => Ok(serde_json::from_value(serde_json::json!({ "verdict": "allow" })).unwrap()),
@@ -433,6 +439,46 @@ fn the_evaluator_can_take_an_allowed_effect_away_never_add_one() {
             ("invalid".to_owned(), Some("SSE-INVALID".to_owned()))
         ]
     );
+    replays_clean(&world);
+}
+
+/// The seat's other answer (spec §15.5, issue #15 item 7): an escalation
+/// sends an effect the DSC allowed to the commander as an approval packet
+/// (HACF L2) instead of running it. Only the commander's signed grant runs
+/// it (an impostor's is rejected), without asking the evaluator again; a
+/// refusal leaves nothing. Logged, and the log replays clean.
+#[test]
+fn the_evaluator_can_send_an_allowed_effect_to_the_commander() {
+    let world = World::new();
+    let token = token(100);
+    let seat = std::sync::Arc::new(Scripted::default());
+    lifetime(async {
+        let mut config = world.config(world.layer());
+        config.evaluator = Some(seat.clone());
+        let (kernel, _) = Kernel::start(config).await.unwrap();
+        wait_state(&kernel, CanonicalState::Yellow).await;
+        let reply = submit(&kernel, fs_write("esc.txt", "ask a human first"), &token).await;
+        let Reply::Pending { approval, level, .. } = reply else { panic!("not pending: {reply:?}") };
+        assert_eq!(level, maos_model::HacfLevel::L2);
+        assert_eq!(world.file("esc.txt"), None, "nothing ran before the commander");
+        let packets = kernel.approvals().await.unwrap();
+        assert!(packets.iter().any(|p| p.id == approval && p.why.contains("semantic evaluator")), "{packets:?}");
+        let asked = seat.asked.load(Ordering::SeqCst);
+        let forged = sign_grant(&kernel, approval, impostor()).await;
+        let err = kernel.approve(approval, forged).await.unwrap_err();
+        assert!(matches!(err, maos_kernel::KernelError::ApprovalRejected { .. }), "{err:?}");
+        let grant = sign_grant(&kernel, approval, commander()).await;
+        let reply = kernel.approve(approval, grant).await.unwrap();
+        assert!(matches!(reply, Reply::Done { .. }), "{reply:?}");
+        assert_eq!(world.file("esc.txt").as_deref(), Some("ask a human first"));
+        assert_eq!(seat.asked.load(Ordering::SeqCst), asked, "a grant is not asked about again");
+        let reply = submit(&kernel, fs_write("esc2.txt", "ask a human again"), &token).await;
+        let Reply::Pending { approval, .. } = reply else { panic!("not pending: {reply:?}") };
+        kernel.deny(approval, "no").await.unwrap();
+    });
+    assert_eq!(world.file("esc2.txt"), None);
+    let logged: Vec<(String, Option<String>)> = evaluations(&world).into_iter().map(|e| (e.outcome, e.code)).collect();
+    assert_eq!(logged, vec![("escalate".to_owned(), Some("SSE-ESCALATE".to_owned())); 2]);
     replays_clean(&world);
 }
 
