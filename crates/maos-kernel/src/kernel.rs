@@ -20,8 +20,8 @@ pub use evaluator::{
 pub(crate) use immune::signal_code;
 pub use watch::{
     BOOT_HEARTBEATS, BeatFault, BeatMonitor, ComponentPet, ComponentView, DISK_CLEANUP_PCT, DISK_EMERGENCY_PCT,
-    DISK_ESSENTIAL_PCT, DISK_WARN_PCT, DSC_HEARTBEAT_INTERVAL_DEFAULT, DscBeat, UNRESPONSIVE_FLOOR, disk_used_pct,
-    memory_used_pct,
+    DISK_ESSENTIAL_PCT, DISK_WARN_PCT, DSC_HEARTBEAT_INTERVAL_DEFAULT, DscBeat, MemoryReader, UNRESPONSIVE_FLOOR,
+    disk_used_pct, memory_used_pct,
 };
 
 pub use emergency::{
@@ -201,6 +201,9 @@ pub struct KernelConfig {
     /// How long the sequencer may be unresponsive (past its limit) before the
     /// TSCA restarts the system ([`crate::tsca::SYSTEM_RESTART_AFTER_MS`]).
     pub system_restart_after: Duration,
+    /// What reads the memory use (`None`: [`memory_used_pct`], the host's and
+    /// the cgroup's); a test injects a fixed reading so the host's does not count.
+    pub memory_reader: Option<MemoryReader>,
     /// How long each level of the Recovery Priority Chain has to pass its
     /// health check (spec §38.2: [`crate::recovery::LEVEL_TIMEOUT_MS_DEFAULT`]).
     pub recovery_level_timeout: Duration,
@@ -244,6 +247,7 @@ impl KernelConfig {
             forensics_dir: None,
             system_restart_after: Duration::from_millis(crate::tsca::SYSTEM_RESTART_AFTER_MS),
             recovery_level_timeout: Duration::from_millis(crate::recovery::LEVEL_TIMEOUT_MS_DEFAULT),
+            memory_reader: None,
         }
     }
 }
@@ -933,8 +937,10 @@ impl KernelHandle {
     /// Puts a ring-1 component (the MCP upstream supervisor) under the
     /// watchdog: it must [`ComponentPet::pet`] every `interval` (unresponsive
     /// at twice that, never under 500 ms); when it stops, the TSCA restarts it
-    /// by calling `restart` with a new pet, from the watchdog's thread. A
-    /// replaced instance sees [`ComponentPet::current`] false and must end.
+    /// by calling `restart` with a new pet, from the watchdog's thread (so
+    /// `restart` must not block: spawn and return). A replaced instance, or
+    /// one of a replaced registration, sees [`ComponentPet::current`] false
+    /// and must end.
     ///
     /// # Errors
     /// [`KernelError::Refused`] `KERNEL-SUPERVISE` for a ring-0 component (the
@@ -1115,7 +1121,12 @@ impl Kernel {
             mode: Mutex::new(Mode::RecoveryHold),
             posture: Mutex::new(boot_posture.clone()),
             posture_writer: Mutex::new(()),
-            watch: watch::Watch::new(interval, dsc_interval, config.faults.clone()),
+            watch: watch::Watch::new(
+                interval,
+                dsc_interval,
+                config.faults.clone(),
+                config.memory_reader.clone().unwrap_or_else(|| Arc::new(memory_used_pct)),
+            ),
             config_hash: config.dsc.hash(),
             profile: config.dsc.profile(),
             evaluator: config.evaluator.clone().map(|e| evaluator::Seat::new(e, config.evaluator_timeout)),

@@ -76,7 +76,7 @@ pub use kernel::{
     DscBeat, ECS_REPORT_WAIT, ELIMINATION_APPROVAL_TTL_MS_MAX, EVALUATIONS_IN_FLIGHT_MAX, EVALUATOR_REASON_BYTES_MAX,
     EVALUATOR_TIMEOUT_DEFAULT, EcsReport, EcsStatus, EliminationGrant, EvalAnswer, EvalError, EvalRequest, EvalVerdict,
     FORENSIC_DIRS_MAX, FeverView, HEARTBEAT_INTERVAL_DEFAULT, Kernel, KernelConfig, KernelFaults, KernelHandle,
-    KernelStatus, LOGGED_TOKENS_MAX, PENDING_APPROVALS_MAX, PENDING_APPROVALS_PER_AGENT_MAX,
+    KernelStatus, LOGGED_TOKENS_MAX, MemoryReader, PENDING_APPROVALS_MAX, PENDING_APPROVALS_PER_AGENT_MAX,
     PREFILTER_APPROVAL_TTL_MS_MAX, PrefilterGrant, PrefilterProposal, QuarantineView, RELEASE_REASON_BYTES_MAX,
     Recovering, Reply, STATE_SAVE_WINDOW_MS, SUBMIT_QUEUE_DEFAULT, SUBMIT_QUEUE_MAX, SemanticEvaluator,
     SignedElimination, SignedPrefilterGrant, SignedTscaApproval, StartReport, Submission, TIME_STEP_ALERT_MS, TscaView,

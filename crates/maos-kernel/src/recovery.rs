@@ -149,11 +149,12 @@ impl Chain {
         failing.len() >= FAILING_LEVELS_TO_START
     }
 
-    /// A chain begun at `now_ms`; each level has `timeout_ms` to pass.
+    /// A chain named `chain-<at_ms>` (wall time, for people); each level has
+    /// `timeout_ms` to pass, on the monotonic time [`Self::step`] is given.
     #[must_use]
-    pub fn new(now_ms: u64, timeout_ms: u64) -> Self {
+    pub fn new(at_ms: u64, timeout_ms: u64) -> Self {
         Self {
-            id: format!("chain-{now_ms}"),
+            id: format!("chain-{at_ms}"),
             timeout_ms,
             next: 0,
             level_since_ms: None,

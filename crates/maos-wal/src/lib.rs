@@ -75,7 +75,7 @@ pub use types::{
     CheckpointCadence, Clock, CopyId, LegalHold, LogId, Lsn, ManualClock, MonotonicClock, RecordHash, RecordKind,
     StateDigest, StateDigestSource, SystemClock, WallClock, encryption_required, retention_days,
 };
-pub use verify::{SEGMENT_FILE_BYTES_MAX, VerifyReport, verify_log, verify_storage};
+pub use verify::{SEGMENT_FILE_BYTES_MAX, SweepCursor, SweepStep, VerifyReport, sweep, verify_log, verify_storage};
 pub use wal::{
     APPEND_QUEUE_BYTES_MAX, APPEND_QUEUE_RECORDS_MAX, CHECKPOINT_RECORDS_MAX, CopyHealth, CopyRepair, CriticalEvent,
     CriticalEventKind, GROUP_GATHER_MAX_US, HEALTH_EVENTS_MAX, HealthReport, HealthState, Logged, OpenReport,

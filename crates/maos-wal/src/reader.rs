@@ -220,6 +220,20 @@ impl LogReader {
         Ok(out)
     }
 
+    /// One step of a rolling full-depth re-verification of this log
+    /// ([`crate::sweep`]).
+    ///
+    /// # Errors
+    /// As [`crate::sweep`].
+    pub fn sweep(
+        &self,
+        cursor: &mut crate::SweepCursor,
+        records_max: u64,
+        must_match: Option<(Lsn, crate::RecordHash)>,
+    ) -> Result<crate::SweepStep, WalError> {
+        crate::verify::sweep(self.storage.as_ref(), cursor, records_max, must_match)
+    }
+
     /// A follower that yields records from `from` on as they are appended.
     #[must_use]
     pub fn follow(&self, from: Lsn) -> Follower {

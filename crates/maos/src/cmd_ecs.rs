@@ -189,6 +189,14 @@ pub fn tsca(out: &Output, data_dir: &Path, cmd: Option<TscaCommand>) -> anyhow::
                 ),
             ),
         }
+        if let chain @ serde_json::Value::Object(_) = at(&view, &["chain"]) {
+            let level = at(chain, &["level"]).as_str().unwrap_or("done").to_owned();
+            let failed = at(chain, &["failed"]);
+            out.field(
+                "recovery chain",
+                format!("{} at {level}; failed so far: {failed}", at(chain, &["id"]).as_str().unwrap_or("?")),
+            );
+        }
         for p in at(&view, &["proposals"]).as_array().into_iter().flatten() {
             let action = at(p, &["action"]);
             out.field(

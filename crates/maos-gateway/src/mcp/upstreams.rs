@@ -79,6 +79,9 @@ struct Slot {
     /// The first wait if `live` drops before [`BACKOFF_MAX`].
     next_wait: Duration,
     reconnecting: bool,
+    /// A repin of its tools is under way: the next waits for it (in order,
+    /// one at a time, however often the upstream says its tools changed).
+    repinning: bool,
     breaker: Breaker,
 }
 
@@ -164,6 +167,7 @@ impl Upstreams {
                     live_since: None,
                     next_wait: BACKOFF_MIN,
                     reconnecting: false,
+                    repinning: false,
                     breaker: Breaker::default(),
                 },
             );
@@ -369,28 +373,36 @@ impl Upstreams {
             if let Some(p) = &pet {
                 p.pet();
             }
-            let live: Vec<Arc<Upstream>> = self
+            let live: Vec<(Arc<Upstream>, bool)> = self
                 .inner
                 .slots
                 .lock()
-                .map(|slots| slots.values().filter_map(|s| s.live.clone()).collect())
+                .map(|slots| slots.values().filter_map(|s| s.live.clone().map(|up| (up, s.repinning))).collect())
                 .unwrap_or_default();
-            for up in live {
+            for (up, repinning) in live {
                 if up.is_closed() {
                     self.drop_connection(&up, "the connection closed (the upstream exited)");
-                } else if up.take_tools_changed() {
+                } else if !repinning && up.take_tools_changed() {
+                    self.set_repinning(up.name(), true);
                     let me = self.clone();
                     self.inner.runtime.spawn(async move {
                         if let Err(why) = me.repin(&up).await {
                             // Unpinned definitions are not offered: drop it, the reconnection pins them.
-                            me.drop_connection(
-                                &up,
-                                &format!("its tool list changed and could not be pinned again: {why}"),
-                            );
+                            let why = format!("its tool list changed and could not be pinned again: {why}");
+                            me.drop_connection(&up, &why);
                         }
+                        me.set_repinning(up.name(), false);
                     });
                 }
             }
+        }
+    }
+
+    fn set_repinning(&self, name: &str, on: bool) {
+        if let Ok(mut slots) = self.inner.slots.lock()
+            && let Some(slot) = slots.get_mut(name)
+        {
+            slot.repinning = on;
         }
     }
 

@@ -249,26 +249,31 @@ impl Outcome {
     }
 }
 
+/// Logs a breaker transition, off the async workers (the append waits on a sync).
+async fn log_transition(wal: &Arc<maos_wal::Wal>, transition: Option<maos_commit::breaker::Transition>) {
+    let Some(t) = transition else { return };
+    let wal = wal.clone();
+    let logged =
+        tokio::task::spawn_blocking(move || maos_commit::breaker::log_transition(&wal, BREAKER_INTERFACE, &t)).await;
+    if let Err(e) = logged {
+        tracing::error!(error = %e, "the evaluator breaker's transition could not be logged");
+    }
+}
+
 /// Asks through the breaker, within the timeout. Returns the outcome, the
 /// reason, the refusal code, and whether it was reached (`None`: not asked).
 async fn ask(
     seat: &Seat,
-    wal: &maos_wal::Wal,
+    wal: &Arc<maos_wal::Wal>,
     intent: &Intent,
     profile: Profile,
     decision_lsn: u64,
 ) -> (Outcome, String, Option<&'static str>, Option<bool>) {
-    let admitted = match seat.breaker.lock() {
-        Ok(mut breaker) => {
-            let (admitted, transition) = breaker.admit(seat.now_ms());
-            drop(breaker);
-            if let Some(t) = transition {
-                maos_commit::breaker::log_transition(wal, BREAKER_INTERFACE, &t);
-            }
-            admitted
-        }
-        Err(_) => return (Outcome::Unavailable, "breaker lock poisoned".to_owned(), Some(CODE_SSE_UNAVAILABLE), None),
+    // The guard is gone before the await (it is not `Send`).
+    let Some((admitted, transition)) = seat.breaker.lock().ok().map(|mut b| b.admit(seat.now_ms())) else {
+        return (Outcome::Unavailable, "breaker lock poisoned".to_owned(), Some(CODE_SSE_UNAVAILABLE), None);
     };
+    log_transition(wal, transition).await;
     let admission = match admitted {
         Ok(a) => a,
         Err(r) => {
@@ -283,9 +288,7 @@ async fn ask(
     };
     let reached = !matches!(answer, Err(EvalError::Unreachable(_)));
     let transition = seat.breaker.lock().ok().and_then(|mut b| b.record(seat.now_ms(), admission, reached));
-    if let Some(t) = transition {
-        maos_commit::breaker::log_transition(wal, BREAKER_INTERFACE, &t);
-    }
+    log_transition(wal, transition).await;
     match answer {
         Ok(EvalAnswer { verdict: EvalVerdict::Allow, reason }) => (Outcome::Allow, reason, None, Some(true)),
         Ok(EvalAnswer { verdict: EvalVerdict::Deny, reason }) => {

@@ -14,9 +14,12 @@
 //!   `ChainLevel`, `ChainFinished`) before anything follows from it; three
 //!   failed levels halt the node into an emergency controlled shutdown.
 //! - **A chain per new failure, not per turn**: after a chain ends, another
-//!   starts only when a level fails that the last one neither began with nor
-//!   declared failed (one it passed that fails again, say); the same
-//!   failures going on do not start chain after chain.
+//!   starts when two or more levels fail and one of them is not a level the
+//!   last chain declared failed and that has failed ever since (a level it
+//!   passed that fails again, or one that recovered and fails again); the
+//!   same failures going on do not start chain after chain.
+//! - **Monotonic deadlines**: a level's 10 s run on the watchdog's monotonic
+//!   clock; the records carry wall time.
 
 use super::{Shared, watch::Observed};
 use crate::ecs::EcsTrigger;
@@ -30,10 +33,8 @@ use std::collections::BTreeSet;
 #[derive(Debug, Default)]
 pub(super) struct ChainSlot {
     chain: Option<Chain>,
-    /// The levels failing when the running (or last) chain began.
-    began_failing: BTreeSet<Level>,
-    /// The levels the last chain began with or declared failed: while only
-    /// these fail, no new chain starts (cleared once fewer than two fail).
+    /// The levels the last chain declared failed and that have failed ever
+    /// since: while only these fail, no new chain starts.
     dealt_with: BTreeSet<Level>,
 }
 
@@ -87,29 +88,27 @@ pub(super) fn turn(shared: &Shared, seen: &Observed) -> ChainTurn {
     let Ok(mut slot) = shared.chain.lock() else { return out };
     let health = |level| level_health(shared, seen, level);
     let failing: Vec<Level> = Level::ALL.into_iter().filter(|l| health(*l) == LevelHealth::Failing).collect();
-    let now = shared.clock.now().0;
+    // Deadlines run on monotonic time (a wall clock stepped back would hold
+    // a level for as long); records carry wall time.
+    let (now, mono) = (shared.clock.now().0, shared.watch.now_ms());
     if slot.chain.is_none() {
-        if !Chain::starts(&failing) {
-            slot.dealt_with.clear();
-            return out;
-        }
-        // A level failing anew (one that passed, or was not failing when the
-        // last chain began) starts another chain; the same failures do not.
-        if failing.iter().all(|l| slot.dealt_with.contains(l)) {
+        // A level that recovered is not dealt with any more: failing again,
+        // it starts a chain.
+        slot.dealt_with.retain(|l| failing.contains(l));
+        if !Chain::starts(&failing) || failing.iter().all(|l| slot.dealt_with.contains(l)) {
             return out;
         }
         let chain = Chain::new(now, shared.recovery_level_timeout_ms);
         let started = TscaEvent::ChainStarted { chain: chain.id.clone(), failing: failing.clone(), at_ms: now };
-        if !log(shared, started) {
-            return out;
-        }
+        // Started even if the log refuses the record (a log that cannot
+        // write is one of the levels): recovery does not wait for it.
+        log(shared, started);
         tracing::error!(chain = %chain.id, ?failing, "several levels failing at once: the Recovery Priority Chain begins");
         slot.chain = Some(chain);
-        slot.began_failing = failing.iter().copied().collect();
     }
     let Some(chain) = slot.chain.as_mut() else { return out };
     let id = chain.id.clone();
-    let steps = chain.step(now, health);
+    let steps = chain.step(mono, health);
     let finished = chain.finished();
     for step in steps {
         match step {
@@ -142,9 +141,7 @@ pub(super) fn turn(shared: &Shared, seen: &Observed) -> ChainTurn {
         }
     }
     if finished && let Some(chain) = slot.chain.take() {
-        let failed = chain.failed();
-        let began = std::mem::take(&mut slot.began_failing);
-        slot.dealt_with = began.into_iter().chain(failed).collect();
+        slot.dealt_with = chain.failed().into_iter().collect();
     }
     out.running = slot.chain.is_some();
     out

@@ -9,7 +9,9 @@
 //!   the previous one before the ledger takes it; a record the log refuses
 //!   is an action not taken.
 //! - **What it can do is what it is handed**: a DSC instance restart (the
-//!   watchdog starts a new instance), an agent's termination (the
+//!   watchdog starts a new instance), a supervised ring-1 component's restart
+//!   (its restart function, e.g. a new MCP upstream supervisor), an agent's
+//!   termination (the
 //!   sequencer's elimination), a system restart (a request to whoever runs
 //!   the kernel; without one, the restart is blocked, never pretended). It
 //!   holds no token key, no policy and no way to change the configuration.

@@ -294,6 +294,7 @@ pub(crate) struct Watch {
     /// [`Observed::capacity`] for the request path, without the lock.
     capacity: AtomicU8,
     faults: Arc<KernelFaults>,
+    memory_reader: MemoryReader,
     pub sequencer_interval: Duration,
     pub dsc_interval: Duration,
     pub observed: Mutex<Observed>,
@@ -303,7 +304,12 @@ pub(crate) struct Watch {
 }
 
 impl Watch {
-    pub(crate) fn new(sequencer_interval: Duration, dsc_interval: Duration, faults: Arc<KernelFaults>) -> Self {
+    pub(crate) fn new(
+        sequencer_interval: Duration,
+        dsc_interval: Duration,
+        faults: Arc<KernelFaults>,
+        memory_reader: MemoryReader,
+    ) -> Self {
         Self {
             epoch: Instant::now(),
             // A pet at 1 ms: the sequencer is given its full interval from now.
@@ -313,6 +319,7 @@ impl Watch {
             external: Mutex::new(Vec::new()),
             capacity: AtomicU8::new(0),
             faults,
+            memory_reader,
             sequencer_interval,
             dsc_interval,
             observed: Mutex::new(Observed {
@@ -339,7 +346,7 @@ impl Watch {
     }
 
     /// Monotonic ms since the kernel started, never 0 (0 means never petted).
-    fn now_ms(&self) -> u64 {
+    pub(crate) fn now_ms(&self) -> u64 {
         ms_since(self.epoch)
     }
 
@@ -362,7 +369,14 @@ impl Watch {
         restart: Arc<dyn Fn(ComponentPet) + Send + Sync>,
     ) -> Option<ComponentPet> {
         let mut external = self.external.lock().ok()?;
-        external.retain(|e| e.component != component);
+        external.retain(|e| {
+            // A replaced registration's pets are no longer current.
+            let replaced = e.component == component;
+            if replaced {
+                e.generation.fetch_add(1, Ordering::SeqCst);
+            }
+            !replaced
+        });
         let pet_ms = Arc::new(AtomicU64::new(self.now_ms()));
         let generation = Arc::new(AtomicU64::new(1));
         let pet = ComponentPet {
@@ -700,9 +714,10 @@ fn watchdog(
             }
         }
         let disk_pct = disk.measure(now, &commit, drills, &shared);
-        let memory_pct = memory.measure(now, drills);
+        let memory_pct = memory.measure(now, drills, &watch.memory_reader);
         probe.send(now, watch, &commit, drills);
-        let readings = Readings { rollback_ok: commit.rollback_zone_ready(), disk_pct, memory_pct };
+        let commit_down = probe.down(now, limit_ms(watch.sequencer_interval));
+        let readings = Readings { rollback_ok: commit.rollback_zone_ready(), disk_pct, memory_pct, commit_down };
         let next = observe(watch, &monitor, now, readings);
         watch.capacity.store(next.capacity as u8, Ordering::SeqCst);
         let previous = watch.observed();
@@ -750,13 +765,16 @@ fn restart(component: Component, shared: &Shared, instances: &DscInstances) {
 
 /// The Commit Layer's liveness probe (spec §16.3, its 5 s pet): every
 /// interval, a job that only pets is handed to the executors the way an
-/// execution is. Executors that are all hung (at the thread cap) or a system
-/// refusing threads leave it unrun, and the component goes unresponsive.
+/// execution is handed over. The executors are unresponsive when a probe
+/// handed over has not run within the limit, or when they have refused
+/// probes (all hung at the thread cap, or a system refusing threads) for that
+/// long; a watchdog that was itself slow to send one is not their failure.
 #[derive(Default)]
 struct Probe {
     next_ms: u64,
     in_flight: Arc<AtomicBool>,
-    refused: bool,
+    sent_ms: u64,
+    refused_since: Option<u64>,
 }
 
 impl Probe {
@@ -776,17 +794,29 @@ impl Probe {
             in_flight.store(false, Ordering::SeqCst);
         }));
         match sent {
-            Ok(()) => self.refused = false,
+            Ok(()) => {
+                self.sent_ms = now;
+                self.refused_since = None;
+            }
             Err(e) => {
                 self.in_flight.store(false, Ordering::SeqCst);
-                if !self.refused {
+                if self.refused_since.is_none() {
                     tracing::error!(error = %e, "the Commit Layer's executors took no probe");
                 }
-                self.refused = true;
+                self.refused_since.get_or_insert(now);
             }
         }
     }
+
+    /// Whether the executors are unresponsive at `now` for `limit_ms`.
+    fn down(&self, now: u64, limit_ms: u64) -> bool {
+        let overdue = self.in_flight.load(Ordering::SeqCst) && now.saturating_sub(self.sent_ms) > limit_ms;
+        overdue || self.refused_since.is_some_and(|t| now.saturating_sub(t) > limit_ms)
+    }
 }
+
+/// What reads the memory use ([`memory_used_pct`] unless a test injects one).
+pub type MemoryReader = Arc<dyn Fn() -> Option<u8> + Send + Sync>;
 
 /// The memory probe: measured every [`DISK_PROBE_EVERY_MS`], worsened by the drill's value.
 #[derive(Default)]
@@ -796,12 +826,12 @@ struct Memory {
 }
 
 impl Memory {
-    fn measure(&mut self, now: u64, faults: &KernelFaults) -> Option<u8> {
+    fn measure(&mut self, now: u64, faults: &KernelFaults, read: &MemoryReader) -> Option<u8> {
         if now < self.next_ms {
             return self.last;
         }
         self.next_ms = now.saturating_add(DISK_PROBE_EVERY_MS);
-        let measured = memory_used_pct();
+        let measured = read();
         let drill = faults.memory_used_pct.load(Ordering::SeqCst).min(100);
         let pct = if drill > 0 { Some(measured.map_or(drill, |m| m.max(drill))) } else { measured };
         if pct.is_none() && self.last.is_some() {
@@ -844,13 +874,27 @@ fn meminfo_used_pct(text: &str) -> Option<u8> {
     percent(total.saturating_sub(available), total)
 }
 
+/// The cgroup's working set over its limit: `memory.current` counts the page
+/// cache too (the log's writes fill it, and it is reclaimed only near the
+/// limit), so the inactive file pages are taken off, as kubelet does.
 fn cgroup_used_pct() -> Option<u8> {
     let cgroup = std::fs::read_to_string("/proc/self/cgroup").ok()?;
     let path = cgroup.lines().find_map(|l| l.strip_prefix("0::"))?.trim();
     let base = std::path::Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/'));
-    let read = |f: &str| std::fs::read_to_string(base.join(f)).ok().and_then(|t| t.trim().parse::<u64>().ok());
+    let read = |f: &str| std::fs::read_to_string(base.join(f)).ok();
     // `max` (no limit) does not parse: the host's reading alone counts.
-    percent(read("memory.current")?, read("memory.max")?)
+    let limit = read("memory.max")?.trim().parse::<u64>().ok()?;
+    let current = read("memory.current")?.trim().parse::<u64>().ok()?;
+    let inactive = read("memory.stat").and_then(|t| stat_field(&t, "inactive_file")).unwrap_or(0);
+    percent(current.saturating_sub(inactive), limit)
+}
+
+/// A `name value` line of a cgroup stat file.
+fn stat_field(text: &str, name: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let mut parts = l.split_whitespace();
+        (parts.next() == Some(name)).then(|| parts.next().and_then(|v| v.parse().ok())).flatten()
+    })
 }
 
 /// The disk probe: measured every [`DISK_PROBE_EVERY_MS`] on the Rollback
@@ -925,10 +969,12 @@ struct Readings {
     rollback_ok: bool,
     disk_pct: Option<u8>,
     memory_pct: Option<u8>,
+    /// The executors' probe is overdue or refused past the limit.
+    commit_down: bool,
 }
 
 fn observe(watch: &Watch, monitor: &BeatMonitor, now: u64, readings: Readings) -> Observed {
-    let Readings { rollback_ok, disk_pct: disk_used_pct, memory_pct } = readings;
+    let Readings { rollback_ok, disk_pct: disk_used_pct, memory_pct, commit_down } = readings;
     let seq_last = watch.sequencer_pet_ms.load(Ordering::SeqCst);
     let seq_since = now.saturating_sub(seq_last);
     let seq_down = seq_since > limit_ms(watch.sequencer_interval);
@@ -944,7 +990,6 @@ fn observe(watch: &Watch, monitor: &BeatMonitor, now: u64, readings: Readings) -
         unresponsive.push(Component::Dsc);
     }
     let commit_since = now.saturating_sub(watch.commit_pet_ms.load(Ordering::SeqCst));
-    let commit_down = commit_since > limit_ms(watch.sequencer_interval);
     if commit_down {
         unresponsive.push(Component::CommitExecutors);
     }
@@ -1139,6 +1184,8 @@ mod tests {
         assert_eq!(meminfo_used_pct("MemTotal: 0 kB\nMemAvailable: 0 kB\n"), None);
         assert_eq!(meminfo_used_pct("MemFree: 5 kB\n"), None, "no total: not measured");
         assert_eq!(percent(10, 5), Some(100), "never over 100");
+        assert_eq!(stat_field("anon 5\ninactive_file 300\nactive_file 7\n", "inactive_file"), Some(300));
+        assert_eq!(stat_field("anon 5\n", "inactive_file"), None);
         let here = memory_used_pct().expect("/proc/meminfo on Linux");
         assert!((1..=100).contains(&here), "{here}");
     }
