@@ -77,6 +77,11 @@ pub enum EcsTrigger {
         /// The levels that failed.
         levels: Vec<String>,
     },
+    /// The audit chain on disk is broken while the kernel runs (Rule 3).
+    AuditChainBroken {
+        /// What the sweep found.
+        why: String,
+    },
     /// A forensic directory whose report cannot be read (the boot counts it
     /// anyway, as unknown).
     Unrecorded {
@@ -94,6 +99,7 @@ impl EcsTrigger {
             Self::WalFailed { why } => format!("the write-ahead log failed: {why}"),
             Self::Unrecorded { why } => format!("unrecorded: {why}"),
             Self::TscaUnanswered { proposal } => format!("TSCA proposal {proposal} unanswered for 15 minutes"),
+            Self::AuditChainBroken { why } => format!("audit chain broken: {why}"),
             Self::ChainFailed { chain, levels } => {
                 format!("recovery chain {chain}: {} levels failed ({})", levels.len(), levels.join(", "))
             }
@@ -134,7 +140,7 @@ pub fn classify(trigger: &EcsTrigger, evidence: Evidence) -> FailureClass {
     match trigger {
         // A full disk explains a log that cannot sync; else its storage is damaged.
         EcsTrigger::WalFailed { .. } if disk_full => FailureClass::ResourceExhaustion,
-        EcsTrigger::WalFailed { .. } => FailureClass::DataCorruption,
+        EcsTrigger::WalFailed { .. } | EcsTrigger::AuditChainBroken { .. } => FailureClass::DataCorruption,
         EcsTrigger::ChainFailed { .. } => FailureClass::Cascading,
         EcsTrigger::Manual { .. } | EcsTrigger::Unrecorded { .. } | EcsTrigger::TscaUnanswered { .. } => {
             FailureClass::Unknown

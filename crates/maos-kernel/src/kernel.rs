@@ -4,6 +4,7 @@
 //! serialises them per resource.
 
 mod agents;
+mod audit;
 mod cascade;
 mod emergency;
 mod evaluator;
@@ -24,6 +25,7 @@ pub use watch::{
     disk_used_pct, memory_used_pct,
 };
 
+pub use audit::AUDIT_SWEEP_EVERY;
 pub use emergency::{
     ECS_REPORT_WAIT, EcsReport, EcsStatus, FORENSIC_DIRS_MAX, forensic_dirs, read_bounded, verify_ack,
 };
@@ -201,6 +203,9 @@ pub struct KernelConfig {
     /// How long the sequencer may be unresponsive (past its limit) before the
     /// TSCA restarts the system ([`crate::tsca::SYSTEM_RESTART_AFTER_MS`]).
     pub system_restart_after: Duration,
+    /// How often the audit sweep re-verifies one segment of the log on disk
+    /// ([`AUDIT_SWEEP_EVERY`]).
+    pub audit_sweep_every: Duration,
     /// What reads the memory use (`None`: [`memory_used_pct`], the host's and
     /// the cgroup's); a test injects a fixed reading so the host's does not count.
     pub memory_reader: Option<MemoryReader>,
@@ -248,6 +253,7 @@ impl KernelConfig {
             system_restart_after: Duration::from_millis(crate::tsca::SYSTEM_RESTART_AFTER_MS),
             recovery_level_timeout: Duration::from_millis(crate::recovery::LEVEL_TIMEOUT_MS_DEFAULT),
             memory_reader: None,
+            audit_sweep_every: audit::AUDIT_SWEEP_EVERY,
         }
     }
 }
@@ -601,6 +607,7 @@ impl Shared {
         let Ok(_writer) = self.posture_writer.lock() else { return };
         let mode = self.mode();
         let seen = self.watch.observed();
+        let audit = self.watch.audit_broken();
         let next = Posture::derive(&Conditions {
             mode: &mode,
             lockdown: seen.lockdown,
@@ -609,7 +616,7 @@ impl Shared {
             voter_ok: seen.voter_ok,
             rollback_ok: seen.rollback_ok,
             disk_used_pct: seen.disk_used_pct,
-            integrity: seen.integrity.as_deref(),
+            integrity: seen.integrity.as_deref().or(audit.as_deref()),
             evaluator: self.evaluator.as_ref().is_some_and(evaluator::Seat::up),
             capacity: seen.capacity,
             memory_used_pct: seen.memory_used_pct,
@@ -652,9 +659,9 @@ impl Shared {
             config_hash_loaded: if seen.integrity_violated { [0; 32] } else { self.config_hash },
             // At 99 % only the kernel's shutdown may write (spec §25.2): Rule 8 denies all.
             wal_writable: !self.wal.frozen() && !disk_at(DISK_EMERGENCY_PCT),
-            // The whole chain was verified by the fold at boot; since then the
-            // kernel is its only writer, and a failed append freezes it.
-            audit_chain_intact: true,
+            // The fold verified the whole chain at boot; the audit sweep
+            // re-verifies it on disk while running.
+            audit_chain_intact: self.watch.audit_broken().is_none(),
             // At 95 % only essential writes: no snapshot for an effect, Rule 5 denies it.
             rollback_available: seen.rollback_ok && !disk_at(DISK_ESSENTIAL_PCT),
             supervisor_present: self.watch.supervisor_present(),
@@ -1200,8 +1207,10 @@ impl Kernel {
         }
         let (done_tx, done_rx) = mpsc::channel(COMPLETIONS_MAX);
         // The watchdog first: it sees the sequencer from its first turn.
-        let watch_threads = watch::spawn(&shared, config.dsc.clone(), &config.commit, config.faults.clone())
-            .map_err(|e| KernelError::Freeze(format!("the watchdog thread could not start: {e}")))?;
+        let sweep_every = config.audit_sweep_every.max(Duration::from_millis(10));
+        let watch_threads =
+            watch::spawn(&shared, config.dsc.clone(), &config.commit, config.faults.clone(), sweep_every)
+                .map_err(|e| KernelError::Freeze(format!("the watchdog thread could not start: {e}")))?;
         let mut sequencer = Sequencer {
             _watch_threads: watch_threads,
             state,

@@ -228,10 +228,10 @@ impl LogReader {
     pub fn sweep(
         &self,
         cursor: &mut crate::SweepCursor,
-        records_max: u64,
+        segments_max: usize,
         must_match: Option<(Lsn, crate::RecordHash)>,
     ) -> Result<crate::SweepStep, WalError> {
-        crate::verify::sweep(self.storage.as_ref(), cursor, records_max, must_match)
+        crate::verify::sweep(self.storage.as_ref(), cursor, segments_max, must_match)
     }
 
     /// A follower that yields records from `from` on as they are appended.

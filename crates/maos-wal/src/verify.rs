@@ -166,8 +166,8 @@ pub struct SweepStep {
 
 /// One step of a rolling re-verification of the primary copy at full depth
 /// (CRC, Lsn order, hash links, every record's SHA3-256, continuity with
-/// the step before): whole segments from `cursor` until at least
-/// `records_max` records are verified or the last segment is done.
+/// the step before): at most `segments_max` whole segments (at least one)
+/// from `cursor`, stopping after the last segment.
 /// `must_match` is a record the caller knows (the log's head when the step
 /// began): if this step verifies that Lsn, its hash must be that one, so a
 /// log rewritten consistently from some point on is still caught.
@@ -183,7 +183,7 @@ pub struct SweepStep {
 pub fn sweep(
     storage: &dyn Storage,
     cursor: &mut SweepCursor,
-    records_max: u64,
+    segments_max: usize,
     must_match: Option<(Lsn, RecordHash)>,
 ) -> Result<SweepStep, WalError> {
     let segments = crate::recovery::list_segments(storage, CopyId::Primary)?;
@@ -197,7 +197,7 @@ pub fn sweep(
     chain.expected = cursor.last.map(|(l, _)| Lsn(l.0.saturating_add(1)));
     let mut step = SweepStep { records: 0, wrapped: false, matched: false };
     let last_index = segments.len().saturating_sub(1);
-    for (i, (name_lsn, name)) in segments.iter().enumerate().skip(start) {
+    for (done, (i, (name_lsn, name))) in segments.iter().enumerate().skip(start).enumerate() {
         let is_last = i == last_index;
         let corrupt = |chain: &Chain, fault: Fault, offset: usize| WalError::Corrupt {
             lsn: chain.blame(*name_lsn),
@@ -222,7 +222,12 @@ pub fn sweep(
                 && rec.lsn == lsn
             {
                 if rec.hash != hash {
-                    return Err(corrupt(&chain, Fault::Chain, *offset));
+                    return Err(WalError::Corrupt {
+                        lsn,
+                        fault: Fault::Chain,
+                        segment: name.clone(),
+                        offset: *offset as u64,
+                    });
                 }
                 step.matched = true;
             }
@@ -241,7 +246,7 @@ pub fn sweep(
         if is_last {
             break;
         }
-        if step.records >= records_max {
+        if done.saturating_add(1) >= segments_max {
             return Ok(step);
         }
     }

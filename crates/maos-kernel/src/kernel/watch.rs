@@ -295,6 +295,8 @@ pub(crate) struct Watch {
     capacity: AtomicU8,
     faults: Arc<KernelFaults>,
     memory_reader: MemoryReader,
+    /// Why the audit sweep found the chain broken (sticky: Rule 3).
+    audit_broken: Mutex<Option<String>>,
     pub sequencer_interval: Duration,
     pub dsc_interval: Duration,
     pub observed: Mutex<Observed>,
@@ -320,6 +322,7 @@ impl Watch {
             capacity: AtomicU8::new(0),
             faults,
             memory_reader,
+            audit_broken: Mutex::new(None),
             sequencer_interval,
             dsc_interval,
             observed: Mutex::new(Observed {
@@ -348,6 +351,17 @@ impl Watch {
     /// Monotonic ms since the kernel started, never 0 (0 means never petted).
     pub(crate) fn now_ms(&self) -> u64 {
         ms_since(self.epoch)
+    }
+
+    /// Why the audit chain is broken on disk, once the sweep found it so.
+    pub(crate) fn audit_broken(&self) -> Option<String> {
+        self.audit_broken.lock().map_or_else(|_| Some("the audit state lock is poisoned".to_owned()), |b| b.clone())
+    }
+
+    pub(crate) fn set_audit_broken(&self, why: String) {
+        if let Ok(mut broken) = self.audit_broken.lock() {
+            broken.get_or_insert(why);
+        }
     }
 
     /// Memory pressure now, for the request path.
@@ -480,6 +494,7 @@ pub(super) fn limit_ms(interval: Duration) -> u64 {
 pub(super) struct WatchThreads {
     stop: Arc<Stop>,
     watchdog: Option<std::thread::JoinHandle<()>>,
+    audit: Option<std::thread::JoinHandle<()>>,
 }
 
 #[derive(Default)]
@@ -509,7 +524,7 @@ impl Drop for WatchThreads {
             *stopped = true;
         }
         self.stop.wake.notify_all();
-        if let Some(handle) = self.watchdog.take() {
+        for handle in [self.watchdog.take(), self.audit.take()].into_iter().flatten() {
             let _ = handle.join();
         }
     }
@@ -569,9 +584,10 @@ pub(super) fn spawn(
     config: Arc<DscConfig>,
     commit: &Arc<CommitLayer>,
     faults: Arc<KernelFaults>,
+    audit_sweep_every: Duration,
 ) -> std::io::Result<WatchThreads> {
     let (tx, rx) = sync_channel(BEATS_BUFFERED);
-    let mut threads = WatchThreads { stop: Arc::new(Stop::default()), watchdog: None };
+    let mut threads = WatchThreads { stop: Arc::new(Stop::default()), watchdog: None, audit: None };
     let hash = config.hash();
     let instances = DscInstances {
         shared: Arc::downgrade(shared),
@@ -589,6 +605,12 @@ pub(super) fn spawn(
         std::thread::Builder::new()
             .name("maos-watchdog".into())
             .spawn(move || watchdog(&weak, &stop, &rx, hash, &commit, &faults, &instances))?,
+    );
+    let (weak, stop) = (Arc::downgrade(shared), threads.stop.clone());
+    threads.audit = Some(
+        std::thread::Builder::new()
+            .name("maos-audit-sweep".into())
+            .spawn(move || super::audit::run(&weak, audit_sweep_every, |d| stop.sleep(d)))?,
     );
     Ok(threads)
 }

@@ -227,3 +227,56 @@ fn ct_wal_07_every_copy_of_the_log_failing_freezes_then_shuts_down() {
         assert_eq!(kernel.status().ecs.observing.as_deref(), Some(id.as_str()));
     });
 }
+
+/// Rule 3 while running (spec §38.6: "a broken audit chain"): a byte of a
+/// logged record changed on disk behind the kernel's back is found by the
+/// audit sweep; Rule 3 then denies everything and the node shuts down in an
+/// emergency (data corruption: the next boot needs the commander).
+#[test]
+fn a_record_changed_on_disk_while_running_is_an_emergency_shutdown() {
+    let world = World::new();
+    let token = token(100);
+    lifetime(async {
+        let mut config = with_forensics(&world, world.config(world.layer()));
+        config.audit_sweep_every = std::time::Duration::from_millis(100);
+        let (kernel, _) = Kernel::start(config).await.unwrap();
+        wait_state(&kernel, CanonicalState::Yellow).await;
+        for n in 0..6 {
+            let reply = submit(&kernel, fs_write(&format!("f{n}.txt"), "x"), &token).await;
+            assert!(matches!(reply, maos_kernel::Reply::Done { .. }), "{reply:?}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        assert_eq!(kernel.state(), CanonicalState::Yellow, "an intact log passes the sweep");
+        // A byte in the middle of the log, later groups after it: damage, not a torn tail.
+        let mut segments: Vec<PathBuf> = std::fs::read_dir(world.dir.path().join("wal"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+            .collect();
+        segments.sort();
+        let path = segments.last().unwrap().clone();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let offsets: Vec<usize> = maos_wal::scan_segment(&bytes).records.iter().map(|(off, _)| *off).collect();
+        let off = offsets[offsets.len() / 2];
+        bytes[off + 50] ^= 0x01;
+        std::fs::write(&path, &bytes).unwrap();
+        wait_state(&kernel, CanonicalState::SafeHold).await;
+        until(&kernel, "the shutdown's report", |k| k.status().ecs.active.is_some()).await;
+        let report = kernel.status().ecs.active.unwrap();
+        assert!(matches!(report.cause, maos_kernel::ecs::EcsTrigger::AuditChainBroken { .. }), "{report:?}");
+        assert_eq!(report.class, FailureClass::DataCorruption);
+        assert!(
+            kernel.status().posture.why.iter().any(|w| w.contains("audit chain is broken")),
+            "{:?}",
+            kernel.status().posture
+        );
+        let refused = submit(&kernel, fs_write("after.txt", "x"), &token).await;
+        assert_eq!(refused.code(), Some(CODE_ECS), "{refused:?}");
+    });
+    assert_eq!(world.file("after.txt"), None);
+    let reports = std::fs::read_dir(forensics(&world)).unwrap().count();
+    assert_eq!(reports, 1, "the forensic report is kept");
+    // And the next boot's log recovery refuses the damaged log itself.
+    let reopened = Wal::open(world.wal_config());
+    assert!(reopened.is_err(), "a damaged log does not open");
+}
