@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Measures, through a release daemon in a temporary data directory: the
-# TSCA restarting a hung DSC instance (the one-shot drill), the emergency
-# shutdown, the refused boot, the acknowledgement and the observed restart.
+# TSCA restarting a hung DSC instance (the one-shot drill), memory pressure
+# (AMBER and back), hung Commit Layer executors (ORANGE and back), the
+# emergency shutdown, the refused boot, the acknowledgement and the
+# observed restart.
 # Usage: scripts/measure-resilience.sh (numbers in the #15 closing notes).
 set -u
 cd "$(dirname "$0")/.." && cargo build --release --quiet && BIN=$PWD/target/release/maos
@@ -21,6 +23,19 @@ for i in 1 2 3; do
   sleep 3.5
 done
 $BIN --json tsca | python3 -c 'import json,sys; d=json.load(sys.stdin); i=d["incident"]; print("incident", i["id"], "component_restarts", i["component_restarts"])'
+# Memory pressure (mode 1): AMBER, then back under 75 %.
+t0=$(ms); echo 86 > $DR/memory-used-percent
+until [ "$(state)" = AMBER ]; do sleep 0.02; done; t1=$(ms)
+rm $DR/memory-used-percent
+until [ "$(state)" = YELLOW ]; do sleep 0.02; done; t2=$(ms)
+echo "memory 86 %: AMBER after $((t1-t0)) ms; measured again: YELLOW after $((t2-t1)) ms"
+# Hung executors: ORANGE, then back.
+t0=$(ms); touch $DR/hang-commit-executors
+until [ "$(state)" = ORANGE ]; do sleep 0.02; done; t1=$(ms)
+rm $DR/hang-commit-executors
+until [ "$(state)" = YELLOW ]; do sleep 0.02; done; t2=$(ms)
+echo "hung executors: ORANGE after $((t1-t0)) ms; YELLOW after $((t2-t1)) ms once they answer"
+ps -o rss=,time= -p $PID | awk '{print "daemon RSS", $1, "KiB, CPU time", $2, "(audit sweep, watchdog and probes included)"}'
 t0=$(ms); $BIN --json ecs trigger --reason measure > $T/ecs.json; t1=$(ms)
 echo "maos ecs trigger: $((t1-t0)) ms (CLI process included), state $(state)"
 kill -TERM $PID; wait $PID

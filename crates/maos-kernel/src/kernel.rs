@@ -135,6 +135,10 @@ pub const CODE_APPROVALS_PER_AGENT: &str = "KERNEL-APPROVALS-PER-AGENT";
 /// Refusal code for every request before the DSC has sent its first three
 /// valid heartbeats (boot lockdown, CT-DEG-13).
 pub const CODE_BOOT_LOCKDOWN: &str = "KERNEL-BOOT-LOCKDOWN";
+/// The log writer's interval (spec §16.3: 10 s for components other than the
+/// dispatcher and the Commit Layer): a commit group in flight for twice this
+/// (20 s: a sync that does not return) makes the writer unresponsive.
+pub const WAL_WRITER_INTERVAL_DEFAULT: Duration = Duration::from_secs(10);
 /// `KERNEL-SUPERVISE`: a component the kernel does not supervise from outside.
 pub const CODE_SUPERVISE: &str = "KERNEL-SUPERVISE";
 /// `KERNEL-MEMORY`: memory pressure (degraded mode 1) paused the agent;
@@ -203,6 +207,9 @@ pub struct KernelConfig {
     /// How long the sequencer may be unresponsive (past its limit) before the
     /// TSCA restarts the system ([`crate::tsca::SYSTEM_RESTART_AFTER_MS`]).
     pub system_restart_after: Duration,
+    /// How long one commit group of the log may take; twice this and the
+    /// log's writer is unresponsive ([`WAL_WRITER_INTERVAL_DEFAULT`]).
+    pub wal_writer_interval: Duration,
     /// How often the audit sweep re-verifies one segment of the log on disk
     /// ([`AUDIT_SWEEP_EVERY`]).
     pub audit_sweep_every: Duration,
@@ -254,6 +261,7 @@ impl KernelConfig {
             recovery_level_timeout: Duration::from_millis(crate::recovery::LEVEL_TIMEOUT_MS_DEFAULT),
             memory_reader: None,
             audit_sweep_every: audit::AUDIT_SWEEP_EVERY,
+            wal_writer_interval: WAL_WRITER_INTERVAL_DEFAULT,
         }
     }
 }
@@ -1133,6 +1141,7 @@ impl Kernel {
                 dsc_interval,
                 config.faults.clone(),
                 config.memory_reader.clone().unwrap_or_else(|| Arc::new(memory_used_pct)),
+                config.wal_writer_interval.max(Duration::from_millis(1)),
             ),
             config_hash: config.dsc.hash(),
             profile: config.dsc.profile(),
@@ -2073,7 +2082,8 @@ impl Sequencer {
                     return;
                 }
                 let class = self.class_of(&intent);
-                let reason = format!("the semantic evaluator asked for a human: {why}");
+                // `why` is "the semantic evaluator: <its reason>".
+                let reason = format!("asked for a human by {why}");
                 // An irreversible action is at least L2 (HACF): a human approves before it runs.
                 let asked = Asked { level: HacfLevel::L2, reason: &reason, by_evaluator: true };
                 let reply = self.escalate(*intent, *decision, &asked, class, lsn, now);

@@ -80,7 +80,8 @@ pub use kernel::{
     PREFILTER_APPROVAL_TTL_MS_MAX, PrefilterGrant, PrefilterProposal, QuarantineView, RELEASE_REASON_BYTES_MAX,
     Recovering, Reply, STATE_SAVE_WINDOW_MS, SUBMIT_QUEUE_DEFAULT, SUBMIT_QUEUE_MAX, SemanticEvaluator,
     SignedElimination, SignedPrefilterGrant, SignedTscaApproval, StartReport, Submission, TIME_STEP_ALERT_MS, TscaView,
-    UNRESPONSIVE_FLOOR, disk_used_pct, forensic_dirs, memory_used_pct, pattern_id, read_bounded, verify_ack,
+    UNRESPONSIVE_FLOOR, WAL_WRITER_INTERVAL_DEFAULT, disk_used_pct, forensic_dirs, memory_used_pct, pattern_id,
+    read_bounded, verify_ack,
 };
 pub use mode::{CODE_FREEZE, CODE_RECOVERY_HOLD, CODE_THINK_ONLY, Mode};
 pub use records::{ApprovalPacket, redact_payload};

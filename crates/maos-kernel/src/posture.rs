@@ -116,6 +116,8 @@ pub enum Component {
     Dsc,
     /// The Commit Layer's executors: the watchdog's probe job must run on one.
     CommitExecutors,
+    /// The log's writer: a commit group (write and sync) must not stay in flight.
+    WalWriter,
     /// The supervisor of the upstream MCP servers (ring 1: restarted alone).
     McpUpstreams,
 }
@@ -128,6 +130,7 @@ impl Component {
             Self::Sequencer => "sequencer",
             Self::Dsc => "dsc",
             Self::CommitExecutors => "commit_executors",
+            Self::WalWriter => "wal_writer",
             Self::McpUpstreams => "mcp_upstreams",
         }
     }
@@ -145,7 +148,7 @@ impl Component {
     #[must_use]
     pub const fn ring(self) -> u8 {
         match self {
-            Self::Sequencer | Self::Dsc | Self::CommitExecutors => 0,
+            Self::Sequencer | Self::Dsc | Self::CommitExecutors | Self::WalWriter => 0,
             Self::McpUpstreams => 1,
         }
     }

@@ -1,7 +1,8 @@
 //! WAL benchmarks (issue #3): append latency and throughput with 1, 8 and 64
 //! appenders against the floor (raw `write` + `fdatasync` of the same record size)
 //! and SQLite (WAL mode, `synchronous=FULL`, one insert per transaction and 64 per
-//! transaction), plus recovery time.
+//! transaction), plus recovery time, the full audit (`verify_log`) and the
+//! kernel's rolling audit sweep over the same log.
 //!
 //! ```text
 //! cargo bench -p maos-wal
@@ -257,6 +258,16 @@ fn recovery(c: &mut Criterion) {
         });
     });
     g.bench_function("verify_log", |b| b.iter(|| verify_log(&path, key.verifying_key()).unwrap()));
+    // The kernel's audit sweep (Rule 3 while running): the same pass, one
+    // segment per step, without checkpoint signatures. Its cost per 5 s step
+    // is one segment at this throughput.
+    let reader = maos_wal::LogReader::open_dir(&path).unwrap();
+    g.bench_function("sweep_pass_one_segment_per_step", |b| {
+        b.iter(|| {
+            let mut cursor = maos_wal::SweepCursor::default();
+            while !reader.sweep(&mut cursor, 1, None).unwrap().wrapped {}
+        });
+    });
     g.finish();
 }
 

@@ -145,11 +145,22 @@ pub fn verify_storage(storage: &dyn Storage, keys: &[VerifyingKey]) -> Result<Ve
 }
 
 /// Where a rolling re-verification ([`sweep`]) goes on from: the next
-/// segment to verify and the last record verified before it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// segment to verify and the chain's state over the pass so far (links,
+/// Lsn continuity, the first record and the retention anchor).
+#[derive(Debug, Default)]
 pub struct SweepCursor {
     next_segment: Option<Lsn>,
-    last: Option<(Lsn, RecordHash)>,
+    chain: Chain,
+    /// The copy this pass reads (set by [`crate::Wal::sweep_step`]).
+    pub(crate) copy: Option<CopyId>,
+}
+
+impl SweepCursor {
+    /// The last Lsn this pass verified.
+    #[must_use]
+    pub const fn last_lsn(&self) -> Option<Lsn> {
+        self.chain.head_lsn
+    }
 }
 
 /// What one [`sweep`] step verified.
@@ -164,13 +175,17 @@ pub struct SweepStep {
     pub matched: bool,
 }
 
-/// One step of a rolling re-verification of the primary copy at full depth
-/// (CRC, Lsn order, hash links, every record's SHA3-256, continuity with
-/// the step before): at most `segments_max` whole segments (at least one)
-/// from `cursor`, stopping after the last segment.
-/// `must_match` is a record the caller knows (the log's head when the step
-/// began): if this step verifies that Lsn, its hash must be that one, so a
-/// log rewritten consistently from some point on is still caught.
+/// One step of a rolling re-verification of one copy at full depth (CRC,
+/// Lsn order, hash links, every record's SHA3-256, each checkpoint naming
+/// its predecessor, the retention anchor at the end of a pass), continuing
+/// the chain of the step before: at most `segments_max` whole segments (at
+/// least one) from `cursor`, stopping after the last segment.
+///
+/// `must_match` is a record the caller knows is durable on this copy (the
+/// writer's head when the step began: it is published only once every
+/// healthy copy synced it): its hash must be that one, and a pass that ends
+/// below its Lsn is a truncated log. So a history rewritten with every link
+/// recomputed, or a log cut short, is still caught.
 ///
 /// A torn or in-progress tail of the last segment is not damage (appends go
 /// on while this runs); checkpoint signatures are not checked here (`maos
@@ -178,8 +193,10 @@ pub struct SweepStep {
 ///
 /// # Errors
 /// [`WalError::Corrupt`] naming the Lsn and the [`Fault`] (the chain is
-/// broken); [`WalError::Io`] when a segment cannot be read (for example one
-/// retention just deleted: the cursor starts over).
+/// broken, a segment is oversized, the log is cut short); [`WalError::Io`]
+/// when a segment cannot be read (the cursor starts over: a segment
+/// retention just deleted is not damage, and the caller decides how many
+/// failed reads in a row are).
 pub fn sweep(
     storage: &dyn Storage,
     cursor: &mut SweepCursor,
@@ -187,37 +204,57 @@ pub fn sweep(
     must_match: Option<(Lsn, RecordHash)>,
 ) -> Result<SweepStep, WalError> {
     let segments = crate::recovery::list_segments(storage, CopyId::Primary)?;
-    let start =
-        cursor.next_segment.and_then(|next| segments.iter().position(|(l, _)| *l == next)).unwrap_or_else(|| {
-            // The segment is gone (retention) or this is a new pass.
-            cursor.last = None;
+    let start = match cursor.next_segment.and_then(|next| segments.iter().position(|(l, _)| *l == next)) {
+        Some(i) => i,
+        None => {
+            // A new pass, or the segment is gone (retention).
+            cursor.chain = Chain::default();
             0
-        });
-    let mut chain = Chain { head: cursor.last.map(|(_, h)| h), ..Chain::default() };
-    chain.expected = cursor.last.map(|(l, _)| Lsn(l.0.saturating_add(1)));
+        }
+    };
     let mut step = SweepStep { records: 0, wrapped: false, matched: false };
     let last_index = segments.len().saturating_sub(1);
+    let result = sweep_segments(storage, cursor, &segments, start, last_index, segments_max, must_match, &mut step);
+    if result.is_err() {
+        *cursor = SweepCursor { copy: cursor.copy, ..SweepCursor::default() };
+    }
+    result.map(|()| step)
+}
+
+#[expect(clippy::too_many_arguments, reason = "one caller; the step's parts")]
+fn sweep_segments(
+    storage: &dyn Storage,
+    cursor: &mut SweepCursor,
+    segments: &[(Lsn, String)],
+    start: usize,
+    last_index: usize,
+    segments_max: usize,
+    must_match: Option<(Lsn, RecordHash)>,
+    step: &mut SweepStep,
+) -> Result<(), WalError> {
     for (done, (i, (name_lsn, name))) in segments.iter().enumerate().skip(start).enumerate() {
         let is_last = i == last_index;
+        let chain = &mut cursor.chain;
         let corrupt = |chain: &Chain, fault: Fault, offset: usize| WalError::Corrupt {
             lsn: chain.blame(*name_lsn),
             fault,
             segment: name.clone(),
             offset: offset as u64,
         };
-        let Some(bytes) = crate::recovery::read_segment(storage, CopyId::Primary, name)? else {
-            *cursor = SweepCursor::default();
-            return Err(WalError::Io { copy: CopyId::Primary, op: "read", detail: format!("segment {name} is gone") });
-        };
+        // `None`: larger than any segment of ours (see `verify_storage`).
+        let bytes = crate::recovery::read_segment(storage, CopyId::Primary, name)?
+            .ok_or_else(|| corrupt(chain, Fault::Segment, 0))?;
         let scan = scan_segment(&bytes);
         match scan.header {
             Ok(h) if h.first_lsn == *name_lsn => {}
-            Err(_) if is_last && matches!(scan.end, ScanEnd::Incomplete { .. }) => break,
-            _ => return Err(corrupt(&chain, Fault::Segment, 0)),
+            Err(_) if is_last && matches!(scan.end, ScanEnd::Incomplete { .. }) => {}
+            _ => return Err(corrupt(chain, Fault::Segment, 0)),
         }
-        chain.start_segment(*name_lsn).map_err(|f| corrupt(&chain, f, 0))?;
+        if scan.header.is_ok() {
+            chain.start_segment(*name_lsn).map_err(|f| corrupt(chain, f, 0))?;
+        }
         for (offset, rec) in &scan.records {
-            chain.accept(rec, Depth::Full).map_err(|f| corrupt(&chain, f, *offset))?;
+            chain.accept(rec, Depth::Full).map_err(|f| corrupt(chain, f, *offset))?;
             if let Some((lsn, hash)) = must_match
                 && rec.lsn == lsn
             {
@@ -235,22 +272,36 @@ pub fn sweep(
         }
         match (scan.end, is_last) {
             (ScanEnd::Clean, _) | (ScanEnd::Incomplete { .. } | ScanEnd::Bad { torn_shaped: true, .. }, true) => {}
-            (ScanEnd::Incomplete { offset }, false) => return Err(corrupt(&chain, Fault::Truncated, offset)),
+            (ScanEnd::Incomplete { offset }, false) => return Err(corrupt(chain, Fault::Truncated, offset)),
             (ScanEnd::Bad { offset, error: FrameError::BadCrc, .. }, _) => {
-                return Err(corrupt(&chain, Fault::Crc, offset));
+                return Err(corrupt(chain, Fault::Crc, offset));
             }
-            (ScanEnd::Bad { offset, .. }, _) => return Err(corrupt(&chain, Fault::Frame, offset)),
+            (ScanEnd::Bad { offset, .. }, _) => return Err(corrupt(chain, Fault::Frame, offset)),
         }
-        cursor.last = chain.head_lsn.zip(chain.head);
         cursor.next_segment = segments.get(i + 1).map(|(l, _)| *l);
         if is_last {
             break;
         }
         if done.saturating_add(1) >= segments_max {
-            return Ok(step);
+            return Ok(());
         }
     }
+    // The pass is over: the log starts where a retention record says it
+    // may, and it reaches the head the writer published.
+    let first_name = segments.first().map(|(_, n)| n.clone()).unwrap_or_default();
+    cursor.chain.check_anchor().map_err(|lsn| WalError::Corrupt {
+        lsn,
+        fault: Fault::RetentionAnchor,
+        segment: first_name,
+        offset: 0,
+    })?;
+    if let Some((lsn, _)) = must_match
+        && cursor.chain.head_lsn.is_none_or(|last| last < lsn)
+    {
+        let segment = segments.last().map(|(_, n)| n.clone()).unwrap_or_default();
+        return Err(WalError::Corrupt { lsn, fault: Fault::Truncated, segment, offset: 0 });
+    }
     step.wrapped = true;
-    *cursor = SweepCursor::default();
-    Ok(step)
+    *cursor = SweepCursor { copy: cursor.copy, ..SweepCursor::default() };
+    Ok(())
 }

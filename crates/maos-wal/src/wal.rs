@@ -930,6 +930,8 @@ struct Shared {
     last_commit_us: u64,
     results: HashMap<u64, Result<Logged, WalError>>,
     frozen: Option<String>,
+    /// When the commit group (or exclusive operation) in flight began.
+    busy_since: Option<Instant>,
 }
 
 /// Longest a new commit-group leader waits to gather the appenders the previous
@@ -965,6 +967,7 @@ impl Drop for Leadership<'_> {
     fn drop(&mut self) {
         let mut s = self.0.shared.lock().unwrap_or_else(PoisonError::into_inner);
         s.leader = false;
+        s.busy_since = None;
         drop(s);
         self.0.done.notify_all();
     }
@@ -1404,6 +1407,50 @@ impl Wal {
         self.exclusive(|w, settings, health| w.retention(settings, health, snapshot))?
     }
 
+    /// One step of the rolling re-verification ([`crate::sweep`]) of a
+    /// healthy copy, against the head this log published before the step. A
+    /// pass stays on one copy; if that copy is no longer healthy when the
+    /// step ends, the step's verdict is dropped and the next pass reads a
+    /// healthy one (a copy that stopped receiving writes would look cut
+    /// short).
+    ///
+    /// # Errors
+    /// As [`crate::sweep`], or [`WalError::Internal`] on a poisoned lock.
+    pub fn sweep_step(
+        &self,
+        cursor: &mut crate::SweepCursor,
+        segments_max: usize,
+    ) -> Result<crate::SweepStep, WalError> {
+        let healthy = |id: CopyId| self.health.lock().copies.iter().any(|c| c.copy == id && c.healthy);
+        let copy = cursor
+            .copy
+            .filter(|c| healthy(*c))
+            .or_else(|| self.storages.iter().map(|(id, _)| *id).find(|id| healthy(*id)));
+        let Some((id, storage)) = copy.and_then(|c| self.storages.iter().find(|(id, _)| *id == c)) else {
+            return Ok(crate::SweepStep { records: 0, wrapped: false, matched: false });
+        };
+        if cursor.copy != Some(*id) {
+            *cursor = crate::SweepCursor::default();
+            cursor.copy = Some(*id);
+        }
+        let head = self.head()?;
+        let result = crate::verify::sweep(storage.as_ref(), cursor, segments_max, Some(head));
+        if !healthy(*id) {
+            *cursor = crate::SweepCursor::default();
+            return Ok(crate::SweepStep { records: 0, wrapped: false, matched: false });
+        }
+        result
+    }
+
+    /// How long the commit group (or exclusive operation such as a
+    /// checkpoint) in flight has been writing and syncing; `None` when the
+    /// writer is idle. A watchdog reads it: a sync that never returns shows
+    /// here, not as an error.
+    #[must_use]
+    pub fn busy_for(&self) -> Option<Duration> {
+        self.shared.lock().map_or(Some(Duration::MAX), |s| s.busy_since.map(|t| t.elapsed()))
+    }
+
     /// The last Lsn and its hash.
     ///
     /// # Errors
@@ -1510,6 +1557,7 @@ impl Wal {
             s = self.gather(s)?;
             let batch: Vec<(u64, Op)> = s.queue.drain(..).collect();
             let started = Instant::now();
+            s.busy_since = Some(started);
             s.queued_bytes = 0;
             drop(s);
             self.space.notify_all();
@@ -1570,6 +1618,7 @@ impl Wal {
             s = self.done.wait(s).map_err(poisoned)?;
         }
         s.leader = true;
+        s.busy_since = Some(Instant::now());
         drop(s);
         let leadership = Leadership(self);
         let (r, frozen) = {

@@ -424,3 +424,56 @@ fn sweep_catches_a_consistent_rewrite_by_the_head_hash() {
     let err = sweep_pass(dir.path(), Some(head)).unwrap_err();
     assert_eq!((err.fault(), err.lsn()), (Some(Fault::Chain), Some(head.0)), "{err}");
 }
+
+#[test]
+fn sweep_catches_a_log_cut_short_of_the_published_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = WalConfig::new(Profile::Standard, dir.path())
+        .clock(Arc::new(ManualClock::new(UnixMillis(1_750_000_000_000))))
+        .segment_bytes_target(4096);
+    let (wal, _) = Wal::open(config).unwrap();
+    for i in 0..60u32 {
+        wal.append(KIND, format!("{{\"record\":{i},\"pad\":\"{:0>200}\"}}", i).as_bytes()).unwrap();
+    }
+    let head = wal.head().unwrap();
+    drop(wal);
+    std::fs::remove_file(segment_paths(dir.path()).last().unwrap()).unwrap();
+    let err = sweep_pass(dir.path(), Some(head)).unwrap_err();
+    assert_eq!((err.fault(), err.lsn()), (Some(Fault::Truncated), Some(head.0)), "{err}");
+}
+
+/// The sweep runs beside a writer appending and rolling 4 KiB segments: a
+/// live log, torn tails and new segments included, is never damage.
+#[test]
+fn sweep_beside_live_appends_never_reports_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = WalConfig::new(Profile::Standard, dir.path())
+        .signer(key(1), Arc::new(|| StateDigest([2; 32])))
+        .clock(Arc::new(ManualClock::new(UnixMillis(1_750_000_000_000))))
+        .segment_bytes_target(4096);
+    let wal = Arc::new(Wal::open(config).unwrap().0);
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (wal, done) = (wal.clone(), done.clone());
+        std::thread::spawn(move || {
+            for i in 0..3_000u32 {
+                wal.append(KIND, format!("{{\"record\":{i},\"pad\":\"{:0>100}\"}}", i).as_bytes()).unwrap();
+            }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+        })
+    };
+    let mut cursor = maos_wal::SweepCursor::default();
+    let (mut steps, mut passes) = (0u32, 0u32);
+    while !done.load(std::sync::atomic::Ordering::SeqCst) {
+        let step = wal.sweep_step(&mut cursor, 1).unwrap_or_else(|e| panic!("a live log taken for damage: {e}"));
+        steps += 1;
+        passes += u32::from(step.wrapped);
+    }
+    writer.join().unwrap();
+    loop {
+        if wal.sweep_step(&mut cursor, 4).unwrap().wrapped {
+            break;
+        }
+    }
+    assert!(steps > 10 && passes >= 1, "the sweep ran beside the writer: {steps} steps, {passes} passes");
+}

@@ -1046,6 +1046,54 @@ mod daemon {
         }
     }
 
+    /// CT-DEG-25: the heartbeat fail-safe (Rule 10) cannot be switched off
+    /// through configuration. No key for it exists, and an unknown key refuses
+    /// start-up (`MAOS-CONFIG`); a site policy that permits everything does not
+    /// lift Rule 10's deny when the heartbeats are lost (the MAC only narrows).
+    #[test]
+    fn ct_deg_25_rule_10_cannot_be_disabled_through_configuration() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        init(&dir);
+        let base = std::fs::read_to_string(dir.join("maos.toml")).unwrap_or_default();
+        for attempt in [
+            "heartbeat = false\n",
+            "[watchdog]\nenabled = false\n",
+            "[tsca]\nheartbeat_failsafe = false\n",
+            "[rules]\nmr_10 = false\n",
+        ] {
+            std::fs::write(dir.join("maos.toml"), format!("{attempt}{base}")).unwrap();
+            let o = maos(&dir, &["up", "--listen", "127.0.0.1:0"]);
+            assert!(!o.status.success(), "{attempt}");
+            assert!(text(&o.stderr).contains("MAOS-CONFIG"), "{attempt}: {}", text(&o.stderr));
+        }
+        std::fs::create_dir_all(dir.join("policies")).unwrap();
+        std::fs::write(
+            dir.join("policies/open.cedar"),
+            "@id(\"site-permit-all\")\npermit (principal, action, resource);\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("maos.toml"), format!("{base}\n[policy]\nfiles = [\"policies/open.cedar\"]\n"))
+            .unwrap();
+        let scenarios = tmp.path().join("scenarios");
+        std::fs::create_dir_all(&scenarios).unwrap();
+        std::fs::write(
+            scenarios.join("rule-10.json"),
+            serde_json::to_string(&json!({
+                "profile": "standard",
+                "health": { "heartbeat_ok": false },
+                "agents": [{ "id": "writer", "permissions": ["fs.write=/workspace/**"] }],
+                "steps": [
+                    { "agent": "writer", "action": "fs.write", "resource": "/workspace/a.txt",
+                      "args": { "content": "x" }, "expect": { "verdict": "deny", "code": "DSC-5-MR-10" } }
+                ]
+            }))
+            .unwrap(),
+        )
+        .unwrap();
+        ok(&dir, &["policy", "test", scenarios.to_str().unwrap()]);
+    }
+
     /// Rule 7 across delegation: a child of a parent that spent its budget gets
     /// no fresh budget, through the running kernel and offline.
     #[test]

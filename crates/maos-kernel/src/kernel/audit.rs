@@ -9,13 +9,17 @@
 //!   [`AUDIT_SWEEP_EVERY`]: a pass over a log of `n` segments takes `n`
 //!   steps, then starts again.
 //! - **Damage is an emergency, never a shrug.** A broken link, a record
-//!   whose SHA3-256 does not match, a CRC fault in a finished segment, or a
-//!   head hash that is not the writer's: `audit_chain_intact` turns false
-//!   (Rule 3 denies everything), the state is RED with the reason, and the
-//!   node goes to an emergency controlled shutdown (class `data_corruption`:
-//!   the commander must acknowledge the next boot). A segment that cannot be
-//!   read (retention removed it) is not damage: the pass starts over.
-//! - Not covered: the secondary copy (recovery compares the two at boot).
+//!   whose SHA3-256 does not match, a CRC fault in a finished segment, an
+//!   oversized segment, a log that starts where no retention record says it
+//!   may, a head hash that is not the writer's or a head missing from disk:
+//!   `audit_chain_intact` turns false (Rule 3 denies everything), the state
+//!   is RED with the reason, and the node goes to an emergency controlled
+//!   shutdown (class `data_corruption`: the commander must acknowledge the
+//!   next boot). One failed read (a segment retention just removed) starts
+//!   the pass over; [`AUDIT_READ_FAILURES_MAX`] in a row are a log that
+//!   cannot be verified, the same emergency.
+//! - **A healthy copy, one per pass** (`Wal::sweep_step`): a copy that fails
+//!   during a step is left for a healthy one, never taken for a cut log.
 
 use super::Shared;
 use crate::ecs::EcsTrigger;
@@ -30,12 +34,16 @@ pub const AUDIT_SWEEP_EVERY: Duration = Duration::from_secs(5);
 /// Segments verified per step.
 const SEGMENTS_PER_STEP: usize = 1;
 
+/// Steps in a row whose reading failed before the log counts as broken: one
+/// failed read is a segment retention just deleted; three are a log that
+/// cannot be verified, which Rule 3 cannot vouch for.
+pub const AUDIT_READ_FAILURES_MAX: u32 = 3;
+
 /// The sweep's thread body: steps until the kernel stops or the chain is
 /// found broken. `sleep` waits between steps and says whether to stop.
 pub(super) fn run(shared: &Weak<Shared>, every: Duration, sleep: impl Fn(Duration) -> bool) {
-    let Some(reader) = shared.upgrade().map(|s| s.wal.reader()) else { return };
     let mut cursor = SweepCursor::default();
-    let mut passes = 0u64;
+    let (mut passes, mut failed_reads) = (0u64, 0u32);
     loop {
         if sleep(every) {
             return;
@@ -44,29 +52,33 @@ pub(super) fn run(shared: &Weak<Shared>, every: Duration, sleep: impl Fn(Duratio
         if shared.stopped.load(Ordering::SeqCst) {
             return;
         }
-        let head = shared.wal.head().ok();
-        match reader.sweep(&mut cursor, SEGMENTS_PER_STEP, head) {
-            Ok(step) if step.wrapped => {
-                passes = passes.saturating_add(1);
-                tracing::debug!(passes, "audit chain: a full pass verified");
+        match shared.wal.sweep_step(&mut cursor, SEGMENTS_PER_STEP) {
+            Ok(step) => {
+                failed_reads = 0;
+                if step.wrapped {
+                    passes = passes.saturating_add(1);
+                    tracing::debug!(passes, "audit chain: a full pass verified");
+                }
             }
-            Ok(_) => {}
             Err(e @ WalError::Corrupt { .. }) => {
-                broken(&shared, &e);
+                broken(&shared, &format!("the audit chain is broken on disk: {e}"));
                 return;
             }
             Err(e) => {
+                failed_reads = failed_reads.saturating_add(1);
+                if failed_reads >= AUDIT_READ_FAILURES_MAX {
+                    broken(&shared, &format!("the log cannot be read to verify its chain ({failed_reads} tries): {e}"));
+                    return;
+                }
                 tracing::warn!(error = %e, "audit chain sweep: a segment could not be read; the pass starts over");
-                cursor = SweepCursor::default();
             }
         }
     }
 }
 
-fn broken(shared: &Arc<Shared>, e: &WalError) {
-    let why = format!("the audit chain is broken on disk: {e}");
+fn broken(shared: &Arc<Shared>, why: &str) {
     tracing::error!(%why, "RULE 3: audit chain broken while running");
-    shared.watch.set_audit_broken(why.clone());
+    shared.watch.set_audit_broken(why.to_owned());
     shared.update_posture(&format!("audit sweep: {why}"));
-    shared.emergency_from_watchdog(EcsTrigger::AuditChainBroken { why });
+    shared.emergency_from_watchdog(EcsTrigger::AuditChainBroken { why: why.to_owned() });
 }

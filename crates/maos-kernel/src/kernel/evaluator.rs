@@ -186,7 +186,8 @@ pub(super) async fn check(
         let _ = tokio::task::spawn_blocking(move || posture.update_posture(&trigger)).await;
     }
     let refusal = refusal.or_else(|| (!answered && strict).then_some(CODE_SSE_UNAVAILABLE));
-    let mut reason = reason;
+    // Outside text, shown to the commander's terminal and logged: no control characters.
+    let mut reason: String = reason.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     if reason.len() > EVALUATOR_REASON_BYTES_MAX {
         let cut = (0..=EVALUATOR_REASON_BYTES_MAX).rev().find(|i| reason.is_char_boundary(*i)).unwrap_or(0);
         reason.truncate(cut);

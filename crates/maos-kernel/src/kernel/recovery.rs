@@ -61,7 +61,7 @@ fn level_health(shared: &Shared, seen: &Observed, level: Level) -> LevelHealth {
     let pass = |ok: bool| if ok { LevelHealth::Healthy } else { LevelHealth::Failing };
     match level {
         Level::L0 => pass(seen.voter_ok && seen.integrity.is_none() && seen.dsc_beats_valid && !down(Component::Dsc)),
-        Level::L1 => pass(!shared.wal.frozen()),
+        Level::L1 => pass(!shared.wal.frozen() && !down(Component::WalWriter) && shared.watch.audit_broken().is_none()),
         Level::L2 => pass(!matches!(shared.mode(), Mode::ThinkDontCommit { .. })),
         Level::L3 => pass(!down(Component::Sequencer)),
         Level::L4 => pass(!down(Component::CommitExecutors)),

@@ -299,6 +299,9 @@ pub(crate) struct Watch {
     audit_broken: Mutex<Option<String>>,
     pub sequencer_interval: Duration,
     pub dsc_interval: Duration,
+    /// How long one commit group may take before the log's writer is
+    /// unresponsive (twice this).
+    pub wal_interval: Duration,
     pub observed: Mutex<Observed>,
     /// `observed.lockdown` for the request path, without the lock.
     lockdown: AtomicBool,
@@ -311,6 +314,7 @@ impl Watch {
         dsc_interval: Duration,
         faults: Arc<KernelFaults>,
         memory_reader: MemoryReader,
+        wal_interval: Duration,
     ) -> Self {
         Self {
             epoch: Instant::now(),
@@ -325,6 +329,7 @@ impl Watch {
             audit_broken: Mutex::new(None),
             sequencer_interval,
             dsc_interval,
+            wal_interval,
             observed: Mutex::new(Observed {
                 unresponsive: Vec::new(),
                 integrity: None,
@@ -739,7 +744,9 @@ fn watchdog(
         let memory_pct = memory.measure(now, drills, &watch.memory_reader);
         probe.send(now, watch, &commit, drills);
         let commit_down = probe.down(now, limit_ms(watch.sequencer_interval));
-        let readings = Readings { rollback_ok: commit.rollback_zone_ready(), disk_pct, memory_pct, commit_down };
+        let wal_busy_ms = shared.wal.busy_for().map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let readings =
+            Readings { rollback_ok: commit.rollback_zone_ready(), disk_pct, memory_pct, commit_down, wal_busy_ms };
         let next = observe(watch, &monitor, now, readings);
         watch.capacity.store(next.capacity as u8, Ordering::SeqCst);
         let previous = watch.observed();
@@ -993,10 +1000,12 @@ struct Readings {
     memory_pct: Option<u8>,
     /// The executors' probe is overdue or refused past the limit.
     commit_down: bool,
+    /// How long the log's commit group in flight has taken (`None`: idle).
+    wal_busy_ms: Option<u64>,
 }
 
 fn observe(watch: &Watch, monitor: &BeatMonitor, now: u64, readings: Readings) -> Observed {
-    let Readings { rollback_ok, disk_pct: disk_used_pct, memory_pct, commit_down } = readings;
+    let Readings { rollback_ok, disk_pct: disk_used_pct, memory_pct, commit_down, wal_busy_ms } = readings;
     let seq_last = watch.sequencer_pet_ms.load(Ordering::SeqCst);
     let seq_since = now.saturating_sub(seq_last);
     let seq_down = seq_since > limit_ms(watch.sequencer_interval);
@@ -1014,6 +1023,10 @@ fn observe(watch: &Watch, monitor: &BeatMonitor, now: u64, readings: Readings) -
     let commit_since = now.saturating_sub(watch.commit_pet_ms.load(Ordering::SeqCst));
     if commit_down {
         unresponsive.push(Component::CommitExecutors);
+    }
+    let wal_down = wal_busy_ms.is_some_and(|ms| ms > limit_ms(watch.wal_interval));
+    if wal_down {
+        unresponsive.push(Component::WalWriter);
     }
     let in_a_row = monitor.consecutive() >= BOOT_HEARTBEATS;
     let previous = watch.observed();
@@ -1035,6 +1048,14 @@ fn observe(watch: &Watch, monitor: &BeatMonitor, now: u64, readings: Readings) -
             interval_ms: u64::try_from(watch.sequencer_interval.as_millis()).unwrap_or(u64::MAX),
             since_pet_ms: Some(commit_since),
             unresponsive: commit_down,
+        },
+        // An idle writer is as good as a fresh pet; a busy one has gone
+        // without one for as long as its commit group has taken.
+        ComponentView {
+            component: Component::WalWriter,
+            interval_ms: u64::try_from(watch.wal_interval.as_millis()).unwrap_or(u64::MAX),
+            since_pet_ms: Some(wal_busy_ms.unwrap_or(0)),
+            unresponsive: wal_down,
         },
     ];
     if let Ok(external) = watch.external.lock() {

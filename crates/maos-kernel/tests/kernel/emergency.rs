@@ -255,15 +255,22 @@ fn a_record_changed_on_disk_while_running_is_an_emergency_shutdown() {
             .collect();
         segments.sort();
         let path = segments.last().unwrap().clone();
-        let mut bytes = std::fs::read(&path).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
         let offsets: Vec<usize> = maos_wal::scan_segment(&bytes).records.iter().map(|(off, _)| *off).collect();
-        let off = offsets[offsets.len() / 2];
-        bytes[off + 50] ^= 0x01;
-        std::fs::write(&path, &bytes).unwrap();
+        let off = offsets[offsets.len() / 2] + 50;
+        // One byte, in place: the writer's appends after it are left alone.
+        {
+            use std::io::{Seek, SeekFrom, Write};
+            let mut file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            file.seek(SeekFrom::Start(off as u64)).unwrap();
+            file.write_all(&[bytes[off] ^ 0x01]).unwrap();
+            file.sync_all().unwrap();
+        }
         wait_state(&kernel, CanonicalState::SafeHold).await;
         until(&kernel, "the shutdown's report", |k| k.status().ecs.active.is_some()).await;
         let report = kernel.status().ecs.active.unwrap();
-        assert!(matches!(report.cause, maos_kernel::ecs::EcsTrigger::AuditChainBroken { .. }), "{report:?}");
+        let cause = format!("{:?}", report.cause);
+        assert!(cause.starts_with("AuditChainBroken") && cause.contains("crc mismatch"), "{report:?}");
         assert_eq!(report.class, FailureClass::DataCorruption);
         assert!(
             kernel.status().posture.why.iter().any(|w| w.contains("audit chain is broken")),

@@ -13,6 +13,7 @@ mod mediation;
 mod recovery;
 mod resilience;
 mod simulation;
+mod state_machine;
 mod tsca;
 
 use common::*;

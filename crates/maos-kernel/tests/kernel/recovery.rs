@@ -232,3 +232,43 @@ fn ct_deg_23_memory_pressure_pauses_ring_3_and_resumes_under_75() {
     assert!(states.windows(2).any(|w| w == [CanonicalState::Amber, CanonicalState::Yellow]), "{states:?}");
     assert!(replay(&world.wal_reader(), dsc(), &keys()).unwrap().is_clean());
 }
+
+/// The log's writer is watched (§16.3): a commit group whose sync takes
+/// longer than twice the writer's interval makes it unresponsive (ring 0:
+/// ORANGE, commits frozen), and it is responsive again once the sync returns.
+/// The transition is logged.
+#[test]
+fn a_log_sync_that_does_not_return_makes_the_wal_writer_unresponsive() {
+    let world = World::new();
+    let storage = maos_wal::sim::MemStorage::new();
+    let token = token(100);
+    lifetime(async {
+        let wal_config = maos_wal::WalConfig::with_storage(maos_model::Profile::Standard, Arc::new(storage.clone()))
+            .clock(world.clock.clone());
+        let wal = maos_wal::Wal::open(wal_config).unwrap().0;
+        let mut config = world.config(world.layer_on(wal, &[], None));
+        config.wal_writer_interval = Duration::from_millis(100);
+        let (kernel, _) = Kernel::start(config).await.unwrap();
+        wait_state(&kernel, CanonicalState::Yellow).await;
+        assert!(matches!(submit(&kernel, fs_write("a.txt", "x"), &token).await, Reply::Done { .. }));
+        storage.faults().sync_delay_us.store(1_500_000, Ordering::SeqCst);
+        let reply = submit(&kernel, fs_write("b.txt", "x"), &token).await;
+        storage.faults().sync_delay_us.store(0, Ordering::SeqCst);
+        wait_state(&kernel, CanonicalState::Yellow).await;
+        let _ = reply;
+        assert!(matches!(submit(&kernel, fs_write("c.txt", "x"), &token).await, Reply::Done { .. }));
+        let states: Vec<String> = maos_wal::LogReader::new(Arc::new(storage.clone()))
+            .records()
+            .unwrap()
+            .filter_map(|r| {
+                let r = r.unwrap();
+                match maos_kernel::records::KernelRecord::decode(r.kind, &r.payload) {
+                    Some(Ok(KernelRecord::State(s))) => Some(s.trigger),
+                    _ => None,
+                }
+            })
+            .collect();
+        assert!(states.iter().any(|t| t.contains("wal_writer unresponsive")), "{states:?}");
+        assert!(states.iter().any(|t| t.contains("wal_writer responsive again")), "{states:?}");
+    });
+}
