@@ -467,6 +467,17 @@ fn the_evaluator_can_send_an_allowed_effect_to_the_commander() {
         let forged = sign_grant(&kernel, approval, impostor()).await;
         let err = kernel.approve(approval, forged).await.unwrap_err();
         assert!(matches!(err, maos_kernel::KernelError::ApprovalRejected { .. }), "{err:?}");
+        // The commander's own signature over another decision, or below L2, does not do either.
+        let genuine = sign_grant(&kernel, approval, commander()).await.grant;
+        for grant in [
+            maos_commit::ApprovalGrant { decision_hash: [9; 32], ..genuine },
+            maos_commit::ApprovalGrant { level: maos_model::HacfLevel::L1, ..genuine },
+        ] {
+            let signature = commander().sign(maos_crypto::SignatureDomain::ApprovalDecision, &grant.message()).unwrap();
+            let err = kernel.approve(approval, maos_commit::SignedApproval { grant, signature }).await.unwrap_err();
+            assert!(matches!(err, maos_kernel::KernelError::ApprovalRejected { .. }), "{err:?}");
+        }
+        assert_eq!(world.file("esc.txt"), None);
         let grant = sign_grant(&kernel, approval, commander()).await;
         let reply = kernel.approve(approval, grant).await.unwrap();
         assert!(matches!(reply, Reply::Done { .. }), "{reply:?}");
