@@ -127,6 +127,8 @@ pub struct Breaker {
     consecutive: u32,
     window: VecDeque<(u64, bool)>,
     cooldown_ms: u64,
+    /// The first cooldown: [`COOLDOWN_MS`], doubled in conservative mode.
+    base_cooldown_ms: u64,
     /// When it left closed, kept through its probes until it closes again.
     tripped_ms: Option<u64>,
 }
@@ -138,6 +140,7 @@ impl Default for Breaker {
             consecutive: 0,
             window: VecDeque::new(),
             cooldown_ms: COOLDOWN_MS,
+            base_cooldown_ms: COOLDOWN_MS,
             tripped_ms: None,
         }
     }
@@ -207,6 +210,16 @@ impl Breaker {
         }
     }
 
+    /// Conservative mode (spec §38.6, the safe restart after an emergency
+    /// shutdown): every cooldown starts at twice [`COOLDOWN_MS`]. A cooldown
+    /// already running keeps its length; the next one follows the mode.
+    pub fn set_conservative(&mut self, on: bool) {
+        self.base_cooldown_ms = if on { COOLDOWN_MS.saturating_mul(2) } else { COOLDOWN_MS };
+        if self.state == BreakerState::Closed {
+            self.cooldown_ms = self.base_cooldown_ms;
+        }
+    }
+
     /// Asks to make a call at `now_ms`; an open breaker whose cooldown passed
     /// turns half-open and hands out its probe.
     ///
@@ -243,7 +256,7 @@ impl Breaker {
                 self.state = BreakerState::Closed;
                 self.consecutive = 0;
                 self.window.clear();
-                self.cooldown_ms = COOLDOWN_MS;
+                self.cooldown_ms = self.base_cooldown_ms;
                 self.tripped_ms = None;
                 self.transition(from, "the probe succeeded".into())
             } else {
@@ -291,6 +304,20 @@ impl Breaker {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn conservative_mode_doubles_the_first_cooldown() {
+        let mut b = Breaker::default();
+        b.set_conservative(true);
+        for _ in 0..CONSECUTIVE_FAILURES {
+            let (admitted, _) = b.admit(0);
+            let _ = b.record(0, admitted.unwrap(), false);
+        }
+        let (refused, _) = b.admit(1);
+        assert_eq!(refused.unwrap_err().retry_in_ms, 2 * COOLDOWN_MS - 1);
+        b.set_conservative(false);
+        assert_eq!(b.view("x", 1).state, "open");
+    }
+
     use super::*;
 
     #[test]

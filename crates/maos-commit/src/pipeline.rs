@@ -149,6 +149,12 @@ impl CommitLayer {
         })
     }
 
+    /// Conservative mode (spec §38.6, the safe restart after an emergency
+    /// shutdown): the remotes' breakers start their cooldowns doubled.
+    pub fn set_conservative(&self, on: bool) {
+        self.remotes.set_conservative(on);
+    }
+
     /// Each remote's circuit breaker (spec §38.4) with how long it has been open.
     #[must_use]
     pub fn remote_breakers(&self) -> Vec<crate::breaker::BreakerView> {

@@ -15,6 +15,7 @@ use crate::error::EffectError;
 use maos_wal::Wal;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// Remotes with a breaker, at most.
@@ -25,15 +26,26 @@ pub const REMOTE_BREAKERS_MAX: usize = 256;
 pub(crate) struct Remotes {
     slots: Mutex<BTreeMap<String, Breaker>>,
     epoch: Instant,
+    /// Conservative mode: every breaker's cooldowns start doubled.
+    conservative: AtomicBool,
 }
 
 impl Default for Remotes {
     fn default() -> Self {
-        Self { slots: Mutex::new(BTreeMap::new()), epoch: Instant::now() }
+        Self { slots: Mutex::new(BTreeMap::new()), epoch: Instant::now(), conservative: AtomicBool::new(false) }
     }
 }
 
 impl Remotes {
+    /// Conservative mode on or off, for every breaker now and later.
+    pub(crate) fn set_conservative(&self, on: bool) {
+        if self.conservative.swap(on, Ordering::SeqCst) != on
+            && let Ok(mut slots) = self.slots.lock()
+        {
+            slots.values_mut().for_each(|b| b.set_conservative(on));
+        }
+    }
+
     fn now_ms(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
@@ -55,7 +67,15 @@ impl Remotes {
                     None => return Ok(None),
                 }
             }
-            slots.entry(remote.to_owned()).or_default().admit(now)
+            let conservative = self.conservative.load(Ordering::SeqCst);
+            slots
+                .entry(remote.to_owned())
+                .or_insert_with(|| {
+                    let mut b = Breaker::default();
+                    b.set_conservative(conservative);
+                    b
+                })
+                .admit(now)
         };
         if let Some(t) = transition {
             log_transition(wal, remote, &t);

@@ -120,6 +120,15 @@ impl Api {
         self
     }
 
+    /// Conservative mode for the upstreams' breakers (the kernel's own follow
+    /// it by themselves): cooldowns doubled during the observation window
+    /// after an emergency shutdown.
+    pub fn set_conservative(&self, on: bool) {
+        if let Some(up) = &self.upstreams {
+            up.set_conservative(on);
+        }
+    }
+
     /// Every circuit breaker (upstream MCP servers, then the remotes
     /// effectors reach) with how long it has been open.
     #[must_use]

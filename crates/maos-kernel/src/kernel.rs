@@ -565,6 +565,13 @@ struct Shared {
 }
 
 impl Shared {
+    /// Whether the safe restart after an emergency shutdown is still being
+    /// observed (spec §38.6: conservative mode, 10 min).
+    fn conservative(&self) -> bool {
+        let now = self.clock.now().0;
+        self.ecs.lock().is_ok_and(|e| e.observing.is_some() && e.observation_until_ms.is_some_and(|until| now < until))
+    }
+
     /// The component restarts the commander approved since the last turn.
     fn take_approved_restarts(&self) -> Vec<crate::posture::Component> {
         self.restarts_approved.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default()
@@ -926,6 +933,14 @@ impl KernelHandle {
         tokio::time::timeout(within, lifted.wait_for(|l| *l)).await.is_ok_and(|r| r.is_ok())
     }
 
+    /// Whether conservative mode holds (the observation window after an
+    /// emergency shutdown): whoever runs breakers outside the kernel (the MCP
+    /// upstreams) doubles their cooldowns while it does.
+    #[must_use]
+    pub fn conservative(&self) -> bool {
+        self.shared.conservative()
+    }
+
     /// The circuit breakers of the remotes effectors reach and of the
     /// semantic evaluator (spec §38.4).
     #[must_use]
@@ -1222,6 +1237,7 @@ impl Kernel {
                 .map_err(|e| KernelError::Freeze(format!("the watchdog thread could not start: {e}")))?;
         let mut sequencer = Sequencer {
             _watch_threads: watch_threads,
+            conservative: false,
             state,
             cache: VerifyCache::new(),
             keys: config.token_keys,
@@ -1334,6 +1350,8 @@ struct Sequencer {
     /// Stopped and joined when the sequencer is dropped (its task ended or
     /// its runtime went away).
     _watch_threads: watch::WatchThreads,
+    /// Whether conservative mode was last applied.
+    conservative: bool,
     state: KernelState,
     cache: VerifyCache,
     keys: KeyRing,
@@ -1410,6 +1428,7 @@ impl Sequencer {
                     self.sync_health();
                     let now = self.now();
                     self.check_time(now);
+                    self.sync_conservative();
                     self.sweep(now);
                     if now.0 >= self.next_elimination_sweep_ms {
                         self.next_elimination_sweep_ms = now.0.saturating_add(cascade::ELIMINATION_SWEEP_MS);
@@ -1443,6 +1462,21 @@ impl Sequencer {
     fn pet(&self) {
         if !self.faults.stop_heartbeat.load(Ordering::SeqCst) {
             self.shared.watch.pet_sequencer();
+        }
+    }
+
+    /// Conservative mode (spec §38.6) follows the observation window of a
+    /// safe restart after an emergency shutdown: the Commit Layer's and the
+    /// evaluator's breakers start their cooldowns doubled while it lasts.
+    fn sync_conservative(&mut self) {
+        let on = self.shared.conservative();
+        if on != self.conservative {
+            self.conservative = on;
+            self.commit.set_conservative(on);
+            if let Some(seat) = &self.shared.evaluator {
+                seat.set_conservative(on);
+            }
+            tracing::info!(on, "conservative mode: breaker cooldowns doubled while observing");
         }
     }
 

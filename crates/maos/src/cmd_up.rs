@@ -93,6 +93,7 @@ async fn serve(out: &Output, dir: &DataDir, args: &UpArgs, runtime: runtime::Run
     if !runtime.upstream_configs.is_empty() {
         links.supervise(&kernel)?;
     }
+    links.set_conservative(kernel.conservative());
     let recovered = report.recovery.as_ref().map_or(0, |r| r.recovered.len());
     let secret = operator_secret()?;
     write_run_files(dir, &bound, &secret)?;
@@ -219,6 +220,8 @@ async fn housekeeping(
             tracing::error!(%interface, "ALERT: a circuit breaker has been open for more than 5 minutes");
         }
         alerted = alerts;
+        // Conservative mode lasts the observation window after an emergency shutdown.
+        api.set_conservative(kernel.conservative());
         // Through the kernel: held mail leaves only in a mode that permits effects.
         match kernel.release_mail(mail.clone()).await {
             Ok(released) if !released.is_empty() => {

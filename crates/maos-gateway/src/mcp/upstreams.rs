@@ -251,6 +251,14 @@ impl Upstreams {
         }
     }
 
+    /// Conservative mode (spec §38.6, the safe restart after an emergency
+    /// shutdown): every upstream's breaker starts its cooldowns doubled.
+    pub fn set_conservative(&self, on: bool) {
+        if let Ok(mut slots) = self.inner.slots.lock() {
+            slots.values_mut().for_each(|s| s.breaker.set_conservative(on));
+        }
+    }
+
     /// Each upstream's breaker with how long it has been open.
     pub fn breaker_views(&self) -> Vec<maos_commit::breaker::BreakerView> {
         let now = self.now_ms();

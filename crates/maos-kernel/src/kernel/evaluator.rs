@@ -150,6 +150,13 @@ impl Seat {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
+    /// Conservative mode for its breaker (cooldowns doubled).
+    pub(crate) fn set_conservative(&self, on: bool) {
+        if let Ok(mut b) = self.breaker.lock() {
+            b.set_conservative(on);
+        }
+    }
+
     /// Its breaker, for `maos status`.
     pub(crate) fn breaker_view(&self) -> Option<maos_commit::breaker::BreakerView> {
         self.breaker.lock().ok().map(|b| b.view(BREAKER_INTERFACE, self.now_ms()))

@@ -120,6 +120,10 @@ fn ct_deg_17_a_manual_shutdown_halts_preserves_and_holds_the_next_boot() {
         assert_eq!(status.queue_capacity, maos_kernel::ecs::conservative_queue(SUBMIT_QUEUE_DEFAULT));
         wait_state(&kernel, CanonicalState::Yellow).await;
         assert!(matches!(submit(&kernel, fs_read("r.txt"), &token).await, maos_kernel::Reply::Done { .. }));
+        // Conservative mode (breaker cooldowns doubled) lasts the observation window.
+        assert!(kernel.conservative());
+        world.clock.advance_ms(OBSERVATION_MS);
+        until(&kernel, "conservative mode over", |k| !k.conservative()).await;
     });
     let events = ecs_events(&world);
     assert!(matches!(events.get(1), Some(EcsEvent::Acknowledged { id: i, .. }) if *i == id), "{events:?}");
