@@ -82,6 +82,12 @@ pub enum EcsTrigger {
         /// What the sweep found.
         why: String,
     },
+    /// The log on disk cannot be read to verify its chain, on any copy, for
+    /// a minute (Rule 3 cannot vouch for it).
+    AuditUnverifiable {
+        /// What the reads answered.
+        why: String,
+    },
     /// A forensic directory whose report cannot be read (the boot counts it
     /// anyway, as unknown).
     Unrecorded {
@@ -100,6 +106,7 @@ impl EcsTrigger {
             Self::Unrecorded { why } => format!("unrecorded: {why}"),
             Self::TscaUnanswered { proposal } => format!("TSCA proposal {proposal} unanswered for 15 minutes"),
             Self::AuditChainBroken { why } => format!("audit chain broken: {why}"),
+            Self::AuditUnverifiable { why } => format!("audit chain unverifiable: {why}"),
             Self::ChainFailed { chain, levels } => {
                 format!("recovery chain {chain}: {} levels failed ({})", levels.len(), levels.join(", "))
             }
@@ -142,9 +149,10 @@ pub fn classify(trigger: &EcsTrigger, evidence: Evidence) -> FailureClass {
         EcsTrigger::WalFailed { .. } if disk_full => FailureClass::ResourceExhaustion,
         EcsTrigger::WalFailed { .. } | EcsTrigger::AuditChainBroken { .. } => FailureClass::DataCorruption,
         EcsTrigger::ChainFailed { .. } => FailureClass::Cascading,
-        EcsTrigger::Manual { .. } | EcsTrigger::Unrecorded { .. } | EcsTrigger::TscaUnanswered { .. } => {
-            FailureClass::Unknown
-        }
+        EcsTrigger::Manual { .. }
+        | EcsTrigger::Unrecorded { .. }
+        | EcsTrigger::TscaUnanswered { .. }
+        | EcsTrigger::AuditUnverifiable { .. } => FailureClass::Unknown,
     }
 }
 

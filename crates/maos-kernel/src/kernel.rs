@@ -520,6 +520,11 @@ struct Shared {
     /// Serializes deriving and logging state transitions.
     posture_writer: Mutex<()>,
     watch: watch::Watch,
+    /// Where the best-effort records (mode and state transitions) go: a
+    /// thread of their own appends them, so whoever saw a change (the
+    /// watchdog among them) never waits on the log. Unset until the threads
+    /// start: then they are appended in place.
+    state_log: std::sync::OnceLock<std::sync::mpsc::SyncSender<(maos_wal::RecordKind, Vec<u8>)>>,
     /// Hash of the DSC configuration loaded at boot.
     config_hash: [u8; 32],
     /// Its profile.
@@ -601,15 +606,44 @@ impl Shared {
         } else {
             tracing::warn!(previous = %*mode, new = %next, trigger, "kernel mode transition");
         }
-        if let Ok(payload) = records::encode(&record)
-            && let Err(e) = self.wal.append(KIND_MODE, &payload)
-        {
-            tracing::error!(error = %e, "mode transition could not be logged");
-        }
+        // The mode changes first and its lock is not held across the append:
+        // a log writer that hangs must not hold every reader of the mode.
         *mode = next;
         drop(mode);
+        match records::encode(&record) {
+            Ok(payload) => self.log_best_effort(KIND_MODE, payload, "mode transition"),
+            Err(e) => tracing::error!(error = %e, "mode transition could not be encoded"),
+        }
         self.update_posture(trigger);
         true
+    }
+
+    /// Appends a best-effort record through the state log's thread (in
+    /// place before it runs); a full queue drops it, said in the error log.
+    fn log_best_effort(&self, kind: maos_wal::RecordKind, payload: Vec<u8>, what: &str) {
+        match self.state_log.get() {
+            Some(tx) => {
+                if let Err(e) = tx.try_send((kind, payload)) {
+                    let why =
+                        if matches!(e, std::sync::mpsc::TrySendError::Full(_)) { "queue full" } else { "stopped" };
+                    tracing::error!(what, why, "a record could not be queued for the log: not logged");
+                }
+            }
+            None => {
+                if let Err(e) = self.wal.append(kind, &payload) {
+                    tracing::error!(error = %e, what, "a record could not be logged");
+                }
+            }
+        }
+    }
+
+    /// Whether the log's writer has had a commit group in flight past its
+    /// limit (a sync that does not return): best-effort records are not
+    /// attempted then, so the watchdog and the mode stay live; records that
+    /// an action depends on are refused, so the action is not taken.
+    fn log_stalled(&self) -> bool {
+        let limit = watch::limit_ms(self.watch.wal_interval);
+        self.wal.busy_for().is_some_and(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX) > limit)
     }
 
     /// Derives the canonical state from the mode and what the watchdog saw,
@@ -659,8 +693,9 @@ impl Shared {
         } else {
             tracing::warn!(previous = %previous.state, new = %next.state, trigger, why = ?record.why, "canonical state");
         }
-        if let Err(e) = append(&self.wal, KIND_STATE, &record) {
-            tracing::error!(error = %e, "state transition could not be logged");
+        match records::encode(&record) {
+            Ok(payload) => self.log_best_effort(KIND_STATE, payload, "state transition"),
+            Err(e) => tracing::error!(error = %e, "state transition could not be encoded"),
         }
     }
 
@@ -967,7 +1002,7 @@ impl KernelHandle {
     /// Puts a ring-1 component (the MCP upstream supervisor) under the
     /// watchdog: it must [`ComponentPet::pet`] every `interval` (unresponsive
     /// at twice that, never under 500 ms); when it stops, the TSCA restarts it
-    /// by calling `restart` with a new pet, from the watchdog's thread (so
+    /// by calling `restart` with a new pet, from the TSCA's thread (so
     /// `restart` must not block: spawn and return). A replaced instance, or
     /// one of a replaced registration, sees [`ComponentPet::current`] false
     /// and must end.
@@ -1172,6 +1207,7 @@ impl Kernel {
             tsca: Mutex::new(std::mem::replace(&mut state.tsca, crate::tsca::Ledger::new(config.dsc.profile()))),
             commander: config.commander.clone(),
             restarts_approved: Mutex::new(Vec::new()),
+            state_log: std::sync::OnceLock::new(),
             agents_due: AtomicBool::new(false),
             restart: Mutex::new(None),
             system_restart_after_ms: u64::try_from(config.system_restart_after.as_millis()).unwrap_or(u64::MAX),

@@ -876,11 +876,14 @@ impl Writer {
         self.read_back_snapshot(settings, first_chunk, &state)?;
         let doomed: Vec<SegMeta> = self.segments.drain(..eligible).collect();
         for c in self.copies.iter().filter(|c| c.healthy) {
+            // Oldest first, and not past a failure: what is left stays one
+            // contiguous log (a gap would be damage to every verifier).
             for s in &doomed {
                 if let Err(e) = c.storage.remove(&s.name)
                     && e.kind() != io::ErrorKind::NotFound
                 {
                     report.errors.push(format!("{} {}: {e}", c.id, s.name));
+                    break;
                 }
             }
             if let Err(e) = c.storage.sync_dir() {
@@ -1438,6 +1441,13 @@ impl Wal {
         if !healthy(*id) {
             *cursor = crate::SweepCursor::default();
             return Ok(crate::SweepStep { records: 0, wrapped: false, matched: false });
+        }
+        if let Err(WalError::Io { .. }) = &result {
+            // A copy that cannot be read now: the next pass reads the next
+            // healthy one (the caller counts failures across copies).
+            let next = self.storages.iter().map(|(c, _)| *c).find(|c| *c != *id && healthy(*c)).unwrap_or(*id);
+            *cursor = crate::SweepCursor::default();
+            cursor.copy = Some(next);
         }
         result
     }

@@ -156,7 +156,8 @@ mod daemon {
         assert_eq!(status["status"]["state"], "YELLOW", "{status}");
         assert_eq!(status["status"]["degraded_modes"], serde_json::json!([3]), "{status}");
         let components = status["status"]["components"].as_array().unwrap();
-        assert_eq!(components.len(), 2, "{status}");
+        let names: Vec<&str> = components.iter().filter_map(|c| c["component"].as_str()).collect();
+        assert_eq!(names, ["sequencer", "dsc", "commit_executors", "wal_writer"], "{status}");
         assert!(components.iter().all(|c| c["unresponsive"] == false), "{status}");
         // Time integrity (CT-IMM-17): the wall clock has not stepped against
         // the kernel's monotonic reference here.
@@ -1056,16 +1057,21 @@ mod daemon {
         let dir = tmp.path().join("data");
         init(&dir);
         let base = std::fs::read_to_string(dir.join("maos.toml")).unwrap_or_default();
-        for attempt in [
-            "heartbeat = false\n",
-            "[watchdog]\nenabled = false\n",
-            "[tsca]\nheartbeat_failsafe = false\n",
-            "[rules]\nmr_10 = false\n",
+        // A top-level key goes before the file's tables, a table after them,
+        // so each attempt is read where it would take effect.
+        for (attempt, key) in [
+            ("heartbeat = false\n", "heartbeat"),
+            ("\n[watchdog]\nenabled = false\n", "watchdog"),
+            ("\n[tsca]\nheartbeat_failsafe = false\n", "heartbeat_failsafe"),
+            ("\n[rules]\nmr_10 = false\n", "rules"),
         ] {
-            std::fs::write(dir.join("maos.toml"), format!("{attempt}{base}")).unwrap();
+            let config =
+                if attempt.starts_with('\n') { format!("{base}{attempt}") } else { format!("{attempt}{base}") };
+            std::fs::write(dir.join("maos.toml"), config).unwrap();
             let o = maos(&dir, &["up", "--listen", "127.0.0.1:0"]);
             assert!(!o.status.success(), "{attempt}");
-            assert!(text(&o.stderr).contains("MAOS-CONFIG"), "{attempt}: {}", text(&o.stderr));
+            let err = text(&o.stderr);
+            assert!(err.contains("MAOS-CONFIG") && err.contains(key), "{attempt}: {err}");
         }
         std::fs::create_dir_all(dir.join("policies")).unwrap();
         std::fs::write(

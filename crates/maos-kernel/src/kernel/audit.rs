@@ -15,9 +15,9 @@
 //!   `audit_chain_intact` turns false (Rule 3 denies everything), the state
 //!   is RED with the reason, and the node goes to an emergency controlled
 //!   shutdown (class `data_corruption`: the commander must acknowledge the
-//!   next boot). One failed read (a segment retention just removed) starts
-//!   the pass over; [`AUDIT_READ_FAILURES_MAX`] in a row are a log that
-//!   cannot be verified, the same emergency.
+//!   next boot). A failed read moves the sweep to the next healthy copy;
+//!   [`AUDIT_READ_FAILURES_MAX`] in a row are a log that cannot be verified:
+//!   the same refusal, and an emergency shutdown of class unknown.
 //! - **A healthy copy, one per pass** (`Wal::sweep_step`): a copy that fails
 //!   during a step is left for a healthy one, never taken for a cut log.
 
@@ -34,10 +34,12 @@ pub const AUDIT_SWEEP_EVERY: Duration = Duration::from_secs(5);
 /// Segments verified per step.
 const SEGMENTS_PER_STEP: usize = 1;
 
-/// Steps in a row whose reading failed before the log counts as broken: one
-/// failed read is a segment retention just deleted; three are a log that
-/// cannot be verified, which Rule 3 cannot vouch for.
-pub const AUDIT_READ_FAILURES_MAX: u32 = 3;
+/// Steps in a row whose reading failed, across copies (each failure moves
+/// the sweep to the next healthy copy), before the log counts as one that
+/// cannot be verified: a minute at the default pace. Short trouble (no file
+/// descriptor free for a moment) passes; a log nobody can read for a minute
+/// is one Rule 3 cannot vouch for.
+pub const AUDIT_READ_FAILURES_MAX: u32 = 12;
 
 /// The sweep's thread body: steps until the kernel stops or the chain is
 /// found broken. `sleep` waits between steps and says whether to stop.
@@ -61,13 +63,15 @@ pub(super) fn run(shared: &Weak<Shared>, every: Duration, sleep: impl Fn(Duratio
                 }
             }
             Err(e @ WalError::Corrupt { .. }) => {
-                broken(&shared, &format!("the audit chain is broken on disk: {e}"));
+                let why = format!("the audit chain is broken on disk: {e}");
+                broken(&shared, &why, EcsTrigger::AuditChainBroken { why: why.clone() });
                 return;
             }
             Err(e) => {
                 failed_reads = failed_reads.saturating_add(1);
                 if failed_reads >= AUDIT_READ_FAILURES_MAX {
-                    broken(&shared, &format!("the log cannot be read to verify its chain ({failed_reads} tries): {e}"));
+                    let why = format!("the log cannot be read to verify its chain ({failed_reads} tries): {e}");
+                    broken(&shared, &why, EcsTrigger::AuditUnverifiable { why: why.clone() });
                     return;
                 }
                 tracing::warn!(error = %e, "audit chain sweep: a segment could not be read; the pass starts over");
@@ -76,9 +80,9 @@ pub(super) fn run(shared: &Weak<Shared>, every: Duration, sleep: impl Fn(Duratio
     }
 }
 
-fn broken(shared: &Arc<Shared>, why: &str) {
-    tracing::error!(%why, "RULE 3: audit chain broken while running");
+fn broken(shared: &Arc<Shared>, why: &str, trigger: EcsTrigger) {
+    tracing::error!(%why, "RULE 3: the audit chain cannot be vouched for while running");
     shared.watch.set_audit_broken(why.to_owned());
     shared.update_posture(&format!("audit sweep: {why}"));
-    shared.emergency_from_watchdog(EcsTrigger::AuditChainBroken { why: why.to_owned() });
+    shared.emergency_from_watchdog(trigger);
 }

@@ -2,7 +2,7 @@
 //! the deadlines are in [`crate::recovery`]).
 //!
 //! Guarantees:
-//! - **It runs on the watchdog's thread**, after each observation, so a
+//! - **It runs on the TSCA's thread**, after each observation, so a
 //!   stalled sequencer or runtime does not stop it.
 //! - **Each level's health is read from the kernel's own observations**: the
 //!   watchdog's components and DSC heartbeats, the log's freeze, the kernel's

@@ -1,8 +1,11 @@
 //! The TSCA, the kernel's half (spec §38.7; the rules are in [`crate::tsca`]).
 //!
 //! Guarantees:
-//! - **It runs on the watchdog's thread** for components and the system (a
-//!   stalled sequencer or runtime does not stop it) and in the sequencer's
+//! - **It runs on a thread of its own**, fed each observation by the
+//!   watchdog, for components and the system (a stalled sequencer or runtime
+//!   does not stop it; a TSCA waiting on the log does not stop the watchdog;
+//!   while the log's writer is stalled its records are refused, so it takes
+//!   no action), and in the sequencer's
 //!   elimination sweep for agents; both ask the same ledger under one lock,
 //!   so the budget is one per incident whoever asks.
 //! - **Logged, then done**: every event is a `kernel.tsca` record chained to
@@ -55,7 +58,7 @@ pub struct SignedTscaApproval {
 }
 
 impl Shared {
-    /// An emergency controlled shutdown decided on the watchdog's thread:
+    /// An emergency controlled shutdown decided on the watchdog's or the TSCA's thread:
     /// halted here, at once; the sequencer writes the report.
     pub(super) fn emergency_from_watchdog(&self, trigger: EcsTrigger) {
         let Some((id, at_ms)) = self.halt(&trigger) else { return };
@@ -78,6 +81,10 @@ impl Shared {
     /// returns those applied (a refused append stops there: fail closed).
     pub(super) fn tsca_log(&self, ledger: &mut tsca::Ledger, events: Vec<TscaEvent>) -> Vec<TscaEvent> {
         let mut applied = Vec::with_capacity(events.len());
+        if self.log_stalled() {
+            tracing::error!("the log's writer is stalled: no TSCA record, so no TSCA action");
+            return applied;
+        }
         for event in events {
             let record = ledger.record(event);
             // The chain hashes the bytes the log holds.
@@ -143,7 +150,7 @@ fn report(event: &TscaEvent) {
     }
 }
 
-/// One turn on the watchdog's thread, after its observation: the TSCA's
+/// One turn on the TSCA's thread, after a watchdog observation: the TSCA's
 /// mode, component and system restarts, lapsed proposals, the incident's
 /// close. Returns the components whose restart it executed.
 pub(super) fn tick(shared: &Shared, seen: &Observed) -> Vec<Component> {

@@ -52,6 +52,9 @@ pub const DISK_ESSENTIAL_PCT: u8 = 95;
 /// Disk use at which nothing but the kernel's own shutdown may write: Rule 8
 /// denies everything (RED).
 pub const DISK_EMERGENCY_PCT: u8 = 99;
+/// A log writer stalled this many times its unresponsive limit is an
+/// emergency controlled shutdown.
+pub const WAL_STALL_ECS_FACTOR: u64 = 3;
 /// How often the disk is measured.
 const DISK_PROBE_EVERY_MS: u64 = 1_000;
 
@@ -488,7 +491,7 @@ impl Watch {
     }
 }
 
-pub(super) fn limit_ms(interval: Duration) -> u64 {
+pub(crate) fn limit_ms(interval: Duration) -> u64 {
     u64::try_from((interval * 2).max(UNRESPONSIVE_FLOOR).as_millis()).unwrap_or(u64::MAX)
 }
 
@@ -499,7 +502,11 @@ pub(super) fn limit_ms(interval: Duration) -> u64 {
 pub(super) struct WatchThreads {
     stop: Arc<Stop>,
     watchdog: Option<std::thread::JoinHandle<()>>,
+    tsca: Option<std::thread::JoinHandle<()>>,
     audit: Option<std::thread::JoinHandle<()>>,
+    state_log: Option<std::thread::JoinHandle<()>>,
+    /// Set once the others are joined: the state log drains and ends.
+    log_stop: Arc<AtomicBool>,
 }
 
 #[derive(Default)]
@@ -529,7 +536,12 @@ impl Drop for WatchThreads {
             *stopped = true;
         }
         self.stop.wake.notify_all();
-        for handle in [self.watchdog.take(), self.audit.take()].into_iter().flatten() {
+        for handle in [self.watchdog.take(), self.tsca.take(), self.audit.take()].into_iter().flatten() {
+            let _ = handle.join();
+        }
+        // The state log last: it drains what the others queued.
+        self.log_stop.store(true, Ordering::SeqCst);
+        if let Some(handle) = self.state_log.take() {
             let _ = handle.join();
         }
     }
@@ -592,7 +604,14 @@ pub(super) fn spawn(
     audit_sweep_every: Duration,
 ) -> std::io::Result<WatchThreads> {
     let (tx, rx) = sync_channel(BEATS_BUFFERED);
-    let mut threads = WatchThreads { stop: Arc::new(Stop::default()), watchdog: None, audit: None };
+    let mut threads = WatchThreads {
+        stop: Arc::new(Stop::default()),
+        watchdog: None,
+        tsca: None,
+        audit: None,
+        state_log: None,
+        log_stop: Arc::new(AtomicBool::new(false)),
+    };
     let hash = config.hash();
     let instances = DscInstances {
         shared: Arc::downgrade(shared),
@@ -606,10 +625,24 @@ pub(super) fn spawn(
     };
     let (weak, stop, commit) = (Arc::downgrade(shared), threads.stop.clone(), Arc::downgrade(commit));
     instances.start()?;
+    let (tsca_tx, tsca_rx) = sync_channel::<Observed>(1);
     threads.watchdog = Some(
         std::thread::Builder::new()
             .name("maos-watchdog".into())
-            .spawn(move || watchdog(&weak, &stop, &rx, hash, &commit, &faults, &instances))?,
+            .spawn(move || watchdog(&weak, &stop, &rx, hash, &commit, &faults, &tsca_tx))?,
+    );
+    let (log_tx, log_rx) = sync_channel::<(maos_wal::RecordKind, Vec<u8>)>(STATE_LOG_QUEUE);
+    if shared.state_log.set(log_tx).is_ok() {
+        let (wal, stop) = (shared.wal.clone(), threads.log_stop.clone());
+        threads.state_log = Some(
+            std::thread::Builder::new().name("maos-state-log".into()).spawn(move || state_log(&wal, &stop, &log_rx))?,
+        );
+    }
+    let (weak, stop) = (Arc::downgrade(shared), threads.stop.clone());
+    threads.tsca = Some(
+        std::thread::Builder::new()
+            .name("maos-tsca".into())
+            .spawn(move || tsca_loop(&weak, &stop, &tsca_rx, &instances))?,
     );
     let (weak, stop) = (Arc::downgrade(shared), threads.stop.clone());
     threads.audit = Some(
@@ -698,7 +731,7 @@ fn watchdog(
     config_hash: [u8; 32],
     commit: &Weak<CommitLayer>,
     drills: &Arc<KernelFaults>,
-    instances: &DscInstances,
+    tsca: &SyncSender<Observed>,
 ) {
     let mut monitor = BeatMonitor::new(config_hash);
     let mut disk = Disk::default();
@@ -767,13 +800,76 @@ fn watchdog(
         }
         // The TSCA acts on what the watchdog just confirmed (its own thread:
         // a stalled sequencer does not stop it).
-        let mut restarts = super::tsca::tick(&shared, &next);
+        // A log writer stalled three times past its limit (a minute by
+        // default) will not come back by itself: the emergency shutdown's
+        // halt needs no log; its report waits for the sequencer.
+        let stalled_ms = wal_busy_ms.unwrap_or(0);
+        if stalled_ms > limit_ms(watch.wal_interval).saturating_mul(WAL_STALL_ECS_FACTOR) {
+            let why = format!("the log's writer has had one commit group in flight for {stalled_ms} ms");
+            shared.emergency_from_watchdog(crate::ecs::EcsTrigger::WalFailed { why });
+        }
+        // The TSCA acts on its own thread: its records must be durable before
+        // it acts, and a log that hangs must not stop this one from watching.
+        // A TSCA still busy with the last turn skips this one.
+        let _ = tsca.try_send(next);
+        drop((shared, commit));
+    }
+}
+
+/// Mode and state transitions queued for the log, at most.
+const STATE_LOG_QUEUE: usize = 1024;
+
+/// The state log's thread: appends what is queued, in order; once the
+/// kernel stops, drains the queue and ends.
+fn state_log(wal: &maos_wal::Wal, stop: &AtomicBool, rx: &Receiver<(maos_wal::RecordKind, Vec<u8>)>) {
+    let append = |(kind, payload): (maos_wal::RecordKind, Vec<u8>)| {
+        if let Err(e) = wal.append(kind, &payload) {
+            tracing::error!(error = %e, "a mode or state transition could not be logged");
+        }
+    };
+    loop {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(record) => append(record),
+            Err(RecvTimeoutError::Timeout) if stop.load(Ordering::SeqCst) => {
+                while let Ok(record) = rx.try_recv() {
+                    append(record);
+                }
+                return;
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+/// The TSCA's thread: each observation the watchdog hands over, the TSCA's
+/// turn (its mode, the recovery chain, component and system restarts,
+/// lapsed proposals), then the restarts it executed or the commander
+/// approved.
+fn tsca_loop(shared: &Weak<Shared>, stop: &Stop, rx: &Receiver<Observed>, instances: &DscInstances) {
+    loop {
+        let seen = match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(seen) => seen,
+            Err(RecvTimeoutError::Timeout) => {
+                if stop.is_set() {
+                    return;
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        if stop.is_set() {
+            return;
+        }
+        let Some(shared) = shared.upgrade() else { return };
+        if shared.stopped.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut restarts = super::tsca::tick(&shared, &seen);
         restarts.extend(shared.take_approved_restarts());
         for component in restarts {
             restart(component, &shared, instances);
-            watch.watchdog_pet_ms.store(watch.now_ms(), Ordering::SeqCst);
         }
-        drop((shared, commit));
     }
 }
 

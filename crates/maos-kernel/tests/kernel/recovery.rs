@@ -235,8 +235,10 @@ fn ct_deg_23_memory_pressure_pauses_ring_3_and_resumes_under_75() {
 
 /// The log's writer is watched (§16.3): a commit group whose sync takes
 /// longer than twice the writer's interval makes it unresponsive (ring 0:
-/// ORANGE, commits frozen), and it is responsive again once the sync returns.
-/// The transition is logged.
+/// ORANGE, commits frozen), and it is responsive again once the sync returns;
+/// the watchdog is not held by the hung log (its transitions go through the
+/// state log's thread, logged once the sync returns). A sync three times past
+/// the limit halts the node into an emergency shutdown.
 #[test]
 fn a_log_sync_that_does_not_return_makes_the_wal_writer_unresponsive() {
     let world = World::new();
@@ -251,12 +253,23 @@ fn a_log_sync_that_does_not_return_makes_the_wal_writer_unresponsive() {
         let (kernel, _) = Kernel::start(config).await.unwrap();
         wait_state(&kernel, CanonicalState::Yellow).await;
         assert!(matches!(submit(&kernel, fs_write("a.txt", "x"), &token).await, Reply::Done { .. }));
-        storage.faults().sync_delay_us.store(1_500_000, Ordering::SeqCst);
+        // Past its limit (500 ms here), short of three times it.
+        storage.faults().sync_delay_us.store(1_200_000, Ordering::SeqCst);
         let reply = submit(&kernel, fs_write("b.txt", "x"), &token).await;
         storage.faults().sync_delay_us.store(0, Ordering::SeqCst);
         wait_state(&kernel, CanonicalState::Yellow).await;
         let _ = reply;
         assert!(matches!(submit(&kernel, fs_write("c.txt", "x"), &token).await, Reply::Done { .. }));
+        // Three times past it: the watchdog halts the node, without the log.
+        storage.faults().sync_delay_us.store(2_500_000, Ordering::SeqCst);
+        let k = kernel.clone();
+        let t = token.clone();
+        let stuck = tokio::spawn(async move { submit(&k, fs_write("d.txt", "x"), &t).await });
+        wait_state(&kernel, CanonicalState::SafeHold).await;
+        let why = kernel.status().posture.why.join("; ");
+        assert!(why.contains("commit group in flight"), "{why}");
+        storage.faults().sync_delay_us.store(0, Ordering::SeqCst);
+        stuck.abort();
         let states: Vec<String> = maos_wal::LogReader::new(Arc::new(storage.clone()))
             .records()
             .unwrap()
