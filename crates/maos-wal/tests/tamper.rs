@@ -403,20 +403,24 @@ fn sweep_catches_a_consistent_rewrite_at_the_next_checkpoint() {
     assert_eq!(err.fault(), Some(Fault::CheckpointMismatch), "{err}");
 }
 
-/// Without checkpoints after the change, the head hash the writer knows
-/// is what catches a history rewritten with every link recomputed.
-#[test]
-fn sweep_catches_a_consistent_rewrite_by_the_head_hash() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = WalConfig::new(Profile::Standard, dir.path())
+/// A log of 60 records over 4 KiB segments without checkpoints; its head.
+fn build_unsigned_log(dir: &Path) -> (Lsn, maos_wal::RecordHash) {
+    let config = WalConfig::new(Profile::Standard, dir)
         .clock(Arc::new(ManualClock::new(UnixMillis(1_750_000_000_000))))
         .segment_bytes_target(4096);
     let (wal, _) = Wal::open(config).unwrap();
     for i in 0..60u32 {
         wal.append(KIND, format!("{{\"record\":{i},\"pad\":\"{:0>200}\"}}", i).as_bytes()).unwrap();
     }
-    let head = wal.head().unwrap();
-    drop(wal);
+    wal.head().unwrap()
+}
+
+/// Without checkpoints after the change, the head hash the writer knows
+/// is what catches a history rewritten with every link recomputed.
+#[test]
+fn sweep_catches_a_consistent_rewrite_by_the_head_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = build_unsigned_log(dir.path());
     let (path, off, _) = locate(dir.path(), 40);
     edit(&path, |b| b[off + 50] ^= 0x01);
     rechain(dir.path());
@@ -428,15 +432,7 @@ fn sweep_catches_a_consistent_rewrite_by_the_head_hash() {
 #[test]
 fn sweep_catches_a_log_cut_short_of_the_published_head() {
     let dir = tempfile::tempdir().unwrap();
-    let config = WalConfig::new(Profile::Standard, dir.path())
-        .clock(Arc::new(ManualClock::new(UnixMillis(1_750_000_000_000))))
-        .segment_bytes_target(4096);
-    let (wal, _) = Wal::open(config).unwrap();
-    for i in 0..60u32 {
-        wal.append(KIND, format!("{{\"record\":{i},\"pad\":\"{:0>200}\"}}", i).as_bytes()).unwrap();
-    }
-    let head = wal.head().unwrap();
-    drop(wal);
+    let head = build_unsigned_log(dir.path());
     std::fs::remove_file(segment_paths(dir.path()).last().unwrap()).unwrap();
     let err = sweep_pass(dir.path(), Some(head)).unwrap_err();
     assert_eq!((err.fault(), err.lsn()), (Some(Fault::Truncated), Some(head.0)), "{err}");

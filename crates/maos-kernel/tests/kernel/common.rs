@@ -296,6 +296,17 @@ pub fn kernel_records(world: &World) -> Vec<maos_kernel::records::KernelRecord> 
         .collect()
 }
 
+/// Every TSCA record of the world's log, in order.
+pub fn tsca_records(world: &World) -> Vec<maos_kernel::records::TscaRecord> {
+    kernel_records(world)
+        .into_iter()
+        .filter_map(|r| match r {
+            maos_kernel::records::KernelRecord::Tsca(t) => Some(*t),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The issue event of a token the tests minted (as `maos token issue` logs it).
 pub fn issued(token: &str) -> maos_token::TokenEvent {
     let verified = maos_token::UnverifiedToken::parse(token)

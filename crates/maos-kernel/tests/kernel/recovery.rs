@@ -15,13 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 fn tsca_events(world: &World) -> Vec<TscaEvent> {
-    kernel_records(world)
-        .into_iter()
-        .filter_map(|r| match r {
-            KernelRecord::Tsca(t) => Some(t.event),
-            _ => None,
-        })
-        .collect()
+    tsca_records(world).into_iter().map(|r| r.event).collect()
 }
 
 /// A ring-1 component as the MCP upstream supervisor is one: a loop that

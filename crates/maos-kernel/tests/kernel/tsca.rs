@@ -4,22 +4,11 @@
 
 use crate::common::*;
 use maos_kernel::posture::{CanonicalState, Component};
-use maos_kernel::records::{KernelRecord, TscaRecord};
 use maos_kernel::tsca::{PROPOSAL_TTL_MS, RESTART_SETTLE_MS, TERMINATIONS_MAX, TscaAction, TscaEvent, TscaMode};
 use maos_kernel::{Kernel, STATE_SAVE_WINDOW_MS, SignedTscaApproval, replay};
 use maos_model::{AgentId, Profile};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-
-fn tsca_records(world: &World) -> Vec<TscaRecord> {
-    kernel_records(world)
-        .into_iter()
-        .filter_map(|r| match r {
-            KernelRecord::Tsca(t) => Some(*t),
-            _ => None,
-        })
-        .collect()
-}
 
 fn count(world: &World, f: impl Fn(&TscaEvent) -> bool) -> usize {
     tsca_records(world).iter().filter(|r| f(&r.event)).count()
