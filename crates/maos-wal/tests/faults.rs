@@ -105,6 +105,37 @@ fn ct_wal_06_primary_failure_continues_on_secondary() {
     assert_eq!(records(&p).get(&l.lsn().0).map(Vec::as_slice), Some(&b"after"[..]));
 }
 
+/// The audit sweep beside a copy that fails mid-pass: the copy it was
+/// reading stops receiving records (it would look cut short of the head),
+/// so the step's verdict is dropped and the sweep goes on with the healthy
+/// copy, without ever reporting damage.
+#[test]
+fn sweep_moves_to_the_healthy_copy_when_the_one_it_reads_fails() {
+    let (p, s) = (MemStorage::new(), MemStorage::new());
+    let (wal, _) = Wal::open(config(&p, Some(&s))).unwrap();
+    let mut cursor = maos_wal::SweepCursor::default();
+    let mut passes = 0;
+    for i in 0..400u32 {
+        if i == 150 {
+            p.faults().fail_writes.store(true, Ordering::SeqCst);
+        }
+        wal.append(KIND, format!("record {i} {:0>120}", i).as_bytes()).unwrap();
+        if i % 10 == 0 {
+            let step = wal.sweep_step(&mut cursor, 1).unwrap_or_else(|e| panic!("after record {i}: {e}"));
+            passes += u32::from(step.wrapped);
+        }
+    }
+    assert_eq!(wal.health().state, HealthState::Degraded, "the primary failed");
+    let mut wrapped = false;
+    for _ in 0..1_000 {
+        if wal.sweep_step(&mut cursor, 8).unwrap().wrapped {
+            wrapped = true;
+            break;
+        }
+    }
+    assert!(wrapped && passes >= 1, "a full pass on the secondary ({passes} passes before)");
+}
+
 #[test]
 fn ct_wal_07_both_copies_failing_is_commit_freeze() {
     let (p, s) = (MemStorage::new(), MemStorage::new());
