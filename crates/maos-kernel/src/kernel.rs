@@ -711,7 +711,7 @@ impl Shared {
             wal_writable: !self.wal.frozen() && !disk_at(DISK_EMERGENCY_PCT),
             // The fold verified the whole chain at boot; the audit sweep
             // re-verifies it on disk while running.
-            audit_chain_intact: self.watch.audit_broken().is_none(),
+            audit_chain_intact: self.watch.audit_intact(),
             // At 95 % only essential writes: no snapshot for an effect, Rule 5 denies it.
             rollback_available: seen.rollback_ok && !disk_at(DISK_ESSENTIAL_PCT),
             supervisor_present: self.watch.supervisor_present(),

@@ -241,7 +241,9 @@ impl LogReader {
     }
 }
 
-fn end_error(end: ScanEnd, is_last: bool) -> Option<(Fault, usize)> {
+/// The damage a segment's scan ended on, if any: a torn or in-progress tail
+/// of the last segment is none.
+pub(crate) fn end_error(end: ScanEnd, is_last: bool) -> Option<(Fault, usize)> {
     match end {
         ScanEnd::Clean => None,
         ScanEnd::Incomplete { .. } | ScanEnd::Bad { torn_shaped: true, .. } if is_last => None,

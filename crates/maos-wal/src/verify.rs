@@ -270,13 +270,9 @@ fn sweep_segments(
             }
             step.records = step.records.saturating_add(1);
         }
-        match (scan.end, is_last) {
-            (ScanEnd::Clean, _) | (ScanEnd::Incomplete { .. } | ScanEnd::Bad { torn_shaped: true, .. }, true) => {}
-            (ScanEnd::Incomplete { offset }, false) => return Err(corrupt(chain, Fault::Truncated, offset)),
-            (ScanEnd::Bad { offset, error: FrameError::BadCrc, .. }, _) => {
-                return Err(corrupt(chain, Fault::Crc, offset));
-            }
-            (ScanEnd::Bad { offset, .. }, _) => return Err(corrupt(chain, Fault::Frame, offset)),
+        // As every reader: a torn or in-progress tail of the last segment is not damage.
+        if let Some((fault, offset)) = crate::reader::end_error(scan.end, is_last) {
+            return Err(corrupt(chain, fault, offset));
         }
         cursor.next_segment = segments.get(i + 1).map(|(l, _)| *l);
         if is_last {

@@ -300,6 +300,8 @@ pub(crate) struct Watch {
     memory_reader: MemoryReader,
     /// Why the audit sweep found the chain broken (sticky: Rule 3).
     audit_broken: Mutex<Option<String>>,
+    /// `audit_broken` is set: read on every health report without the lock.
+    audit_failed: AtomicBool,
     pub sequencer_interval: Duration,
     pub dsc_interval: Duration,
     /// How long one commit group may take before the log's writer is
@@ -330,6 +332,7 @@ impl Watch {
             faults,
             memory_reader,
             audit_broken: Mutex::new(None),
+            audit_failed: AtomicBool::new(false),
             sequencer_interval,
             dsc_interval,
             wal_interval,
@@ -363,13 +366,30 @@ impl Watch {
 
     /// Why the audit chain is broken on disk, once the sweep found it so.
     pub(crate) fn audit_broken(&self) -> Option<String> {
-        self.audit_broken.lock().map_or_else(|_| Some("the audit state lock is poisoned".to_owned()), |b| b.clone())
+        if !self.audit_failed.load(Ordering::SeqCst) {
+            return None;
+        }
+        Some(
+            self.audit_broken
+                .lock()
+                .ok()
+                .and_then(|b| b.clone())
+                .unwrap_or_else(|| "the audit chain is broken".to_owned()),
+        )
+    }
+
+    /// Whether the audit sweep found the chain broken (the health report's
+    /// Rule 3 input, read before every batch: no lock, no allocation).
+    pub(crate) fn audit_intact(&self) -> bool {
+        !self.audit_failed.load(Ordering::SeqCst)
     }
 
     pub(crate) fn set_audit_broken(&self, why: String) {
         if let Ok(mut broken) = self.audit_broken.lock() {
             broken.get_or_insert(why);
         }
+        // Set even if the lock is poisoned: fail closed.
+        self.audit_failed.store(true, Ordering::SeqCst);
     }
 
     /// Memory pressure now, for the request path.
