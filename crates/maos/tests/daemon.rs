@@ -351,6 +351,19 @@ mod daemon {
         }
     }
 
+    /// Waits for the emergency shutdown's report in `maos status`.
+    fn wait_ecs_report(dir: &Path) -> Value {
+        let started = std::time::Instant::now();
+        loop {
+            let status = ok_json(dir, &["status"]);
+            if status["status"]["ecs"]["active"]["id"].is_string() {
+                return status;
+            }
+            assert!(started.elapsed() < DAEMON_WAIT, "no shutdown report: {status}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// `maos up` on `dir`, which must refuse to start; its output.
     fn up_refused(dir: &Path) -> String {
         let out = tempfile::NamedTempFile::new().unwrap();
@@ -453,7 +466,9 @@ mod daemon {
         assert!(["KERNEL-FREEZE", "KERNEL-ECS"].contains(&view["code"].as_str().unwrap_or("")), "{view}");
         // CT-WAL-07: commit freeze, then the emergency shutdown: SAFE-HOLD,
         // everything refused, a forensic report the log could not take.
-        let status = wait_state(&dir, "SAFE-HOLD");
+        wait_state(&dir, "SAFE-HOLD");
+        // The halt comes first; the report follows it (phase 2).
+        let status = wait_ecs_report(&dir);
         assert_eq!(status["status"]["human_ack"], true, "{status}");
         assert!(status["status"]["degraded_modes"].as_array().unwrap().contains(&json!(5)), "{status}");
         let ecs = &status["status"]["ecs"]["active"];
